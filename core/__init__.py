@@ -1,0 +1,31 @@
+"""Player-Coach Trade Review engine: a library with no Streamlit in it.
+
+    import core
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    artifact = core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
+                                      core.HousePlayer(), core.HouseCoach(), store=core.Store())
+"""
+
+from core.agent import AgentError, Coach, Player, SpendLimitReached, Turn
+from core.deriver import derive_constraints
+from core.house import HouseCoach, HousePlayer
+from core.loop import (
+    BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment,
+    VerdictReached, replay_exchange, run_exchange, run_exchange_sync,
+)
+from core.presets import InvalidInput, list_presets, load_preset, parse_constraints
+from core.rules import check_proposal, circuit_breaker, risk_reward
+from core.schema import (
+    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, Usage,
+    Verdict, WorldState,
+)
+from core.store import Store
+
+__all__ = [
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BreakerTripped", "Check", "Coach", "Constraints", "ET",
+    "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES",
+    "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "RoundStarted", "SpendLimitReached", "Store",
+    "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached", "WorldState", "check_proposal", "circuit_breaker",
+    "derive_constraints", "list_presets", "load_preset", "parse_constraints", "replay_exchange", "risk_reward",
+    "run_exchange", "run_exchange_sync",
+]

@@ -1,0 +1,56 @@
+"""What a Player or a Coach is, to the loop.
+
+Both roles stream text fragments (for the speech bubble) and end with a validated object plus
+token usage: a method is a generator that yields `str` fragments and *returns* a `Turn`.
+The loop reads it with `turn = yield from ...`, so house agents, Claude agents and test stubs
+plug in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.schema import Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What an agent hands back at the end of its stream.
+
+    value: a `Proposal` (Player) or the critique text (Coach).
+    opinion: the Coach's own verdict in independent mode, e.g. {"decision": ..., "violations": [...]}.
+    """
+
+    value: Proposal | str
+    usage: Usage = field(default_factory=Usage)
+    opinion: dict | None = None
+
+
+class AgentError(Exception):
+    """An agent could not produce a valid answer; the message is shown to the user as is."""
+
+
+class SpendLimitReached(Exception):
+    """The spend guard refused a paid call; the exchange ends ABORT with reason spend_guard."""
+
+
+class Player(Protocol):
+    name: str
+
+    def propose(
+        self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[dict]
+    ) -> Generator[str, None, Turn]:
+        """Stream the reasoning, return Turn(Proposal). `history` holds the earlier artifact rounds."""
+        ...
+
+
+class Coach(Protocol):
+    name: str
+
+    def critique(
+        self, proposal: Proposal, verdict: Verdict, constraints: Constraints, world: WorldState, portfolio: Portfolio
+    ) -> Generator[str, None, Turn]:
+        """Stream the critique of a proposal the rules have already judged, return Turn(str)."""
+        ...

@@ -1,0 +1,75 @@
+"""Derive a constraint schema from what the Coach has seen a strategy do (SPEC §6)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.schema import ENTRY_TYPES, Constraints
+
+MIN_PROPOSALS = 5  # a symbol needs this many proposed entries before its confidence counts
+MIN_CONFIDENCE = 0.6
+MIN_APPROVED_FOR_RR = 5  # fewer approved entries than this is too thin to set min_risk_reward
+
+
+def derive_constraints(store, strategy_id: str, current: Constraints | None = None) -> tuple[Constraints, dict]:
+    """The schema the evidence supports, and the evidence behind each changed field.
+
+    min_risk_reward = 25th percentile (linear interpolation) of the R/R of approved entries;
+    allowed_symbols = symbols with approved/proposed entries >= 0.6 over at least 5 proposals.
+    Every other field is copied from `current` (default: the moderate defaults). A field whose
+    evidence is too thin is left unchanged, and the evidence says why.
+    """
+    current = current or Constraints()
+    entries: dict[tuple, dict] = {}
+    for row in store.coach_memory(strategy_id):
+        if row["action_type"] not in ENTRY_TYPES:
+            continue
+        key = (row["run_id"], row["round"], row["action"])
+        entry = entries.setdefault(key, {"symbol": row["symbol"], "approved": row["outcome"] == "APPROVE", "rr": None})
+        if row["rr"] is not None:
+            entry["rr"] = row["rr"]
+
+    evidence: dict = {"strategy_id": strategy_id, "entries": len(entries), "fields": {}}
+    changes: dict = {}
+
+    rrs = sorted(e["rr"] for e in entries.values() if e["approved"] and e["rr"] is not None)
+    if len(rrs) >= MIN_APPROVED_FOR_RR:
+        value = round(float(np.percentile(rrs, 25)), 4)
+        changes["min_risk_reward"] = value
+        evidence["fields"]["min_risk_reward"] = {
+            "rule": "25th percentile of the R/R of approved entries", "sample_size": len(rrs),
+            "percentile_25": value, "min": rrs[0], "median": float(np.median(rrs)), "max": rrs[-1],
+        }
+    else:
+        evidence["fields"]["min_risk_reward"] = {
+            "rule": "25th percentile of the R/R of approved entries", "sample_size": len(rrs),
+            "too_thin": f"needs at least {MIN_APPROVED_FOR_RR} approved entries, has {len(rrs)}",
+        }
+
+    per_symbol: dict[str, list[int]] = {}
+    for e in entries.values():
+        counts = per_symbol.setdefault(e["symbol"], [0, 0])
+        counts[0] += 1
+        counts[1] += e["approved"]
+    confidence = {
+        s: {"proposed": n, "approved": ok, "confidence": round(ok / n, 4), "counted": n >= MIN_PROPOSALS,
+            "allowed": n >= MIN_PROPOSALS and ok / n >= MIN_CONFIDENCE}
+        for s, (n, ok) in sorted(per_symbol.items())
+    }
+    allowed = [s for s, c in confidence.items() if c["allowed"]]
+    if allowed:
+        changes["allowed_symbols"] = allowed
+        evidence["fields"]["allowed_symbols"] = {
+            "rule": f"confidence = approved/proposed entries >= {MIN_CONFIDENCE}, over at least {MIN_PROPOSALS} proposals",
+            "symbols": confidence,
+        }
+    else:
+        evidence["fields"]["allowed_symbols"] = {
+            "rule": f"confidence = approved/proposed entries >= {MIN_CONFIDENCE}, over at least {MIN_PROPOSALS} proposals",
+            "symbols": confidence, "too_thin": "no symbol has enough proposals with enough approvals",
+        }
+
+    derived = current.model_copy(update=changes)
+    evidence["changed"] = [f for f in changes if getattr(current, f) != getattr(derived, f)]
+    evidence["too_thin"] = not changes
+    return Constraints.model_validate(derived.model_dump()), evidence

@@ -1,0 +1,61 @@
+"""The shipped constraint presets (presets/*.json) and the one way to read a schema from JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.schema import Constraints
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+class InvalidInput(ValueError):
+    """Input that failed validation; the message names the field and the value."""
+
+
+def explain(error: ValidationError) -> str:
+    """One line per problem: 'field: message (got value)'."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "input"
+        got = problem.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{where}: {problem['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def parse_constraints(source: str | bytes | dict, *, require_all: bool = True) -> Constraints:
+    """Validate a constraint schema from JSON text or a dict; every field is required in a preset."""
+    if isinstance(source, (str, bytes)):
+        try:
+            source = json.loads(source)
+        except (json.JSONDecodeError, UnicodeDecodeError) as bad:
+            raise InvalidInput(f"not valid JSON: {bad}") from None
+    if not isinstance(source, dict):
+        raise InvalidInput(f"a constraint schema must be a JSON object, got {type(source).__name__}")
+    missing = [name for name in Constraints.model_fields if name not in source]
+    if require_all and missing:
+        raise InvalidInput(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    try:
+        return Constraints.model_validate(source)
+    except ValidationError as error:
+        raise InvalidInput(explain(error)) from None
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
+
+
+def load_preset(name: str) -> Constraints:
+    """A shipped preset by name, validated."""
+    path = PRESETS_DIR / f"{name}.json"
+    if name not in list_presets():
+        raise InvalidInput(f"preset: unknown preset {name!r}; known: {', '.join(list_presets())}")
+    try:
+        return parse_constraints(path.read_text())
+    except InvalidInput as error:
+        raise InvalidInput(f"preset {name}: {error}") from None

@@ -1,0 +1,292 @@
+"""The data contracts: one pydantic model per thing the app passes around (SPEC §3).
+
+They validate input at the edges, give Claude its tool schemas and serialise artifacts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ET = ZoneInfo("America/New_York")
+
+RULE_NAMES = (
+    "bracket",
+    "allowed_symbols",
+    "max_single_trade_pct",
+    "max_position_pct",
+    "max_open_positions",
+    "max_leverage",
+    "min_risk_reward",
+    "max_daily_loss_pct",
+    "max_drawdown_pct",
+    "min_stop_atr_multiple",
+)
+"""Every constraint a check can name, in the order the Coach reports them."""
+
+BREAKER_NAMES = ("mll_breached", "daily_loss_limit", "consistency_rule", "trading_cutoff")
+
+OUTCOMES = ("APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED")
+
+ENTRY_TYPES = ("enter_long", "enter_short")
+
+_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=/]{0,19}$")
+
+
+def normalise_symbol(value: object) -> str:
+    """Upper-case a ticker and reject anything that is not one (AMZN, BTC-USD, BRK.B, ES=F)."""
+    if not isinstance(value, str):
+        raise ValueError(f"a symbol must be text, got {value!r}")
+    symbol = value.strip().upper()
+    if not _SYMBOL.match(symbol):
+        raise ValueError(f"{value!r} is not a ticker symbol (letters, digits and . - = / ^ only)")
+    return symbol
+
+
+def parse_cutoff(value: object) -> time | None:
+    """'16:20' or '9:30' -> a time; None or '' -> no cutoff."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, time):
+        return value
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{value!r} is not a time of day as HH:MM")
+    return time(int(match[1]), int(match[2]))
+
+
+class Strict(BaseModel):
+    """Unknown keys and NaN/inf are errors everywhere."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Constraints(Strict):
+    """The Coach's constraint schema. Percentages are fractions (0.05 = 5 %)."""
+
+    max_position_pct: float = Field(0.15, gt=0, le=1, description="Largest absolute position in one symbol, as a fraction of equity.")
+    max_single_trade_pct: float = Field(0.05, gt=0, le=1, description="Largest size of one entry action, as a fraction of equity.")
+    max_leverage: float = Field(1.5, gt=0, le=100, description="Largest sum of absolute positions after the proposal, in multiples of equity.")
+    max_drawdown_pct: float = Field(0.10, gt=0, le=1, description="Largest drawdown from peak equity, counting the risk to the stops of the new entries.")
+    max_daily_loss_pct: float = Field(0.02, gt=0, le=1, description="Largest loss today, counting the risk to the stops of the new entries, as a fraction of start-of-day equity.")
+    consistency_rule_pct: float = Field(0.50, gt=0, le=1, description="No trading once today's gain exceeds this fraction of the cumulative profit.")
+    trading_cutoff_time: str | None = Field("16:20", description="No new exchange at or after this time of day (ET, HH:MM); null for no cutoff.")
+    allowed_symbols: list[str] = Field(default_factory=lambda: ["AMZN", "MSFT", "TSLA", "BTC-USD"], min_length=1, description="Symbols the Player may trade.")
+    max_open_positions: int = Field(3, ge=1, le=100, description="Most symbols held at once after the proposal.")
+    min_risk_reward: float = Field(1.5, gt=0, le=100, description="Smallest reward-to-risk ratio of an entry (target distance over stop distance).")
+    max_rounds: int = Field(3, ge=1, le=10, description="Most Player-Coach rounds before the exchange ends REJECT-MAX.")
+    abort_on_violations: list[str] = Field(default_factory=lambda: ["max_leverage", "max_drawdown_pct"], description="Violations that end the exchange at once (ABORT).")
+    min_stop_atr_multiple: float | None = Field(None, gt=0, le=100, description="Smallest stop distance in multiples of the 14-day ATR; null for off.")
+
+    @field_validator("trading_cutoff_time", mode="before")
+    @classmethod
+    def _cutoff(cls, value: object) -> str | None:
+        cutoff = parse_cutoff(value)
+        return None if cutoff is None else cutoff.strftime("%H:%M")
+
+    @field_validator("allowed_symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: object) -> list[str]:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of symbols")
+        symbols = [normalise_symbol(v) for v in value]
+        return list(dict.fromkeys(symbols))
+
+    @field_validator("abort_on_violations")
+    @classmethod
+    def _abort_names(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in RULE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown constraint name {unknown[0]!r}; known: {', '.join(RULE_NAMES)}")
+        return list(dict.fromkeys(value))
+
+    def cutoff(self) -> time | None:
+        """The trading cutoff as a time of day, or None."""
+        return parse_cutoff(self.trading_cutoff_time)
+
+
+class WorldState(Strict):
+    """The market snapshot the Player decides on. `as_of` is Eastern Time."""
+
+    symbol: str
+    as_of: datetime
+    price: float = Field(gt=0)
+    sma5: float = Field(gt=0)
+    sma10: float = Field(gt=0)
+    volume: float = Field(0, ge=0)
+    volatility_regime: Literal["low", "medium", "high"] = "medium"
+    session: Literal["pre_market", "NY_open", "midday", "close", "after_hours"] = "NY_open"
+    position: Literal["flat", "long", "short"] = "flat"
+    atr: float | None = Field(None, gt=0)
+    vwap: float | None = Field(None, gt=0)
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: object) -> str:
+        return normalise_symbol(value)
+
+    @field_validator("as_of")
+    @classmethod
+    def _eastern(cls, value: datetime) -> datetime:
+        # A naive time is read as ET (the trader's clock); an aware one is converted to it.
+        return value.replace(tzinfo=ET) if value.tzinfo is None else value.astimezone(ET)
+
+
+class Portfolio(Strict):
+    """Account state before the proposal. Positions are signed fractions of equity."""
+
+    equity: float = Field(100_000.0, gt=0)
+    peak_equity: float | None = Field(None, gt=0)
+    start_of_day_equity: float | None = Field(None, gt=0)
+    cumulative_pnl: float = 0.0
+    today_pnl: float = 0.0
+    positions: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("positions", mode="before")
+    @classmethod
+    def _positions(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {normalise_symbol(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _fill(self) -> Portfolio:
+        if self.peak_equity is None:
+            self.peak_equity = self.equity
+        if self.start_of_day_equity is None:
+            self.start_of_day_equity = self.equity
+        if self.peak_equity < self.equity:
+            raise ValueError(f"peak_equity {self.peak_equity} is below equity {self.equity}")
+        return self
+
+
+class Action(Strict):
+    """One trading action. Entries carry size and bracket; exit and hold name only the symbol."""
+
+    action_type: Literal["enter_long", "enter_short", "exit", "hold"]
+    symbol: str
+    size_pct: float | None = Field(None, description="Size as a fraction of equity (0.03 = 3 %).")
+    entry_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: object) -> str:
+        return normalise_symbol(value)
+
+    @model_validator(mode="after")
+    def _entry_fields(self) -> Action:
+        if self.action_type in ENTRY_TYPES:
+            missing = [f for f in ("size_pct", "entry_price", "stop_loss", "take_profit") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"{self.action_type} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def is_entry(self) -> bool:
+        return self.action_type in ENTRY_TYPES
+
+
+class Proposal(Strict):
+    """The Player's answer: reasoning first (it streams first), then 1-3 actions."""
+
+    reasoning: str = Field(description="Why these actions, in two to four sentences of plain text.")
+    actions: list[Action] = Field(min_length=1, max_length=3)
+
+
+class Check(BaseModel):
+    """One constraint checked against one action (action None: the whole proposal)."""
+
+    constraint: str
+    action: int | None
+    passed: bool
+    arithmetic: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+class Verdict(BaseModel):
+    """The Coach's decision: from the rules, with the critique written by the Coach agent."""
+
+    decision: Literal["APPROVE", "REJECT", "ABORT"]
+    violations: list[str] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    feedback: str = ""
+
+
+class Usage(BaseModel):
+    """Tokens and dollars of one call, a round or an exchange."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage.model_construct(
+            input=self.input + other.input,
+            output=self.output + other.output,
+            cache_read=self.cache_read + other.cache_read,
+            cache_write=self.cache_write + other.cache_write,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+        )
+
+
+class Evaluation(BaseModel):
+    decision: Literal["APPROVE", "REJECT", "ABORT"]
+    violations: list[str]
+    checks: list[Check]
+    feedback: str
+    coach_opinion: dict | None = None
+    disagrees: bool | None = None
+
+
+class Round(BaseModel):
+    round: int
+    proposal: Proposal
+    evaluation: Evaluation
+    tokens: int
+    usage: Usage
+    latency_ms: float
+
+
+class Agents(BaseModel):
+    player: str
+    coach: str
+    model: str | None = None
+
+
+class Artifact(BaseModel):
+    """The record of one exchange (a superset of the reference package's artifact)."""
+
+    run_id: str
+    timestamp: str
+    outcome: Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
+    approved: bool
+    rounds_taken: int
+    termination_reason: str | None
+    total_tokens: int
+    usage: Usage
+    rounds: list[Round]
+    constraint_snapshot: Constraints
+    portfolio_snapshot: Portfolio
+    world_state: WorldState
+    strategy_id: str | None
+    symbol: str
+    agents: Agents
+
+
+def is_finite(*values: float | None) -> bool:
+    """True when every value is a real, finite number."""
+    return all(v is not None and math.isfinite(v) for v in values)

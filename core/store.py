@@ -1,0 +1,373 @@
+"""The audit trail: every exchange, round and checked constraint in one SQLite file.
+
+Built on sqlite-utils. The loop writes an exchange when it starts and each round when it ends,
+so a crash leaves an INTERRUPTED exchange with every finished round. One connection per thread,
+WAL, a busy timeout and BEGIN IMMEDIATE writes let threads and processes share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from core.schema import Constraints
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_path() -> Path:
+    """The database file: $PLAYER_COACH_DB, else data/player_coach.db."""
+    return Path(os.environ.get("PLAYER_COACH_DB") or DEFAULT_PATH)
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["strategies"].create({"strategy_id": str, "first_seen": str, "last_seen": str}, pk="strategy_id")
+    db["exchanges"].create(
+        {
+            "run_id": str, "timestamp": str, "outcome": str, "approved": int, "rounds_taken": int,
+            "termination_reason": str, "total_tokens": int, "cost_usd": float, "usage": str,
+            "symbol": str, "strategy_id": str, "player": str, "coach": str, "model": str,
+            "violations": str, "constraint_snapshot": str, "portfolio_snapshot": str, "world_state": str,
+            "finished": int,
+        },
+        pk="run_id",
+    )
+    db["rounds"].create(
+        {
+            "run_id": str, "round": int, "proposal": str, "reasoning": str, "decision": str, "violations": str,
+            "checks": str, "feedback": str, "coach_opinion": str, "disagrees": int, "tokens": int, "usage": str,
+            "latency_ms": float,
+        },
+        pk=("run_id", "round"),
+        foreign_keys=[("run_id", "exchanges", "run_id")],
+    )
+    db["portfolio_snapshots"].create(
+        {
+            "id": int, "run_id": str, "timestamp": str, "equity": float, "peak_equity": float,
+            "start_of_day_equity": float, "cumulative_pnl": float, "today_pnl": float, "positions": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "exchanges", "run_id")],
+    )
+    db["coach_memory"].create(
+        {
+            "id": int, "run_id": str, "round": int, "action": int, "strategy_id": str, "symbol": str,
+            "action_type": str, "constraint": str, "value": float, "threshold": float, "passed": int,
+            "rr": float, "outcome": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "exchanges", "run_id")],
+    )
+    db["presets"].create({"name": str, "constraints": str, "saved_at": str}, pk="name")
+    db["exchanges"].create_index(["timestamp"])
+    db["exchanges"].create_index(["outcome", "symbol", "timestamp"])
+    db["exchanges"].create_index(["symbol", "timestamp"])
+    db["exchanges"].create_index(["strategy_id", "timestamp"])
+    db["portfolio_snapshots"].create_index(["run_id"])
+    db["coach_memory"].create_index(["strategy_id", "constraint"])
+    db["coach_memory"].create_index(["run_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+"""Forward migrations; schema version N means the first N have run. Append, never edit."""
+
+
+def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> tuple[str, list]:
+    """SQL where clause and parameters for the History filters."""
+    where, params = [], []
+    for column, value in (("outcome", outcome), ("symbol", symbol), ("strategy_id", strategy)):
+        if value:
+            values = [value] if isinstance(value, str) else list(value)
+            where.append(f"{column} in ({', '.join('?' * len(values))})")
+            params.extend(values)
+    if since:
+        where.append("timestamp >= ?")
+        params.append(_instant(since))
+    if until:
+        # A date means the whole day; a datetime is an exact bound.
+        bound = until + timedelta(days=1) if isinstance(until, date) and not isinstance(until, datetime) else until
+        where.append("timestamp < ?")
+        params.append(_instant(bound))
+    if text:
+        where.append("run_id in (select run_id from rounds where reasoning like ? or feedback like ?)")
+        params.extend([f"%{text}%"] * 2)
+    return " and ".join(where) or "1 = 1", params
+
+
+def _instant(value: date | datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _loads(text: str | None):
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    """The SQLite store. Safe to share between threads; every process may open its own."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("pragma foreign_keys = on")
+            conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction that takes the write lock up front, so concurrent writers queue."""
+        db = self.db
+        db.execute("begin immediate")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.execute("pragma journal_mode = wal")
+        with self._write():
+            version = db.execute("pragma user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(db)
+                db.execute(f"pragma user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("pragma user_version").fetchone()[0]
+
+    def size_bytes(self) -> int:
+        """The database size on disk, WAL included."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    # -- writing exchanges ------------------------------------------------------------------
+
+    def start_exchange(self, artifact: dict) -> None:
+        """Write the exchange as INTERRUPTED before any agent speaks, with its portfolio."""
+        with self._write() as db:
+            self._start(db, artifact)
+
+    def _start(self, db: sqlite_utils.Database, artifact: dict) -> None:
+        strategy = artifact["strategy_id"]
+        if strategy:
+            db.execute(
+                "insert into strategies (strategy_id, first_seen, last_seen) values (?, ?, ?) "
+                "on conflict(strategy_id) do update set last_seen = excluded.last_seen",
+                [strategy, artifact["timestamp"], artifact["timestamp"]],
+            )
+        db["exchanges"].insert(self._exchange_row(artifact, finished=False), replace=True)
+        snap = artifact["portfolio_snapshot"]
+        db["portfolio_snapshots"].insert(
+            {"run_id": artifact["run_id"], "timestamp": artifact["timestamp"], **snap,
+             "positions": json.dumps(snap["positions"])}
+        )
+
+    def record_round(self, artifact: dict, record: dict) -> None:
+        """Write one finished round, its checks into coach memory, and the exchange's progress."""
+        with self._write() as db:
+            self._round(db, artifact, record)
+            db["exchanges"].update(artifact["run_id"], {"rounds_taken": record["round"],
+                                                        "violations": self._violations(artifact)})
+
+    def _round(self, db: sqlite_utils.Database, artifact: dict, record: dict) -> None:
+        evaluation = record["evaluation"]
+        proposal = record["proposal"]
+        db["rounds"].insert(
+            {
+                "run_id": artifact["run_id"], "round": record["round"], "proposal": json.dumps(proposal),
+                "reasoning": proposal["reasoning"], "decision": evaluation["decision"],
+                "violations": json.dumps(evaluation["violations"]), "checks": json.dumps(evaluation["checks"]),
+                "feedback": evaluation["feedback"], "coach_opinion": json.dumps(evaluation.get("coach_opinion")),
+                "disagrees": evaluation.get("disagrees"), "tokens": record["tokens"],
+                "usage": json.dumps(record["usage"]), "latency_ms": record["latency_ms"],
+            },
+            replace=True,
+        )
+        db["coach_memory"].insert_all(self._memory_rows(artifact, record))
+
+    @staticmethod
+    def _memory_rows(artifact: dict, record: dict) -> list[dict]:
+        """One row per checked action x constraint; proposal-wide checks count for every entry."""
+        actions = record["proposal"]["actions"]
+        evaluation = record["evaluation"]
+        rr = {c["action"]: c["value"] for c in evaluation["checks"] if c["constraint"] == "min_risk_reward"}
+        entries = [i for i, a in enumerate(actions) if a["action_type"] in ("enter_long", "enter_short")]
+        rows = []
+        for check in evaluation["checks"]:
+            for index in ([check["action"]] if check["action"] is not None else entries):
+                rows.append({
+                    "run_id": artifact["run_id"], "round": record["round"], "action": index,
+                    "strategy_id": artifact["strategy_id"], "symbol": actions[index]["symbol"],
+                    "action_type": actions[index]["action_type"], "constraint": check["constraint"],
+                    "value": check["value"], "threshold": check["threshold"], "passed": int(check["passed"]),
+                    "rr": rr.get(index), "outcome": evaluation["decision"],
+                })
+        return rows
+
+    def finish_exchange(self, artifact: dict) -> None:
+        """Write the final outcome of an exchange."""
+        with self._write() as db:
+            db["exchanges"].update(artifact["run_id"], self._exchange_row(artifact, finished=True))
+
+    def record(self, artifact: dict) -> None:
+        """Write a whole artifact at once (imports, tests, backfills)."""
+        with self._write() as db:
+            self._start(db, artifact)
+            for record in artifact["rounds"]:
+                self._round(db, artifact, record)
+            db["exchanges"].update(artifact["run_id"], self._exchange_row(artifact, finished=True))
+
+    @staticmethod
+    def _violations(artifact: dict) -> str:
+        names = dict.fromkeys(v for r in artifact["rounds"] for v in r["evaluation"]["violations"])
+        return ", ".join(names)
+
+    def _exchange_row(self, artifact: dict, finished: bool) -> dict:
+        agents = artifact["agents"]
+        return {
+            "run_id": artifact["run_id"], "timestamp": artifact["timestamp"], "outcome": artifact["outcome"],
+            "approved": int(artifact["approved"]), "rounds_taken": artifact["rounds_taken"],
+            "termination_reason": artifact["termination_reason"], "total_tokens": artifact["total_tokens"],
+            "cost_usd": artifact["usage"]["cost_usd"], "usage": json.dumps(artifact["usage"]),
+            "symbol": artifact["symbol"], "strategy_id": artifact["strategy_id"], "player": agents["player"],
+            "coach": agents["coach"], "model": agents["model"], "violations": self._violations(artifact),
+            "constraint_snapshot": json.dumps(artifact["constraint_snapshot"]),
+            "portfolio_snapshot": json.dumps(artifact["portfolio_snapshot"]),
+            "world_state": json.dumps(artifact["world_state"]), "finished": int(finished),
+        }
+
+    # -- reading ----------------------------------------------------------------------------
+
+    LIST_COLUMNS = ("run_id, timestamp, outcome, approved, rounds_taken, termination_reason, total_tokens, "
+                    "cost_usd, symbol, strategy_id, player, coach, model, violations, finished")
+
+    def list_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+                       limit: int | None = 50, offset: int | None = None) -> list[dict]:
+        """Exchanges matching the filters, newest first, as summary rows."""
+        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        return list(self.db["exchanges"].rows_where(
+            where, params, order_by="timestamp desc", select=self.LIST_COLUMNS, limit=limit, offset=offset
+        ))
+
+    def count_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> int:
+        """How many exchanges match the filters."""
+        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        return self.db.execute(f"select count(*) from exchanges where {where}", params).fetchone()[0]
+
+    def summary(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> dict:
+        """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
+        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        row = self.db.execute(
+            "select count(*), avg(approved), avg(rounds_taken), coalesce(sum(total_tokens), 0), "
+            f"coalesce(sum(cost_usd), 0) from exchanges where {where}", params
+        ).fetchone()
+        return {"count": row[0], "approval_rate": row[1] or 0.0, "mean_rounds": row[2] or 0.0,
+                "tokens": row[3], "cost_usd": row[4]}
+
+    def violation_counts(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> list[tuple[str, int]]:
+        """How often each constraint was violated in the matching exchanges' rounds, most first."""
+        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        rows = self.db.execute(
+            "select v.value, count(*) from rounds, json_each(rounds.violations) v "
+            f"where rounds.run_id in (select run_id from exchanges where {where}) "
+            "group by v.value order by count(*) desc, v.value", params
+        ).fetchall()
+        return [(name, n) for name, n in rows]
+
+    def get_exchange(self, run_id: str) -> dict | None:
+        """The artifact of one exchange, rebuilt from its rows, or None."""
+        rows = list(self.db["exchanges"].rows_where("run_id = ?", [run_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        rounds = []
+        for r in self.db["rounds"].rows_where("run_id = ?", [run_id], order_by="round"):
+            rounds.append({
+                "round": r["round"],
+                "proposal": json.loads(r["proposal"]),
+                "evaluation": {
+                    "decision": r["decision"], "violations": json.loads(r["violations"]),
+                    "checks": json.loads(r["checks"]), "feedback": r["feedback"],
+                    "coach_opinion": _loads(r["coach_opinion"]),
+                    "disagrees": None if r["disagrees"] is None else bool(r["disagrees"]),
+                },
+                "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
+            })
+        return {
+            "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],
+            "approved": bool(row["approved"]), "rounds_taken": len(rounds),
+            "termination_reason": row["termination_reason"], "total_tokens": row["total_tokens"],
+            "usage": json.loads(row["usage"]), "rounds": rounds,
+            "constraint_snapshot": json.loads(row["constraint_snapshot"]),
+            "portfolio_snapshot": json.loads(row["portfolio_snapshot"]),
+            "world_state": json.loads(row["world_state"]), "strategy_id": row["strategy_id"],
+            "symbol": row["symbol"], "agents": {"player": row["player"], "coach": row["coach"], "model": row["model"]},
+        }
+
+    def strategies(self) -> list[str]:
+        """Every strategy that has exchanges, most recent first."""
+        return [r["strategy_id"] for r in self.db["strategies"].rows_where(order_by="last_seen desc")]
+
+    def symbols(self) -> list[str]:
+        """Every symbol that has exchanges."""
+        return [r[0] for r in self.db.execute("select distinct symbol from exchanges order by symbol")]
+
+    def coach_memory(self, strategy_id: str) -> list[dict]:
+        """Every memory row of one strategy."""
+        return list(self.db["coach_memory"].rows_where("strategy_id = ?", [strategy_id]))
+
+    def memory_summary(self, strategy_id: str, limit: int = 10) -> list[dict]:
+        """Which constraints this strategy broke most, per symbol: the Player's lessons."""
+        rows = self.db.execute(
+            "select symbol, \"constraint\", sum(1 - passed) as failures, count(*) as checks from coach_memory "
+            "where strategy_id = ? group by symbol, \"constraint\" having failures > 0 "
+            "order by failures desc, symbol, \"constraint\" limit ?", [strategy_id, limit]
+        ).fetchall()
+        return [{"symbol": s, "constraint": c, "failures": f, "checks": n} for s, c, f, n in rows]
+
+    # -- custom presets ---------------------------------------------------------------------
+
+    def save_preset(self, name: str, constraints: Constraints) -> None:
+        """Save (or replace) a named custom preset."""
+        name = name.strip()
+        if not name:
+            raise ValueError("preset name: must not be empty")
+        with self._write() as db:
+            db["presets"].insert(
+                {"name": name, "constraints": constraints.model_dump_json(),
+                 "saved_at": datetime.now(timezone.utc).isoformat()},
+                replace=True,
+            )
+
+    def custom_presets(self) -> dict[str, Constraints]:
+        """The saved custom presets by name."""
+        return {r["name"]: Constraints.model_validate_json(r["constraints"])
+                for r in self.db["presets"].rows_where(order_by="name")}
