@@ -53,12 +53,12 @@ class _Plan:
         risk = abs(entry - stop)
         # Round the target away from the entry, so cents never cost the ratio it aimed for.
         target = _ceil(entry + self.reward * risk, 2) if self.long else _floor(entry - self.reward * risk, 2)
-        trade = Action.model_construct(
+        trade = Action(
             action_type="enter_long" if self.long else "enter_short", symbol=symbol,
             size_pct=round(self.size, 4), entry_price=entry, stop_loss=round(stop, 2), take_profit=round(target, 2),
         )
         if self.watch_stray:
-            return [trade, Action.model_construct(action_type="hold", symbol=STRAY_SYMBOL, size_pct=None,
+            return [trade, Action(action_type="hold", symbol=STRAY_SYMBOL, size_pct=None,
                                                   entry_price=None, stop_loss=None, take_profit=None)]
         return [trade]
 
@@ -84,7 +84,7 @@ class HousePlayer:
         for sentence in sentences[:-1]:
             yield sentence + " "
         yield sentences[-1]
-        return Turn(Proposal.model_construct(reasoning=reasoning, actions=actions))
+        return Turn(Proposal(reasoning=reasoning, actions=actions))
 
     # -- the first proposal ---------------------------------------------------------------
 

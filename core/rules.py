@@ -62,7 +62,7 @@ def check_proposal(
 
     def add(constraint: str, action: int | None, passed: bool, arithmetic: str, value=None, threshold=None) -> None:
         checks.append(
-            Check.model_construct(
+            Check(
                 constraint=constraint, action=action, passed=passed,
                 arithmetic=f"{constraint}: {arithmetic}", value=value, threshold=threshold,
             )
@@ -168,7 +168,7 @@ def _decide(checks: list[Check], constraints: Constraints) -> Verdict:
         decision = "REJECT"
     else:
         decision = "APPROVE"
-    return Verdict.model_construct(decision=decision, violations=violations, checks=checks, feedback="")
+    return Verdict(decision=decision, violations=violations, checks=checks, feedback="")
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
