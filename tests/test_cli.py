@@ -1,0 +1,98 @@
+"""The command line, run as a user would: exit codes, JSON out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def write(tmp_path, name, data) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def action(**kw):
+    return {"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 100, "stop_loss": 98,
+            "take_profit": 104, **kw}
+
+
+def test_presets_lists_the_five():
+    result = cli("presets")
+    assert result.returncode == 0
+    assert result.stdout.split() == ["aggressive", "conservative", "futures_compatible", "moderate", "strict"]
+
+
+@pytest.mark.parametrize("act,portfolio,code,decision", [
+    (action(), None, 0, "APPROVE"),
+    (action(take_profit=101), None, 1, "REJECT"),
+    (action(), {"positions": {"MSFT": 0.8, "TSLA": 0.7}}, 2, "ABORT"),
+])
+def test_check_exit_codes(tmp_path, act, portfolio, code, decision):
+    args = ["check", write(tmp_path, "p.json", {"reasoning": "r", "actions": [act]}), "--preset", "moderate"]
+    if portfolio:
+        args += ["--portfolio", write(tmp_path, "pf.json", portfolio)]
+    result = cli(*args)
+    assert result.returncode == code, result.stderr
+    assert json.loads(result.stdout)["decision"] == decision
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    ({"reasoning": "r", "actions": [action(size_pct="big")]}, "actions.0.size_pct"),
+    ({"reasoning": "r", "actions": [action(symbol="a m z n")]}, "actions.0.symbol"),
+    ({"reasoning": "r", "actions": [action()], "extra": 1}, "extra"),
+])
+def test_check_invalid_input_exits_3_with_the_field_named(tmp_path, content, message):
+    result = cli("check", write(tmp_path, "p.json", content))
+    assert result.returncode == 3
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_bad_preset_and_portfolio_exit_3(tmp_path):
+    proposal = write(tmp_path, "p.json", {"reasoning": "r", "actions": [action()]})
+    assert cli("check", proposal, "--preset", "yolo").returncode == 3
+    result = cli("check", proposal, "--portfolio", write(tmp_path, "pf.json", {"equity": -5}))
+    assert result.returncode == 3 and "portfolio: equity" in result.stderr
+
+
+def test_exchange_prints_the_artifact_and_stores_it(tmp_path):
+    db = str(tmp_path / "cli.db")
+    result = cli("exchange", "--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180",
+                 "--preset", "moderate", "--as-of", "2025-03-04 10:00", "--db", db, "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    artifact = json.loads(result.stdout)
+    assert artifact["outcome"] == "APPROVE" and artifact["agents"]["player"] == "house-player"
+    history = cli("history", "--db", db, "--outcome", "APPROVE", "--limit", "5")
+    lines = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [row["run_id"] for row in lines] == [artifact["run_id"]]
+    assert cli("history", "--db", db, "--outcome", "ABORT").stdout == ""
+
+
+def test_exchange_after_the_cutoff_is_a_breaker():
+    result = cli("exchange", "--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180",
+                 "--as-of", "2025-03-04 16:30")
+    artifact = json.loads(result.stdout)
+    assert (artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"]) == ("ABORT", "trading_cutoff", 0)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--price", "-1"], "price"),
+    (["--price", "abc"], "--price"),
+    (["--price", "nan"], "price"),
+])
+def test_exchange_bad_numbers_exit_3(args, message):
+    base = {"--symbol": "AMZN", "--price": "185", "--sma5": "183", "--sma10": "180"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    result = cli("exchange", *[x for kv in base.items() for x in kv])
+    assert result.returncode == 3 and message in result.stderr and "Traceback" not in result.stderr

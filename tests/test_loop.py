@@ -1,0 +1,206 @@
+"""The loop: events in order, outcomes, breakers, faults, and what the store keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+import core
+from core.agent import AgentError, SpendLimitReached, Turn
+from tests.conftest import entry, proposal
+
+
+class ScriptedPlayer:
+    """Proposes the given proposals in turn and counts its calls."""
+
+    name = "scripted-player"
+
+    def __init__(self, *proposals, fail_on: int | None = None):
+        self.proposals = proposals
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def propose(self, world, constraints, portfolio, history):
+        self.calls += 1
+        if self.fail_on == self.calls:
+            raise AgentError("the model returned nonsense twice")
+        p = self.proposals[min(self.calls, len(self.proposals)) - 1]
+        yield "thinking "
+        yield "hard"
+        return Turn(p, core.Usage(input=100, output=20, cost_usd=0.0002))
+
+
+GOOD = proposal(entry(size=0.03, e=100, s=98, t=104), reasoning="good")
+TOO_BIG = proposal(entry(size=0.5, e=100, s=98, t=104), reasoning="too big")
+LEVERED = proposal(entry(size=0.05, e=100, s=98, t=104), reasoning="levered")
+
+
+def run(world, constraints, player, store=None, portfolio=None, **kw):
+    events = list(core.run_exchange(world, constraints, portfolio or core.Portfolio(), player, core.HouseCoach(),
+                                    store=store, **kw))
+    return events, events[-1].artifact
+
+
+def test_event_order_of_a_two_round_exchange(world, moderate):
+    events, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "ExchangeStarted" and kinds[-1] == "ExchangeFinished"
+    first_round = kinds[1:kinds.index("VerdictReached") + 1]
+    assert first_round[:4] == ["RoundStarted", "TextFragment", "TextFragment", "ProposalMade"]
+    assert set(first_round[4:-1]) == {"TextFragment"} and first_round[-1] == "VerdictReached"
+    player_text = "".join(e.text for e in events if isinstance(e, core.TextFragment) and e.role == "player")
+    assert player_text == "thinking hardthinking hard"
+    assert artifact["outcome"] == "APPROVE" and artifact["approved"] and artifact["rounds_taken"] == 2
+    assert artifact["rounds"][0]["evaluation"]["violations"] == ["max_single_trade_pct", "max_position_pct"]
+
+
+def test_usage_is_summed_per_round_and_exchange(world, moderate):
+    _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD))
+    assert artifact["rounds"][0]["tokens"] == 120
+    assert artifact["usage"] == {"input": 200, "output": 40, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0004}
+    assert artifact["total_tokens"] == 240
+
+
+def test_reject_max_after_max_rounds(world, moderate):
+    player = ScriptedPlayer(TOO_BIG)
+    _, artifact = run(world, moderate.model_copy(update={"max_rounds": 2}), player)
+    assert artifact["outcome"] == "REJECT-MAX" and artifact["rounds_taken"] == 2 and player.calls == 2
+    assert artifact["termination_reason"] == "max_rounds"
+
+
+def test_abort_ends_the_loop_at_once(world, moderate):
+    player = ScriptedPlayer(LEVERED, GOOD)
+    portfolio = core.Portfolio(positions={"MSFT": 0.75, "TSLA": 0.74})
+    _, artifact = run(world, moderate, player, portfolio=portfolio)
+    assert artifact["outcome"] == "ABORT" and player.calls == 1 and artifact["rounds_taken"] == 1
+    assert artifact["termination_reason"] == "abort_on_violations: max_leverage"
+
+
+def test_breaker_ends_the_exchange_before_any_agent_call(world, moderate, store):
+    player = ScriptedPlayer(GOOD)
+    events, artifact = run(world, moderate, player, store=store, portfolio=core.Portfolio(today_pnl=-5_000))
+    assert player.calls == 0
+    assert [type(e).__name__ for e in events] == ["ExchangeStarted", "BreakerTripped", "ExchangeFinished"]
+    assert events[1].name == "daily_loss_limit" and "5000.00" in events[1].detail
+    assert (artifact["outcome"], artifact["rounds_taken"], artifact["termination_reason"]) == ("ABORT", 0, "daily_loss_limit")
+    assert store.get_exchange(artifact["run_id"]) == artifact
+
+
+def test_agent_error_is_stored_as_error_with_the_finished_rounds(world, moderate, store):
+    _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, fail_on=2), store=store)
+    assert artifact["outcome"] == "ERROR" and artifact["rounds_taken"] == 1
+    assert artifact["termination_reason"] == "the model returned nonsense twice"
+    stored = store.get_exchange(artifact["run_id"])
+    assert stored["outcome"] == "ERROR" and len(stored["rounds"]) == 1
+
+
+def test_an_agent_bug_is_an_error_not_a_crash(world, moderate, store):
+    class Broken:
+        name = "broken"
+
+        def propose(self, *args):
+            raise ZeroDivisionError("oops")
+            yield  # pragma: no cover
+
+    _, artifact = run(world, moderate, Broken(), store=store)
+    assert artifact["outcome"] == "ERROR" and artifact["termination_reason"] == "ZeroDivisionError: oops"
+    assert store.get_exchange(artifact["run_id"])["outcome"] == "ERROR"
+
+
+def test_spend_guard_aborts(world, moderate):
+    class Broke:
+        name = "broke"
+
+        def propose(self, *args):
+            raise SpendLimitReached("over the hourly limit")
+            yield  # pragma: no cover
+
+    _, artifact = run(world, moderate, Broke())
+    assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
+
+
+def test_closing_the_generator_after_round_one_stores_interrupted(world, moderate, store):
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach(),
+                               store=store)
+    for event in events:
+        if isinstance(event, core.VerdictReached):
+            run_id = event.record and store.list_exchanges()[0]["run_id"]
+            break
+    events.close()
+    stored = store.get_exchange(run_id)
+    assert stored["outcome"] == "INTERRUPTED" and stored["termination_reason"] == "interrupted"
+    assert [r["round"] for r in stored["rounds"]] == [1]
+    assert stored["rounds"][0]["evaluation"]["decision"] == "REJECT"
+
+
+def test_keyboard_interrupt_mid_round_stores_interrupted(world, moderate, store):
+    class Slow:
+        name = "slow"
+
+        def __init__(self):
+            self.calls = 0
+
+        def propose(self, world, constraints, portfolio, history):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            yield "x"
+            return Turn(TOO_BIG)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(world, moderate, Slow(), store=store)
+    (row,) = store.list_exchanges()
+    assert row["outcome"] == "INTERRUPTED" and row["rounds_taken"] == 1
+
+
+def test_a_crash_before_finishing_leaves_an_interrupted_row(world, moderate, store):
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach(),
+                               store=store)
+    for event in events:
+        if isinstance(event, core.VerdictReached):
+            break
+    # No close(): as if the process died here. The row is on disk already.
+    (row,) = core.Store(store.path).list_exchanges()
+    assert row["outcome"] == "INTERRUPTED" and row["rounds_taken"] == 1 and row["finished"] == 0
+
+
+def test_independent_coach_opinion_and_disagreement_are_recorded(world, moderate):
+    class Contrarian(core.HouseCoach):
+        def critique(self, proposal, verdict, *args):
+            yield "I disagree."
+            return Turn("I disagree.", opinion={"decision": "REJECT", "violations": ["min_risk_reward"]})
+
+    events = list(core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), Contrarian()))
+    evaluation = events[-1].artifact["rounds"][0]["evaluation"]
+    assert evaluation["decision"] == "APPROVE"  # the rules decide
+    assert evaluation["coach_opinion"]["decision"] == "REJECT" and evaluation["disagrees"] is True
+
+
+def test_artifact_has_every_field_and_validates(world, moderate):
+    _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD), strategy_id="s1")
+    assert set(core.Artifact.model_fields) == set(artifact)
+    core.Artifact.model_validate(artifact)
+    assert artifact["agents"] == {"player": "scripted-player", "coach": "house-coach", "model": None}
+    assert artifact["strategy_id"] == "s1" and artifact["symbol"] == "AMZN"
+    assert artifact["world_state"]["as_of"] == "2025-03-04T10:00:00-05:00"
+    round_one = artifact["rounds"][0]
+    assert set(round_one) == {"round", "proposal", "evaluation", "tokens", "usage", "latency_ms"}
+    assert set(round_one["evaluation"]) >= {"decision", "violations", "checks", "feedback"}
+    assert round_one["latency_ms"] >= 0
+
+
+def test_replay_yields_the_same_events_without_agents(world, moderate, store):
+    live, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD), store=store)
+    replayed = list(core.replay_exchange(store.get_exchange(artifact["run_id"])))
+    def shape(events):
+        return [(type(e).__name__, getattr(e, "round", None)) for e in events if not isinstance(e, core.TextFragment)]
+    assert shape(replayed) == shape(live)
+    coach_text = "".join(e.text for e in replayed if isinstance(e, core.TextFragment) and e.role == "coach")
+    assert coach_text == "".join(r["evaluation"]["feedback"] for r in artifact["rounds"])
+    verdicts = [e.verdict.decision for e in replayed if isinstance(e, core.VerdictReached)]
+    assert verdicts == ["REJECT", "APPROVE"]
+
+
+def test_replay_of_a_breaker_shows_the_breaker(world, moderate):
+    _, artifact = run(world, moderate, ScriptedPlayer(GOOD), portfolio=core.Portfolio(equity=80_000, peak_equity=100_000))
+    replayed = list(core.replay_exchange(artifact))
+    assert isinstance(replayed[1], core.BreakerTripped) and replayed[1].name == "mll_breached"

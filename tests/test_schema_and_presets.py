@@ -1,0 +1,119 @@
+"""Validation at the edges: presets, constraint files, world states, portfolios, proposals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+import core
+from core.presets import PRESETS_DIR
+
+
+def test_every_preset_loads_and_has_every_field():
+    assert core.list_presets() == ["aggressive", "conservative", "futures_compatible", "moderate", "strict"]
+    for name in core.list_presets():
+        raw = json.loads((PRESETS_DIR / f"{name}.json").read_text())
+        assert set(raw) == set(core.Constraints.model_fields)
+        assert core.load_preset(name).model_dump() == raw
+
+
+def test_moderate_is_the_default_schema():
+    assert core.load_preset("moderate") == core.Constraints()
+
+
+def test_presets_are_distinct_as_described():
+    p = {name: core.load_preset(name) for name in core.list_presets()}
+    assert p["conservative"].max_open_positions == 2 and p["moderate"].max_open_positions == 3
+    assert p["aggressive"].max_open_positions == 5
+    assert p["aggressive"].max_position_pct > p["moderate"].max_position_pct > p["conservative"].max_position_pct
+    assert p["strict"].max_single_trade_pct < p["conservative"].max_single_trade_pct
+    assert p["strict"].min_risk_reward > p["conservative"].min_risk_reward
+    fut = p["futures_compatible"]
+    assert fut.max_daily_loss_pct < p["moderate"].max_daily_loss_pct
+    assert fut.cutoff() < p["moderate"].cutoff()
+    assert len({m.model_dump_json() for m in p.values()}) == 5
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(core.InvalidInput, match="unknown preset 'nope'.*moderate"):
+        core.load_preset("nope")
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"max_position_pct": -0.1}, "max_position_pct"),
+    ({"max_single_trade_pct": 1.5}, "max_single_trade_pct"),
+    ({"max_daily_loss_pct": "a lot"}, "max_daily_loss_pct"),
+    ({"allowed_symbols": ["AMZN", "not a symbol!"]}, "allowed_symbols"),
+    ({"abort_on_violations": ["max_fun"]}, "unknown constraint name 'max_fun'"),
+    ({"trading_cutoff_time": "25:00"}, "trading_cutoff_time"),
+    ({"max_rounds": 0}, "max_rounds"),
+    ({"surprise": 1}, "surprise"),
+    ({"max_leverage": float("nan")}, "max_leverage"),
+])
+def test_bad_constraint_values_name_the_field(change, message):
+    data = {**core.Constraints().model_dump(), **change}
+    with pytest.raises(core.InvalidInput, match=message):
+        core.parse_constraints(json.dumps(data) if "nan" not in str(change) else data)
+
+
+def test_nothing_is_silently_clamped():
+    with pytest.raises(core.InvalidInput):
+        core.parse_constraints({**core.Constraints().model_dump(), "max_position_pct": 1.01})
+
+
+def test_missing_fields_and_bad_json_are_named():
+    with pytest.raises(core.InvalidInput, match="missing fields?: .*max_rounds"):
+        core.parse_constraints({k: v for k, v in core.Constraints().model_dump().items() if k != "max_rounds"})
+    with pytest.raises(core.InvalidInput, match="not valid JSON"):
+        core.parse_constraints("{not json")
+    with pytest.raises(core.InvalidInput, match="JSON object"):
+        core.parse_constraints("[1, 2]")
+
+
+def test_cutoff_accepts_single_digit_hours_and_null():
+    assert core.Constraints(trading_cutoff_time="9:30").trading_cutoff_time == "09:30"
+    assert core.Constraints(trading_cutoff_time=None).cutoff() is None
+
+
+def test_symbols_are_normalised_not_guessed():
+    assert core.Constraints(allowed_symbols=[" amzn", "btc-usd"]).allowed_symbols == ["AMZN", "BTC-USD"]
+
+
+def test_world_state_time_is_eastern():
+    naive = core.WorldState(symbol="AMZN", as_of="2025-07-01 10:00", price=1, sma5=1, sma10=1)
+    assert naive.as_of.isoformat() == "2025-07-01T10:00:00-04:00"
+    utc = core.WorldState(symbol="AMZN", as_of="2025-01-02T15:00:00Z", price=1, sma5=1, sma10=1)
+    assert utc.as_of.isoformat() == "2025-01-02T10:00:00-05:00"
+
+
+@pytest.mark.parametrize("field,value", [("price", 0), ("price", float("inf")), ("session", "lunch"),
+                                         ("volatility_regime", "wild"), ("position", "sideways")])
+def test_bad_world_state_names_the_field(field, value):
+    data = {"symbol": "AMZN", "as_of": "2025-03-04 10:00", "price": 185, "sma5": 183, "sma10": 180, field: value}
+    with pytest.raises(ValidationError, match=field):
+        core.WorldState.model_validate(data)
+
+
+def test_portfolio_defaults_and_checks():
+    p = core.Portfolio(equity=50_000)
+    assert p.peak_equity == 50_000 and p.start_of_day_equity == 50_000
+    with pytest.raises(ValidationError, match="peak_equity"):
+        core.Portfolio(equity=100, peak_equity=90)
+
+
+def test_proposal_shape_is_enforced():
+    with pytest.raises(ValidationError, match="stop_loss"):
+        core.Proposal.model_validate({"reasoning": "r", "actions": [
+            {"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.01, "entry_price": 1, "take_profit": 2}]})
+    with pytest.raises(ValidationError, match="actions"):
+        core.Proposal.model_validate({"reasoning": "r", "actions": []})
+    with pytest.raises(ValidationError, match="actions"):
+        core.Proposal.model_validate({"reasoning": "r", "actions": [{"action_type": "hold", "symbol": "AMZN"}] * 4})
+    with pytest.raises(ValidationError, match="leverage"):
+        core.Proposal.model_validate({"reasoning": "r", "leverage": 3, "actions": [{"action_type": "hold", "symbol": "AMZN"}]})
+
+
+def test_reasoning_comes_first_in_the_proposal_schema():
+    assert list(core.Proposal.model_json_schema()["properties"]) == ["reasoning", "actions"]

@@ -1,0 +1,165 @@
+"""The SQLite store: round trips, filters, concurrency, migrations, coach memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import date, datetime, timedelta, timezone
+
+import core
+from core.store import MIGRATIONS
+
+WORLDS = [
+    core.WorldState(symbol=s, as_of="2025-03-04 10:00", price=185, sma5=183 if up else 178, sma10=180)
+    for s in ("AMZN", "MSFT", "AAPL") for up in (True, False)
+]
+
+
+def fill(store, n, preset="moderate", strategy="s1", start=None):
+    """n house exchanges with timestamps one minute apart."""
+    start = start or datetime(2025, 3, 4, 15, 0, tzinfo=timezone.utc)
+    constraints = core.load_preset(preset)
+    return [
+        core.run_exchange_sync(WORLDS[i % len(WORLDS)], constraints, core.Portfolio(), core.HousePlayer(seed=i),
+                               core.HouseCoach(), store=store, strategy_id=strategy,
+                               now=lambda i=i: start + timedelta(minutes=i))
+        for i in range(n)
+    ]
+
+
+def test_artifact_round_trips_through_the_store(store):
+    for artifact in fill(store, 6):
+        assert store.get_exchange(artifact["run_id"]) == json.loads(json.dumps(artifact))
+
+
+def test_record_writes_a_whole_artifact_into_another_store(store, tmp_path):
+    artifact = fill(store, 2)[1]
+    other = core.Store(tmp_path / "other.db")
+    other.record(artifact)
+    assert other.get_exchange(artifact["run_id"]) == artifact
+    assert other.count_exchanges() == 1
+
+
+def test_store_settings_wal_foreign_keys_version_and_indexes(store):
+    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("pragma foreign_keys").fetchone()[0] == 1
+    assert store.db.execute("pragma busy_timeout").fetchone()[0] > 0
+    assert store.schema_version == len(MIGRATIONS)
+    indexed = {tuple(i.columns) for i in store.db["exchanges"].indexes}
+    assert {("timestamp",), ("outcome", "symbol", "timestamp"), ("strategy_id", "timestamp")} <= indexed
+    assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_memory"} <= set(store.db.table_names())
+
+
+def test_reopening_runs_no_migration_twice(store):
+    fill(store, 1)
+    again = core.Store(store.path)
+    assert again.schema_version == len(MIGRATIONS) and again.count_exchanges() == 1
+
+
+def test_list_filters(store):
+    fill(store, 12)
+    everything = store.list_exchanges(limit=None)
+    assert len(everything) == 12
+    assert [r["timestamp"] for r in everything] == sorted((r["timestamp"] for r in everything), reverse=True)
+    aapl = store.list_exchanges(symbol="AAPL")
+    assert aapl and all(r["symbol"] == "AAPL" and r["outcome"] == "REJECT-MAX" for r in aapl)
+    approved_amzn = store.list_exchanges(outcome="APPROVE", symbol="AMZN")
+    assert approved_amzn and {r["symbol"] for r in approved_amzn} == {"AMZN"}
+    assert store.count_exchanges(outcome=["APPROVE", "REJECT-MAX"]) == 12
+    assert store.list_exchanges(strategy="nope") == []
+    page = store.list_exchanges(limit=5, offset=5)
+    assert [r["run_id"] for r in page] == [r["run_id"] for r in everything[5:10]]
+
+
+def test_date_filters_take_whole_days_and_exact_times(store):
+    fill(store, 3, start=datetime(2025, 3, 3, 23, 59, tzinfo=timezone.utc))  # 23:59, 00:00, 00:01
+    assert store.count_exchanges(until=date(2025, 3, 3)) == 1
+    assert store.count_exchanges(since=date(2025, 3, 4)) == 2
+    assert store.count_exchanges(since=datetime(2025, 3, 4, 0, 1, tzinfo=timezone.utc)) == 1
+
+
+def test_text_filter_searches_reasoning_and_critique(store):
+    fill(store, 6)
+    in_critique = store.list_exchanges(text="not in [AMZN, MSFT, TSLA, BTC-USD]")
+    assert in_critique and all(r["symbol"] == "AAPL" for r in in_critique)
+    assert store.count_exchanges(text="trend up") > 0
+    assert store.count_exchanges(text="no such words anywhere") == 0
+
+
+def test_summary_and_violation_counts(store):
+    artifacts = fill(store, 12)
+    summary = store.summary()
+    assert summary["count"] == 12
+    assert summary["approval_rate"] == sum(a["approved"] for a in artifacts) / 12
+    assert summary["mean_rounds"] == sum(a["rounds_taken"] for a in artifacts) / 12
+    counts = dict(store.violation_counts())
+    expected = {}
+    for a in artifacts:
+        for r in a["rounds"]:
+            for v in r["evaluation"]["violations"]:
+                expected[v] = expected.get(v, 0) + 1
+    assert counts == expected
+
+
+def test_coach_memory_has_a_row_per_action_and_constraint(store):
+    artifact = fill(store, 1)[0]
+    rows = store.coach_memory("s1")
+    checks = [c for r in artifact["rounds"] for c in r["evaluation"]["checks"]]
+    assert len(rows) == len(checks)  # one entry action: proposal-wide checks count once
+    rr = [r for r in rows if r["constraint"] == "min_risk_reward"]
+    assert rr and all(r["rr"] == r["value"] for r in rr)
+    assert {r["outcome"] for r in rows} <= {"APPROVE", "REJECT", "ABORT"}
+
+
+def test_memory_summary_names_the_most_broken_constraints(store):
+    fill(store, 6, preset="strict")
+    summary = store.memory_summary("s1")
+    assert summary[0]["failures"] >= summary[-1]["failures"]
+    assert {"symbol", "constraint", "failures", "checks"} == set(summary[0])
+    assert any(s["constraint"] == "min_risk_reward" for s in summary)
+
+
+def test_custom_presets_round_trip(store):
+    schema = core.load_preset("strict").model_copy(update={"max_rounds": 5})
+    store.save_preset("my strict", schema)
+    assert store.custom_presets() == {"my strict": schema}
+
+
+def test_four_threads_writing_250_exchanges_each_lose_nothing(store):
+    constraints = core.load_preset("moderate")
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(250):
+                core.run_exchange_sync(WORLDS[i % len(WORLDS)], constraints, core.Portfolio(), core.HousePlayer(seed=i),
+                                       core.HouseCoach(), store=store, strategy_id=f"t{n}")
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count_exchanges() == 1000
+    assert store.count_exchanges(outcome=["INTERRUPTED", "ERROR"]) == 0
+    rounds = store.db.execute("select sum(rounds_taken) from exchanges").fetchone()[0]
+    assert store.db.execute("select count(*) from rounds").fetchone()[0] == rounds
+    assert {s: store.count_exchanges(strategy=s) for s in store.strategies()} == {f"t{n}": 250 for n in range(4)}
+
+
+def test_two_processes_writing_at_once_lose_nothing(store):
+    script = (
+        "import sys, core\n"
+        "s = core.Store(sys.argv[1]); c = core.load_preset('moderate')\n"
+        "w = core.WorldState(symbol='AMZN', as_of='2025-03-04 10:00', price=185, sma5=183, sma10=180)\n"
+        "for i in range(150): core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(seed=i), core.HouseCoach(), store=s)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(store.path)], cwd=core.store.DEFAULT_PATH.parent.parent)
+             for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert store.count_exchanges(outcome="APPROVE") == 300
