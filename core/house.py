@@ -211,7 +211,7 @@ class HouseCoach:
             lines.append(f"{where}{check.arithmetic}")
         if verdict.decision == "ABORT":
             lines.append("A hard limit was broken: the exchange stops here.")
-        for line in lines[:-1]:
-            yield line + "\n"
-        yield lines[-1]
+        # Two fragments: the headline, then the working. The UI types them out at its own pace.
+        yield lines[0] + "\n"
+        yield "\n".join(lines[1:])
         return Turn("\n".join(lines))

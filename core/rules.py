@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from core.schema import ET, Check, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()
@@ -58,15 +58,11 @@ def check_proposal(
     """Check every action against every constraint; decide ABORT, REJECT or APPROVE."""
     portfolio = portfolio or _DEFAULT_PORTFOLIO
     c = constraints
-    checks: list[Check] = []
+    checks: list[dict] = []  # validated into Check models once, by the Verdict
 
     def add(constraint: str, action: int | None, passed: bool, arithmetic: str, value=None, threshold=None) -> None:
-        checks.append(
-            Check(
-                constraint=constraint, action=action, passed=passed,
-                arithmetic=f"{constraint}: {arithmetic}", value=value, threshold=threshold,
-            )
-        )
+        checks.append({"constraint": constraint, "action": action, "passed": passed,
+                       "arithmetic": f"{constraint}: {arithmetic}", "value": value, "threshold": threshold})
 
     allowed = c.allowed_symbols
     allowed_text = ", ".join(allowed)
@@ -160,15 +156,15 @@ def check_proposal(
     return _decide(checks, c)
 
 
-def _decide(checks: list[Check], constraints: Constraints) -> Verdict:
-    violations = list(dict.fromkeys(ch.constraint for ch in checks if not ch.passed))
+def _decide(checks: list[dict], constraints: Constraints) -> Verdict:
+    violations = list(dict.fromkeys(ch["constraint"] for ch in checks if not ch["passed"]))
     if any(v in constraints.abort_on_violations for v in violations):
         decision = "ABORT"
     elif violations:
         decision = "REJECT"
     else:
         decision = "APPROVE"
-    return Verdict(decision=decision, violations=violations, checks=checks, feedback="")
+    return Verdict.model_validate({"decision": decision, "violations": violations, "checks": checks, "feedback": ""})
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:

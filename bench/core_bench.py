@@ -1,0 +1,100 @@
+"""Speed of the engine: exchanges with and without the store, History queries on 100k rows."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import core
+
+
+def _mix() -> list[tuple[core.WorldState, core.Constraints]]:
+    """Equal numbers of 1-, 2- and 3-round exchanges (strict gives the 3-round ones)."""
+    worlds = [
+        core.WorldState(symbol=s, as_of="2025-03-04 10:00", price=p, sma5=p * (1.01 if up else 0.99), sma10=p,
+                        volatility_regime=v)
+        for s, p in (("AMZN", 185.0), ("MSFT", 412.5), ("TSLA", 251.2), ("BTC-USD", 61_234.56))
+        for up, v in itertools.product((True, False), ("low", "medium", "high"))
+    ]
+    by_rounds: dict[int, list] = {1: [], 2: [], 3: []}
+    for world, preset in itertools.product(worlds, ("moderate", "strict")):
+        constraints = core.load_preset(preset)
+        artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
+        by_rounds[artifact["rounds_taken"]].append((world, constraints))
+    each = min(len(cases) for cases in by_rounds.values())
+    return [case for cases in by_rounds.values() for case in cases[:each]]
+
+
+def _run(cases, n, store=None) -> float:
+    """Mean seconds per exchange over n exchanges."""
+    player, coach, portfolio = core.HousePlayer(), core.HouseCoach(), core.Portfolio()
+    start = time.perf_counter()
+    for i in range(n):
+        world, constraints = cases[i % len(cases)]
+        core.run_exchange_sync(world, constraints, portfolio, player, coach, store=store)
+    return (time.perf_counter() - start) / n
+
+
+def _build(path: str, n: int) -> tuple[float, int]:
+    """Fill a database with n exchanges; return seconds taken and peak RSS in KiB of this process."""
+    store = core.Store(path)
+    cases = _mix()
+    player, coach, portfolio = core.HousePlayer(), core.HouseCoach(), core.Portfolio()
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = time.perf_counter()
+    for i in range(n):
+        world, constraints = cases[i % len(cases)]
+        artifact = core.run_exchange_sync(world, constraints, portfolio, player, coach,
+                                          strategy_id=f"s{i % 7}", now=lambda i=i: t0 + timedelta(seconds=i))
+        store.record(artifact)
+    return time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run() -> dict:
+    cases = _mix()
+    rounds = Counter(core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach())["rounds_taken"]
+                     for w, c in cases)
+    _run(cases, 500)  # warm up
+    # Best of several batches, as timeit does: other load on the machine only ever adds time.
+    no_db = min(_run(cases, 2000) for _ in range(7))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = core.Store(Path(tmp) / "bench.db")
+        _run(cases, 100, store)
+        with_db = min(_run(cases, 500, store) for _ in range(5))
+
+    n = 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "big.db")
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            build_s, peak_kib = pool.apply(_build, (path, n))
+        store = core.Store(path)
+        store.list_exchanges(outcome="APPROVE", symbol="AMZN", limit=50)
+        timings = []
+        for outcome, symbol in itertools.islice(itertools.cycle(
+                itertools.product(("APPROVE", "REJECT-MAX"), ("AMZN", "MSFT", "TSLA", "BTC-USD"))), 80):
+            start = time.perf_counter()
+            rows = store.list_exchanges(outcome=outcome, symbol=symbol, limit=50)
+            timings.append(time.perf_counter() - start)
+            assert len(rows) == 50
+        size_mb = store.size_bytes() / 1e6
+
+    return {
+        "exchange_mix_rounds": {str(k): v for k, v in sorted(rounds.items())},
+        "exchange_no_db_mean_us_best_batch": round(no_db * 1e6, 1),
+        "exchange_no_db_goal_us": 200,
+        "exchange_with_db_mean_ms_best_batch": round(with_db * 1e3, 3),
+        "exchange_with_db_goal_ms": 1.5,
+        "list_exchanges_100k_outcome_symbol_newest50_mean_ms": round(statistics.mean(timings) * 1e3, 3),
+        "list_exchanges_100k_p95_ms": round(sorted(timings)[int(len(timings) * 0.95)] * 1e3, 3),
+        "list_exchanges_goal_ms": 20,
+        "build_100k_db_seconds": round(build_s, 1),
+        "build_100k_db_peak_rss_mb": round(peak_kib / 1024, 1),
+        "db_100k_size_mb": round(size_mb, 1),
+    }
