@@ -9,10 +9,10 @@ plug in the same way.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from core.schema import Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
+from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class Turn:
     """
 
     value: Proposal | str
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE
     opinion: dict | None = None
 
 

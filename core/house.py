@@ -12,9 +12,9 @@ and a seed.
 from __future__ import annotations
 
 import math
-import random
+import zlib
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from core.agent import Turn
 from core.rules import risk_reward
@@ -37,8 +37,7 @@ def _ceil(x: float, digits: int) -> float:
     return math.ceil(x * scale - 1e-9) / scale
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
+class _Plan(NamedTuple):
     """One entry in the Player's terms, before prices are rounded to the cent."""
 
     long: bool
@@ -105,17 +104,18 @@ class HousePlayer:
             return said, [Action(action_type="hold", symbol=world.symbol)]
 
         plan = self._ideal(world, c, p, trend == "up")
-        rng = random.Random(f"{self.seed}|{world.symbol}|{world.price}|{world.sma5}|{world.sma10}|{world.as_of.isoformat()}")
-        if rng.random() < self.flaw_rate:
-            flaw = rng.choice(_FLAWS)
+        # A stable hash of the seed and the world: the same inputs give the same flaw in any process.
+        draw = zlib.crc32(f"{self.seed}|{world.symbol}|{world.price}|{world.sma5}|{world.sma10}|{world.as_of}".encode())
+        if draw % 1000 < self.flaw_rate * 1000:
+            flaw = _FLAWS[(draw // 1000) % len(_FLAWS)]
             if flaw == "oversize":
-                plan = replace(plan, size=_floor(c.max_single_trade_pct * 1.6, 4))
+                plan = plan._replace(size=_floor(c.max_single_trade_pct * 1.6, 4))
             elif flaw == "thin_target":
-                plan = replace(plan, reward=round(min(plan.reward, c.min_risk_reward) * 0.7, 2))
+                plan = plan._replace(reward=round(min(plan.reward, c.min_risk_reward) * 0.7, 2))
             elif flaw == "stray_symbol":
-                plan = replace(plan, watch_stray=True)
+                plan = plan._replace(watch_stray=True)
             else:
-                plan = replace(plan, distance=plan.distance * 0.5)
+                plan = plan._replace(distance=plan.distance * 0.5)
         said.append(
             f"{'Long' if plan.long else 'Short'} {plan.size:.2%} of equity with the stop {plan.distance:.2f} away "
             f"and the target at {plan.reward:.2f}R."
@@ -175,15 +175,15 @@ class HousePlayer:
             elif name in ("max_single_trade_pct", "max_position_pct", "max_leverage", "max_daily_loss_pct", "max_drawdown_pct"):
                 size = min(plan.size, self._size(world, c, p, plan.distance, long, min(plan.size, c.max_single_trade_pct)))
                 said.append(f"{name}: size cut from {plan.size:.2%} to {size:.2%}.")
-                plan = replace(plan, size=size)
+                plan = plan._replace(size=size)
             elif name == "min_risk_reward":
                 reward = min(max(plan.reward, c.min_risk_reward), MAX_REWARD_MULTIPLE)
                 said.append(f"Target moved out to {reward:.2f}R (minimum {c.min_risk_reward:.2f}).")
-                plan = replace(plan, reward=reward)
+                plan = plan._replace(reward=reward)
             elif name == "min_stop_atr_multiple":
                 size = self._size(world, c, p, ideal.distance, long, plan.size)
                 said.append(f"Stop widened to {ideal.distance:.2f} and size set to {size:.2%} to keep the risk.")
-                plan = replace(plan, distance=ideal.distance, size=min(plan.size, size))
+                plan = plan._replace(distance=ideal.distance, size=min(plan.size, size))
             elif name == "max_open_positions":
                 said.append("No room for another position: hold instead.")
                 return said, [Action(action_type="hold", symbol=world.symbol)]

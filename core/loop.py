@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from core.agent import AgentError, Coach, Player, SpendLimitReached, Turn
 from core.rules import breaker_detail, check_proposal, circuit_breaker
-from core.schema import Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
+from core.schema import BREAKER_NAMES, NO_USAGE, Constraints, Portfolio, Proposal, Verdict, WorldState
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,18 @@ def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
     return opinion.get("decision") != verdict.decision or set(opinion.get("violations") or []) != set(verdict.violations)
 
 
+def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[str, str | None] | None:
+    """The outcome and reason when this round ends the exchange, else None."""
+    if verdict.decision == "APPROVE":
+        return "APPROVE", None
+    if verdict.decision == "ABORT":
+        hard = [v for v in verdict.violations if v in constraints.abort_on_violations]
+        return "ABORT", "abort_on_violations: " + ", ".join(hard)
+    if number == constraints.max_rounds:
+        return "REJECT-MAX", "max_rounds"
+    return None
+
+
 def run_exchange(
     world: WorldState,
     constraints: Constraints,
@@ -102,7 +114,7 @@ def run_exchange(
     ERROR. Either way every finished round stays in the artifact and in the store.
     """
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
-    usage = Usage()
+    usage = NO_USAGE
     rounds: list[dict] = []
     artifact = {
         "run_id": run_id or str(uuid.uuid4()),
@@ -129,7 +141,10 @@ def run_exchange(
         store.start_exchange(artifact)
     yield ExchangeStarted(artifact["run_id"], world, constraints, portfolio, strategy_id)
 
-    def finish(outcome: str, reason: str | None) -> dict:
+    finished = False
+
+    def finish(outcome: str, reason: str | None, last_round: dict | None = None) -> None:
+        nonlocal finished
         artifact.update(
             outcome=outcome,
             approved=outcome == "APPROVE",
@@ -139,53 +154,50 @@ def run_exchange(
             usage=usage.model_dump(),
         )
         if store is not None:
-            store.finish_exchange(artifact)
-        return artifact
+            store.finish_exchange(artifact, last_round)
+        finished = True
 
     try:
         breaker = circuit_breaker(constraints, portfolio, world.as_of)
         if breaker:
-            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of))
             finish("ABORT", breaker)
-        else:
-            outcome, reason = "REJECT-MAX", "max_rounds"
-            for number in range(1, constraints.max_rounds + 1):
-                yield RoundStarted(number)
-                started = time.perf_counter()
-                played = yield from _speak("player", player.propose(world, constraints, portfolio, rounds))
-                proposal = played.value
-                yield ProposalMade(number, proposal)
-                verdict = check_proposal(proposal, constraints, portfolio, world)
-                coached = yield from _speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
-                verdict.feedback = coached.value
-                spent = played.usage + coached.usage
-                usage = usage + spent
-                record = {
-                    "round": number,
-                    "proposal": proposal.model_dump(mode="json"),
-                    "evaluation": {
-                        **verdict.model_dump(mode="json"),
-                        "coach_opinion": coached.opinion,
-                        "disagrees": _disagreement(coached.opinion, verdict),
-                    },
-                    "tokens": spent.total,
-                    "usage": spent.model_dump(),
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                }
-                rounds.append(record)
-                if store is not None:
-                    store.record_round(artifact, record)
-                yield VerdictReached(number, verdict, record)
-                if verdict.decision == "APPROVE":
-                    outcome, reason = "APPROVE", None
-                    break
-                if verdict.decision == "ABORT":
-                    hard = [v for v in verdict.violations if v in constraints.abort_on_violations]
-                    outcome, reason = "ABORT", "abort_on_violations: " + ", ".join(hard)
-                    break
-            finish(outcome, reason)
+            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of))
+        for number in range(1, 0 if breaker else constraints.max_rounds + 1):
+            yield RoundStarted(number)
+            started = time.perf_counter()
+            played = yield from _speak("player", player.propose(world, constraints, portfolio, rounds))
+            proposal = played.value
+            yield ProposalMade(number, proposal)
+            verdict = check_proposal(proposal, constraints, portfolio, world)
+            coached = yield from _speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
+            verdict.feedback = coached.value
+            spent = played.usage + coached.usage
+            usage = usage + spent
+            record = {
+                "round": number,
+                "proposal": proposal.model_dump(),
+                "evaluation": {
+                    **verdict.model_dump(),
+                    "coach_opinion": coached.opinion,
+                    "disagrees": _disagreement(coached.opinion, verdict),
+                },
+                "tokens": spent.total,
+                "usage": spent.model_dump(),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            rounds.append(record)
+            ending = _ending(verdict, number, constraints)
+            if ending:
+                finish(*ending, last_round=record)  # the last round and the outcome in one write
+            elif store is not None:
+                store.record_round(artifact, record)
+            yield VerdictReached(number, verdict, record)
+            if ending:
+                break
     except (GeneratorExit, KeyboardInterrupt):
-        finish("INTERRUPTED", "interrupted")
+        # A consumer that stops listening after the outcome is on record changes nothing.
+        if not finished:
+            finish("INTERRUPTED", "interrupted")
         raise
     except SpendLimitReached as limit:
         finish("ABORT", "spend_guard")
@@ -211,9 +223,7 @@ def replay_exchange(artifact: dict, words_per_fragment: int = 1) -> Iterator[Eve
     constraints = Constraints.model_validate(artifact["constraint_snapshot"])
     portfolio = Portfolio.model_validate(artifact["portfolio_snapshot"])
     yield ExchangeStarted(artifact["run_id"], world, constraints, portfolio, artifact.get("strategy_id"))
-    if artifact["rounds_taken"] == 0 and artifact["outcome"] == "ABORT" and artifact["termination_reason"] in (
-        "mll_breached", "daily_loss_limit", "consistency_rule", "trading_cutoff"
-    ):
+    if artifact["rounds_taken"] == 0 and artifact["termination_reason"] in BREAKER_NAMES:
         name = artifact["termination_reason"]
         yield BreakerTripped(name, breaker_detail(name, constraints, portfolio, world.as_of))
     for record in artifact["rounds"]:

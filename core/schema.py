@@ -221,7 +221,9 @@ class Verdict(BaseModel):
 
 
 class Usage(BaseModel):
-    """Tokens and dollars of one call, a round or an exchange."""
+    """Tokens and dollars of one call, a round or an exchange. Immutable: sums make new ones."""
+
+    model_config = ConfigDict(frozen=True)
 
     input: int = 0
     output: int = 0
@@ -234,6 +236,8 @@ class Usage(BaseModel):
         return self.input + self.output + self.cache_read + self.cache_write
 
     def __add__(self, other: Usage) -> Usage:
+        if other == NO_USAGE:
+            return self
         return Usage(
             input=self.input + other.input,
             output=self.output + other.output,
@@ -241,6 +245,9 @@ class Usage(BaseModel):
             cache_write=self.cache_write + other.cache_write,
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
         )
+
+
+NO_USAGE = Usage()
 
 
 class Evaluation(BaseModel):

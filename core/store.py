@@ -245,10 +245,14 @@ class Store:
                 })
         return rows
 
-    def finish_exchange(self, artifact: dict) -> None:
-        """Write the final outcome of an exchange."""
+    def finish_exchange(self, artifact: dict, last_round: dict | None = None) -> None:
+        """Write the outcome of an exchange, with the round that decided it when given."""
         with self._write() as db:
-            _insert(db, "exchanges", self._exchange_row(artifact, finished=True), key="run_id")
+            if last_round is not None:
+                self._round(db, artifact, last_round)
+            outcome = self._outcome_row(artifact, finished=True)
+            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in outcome)} where run_id = ?",
+                       [*outcome.values(), artifact["run_id"]])
 
     def record(self, artifact: dict) -> None:
         """Write a whole artifact at once (imports, tests, backfills)."""
@@ -263,18 +267,23 @@ class Store:
         names = dict.fromkeys(v for r in artifact["rounds"] for v in r["evaluation"]["violations"])
         return ", ".join(names)
 
+    def _outcome_row(self, artifact: dict, finished: bool) -> dict:
+        """The columns that change as an exchange goes on."""
+        return {
+            "outcome": artifact["outcome"], "approved": int(artifact["approved"]),
+            "rounds_taken": artifact["rounds_taken"], "termination_reason": artifact["termination_reason"],
+            "total_tokens": artifact["total_tokens"], "cost_usd": artifact["usage"]["cost_usd"],
+            "usage": json.dumps(artifact["usage"]), "violations": self._violations(artifact), "finished": int(finished),
+        }
+
     def _exchange_row(self, artifact: dict, finished: bool) -> dict:
         agents = artifact["agents"]
         return {
-            "run_id": artifact["run_id"], "timestamp": artifact["timestamp"], "outcome": artifact["outcome"],
-            "approved": int(artifact["approved"]), "rounds_taken": artifact["rounds_taken"],
-            "termination_reason": artifact["termination_reason"], "total_tokens": artifact["total_tokens"],
-            "cost_usd": artifact["usage"]["cost_usd"], "usage": json.dumps(artifact["usage"]),
-            "symbol": artifact["symbol"], "strategy_id": artifact["strategy_id"], "player": agents["player"],
-            "coach": agents["coach"], "model": agents["model"], "violations": self._violations(artifact),
-            "constraint_snapshot": json.dumps(artifact["constraint_snapshot"]),
+            "run_id": artifact["run_id"], "timestamp": artifact["timestamp"], "symbol": artifact["symbol"],
+            "strategy_id": artifact["strategy_id"], "player": agents["player"], "coach": agents["coach"],
+            "model": agents["model"], "constraint_snapshot": json.dumps(artifact["constraint_snapshot"]),
             "portfolio_snapshot": json.dumps(artifact["portfolio_snapshot"]),
-            "world_state": json.dumps(artifact["world_state"]), "finished": int(finished),
+            "world_state": json.dumps(artifact["world_state"]), **self._outcome_row(artifact, finished),
         }
 
     # -- reading ----------------------------------------------------------------------------
