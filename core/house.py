@@ -57,8 +57,7 @@ class _Plan(NamedTuple):
             size_pct=round(self.size, 4), entry_price=entry, stop_loss=round(stop, 2), take_profit=round(target, 2),
         )
         if self.watch_stray:
-            return [trade, Action(action_type="hold", symbol=STRAY_SYMBOL, size_pct=None,
-                                                  entry_price=None, stop_loss=None, take_profit=None)]
+            return [trade, Action(action_type="hold", symbol=STRAY_SYMBOL)]
         return [trade]
 
 

@@ -1,0 +1,31 @@
+"""`core` is a library: importable and usable without Streamlit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_core_runs_an_exchange_and_a_query_without_streamlit(tmp_path):
+    script = (
+        "import sys, core\n"
+        f"store = core.Store({str(tmp_path / 'lib.db')!r})\n"
+        "world = core.WorldState(symbol='MSFT', as_of='2025-03-04 10:00', price=400, sma5=402, sma10=398)\n"
+        "artifact = core.run_exchange_sync(world, core.load_preset('moderate'), core.Portfolio(),\n"
+        "                                  core.HousePlayer(), core.HouseCoach(), store=store)\n"
+        "assert store.list_exchanges(outcome=artifact['outcome'])[0]['run_id'] == artifact['run_id']\n"
+        "assert 'streamlit' not in sys.modules, 'core imported streamlit'\n"
+        "print(artifact['outcome'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "APPROVE"
+
+
+def test_no_core_module_imports_streamlit():
+    offenders = [p.name for p in (ROOT / "core").glob("*.py") if "import streamlit" in p.read_text()
+                 or "from streamlit" in p.read_text()]
+    assert offenders == []
