@@ -63,7 +63,7 @@ def run() -> dict:
                      for w, c in cases)
     _run(cases, 500)  # warm up
     # Best of several batches, as timeit does: other load on the machine only ever adds time.
-    no_db = min(_run(cases, 2000) for _ in range(7))
+    no_db = min(_run(cases, 1000) for _ in range(15))
     with tempfile.TemporaryDirectory() as tmp:
         store = core.Store(Path(tmp) / "bench.db")
         _run(cases, 100, store)

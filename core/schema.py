@@ -182,10 +182,9 @@ class Action(Strict):
 
     @model_validator(mode="after")
     def _entry_fields(self) -> Action:
-        if self.action_type in ENTRY_TYPES:
+        if self.action_type in ENTRY_TYPES and None in (self.size_pct, self.entry_price, self.stop_loss, self.take_profit):
             missing = [f for f in ("size_pct", "entry_price", "stop_loss", "take_profit") if getattr(self, f) is None]
-            if missing:
-                raise ValueError(f"{self.action_type} needs {', '.join(missing)}")
+            raise ValueError(f"{self.action_type} needs {', '.join(missing)}")
         return self
 
     @property
