@@ -117,3 +117,14 @@ def test_proposal_shape_is_enforced():
 
 def test_reasoning_comes_first_in_the_proposal_schema():
     assert list(core.Proposal.model_json_schema()["properties"]) == ["reasoning", "actions"]
+
+
+def test_a_malformed_preset_file_is_named_with_its_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(core.presets, "PRESETS_DIR", tmp_path)
+    (tmp_path / "broken.json").write_text("{oops")
+    bad = {**core.Constraints().model_dump(), "max_leverage": -2}
+    (tmp_path / "negative.json").write_text(json.dumps(bad))
+    with pytest.raises(core.InvalidInput, match="preset broken: not valid JSON"):
+        core.load_preset("broken")
+    with pytest.raises(core.InvalidInput, match="preset negative: max_leverage: .*greater than 0.*-2"):
+        core.load_preset("negative")
