@@ -1,0 +1,7 @@
+import streamlit as st
+
+from ui import shell
+
+shell.require_app()
+
+st.title("history")

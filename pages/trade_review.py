@@ -1,0 +1,144 @@
+"""Trade Review: a live Player–Coach exchange on the world state in the sidebar."""
+
+import json
+import uuid
+from datetime import date, datetime, time
+
+import streamlit as st
+from pydantic import ValidationError
+
+from ui import shell
+
+shell.require_app()
+
+import core  # noqa: E402
+from core.presets import explain  # noqa: E402
+from ui import exchange_view, market_defaults, session  # noqa: E402
+from ui.session import sticky  # noqa: E402
+
+store = session.store()
+sidebar = st.sidebar
+
+# -- sidebar: market, portfolio, schema, agents ---------------------------------------------
+sidebar.header("Market")
+symbols = market_defaults.symbols()
+symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symbols, index=0,
+                accept_new_options=True, help="Pick a symbol of the shipped snapshot or type another ticker.")
+dates = market_defaults.dates(symbol)
+if dates:
+    day = sticky(sidebar.selectbox, "Date", key=session.TR_DATE, options=dates, index=len(dates) - 1,
+                 format_func=lambda d: d.strftime("%a %d %b %Y"), help="Trading days the market data has.")
+    if day not in dates:
+        day = dates[-1]
+else:
+    day = sticky(sidebar.date_input, "Date", key=session.TR_DATE, value=date(2025, 3, 4))
+at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=time(10, 0), step=300)
+filled, source = market_defaults.world(symbol, day)
+sidebar.caption(source)
+if st.session_state.get(session.TR_FILLED_FOR) != (symbol, str(day)):
+    # A new symbol or day: refill the world state from the market data (the user may edit it after).
+    st.session_state[session.TR_FILLED_FOR] = (symbol, str(day))
+    for key, field in ((session.TR_PRICE, "price"), (session.TR_SMA5, "sma5"), (session.TR_SMA10, "sma10"),
+                       (session.TR_VOLUME, "volume"), (session.TR_REGIME, "volatility_regime"),
+                       (session.TR_SESSION, "session")):
+        st.session_state[key] = filled[field]
+    st.session_state[session.TR_ATR] = filled["atr"] or 0.0
+
+with sidebar.expander("World state", expanded=False):
+    price = sticky(st.number_input, "Price", key=session.TR_PRICE, value=filled["price"], min_value=0.0, format="%.2f")
+    sma5 = sticky(st.number_input, "SMA 5", key=session.TR_SMA5, value=filled["sma5"], min_value=0.0, format="%.2f")
+    sma10 = sticky(st.number_input, "SMA 10", key=session.TR_SMA10, value=filled["sma10"], min_value=0.0, format="%.2f")
+    volume = sticky(st.number_input, "Volume", key=session.TR_VOLUME, value=filled["volume"], min_value=0.0,
+                    step=1000.0, format="%.0f")
+    regimes = ["low", "medium", "high"]
+    regime = sticky(st.selectbox, "Volatility regime", key=session.TR_REGIME, options=regimes,
+                    index=regimes.index(filled["volatility_regime"]))
+    sessions = ["pre_market", "NY_open", "midday", "close", "after_hours"]
+    trading_session = sticky(st.selectbox, "Session", key=session.TR_SESSION, options=sessions,
+                             index=sessions.index(filled["session"]))
+    positions_ = ["flat", "long", "short"]
+    position = sticky(st.selectbox, "Position", key=session.TR_POSITION, options=positions_, index=0)
+    atr = sticky(st.number_input, "ATR (14 days, 0 = unknown)", key=session.TR_ATR, value=filled["atr"] or 0.0,
+                 min_value=0.0, format="%.2f")
+
+with sidebar.expander("Portfolio", expanded=False):
+    equity = sticky(st.number_input, "Equity", key=session.TR_EQUITY, value=100_000.0, min_value=0.0, step=1000.0)
+    peak = sticky(st.number_input, "Peak equity", key=session.TR_PEAK, value=100_000.0, min_value=0.0, step=1000.0)
+    start_of_day = sticky(st.number_input, "Start-of-day equity", key=session.TR_SOD, value=100_000.0,
+                          min_value=0.0, step=1000.0)
+    cumulative = sticky(st.number_input, "Cumulative P&L", key=session.TR_CUM_PNL, value=0.0, step=100.0)
+    today = sticky(st.number_input, "Today's P&L", key=session.TR_TODAY_PNL, value=0.0, step=100.0)
+    held = sticky(st.text_input, "Positions (JSON, fractions of equity)", key=session.TR_POSITIONS, value="{}",
+                  help='Signed fractions of equity, e.g. {"MSFT": 0.05, "TSLA": -0.02}.')
+
+sidebar.header("Schema")
+choices = session.schemas()
+if st.session_state.pop(session.PUSH_PENDING, False):
+    st.session_state[session.TR_SCHEMA] = session.PUSHED_LABEL
+labels = list(choices)
+schema_label = sticky(sidebar.selectbox, "Constraint schema", key=session.TR_SCHEMA, options=labels,
+                      index=labels.index("moderate") if "moderate" in labels else 0,
+                      help="A shipped preset, a custom preset saved on Constraints, or the schema pushed from there.")
+if schema_label not in choices:
+    schema_label = labels[0]
+constraints = choices[schema_label]
+sidebar.caption(f"max {constraints.max_rounds} rounds · R/R ≥ {constraints.min_risk_reward:g} · "
+                f"trade ≤ {constraints.max_single_trade_pct:.1%} · cutoff {constraints.trading_cutoff_time or 'none'}")
+sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon="📏")
+
+sidebar.header("Agents")
+strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following",
+                  help="Exchanges are grouped by strategy on History and for deriving constraints.")
+seed = sticky(sidebar.number_input, "House Player seed", key=session.TR_SEED, value=0, min_value=0, step=1,
+              disabled=session.has_key())
+speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SPEED, options=list(session.SPEEDS),
+                     value="Normal")
+
+# -- main ------------------------------------------------------------------------------------
+st.title("Trade Review")
+player, coach, agents_label = session.agents(int(seed))
+if session.has_key():
+    st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents.")
+else:
+    st.info(f"Agents: **{agents_label}**. To let Claude play both roles, add your Anthropic API key on "
+            "Settings (it stays in this browser session only).", icon="🏠")
+
+problems = []
+try:
+    world = core.WorldState(
+        symbol=symbol, as_of=datetime.combine(day, at), price=price, sma5=sma5, sma10=sma10, volume=volume,
+        volatility_regime=regime, session=trading_session, position=position, atr=atr or None,
+    )
+except ValidationError as error:
+    problems.append(f"World state — {explain(error)}")
+try:
+    portfolio = core.Portfolio(equity=equity, peak_equity=peak, start_of_day_equity=start_of_day,
+                               cumulative_pnl=cumulative, today_pnl=today, positions=json.loads(held or "{}"))
+except json.JSONDecodeError as bad:
+    problems.append(f"Portfolio — positions: not valid JSON ({bad.msg})")
+except ValidationError as error:
+    problems.append(f"Portfolio — {explain(error)}")
+for problem in problems:
+    st.error(exchange_view.literal(problem))
+
+left, right, _ = st.columns([1, 1, 4])
+run = left.button("Run exchange", key=session.TR_RUN, type="primary", icon="▶️", disabled=bool(problems))
+stop = right.button("Stop", key=session.TR_STOP, icon="⏹️", help="End the running exchange as INTERRUPTED.")
+
+if run:
+    run_id = str(uuid.uuid4())
+    st.session_state[session.LAST_RUN_ID] = run_id
+    events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
+                               strategy_id=strategy.strip() or None, run_id=run_id)
+    exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live"))
+elif session.LAST_RUN_ID in st.session_state:
+    artifact = store.get_exchange(st.session_state[session.LAST_RUN_ID])
+    if artifact is None:
+        st.warning("The last exchange is no longer in the database.")
+    else:
+        if stop and artifact["outcome"] == "INTERRUPTED":
+            st.toast("Exchange stopped.", icon="⏹️")
+        exchange_view.show(artifact, key="last")
+else:
+    st.markdown("Set the market and the schema in the sidebar, then **Run exchange**: the Player proposes, "
+                "the Coach checks every action against every constraint, round by round.")

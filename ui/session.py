@@ -1,0 +1,148 @@
+"""Every session-state key the app uses, named in one place, and the per-session objects.
+
+The API key lives here and only here: in `st.session_state[API_KEY]` for the browser session.
+It is never written to a file, the database, a log, a query parameter or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+import core
+
+# -- keys that hold app state (not widgets) ------------------------------------------------
+API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
+KEY_STATUS = "api_key_status"  # the last validation message shown on Settings
+MODEL = "model"  # the Claude model for both agents
+CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any hour
+DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
+SPEND_GUARD = "spend_guard"  # the session's core.claude.SpendGuard, made on first use
+PUSHED_SCHEMA = "pushed_schema"  # a Constraints pushed from the Constraints page (dict)
+PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
+LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
+EDITOR_BASE = "constraints_base"  # name of the preset the Constraints editor loaded
+EDITOR_NOTICE = "constraints_notice"  # a one-off message for the Constraints page (kind, text)
+IMPORTED_FILE = "constraints_imported_file"  # the upload already applied, so a rerun does not re-apply it
+DERIVED = "derived"  # the last derive result on Constraints: {strategy, schema, evidence}
+HISTORY_SELECTED = "history_selected"  # run_id selected on History
+HISTORY_REPLAY = "history_replay"  # run_id to replay on History's next run
+KEPT = "kept."  # prefix: copies of widget values that outlive a page switch
+
+# -- widget keys ---------------------------------------------------------------------------
+TR_FILLED_FOR = "tr_filled_for"  # (symbol, day) the world-state widgets were filled for
+TR_SYMBOL = "tr_symbol"
+TR_DATE = "tr_date"
+TR_TIME = "tr_time"
+TR_PRICE = "tr_price"
+TR_SMA5 = "tr_sma5"
+TR_SMA10 = "tr_sma10"
+TR_VOLUME = "tr_volume"
+TR_REGIME = "tr_regime"
+TR_SESSION = "tr_session"
+TR_POSITION = "tr_position"
+TR_ATR = "tr_atr"
+TR_EQUITY = "tr_equity"
+TR_PEAK = "tr_peak_equity"
+TR_SOD = "tr_start_of_day_equity"
+TR_CUM_PNL = "tr_cumulative_pnl"
+TR_TODAY_PNL = "tr_today_pnl"
+TR_POSITIONS = "tr_positions"
+TR_SCHEMA = "tr_schema"
+TR_STRATEGY = "tr_strategy"
+TR_SEED = "tr_seed"
+TR_SPEED = "tr_speed"
+TR_RUN = "tr_run"
+TR_STOP = "tr_stop"
+CONSTRAINT_FIELD = "c."  # prefix: one editor widget per Constraints field, e.g. "c.max_leverage"
+C_PRESET = "c_preset"
+C_NO_CUTOFF = "c_no_cutoff"
+C_ATR_OFF = "c_atr_off"
+C_UPLOAD = "c_upload"
+C_SAVE_NAME = "c_save_name"
+C_DERIVE_STRATEGY = "c_derive_strategy"
+C_DERIVED_NAME = "c_derived_name"
+H_OUTCOME = "h_outcome"
+H_SYMBOL = "h_symbol"
+H_STRATEGY = "h_strategy"
+H_DATES = "h_dates"
+H_TEXT = "h_text"
+H_PAGE = "h_page"
+H_TABLE = "h_table"
+H_PICK = "h_pick"
+H_SPEED = "h_speed"
+S_KEY_INPUT = "s_key_input"
+
+PUSHED_LABEL = "Edited on Constraints"
+DEFAULT_MODEL = "claude-haiku-4-5-20251001"
+MODELS = ("claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805")
+SPEEDS = {"Instant": 0.0, "Fast": 0.02, "Normal": 0.06, "Slow": 0.15}
+"""Animation speeds: seconds per streamed word."""
+
+
+def init() -> None:
+    """Defaults for the app-state keys; called by app.py at the top of every run."""
+    st.session_state.setdefault(MODEL, DEFAULT_MODEL)
+    st.session_state.setdefault(CALLS_PER_HOUR, 60)
+    st.session_state.setdefault(DOLLARS_PER_SESSION, 1.00)
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> core.Store:
+    return core.Store(path)
+
+
+def store() -> core.Store:
+    """The process's one Store for the configured path ($PLAYER_COACH_DB or data/)."""
+    return _store(str(core.store.default_path()))
+
+
+def sticky(widget, label: str, *, key: str, **kwargs):
+    """A widget whose value survives a visit to another page.
+
+    Streamlit forgets a widget's value when a run does not draw it; a copy under KEPT + key
+    brings it back. The default is passed only the first time, so Streamlit never sees both a
+    default and a session-state value.
+    """
+    kept = KEPT + key
+    if key not in st.session_state and kept in st.session_state:
+        st.session_state[key] = st.session_state[kept]
+    if key in st.session_state:
+        for default in ("value", "index", "default"):
+            kwargs.pop(default, None)
+    value = widget(label, key=key, **kwargs)
+    st.session_state[kept] = value
+    return value
+
+
+def has_key() -> bool:
+    return bool(st.session_state.get(API_KEY))
+
+
+def agents(seed: int = 0):
+    """(player, coach, label): Claude agents when the session holds a key, else the house agents."""
+    if has_key():
+        from core import claude  # imported on demand: the house agents need no SDK
+
+        guard = st.session_state.get(SPEND_GUARD)
+        if guard is None:
+            guard = st.session_state[SPEND_GUARD] = claude.SpendGuard(
+                calls_per_hour=int(st.session_state[CALLS_PER_HOUR]),
+                dollars_per_session=float(st.session_state[DOLLARS_PER_SESSION]),
+            )
+        options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": guard,
+                   "base_url": os.environ.get("ANTHROPIC_BASE_URL") or None}
+        label = f"Claude ({st.session_state[MODEL]})"
+        return claude.ClaudePlayer(**options), claude.ClaudeCoach(**options), label
+    return core.HousePlayer(seed=seed), core.HouseCoach(), "House agents (offline, deterministic)"
+
+
+def schemas() -> dict[str, core.Constraints]:
+    """Every schema the user can pick: the shipped presets, the saved custom ones, the pushed one."""
+    choices: dict[str, core.Constraints] = {name: core.load_preset(name) for name in core.list_presets()}
+    for name, constraints in store().custom_presets().items():
+        choices[f"{name} (custom)"] = constraints
+    if PUSHED_SCHEMA in st.session_state:
+        choices[PUSHED_LABEL] = core.Constraints.model_validate(st.session_state[PUSHED_SCHEMA])
+    return choices
