@@ -77,7 +77,28 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["coach_memory"].create_index(["run_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2_backtests(db: sqlite_utils.Database) -> None:
+    """Backtests (core.backtest): one row per run, one per finished day so a run can resume."""
+    db["backtests"].create(
+        {
+            "run_key": str, "created": str, "updated": str, "status": str, "symbol": str, "start": str,
+            "end": str, "preset": str, "constraints": str, "player": str, "coach": str, "model": str,
+            "depth": str, "settings": str, "days_total": int, "days_done": int, "metrics": str,
+        },
+        pk="run_key",
+    )
+    db["backtest_days"].create(
+        {
+            "run_key": str, "day": str, "outcome": str, "reason": str, "rounds": int, "tokens": int,
+            "cost_usd": float, "actions": str, "exchange_run_id": str,
+        },
+        pk=("run_key", "day"),
+        foreign_keys=[("run_key", "backtests", "run_key")],
+    )
+    db["backtests"].create_index(["created"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
