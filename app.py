@@ -8,11 +8,11 @@ st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️",
 session.init()
 
 PAGES = [
-    st.Page("pages/trade_review.py", title="Trade Review", icon="⚖️", default=True),
-    st.Page("pages/constraints.py", title="Constraints", icon="📏"),
-    st.Page("pages/history.py", title="History", icon="🗂️"),
-    st.Page("pages/backtest.py", title="Backtest", icon="📈"),
-    st.Page("pages/settings.py", title="Settings", icon="🔑"),
+    st.Page("pages/trade_review.py", title="Trade Review", icon=":material/balance:", default=True),
+    st.Page("pages/constraints.py", title="Constraints", icon=":material/tune:"),
+    st.Page("pages/history.py", title="History", icon=":material/history:"),
+    st.Page("pages/backtest.py", title="Backtest", icon=":material/query_stats:"),
+    st.Page("pages/settings.py", title="Settings", icon=":material/key:"),
 ]
 
 with shell.app_running():

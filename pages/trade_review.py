@@ -84,7 +84,7 @@ if schema_label not in choices:
 constraints = choices[schema_label]
 sidebar.caption(f"max {constraints.max_rounds} rounds · R/R ≥ {constraints.min_risk_reward:g} · "
                 f"trade ≤ {constraints.max_single_trade_pct:.1%} · cutoff {constraints.trading_cutoff_time or 'none'}")
-sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon="📏")
+sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":material/tune:")
 
 sidebar.header("Agents")
 strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following",
@@ -101,7 +101,7 @@ if session.has_key():
     st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents.")
 else:
     st.info(f"Agents: **{agents_label}**. To let Claude play both roles, add your Anthropic API key on "
-            "Settings (it stays in this browser session only).", icon="🏠")
+            "Settings (it stays in this browser session only).", icon=":material/home:")
 
 problems = []
 try:
@@ -122,8 +122,8 @@ for problem in problems:
     st.error(exchange_view.literal(problem))
 
 left, right, _ = st.columns([1, 1, 4])
-run = left.button("Run exchange", key=session.TR_RUN, type="primary", icon="▶️", disabled=bool(problems))
-stop = right.button("Stop", key=session.TR_STOP, icon="⏹️", help="End the running exchange as INTERRUPTED.")
+run = left.button("Run exchange", key=session.TR_RUN, type="primary", icon=":material/play_arrow:", disabled=bool(problems))
+stop = right.button("Stop", key=session.TR_STOP, icon=":material/stop:", help="End the running exchange as INTERRUPTED.")
 
 if run:
     run_id = str(uuid.uuid4())
@@ -137,7 +137,7 @@ elif session.LAST_RUN_ID in st.session_state:
         st.warning("The last exchange is no longer in the database.")
     else:
         if stop and artifact["outcome"] == "INTERRUPTED":
-            st.toast("Exchange stopped.", icon="⏹️")
+            st.toast("Exchange stopped.", icon=":material/stop:")
         exchange_view.show(artifact, key="last")
 else:
     st.markdown("Set the market and the schema in the sidebar, then **Run exchange**: the Player proposes, "

@@ -25,8 +25,8 @@ import core
 from core.loop import fragments
 
 ROLES = {
-    "player": {"name": "Player", "face": "🧑‍💼", "line": "proposes the trade"},
-    "coach": {"name": "Coach", "face": "🧑‍⚖️", "line": "checks it against the schema"},
+    "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
+    "coach": {"name": "Coach", "face": "C", "line": "checks it against the schema"},
 }
 DECISION_COLOURS = {"APPROVE": "green", "REJECT": "orange", "ABORT": "red"}
 
@@ -38,7 +38,10 @@ _CSS = """
 .pc-char.pc-active{border-color:#2563eb;box-shadow:0 0 0 4px rgba(37,99,235,.15);opacity:1;background:#fff}
 .pc-char.pc-coach.pc-active{border-color:#7c3aed;box-shadow:0 0 0 4px rgba(124,58,237,.15)}
 .pc-who{display:flex;align-items:center;gap:.6rem;margin-bottom:.5rem}
-.pc-face{font-size:2.4rem;line-height:1}
+.pc-face{width:2.6rem;height:2.6rem;border-radius:50%;display:flex;align-items:center;justify-content:center;
+  font-weight:800;font-size:1.3rem;color:#fff;background:#60a5fa}
+.pc-coach .pc-face{background:#a78bfa}
+.pc-active .pc-face{background:#2563eb}.pc-coach.pc-active .pc-face{background:#7c3aed}
 .pc-name{font-weight:700;font-size:1.05rem}
 .pc-role{color:#6b7280;font-size:.8rem}
 .pc-tag{margin-left:auto;font-size:.75rem;font-weight:700;padding:.1rem .5rem;border-radius:999px;background:#eef2ff;color:#3730a3}
@@ -72,7 +75,7 @@ def escape(text: object) -> str:
 
 def literal(text: object) -> str:
     """Text for st.markdown-based elements (banners, captions), shown as typed: no markup applies."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$&:])", r"\\\1", str(text))
+    return re.sub(r"([\\`*_{}\[\]<>#|~$])", r"\\\1", str(text))
 
 
 def _html(markup: str) -> None:
@@ -159,17 +162,17 @@ def outcome_banner(artifact: dict) -> None:
     outcome, reason, rounds = artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"]
     plural = "s" if rounds != 1 else ""
     if outcome == "APPROVE":
-        st.success(f"**APPROVE** — the Coach approved the trade in round {rounds}.", icon="✅")
+        st.success(f"**APPROVE** — the Coach approved the trade in round {rounds}.", icon=":material/check_circle:")
     elif outcome == "REJECT-MAX":
-        st.warning(f"**REJECT-MAX** — still rejected after {rounds} round{plural} (max\\_rounds reached).", icon="🛑")
+        st.warning(f"**REJECT-MAX** — still rejected after {rounds} round{plural} (max\\_rounds reached).", icon=":material/block:")
     elif outcome == "ABORT":
         where = "before round 1 (circuit breaker)" if rounds == 0 and reason in core.BREAKER_NAMES else \
             f"after {rounds} round{plural}"
-        st.error(f"**ABORT** — {literal(reason)}, {where}.", icon="⛔")
+        st.error(f"**ABORT** — {literal(reason)}, {where}.", icon=":material/cancel:")
     elif outcome == "ERROR":
-        st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}).", icon="⚠️")
+        st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}).", icon=":material/error:")
     else:
-        st.info(f"**INTERRUPTED** — stopped; {rounds} finished round{plural} kept.", icon="⏹️")
+        st.info(f"**INTERRUPTED** — stopped; {rounds} finished round{plural} kept.", icon=":material/stop_circle:")
 
 
 def totals(artifact: dict, key: str) -> None:
@@ -186,7 +189,7 @@ def totals(artifact: dict, key: str) -> None:
                         + (f" · {artifact['agents']['model']}" if artifact["agents"].get("model") else ""))
     text = json.dumps(artifact, indent=2)
     st.download_button("Download artifact JSON", text, file_name=f"exchange-{artifact['run_id']}.json",
-                       mime="application/json", key=f"{key}.download", icon="⬇️")
+                       mime="application/json", key=f"{key}.download", icon=":material/download:")
     with st.expander("Artifact JSON", key=f"{key}.json"):
         st.json(artifact, expanded=2)
 
@@ -238,7 +241,7 @@ class ExchangeView:
                 f"{w.volatility_regime} volatility · max {event.constraints.max_rounds} rounds")
         elif isinstance(event, core.BreakerTripped):
             self.alert.error(f"**Circuit breaker tripped: {literal(event.name)}** — {literal(event.detail)}. "
-                             "No rounds were played and no agent was called.", icon="🚨")
+                             "No rounds were played and no agent was called.", icon=":material/power_off:")
             self.active, self.tag = "coach", "ABORT"
             self.text["coach"] = f"Circuit breaker {event.name}: {event.detail}. No trading now."
             self._draw()

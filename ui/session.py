@@ -22,6 +22,7 @@ SPEND_GUARD = "spend_guard"  # the session's core.claude.SpendGuard, made on fir
 PUSHED_SCHEMA = "pushed_schema"  # a Constraints pushed from the Constraints page (dict)
 PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
+EDITOR = "constraints_editor"  # the Constraints editor's working copy (dict, maybe invalid)
 EDITOR_BASE = "constraints_base"  # name of the preset the Constraints editor loaded
 EDITOR_NOTICE = "constraints_notice"  # a one-off message for the Constraints page (kind, text)
 IMPORTED_FILE = "constraints_imported_file"  # the upload already applied, so a rerun does not re-apply it
@@ -146,3 +147,10 @@ def schemas() -> dict[str, core.Constraints]:
     if PUSHED_SCHEMA in st.session_state:
         choices[PUSHED_LABEL] = core.Constraints.model_validate(st.session_state[PUSHED_SCHEMA])
     return choices
+
+
+def known_symbols() -> list[str]:
+    """Symbols the app has seen: in the market snapshot and in stored exchanges."""
+    from ui import market_defaults
+
+    return list(dict.fromkeys(market_defaults.symbols() + store().symbols()))
