@@ -15,5 +15,9 @@ PAGES = [
     st.Page("pages/settings.py", title="Settings", icon=":material/key:"),
 ]
 
+st.sidebar.caption(
+    "Agents: **Claude** (key set for this session)" if session.has_key() else "Agents: **house** (no API key set)"
+)
+
 with shell.app_running():
     st.navigation(PAGES).run()

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 import streamlit as st
 from pydantic import ValidationError
@@ -22,7 +22,8 @@ sidebar = st.sidebar
 # -- sidebar: market, portfolio, schema, agents ---------------------------------------------
 sidebar.header("Market")
 symbols = market_defaults.symbols()
-symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symbols, index=0,
+symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symbols,
+                index=symbols.index("AMZN") if "AMZN" in symbols else 0,
                 accept_new_options=True, help="Pick a symbol of the shipped snapshot or type another ticker.")
 dates = market_defaults.dates(symbol)
 if dates:
@@ -32,7 +33,7 @@ if dates:
         day = dates[-1]
 else:
     day = sticky(sidebar.date_input, "Date", key=session.TR_DATE, value=date(2025, 3, 4))
-at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=time(10, 0), step=300)
+at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=market_defaults.DECISION_TIME, step=300)
 filled, source = market_defaults.world(symbol, day)
 sidebar.caption(source)
 if st.session_state.get(session.TR_FILLED_FOR) != (symbol, str(day)):

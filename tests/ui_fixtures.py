@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+__all__ = ["app", "app_store", "app_server", "browser", "page"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -89,3 +91,45 @@ def page(browser):
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """A factory of AppTests of app.py on a fresh database, animation instant, opened on `page`."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PLAYER_COACH_DB", str(tmp_path / "pages.db"))
+    monkeypatch.setenv("PLAYER_COACH_OFFLINE", "1")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+    def open_app(page: str | None = None) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["tr_speed"] = "Instant"
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_app
+
+
+@pytest.fixture
+def app_store(tmp_path, app):
+    """The Store the AppTests of `app` use (same file)."""
+    import core
+
+    return core.Store(tmp_path / "pages.db")
+
+
+def plain(markdown: str) -> str:
+    """Markdown as the reader sees it: backslash escapes removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def texts(at, kind: str) -> list[str]:
+    """The plain text of every element of one kind (success, error, warning, info, markdown, caption)."""
+    return [plain(element.value if kind in ("markdown", "caption") else element.body)
+            for element in getattr(at, kind)]

@@ -1,6 +1,7 @@
-"""Defaults for Trade Review's sidebar from the shipped market snapshot (core.market).
+"""Defaults for Trade Review's sidebar from the local market data (core.market, offline).
 
-Until core.market can answer (or for a symbol it has no bars for), a fixed AMZN-like world.
+The sidebar never waits on the network: it reads the cache and the shipped snapshot only. For a
+symbol the data does not have, a fixed AMZN-like world the user can edit.
 """
 
 from __future__ import annotations
@@ -9,29 +10,37 @@ from datetime import date
 
 import streamlit as st
 
+from core import market
+
 FALLBACK = {"price": 185.0, "sma5": 183.0, "sma10": 180.0, "volume": 40_000_000.0, "volatility_regime": "medium",
             "session": "NY_open", "atr": None}
 FALLBACK_SYMBOLS = ["AMZN", "MSFT", "TSLA", "BTC-USD"]
+DECISION_TIME = market.DECISION_TIME
 
 
-def _market():
-    try:
-        from core import market
-    except ImportError:
-        return None
-    return market
-
-
+@st.cache_data(show_spinner=False)
 def symbols() -> list[str]:
-    """The symbols to offer: those of the shipped snapshot, else the moderate preset's."""
-    return FALLBACK_SYMBOLS
+    """The symbols of the shipped snapshot, else the moderate preset's."""
+    return market.snapshot_symbols() or FALLBACK_SYMBOLS
 
 
+@st.cache_data(show_spinner=False)
 def dates(symbol: str) -> list[date]:
-    """The trading days the data has for a symbol, oldest first (empty: any date)."""
-    return []
+    """The days a world state can be built for (enough bars before them), oldest first; empty: any date."""
+    try:
+        return market.available_dates(symbol)[market.MIN_HISTORY:]
+    except (ValueError, market.MarketDataError):
+        return []
 
 
+@st.cache_data(show_spinner=False)
 def world(symbol: str, day: date) -> tuple[dict, str]:
     """World-state fields for a symbol on a day, and a line saying where they came from."""
-    return dict(FALLBACK), "Defaults (no market data for this symbol and day): edit the world state below."
+    try:
+        bars = market.load_bars(symbol, online=False)
+        state = market.world_state(symbol, day, bars)
+    except (ValueError, market.MarketDataError):
+        return dict(FALLBACK), "No market data for this symbol and day: defaults, edit the world state below."
+    fields = state.model_dump(include={"price", "sma5", "sma10", "volume", "volatility_regime", "session", "atr"})
+    fields = {k: round(v, 2) if isinstance(v, float) and k != "volume" else v for k, v in fields.items()}
+    return fields, f"From the {bars.source} bars before {day:%d %b %Y} (close of the previous day); editable below."

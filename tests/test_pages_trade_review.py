@@ -1,0 +1,134 @@
+"""Trade Review runs a house exchange, draws it, stores it, and shows breakers, stops and text safely."""
+
+from datetime import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import core
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import texts
+from ui import exchange_view, session
+
+
+def run_exchange(at):
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def round_cards(at) -> list[str]:
+    return [e.label for e in at.expander if e.label.startswith("Round ")]
+
+
+def test_house_exchange_draws_round_cards_banner_and_stores_the_artifact(app, app_store):
+    at = run_exchange(app())
+    cards = round_cards(at)
+    assert cards and cards[0].startswith("Round 1 — ")
+    banners = texts(at, "success") + texts(at, "warning") + texts(at, "error")
+    run_id = at.session_state[session.LAST_RUN_ID]
+    stored = app_store.get_exchange(run_id)
+    assert stored is not None and stored["outcome"] in ("APPROVE", "REJECT-MAX", "ABORT")
+    assert any(b.startswith(f"**{stored['outcome']}**") for b in banners)
+    assert len(cards) == stored["rounds_taken"]
+    # every check is listed with its arithmetic and a mark
+    checks = [df.value for df in at.dataframe if "arithmetic" in df.value.columns]
+    assert len(checks) == stored["rounds_taken"]
+    assert set(checks[0][""]) <= {"✅", "❌"} and checks[0]["arithmetic"].str.len().min() > 0
+    assert "House agents" in " ".join(texts(at, "info"))
+    assert any(b.label == "Download artifact JSON" for b in at.get("download_button"))
+
+
+def test_the_exchange_stays_on_screen_after_a_rerun(app):
+    at = run_exchange(app())
+    before = round_cards(at)
+    at.run()
+    assert round_cards(at) == before
+
+
+def test_only_the_last_round_card_is_open(app, app_store):
+    at = app()
+    at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()
+    run_exchange(at)
+    cards = [e for e in at.expander if e.label.startswith("Round ")]
+    assert len(cards) > 1
+    assert [c.proto.expanded for c in cards] == [False] * (len(cards) - 1) + [True]
+
+
+def test_a_circuit_breaker_is_shown_as_such_with_no_rounds(app, app_store):
+    at = app()
+    at.time_input(key=session.TR_TIME).set_value(time(16, 45)).run()
+    run_exchange(at)
+    assert round_cards(at) == []
+    assert any("Circuit breaker tripped: trading_cutoff" in e for e in texts(at, "error"))
+    stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
+    assert (stored["outcome"], stored["rounds_taken"], stored["termination_reason"]) == ("ABORT", 0, "trading_cutoff")
+
+
+def test_a_bad_portfolio_names_the_field_and_blocks_the_run(app):
+    at = app()
+    at.text_input(key=session.TR_POSITIONS).input('{"AMZN": "lots"}').run()
+    assert any("positions" in e for e in texts(at, "error"))
+    assert at.button(key=session.TR_RUN).disabled
+
+
+def test_house_agents_are_named_with_how_to_add_a_key(app):
+    at = app()
+    note = " ".join(texts(at, "info"))
+    assert "House agents" in note and "Settings" in note
+
+
+class Interrupt(Exception):
+    """What Streamlit raises inside a drawing call when a click (Stop) reruns the script."""
+
+
+def test_stopping_mid_exchange_stores_interrupted_with_the_finished_rounds(store, world):
+    strict = core.load_preset("strict")  # the house Player keeps being rejected: several rounds
+
+    class StopAtRound2:
+        def handle(self, event):
+            if isinstance(event, core.RoundStarted) and event.round == 2:
+                raise Interrupt
+
+    events = core.run_exchange(world, strict, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store,
+                               run_id="stopped")
+    with pytest.raises(Interrupt):
+        exchange_view.play(events, StopAtRound2())
+    stored = store.get_exchange("stopped")
+    assert stored["outcome"] == "INTERRUPTED"
+    assert [r["round"] for r in stored["rounds"]] == [1]
+
+
+def _artifact_with(reasoning: str, store, world) -> dict:
+    class Player:
+        name = "stub-player"
+
+        def propose(self, world, constraints, portfolio, history):
+            yield reasoning
+            return core.Turn(core.Proposal(reasoning=reasoning, actions=[{"action_type": "hold", "symbol": "AMZN"}]))
+
+    return core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), Player(), core.HouseCoach(),
+                                  store=store, run_id="escape")
+
+
+HOSTILE = "<script>alert(1)</script><b>x</b> **bold** $x$"
+
+
+def _draw(artifact):
+    from ui import exchange_view
+
+    exchange_view.show(artifact)
+
+
+def test_html_in_agent_text_is_rendered_as_text(store, world):
+    artifact = _artifact_with(HOSTILE, store, world)
+    at = AppTest.from_function(_draw, args=(artifact,), default_timeout=30).run()
+    assert not at.exception
+    bodies = " ".join(m.value for m in at.markdown)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in bodies
+    assert "<script>" not in bodies and "<b>x" not in bodies
+    assert "&#42;&#42;bold&#42;&#42;" in bodies and "&#36;x&#36;" in bodies  # no markdown or maths either
+
+
+def test_escape_keeps_every_character_literal():
+    assert exchange_view.escape('<a href="x">&</a>\nnext') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;<br>next"
