@@ -18,7 +18,7 @@ from ui.exchange_view import literal
 
 EDITOR = session.EDITOR
 
-# field: (min, max, step, format). Ranges cover every shipped preset; a wider imported value widens them.
+# field: (min, max, step, format): the usual range; a value outside it (a preset, an import) widens it.
 SLIDERS = {
     "max_position_pct": (0.01, 1.0, 0.01, "%.2f"),
     "max_single_trade_pct": (0.005, 1.0, 0.005, "%.3f"),
@@ -75,12 +75,13 @@ def controls() -> dict:
         if field == "min_stop_atr_multiple":
             continue
         current = state.get(widget(field), low)
-        values[field] = st.slider(field, min_value=low, max_value=max(high, current), step=step, format=fmt,
+        values[field] = st.slider(field, min_value=min(low, current), max_value=max(high, current), step=step, format=fmt,
                                   key=widget(field), help=help_for(field))
     left, right = st.columns([1, 2])
     off = left.checkbox("No ATR stop rule", key=session.C_ATR_OFF, help="min_stop_atr_multiple = null")
     low, high, step, fmt = SLIDERS["min_stop_atr_multiple"]
-    atr = right.slider("min_stop_atr_multiple", min_value=low, max_value=max(high, state.get(widget("min_stop_atr_multiple"), low)),
+    current = state.get(widget("min_stop_atr_multiple"), low)
+    atr = right.slider("min_stop_atr_multiple", min_value=min(low, current), max_value=max(high, current),
                        step=step, format=fmt, key=widget("min_stop_atr_multiple"), disabled=off,
                        help=help_for("min_stop_atr_multiple"))
     values["min_stop_atr_multiple"] = None if off else atr
