@@ -1,0 +1,376 @@
+"""core.backtest: no lookahead, fills, stops and gaps, fees, metrics by hand, breakers, resume."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import core
+from core import backtest as bt
+from core.agent import Turn
+from core.market import MarketDataError, load_bars
+from core.schema import Constraints, Proposal
+
+from tests.test_market import frame
+
+OPEN_RULES = Constraints(
+    max_position_pct=1.0, max_single_trade_pct=1.0, max_leverage=2.0, max_drawdown_pct=0.5,
+    max_daily_loss_pct=0.5, consistency_rule_pct=1.0, trading_cutoff_time=None, allowed_symbols=["TEST"],
+    max_open_positions=3, min_risk_reward=0.1, max_rounds=1, abort_on_violations=[],
+)
+
+
+class ScriptPlayer:
+    """Enters on the days of its script (entry at the world price), holds otherwise; records what it saw."""
+
+    name = "script"
+
+    def __init__(self, script: dict[date, dict] | None = None, crash_on: date | None = None):
+        self.script = script or {}
+        self.crash_on = crash_on
+        self.seen: dict[date, core.WorldState] = {}
+
+    def propose(self, world, constraints, portfolio, history):
+        day = world.as_of.date()
+        self.seen[day] = world
+        if day == self.crash_on:
+            raise KeyboardInterrupt  # a crash mid-run: the process dies here
+        plan = self.script.get(day)
+        if plan:
+            action = {"action_type": "enter_long", "symbol": world.symbol, "size_pct": plan.get("size", 0.5),
+                      "entry_price": world.price, "stop_loss": plan["stop"], "take_profit": plan["target"]}
+        else:
+            action = {"action_type": "hold", "symbol": world.symbol}
+        yield "plan"
+        return Turn(Proposal.model_validate({"reasoning": "script", "actions": [action]}))
+
+
+def flat_bars(n=30, price=100.0) -> pd.DataFrame:
+    return frame(np.full(n, price))
+
+
+def days_of(f):
+    return [d.date() for d in f.index]
+
+
+# -- fills, stops, gaps, fees --------------------------------------------------------------
+
+def test_stop_first_when_one_bar_touches_both_stop_and_target():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[15], ["High", "Low"]] = [106.0, 97.0]  # day 15 touches target 104 and stop 98
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    assert len(r.trades) == 1
+    trade = r.trades.iloc[0]
+    assert trade["exit_reason"] == "stop" and trade["exit_price"] == 98.0 and trade["exit_day"] == d[15]
+    assert trade["pnl"] == pytest.approx(-2.0 * 0.5 * 100_000 / 100)
+
+
+def test_a_gap_through_the_stop_fills_at_the_open():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [90.0, 91.0, 89.0, 90.0]
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    trade = r.trades.iloc[0]
+    assert trade["exit_reason"] == "stop (gap)" and trade["exit_price"] == 90.0 and trade["exit_day"] == d[16]
+
+
+def test_target_hit_and_holding_limit():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[17], "High"] = 105.0
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}, d[20]: {"stop": 98.0, "target": 104.0}})
+    r = bt.run_backtest("TEST", d[12], d[27], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0,
+                        slippage_bps=0, max_hold_days=3)
+    first, second = r.trades.iloc[0], r.trades.iloc[1]
+    assert (first["exit_reason"], first["exit_day"], first["exit_price"]) == ("target", d[17], 104.0)
+    assert (second["exit_reason"], second["exit_day"], second["bars_held"]) == ("holding limit", d[22], 3)
+
+
+def test_fee_and_slippage_arithmetic_by_hand():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[17], "High"] = 105.0
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0, "size": 0.5}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
+                        slippage_bps=20)
+    trade = r.trades.iloc[0]
+    fill = 100.0 * 1.002  # open of t, 20 bp against a buyer
+    qty = 0.5 * 100_000 / fill
+    out = 104.0 * (1 - 0.002)  # the target, 20 bp against a seller
+    fees = qty * fill * 0.001 + qty * out * 0.001
+    assert trade["entry_price"] == pytest.approx(fill)
+    assert trade["qty"] == pytest.approx(qty)
+    assert trade["exit_price"] == pytest.approx(out)
+    assert trade["fees"] == pytest.approx(fees)
+    assert trade["pnl"] == pytest.approx(qty * (out - fill) - fees)
+    assert r.equity.iloc[-1] == pytest.approx(100_000 + trade["pnl"])
+
+
+def test_entries_are_rechecked_at_the_fill_price():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[15], ["Open", "High", "Low", "Close"]] = [97.0, 97.5, 96.5, 97.0]  # opens below the stop
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    assert r.trades.empty
+    note = r.days.set_index("day").loc[d[15], "note"]
+    assert "entry not filled" in note and "bracket" in note
+
+
+# -- no lookahead ---------------------------------------------------------------------------
+
+def test_changing_any_bar_after_day_t_leaves_every_decision_up_to_t_unchanged():
+    bars = load_bars("MSFT", "2019-03-11", "2020-06-30", online=False).frame
+    start, t = date(2019, 9, 3), date(2020, 2, 14)
+    moderate = core.load_preset("moderate")
+    a = bt.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+    changed = bars.copy()
+    after = changed.index.date > t
+    changed.loc[after, ["Open", "High", "Low", "Close"]] *= np.linspace(0.5, 2.0, after.sum())[:, None]
+    changed.loc[after, "Volume"] = 1.0
+    b = bt.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=changed)
+    upto = a.days["day"] <= t
+    pd.testing.assert_frame_equal(a.days[upto], b.days[upto])
+    assert a.equity[a.equity.index.date <= t].equals(b.equity[b.equity.index.date <= t])
+    assert not a.days.equals(b.days)  # the change did reach the later days
+
+
+def test_the_player_sees_only_bars_before_each_day():
+    f = frame(np.linspace(100, 130, 30))
+    d = days_of(f)
+    player = ScriptPlayer()
+    bt.run_backtest("TEST", d[12], d[29], OPEN_RULES, player, core.HouseCoach(), bars=f)
+    for i in range(12, 30):
+        assert player.seen[d[i]].price == f["Close"].iloc[i - 1]
+
+
+def test_warm_up_days_are_skipped_with_a_reason():
+    f = flat_bars()
+    d = days_of(f)
+    r = bt.run_backtest("TEST", d[5], d[15], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+    skipped = r.days[r.days["outcome"] == "SKIPPED"]
+    assert list(skipped["day"]) == d[5:10]
+    assert skipped["reason"].iloc[0] == "warm-up: 5 earlier bars, the world state needs 10"
+    assert r.metrics["days_skipped"] == 5
+
+
+# -- circuit breakers -----------------------------------------------------------------------
+
+def test_breakers_fire_on_the_right_days_and_no_agent_is_asked():
+    f = flat_bars(40)
+    d = days_of(f)
+    # Long from day 15 with the stop at 96; day 17 gaps to 80 (a 20 % loss on the position).
+    f.loc[f.index[17], ["Open", "High", "Low", "Close"]] = [80.0, 81.0, 79.0, 80.0]
+    f.iloc[18:, :4] = f.iloc[18:, :4] - 20.0
+    rules = OPEN_RULES.model_copy(update={"max_daily_loss_pct": 0.08, "max_drawdown_pct": 0.5})
+    player = ScriptPlayer({d[15]: {"stop": 96.0, "target": 110.0, "size": 0.5}})
+    r = bt.run_backtest("TEST", d[12], d[25], rules, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    by_day = r.days.set_index("day")
+    # day 17 lost 0.5 x 20 % = 10 % >= 8 %: the decision for day 18 (on day 17's close) trips the breaker
+    assert by_day.loc[d[18], "outcome"] == "ABORT" and by_day.loc[d[18], "reason"] == "daily_loss_limit"
+    assert by_day.loc[d[18], "rounds"] == 0 and d[18] not in player.seen
+    assert by_day.loc[d[19], "outcome"] == "APPROVE" and d[19] in player.seen
+    assert r.metrics["days_aborted"] == 1
+
+    tight = rules.model_copy(update={"max_drawdown_pct": 0.09})
+    player = ScriptPlayer({d[15]: {"stop": 96.0, "target": 110.0, "size": 0.5}})
+    r = bt.run_backtest("TEST", d[12], d[25], tight, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    after = r.days[r.days["day"] >= d[18]]
+    assert set(after["reason"]) == {"mll_breached"} and not any(day in player.seen for day in after["day"])
+
+
+# -- metrics by hand ------------------------------------------------------------------------
+
+def test_sharpe_by_hand():
+    r = [0.01, -0.02, 0.03]
+    mean = 0.02 / 3
+    sd = math.sqrt(((0.01 - mean) ** 2 + (-0.02 - mean) ** 2 + (0.03 - mean) ** 2) / 2)
+    assert bt.sharpe_ratio(r) == pytest.approx(mean / sd * math.sqrt(252))
+    assert bt.sharpe_ratio([0.0, 0.0, 0.0]) == 0.0
+
+
+def test_sortino_by_hand():
+    r = [0.01, -0.02, 0.03]
+    downside = math.sqrt((0.02 ** 2) / 3)
+    assert bt.sortino_ratio(r) == pytest.approx((0.02 / 3) / downside * math.sqrt(252))
+
+
+def test_max_drawdown_is_the_deepest_not_the_final():
+    equity = pd.Series([100.0, 120.0, 90.0, 130.0, 104.0], index=pd.bdate_range("2024-01-01", periods=5))
+    assert bt.max_drawdown(equity) == pytest.approx(0.25)  # 120 -> 90; the final one is 0.20
+    assert bt.drawdown_spells(equity) == (2, 1)  # peak 120 at 1, recovered at 3; trough at 2
+    under = pd.Series([100.0, 90.0, 95.0, 80.0, 85.0], index=pd.bdate_range("2024-01-01", periods=5))
+    assert bt.drawdown_spells(under) == (4, None)
+
+
+def test_cagr_by_hand():
+    equity = pd.Series([100.0, 121.0], index=pd.to_datetime(["2020-01-01", "2022-01-01"]))
+    years = 731 / 365.25
+    assert bt.cagr(equity) == pytest.approx(1.21 ** (1 / years) - 1)
+
+
+def test_win_rate_by_hand():
+    assert bt.win_rate([10.0, -5.0, 0.0, 3.0]) == 50.0
+    assert bt.win_rate([]) == 0.0
+
+
+def test_result_metrics_match_the_hand_functions_on_its_own_curve():
+    r = bt.run_backtest("MSFT", "2020-01-02", "2020-12-31", core.load_preset("moderate"), core.HousePlayer(),
+                        core.HouseCoach(), bars=load_bars("MSFT", online=False))
+    returns = r.equity.pct_change().dropna()
+    assert r.sharpe == pytest.approx(bt.sharpe_ratio(returns))
+    assert r.max_drawdown_pct == pytest.approx(bt.max_drawdown(r.equity) * 100)
+    assert r.total_return_pct == pytest.approx((r.equity.iloc[-1] / 100_000 - 1) * 100)
+    assert r.metrics["trades"] == len(r.trades)
+    assert r.win_rate == pytest.approx((r.trades["pnl"] > 0).mean() * 100)
+    assert r.calmar == pytest.approx(r.cagr_pct / r.max_drawdown_pct)
+    first_open = r.prices["Open"].iloc[0]
+    assert r.buy_hold_return_pct == pytest.approx((r.prices["Close"].iloc[-1] / first_open - 1) * 100)
+    assert r.equity.index[0].date() == date(2019, 12, 31)  # the curve starts at the close before day one
+    assert r.metrics["days"] == len(r.days) == len(r.equity) - 1
+    assert set(r.by_regime.index) == {"low", "medium", "high"} and r.by_regime["days"].sum() == len(r.days)
+    wf = r.walk_forward
+    assert wf["in_sample"]["days"] + wf["out_of_sample"]["days"] == len(r.days)
+    assert wf["in_sample"]["end"] < wf["out_of_sample"]["start"]
+
+
+# -- resume, cancel, reopen -----------------------------------------------------------------
+
+def test_resume_after_a_crash_gives_the_same_result_as_an_uninterrupted_run(store):
+    bars = load_bars("TSLA", online=False)
+    moderate = core.load_preset("moderate")
+    whole = bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+
+    class Crashing(core.HousePlayer):
+        def propose(self, world, *args):
+            if world.as_of.date() == date(2017, 9, 15):
+                raise KeyboardInterrupt
+            return (yield from super().propose(world, *args))
+
+    with pytest.raises(KeyboardInterrupt):
+        bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, Crashing(), core.HouseCoach(), bars=bars,
+                        store=store, run_key="crash-test")
+    done = store.db["backtest_days"].count
+    assert 0 < done < len(whole.days)
+    assert max(r["day"] for r in store.db["backtest_days"].rows) < "2017-09-15"
+
+    counting = ScriptCounter()
+    resumed = bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, counting, core.HouseCoach(), bars=bars,
+                              store=store, run_key="crash-test")
+    assert counting.days[0] == date(2017, 9, 15)  # only the days not yet stored are decided again
+    pd.testing.assert_series_equal(resumed.equity, whole.equity)
+    pd.testing.assert_frame_equal(resumed.trades, whole.trades)
+    assert resumed.metrics.equals(whole.metrics.rename(resumed.metrics.name))
+
+
+class ScriptCounter(core.HousePlayer):
+    def __init__(self):
+        super().__init__()
+        self.days = []
+
+    def propose(self, world, *args):
+        self.days.append(world.as_of.date())
+        return (yield from super().propose(world, *args))
+
+
+def test_cancel_stops_the_run_and_a_rerun_finishes_it(store):
+    bars = load_bars("MSFT", online=False)
+    moderate = core.load_preset("moderate")
+    seen = []
+    cancelled = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+                                bars=bars, store=store, progress=lambda n, total, day: seen.append(n),
+                                cancel=lambda: len(seen) >= 10)
+    assert cancelled.status == "cancelled" and len(cancelled.days) == 10
+    assert bt.list_backtests(store)[0]["status"] == "cancelled"
+    finished = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+                               bars=bars, store=store)
+    assert finished.status == "finished" and finished.run_key == cancelled.run_key
+    whole = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+    pd.testing.assert_series_equal(finished.equity, whole.equity)
+
+
+def test_a_stored_run_reopens_without_any_agent_call(store):
+    bars = load_bars("BTC-USD", online=False)
+    r = bt.run_backtest("BTC-USD", "2020-03-01", "2020-05-31", core.load_preset("aggressive"), core.HousePlayer(seed=3),
+                        core.HouseCoach(), bars=bars, store=store, preset="aggressive")
+    rows = bt.list_backtests(store)
+    assert rows[0]["run_key"] == r.run_key and rows[0]["status"] == "finished"
+    assert rows[0]["metrics"]["trades"] == r.metrics["trades"]
+    again = bt.reopen_backtest(store, r.run_key, bars=bars)
+    pd.testing.assert_series_equal(again.equity, r.equity)
+    assert again.preset == "aggressive"
+
+
+def test_record_exchanges_puts_every_decision_in_history(store):
+    bars = load_bars("MSFT", online=False)
+    r = bt.run_backtest("MSFT", "2021-02-01", "2021-02-26", core.load_preset("moderate"), core.HousePlayer(),
+                        core.HouseCoach(), bars=bars, store=store, record_exchanges=True)
+    assert store.count_exchanges(strategy=f"backtest:{r.run_key}") == len(r.days)
+
+
+# -- depth, comparison, cost, CLI ---------------------------------------------------------
+
+def test_fast_depth_is_one_round_and_standard_revises():
+    bars = load_bars("MSFT", online=False)
+    strict = core.load_preset("strict")
+    fast = bt.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
+                           bars=bars, depth="fast")
+    standard = bt.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
+                               bars=bars, depth="standard")
+    ran = fast.days[fast.days["outcome"] != "SKIPPED"]
+    assert set(ran["rounds"]) <= {0, 1} and standard.avg_rounds > 1
+
+
+def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
+    comparison = bt.compare_presets("TSLA", "2018-01-02", "2018-06-29", "moderate", "strict", core.HousePlayer(),
+                                    core.HouseCoach(), bars=load_bars("TSLA", online=False))
+    table = comparison.table
+    assert list(table.columns) == ["moderate", "strict", "better"]
+    a, b = comparison.results["moderate"], comparison.results["strict"]
+    assert list(a.days["day"]) == list(b.days["day"])
+    for metric in ("approval_rate", "max_drawdown_pct"):
+        x, y = table.loc[metric, "moderate"], table.loc[metric, "strict"]
+        higher = metric in bt.HIGHER_IS_BETTER
+        expected = "=" if x == y else ("moderate" if (x > y) == higher else "strict")
+        assert table.loc[metric, "better"] == expected
+    assert table.loc["approval_rate", "better"] == "moderate"  # strict is built to reject the house Player
+
+
+def test_cost_estimate_arithmetic():
+    prices = {"input": 1.0, "output": 5.0, "cache_read": 0.1}
+    per_call = (700 * 1.0 + 350 * 5.0 + 1500 * 0.1) / 1e6
+    moderate = core.load_preset("moderate")
+    est = bt.estimate_cost(100, moderate, "standard", prices)
+    assert est["calls_worst"] == 100 * 2 * 3 and est["calls_typical"] == 300
+    assert est["dollars_worst"] == pytest.approx(round(600 * per_call, 4))
+    assert bt.estimate_cost(100, moderate, "fast", prices)["calls_worst"] == 200
+
+
+def test_malformed_bars_give_the_named_error():
+    f = flat_bars()
+    f.iloc[4, f.columns.get_loc("High")] = -1.0
+    with pytest.raises(MarketDataError, match="non-positive High -1 on"):
+        bt.run_backtest("TEST", "2024-01-02", "2024-02-09", OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+
+
+def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYER_COACH_OFFLINE", "1")
+    top = argparse.ArgumentParser()
+    sub = top.add_subparsers(dest="command", required=True)
+    bt.add_backtest_parser(sub)
+    args = top.parse_args(["backtest", "--symbol", "MSFT", "--start", "2020-01-02", "--end", "2020-03-31",
+                           "--preset", "moderate", "--compare", "strict", "--db", str(tmp_path / "b.db"), "--json"])
+    assert args.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"moderate", "strict", "comparison"}
+    assert out["moderate"]["source"] == "snapshot" and out["moderate"]["metrics"]["days"] == 62
+    assert out["comparison"]["approval_rate"]["better"] == "moderate"
