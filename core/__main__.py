@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history`.
+"""The command line: `python -m core presets | check | exchange | history | backtest`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Bad input never shows a
 traceback: one line on stderr names the field and the value.
@@ -122,6 +122,10 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--strategy")
     history.add_argument("--limit", type=int, default=50)
     history.set_defaults(run=cmd_history)
+
+    from core.backtest import add_backtest_parser  # backtest: symbol, dates, preset(s), --json
+
+    add_backtest_parser(sub)
     return top
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from core.loop import run_exchange_sync
-from core.market import MIN_HISTORY, Bars, MarketDataError, _world, indicators, load_bars, validate_bars
+from core.market import MIN_HISTORY, OFFLINE_ENV, Bars, MarketDataError, _world, indicators, load_bars, validate_bars
 from core.market import as_of as decision_clock
 from core.rules import check_proposal
 from core.schema import Action, Constraints, Portfolio, Proposal
@@ -294,7 +295,10 @@ class _Trade:
 
 def _bars_for(symbol: str, start: date, end: date, bars) -> Bars:
     if bars is None:
-        return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
+        try:
+            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
+        except MarketDataError:
+            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
     if isinstance(bars, Bars):
         return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note)
     return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
@@ -759,8 +763,9 @@ def backtest_command(args) -> int:
                     max_hold_days=args.max_hold_days, depth=args.depth)
     player, coach = HousePlayer(seed=args.seed), HouseCoach()
     try:
-        bars = load_bars(args.symbol, _date(args.start) - timedelta(days=WARMUP_CALENDAR_DAYS), args.end,
-                         online=False if args.offline else None)
+        if args.offline:
+            os.environ[OFFLINE_ENV] = "1"
+        bars = _bars_for(args.symbol, _date(args.start), _date(args.end), None)
         if args.compare:
             comparison = compare_presets(args.symbol, args.start, args.end, args.preset, args.compare, player, coach,
                                          bars=bars, store=store, **settings)
@@ -780,6 +785,6 @@ def backtest_command(args) -> int:
     else:
         first = next(iter(results.values()))
         print(f"{first.symbol} {first.start} .. {first.end}: bars from {first.source} ({first.note})")
-        shown = table.rename(index=METRIC_LABELS)
+        shown = table.rename(index=METRIC_LABELS).map(lambda v: f"{v:,.3f}" if isinstance(v, float) else v)
         print(shown.to_string())
     return 0
