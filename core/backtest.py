@@ -148,7 +148,7 @@ class BacktestResult:
     end: date
     run_key: str
     preset: str
-    status: str  # finished | cancelled
+    status: str  # finished | cancelled | paused
     source: str  # where the bars came from (core.market.Bars.source)
     note: str
     settings: dict
@@ -242,39 +242,30 @@ def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | None = None
         raise KeyError(f"no backtest {run_key!r}")
     row = rows[0]
     settings = json.loads(row["settings"])
-    stored = _stored_days(store, run_key)
     player = _Replayed(row["player"], settings.get("player_model"), settings.get("player_seed"))
     coach = _Replayed(row["coach"], None, None)
-    return run_backtest(
+    result = run_backtest(
         row["symbol"], row["start"], row["end"], Constraints.model_validate_json(row["constraints"]), player, coach,
         capital=settings["capital"], fee_bps=settings["fee_bps"], slippage_bps=settings["slippage_bps"],
         max_hold_days=settings["max_hold_days"], bars=bars, store=store, depth=row["depth"], preset=row["preset"],
-        cancel=_ReplayStop(stored), run_key=run_key,
+        stop_after=0, run_key=run_key,
     )
+    if result.status == "paused":  # stopped at the first undecided day: keep the stored status
+        result.status = row["status"]
+        _write(store, "update backtests set status = ? where run_key = ?", [row["status"], run_key])
+    return result
 
 
 class _Replayed:
-    """Stands in for the agents of a stored run; never asked (the run stops at the first unstored day)."""
+    """Stands in for the agents of a stored run; never asked (stop_after=0 stops at the first undecided day)."""
 
     def __init__(self, name, model, seed):
         self.name, self.model, self.seed = name, model, seed
 
-    def propose(self, *args):  # pragma: no cover - guarded by _ReplayStop
+    def propose(self, *args):
         raise RuntimeError("a reopened backtest never calls an agent")
 
     critique = propose
-
-
-class _ReplayStop:
-    """Cancel a replay at the first day that has no stored decision."""
-
-    def __init__(self, stored: dict):
-        self.stored = stored
-        self.day: date | None = None
-
-    def __call__(self) -> bool:
-        return self.day is not None and (str(self.day) not in self.stored
-                                         or self.stored[str(self.day)]["outcome"] in RETRY_OUTCOMES)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -337,6 +328,7 @@ def run_backtest(
     record_exchanges: bool = False,
     walk_forward_split: float = 0.7,
     run_key: str | None = None,
+    stop_after: int | None = None,
 ) -> BacktestResult:
     """Replay the Player-Coach loop over the trading days in [start, end] (SPEC §7).
 
@@ -344,7 +336,9 @@ def run_backtest(
     finished day, so the same call resumes a crashed or cancelled run; with
     `record_exchanges=True` every day's exchange also goes to the exchanges table (History,
     the deriver), at about a millisecond a day. `depth` "fast" is one round with no revision;
-    "standard" allows up to `max_rounds`. `cancel()` is asked before each day.
+    "standard" allows up to `max_rounds`. `cancel()` is asked before each day. `stop_after` N
+    pauses the run (status "paused") once it has decided N new days: the page runs a stored
+    backtest a slice at a time that way, and the same call carries on from the store.
     """
     if depth not in DEPTHS:
         raise ValueError(f"depth: {depth!r} is not one of {', '.join(DEPTHS)}")
@@ -401,6 +395,7 @@ def run_backtest(
     eq_close = eq_before = peak = cash  # equity at the last close, at the close before it, and its peak
     status = "finished"
     total = last - first + 1
+    decided = 0
 
     def close_trade(trade: _Trade, day: date, raw_price: float, reason: str) -> dict:
         nonlocal cash
@@ -420,10 +415,14 @@ def run_backtest(
 
     for n, i in enumerate(range(first, last + 1)):
         day = days_all[i]
-        if isinstance(cancel, _ReplayStop):
-            cancel.day = day
         if cancel is not None and cancel():
             status = "cancelled"
+            break
+        previous = stored.get(str(day))
+        replay = previous is not None and previous["outcome"] not in RETRY_OUTCOMES
+        warm_up = history[i] < MIN_HISTORY or not math.isfinite(sma10[i])
+        if stop_after is not None and decided >= stop_after and not replay and not warm_up:
+            status = "paused"
             break
         if progress is not None:
             progress(n, total, day)
@@ -434,13 +433,12 @@ def run_backtest(
         note = ""
 
         # -- decide (or replay a stored decision) --------------------------------------------
-        previous = stored.get(str(day))
-        if previous is not None and previous["outcome"] not in RETRY_OUTCOMES:
+        if replay:
             outcome, reason = previous["outcome"], previous["reason"]
             rounds, tokens, cost = previous["rounds"], previous["tokens"], previous["cost_usd"]
             actions = json.loads(previous["actions"])
             run_id = previous["exchange_run_id"]
-        elif history[i] < MIN_HISTORY or not math.isfinite(sma10[i]):
+        elif warm_up:
             outcome, reason, rounds, tokens, cost, actions, run_id = (
                 "SKIPPED", f"warm-up: {int(history[i])} earlier bars, the world state needs {MIN_HISTORY}",
                 0, 0, 0.0, [], None)
@@ -456,6 +454,7 @@ def run_backtest(
                 strategy_id=f"backtest:{run_key}" if record_exchanges else None,
                 run_id=f"{run_key}:{day}", now=lambda: world.as_of,
             )
+            decided += 1
             outcome, reason = artifact["outcome"], artifact["termination_reason"]
             rounds, tokens, cost = artifact["rounds_taken"], artifact["total_tokens"], artifact["usage"]["cost_usd"]
             actions = artifact["rounds"][-1]["proposal"]["actions"] if outcome == "APPROVE" else []
@@ -714,6 +713,27 @@ def compare_presets(symbol: str, start, end, first, second, player, coach, *, ba
 # Typical tokens of one Claude call in an exchange (measured order of magnitude: the constraint
 # schema and system prompt are cached after the first call of an exchange).
 TOKENS_PER_CALL = {"input": 700, "cache_read": 1500, "output": 350}
+
+
+DEFAULT_PRICES = {"input": 1.0, "output": 5.0, "cache_read": 0.10}
+"""Dollars per million tokens of claude-haiku-4-5, used only when core.prices has no table."""
+
+
+def model_prices(model: str | None) -> dict[str, float]:
+    """Dollars per million tokens (input, output, cache_read) for a model, from core.prices when it exists."""
+    try:
+        from core import prices  # the one price table, when the Claude agents ship it
+    except ImportError:
+        return dict(DEFAULT_PRICES)
+    for name in ("PRICES", "MODEL_PRICES"):
+        table = getattr(prices, name, None)
+        if isinstance(table, dict) and model in table:
+            entry = table[model]
+            found = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
+            picked = {k: float(found[k]) for k in DEFAULT_PRICES if k in found}
+            if picked:
+                return {**DEFAULT_PRICES, **picked}
+    return dict(DEFAULT_PRICES)
 
 
 def estimate_cost(days: int, constraints: Constraints, depth: str, prices: dict[str, float]) -> dict:

@@ -374,3 +374,17 @@ def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
     assert set(out) == {"moderate", "strict", "comparison"}
     assert out["moderate"]["source"] == "snapshot" and out["moderate"]["metrics"]["days"] == 62
     assert out["comparison"]["approval_rate"]["better"] == "moderate"
+
+
+def test_stop_after_pauses_and_a_partial_run_reopens_as_far_as_it_got(store):
+    bars = load_bars("MSFT", online=False)
+    moderate = core.load_preset("moderate")
+    part = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+                           bars=bars, store=store, stop_after=15)
+    assert part.status == "paused" and len(part.days) == 15
+    reopened = bt.reopen_backtest(store, part.run_key, bars=bars)
+    assert reopened.status == "paused" and len(reopened.days) == 15
+    pd.testing.assert_series_equal(reopened.equity, part.equity)
+    more = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+                           bars=bars, store=store, stop_after=15)
+    assert len(more.days) == 30 and more.run_key == part.run_key
