@@ -234,6 +234,12 @@ def list_backtests(store, limit: int = 50) -> list[dict]:
     return rows
 
 
+def mark_cancelled(store, run_key: str) -> None:
+    """Record that the user cancelled a stored run (its finished days stay; rerunning it resumes)."""
+    _write(store, "update backtests set status = 'cancelled', updated = ? where run_key = ?",
+           [datetime.now(timezone.utc).isoformat(timespec="seconds"), run_key])
+
+
 def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | None = None) -> BacktestResult:
     """Rebuild a stored backtest from its stored days, calling no agent (a run cancelled part-way
     comes back as far as it got)."""

@@ -1,12 +1,236 @@
-"""Backtest: replay the loop over trading days (the backtest issue replaces this placeholder)."""
+"""Backtest: replay the Player–Coach loop over real daily bars; one or two presets on the same days."""
 
+import pandas as pd
 import streamlit as st
 
 from ui import shell
 
 shell.require_app()
 
+import core  # noqa: E402
+from core import backtest, market  # noqa: E402
+from ui import charts, market_defaults, session  # noqa: E402
+from ui.session import sticky  # noqa: E402
+
+HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
+SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
+state = st.session_state
+store = session.store()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def bars_for(symbol: str, start, end) -> market.Bars:
+    """The bars of a backtest, with the warm-up before `start` (cache, yfinance, then the snapshot)."""
+    return backtest._bars_for(symbol, start, end, None)
+
+
+def agents_for(kind: str, seed: int = 0):
+    if kind == "claude":
+        player, coach, _ = session.agents(seed)
+        return player, coach
+    return core.HousePlayer(seed=seed), core.HouseCoach()
+
+
+def result_of(run_key: str) -> backtest.BacktestResult:
+    results = state.setdefault(session.BT_RESULTS, {})
+    if run_key not in results:
+        results[run_key] = backtest.reopen_backtest(store, run_key)
+    return results[run_key]
+
+
 st.title("Backtest")
-st.info("**Coming soon.** The Backtest page is not built yet: it will replay the Player–Coach loop over the "
-        "days of the market snapshot and compare two presets. Nothing on this page runs a backtest today.",
-        icon=":material/construction:")
+st.caption("Each trading day the Player proposes on the previous close, the Coach checks, approved entries fill at "
+           "the next open after a re-check at the fill price; stops and targets trigger on the day's high/low "
+           "(stop first), fees and slippage come off every fill. No future bar reaches a decision.")
+
+# -- inputs ----------------------------------------------------------------------------------
+symbols = market_defaults.symbols()
+top = st.columns([1, 3])
+symbol = sticky(top[0].selectbox, "Symbol", key=session.BT_SYMBOL, options=symbols,
+                index=symbols.index("MSFT") if "MSFT" in symbols else 0)
+days = market.available_dates(symbol)
+if len(days) < market.MIN_HISTORY + 2:
+    st.error(f"Not enough local data for {symbol} to backtest.")
+    st.stop()
+options = days[market.MIN_HISTORY:]
+default = (options[max(0, len(options) - 252)], options[-1])
+kept = state.get(session.KEPT + session.BT_DATES)  # a range slider keeps its value through `value`, not sticky()
+if not kept or not set(kept) <= set(options):
+    kept = default
+start, end = state[session.KEPT + session.BT_DATES] = top[1].select_slider(
+    "Trading days (only the days the data has)", key=session.BT_DATES, options=options, value=kept,
+    format_func=lambda d: d.strftime("%d %b %Y"))
+
+choices = session.schemas()
+labels = list(choices)
+row = st.columns(4)
+first = sticky(row[0].selectbox, "Preset", key=session.BT_PRESET, options=labels,
+               index=labels.index("moderate") if "moderate" in labels else 0)
+second = sticky(row[1].selectbox, "Compare with", key=session.BT_COMPARE, options=["(none)", *labels],
+                index=labels.index("strict") + 1 if "strict" in labels else 0)
+agent_options = [HOUSE, CLAUDE] if session.has_key() else [HOUSE]
+agent_label = sticky(row[2].radio, "Agents", key=session.BT_AGENTS, options=agent_options, index=0,
+                     help=None if session.has_key() else "Add a key on Settings to backtest with Claude.")
+depth = sticky(row[3].radio, "Depth", key=session.BT_DEPTH, options=list(backtest.DEPTHS), index=1,
+               format_func=lambda d: "fast (one round)" if d == "fast" else "standard (up to max_rounds)")
+row = st.columns(4)
+capital = sticky(row[0].number_input, "Capital ($)", key=session.BT_CAPITAL, value=100_000.0, min_value=1_000.0,
+                 step=10_000.0)
+fee_bps = sticky(row[1].number_input, "Fees (bp per fill)", key=session.BT_FEE, value=1.0, min_value=0.0, step=0.5)
+slippage_bps = sticky(row[2].number_input, "Slippage (bp per fill)", key=session.BT_SLIPPAGE, value=2.0,
+                      min_value=0.0, step=0.5)
+max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HOLD, value=10, min_value=1, step=1)
+
+schemas = [(first, choices[first])] + ([(second, choices[second])] if second not in ("(none)", first) else [])
+kind = "claude" if agent_label == CLAUDE else "house"
+n_days = sum(1 for d in days if start <= d <= end)
+job = state.get(session.BT_JOB)
+
+# -- the cost of a paid run, confirmed before it starts -------------------------------------------
+confirmed = True
+if kind == "claude":
+    model = state.get(session.MODEL)
+    estimate = [backtest.estimate_cost(n_days, c, depth, backtest.model_prices(model)) for _, c in schemas]
+    calls = sum(e["calls_typical"] for e in estimate)
+    worst_calls = sum(e["calls_worst"] for e in estimate)
+    dollars = sum(e["dollars_typical"] for e in estimate)
+    worst = sum(e["dollars_worst"] for e in estimate)
+    st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls, "
+               f"${dollars:,.2f}** (at most {worst_calls:,} calls, ${worst:,.2f}). The spend guard on Settings "
+               "still applies.", icon=":material/payments:")
+    confirmed = st.checkbox(f"I accept a cost of up to ${worst:,.2f}", key=session.BT_CONFIRM)
+
+if st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed):
+    state[session.BT_JOB] = job = {
+        "symbol": symbol, "start": start, "end": end, "kind": kind, "depth": depth,
+        "schemas": [(name, c.model_dump_json()) for name, c in schemas],
+        "settings": {"capital": float(capital), "fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
+                     "max_hold_days": int(max_hold)},
+        "index": 0, "keys": [],
+    }
+    state[session.BT_SHOWN] = []
+
+
+# -- a running job: one slice per run, progress and Cancel in between ------------------------------
+def advance() -> None:
+    job = state.get(session.BT_JOB)
+    if not job:
+        return
+    name, schema = job["schemas"][job["index"]]
+    st.markdown(f"**Running {name}** ({job['index'] + 1} of {len(job['schemas'])}) on {job['symbol']}")
+    bar = st.progress(0.0, text="starting…")
+    if st.button("Cancel", key=session.BT_CANCEL, icon=":material/stop_circle:"):
+        finish(job, cancelled=True)
+        return
+    if job["kind"] == "claude" and not session.has_key():
+        st.error("The API key was cleared: the backtest stopped. Days already decided are kept.")
+        finish(job, cancelled=True)
+        return
+    player, coach = agents_for(job["kind"])
+
+    def progress(n, total, day):
+        bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
+
+    try:
+        result = backtest.run_backtest(
+            job["symbol"], job["start"], job["end"], core.Constraints.model_validate_json(schema), player, coach,
+            bars=bars_for(job["symbol"], job["start"], job["end"]), store=store, progress=progress,
+            depth=job["depth"], preset=name, stop_after=SLICE_DAYS[job["kind"]], **job["settings"],
+        )
+    except (market.MarketDataError, ValueError) as error:
+        st.error(str(error))
+        state.pop(session.BT_JOB, None)
+        return
+    job["current"] = result.run_key
+    if result.status == "paused":
+        return  # the next run (the fragment's timer, or any rerun) carries on from the store
+    state.setdefault(session.BT_RESULTS, {})[result.run_key] = result
+    job["keys"].append(result.run_key)
+    job["index"] += 1
+    if job["index"] == len(job["schemas"]):
+        finish(job)
+
+
+def finish(job: dict, cancelled: bool = False) -> None:
+    key = job.get("current")
+    if cancelled and key and key not in job["keys"]:
+        backtest.mark_cancelled(store, key)
+        state.get(session.BT_RESULTS, {}).pop(key, None)
+        job["keys"].append(key)
+    state[session.BT_SHOWN] = job["keys"]
+    state.pop(session.BT_JOB, None)
+    st.rerun(scope="app")
+
+
+if job:
+    st.fragment(advance, run_every=0.2)()
+
+# -- results ----------------------------------------------------------------------------------------
+shown = [k for k in state.get(session.BT_SHOWN) or []]
+if shown and not state.get(session.BT_JOB):
+    results = {}
+    for key in shown:
+        r = result_of(key)
+        results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
+    lead = next(iter(results.values()))
+    where = f"Bars from **{lead.source}**: {lead.note}."
+    (st.warning if "failed" in lead.note else st.caption)(where)
+    for name, r in results.items():
+        if r.status != "finished":
+            st.warning(f"**{name}** was {r.status} after {len(r.days)} of the days: the figures cover "
+                       f"{r.days['day'].iloc[0]:%d %b %Y} to {r.days['day'].iloc[-1]:%d %b %Y}." if len(r.days)
+                       else f"**{name}** was {r.status} before its first day.", icon=":material/pause_circle:")
+
+    figures = st.columns(5)
+    for col, (metric, fmt) in zip(figures, (("total_return_pct", "{:+.2f} %"), ("sharpe", "{:.2f}"),
+                                            ("max_drawdown_pct", "{:.2f} %"), ("win_rate", "{:.0f} %"),
+                                            ("trades", "{:d}"))):
+        col.metric(f"{backtest.METRIC_LABELS[metric]} · {next(iter(results))}", fmt.format(lead.metrics[metric]))
+
+    st.subheader("Metrics side by side")
+    table = backtest.compare_table(results).rename(index=backtest.METRIC_LABELS)
+    st.dataframe(table.map(lambda v: round(v, 3) if isinstance(v, float) else v).astype(str), width="stretch")
+
+    first_prices = lead.prices
+    buy_hold = lead.settings["capital"] * first_prices["Close"] / first_prices["Open"].iloc[0] if len(first_prices) else None
+    left, right = st.columns(2)
+    left.plotly_chart(charts.equity_curves({n: r.equity for n, r in results.items()}, buy_hold), width="stretch")
+    right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch")
+
+    for tab, (name, r) in zip(st.tabs(list(results)), results.items()):
+        with tab:
+            st.plotly_chart(charts.price_with_trades(r.prices, r.trades, f"{r.symbol} with the trades of {name}"),
+                            width="stretch")
+            st.markdown(f"**Trades** ({len(r.trades)})")
+            st.dataframe(r.trades, width="stretch", hide_index=True)
+            st.markdown("**Aborted, skipped and unfilled days**")
+            exceptions = r.exceptions
+            if len(exceptions):
+                st.dataframe(exceptions, width="stretch", hide_index=True)
+            else:
+                st.caption("None: every day ran and every approved entry filled.")
+            wf, regimes = st.columns(2)
+            wf.markdown("**Walk-forward** (in-sample / out-of-sample Sharpe)")
+            wf.dataframe(pd.DataFrame({k: v for k, v in r.walk_forward.items() if isinstance(v, dict)}).T,
+                         width="stretch")
+            regimes.markdown("**By volatility regime** (known before each day)")
+            regimes.dataframe(r.by_regime.round(3), width="stretch")
+
+# -- past runs ----------------------------------------------------------------------------------------
+st.divider()
+st.subheader("Past runs")
+past = backtest.list_backtests(store, limit=50)
+if not past:
+    st.caption("No stored backtests yet.")
+else:
+    labels_by_key = {
+        r["run_key"]: f"{r['symbol']} {r['start']} → {r['end']} · {r['preset']} · {r['player']} · {r['depth']} · "
+                      f"{r['status']} · {r['days_done']}/{r['days_total']} days · "
+                      + (f"return {r['metrics'].get('total_return_pct', 0):+.2f} %" if r["metrics"] else "")
+        for r in past
+    }
+    pick = st.selectbox("A stored backtest", list(labels_by_key), format_func=labels_by_key.get, key=session.BT_PAST)
+    if st.button("Open", key=session.BT_OPEN, disabled=bool(state.get(session.BT_JOB))):
+        state.get(session.BT_RESULTS, {}).pop(pick, None)
+        state[session.BT_SHOWN] = [pick]
+        st.rerun()

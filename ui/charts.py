@@ -30,3 +30,58 @@ def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
     figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=None,
                          yaxis={"autorange": "reversed"})
     return figure
+
+
+# -- backtest charts ------------------------------------------------------------------------
+
+PRESET_COLOURS = ("#2563eb", "#f97316")
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def equity_curves(curves: dict[str, pd.Series], buy_hold: pd.Series | None = None) -> go.Figure:
+    """Equity per preset (one line each), with buy-and-hold of the same capital dotted."""
+    figure = go.Figure()
+    for (name, equity), colour in zip(curves.items(), PRESET_COLOURS * 4):
+        figure.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=name, mode="lines",
+                                    line={"color": colour}))
+    if buy_hold is not None:
+        figure.add_trace(go.Scatter(x=buy_hold.index, y=buy_hold.to_numpy(), name="buy & hold", mode="lines",
+                                    line={"color": "#94a3b8", "dash": "dot"}))
+    figure.update_layout(title="Equity", height=320, margin=_MARGIN, yaxis_title="$", legend_title_text="")
+    return figure
+
+
+def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
+    """Percent below the running peak per preset, drawn downwards."""
+    figure = go.Figure()
+    for (name, drawdown), colour in zip(curves.items(), PRESET_COLOURS * 4):
+        figure.add_trace(go.Scatter(x=drawdown.index, y=-drawdown.to_numpy(), name=name, mode="lines",
+                                    fill="tozeroy", line={"color": colour}))
+    figure.update_layout(title="Drawdown", height=260, margin=_MARGIN, yaxis_title="%", legend_title_text="")
+    return figure
+
+
+def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "Price and trades") -> go.Figure:
+    """Daily candles with a marker at every entry (triangle) and exit (cross), hover naming the reason."""
+    figure = go.Figure(go.Candlestick(x=prices.index, open=prices["Open"], high=prices["High"], low=prices["Low"],
+                                      close=prices["Close"], name="price", showlegend=False))
+    if len(trades):
+        long = trades["side"] == "long"
+        for mask, symbol, label, colour in ((long, "triangle-up", "long entry", "#16a34a"),
+                                            (~long, "triangle-down", "short entry", "#dc2626")):
+            picked = trades[mask]
+            if len(picked):
+                figure.add_trace(go.Scatter(
+                    x=pd.to_datetime(picked["entry_day"]), y=picked["entry_price"], mode="markers", name=label,
+                    marker={"symbol": symbol, "size": 11, "color": colour, "line": {"width": 1, "color": "#111"}},
+                    hovertext=[f"{s:.1%} of equity, stop {st:.2f}, target {t:.2f}"
+                               for s, st, t in zip(picked["size_pct"], picked["stop"], picked["target"])],
+                ))
+        figure.add_trace(go.Scatter(
+            x=pd.to_datetime(trades["exit_day"]), y=trades["exit_price"], mode="markers", name="exit",
+            marker={"symbol": "x", "size": 9, "color": "#111"},
+            hovertext=[f"{r}: P&L {p:,.2f}" for r, p in zip(trades["exit_reason"], trades["pnl"])],
+        ))
+    figure.update_layout(title=title, height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
+                         legend_title_text="")
+    return figure

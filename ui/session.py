@@ -157,3 +157,24 @@ def known_symbols() -> list[str]:
     from ui import market_defaults
 
     return list(dict.fromkeys(market_defaults.symbols() + store().symbols()))
+
+
+# -- the Backtest page ---------------------------------------------------------------------
+BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbol, dates, schemas, settings, keys)
+BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
+BT_RESULTS = "bt_results"  # run_key -> core.backtest.BacktestResult already built this session
+BT_SYMBOL = "bt_symbol"
+BT_DATES = "bt_dates"
+BT_PRESET = "bt_preset"
+BT_COMPARE = "bt_compare"
+BT_AGENTS = "bt_agents"
+BT_DEPTH = "bt_depth"
+BT_CAPITAL = "bt_capital"
+BT_FEE = "bt_fee_bps"
+BT_SLIPPAGE = "bt_slippage_bps"
+BT_HOLD = "bt_max_hold_days"
+BT_CONFIRM = "bt_confirm_cost"
+BT_RUN = "bt_run"
+BT_CANCEL = "bt_cancel"
+BT_PAST = "bt_past"
+BT_OPEN = "bt_open"

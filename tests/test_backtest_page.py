@@ -1,0 +1,72 @@
+"""The Backtest page: a short house-agent run shows metrics and charts; Cancel stops a run; past runs reopen."""
+
+from datetime import date
+
+from core import backtest
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import texts
+from ui import session
+
+PAGE = "pages/backtest.py"
+
+
+def choose_short_msft(at, start=date(2021, 1, 4), end=date(2021, 3, 31), compare="strict"):
+    at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
+    at.select_slider(key=session.BT_DATES).set_value((start, end)).run()
+    at.selectbox(key=session.BT_COMPARE).set_value(compare).run()
+    return at
+
+
+def run_to_the_end(at, limit=20):
+    at.button(key=session.BT_RUN).click().run()
+    for _ in range(limit):
+        assert not at.exception, [e.value for e in at.exception]
+        if not at.session_state[session.BT_JOB] if session.BT_JOB in at.session_state else True:
+            return at
+        at.run()
+    raise AssertionError("the backtest did not finish")
+
+
+def test_a_short_house_run_shows_metrics_side_by_side_charts_and_trades(app, app_store):
+    at = choose_short_msft(app(PAGE))
+    run_to_the_end(at)
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.session_state[session.BT_SHOWN]
+    assert len(shown) == 2
+    tables = [df.value for df in at.dataframe]
+    side_by_side = next(t for t in tables if "better" in t.columns)
+    assert list(side_by_side.columns) == ["moderate", "strict", "better"]
+    assert "Sharpe Ratio" in side_by_side.index and "Max. Drawdown [%]" in side_by_side.index
+    assert len(at.get("plotly_chart")) >= 4  # equity, drawdown and a price chart per preset
+    assert any(m.label.startswith("Return [%]") for m in at.metric)
+    stored = {r["run_key"]: r for r in backtest.list_backtests(app_store)}
+    assert set(shown) <= set(stored) and all(stored[k]["status"] == "finished" for k in shown)
+    assert stored[shown[0]]["days_done"] == 61
+    assert any("snapshot" in c for c in texts(at, "caption"))
+
+
+def test_cancel_stops_the_run_and_keeps_the_days_it_decided(app, app_store):
+    at = choose_short_msft(app(PAGE), start=date(2020, 1, 2), end=date(2021, 12, 31), compare="(none)")
+    at.button(key=session.BT_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[session.BT_JOB]  # still running after the first slice
+    at.button(key=session.BT_CANCEL).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert session.BT_JOB not in at.session_state
+    (row,) = backtest.list_backtests(app_store)
+    assert row["status"] == "cancelled" and 0 < row["days_done"] < row["days_total"]
+    assert any("cancelled" in w for w in texts(at, "warning"))
+    at.run()  # nothing runs on by itself once cancelled
+    assert backtest.list_backtests(app_store)[0]["days_done"] == row["days_done"]
+
+
+def test_a_past_run_is_listed_and_reopens(app, app_store):
+    at = choose_short_msft(app(PAGE), compare="(none)")
+    run_to_the_end(at)
+    key = at.session_state[session.BT_SHOWN][0]
+    fresh = app(PAGE)
+    assert fresh.selectbox(key=session.BT_PAST).value == key
+    fresh.button(key=session.BT_OPEN).click().run()
+    assert not fresh.exception, [e.value for e in fresh.exception]
+    assert fresh.session_state[session.BT_SHOWN] == [key]
+    assert any("better" in df.value.columns for df in fresh.dataframe)
