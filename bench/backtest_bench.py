@@ -1,0 +1,114 @@
+"""Speed of backtests: a one-year house-agent run with and without the store, its peak memory, and
+the 4-symbol x 5-preset grid on every core against one core."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import tempfile
+import time
+import tracemalloc
+from datetime import date, timedelta
+from pathlib import Path
+
+import core
+from core import backtest, market
+
+SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
+
+
+def _last_year(symbol: str) -> tuple[date, date]:
+    """The latest year of the shipped snapshot for a symbol (AMZN has only one)."""
+    days = market.available_dates(symbol)
+    end = days[-1]
+    start = max(days[market.MIN_HISTORY], end - timedelta(days=364))
+    return start, end
+
+
+def _one(symbol: str, preset: str, store=None) -> dict:
+    start, end = _last_year(symbol)
+    bars = market.load_bars(symbol, online=False)
+    result = backtest.run_backtest(symbol, start, end, core.load_preset(preset), core.HousePlayer(), core.HouseCoach(),
+                                   bars=bars, store=store, preset=preset)
+    return {"symbol": symbol, "preset": preset, "days": int(result.metrics["days"]),
+            "return_pct": round(float(result.metrics["total_return_pct"]), 3)}
+
+
+def _timed(fn, repeats: int) -> float:
+    """Best of `repeats` (other load on the machine only ever adds time)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _grid(processes: int) -> float:
+    cases = [(s, p) for s in SYMBOLS for p in core.list_presets()]
+    start = time.perf_counter()
+    if processes == 1:
+        for case in cases:
+            _one(*case)
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.starmap(_one, cases, chunksize=1)
+    return time.perf_counter() - start
+
+
+def run() -> dict:
+    os.environ[market.OFFLINE_ENV] = "1"  # a benchmark never waits on the network
+    bars = market.load_bars("MSFT", online=False)
+    start, end = date(2020, 1, 2), date(2020, 12, 31)
+    moderate = core.load_preset("moderate")
+
+    def no_store():
+        return backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+
+    days = int(no_store().metrics["days"])
+    best_no_store = _timed(no_store, 7)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = iter(range(100))
+
+        def with_store():  # a fresh database each time: a stored run would only be replayed
+            store = core.Store(Path(tmp) / f"bench{next(runs)}.db")
+            backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars,
+                                  store=store)
+
+        best_store = _timed(with_store, 5)
+        store = core.Store(Path(tmp) / "replay.db")
+        backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars, store=store)
+        best_replay = _timed(lambda: backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(),
+                                                           core.HouseCoach(), bars=bars, store=store), 5)
+
+    tracemalloc.start()
+    no_store()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    cores = os.cpu_count() or 1
+    _one("MSFT", "moderate")  # warm the imports and file cache before timing the grid
+    one_core = _grid(1)
+    all_cores = _grid(cores)
+    return {
+        "one_year_days": days,
+        "one_year_no_store_s_best": round(best_no_store, 4),
+        "one_year_no_store_goal_s": 0.1,
+        "one_year_with_store_s_best": round(best_store, 4),
+        "one_year_with_store_goal_s": 0.5,
+        "one_year_resume_all_stored_s_best": round(best_replay, 4),
+        "one_year_peak_python_alloc_mb": round(peak / 1e6, 2),
+        "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "grid": f"{len(SYMBOLS)} symbols x {len(core.list_presets())} presets, one year each, house agents",
+        "grid_one_core_s": round(one_core, 3),
+        "grid_all_cores_s": round(all_cores, 3),
+        "grid_cores": cores,
+        "grid_speed_up": round(one_core / all_cores, 2),
+    }
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key}: {value}")
