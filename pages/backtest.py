@@ -189,7 +189,9 @@ if shown and not state.get(session.BT_JOB):
 
     st.subheader("Metrics side by side")
     table = backtest.compare_table(results).rename(index=backtest.METRIC_LABELS)
-    st.dataframe(table.map(lambda v: round(v, 3) if isinstance(v, float) else v).astype(str), width="stretch")
+    shown_table = table.map(lambda v: "—" if v is None or (isinstance(v, float) and v != v)  # NaN: not defined
+                        else f"{v:,.3f}" if isinstance(v, float) else str(v))
+    st.dataframe(shown_table, width="stretch")
 
     first_prices = lead.prices
     buy_hold = lead.settings["capital"] * first_prices["Close"] / first_prices["Open"].iloc[0] if len(first_prices) else None
