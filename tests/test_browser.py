@@ -1,0 +1,104 @@
+"""The whole app in a real browser: `streamlit run app.py` driven by Playwright through Debian's chromium.
+
+Skipped, with the reason, when /usr/bin/chromium or playwright is missing.
+"""
+
+import re
+import sqlite3
+
+import pytest
+
+import core
+from tests.ui_fixtures import *  # noqa: F403
+
+PAGES = {"": "Trade Review", "constraints": "Constraints", "history": "History", "backtest": "Backtest",
+         "settings": "Settings"}
+BANNER = "APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —"
+
+
+def wait_for_app(page):
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+def test_each_page_opens_directly_by_its_url(app_server, page):
+    base, _ = app_server
+    # Fresh server: the first request is a page URL, the case Streamlit's legacy pages mode got wrong.
+    for path, title in [*list(PAGES.items())[1:], ("", "Trade Review")]:
+        page.goto(f"{base}/{path}")
+        page.get_by_role("heading", name=title, exact=True).wait_for()
+        nav = page.get_by_test_id("stSidebarNav")
+        for name in PAGES.values():
+            assert nav.get_by_text(name, exact=True).count() == 1
+        assert page.get_by_test_id("stSidebar").get_by_text("Agents: house").count() == 1  # app.py's sidebar, so app.py ran
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.url.rstrip("/") == f"{base}/{path}".rstrip("/")
+
+
+def test_a_house_exchange_runs_and_shows_the_outcome_banner(app_server, page):
+    base, db = app_server
+    page.goto(base)
+    page.get_by_text("Animation speed").wait_for()
+    speed = page.get_by_test_id("stSidebar").get_by_role("slider")
+    speed.focus()
+    speed.press("Home")  # instant: this test is about the outcome, the Stop test watches the animation
+    page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
+    wait_for_app(page)
+    page.get_by_role("button", name="Run exchange").click()
+    banner = page.get_by_text(re.compile(BANNER)).first
+    banner.wait_for(timeout=60_000)
+    assert page.get_by_text("Round 1 —").count() >= 1
+    assert page.locator('.pc-char[data-role="player"]').count() == 1
+    assert page.locator('.pc-char[data-role="coach"]').count() == 1
+    run_ids = [r[0] for r in sqlite3.connect(db).execute("select run_id from exchanges where finished = 1")]
+    assert run_ids
+
+
+def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app_server, page):
+    base, db = app_server
+    page.goto(base)
+    page.get_by_text("Animation speed").wait_for()
+    # Slow animation and the strict preset: several long rounds, time to click Stop after the first.
+    speed = page.get_by_test_id("stSidebar").get_by_role("slider")
+    speed.focus()
+    speed.press("End")  # the slowest speed
+    page.get_by_test_id("stSliderThumbValue").get_by_text("Slow", exact=True).wait_for()
+    wait_for_app(page)
+    schema = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Constraint schema")
+    schema.click()
+    page.get_by_role("option", name="strict", exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Run exchange").click()
+    page.get_by_text("Round 1 —").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("INTERRUPTED —").wait_for(timeout=30_000)
+    row = sqlite3.connect(db).execute(
+        "select run_id, outcome, rounds_taken from exchanges order by timestamp desc limit 1").fetchone()
+    assert row[1] == "INTERRUPTED" and row[2] >= 1
+    rounds = sqlite3.connect(db).execute("select count(*) from rounds where run_id = ?", [row[0]]).fetchone()[0]
+    assert rounds == row[2]
+
+
+def test_html_from_an_agent_shows_as_literal_text(app_server, page):
+    base, db = app_server
+    hostile = "<script>alert(1)</script><b>x</b>"
+
+    class Player:
+        name = "stub-player"
+
+        def propose(self, world, constraints, portfolio, history):
+            yield hostile
+            return core.Turn(core.Proposal(reasoning=hostile, actions=[{"action_type": "hold", "symbol": "AMZN"}]))
+
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), Player(), core.HouseCoach(),
+                           store=core.Store(db), run_id="hostile")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/history")
+    page.get_by_role("heading", name="History", exact=True).wait_for()
+    # the newest exchange is the one shown
+    bubble = page.locator('.pc-char[data-role="player"] .pc-bubble').filter(has_text="alert(1)")
+    bubble.wait_for()
+    assert hostile in bubble.inner_text()
+    assert page.locator(".pc-bubble b, .pc-said b:not(:first-child), .pc-bubble script").count() == 0
+    assert dialogs == []
