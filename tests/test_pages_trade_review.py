@@ -34,7 +34,7 @@ def test_house_exchange_draws_round_cards_banner_and_stores_the_artifact(app, ap
     # every check is listed with its arithmetic and a mark
     checks = [df.value for df in at.dataframe if "arithmetic" in df.value.columns]
     assert len(checks) == stored["rounds_taken"]
-    assert set(checks[0][""]) <= {"✅", "❌"} and checks[0]["arithmetic"].str.len().min() > 0
+    assert set(checks[0][""]) <= {"✓ pass", "✗ FAIL"} and checks[0]["arithmetic"].str.len().min() > 0
     assert "House agents" in " ".join(texts(at, "info"))
     assert any(b.label == "Download artifact JSON" for b in at.get("download_button"))
 

@@ -13,12 +13,12 @@ OUTCOME_COLOURS = {"APPROVE": "#16a34a", "REJECT-MAX": "#f59e0b", "ABORT": "#dc2
 def outcomes_over_time(rows: list[dict]) -> go.Figure:
     """Exchanges per day, stacked by outcome."""
     frame = pd.DataFrame(rows, columns=["timestamp", "outcome"])
-    frame["day"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601").dt.date
+    frame["day"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601").dt.strftime("%Y-%m-%d")
     counts = frame.groupby(["day", "outcome"]).size().reset_index(name="exchanges")
     figure = px.bar(counts, x="day", y="exchanges", color="outcome", color_discrete_map=OUTCOME_COLOURS,
                     title="Outcomes over time")
     figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="",
-                         xaxis_title=None, bargap=0.3)
+                         xaxis_title=None, bargap=0.3, xaxis={"type": "category"})
     return figure
 
 

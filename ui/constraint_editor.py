@@ -137,7 +137,7 @@ def confidence_frame(facts: dict) -> pd.DataFrame:
     """Per-symbol approval confidence behind allowed_symbols."""
     return pd.DataFrame([{"symbol": s, "proposed entries": c["proposed"], "approved": c["approved"],
                           "confidence": c["confidence"], "enough proposals": "yes" if c["counted"] else "no",
-                          "allowed": "✅" if c["allowed"] else "❌"} for s, c in facts.get("symbols", {}).items()],
+                          "allowed": "✓ yes" if c["allowed"] else "✗ no"} for s, c in facts.get("symbols", {}).items()],
                         columns=["symbol", "proposed entries", "approved", "confidence", "enough proposals", "allowed"])
 
 

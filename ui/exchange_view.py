@@ -123,7 +123,7 @@ def actions_frame(proposal: dict) -> pd.DataFrame:
 def checks_frame(checks: list[dict]) -> pd.DataFrame:
     """Every check: pass/fail mark, the constraint, the action it concerns and its arithmetic."""
     return pd.DataFrame([{
-        "": "✅" if c["passed"] else "❌", "constraint": c["constraint"],
+        "": "✓ pass" if c["passed"] else "✗ FAIL", "constraint": c["constraint"],
         "action": "all" if c["action"] is None else str(c["action"] + 1), "arithmetic": c["arithmetic"],
     } for c in checks], columns=["", "constraint", "action", "arithmetic"])
 
@@ -148,7 +148,7 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
         failed = sum(not c["passed"] for c in evaluation["checks"])
         st.markdown(f"**Checks** — {len(evaluation['checks']) - failed} passed, {failed} failed")
         st.dataframe(checks_frame(evaluation["checks"]), hide_index=True, width="stretch",
-                     column_config={"": st.column_config.TextColumn(width="small"),
+                     column_config={"": st.column_config.TextColumn("check", width="small"),
                                     "arithmetic": st.column_config.TextColumn(width="large")})
         said("coach", evaluation["feedback"])
         if evaluation.get("disagrees"):

@@ -1,0 +1,111 @@
+"""Settings: the key is validated against the fake Anthropic server and lives only in session state."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import ROOT, texts
+from ui import session
+
+PAGE = "pages/settings.py"
+KEY = "sk-ant-test-" + "Zq7XwV3k9LmP2rT8" * 3  # distinctive, so a stray copy is easy to find
+
+
+def test_the_page_says_the_key_stays_in_the_session(app):
+    at = app(PAGE)
+    assert any("only in this browser session" in i for i in texts(at, "info"))
+    assert at.text_input(key=session.S_KEY_INPUT).proto.type == at.text_input(key=session.S_KEY_INPUT).proto.PASSWORD
+
+
+def test_validate_without_a_key_says_so(app):
+    at = app(PAGE)
+    next(b for b in at.button if b.label == "Validate").click().run()
+    assert any("Enter a key first" in e for e in texts(at, "error"))
+    assert session.API_KEY not in at.session_state
+
+
+def test_the_database_location_size_and_download_are_shown(app, tmp_path):
+    at = app(PAGE)
+    assert any(str(tmp_path / "pages.db") in m for m in texts(at, "markdown"))
+    assert any(b.label == "Download the database" for b in at.get("download_button"))
+
+
+def test_model_and_spend_guard_limits_are_kept_in_the_session(app):
+    at = app(PAGE)
+    at.selectbox(key=session.S_MODEL).set_value(session.MODELS[1]).run()
+    at.number_input(key=session.S_CALLS).set_value(12).run()
+    at.number_input(key=session.S_DOLLARS).set_value(0.5).run()
+    at.switch_page("pages/trade_review.py").run()
+    assert at.session_state[session.MODEL] == session.MODELS[1]
+    assert at.session_state[session.CALLS_PER_HOUR] == 12
+    assert at.session_state[session.DOLLARS_PER_SESSION] == 0.5
+
+
+@pytest.fixture
+def fake_anthropic(monkeypatch):
+    pytest.importorskip("core.claude", reason="core.claude (the Claude agents) is not in this build yet")
+    from tests.fake_anthropic import FakeAnthropic
+
+    with FakeAnthropic() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        yield server
+
+
+def _files_touched_since(start: float, *roots: Path):
+    for root in roots:
+        for path in root.rglob("*"):
+            if any(part in (".venv", ".git", "node_modules") for part in path.parts):
+                continue
+            try:
+                if path.is_file() and path.stat().st_mtime >= start - 1 and path.stat().st_size < 50_000_000:
+                    yield path
+            except OSError:
+                continue
+
+
+def _validate(at, key=KEY):
+    at.text_input(key=session.S_KEY_INPUT).input(key).run()
+    next(b for b in at.button if b.label == "Validate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_valid_key_is_kept_in_session_state_and_written_nowhere(app, fake_anthropic, tmp_path):
+    start = time.time()
+    at = _validate(app(PAGE))
+    assert any("Key is valid" in s for s in texts(at, "success"))
+    assert at.session_state[session.API_KEY] == KEY
+    assert at.text_input(key=session.S_KEY_INPUT).value == ""  # the field does not keep a copy
+    # Trade Review now runs the Claude agents (against the fake server)
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Claude" in " ".join(texts(at.sidebar, "caption"))
+    assert fake_anthropic.messages_requests
+    # no trace of the key: not in the database, not in any file written since, not in the URL or on screen
+    secret = KEY.encode()
+    for path in _files_touched_since(start, tmp_path, ROOT):
+        assert secret not in path.read_bytes(), f"the key was written to {path}"
+    assert KEY not in str(at.query_params)
+    shown = texts(at, "markdown") + texts(at, "caption") + texts(at, "error") + texts(at, "success")
+    assert not any(KEY in s for s in shown)
+    assert os.environ.get("ANTHROPIC_API_KEY") is None
+
+
+def test_a_refused_key_is_not_kept_and_not_shown(app, fake_anthropic):
+    fake_anthropic.scenario("auth_401")
+    at = _validate(app(PAGE))
+    errors = texts(at, "error")
+    assert any("Key refused" in e for e in errors)
+    assert not any(KEY in e for e in errors)
+    assert session.API_KEY not in at.session_state
+
+
+def test_the_key_can_be_cleared(app, fake_anthropic):
+    at = _validate(app(PAGE))
+    next(b for b in at.button if b.label == "Clear key").click().run()
+    assert session.API_KEY not in at.session_state
+    assert any("Key cleared" in s for s in texts(at, "success"))
