@@ -1,0 +1,413 @@
+"""A fake Anthropic Messages API on localhost, standard library only.
+
+It speaks the real streaming protocol (server-sent events: message_start with usage and cache
+token fields, a tool_use content block whose input arrives as input_json_delta chunks,
+content_block_stop, message_delta with stop_reason and output usage, message_stop), answers
+GET /v1/models for key checks, and records every request (path, headers, parsed body) so tests
+can look at cache markers, tool schemas and the round history. The real `anthropic` SDK talks
+to it through `base_url`: no key, no network.
+
+Replies come from a queue of scripted steps (`server.enqueue(...)`); when the queue is empty the
+server answers on its own ("auto"): a valid proposal that the `moderate` preset approves for the
+tool `submit_proposal`, a short critique for `submit_critique` / `submit_judgement`.
+
+Prompt caching is modelled the way the API documents it: every block that carries
+`cache_control` (tools, then system, then messages) is a breakpoint; a breakpoint whose prefix
+reaches the model's minimum (4096 tokens for Haiku 4.5 and Opus 4.5, 1024 otherwise) is written
+to the cache the first time and read from it afterwards. Tokens are approximated as
+characters / 4 of each block's JSON.
+
+Scenarios (the names `scenario()` and `--scenario` accept):
+
+    approve              round 1: a proposal the moderate preset approves, then a critique
+    reject_then_approve  round 1: a proposal with a thin target (REJECT), round 2: a good one
+    repair               an invalid proposal (an entry without take_profit), then a valid one
+    max_tokens           a proposal cut off at max_tokens, then a valid one
+    max_tokens_twice     cut off at max_tokens on the first try and on the repair
+    auth_401             401 authentication_error on every call (a rejected key)
+    rate_limit_429       429 with retry-after: 2, then normal replies
+    overloaded_529       529 overloaded_error twice, then normal replies
+    drop                 a proposal stream cut mid-way (the connection closes), then normal replies
+    slow                 normal replies streamed slowly (`--delay` seconds between chunks)
+
+From a test:
+
+    with FakeAnthropic() as server:
+        server.scenario("reject_then_approve")
+        agent = ClaudePlayer("sk-ant-test-...", base_url=server.base_url)
+
+From a shell (for UI tests run by hand or by another process):
+
+    python tests/fake_anthropic.py --port 8765 --scenario slow --delay 0.05
+    ANTHROPIC_BASE_URL=http://127.0.0.1:8765 streamlit run app.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# --- scripted replies ----------------------------------------------------------------------
+
+GOOD_PROPOSAL = {
+    "reasoning": "AMZN trades above both averages, so the trend is up. I buy 3 % with the stop three "
+                 "dollars below the entry and the target six dollars above it, a reward twice the risk.",
+    "actions": [{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 185.0,
+                 "stop_loss": 182.0, "take_profit": 191.0}],
+}
+"""Approved by the moderate preset for AMZN at 185: R/R 2.00 >= 1.50, 3 % <= 5 %."""
+
+THIN_PROPOSAL = {
+    "reasoning": "AMZN is above its averages; I buy 3 % with a stop at 182 and take profit quickly at 187.",
+    "actions": [{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 185.0,
+                 "stop_loss": 182.0, "take_profit": 187.0}],
+}
+"""Rejected by the moderate preset: min_risk_reward (187-185)/(185-182) = 0.67 < 1.50."""
+
+INVALID_PROPOSAL = {
+    "reasoning": "AMZN is trending up, I buy a small position.",
+    "actions": [{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 185.0,
+                 "stop_loss": 182.0}],
+}
+"""Fails Proposal validation: an entry needs take_profit."""
+
+CRITIQUE = {"feedback": "The checks are clean: the size is within the limit and the target pays twice the risk."}
+
+
+def tool(input: dict | str, *, name: str | None = None, chunk: int = 12, delay: float = 0.0,
+         stop_reason: str = "tool_use", output_tokens: int | None = None, drop_after: int | None = None) -> dict:
+    """A streamed tool call. `input` is a dict (sent as JSON) or raw JSON text (possibly broken).
+
+    stop_reason "max_tokens" sends only the first half of the JSON, as a truncated answer does.
+    drop_after N closes the connection after N input_json_delta chunks, without ending the body.
+    name None answers with whichever tool the request forced.
+    """
+    return {"kind": "tool", "input": input, "name": name, "chunk": chunk, "delay": delay,
+            "stop_reason": stop_reason, "output_tokens": output_tokens, "drop_after": drop_after}
+
+
+def error(status: int, kind: str, message: str, retry_after: float | None = None) -> dict:
+    """An HTTP error reply in the API's JSON error shape."""
+    return {"kind": "error", "status": status, "type": kind, "message": message, "retry_after": retry_after}
+
+
+def unauthorized() -> dict:
+    return error(401, "authentication_error", "invalid x-api-key")
+
+
+def rate_limited(retry_after: float = 2) -> dict:
+    return error(429, "rate_limit_error", "Number of requests has exceeded your rate limit.", retry_after)
+
+
+def overloaded() -> dict:
+    return error(529, "overloaded_error", "Overloaded")
+
+
+def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
+    """(steps to enqueue, server settings) for a named scenario."""
+    critique = tool(CRITIQUE)
+    table: dict[str, tuple[list[dict], dict]] = {
+        "approve": ([tool(GOOD_PROPOSAL), critique], {}),
+        "reject_then_approve": ([tool(THIN_PROPOSAL), critique, tool(GOOD_PROPOSAL), critique], {}),
+        "repair": ([tool(INVALID_PROPOSAL), tool(GOOD_PROPOSAL), critique], {}),
+        "max_tokens": ([tool(GOOD_PROPOSAL, stop_reason="max_tokens"), tool(GOOD_PROPOSAL), critique], {}),
+        "max_tokens_twice": ([tool(GOOD_PROPOSAL, stop_reason="max_tokens")] * 2, {}),
+        "auth_401": ([], {"always": unauthorized()}),
+        "rate_limit_429": ([rate_limited(2), tool(GOOD_PROPOSAL), critique], {}),
+        "overloaded_529": ([overloaded(), overloaded(), tool(GOOD_PROPOSAL), critique], {}),
+        "drop": ([tool(GOOD_PROPOSAL, chunk=8, drop_after=4), tool(GOOD_PROPOSAL), critique], {}),
+        "slow": ([], {"delay": delay}),
+    }
+    if name not in table:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(table)}")
+    return table[name]
+
+
+SCENARIOS = ("approve", "reject_then_approve", "repair", "max_tokens", "max_tokens_twice", "auth_401",
+             "rate_limit_429", "overloaded_529", "drop", "slow")
+
+
+# --- token and cache accounting ------------------------------------------------------------
+
+def approx_tokens(value: object) -> int:
+    """The fake's token count: characters of the JSON / 4, at least 1."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return max(1, len(text) // 4)
+
+
+def minimum_cacheable(model: str) -> int:
+    """The documented minimum cacheable prefix, in tokens, for a model."""
+    return 4096 if ("haiku-4-5" in model or "opus-4-5" in model) else 1024
+
+
+def _blocks(body: dict) -> list[dict]:
+    """The prompt in cache order (tools, system, messages) as a flat list of blocks."""
+    blocks = list(body.get("tools") or [])
+    system = body.get("system") or []
+    blocks += [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+    for message in body.get("messages") or []:
+        content = message["content"]
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        blocks += [{"role": message["role"], **block} for block in content]
+    return blocks
+
+
+class PromptCache:
+    """Prefixes written at cache breakpoints, by hash (shared by every request to one server)."""
+
+    def __init__(self) -> None:
+        self.prefixes: set[str] = set()
+        self.lock = threading.Lock()
+
+    def account(self, body: dict, minimum: int) -> tuple[int, int, int]:
+        """(uncached input, cache write, cache read) tokens for one request."""
+        digest = hashlib.sha256()
+        total = 0
+        read = 0
+        breakpoints: list[tuple[str, int]] = []
+        with self.lock:
+            for block in _blocks(body):
+                marked = "cache_control" in block
+                plain = {k: v for k, v in block.items() if k != "cache_control"}
+                digest.update(json.dumps(plain, sort_keys=True).encode())
+                total += approx_tokens(plain)
+                key = digest.hexdigest()
+                if key in self.prefixes:
+                    read = total  # the longest cached prefix at a block boundary
+                if marked:
+                    breakpoints.append((key, total))
+            write_end = 0
+            for key, tokens in breakpoints:
+                if tokens >= minimum:
+                    self.prefixes.add(key)
+                    write_end = max(write_end, tokens)
+        write = max(0, write_end - read)
+        return total - read - write, write, read
+
+
+# --- the server ----------------------------------------------------------------------------
+
+class FakeAnthropic:
+    """The fake server: start() / stop() or a `with` block; base_url, requests, enqueue()."""
+
+    def __init__(self, port: int = 0, delay: float = 0.0, min_cache_tokens: int | None = None) -> None:
+        self.queue: deque[dict] = deque()
+        self.requests: list[dict] = []
+        self.delay = delay
+        self.always: dict | None = None
+        self.min_cache_tokens = min_cache_tokens
+        self.cache = PromptCache()
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAnthropic:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="fake-anthropic", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def enqueue(self, *steps: dict) -> None:
+        """Script the next replies, in order."""
+        with self.lock:
+            self.queue.extend(steps)
+
+    def scenario(self, name: str, delay: float = 0.05) -> None:
+        """Load a named scenario (see the module docstring)."""
+        steps, settings = scenario_steps(name, delay)
+        self.enqueue(*steps)
+        self.always = settings.get("always", self.always)
+        self.delay = settings.get("delay", self.delay)
+
+    def next_step(self) -> dict | None:
+        with self.lock:
+            if self.always is not None:
+                return self.always
+            return self.queue.popleft() if self.queue else None
+
+    @property
+    def messages_requests(self) -> list[dict]:
+        """The recorded POST /v1/messages requests."""
+        return [r for r in self.requests if r["path"].startswith("/v1/messages")]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # chunked bodies, so a dropped stream is visibly incomplete
+    fake: FakeAnthropic
+
+    def log_message(self, format: str, *args) -> None:  # keep test output clean
+        pass
+
+    # -- plumbing --
+
+    def _record(self, body: dict | None) -> None:
+        with self.fake.lock:
+            self.fake.requests.append({"method": self.command, "path": self.path,
+                                       "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+
+    def _key(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        return self.headers.get("x-api-key") or (auth[7:] if auth.lower().startswith("bearer ") else None)
+
+    def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", "req_" + uuid.uuid4().hex[:12])
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, step: dict) -> None:
+        headers = {"retry-after": str(step["retry_after"])} if step.get("retry_after") is not None else {}
+        # The SDK honours x-should-retry; say "false" so only the caller's own policy decides.
+        headers["x-should-retry"] = "false"
+        self._json(step["status"], {"type": "error", "error": {"type": step["type"], "message": step["message"]}},
+                   headers)
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _event(self, name: str, payload: dict) -> None:
+        self._chunk(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
+
+    # -- routes --
+
+    def do_GET(self) -> None:
+        self._record(None)
+        if not self._key():
+            return self._error(unauthorized())
+        if self.path.startswith("/v1/models"):
+            step = self.fake.always
+            if step is not None and step["kind"] == "error":
+                return self._error(step)
+            return self._json(200, {"data": [{"type": "model", "id": "claude-haiku-4-5-20251001",
+                                              "display_name": "Claude Haiku 4.5",
+                                              "created_at": "2025-10-01T00:00:00Z"}],
+                                    "has_more": False, "first_id": "claude-haiku-4-5-20251001",
+                                    "last_id": "claude-haiku-4-5-20251001"})
+        self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self._record(body)
+        if not self._key():
+            return self._error(unauthorized())
+        if not self.path.startswith("/v1/messages"):
+            return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+        step = self.fake.next_step()
+        if step is None:
+            step = tool(self._auto_input(body))
+        if step["kind"] == "error":
+            return self._error(step)
+        self._stream(body, step)
+
+    def _forced_tool(self, body: dict) -> str:
+        choice = body.get("tool_choice") or {}
+        return choice.get("name") or (body.get("tools") or [{"name": "answer"}])[0]["name"]
+
+    def _auto_input(self, body: dict) -> dict:
+        name = self._forced_tool(body)
+        if name == "submit_proposal":
+            return GOOD_PROPOSAL
+        if name == "submit_judgement":
+            return {**CRITIQUE, "decision": "APPROVE", "violations": []}
+        return CRITIQUE
+
+    def _stream(self, body: dict, step: dict) -> None:
+        model = body.get("model", "claude-haiku-4-5-20251001")
+        minimum = self.fake.min_cache_tokens or minimum_cacheable(model)
+        uncached, write, read = self.fake.cache.account(body, minimum)
+        raw = step["input"] if isinstance(step["input"], str) else json.dumps(step["input"])
+        if step["stop_reason"] == "max_tokens":
+            raw = raw[: len(raw) // 2]
+        output_tokens = step["output_tokens"] or approx_tokens(raw) + 10
+        delay = step["delay"] or self.fake.delay
+        name = step["name"] or self._forced_tool(body)
+
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", "req_" + uuid.uuid4().hex[:12])
+        self.end_headers()
+        message_id = "msg_" + uuid.uuid4().hex[:20]
+        self._event("message_start", {"type": "message_start", "message": {
+            "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": uncached, "cache_creation_input_tokens": write,
+                      "cache_read_input_tokens": read, "output_tokens": 1}}})
+        self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}}})
+        self._event("ping", {"type": "ping"})
+        size = max(1, step["chunk"])
+        for n, start in enumerate(range(0, len(raw), size)):
+            if step["drop_after"] is not None and n >= step["drop_after"]:
+                # Cut the connection without the final zero-length chunk: an incomplete body.
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            if delay:
+                time.sleep(delay)
+            self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                "type": "input_json_delta", "partial_json": raw[start:start + size]}})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        self._event("message_delta", {"type": "message_delta",
+                                      "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None},
+                                      "usage": {"output_tokens": output_tokens}})
+        self._event("message_stop", {"type": "message_stop"})
+        self._chunk(b"")  # end of the chunked body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the fake Anthropic server until Ctrl-C.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="approve",
+                        help="scripted replies first; afterwards every call is answered automatically")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds between deltas (slow scenario)")
+    args = parser.parse_args(argv)
+    server = FakeAnthropic(port=args.port)
+    server.scenario(args.scenario, delay=args.delay)
+    server.start()
+    print(f"fake Anthropic server on {server.base_url} (scenario {args.scenario}); Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
