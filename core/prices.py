@@ -10,7 +10,8 @@ from core.schema import Usage
 
 
 def _entry(input_usd: float, output_usd: float) -> dict[str, float]:
-    return {"input": input_usd, "output": output_usd, "cache_write": input_usd * 1.25, "cache_read": input_usd * 0.1}
+    return {"input": input_usd, "output": output_usd, "cache_write": round(input_usd * 1.25, 6),
+            "cache_read": round(input_usd * 0.1, 6)}
 
 
 PRICES: dict[str, dict[str, float]] = {

@@ -266,10 +266,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --
 
-    def _record(self, body: dict | None) -> None:
+    def _record(self, body: dict | None) -> dict:
+        entry = {"method": self.command, "path": self.path,
+                 "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "usage": None}
         with self.fake.lock:
-            self.fake.requests.append({"method": self.command, "path": self.path,
-                                       "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+            self.fake.requests.append(entry)
+        return entry
 
     def _key(self) -> str | None:
         auth = self.headers.get("authorization", "")
@@ -320,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
-        self._record(body)
+        self.entry = self._record(body)
         if not self._key():
             return self._error(unauthorized())
         if not self.path.startswith("/v1/messages"):
@@ -352,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         if step["stop_reason"] == "max_tokens":
             raw = raw[: len(raw) // 2]
         output_tokens = step["output_tokens"] or approx_tokens(raw) + 10
+        # What this reply reports, so tests can sum it (a dropped stream reports no final usage).
+        self.entry["usage"] = {"input": uncached, "cache_write": write, "cache_read": read,
+                               "output": None if step["drop_after"] is not None else output_tokens}
         delay = step["delay"] or self.fake.delay
         name = step["name"] or self._forced_tool(body)
 
