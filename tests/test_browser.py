@@ -47,6 +47,7 @@ def test_a_house_exchange_runs_and_shows_the_outcome_banner(app_server, page):
     banner = page.get_by_text(re.compile(BANNER)).first
     banner.wait_for(timeout=60_000)
     assert page.get_by_text("Round 1 —").count() >= 1
+    page.locator('.pc-char[data-role="coach"]').wait_for()
     assert page.locator('.pc-char[data-role="player"]').count() == 1
     assert page.locator('.pc-char[data-role="coach"]').count() == 1
     run_ids = [r[0] for r in sqlite3.connect(db).execute("select run_id from exchanges where finished = 1")]

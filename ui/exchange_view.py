@@ -205,7 +205,7 @@ class ExchangeView:
         self.tag: str | None = None
         self.round = 0
         self.cards: list[tuple] = []  # (placeholder, record)
-        st.markdown(_CSS, unsafe_allow_html=True)  # static style, no user text
+        _html(_CSS)  # static style, no user text
         self.header = st.empty()
         self.alert = st.empty()
         self.stage = st.empty()
