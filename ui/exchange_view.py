@@ -32,7 +32,7 @@ DECISION_COLOURS = {"APPROVE": "green", "REJECT": "orange", "ABORT": "red"}
 
 _CSS = """
 <style>
-.pc-stage{display:flex;gap:1rem;align-items:stretch}
+.pc-stage{display:flex;gap:1rem;align-items:flex-start}
 .pc-char{flex:1;border:2px solid #e5e7eb;border-radius:14px;padding:.75rem 1rem;background:#fafbfc;
   transition:border-color .2s, box-shadow .2s;opacity:.78}
 .pc-char.pc-active{border-color:#2563eb;box-shadow:0 0 0 4px rgba(37,99,235,.15);opacity:1;background:#fff}
@@ -47,14 +47,17 @@ _CSS = """
 .pc-tag{margin-left:auto;font-size:.75rem;font-weight:700;padding:.1rem .5rem;border-radius:999px;background:#eef2ff;color:#3730a3}
 .pc-tag.pc-APPROVE{background:#dcfce7;color:#166534}.pc-tag.pc-REJECT{background:#ffedd5;color:#9a3412}
 .pc-tag.pc-ABORT{background:#fee2e2;color:#991b1b}
-.pc-bubble{position:relative;background:#f1f5f9;border-radius:12px;padding:.65rem .8rem;min-height:4.5rem;
-  max-height:18rem;overflow-y:auto;font-size:.9rem;line-height:1.45;white-space:normal;word-wrap:break-word}
+.pc-bubble{position:relative;background:#f1f5f9;border-radius:12px;padding:.65rem .8rem;font-size:.9rem;
+  line-height:1.45;word-wrap:break-word;min-height:4.5rem}
+/* column-reverse keeps the newest words in view while the text streams */
+.pc-scroll{display:flex;flex-direction:column-reverse;max-height:18rem;overflow-y:auto}
 .pc-active .pc-bubble{background:#eff6ff}
 .pc-coach.pc-active .pc-bubble{background:#f5f3ff}
 .pc-bubble:before{content:"";position:absolute;top:-8px;left:22px;border:8px solid transparent;border-top:0;
   border-bottom-color:#f1f5f9}
 .pc-active .pc-bubble:before{border-bottom-color:#eff6ff}
 .pc-coach.pc-active .pc-bubble:before{border-bottom-color:#f5f3ff}
+.pc-status{font-size:.85rem;color:#374151;margin:.1rem 0 .5rem 0;font-weight:600}
 .pc-quiet{color:#9ca3af;font-style:italic}
 .pc-caret{display:inline-block;width:.5rem;height:1rem;background:#2563eb;margin-left:2px;vertical-align:text-bottom;
   animation:pc-blink 1s steps(2) infinite}
@@ -98,7 +101,7 @@ def _character(role: str, text: str, active: bool, tag: str | None) -> str:
         f'data-active="{str(active).lower()}">'
         f'<div class="pc-who"><span class="pc-face">{who["face"]}</span>'
         f'<span><div class="pc-name">{who["name"]}</div><div class="pc-role">{who["line"]}</div></span>{badge}</div>'
-        f'<div class="pc-bubble">{body}{caret}</div></div>'
+        f'<div class="pc-bubble"><div class="pc-scroll"><div>{body}{caret}</div></div></div></div>'
     )
 
 
@@ -204,6 +207,8 @@ class ExchangeView:
         self.active: str | None = None
         self.tag: str | None = None
         self.round = 0
+        self.max_rounds = 0
+        self.status = ""
         self.cards: list[tuple] = []  # (placeholder, record)
         _html(_CSS)  # static style, no user text
         self.header = st.empty()
@@ -216,8 +221,9 @@ class ExchangeView:
     def _draw(self) -> None:
         player = _character("player", self.text["player"], self.active == "player", None)
         coach = _character("coach", self.text["coach"], self.active == "coach", self.tag)
+        status = f'<div class="pc-status">{escape(self.status)}</div>' if self.status else ""
         with self.stage.container():
-            _html(f'<div class="pc-stage">{player}{coach}</div>')
+            _html(f'{status}<div class="pc-stage">{player}{coach}</div>')
 
     def _say(self, role: str, text: str) -> None:
         if self.active != role:
@@ -234,6 +240,7 @@ class ExchangeView:
     def handle(self, event: core.Event) -> None:
         """Draw one loop event."""
         if isinstance(event, core.ExchangeStarted):
+            self.max_rounds = event.constraints.max_rounds
             w = event.world
             self.header.caption(
                 f"Exchange `{event.run_id[:8]}` · {literal(w.symbol)} at {w.price:,.2f} · "
@@ -243,6 +250,7 @@ class ExchangeView:
             self.alert.error(f"**Circuit breaker tripped: {literal(event.name)}** — {literal(event.detail)}. "
                              "No rounds were played and no agent was called.", icon=":material/power_off:")
             self.active, self.tag = "coach", "ABORT"
+            self.status = "Circuit breaker — no rounds"
             self.text["coach"] = f"Circuit breaker {event.name}: {event.detail}. No trading now."
             self._draw()
         elif isinstance(event, core.RoundStarted):
@@ -251,6 +259,7 @@ class ExchangeView:
             self.text = {"player": "", "coach": ""}
             self.tag = None
             self.active = "player"
+            self.status = f"Round {event.round} of {self.max_rounds} — the Player proposes"
             self._draw()
         elif isinstance(event, core.TextFragment):
             self._say(event.role, event.text)
@@ -258,10 +267,12 @@ class ExchangeView:
             if not self.text["player"]:
                 self.text["player"] = event.proposal.reasoning
             self.active = "coach"
+            self.status = f"Round {self.round} of {self.max_rounds} — the Coach checks every action against every constraint"
             self._draw()
         elif isinstance(event, core.VerdictReached):
             self.tag = event.verdict.decision
             self.active = None
+            self.status = f"Round {self.round} of {self.max_rounds} — {event.verdict.decision}"
             self._draw()
             with self.rounds:
                 holder = st.empty()
@@ -270,6 +281,7 @@ class ExchangeView:
                 round_card(event.record, expanded=True, key=f"{self.key}.round{event.round}.open")
         elif isinstance(event, core.ExchangeFinished):
             self.active = None
+            self.status = f"{event.artifact['outcome']} after {event.artifact['rounds_taken']} of {self.max_rounds} rounds"
             self._draw()
             with self.end:
                 outcome_banner(event.artifact)
