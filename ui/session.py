@@ -11,6 +11,7 @@ import os
 import streamlit as st
 
 import core
+from core.prices import PRICES
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
@@ -79,8 +80,8 @@ S_CALLS = "s_calls_per_hour"
 S_DOLLARS = "s_dollars_per_session"
 
 PUSHED_LABEL = "Edited on Constraints"
-DEFAULT_MODEL = "claude-haiku-4-5-20251001"
-MODELS = ("claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805")
+MODELS = tuple(PRICES)  # the models the price table knows, cheapest first
+DEFAULT_MODEL = MODELS[0]
 SPEEDS = {"Instant": 0.0, "Fast": 0.02, "Normal": 0.06, "Slow": 0.15}
 """Animation speeds: seconds per streamed word."""
 
