@@ -91,8 +91,8 @@ limits[0].number_input("Calls per hour", min_value=1, max_value=10_000, step=10,
 limits[1].number_input("Dollars per session", min_value=0.01, max_value=1000.0, step=0.5, format="%.2f",
                        key=session.S_DOLLARS, on_change=guard_changed)
 guard = state.get(session.SPEND_GUARD)
-if guard is not None and hasattr(guard, "spent_usd"):
-    st.caption(f"Spent this session: ${guard.spent_usd:.4f}")
+if guard is not None:
+    st.caption(f"This session so far: ${guard.spent_usd:.4f} spent, {guard.calls_last_hour()} calls in the last hour.")
 
 st.subheader("Data")
 st.markdown(f"Exchanges, rounds, coach memory and custom presets live in one SQLite file:\n\n`{store.path}`")

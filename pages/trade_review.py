@@ -97,7 +97,7 @@ speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SP
 
 # -- main ------------------------------------------------------------------------------------
 st.title("Trade Review")
-player, coach, agents_label = session.agents(int(seed))
+agents_label = session.agents_label()
 if session.has_key():
     st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents.")
 else:
@@ -129,6 +129,7 @@ stop = right.button("Stop", key=session.TR_STOP, icon=":material/stop:", help="E
 if run:
     run_id = str(uuid.uuid4())
     st.session_state[session.LAST_RUN_ID] = run_id
+    player, coach, _ = session.agents(int(seed))
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
                                strategy_id=strategy.strip() or None, run_id=run_id)
     exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live"))

@@ -46,7 +46,3 @@ def test_switching_between_pages_keeps_app_py_in_charge(app):
         assert [t.value for t in at.title] == [title]
         assert drawn_by_app(at)
 
-
-def test_backtest_placeholder_says_plainly_it_is_coming(app):
-    at = app("pages/backtest.py")
-    assert any("Coming soon" in body for body in texts(at, "info")) or [t.value for t in at.title] == ["Backtest"]

@@ -125,6 +125,13 @@ def has_key() -> bool:
     return bool(st.session_state.get(API_KEY))
 
 
+def agents_label() -> str:
+    """Which agents will play, in the trader's words."""
+    if has_key():
+        return f"Claude ({st.session_state[MODEL]})"
+    return "House agents (offline, deterministic)"
+
+
 def agents(seed: int = 0):
     """(player, coach, label): Claude agents when the session holds a key, else the house agents."""
     if has_key():
@@ -138,9 +145,8 @@ def agents(seed: int = 0):
             )
         options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": guard,
                    "base_url": os.environ.get("ANTHROPIC_BASE_URL") or None}
-        label = f"Claude ({st.session_state[MODEL]})"
-        return claude.ClaudePlayer(**options), claude.ClaudeCoach(**options), label
-    return core.HousePlayer(seed=seed), core.HouseCoach(), "House agents (offline, deterministic)"
+        return claude.ClaudePlayer(**options), claude.ClaudeCoach(**options), agents_label()
+    return core.HousePlayer(seed=seed), core.HouseCoach(), agents_label()
 
 
 def schemas() -> dict[str, core.Constraints]:
