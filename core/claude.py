@@ -427,10 +427,9 @@ def _retry_after(exc: Exception) -> float | None:
     if response is None:
         return None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(name)
         try:
-            return float(value) * scale if value is not None else None
-        except ValueError:
+            return float(response.headers[name]) * scale
+        except (KeyError, ValueError):  # absent, or an HTTP date: fall back to backoff
             continue
     return None
 

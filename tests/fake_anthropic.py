@@ -219,7 +219,8 @@ class FakeAnthropic:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeAnthropic:
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="fake-anthropic", daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), name="fake-anthropic",
+                                       daemon=True)  # a short poll: stop() returns at once
         self.thread.start()
         return self
 
