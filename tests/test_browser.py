@@ -103,3 +103,51 @@ def test_html_from_an_agent_shows_as_literal_text(app_server, page):
     assert hostile in bubble.inner_text()
     assert page.locator(".pc-bubble b, .pc-said b:not(:first-child), .pc-bubble script").count() == 0
     assert dialogs == []
+
+
+def test_claude_agents_play_with_a_session_key_that_is_written_nowhere(browser, tmp_path):
+    """Validate a key on Settings (fake Anthropic server), run an exchange with Claude agents, look for the key."""
+    pytest.importorskip("core.claude", reason="core.claude is not in this build")
+    from tests.fake_anthropic import FakeAnthropic
+    from tests.ui_fixtures import free_port, start_app
+
+    key = "sk-ant-test-" + "Br0wS3rK3y" * 4
+    db = tmp_path / "claude.db"
+    with FakeAnthropic() as fake:
+        fake.scenario("reject_then_approve")
+        server = start_app(db, port := free_port(), {"ANTHROPIC_BASE_URL": fake.base_url})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"http://127.0.0.1:{port}/settings")
+            page.get_by_label("API key", exact=True).fill(key)
+            page.get_by_label("API key", exact=True).press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Validate").click()
+            page.get_by_text("Key is valid").wait_for()
+            # follow the app's own navigation: a fresh page load would be a new session without the key
+            page.get_by_test_id("stSidebarNav").get_by_text("Trade Review", exact=True).click()
+            page.get_by_text("Animation speed").wait_for()
+            assert page.get_by_test_id("stSidebar").get_by_text("Agents: Claude").count() == 1
+            speed = page.get_by_test_id("stSidebar").get_by_role("slider")
+            speed.focus()
+            speed.press("Home")
+            page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
+            wait_for_app(page)
+            page.get_by_role("button", name="Run exchange").click()
+            page.get_by_text(re.compile(BANNER)).first.wait_for(timeout=60_000)
+            assert fake.messages_requests
+            assert key not in page.content()
+            assert key not in page.url
+        finally:
+            context.close()
+            server.terminate()
+            logs = server.communicate(timeout=10)[0].decode(errors="replace")
+    row = sqlite3.connect(db).execute("select player, model from exchanges").fetchone()
+    assert row[0].startswith("claude")
+    secret = key.encode()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+    assert key not in logs
