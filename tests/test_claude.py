@@ -233,3 +233,26 @@ def test_a_stream_that_stalls_times_out_retries_and_then_says_what_to_do(fake, k
     with pytest.raises(core.AgentError, match="did not answer in time"):
         list(player.propose(world, core.Constraints(), core.Portfolio(), []))
     assert slept == [0.5] and len(fake.messages_requests) == 2
+
+
+# --- make live-check -------------------------------------------------------------------------
+
+def _live_check(env: dict) -> subprocess.CompletedProcess:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    return subprocess.run([sys.executable, "scripts/live_check.py"], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_live_check_is_skipped_without_a_key():
+    done = _live_check({})
+    assert done.returncode == 0 and done.stdout.strip() == "skipped: ANTHROPIC_API_KEY not set"
+
+
+def test_live_check_runs_one_exchange_and_prints_no_key(fake, key):
+    fake.scenario("reject_then_approve")
+    done = _live_check({"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": fake.base_url})
+    assert done.returncode == 0, done.stderr
+    assert "round 1: REJECT ['min_risk_reward']" in done.stdout and "outcome APPROVE after 2 round(s)" in done.stdout
+    assert key not in done.stdout + done.stderr

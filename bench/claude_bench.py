@@ -1,0 +1,117 @@
+"""Claude agents against the fake Anthropic server: prompt sizes, cache share, agent overhead.
+
+* the prompts of a 3-round exchange (REJECT-MAX): characters per request and tokens as the fake
+  counts them (characters / 4), and the share of input served from cache in rounds 2-3 (goal >= 60 %);
+* the time the agents add on top of the fake's stream: one round (the Player's and the Coach's
+  calls) through the agents, against the very same requests streamed with the bare SDK
+  (goal <= 5 ms per round).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import statistics
+import string
+import time
+
+import anthropic
+
+import core
+from core import claude, prices
+from tests.fake_anthropic import CRITIQUE, THIN_PROPOSAL, FakeAnthropic, tool
+
+KEY = "sk-ant-bench-" + "".join(secrets.choice(string.ascii_letters) for _ in range(24))
+WORLD = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+ROUNDS_TIMED = 60
+
+
+def _three_rounds() -> dict:
+    with FakeAnthropic() as fake:
+        fake.enqueue(*[tool(THIN_PROPOSAL), tool(CRITIQUE)] * 3)
+        player = claude.ClaudePlayer(KEY, base_url=fake.base_url)
+        coach = claude.ClaudeCoach(KEY, base_url=fake.base_url)
+        artifact = core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), player, coach)
+        requests = fake.messages_requests
+    chars, tokens = [], []
+    for r in requests:
+        body = r["body"]
+        chars.append(sum(len(json.dumps(body[k])) for k in ("tools", "system", "messages")))
+        u = r["usage"]
+        tokens.append(u["input"] + u["cache_read"] + u["cache_write"])
+    later = [r["usage"] for r in requests[2:]]  # rounds 2 and 3: the Player's and the Coach's calls
+    read = sum(u["cache_read"] for u in later)
+    total = sum(u["input"] + u["cache_read"] + u["cache_write"] for u in later)
+    return {
+        "outcome_3_rounds": artifact["outcome"],
+        "prompt_chars_per_request": chars,
+        "prompt_tokens_per_request": tokens,
+        "prompt_chars_3_rounds": sum(chars),
+        "prompt_tokens_3_rounds": sum(tokens),
+        "cached_prefix_tokens": requests[0]["usage"]["cache_write"],
+        "cache_share_rounds_2_3": round(read / total, 3),
+        "cache_share_goal": 0.60,
+        "cost_usd_3_rounds": artifact["usage"]["cost_usd"],
+        "cost_usd_3_rounds_without_cache": prices.cost_usd(claude.DEFAULT_MODEL, input=sum(tokens),
+                                                           output=artifact["usage"]["output"]),
+    }
+
+
+def _raw_round(client: anthropic.Anthropic, bodies: list[dict]) -> None:
+    """The same two requests streamed with the bare SDK: events read, the final message taken."""
+    for body in bodies:
+        params = {k: v for k, v in body.items() if k != "stream"}
+        with client.messages.stream(**params) as stream:
+            for _ in stream:
+                pass
+            stream.get_final_message()
+
+
+def _overhead() -> dict:
+    constraints = core.load_preset("moderate")
+    portfolio = core.Portfolio()
+    agent_ms, raw_ms = [], []
+    with FakeAnthropic() as fake:  # replies automatically: a good proposal, a short critique
+        player = claude.ClaudePlayer(KEY, base_url=fake.base_url)
+        coach = claude.ClaudeCoach(KEY, base_url=fake.base_url)
+        client = anthropic.Anthropic(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        for n in range(ROUNDS_TIMED + 5):
+            # one round as the loop drives it: the Player's stream, the rules, the Coach's stream
+            start = time.perf_counter()
+            played = _result(player.propose(WORLD, constraints, portfolio, []))
+            verdict = core.check_proposal(played.value, constraints, portfolio, WORLD)
+            _result(coach.critique(played.value, verdict, constraints, WORLD, portfolio))
+            agent = time.perf_counter() - start
+            bodies = [r["body"] for r in fake.messages_requests[-2:]]
+            start = time.perf_counter()
+            _raw_round(client, bodies)
+            raw = time.perf_counter() - start
+            if n >= 5:  # warm-up rounds are not counted
+                agent_ms.append(agent * 1000)
+                raw_ms.append(raw * 1000)
+    return {
+        "rounds_timed": ROUNDS_TIMED,
+        "raw_stream_ms_per_round": round(statistics.median(raw_ms), 3),
+        "agents_ms_per_round": round(statistics.median(agent_ms), 3),
+        "agent_overhead_ms_per_round": round(statistics.median(a - r for a, r in zip(agent_ms, raw_ms)), 3),
+        "agent_overhead_goal_ms": 5.0,
+    }
+
+
+def _result(stream):
+    """Drive an agent generator to its end and return its Turn."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as done:
+            return done.value
+
+
+def run() -> dict:
+    """The measured figures of the Claude agents (see the module docstring)."""
+    return {**_three_rounds(), **_overhead()}
+
+
+if __name__ == "__main__":
+    for name, value in run().items():
+        print(f"{name}: {value}")
