@@ -27,12 +27,15 @@ symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symb
                 accept_new_options=True, help="Pick a symbol of the shipped snapshot or type another ticker.")
 dates = market_defaults.dates(symbol)
 if dates:
+    wanted = st.session_state.get(session.TR_DATE, st.session_state.get(session.KEPT + session.TR_DATE))
+    if wanted is not None and wanted not in dates:
+        # Another symbol's day: keep the nearest day this symbol has on or before it.
+        st.session_state[session.TR_DATE] = max((d for d in dates if d <= wanted), default=dates[-1])
     day = sticky(sidebar.selectbox, "Date", key=session.TR_DATE, options=dates, index=len(dates) - 1,
                  format_func=lambda d: d.strftime("%a %d %b %Y"), help="Trading days the market data has.")
-    if day not in dates:
-        day = dates[-1]
 else:
-    day = sticky(sidebar.date_input, "Date", key=session.TR_DATE, value=date(2025, 3, 4))
+    day = sticky(sidebar.date_input, "Date", key=session.TR_FREE_DATE, value=date(2025, 3, 4),
+                 help="No market data for this symbol: any date, and fill the world state by hand.")
 at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=market_defaults.DECISION_TIME, step=300)
 filled, source = market_defaults.world(symbol, day)
 sidebar.caption(source)

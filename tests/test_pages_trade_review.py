@@ -132,3 +132,30 @@ def test_html_in_agent_text_is_rendered_as_text(store, world):
 
 def test_escape_keeps_every_character_literal():
     assert exchange_view.escape('<a href="x">&</a>\nnext') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;<br>next"
+
+
+def test_dates_are_the_days_the_market_data_has_and_fill_the_world_state(app):
+    from core import market
+
+    at = app()
+    amzn = market.available_dates("AMZN")[market.MIN_HISTORY:]
+    day = at.selectbox(key=session.TR_DATE)
+    assert len(day.options) == len(amzn) and day.value == amzn[-1]  # offline: the last day available
+    expected = market.world_state("AMZN", amzn[-1], market.load_bars("AMZN", online=False))
+    assert at.number_input(key=session.TR_PRICE).value == round(expected.price, 2)
+    at.selectbox(key=session.TR_SYMBOL).set_value("MSFT").run()
+    msft = market.available_dates("MSFT")[market.MIN_HISTORY:]
+    assert at.selectbox(key=session.TR_DATE).value == msft[-1]
+    expected = market.world_state("MSFT", msft[-1], market.load_bars("MSFT", online=False))
+    assert at.number_input(key=session.TR_PRICE).value == round(expected.price, 2)
+    at.number_input(key=session.TR_PRICE).set_value(300.0).run()  # an edit survives a rerun
+    at.run()
+    assert at.number_input(key=session.TR_PRICE).value == 300.0
+
+
+def test_sidebar_values_survive_a_visit_to_another_page(app):
+    at = app()
+    at.number_input(key=session.TR_EQUITY).set_value(90_000.0).run()
+    at.switch_page("pages/settings.py").run()
+    at.switch_page("pages/trade_review.py").run()
+    assert at.number_input(key=session.TR_EQUITY).value == 90_000.0

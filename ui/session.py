@@ -35,7 +35,8 @@ KEPT = "kept."  # prefix: copies of widget values that outlive a page switch
 # -- widget keys ---------------------------------------------------------------------------
 TR_FILLED_FOR = "tr_filled_for"  # (symbol, day) the world-state widgets were filled for
 TR_SYMBOL = "tr_symbol"
-TR_DATE = "tr_date"
+TR_DATE = "tr_date"  # a trading day of the market data
+TR_FREE_DATE = "tr_free_date"  # any day, for a symbol without market data
 TR_TIME = "tr_time"
 TR_PRICE = "tr_price"
 TR_SMA5 = "tr_sma5"
