@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
@@ -521,7 +521,6 @@ class _Reply:
     stop_reason: str | None
     usage: Usage
     tool_id: str = "toolu_repair"
-    extra: dict = field(default_factory=dict)
 
 
 class _ClaudeAgent:
