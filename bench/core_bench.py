@@ -17,11 +17,12 @@ import core
 
 def _mix() -> list[tuple[core.WorldState, core.Constraints]]:
     """Equal numbers of 1-, 2- and 3-round exchanges (strict gives the 3-round ones)."""
+    # Symbols innermost, so every slice of the mix spans all four of them.
     worlds = [
         core.WorldState(symbol=s, as_of="2025-03-04 10:00", price=p, sma5=p * (1.01 if up else 0.99), sma10=p,
                         volatility_regime=v)
-        for s, p in (("AMZN", 185.0), ("MSFT", 412.5), ("TSLA", 251.2), ("BTC-USD", 61_234.56))
         for up, v in itertools.product((True, False), ("low", "medium", "high"))
+        for s, p in (("AMZN", 185.0), ("MSFT", 412.5), ("TSLA", 251.2), ("BTC-USD", 61_234.56))
     ]
     by_rounds: dict[int, list] = {1: [], 2: [], 3: []}
     for world, preset in itertools.product(worlds, ("moderate", "strict")):
