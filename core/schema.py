@@ -61,9 +61,9 @@ def parse_cutoff(value: object) -> time | None:
 
 
 class Strict(BaseModel):
-    """Unknown keys and NaN/inf are errors everywhere."""
+    """Unknown keys, NaN/inf and wrong types are errors everywhere: no true-as-1.0, no "3"-as-3."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Constraints(Strict):
@@ -114,7 +114,7 @@ class WorldState(Strict):
     """The market snapshot the Player decides on. `as_of` is Eastern Time."""
 
     symbol: str
-    as_of: datetime
+    as_of: datetime = Field(strict=False)  # ISO text from forms, files and JSON
     price: float = Field(gt=0)
     sma5: float = Field(gt=0)
     sma10: float = Field(gt=0)

@@ -58,6 +58,26 @@ def test_bad_constraint_values_name_the_field(change, message):
         core.parse_constraints(json.dumps(data) if "nan" not in str(change) else data)
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"max_position_pct": True}, "max_position_pct"),
+    ({"max_rounds": "3"}, "max_rounds"),
+    ({"max_open_positions": 2.0}, "max_open_positions"),
+    ({"abort_on_violations": "max_leverage"}, "abort_on_violations"),
+])
+def test_wrong_types_are_named_not_coerced(change, message):
+    with pytest.raises(core.InvalidInput, match=message):
+        core.parse_constraints(json.dumps({**core.Constraints().model_dump(), **change}))
+
+
+def test_wrong_types_in_a_proposal_or_portfolio_are_named():
+    action = {"action_type": "enter_long", "symbol": "AMZN", "size_pct": "0.03", "entry_price": 100,
+              "stop_loss": 98, "take_profit": 104}
+    with pytest.raises(ValidationError, match="size_pct"):
+        core.Proposal.model_validate({"reasoning": "r", "actions": [action]})
+    with pytest.raises(ValidationError, match="today_pnl"):
+        core.Portfolio.model_validate({"today_pnl": False})
+
+
 def test_nothing_is_silently_clamped():
     with pytest.raises(core.InvalidInput):
         core.parse_constraints({**core.Constraints().model_dump(), "max_position_pct": 1.01})
