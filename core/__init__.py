@@ -19,13 +19,13 @@ from core.schema import (
     BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, Usage,
     Verdict, WorldState,
 )
-from core.store import Store
+from core.store import Store, StoreError
 
 __all__ = [
     "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BreakerTripped", "Check", "Coach", "Constraints", "ET",
     "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES",
     "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "RoundStarted", "SpendLimitReached", "Store",
-    "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached", "WorldState", "check_proposal", "circuit_breaker",
-    "derive_constraints", "list_presets", "load_preset", "parse_constraints", "replay_exchange", "risk_reward",
-    "run_exchange", "run_exchange_sync",
+    "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached", "WorldState", "check_proposal",
+    "circuit_breaker", "derive_constraints", "list_presets", "load_preset", "parse_constraints", "replay_exchange",
+    "risk_reward", "run_exchange", "run_exchange_sync",
 ]

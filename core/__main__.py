@@ -18,8 +18,8 @@ from core.house import HouseCoach, HousePlayer
 from core.loop import run_exchange_sync
 from core.presets import InvalidInput, explain, list_presets, load_preset
 from core.rules import check_proposal
-from core.schema import ET, Portfolio, Proposal, WorldState
-from core.store import Store
+from core.schema import ET, OUTCOMES, Portfolio, Proposal, WorldState
+from core.store import Store, StoreError
 
 INVALID = 3
 EXIT_CODES = {"APPROVE": 0, "REJECT": 1, "ABORT": 2}
@@ -78,6 +78,12 @@ def cmd_history(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are invalid input too: exit 3, never argparse's 2 (which means ABORT here)."""
 
@@ -117,10 +123,10 @@ def parser() -> argparse.ArgumentParser:
 
     history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first")
     history.add_argument("--db")
-    history.add_argument("--outcome")
+    history.add_argument("--outcome", choices=OUTCOMES)
     history.add_argument("--symbol")
     history.add_argument("--strategy")
-    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--limit", type=_positive, default=50)
     history.set_defaults(run=cmd_history)
 
     from core.backtest import add_backtest_parser  # backtest: symbol, dates, preset(s), --json
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except InvalidInput as error:
+    except (InvalidInput, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return INVALID
 

@@ -29,6 +29,10 @@ def default_path() -> Path:
     return Path(os.environ.get("PLAYER_COACH_DB") or DEFAULT_PATH)
 
 
+class StoreError(Exception):
+    """The database file cannot be used; the message names the file and the reason."""
+
+
 def _v1(db: sqlite_utils.Database) -> None:
     db["strategies"].create({"strategy_id": str, "first_seen": str, "last_seen": str}, pk="strategy_id")
     db["exchanges"].create(
@@ -161,9 +165,12 @@ class Store:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise StoreError(f"database {self.path}: {error}") from None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -194,6 +201,9 @@ class Store:
         db.execute("pragma journal_mode = wal")
         with self._write():
             version = db.execute("pragma user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(f"database {self.path}: schema version {version} is newer than this app's "
+                                 f"{len(MIGRATIONS)}; open it with a newer version of the app")
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(db)
                 db.execute(f"pragma user_version = {number}")

@@ -96,3 +96,19 @@ def test_exchange_bad_numbers_exit_3(args, message):
     base.update(dict(zip(args[::2], args[1::2])))
     result = cli("exchange", *[x for kv in base.items() for x in kv])
     assert result.returncode == 3 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--outcome", "BOGUS"], "invalid choice: 'BOGUS'"),
+    (["--limit", "-3"], "--limit"),
+    (["--limit", "0"], "--limit"),
+])
+def test_history_bad_arguments_exit_3(tmp_path, args, message):
+    result = cli("history", "--db", str(tmp_path / "h.db"), *args)
+    assert result.returncode == 3 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unusable_database_exits_3_naming_the_file(tmp_path):
+    not_a_db = write(tmp_path, "notes.db", "these are notes, not SQLite" * 100)
+    result = cli("history", "--db", not_a_db)
+    assert result.returncode == 3 and f"database {not_a_db}" in result.stderr and "Traceback" not in result.stderr

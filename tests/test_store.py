@@ -8,6 +8,8 @@ import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
 import core
 from core.store import MIGRATIONS
 
@@ -163,3 +165,17 @@ def test_two_processes_writing_at_once_lose_nothing(store):
              for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert store.count_exchanges(outcome="APPROVE") == 300
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are notes, not SQLite" * 100)
+    with pytest.raises(core.StoreError, match="notes.db: file is not a database"):
+        core.Store(path)
+
+
+def test_a_database_from_a_newer_version_is_refused_untouched(store):
+    store.db.execute(f"pragma user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(core.StoreError, match=f"schema version {len(MIGRATIONS) + 1} is newer"):
+        core.Store(store.path)
+    assert store.schema_version == len(MIGRATIONS) + 1
