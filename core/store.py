@@ -123,8 +123,11 @@ def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, t
         where.append("timestamp < ?")
         params.append(_instant(bound))
     if text:
-        where.append("run_id in (select run_id from rounds where reasoning like ? or feedback like ?)")
-        params.extend([f"%{text}%"] * 2)
+        # The trader's words are matched literally: % and _ in them are not wildcards.
+        where.append("run_id in (select run_id from rounds where reasoning like ? escape '\\' "
+                     "or feedback like ? escape '\\')")
+        literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.extend([f"%{literal}%"] * 2)
     return " and ".join(where) or "1 = 1", params
 
 

@@ -90,6 +90,14 @@ def test_text_filter_searches_reasoning_and_critique(store):
     assert store.count_exchanges(text="no such words anywhere") == 0
 
 
+def test_text_filter_takes_percent_and_underscore_literally(store):
+    fill(store, 6)
+    assert store.count_exchanges(text="max_single_trade_pct") > 0  # the critique names it
+    assert store.count_exchanges(text="max%trade") == 0
+    assert store.count_exchanges(text="trend_up") == 0  # "_" would match the space in "trend up"
+    assert store.count_exchanges(text="\\") == 0
+
+
 def test_summary_and_violation_counts(store):
     artifacts = fill(store, 12)
     summary = store.summary()
