@@ -289,8 +289,11 @@ class Store:
                        [*outcome.values(), artifact["run_id"]])
 
     def record(self, artifact: dict) -> None:
-        """Write a whole artifact at once (imports, tests, backfills)."""
+        """Write a whole artifact at once (imports, tests, backfills); recording it again replaces it."""
         with self._write() as db:
+            # Children first, so a second import cannot double the coach memory the deriver counts.
+            for table in ("coach_memory", "rounds", "portfolio_snapshots"):
+                db.execute(f"delete from {table} where run_id = ?", [artifact["run_id"]])
             self._start(db, artifact)
             for record in artifact["rounds"]:
                 self._round(db, artifact, record)

@@ -44,6 +44,16 @@ def test_record_writes_a_whole_artifact_into_another_store(store, tmp_path):
     assert other.count_exchanges() == 1
 
 
+def test_recording_an_artifact_again_replaces_it(store):
+    artifact = fill(store, 1, strategy="s1")[0]
+    memory = len(store.coach_memory("s1"))
+    store.record(artifact)
+    store.record(artifact)
+    assert len(store.coach_memory("s1")) == memory
+    assert store.db["portfolio_snapshots"].count == 1 and store.count_exchanges() == 1
+    assert store.get_exchange(artifact["run_id"]) == json.loads(json.dumps(artifact))
+
+
 def test_store_settings_wal_foreign_keys_version_and_indexes(store):
     assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("pragma foreign_keys").fetchone()[0] == 1
