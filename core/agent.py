@@ -29,11 +29,22 @@ class Turn:
 
 
 class AgentError(Exception):
-    """An agent could not produce a valid answer; the message is shown to the user as is."""
+    """An agent could not produce a valid answer; the message is shown to the user as is.
+
+    `usage` is what the failed turn had already been billed (failed attempts, a dropped stream),
+    so the exchange's cost stays true when it ends early.
+    """
+
+    def __init__(self, message: str = "", usage: Usage = NO_USAGE) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
-class SpendLimitReached(Exception):
-    """The spend guard refused a paid call; the exchange ends ABORT with reason spend_guard."""
+class SpendLimitReached(AgentError):
+    """The spend guard refused a paid call; the exchange ends ABORT with reason spend_guard.
+
+    A kind of AgentError only to share `usage`: the loop catches it first, for its own outcome.
+    """
 
 
 class Player(Protocol):

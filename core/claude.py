@@ -49,7 +49,12 @@ CRITIQUE_TOOL = "submit_critique"
 JUDGEMENT_TOOL = "submit_judgement"
 CACHE = {"type": "ephemeral"}
 
+# What an Anthropic key looks like: checked before a key is used (anything else could break the
+# HTTP header it travels in, and an error about that header would quote it), and searched for
+# when a message is redacted.
 _KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
+MALFORMED_KEY = ("That does not look like an Anthropic API key: it starts with sk-ant- and has only letters, "
+                 "digits, - and _ (no spaces).")
 
 
 # --- structured outputs --------------------------------------------------------------------
@@ -519,8 +524,9 @@ def _partial_text(raw: str, name: str) -> str | None:
 class _Reply:
     input: dict
     stop_reason: str | None
-    usage: Usage
-    tool_id: str = "toolu_repair"
+    usage: Usage  # every attempt the API billed for this reply, failed ones included
+    tool_id: str
+    problem: str | None = None  # why the input cannot be used even before validation
 
 
 class _ClaudeAgent:
@@ -534,6 +540,8 @@ class _ClaudeAgent:
                  timeout: float = 60.0, sleep: Callable[[float], None] = time.sleep, max_wait: float = 20.0) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key: an Anthropic API key is required")
+        if not _KEY_SHAPE.fullmatch(api_key.strip()):
+            raise ValueError(f"api_key: {MALFORMED_KEY}")  # never the key itself
         try:
             model_prices(model)
         except KeyError as exc:
@@ -553,16 +561,40 @@ class _ClaudeAgent:
     def _redact(self, text: str) -> str:
         return redact(text, self._client.api_key)
 
+    def _bill(self, reported: Any) -> Usage:
+        """Price the usage the API reported for one attempt and count it against the spend guard."""
+        if reported is None:  # the request failed before the API said anything
+            return NO_USAGE
+        spent = priced_usage(self.model, input=reported.input_tokens or 0, output=reported.output_tokens or 0,
+                             cache_write=reported.cache_creation_input_tokens or 0,
+                             cache_read=reported.cache_read_input_tokens or 0)
+        if self.guard is not None:
+            self.guard.record(spent.cost_usd)
+        return spent
+
     def _stream(self, params: dict, field_name: str, bubble: _Bubble) -> Generator[str, None, _Reply]:
         """One request with bounded retries; yields the field's new text as it streams."""
+        spent = NO_USAGE
         for attempt in range(self.retries + 1):
             if self.guard is not None:
-                self.guard.admit()
-            raw = ""
+                try:
+                    self.guard.admit()
+                except SpendLimitReached as limit:
+                    limit.usage = spent  # the earlier attempts were paid for all the same
+                    raise
+            # message_start reports the input tokens: they are billed even if the stream breaks later.
+            started = None
+            raw, partial, tool_id = "", {}, "toolu_repair"
             try:
                 with self._client.messages.stream(**params) as stream:
                     for event in stream:
-                        if event.type == "input_json":
+                        if event.type == "message_start":
+                            started = event.message.usage
+                        elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+                            tool_id = event.content_block.id
+                        elif event.type == "input_json":
+                            partial = event.snapshot if isinstance(event.snapshot, dict) else partial
+                            # The SDK's snapshot drops an unfinished string; the bubble wants its words now.
                             raw += event.partial_json
                             text = _partial_text(raw, field_name)
                             if text:
@@ -571,6 +603,7 @@ class _ClaudeAgent:
                                     yield fragment
                     message = stream.get_final_message()
             except (anthropic.APIError, httpx2.TransportError) as exc:
+                spent = spent + self._bill(started)
                 kind = _error_kind(exc)
                 wait = _retry_after(exc) if kind == "rate" else None
                 if wait is None:
@@ -578,19 +611,28 @@ class _ClaudeAgent:
                 if kind not in RETRIED or attempt == self.retries or wait > self.max_wait:
                     advice = self._redact(_advice(kind, exc, wait, self.model))
                     log.warning("%s call failed after %d attempt(s): %s", self.role, attempt + 1, advice)
-                    raise AgentError(advice) from None
+                    raise AgentError(advice, spent) from None
                 log.info("%s call failed (%s), retry %d in %.1f s", self.role, kind, attempt + 1, wait)
                 self._sleep(wait)
                 continue
-            u = message.usage
-            spent = priced_usage(self.model, input=u.input_tokens, output=u.output_tokens,
-                                 cache_write=u.cache_creation_input_tokens or 0,
-                                 cache_read=u.cache_read_input_tokens or 0)
-            if self.guard is not None:
-                self.guard.record(spent.cost_usd)
+            except ValueError as exc:
+                # The SDK could not parse the tool-input JSON (broken, not merely unfinished): an
+                # invalid answer like any other, so it gets the repair request, not a crash.
+                spent = spent + self._bill(started)
+                reason = self._redact(str(exc.__cause__ or exc))
+                return _Reply(partial, None, spent, tool_id, f"the input was not valid JSON ({reason})")
+            except Exception as exc:
+                # Whatever else the SDK raises ends the exchange ERROR here, redacted, rather than
+                # reaching the loop's catch-all, which would store and log its text as it is.
+                spent = spent + self._bill(started)
+                advice = self._redact(f"The {self.role}'s call to the Anthropic API failed: "
+                                      f"{type(exc).__name__}: {exc}")
+                log.warning("%s", advice)
+                raise AgentError(advice, spent) from None
+            spent = spent + self._bill(message.usage)
             block = next((b for b in message.content if b.type == "tool_use"), None)
             tool_input = block.input if block is not None and isinstance(block.input, dict) else {}
-            return _Reply(tool_input, message.stop_reason, spent, block.id if block is not None else "toolu_repair")
+            return _Reply(tool_input, message.stop_reason, spent, block.id if block is not None else tool_id)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _ask(self, system: list[dict], messages: list[dict], tool: str, field_name: str,
@@ -602,11 +644,16 @@ class _ClaudeAgent:
         for attempt in (1, 2):
             params = {"model": self.model, "max_tokens": max_tokens, "system": system, "tools": list(tools()),
                       "tool_choice": {"type": "tool", "name": tool}, "messages": messages}
-            reply = yield from self._stream(params, field_name, bubble)
+            try:
+                reply = yield from self._stream(params, field_name, bubble)
+            except AgentError as failure:  # the spend guard's refusal included
+                failure.usage = spent + failure.usage
+                raise
             spent = spent + reply.usage
-            if reply.stop_reason == "max_tokens":
+            problem = reply.problem
+            if problem is None and reply.stop_reason == "max_tokens":
                 problem = f"the answer was cut off at max_tokens={max_tokens} before the {tool} input was complete"
-            else:
+            if problem is None:
                 try:
                     return parse(reply.input), spent
                 except ValidationError as exc:
@@ -615,7 +662,7 @@ class _ClaudeAgent:
             if attempt == 2:
                 raise AgentError(self._redact(
                     f"Claude's {self.role} answer was invalid twice ({problem}); the exchange stopped here "
-                    "with every earlier round kept. Try again, or raise max_tokens."))
+                    "with every earlier round kept. Try again, or raise max_tokens."), spent)
             log.info("%s answer invalid, asking once for a repair: %s", self.role, problem)
             if reply.stop_reason == "max_tokens":
                 max_tokens *= 2  # one larger budget for the repair; the instruction asks for brevity too
@@ -684,8 +731,8 @@ def validate_key(key: str, base_url: str | None = None, model: str | None = None
                  timeout: float = 15.0) -> tuple[bool, str]:
     """Check a key with one cheap call (list one model): (ok, a message for the Settings page)."""
     key = (key or "").strip()
-    if not key.startswith("sk-ant-") or len(key) < 20 or any(ch.isspace() for ch in key):
-        return False, "That does not look like an Anthropic API key (it starts with sk-ant- and has no spaces)."
+    if not _KEY_SHAPE.fullmatch(key):
+        return False, MALFORMED_KEY
     client = anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
     try:
         client.models.list(limit=1)

@@ -22,6 +22,7 @@ Scenarios (the names `scenario()` and `--scenario` accept):
     approve              round 1: a proposal the moderate preset approves, then a critique
     reject_then_approve  round 1: a proposal with a thin target (REJECT), round 2: a good one
     repair               an invalid proposal (an entry without take_profit), then a valid one
+    broken_json          tool input that is not JSON at all (the SDK cannot parse it), then a valid one
     max_tokens           a proposal cut off at max_tokens, then a valid one
     max_tokens_twice     cut off at max_tokens on the first try and on the repair
     auth_401             401 authentication_error on every call (a rejected key)
@@ -78,6 +79,9 @@ INVALID_PROPOSAL = {
 }
 """Fails Proposal validation: an entry needs take_profit."""
 
+BROKEN_JSON = '{"reasoning": "AMZN is trending up, I buy.", "actions": [}'
+"""Not JSON: the SDK raises while it accumulates the tool input."""
+
 CRITIQUE = {"feedback": "The checks are clean: the size is within the limit and the target pays twice the risk."}
 
 
@@ -117,6 +121,7 @@ def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
         "approve": ([tool(GOOD_PROPOSAL), critique], {}),
         "reject_then_approve": ([tool(THIN_PROPOSAL), critique, tool(GOOD_PROPOSAL), critique], {}),
         "repair": ([tool(INVALID_PROPOSAL), tool(GOOD_PROPOSAL), critique], {}),
+        "broken_json": ([tool(BROKEN_JSON), tool(GOOD_PROPOSAL), critique], {}),
         "max_tokens": ([tool(GOOD_PROPOSAL, stop_reason="max_tokens"), tool(GOOD_PROPOSAL), critique], {}),
         "max_tokens_twice": ([tool(GOOD_PROPOSAL, stop_reason="max_tokens")] * 2, {}),
         "auth_401": ([], {"always": unauthorized()}),
@@ -130,7 +135,7 @@ def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
     return table[name]
 
 
-SCENARIOS = ("approve", "reject_then_approve", "repair", "max_tokens", "max_tokens_twice", "auth_401",
+SCENARIOS = ("approve", "reject_then_approve", "repair", "broken_json", "max_tokens", "max_tokens_twice", "auth_401",
              "rate_limit_429", "overloaded_529", "drop", "slow")
 
 
@@ -362,9 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
         if step["stop_reason"] == "max_tokens":
             raw = raw[: len(raw) // 2]
         output_tokens = step["output_tokens"] or approx_tokens(raw) + 10
-        # What this reply reports, so tests can sum it (a dropped stream reports no final usage).
+        started = {"input_tokens": uncached, "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
+        # What this reply reports in the end, so tests can sum it: a dropped stream never gets past
+        # message_start, whose usage (input and cache, output 1) is all the client learns.
         self.entry["usage"] = {"input": uncached, "cache_write": write, "cache_read": read,
-                               "output": None if step["drop_after"] is not None else output_tokens}
+                               "output": 1 if step["drop_after"] is not None else output_tokens}
         delay = step["delay"] or self.fake.delay
         name = step["name"] or self._forced_tool(body)
 
@@ -378,8 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._event("message_start", {"type": "message_start", "message": {
             "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": uncached, "cache_creation_input_tokens": write,
-                      "cache_read_input_tokens": read, "output_tokens": 1}}})
+            "usage": {**started, "output_tokens": 1}}})
         self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
             "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}}})
         self._event("ping", {"type": "ping"})
@@ -398,7 +404,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
         self._event("message_delta", {"type": "message_delta",
                                       "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None},
-                                      "usage": {"output_tokens": output_tokens}})
+                                      # cumulative totals, as the API sends them: a client that
+                                      # added them to message_start's would count the input twice
+                                      "usage": {**started, "output_tokens": output_tokens}})
         self._event("message_stop", {"type": "message_stop"})
         self._chunk(b"")  # end of the chunked body
 

@@ -256,3 +256,14 @@ def test_live_check_runs_one_exchange_and_prints_no_key(fake, key):
     assert done.returncode == 0, done.stderr
     assert "round 1: REJECT ['min_risk_reward']" in done.stdout and "outcome APPROVE after 2 round(s)" in done.stdout
     assert key not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("mangle", [lambda k: k[:20] + "\n" + k[20:], lambda k: k[:20] + "\x00" + k[20:],
+                                    lambda k: k + "\u2019", lambda k: k[:20] + " " + k[20:], lambda k: "sk-ant-"])
+def test_a_key_no_api_would_take_is_refused_before_any_call_and_never_quoted(fake, key, mangle):
+    bad = mangle(key)
+    assert claude.validate_key(bad, base_url=fake.base_url) == (False, claude.MALFORMED_KEY)
+    with pytest.raises(ValueError, match="api_key: That does not look like an Anthropic API key") as refused:
+        ClaudePlayer(bad, base_url=fake.base_url)
+    assert key[12:30] not in str(refused.value)
+    assert fake.requests == []

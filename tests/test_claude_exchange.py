@@ -12,7 +12,7 @@ from core import claude, prices
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
 from core.loop import ExchangeFinished, ProposalMade, TextFragment, VerdictReached
 from tests.fake_anthropic import (
-    CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, overloaded, rate_limited, tool,
+    BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, overloaded, rate_limited, tool,
 )
 from tests.test_claude import make_key
 
@@ -50,15 +50,26 @@ def artifact_of(events) -> dict:
     return events[-1].artifact
 
 
-def reported_usage(fake: FakeAnthropic) -> core.Usage:
-    """What the fake told the client, summed and priced (dropped streams report nothing final)."""
+def reported_usage(fake: FakeAnthropic, since: int = 0) -> core.Usage:
+    """What the fake told the client from request `since` on, summed and priced (a dropped stream: its
+    message_start's usage)."""
     total = core.Usage()
-    for r in fake.messages_requests:
+    for r in fake.messages_requests[since:]:
         u = r["usage"]
-        if u and u["output"] is not None:
+        if u:  # an HTTP error reply bills nothing
             total = total + prices.usage(MODEL, input=u["input"], output=u["output"], cache_write=u["cache_write"],
                                          cache_read=u["cache_read"])
     return total
+
+
+def drive(stream):
+    """Drive an agent's generator to its end: (fragments, Turn)."""
+    shown = []
+    while True:
+        try:
+            shown.append(next(stream))
+        except StopIteration as done:
+            return shown, done.value
 
 
 def texts(events, role: str) -> str:
@@ -164,6 +175,70 @@ def test_invalid_tool_input_gets_one_repair_quoting_the_error(fake, key, world, 
     assert session.slept == []
 
 
+def test_tool_input_that_is_not_json_gets_the_repair_too(fake, key, world, moderate, store):
+    fake.scenario("broken_json")
+    session = Session(fake, key)
+    artifact = artifact_of(session.run(world, moderate, store))
+    assert (artifact["outcome"], artifact["rounds_taken"]) == ("APPROVE", 1)
+    assert len(fake.messages_requests) == 3 and session.slept == []
+    answer = fake.messages_requests[1]["body"]["messages"][-1]["content"][0]
+    assert answer["is_error"] is True and "the input was not valid JSON (expected value" in answer["content"]
+    assert BROKEN_JSON not in answer["content"]  # the error is quoted, not the model's whole answer
+    # the broken reply is paid as far as the client read it: its input in full, output as message_start said
+    broken, *rest = fake.messages_requests
+    paid = reported_usage(fake)
+    assert artifact["usage"]["input"] + artifact["usage"]["cache_read"] + artifact["usage"]["cache_write"] == (
+        paid.input + paid.cache_read + paid.cache_write)
+    assert artifact["usage"]["output"] == 1 + sum(r["usage"]["output"] for r in rest)
+
+
+def test_tool_input_that_is_never_json_ends_error_readably(fake, key, world, moderate, store):
+    fake.enqueue(tool(BROKEN_JSON), tool(BROKEN_JSON))
+    artifact = artifact_of(Session(fake, key).run(world, moderate, store))
+    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 0)
+    assert artifact["termination_reason"].startswith("Claude's Player answer was invalid twice (the input was not "
+                                                     "valid JSON (expected value at line 1 column")
+
+
+def test_a_failed_turn_carries_every_paid_attempt(fake, key, world, moderate):
+    fake.scenario("max_tokens_twice")
+    with pytest.raises(core.AgentError, match="invalid twice") as failed:
+        drive(ClaudePlayer(key, base_url=fake.base_url).propose(world, moderate, core.Portfolio(), []))
+    assert failed.value.usage == reported_usage(fake) and failed.value.usage.cost_usd > 0
+    # a dropped stream, then overloaded to the end: the dropped attempt's input is still on the bill
+    fake.enqueue(tool(GOOD_PROPOSAL, drop_after=2), overloaded(), overloaded(), overloaded())
+    with pytest.raises(core.AgentError, match="overloaded") as failed:
+        drive(ClaudePlayer(key, base_url=fake.base_url, sleep=lambda s: None).propose(
+            world, moderate, core.Portfolio(), []))
+    assert len(fake.messages_requests) == 6
+    assert failed.value.usage == reported_usage(fake, since=2) and failed.value.usage.cache_read > 4096
+
+
+def test_the_spend_guard_refusing_a_retry_keeps_the_paid_attempt(fake, key, world, moderate):
+    fake.enqueue(tool(GOOD_PROPOSAL, drop_after=2))
+    guard = SpendGuard(max_calls_per_hour=1)
+    player = ClaudePlayer(key, base_url=fake.base_url, guard=guard, sleep=lambda s: None)
+    with pytest.raises(core.SpendLimitReached) as refused:
+        drive(player.propose(world, moderate, core.Portfolio(), []))
+    assert len(fake.messages_requests) == 1
+    assert refused.value.usage == reported_usage(fake) and refused.value.usage.cache_write > 4096
+    assert guard.spent_usd == pytest.approx(refused.value.usage.cost_usd)
+
+
+def test_an_unexpected_sdk_failure_ends_error_with_the_key_redacted(fake, key, world, moderate, store, caplog):
+    session = Session(fake, key)
+
+    def explode(**params):
+        raise RuntimeError(f"header x-api-key: {key} was odd")
+
+    session.player._client.messages.stream = explode
+    artifact = artifact_of(session.run(world, moderate, store))
+    assert artifact["outcome"] == "ERROR"
+    assert artifact["termination_reason"] == ("The Player's call to the Anthropic API failed: RuntimeError: "
+                                              "header x-api-key: [key] was odd")
+    assert key not in json.dumps(store.get_exchange(artifact["run_id"])) and key not in caplog.text
+
+
 def test_truncated_at_max_tokens_is_repaired_with_a_larger_budget(fake, key, world, moderate, store):
     fake.scenario("max_tokens")
     events = Session(fake, key).run(world, moderate, store)
@@ -202,6 +277,7 @@ def test_rate_limit_waits_for_retry_after_then_succeeds(fake, key, world, modera
     artifact = artifact_of(session.run(world, moderate, store))
     assert artifact["outcome"] == "APPROVE"
     assert session.slept == [2.0] and len(fake.messages_requests) == 3
+    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())  # the 429 billed nothing
 
 
 def test_rate_limit_that_persists_ends_error_with_the_wait(fake, key, world, moderate, store):
@@ -227,6 +303,7 @@ def test_overloaded_backs_off_then_succeeds(fake, key, world, moderate, store):
     artifact = artifact_of(session.run(world, moderate, store))
     assert artifact["outcome"] == "APPROVE"
     assert session.slept == [0.5, 1.0] and len(fake.messages_requests) == 4
+    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())
 
 
 def test_overloaded_that_persists_ends_error(fake, key, world, moderate, store):
@@ -237,11 +314,19 @@ def test_overloaded_that_persists_ends_error(fake, key, world, moderate, store):
 
 def test_a_dropped_stream_is_retried_without_repeating_words(fake, key, world, moderate, store):
     fake.scenario("drop")
-    session = Session(fake, key)
+    guard = SpendGuard(max_usd=1.0)
+    session = Session(fake, key, guard=guard)
     events = session.run(world, moderate, store)
-    assert artifact_of(events)["outcome"] == "APPROVE"
+    artifact = artifact_of(events)
+    assert artifact["outcome"] == "APPROVE"
     assert len(fake.messages_requests) == 3 and session.slept == [0.5]
     assert texts(events, "player") == GOOD_PROPOSAL["reasoning"]
+    # the dropped attempt's input was billed (message_start said so): counted once, in the round and the guard
+    dropped = fake.messages_requests[0]["usage"]
+    assert dropped["cache_write"] > 4096
+    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())
+    assert artifact["usage"]["cache_write"] == dropped["cache_write"]
+    assert guard.spent_usd == pytest.approx(artifact["usage"]["cost_usd"])
 
 
 def test_no_server_ends_error_saying_so(key, world, moderate, store):
