@@ -4,8 +4,16 @@ For each trading day t: the world state comes from bars up to t-1 (core.market.i
 trailing window shifted by one bar), the portfolio is as of the close of t-1, and the exchange
 decides. Approved entries fill at the open of t, after the rules are checked again at the fill
 price; open trades exit at their stop or target on t's high/low (the stop first when both are
-touched, a gap through either fills at the open), or at the close once the holding limit is
-reached. Fees and slippage (basis points, every fill, against the trader) come off the cash.
+touched, since a daily bar does not say which came first), or at the close once the holding limit
+is reached. An open beyond a level fills at the open: worse than the stop after a gap through it,
+better than the target after a gap past it (the resting order fills at the first price there is).
+Fees and slippage (basis points, on both legs, always against the trader: a buyer pays more, a
+seller gets less) come off the cash; equity is marked to market at every close.
+
+The decision for t is taken on t-1's close, so the Portfolio it sees is as of that close: "today"
+is t-1 (today_pnl = equity(t-1) - equity(t-2), start_of_day_equity = equity(t-2)). A loss on t-1
+therefore trips the daily-loss breaker for day t, before any agent is asked. The simulated clock
+(as_of) reads 09:30 ET on t, when the orders go in.
 
 Each finished day is written to the store (`backtest_days`) before it is simulated, so a run
 that crashes or is cancelled resumes where it stopped: a stored day's decision is replayed
@@ -29,7 +37,7 @@ from core.loop import run_exchange_sync
 from core.market import MIN_HISTORY, OFFLINE_ENV, Bars, MarketDataError, _world, indicators, load_bars, validate_bars
 from core.market import as_of as decision_clock
 from core.rules import check_proposal
-from core.schema import Action, Constraints, Portfolio, Proposal
+from core.schema import ENTRY_TYPES, Action, Constraints, Portfolio, Proposal
 
 TRADING_DAYS = 252
 DEPTHS = ("fast", "standard")
@@ -128,6 +136,8 @@ def cagr(equity: pd.Series) -> float:
     years = (equity.index[-1] - equity.index[0]).days / 365.25
     if years <= 0 or equity.iloc[0] <= 0:
         return 0.0
+    if equity.iloc[-1] <= 0:
+        return -1.0  # everything lost (a negative base has no real root)
     return float((equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
 
 
@@ -159,6 +169,7 @@ class BacktestResult:
     walk_forward: dict
     by_regime: pd.DataFrame
     prices: pd.DataFrame = field(repr=False)
+    fallback: bool = False  # the bars came from the snapshot because yfinance failed (see `note`)
 
     def __getattr__(self, name: str):
         metrics = self.__dict__.get("metrics")
@@ -183,6 +194,7 @@ class BacktestResult:
         return {
             "run_key": self.run_key, "symbol": self.symbol, "start": str(self.start), "end": str(self.end),
             "preset": self.preset, "status": self.status, "source": self.source, "note": self.note,
+            "fallback": self.fallback,
             "settings": self.settings,
             "metrics": {k: _plain(v) for k, v in self.metrics.items()},
             "walk_forward": self.walk_forward,
@@ -290,14 +302,16 @@ class _Trade:
     held: int = 0
 
 
-def _bars_for(symbol: str, start: date, end: date, bars) -> Bars:
+def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
+    """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
+    year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
     if bars is None:
         try:
             return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
         except MarketDataError:
             return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
     if isinstance(bars, Bars):
-        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note)
+        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
     return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
 
 
@@ -353,7 +367,7 @@ def run_backtest(
     start, end = _date(start), _date(end)
     if start > end:
         raise MarketDataError(f"{symbol}: start {start} is after end {end}")
-    loaded = _bars_for(symbol, start, end, bars)
+    loaded = backtest_bars(symbol, start, end, bars)
     symbol = loaded.symbol if bars is None else symbol
     frame = loaded.frame
     days_all = frame.index.date
@@ -450,11 +464,7 @@ def run_backtest(
                 0, 0, 0.0, [], None)
         else:
             world = _world(symbol, day, price[i], sma5[i], sma10[i], volume[i], atr[i], regime, position)
-            portfolio = Portfolio(
-                equity=eq_close, peak_equity=peak, start_of_day_equity=eq_before, cumulative_pnl=eq_close - capital,
-                today_pnl=eq_close - eq_before,
-                positions={symbol: held_value / eq_close} if open_trades else {},
-            )
+            portfolio = portfolio_at_decision(eq_close, peak, eq_before, capital, symbol, held_value)
             artifact = run_exchange_sync(
                 world, decide_with, portfolio, player, coach, store=store if record_exchanges else None,
                 strategy_id=f"backtest:{run_key}" if record_exchanges else None,
@@ -474,7 +484,7 @@ def run_backtest(
         # -- simulate day t: decisions fill at the open, then stops/targets on the high/low ----
         fills: list[str] = []
         exits = {a["symbol"] for a in actions if a["action_type"] == "exit"}
-        entries = [a for a in actions if a["action_type"] in ("enter_long", "enter_short")]
+        entries = [a for a in actions if a["action_type"] in ENTRY_TYPES]
         still: list[_Trade] = []
         for trade in open_trades:
             stop_gap = o <= trade.stop if trade.side > 0 else o >= trade.stop
@@ -499,7 +509,7 @@ def run_backtest(
             if mine:
                 filled_actions = [
                     {**a, "entry_price": o * (1 + (slip if a["action_type"] == "enter_long" else -slip))}
-                    if a in mine else a for a in actions if a["symbol"] == symbol
+                    if a["action_type"] in ENTRY_TYPES else a for a in actions if a["symbol"] == symbol
                 ]
                 recheck = check_proposal(
                     Proposal(reasoning="fill re-check", actions=[Action.model_validate(a) for a in filled_actions]),
@@ -507,11 +517,12 @@ def run_backtest(
                     None,
                 )
                 if recheck.decision != "APPROVE":
-                    note = (f"entry not filled: at the fill price {filled_actions[0]['entry_price']:.2f} the rules say "
+                    fill_price = next(a["entry_price"] for a in filled_actions if a["action_type"] in ENTRY_TYPES)
+                    note = (f"entry not filled: at the fill price {fill_price:.2f} the rules say "
                             f"{recheck.decision} ({', '.join(recheck.violations)})")
                 else:
                     for a in filled_actions:
-                        if a["action_type"] not in ("enter_long", "enter_short"):
+                        if a["action_type"] not in ENTRY_TYPES:
                             continue
                         side = 1 if a["action_type"] == "enter_long" else -1
                         px = a["entry_price"]
@@ -615,6 +626,7 @@ def _result(symbol, start, end, run_key, preset, status, loaded, settings, capit
         symbol=symbol, start=start, end=end, run_key=run_key, preset=preset, status=status, source=loaded.source,
         note=loaded.note, settings=settings, metrics=metrics, equity=equity, trades=trades, days=days,
         walk_forward=_walk_forward(equity, split), by_regime=_by_regime(days, returns, trades), prices=prices,
+        fallback=loaded.fallback,
     )
 
 
@@ -679,7 +691,7 @@ def compare_table(results: dict[str, BacktestResult]) -> pd.DataFrame:
         fa, fb = (float(x) if x is not None else math.nan for x in (a, b))
         if math.isnan(fa) or math.isnan(fb):
             better.append("")
-        elif abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb)):
+        elif fa == fb or abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb)):  # fa == fb: inf ties inf
             better.append("=")
         else:
             higher = fa > fb
@@ -705,7 +717,7 @@ def compare_presets(symbol: str, start, end, first, second, player, coach, *, ba
     if named[0][0] == named[1][0]:
         named[1] = (named[1][0] + " (2)", named[1][1])
     start, end = _date(start), _date(end)
-    loaded = _bars_for(symbol, start, end, bars)  # loaded once: both schemas see the same days
+    loaded = backtest_bars(symbol, start, end, bars)  # loaded once: both schemas see the same days
     results = {}
     for k, (name, constraints) in enumerate(named):
         step = None if progress is None else (lambda n, total, day, k=k: progress(k * total + n, 2 * total, day))
@@ -791,7 +803,7 @@ def backtest_command(args) -> int:
     try:
         if args.offline:
             os.environ[OFFLINE_ENV] = "1"
-        bars = _bars_for(args.symbol, _date(args.start), _date(args.end), None)
+        bars = backtest_bars(args.symbol, _date(args.start), _date(args.end))
         if args.compare:
             comparison = compare_presets(args.symbol, args.start, args.end, args.preset, args.compare, player, coach,
                                          bars=bars, store=store, **settings)

@@ -49,6 +49,7 @@ class Bars:
     frame: pd.DataFrame
     source: str
     note: str = ""
+    fallback: bool = False  # yfinance was asked and failed: the UI shows the note as a warning
 
     @property
     def start(self) -> date:
@@ -87,8 +88,11 @@ def validate_bars(frame: pd.DataFrame, symbol: str = "bars") -> pd.DataFrame:
         index = pd.DatetimeIndex(frame.index)
     except (TypeError, ValueError):
         raise MarketDataError(f"{symbol}: the index is not dates (first value {frame.index[0]!r})") from None
-    index = index.tz_localize(ET) if index.tz is None else index.tz_convert(ET)
-    index = index.normalize().rename("Date")
+    # A daily bar's label is a date in its own exchange's zone (yfinance: UTC midnight for BTC-USD):
+    # keep that date. Converting to ET first would move a UTC-midnight bar to the day before.
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    index = index.normalize().tz_localize(ET).rename("Date")
     duplicated = index[index.duplicated()]
     if len(duplicated):
         raise MarketDataError(f"{symbol}: duplicate date {duplicated[0].date()}")
@@ -195,6 +199,7 @@ def load_bars(
         raise MarketDataError(f"{symbol}: start {start} is after end {end}")
     cache_dir, snapshot_dir = Path(cache_dir), Path(snapshot_dir)
     notes = []
+    failed = False
 
     cached = _cache_path(cache_dir, symbol)
     if cached.exists():
@@ -215,8 +220,10 @@ def load_bars(
             frame = validate_bars((downloader or yfinance_download)(symbol, want_start, want_end), symbol)
         except MarketDataError as error:
             notes.append(f"yfinance returned unusable bars ({error})")
+            failed = True
         except Exception as error:  # network, HTTP, parsing: any failure falls back to the snapshot
             notes.append(f"yfinance failed ({type(error).__name__}: {error})")
+            failed = True
         else:
             _write_cache(cached, frame)
             sliced = _slice(frame, start, end)
@@ -237,7 +244,7 @@ def load_bars(
         raise MarketDataError(f"{symbol}: no bars between {start} and {end}; the shipped snapshot has "
                               f"{frame.index[0].date()} to {frame.index[-1].date()} ({'; '.join(notes)})")
     note = f"served from the shipped snapshot ({frame.index[0].date()} to {frame.index[-1].date()}): " + "; ".join(notes)
-    return Bars(symbol, sliced, "snapshot", note)
+    return Bars(symbol, sliced, "snapshot", note, fallback=failed)
 
 
 def _write_cache(path: Path, frame: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ store = session.store()
 @st.cache_data(show_spinner=False, max_entries=16)
 def bars_for(symbol: str, start, end) -> market.Bars:
     """The bars of a backtest, with the warm-up before `start` (cache, yfinance, then the snapshot)."""
-    return backtest._bars_for(symbol, start, end, None)
+    return backtest.backtest_bars(symbol, start, end)
 
 
 def agents_for(kind: str, seed: int = 0):
@@ -174,7 +174,7 @@ if shown and not state.get(session.BT_JOB):
         results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
     lead = next(iter(results.values()))
     where = f"Bars from **{lead.source}**: {lead.note}."
-    (st.warning if "failed" in lead.note else st.caption)(where)
+    (st.warning if lead.fallback else st.caption)(where)
     for name, r in results.items():
         if r.status != "finished":
             st.warning(f"**{name}** was {r.status} after {len(r.days)} of the days: the figures cover "

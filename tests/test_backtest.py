@@ -13,11 +13,23 @@ import pytest
 
 import core
 from core import backtest as bt
+from core import market
 from core.agent import Turn
 from core.market import MarketDataError, load_bars
 from core.schema import Constraints, Proposal
 
 from tests.test_market import frame
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test here may reach yfinance: loading is offline, and a download would fail loudly."""
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "yfinance_download", _no_download)
+
+
+def _no_download(symbol, start, end):
+    raise AssertionError(f"a test asked yfinance for {symbol}")
+
 
 OPEN_RULES = Constraints(
     max_position_pct=1.0, max_single_trade_pct=1.0, max_leverage=2.0, max_drawdown_pct=0.5,
@@ -43,12 +55,15 @@ class ScriptPlayer:
             raise KeyboardInterrupt  # a crash mid-run: the process dies here
         plan = self.script.get(day)
         if plan:
-            action = {"action_type": "enter_long", "symbol": world.symbol, "size_pct": plan.get("size", 0.5),
-                      "entry_price": world.price, "stop_loss": plan["stop"], "take_profit": plan["target"]}
+            actions = [{"action_type": plan.get("side", "enter_long"), "symbol": world.symbol,
+                        "size_pct": plan.get("size", 0.5), "entry_price": world.price, "stop_loss": plan["stop"],
+                        "take_profit": plan["target"]}]
+            if plan.get("exit_first"):
+                actions.insert(0, {"action_type": "exit", "symbol": world.symbol})
         else:
-            action = {"action_type": "hold", "symbol": world.symbol}
+            actions = [{"action_type": "hold", "symbol": world.symbol}]
         yield "plan"
-        return Turn(Proposal.model_validate({"reasoning": "script", "actions": [action]}))
+        return Turn(Proposal.model_validate({"reasoning": "script", "actions": actions}))
 
 
 def flat_bars(n=30, price=100.0) -> pd.DataFrame:
@@ -113,6 +128,90 @@ def test_fee_and_slippage_arithmetic_by_hand():
     assert trade["fees"] == pytest.approx(fees)
     assert trade["pnl"] == pytest.approx(qty * (out - fill) - fees)
     assert r.equity.iloc[-1] == pytest.approx(100_000 + trade["pnl"])
+
+
+def test_short_fills_fees_slippage_and_pnl_by_hand():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[17], "Low"] = 95.0  # touches the short's target 96
+    player = ScriptPlayer({d[15]: {"side": "enter_short", "stop": 102.0, "target": 96.0, "size": 0.5}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
+                        slippage_bps=20)
+    trade = r.trades.iloc[0]
+    fill = 100.0 * (1 - 0.002)  # a seller gets 20 bp less
+    qty = 0.5 * 100_000 / fill
+    out = 96.0 * (1 + 0.002)  # buying back costs 20 bp more
+    fees = qty * fill * 0.001 + qty * out * 0.001  # both legs
+    assert (trade["side"], trade["exit_reason"], trade["exit_day"]) == ("short", "target", d[17])
+    assert trade["entry_price"] == pytest.approx(fill) and trade["exit_price"] == pytest.approx(out)
+    assert trade["fees"] == pytest.approx(fees)
+    assert trade["pnl"] == pytest.approx(qty * (fill - out) - fees) and trade["pnl"] > 0  # a short gains on a fall
+    assert r.equity.iloc[-1] == pytest.approx(100_000 + trade["pnl"])
+    # marked to market while open: at the close of d15 (100) the short is down its entry costs only
+    assert r.equity[r.equity.index.date == d[15]].iloc[0] == pytest.approx(100_000 + qty * (fill - 100.0)
+                                                                           - qty * fill * 0.001)
+
+
+def test_a_short_gapped_through_its_stop_fills_at_the_open_and_loses():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [105.0, 106.0, 104.0, 105.0]
+    player = ScriptPlayer({d[15]: {"side": "enter_short", "stop": 102.0, "target": 96.0}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    trade = r.trades.iloc[0]
+    assert (trade["exit_reason"], trade["exit_price"], trade["exit_day"]) == ("stop (gap)", 105.0, d[16])
+    assert trade["pnl"] == pytest.approx(-5.0 * 0.5 * 100_000 / 100)
+
+
+@pytest.mark.parametrize("side, stop, target, gap_open", [("enter_long", 98.0, 104.0, 110.0),
+                                                          ("enter_short", 102.0, 96.0, 90.0)])
+def test_a_gap_past_the_target_fills_at_the_open_better_than_the_target(side, stop, target, gap_open):
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [gap_open, gap_open + 1, gap_open - 1, gap_open]
+    player = ScriptPlayer({d[15]: {"side": side, "stop": stop, "target": target}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    trade = r.trades.iloc[0]
+    assert (trade["exit_reason"], trade["exit_price"], trade["exit_day"]) == ("target (gap)", gap_open, d[16])
+    assert trade["pnl"] == pytest.approx(10.0 * 0.5 * 100_000 / 100)  # 10 points, more than the target's 4
+
+
+def test_equity_is_marked_to_market_at_every_close_while_a_trade_is_open():
+    closes = np.array([100.0] * 16 + [101.0, 103.0, 102.0] + [102.0] * 11)
+    f = frame(closes)
+    d = days_of(f)
+    player = ScriptPlayer({d[15]: {"stop": 90.0, "target": 120.0, "size": 0.5}})
+    r = bt.run_backtest("TEST", d[12], d[25], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0,
+                        max_hold_days=4)
+    qty = 0.5 * 100_000 / 100.0
+    by_day = pd.Series(r.equity.to_numpy(), index=[t.date() for t in r.equity.index])
+    for i in (15, 16, 17, 18):
+        assert by_day[d[i]] == pytest.approx(100_000 + qty * (closes[i] - 100.0))
+    assert r.trades.iloc[0]["exit_day"] == d[18] and r.trades.iloc[0]["exit_reason"] == "holding limit"
+
+
+def test_an_unfilled_entry_after_an_exit_names_the_entry_fill_price():
+    f = flat_bars()
+    d = days_of(f)
+    f.loc[f.index[15], ["Open", "High", "Low", "Close"]] = [97.0, 97.5, 96.5, 97.0]  # opens below the stop
+    player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0, "exit_first": True}})
+    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    assert r.trades.empty
+    assert "at the fill price 97.00" in r.days.set_index("day").loc[d[15], "note"]
+
+
+def test_a_run_without_trades_has_defined_metrics():
+    f = flat_bars()
+    d = days_of(f)
+    r = bt.run_backtest("TEST", d[12], d[25], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+    m = r.metrics
+    assert m["trades"] == 0 and m["days_traded"] == 0 and r.trades.empty
+    for name in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "max_drawdown_pct", "win_rate"):
+        assert m[name] == 0.0, name
+    assert m["approval_rate"] == 100.0 and m["avg_rounds"] == 1.0
+    # Undefined, not zero: no drawdown has no Calmar ratio and no recovery (the page shows a dash).
+    assert math.isnan(m["calmar"]) and math.isnan(m["recovery_days"])
+    json.dumps(r.to_dict(), allow_nan=False)  # undefined values become null, never NaN in JSON
 
 
 def test_entries_are_rechecked_at_the_fill_price():
@@ -343,6 +442,23 @@ def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
         expected = "=" if x == y else ("moderate" if (x > y) == higher else "strict")
         assert table.loc[metric, "better"] == expected
     assert table.loc["approval_rate", "better"] == "moderate"  # strict is built to reject the house Player
+
+
+def test_the_better_value_per_metric_follows_its_direction():
+    def result(**metrics):
+        return type("R", (), {"metrics": pd.Series(metrics, dtype=object)})()
+
+    table = bt.compare_table({
+        "a": result(sharpe=1.2, max_drawdown_pct=8.0, sortino=math.inf, calmar=math.nan, trades=10, cost_usd=0.0),
+        "b": result(sharpe=0.9, max_drawdown_pct=5.0, sortino=math.inf, calmar=2.0, trades=30, cost_usd=0.0),
+    })
+    better = table["better"]
+    assert better["sharpe"] == "a"  # higher is better
+    assert better["max_drawdown_pct"] == "b"  # a shallower drawdown is better
+    assert better["sortino"] == "="  # no downside on either side: a tie, not a winner
+    assert better["calmar"] == ""  # undefined on one side: no winner
+    assert better["trades"] == ""  # more trades is neither better nor worse
+    assert better["cost_usd"] == "="
 
 
 def test_cost_estimate_arithmetic():

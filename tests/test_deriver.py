@@ -75,3 +75,23 @@ def test_derives_from_house_exchanges(store):
     derived, evidence = core.derive_constraints(store, "house")
     assert derived.allowed_symbols == ["MSFT"]
     assert derived.min_risk_reward >= 1.5
+
+
+def test_the_25th_percentile_interpolates_between_two_approved_values(store):
+    # 6 approved R/Rs: position 0.25 * 5 = 1.25 -> 1.6 + 0.25 * (2.0 - 1.6) = 1.7 (neither value itself)
+    for rr in (3.0, 1.6, 1.2, 2.0, 2.4, 5.0):
+        seed_round(store, "MSFT", rr, True)
+    derived, evidence = core.derive_constraints(store, "s1", core.load_preset("moderate"))
+    assert derived.min_risk_reward == 1.7
+    assert evidence["fields"]["min_risk_reward"]["sample_size"] == 6
+    assert derived.allowed_symbols == ["MSFT"]  # 6 of 6 approved
+
+
+def test_rejected_entries_count_as_proposed_and_lower_the_confidence(store):
+    # 6 proposed, 1 approved: confidence 1/6 < 0.6, so TSLA is not allowed.
+    for _ in range(5):
+        seed_round(store, "TSLA", 2.0, False)
+    seed_round(store, "TSLA", 2.0, True)
+    _, evidence = core.derive_constraints(store, "s1")
+    tsla = evidence["fields"]["allowed_symbols"]["symbols"]["TSLA"]
+    assert (tsla["proposed"], tsla["approved"], tsla["allowed"]) == (6, 1, False)

@@ -15,6 +15,7 @@ from core.market import MarketDataError, load_bars, validate_bars, world_state
 from core.schema import ET
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+YF_DOWNLOAD = market.yfinance_download  # the real function, before the autouse fixture replaces it
 
 
 def frame(closes, start="2024-01-02", **columns) -> pd.DataFrame:
@@ -29,6 +30,13 @@ def frame(closes, start="2024-01-02", **columns) -> pd.DataFrame:
 
 def failing(symbol, start, end):
     raise ConnectionError("network is unreachable")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """yfinance itself is never called here: tests pass a fake `downloader` or load offline."""
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "yfinance_download", failing)
 
 
 # -- the shipped snapshot ------------------------------------------------------------------
@@ -62,9 +70,30 @@ def test_snapshot_values_are_the_packages_text_unmodified():
 
 def test_failing_yfinance_falls_back_to_the_snapshot_with_a_visible_note(tmp_path):
     bars = load_bars("MSFT", "2020-01-02", "2020-03-31", cache_dir=tmp_path, downloader=failing)
-    assert bars.source == "snapshot"
+    assert bars.source == "snapshot" and bars.fallback
     assert "yfinance failed" in bars.note and "network is unreachable" in bars.note
     assert bars.start == date(2020, 1, 2) and bars.end == date(2020, 3, 31)
+
+
+@pytest.mark.parametrize("how", ["raises", "empty"])
+def test_the_real_yfinance_call_failing_falls_back_too(tmp_path, monkeypatch, how):
+    # core.market's own yfinance_download, with yfinance.download patched: never the network.
+    import yfinance
+    import yfinance.shared
+
+    def download(*args, **kwargs):
+        if how == "raises":
+            raise ConnectionError("Failed to resolve 'query1.finance.yahoo.com'")
+        return pd.DataFrame()  # what yfinance returns when it only logs the failure
+
+    monkeypatch.setattr(market, "yfinance_download", YF_DOWNLOAD)
+    monkeypatch.setattr(yfinance, "download", download)
+    monkeypatch.setitem(yfinance.shared._ERRORS, "TSLA", "YFRateLimitError('Too Many Requests')")
+    bars = load_bars("TSLA", "2018-01-02", "2018-03-29", cache_dir=tmp_path, online=True)
+    assert bars.source == "snapshot" and bars.fallback and len(bars.frame) == 61
+    expected = "Failed to resolve" if how == "raises" else "Too Many Requests"
+    assert "yfinance failed (ConnectionError: " in bars.note and expected in bars.note
+    assert not (tmp_path / "TSLA.csv").exists()  # nothing cached from a failure
 
 
 def test_a_download_is_served_then_cached_and_the_cache_serves_next(tmp_path):
@@ -97,7 +126,7 @@ def test_offline_never_calls_yfinance(tmp_path, monkeypatch):
     monkeypatch.setattr(market, "yfinance_download", failing)
     monkeypatch.setenv(market.OFFLINE_ENV, "1")
     bars = load_bars("TSLA", "2018-01-02", "2018-01-31", cache_dir=tmp_path)
-    assert bars.source == "snapshot" and "offline" in bars.note
+    assert bars.source == "snapshot" and "offline" in bars.note and not bars.fallback
 
 
 def test_unknown_symbol_is_a_named_error(tmp_path):
@@ -147,6 +176,15 @@ def test_duplicate_dates_are_named():
     f = frame([5.0, 6.0, 7.0]).iloc[[0, 1, 1, 2]]
     with pytest.raises(MarketDataError, match="duplicate date 2024-01-03"):
         validate_bars(f, "MSFT")
+
+
+def test_a_utc_midnight_index_keeps_its_dates():
+    # yfinance labels BTC-USD's daily bars at midnight UTC: converting to ET would shift every day back by one.
+    f = frame([5.0, 6.0, 7.0])
+    f.index = pd.DatetimeIndex(["2024-01-01", "2024-01-02", "2024-01-03"]).tz_localize("UTC")
+    out = validate_bars(f, "BTC-USD")
+    assert [d.isoformat() for d in out.index.date] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert str(out.index.tz) == "America/New_York"
 
 
 def test_validated_bars_have_an_eastern_daily_index():
