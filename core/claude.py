@@ -112,24 +112,19 @@ class SpendGuard:
     """Limits on paid calls, shared by both agents of a session: calls per hour and dollars in all.
 
     `admit()` runs before every request and raises SpendLimitReached instead of letting it go;
-    `record(cost)` adds a finished call's dollars. A call already admitted may take the total a
-    little past `max_usd`; the next one is refused.
+    `record(cost)` adds a billed call's dollars. A call already admitted may take the total a
+    little past `dollars_per_session`; the next one is refused. None is no limit; the limits may be
+    changed at any time (the Settings page does), what was spent is kept.
     """
 
-    def __init__(self, max_calls_per_hour: int | None = None, max_usd: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, *,
-                 calls_per_hour: int | None = None, dollars_per_session: float | None = None) -> None:
-        # calls_per_hour / dollars_per_session: the names the Settings page uses.
-        self.max_calls_per_hour = max_calls_per_hour if max_calls_per_hour is not None else calls_per_hour
-        self.max_usd = max_usd if max_usd is not None else dollars_per_session
+    def __init__(self, calls_per_hour: int | None = None, dollars_per_session: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.calls_per_hour = calls_per_hour
+        self.dollars_per_session = dollars_per_session
         self.clock = clock
         self.spent_usd = 0.0
         self._calls: list[float] = []
         self._lock = threading.Lock()
-
-    calls_per_hour = property(lambda self: self.max_calls_per_hour,
-                              lambda self, value: setattr(self, "max_calls_per_hour", value))
-    dollars_per_session = property(lambda self: self.max_usd, lambda self, value: setattr(self, "max_usd", value))
 
     def calls_last_hour(self) -> int:
         """Requests admitted in the last 3600 s of the clock."""
@@ -145,12 +140,12 @@ class SpendGuard:
         """Count one request, or raise SpendLimitReached when a limit is reached (nothing is counted then)."""
         with self._lock:
             self._forget()
-            if self.max_calls_per_hour is not None and len(self._calls) >= self.max_calls_per_hour:
+            if self.calls_per_hour is not None and len(self._calls) >= self.calls_per_hour:
                 raise SpendLimitReached(f"spend guard: {len(self._calls)} API calls in the last hour, "
-                                        f"the limit is {self.max_calls_per_hour}")
-            if self.max_usd is not None and self.spent_usd >= self.max_usd:
+                                        f"the limit is {self.calls_per_hour}")
+            if self.dollars_per_session is not None and self.spent_usd >= self.dollars_per_session:
                 raise SpendLimitReached(f"spend guard: ${self.spent_usd:.4f} spent this session, "
-                                        f"the limit is ${self.max_usd:.2f}")
+                                        f"the limit is ${self.dollars_per_session:.2f}")
             self._calls.append(self.clock())
 
     def record(self, cost_usd: float) -> None:
@@ -159,7 +154,7 @@ class SpendGuard:
             self.spent_usd = round(self.spent_usd + cost_usd, 8)
 
     def __repr__(self) -> str:
-        return (f"SpendGuard(max_calls_per_hour={self.max_calls_per_hour}, max_usd={self.max_usd}, "
+        return (f"SpendGuard(calls_per_hour={self.calls_per_hour}, dollars_per_session={self.dollars_per_session}, "
                 f"spent_usd={self.spent_usd})")
 
 

@@ -28,7 +28,7 @@ def main() -> int:
     print(f"key check: {message}")
     if not ok:
         return 1
-    guard = SpendGuard(max_calls_per_hour=8, max_usd=0.25)
+    guard = SpendGuard(calls_per_hour=8, dollars_per_session=0.25)
     player = ClaudePlayer(key, model=model, base_url=base_url, guard=guard)
     coach = ClaudeCoach(key, model=model, base_url=base_url, guard=guard)
     del key  # from here on the key lives only inside the SDK clients

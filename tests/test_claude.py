@@ -106,7 +106,7 @@ def test_the_rulebook_examples_are_the_rules_own_arithmetic():
 
 def test_spend_guard_counts_calls_in_a_sliding_hour():
     now = [0.0]
-    guard = SpendGuard(max_calls_per_hour=2, clock=lambda: now[0])
+    guard = SpendGuard(calls_per_hour=2, clock=lambda: now[0])
     guard.admit()
     guard.admit()
     with pytest.raises(core.SpendLimitReached, match="2 API calls in the last hour"):
@@ -117,7 +117,7 @@ def test_spend_guard_counts_calls_in_a_sliding_hour():
 
 
 def test_spend_guard_stops_at_the_dollar_limit():
-    guard = SpendGuard(max_usd=0.01)
+    guard = SpendGuard(dollars_per_session=0.01)
     guard.admit()
     guard.record(0.006)
     guard.admit()
@@ -127,12 +127,18 @@ def test_spend_guard_stops_at_the_dollar_limit():
     assert guard.spent_usd == pytest.approx(0.012)
 
 
-def test_spend_guard_takes_the_settings_page_names_and_limits_can_change():
+def test_spend_guard_limits_can_change_and_the_spending_is_kept():
     guard = SpendGuard(calls_per_hour=5, dollars_per_session=1.5)
-    assert (guard.max_calls_per_hour, guard.max_usd) == (5, 1.5)
-    guard.calls_per_hour = 0
-    with pytest.raises(core.SpendLimitReached):
+    guard.admit()
+    guard.record(1.0)
+    guard.dollars_per_session = 1.0  # what the Settings page does when the limit is lowered
+    with pytest.raises(core.SpendLimitReached, match=r"\$1.0000 spent this session, the limit is \$1.00"):
         guard.admit()
+    guard.dollars_per_session = None
+    guard.calls_per_hour = 1
+    with pytest.raises(core.SpendLimitReached, match="1 API calls in the last hour, the limit is 1"):
+        guard.admit()
+    assert guard.spent_usd == 1.0 and "dollars_per_session=None" in repr(guard)
     assert SpendGuard().calls_last_hour() == 0  # no limits: everything passes
     SpendGuard().admit()
 

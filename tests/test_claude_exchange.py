@@ -216,7 +216,7 @@ def test_a_failed_turn_carries_every_paid_attempt(fake, key, world, moderate):
 
 def test_the_spend_guard_refusing_a_retry_keeps_the_paid_attempt(fake, key, world, moderate):
     fake.enqueue(tool(GOOD_PROPOSAL, drop_after=2))
-    guard = SpendGuard(max_calls_per_hour=1)
+    guard = SpendGuard(calls_per_hour=1)
     player = ClaudePlayer(key, base_url=fake.base_url, guard=guard, sleep=lambda s: None)
     with pytest.raises(core.SpendLimitReached) as refused:
         drive(player.propose(world, moderate, core.Portfolio(), []))
@@ -314,7 +314,7 @@ def test_overloaded_that_persists_ends_error(fake, key, world, moderate, store):
 
 def test_a_dropped_stream_is_retried_without_repeating_words(fake, key, world, moderate, store):
     fake.scenario("drop")
-    guard = SpendGuard(max_usd=1.0)
+    guard = SpendGuard(dollars_per_session=1.0)
     session = Session(fake, key, guard=guard)
     events = session.run(world, moderate, store)
     artifact = artifact_of(events)
@@ -347,7 +347,7 @@ def test_slow_stream_gives_the_same_exchange(fake, key, world, moderate, store):
 
 def test_spend_guard_on_calls_aborts_without_a_call(fake, key, world, moderate, store):
     fake.scenario("approve")
-    guard = SpendGuard(max_calls_per_hour=1)
+    guard = SpendGuard(calls_per_hour=1)
     artifact = artifact_of(Session(fake, key, guard=guard).run(world, moderate, store))
     assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
     assert len(fake.messages_requests) == 1  # the Player's call went out, the Coach's never did
@@ -355,11 +355,11 @@ def test_spend_guard_on_calls_aborts_without_a_call(fake, key, world, moderate, 
 
 
 def test_spend_guard_on_dollars_is_shared_by_both_agents(fake, key, world, moderate, store):
-    guard = SpendGuard(max_usd=0.0)
+    guard = SpendGuard(dollars_per_session=0.0)
     artifact = artifact_of(Session(fake, key, guard=guard).run(world, moderate, store))
     assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
     assert fake.messages_requests == []
-    guard = SpendGuard(max_usd=1.0)
+    guard = SpendGuard(dollars_per_session=1.0)
     Session(fake, key, guard=guard).run(world, moderate, store)
     assert guard.spent_usd == pytest.approx(reported_usage(fake).cost_usd)
 
@@ -398,7 +398,7 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
     for name in SCENARIOS:
         with FakeAnthropic() as server:
             server.scenario(name, delay=0.001)
-            session = Session(server, key, guard=SpendGuard(max_calls_per_hour=100, max_usd=5))
+            session = Session(server, key, guard=SpendGuard(calls_per_hour=100, dollars_per_session=5))
             artifacts.append(artifact_of(session.run(world, moderate, store, strategy_id="scan")))
             messages.append(claude.validate_key(key, base_url=server.base_url)[1])
     assert {a["outcome"] for a in artifacts} == {"APPROVE", "ERROR"}
