@@ -111,10 +111,12 @@ def run_exchange(
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
-    ERROR. Either way every finished round stays in the artifact and in the store.
+    ERROR. Either way every finished round stays in the artifact and in the store, and what the
+    unfinished round was already billed still counts in the exchange's usage.
     """
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
+    unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
     rounds: list[dict] = []
     artifact = {
         "run_id": run_id or str(uuid.uuid4()),
@@ -166,13 +168,14 @@ def run_exchange(
             yield RoundStarted(number)
             started = time.perf_counter()
             played = yield from _speak("player", player.propose(world, constraints, portfolio, rounds))
+            unfinished = played.usage
             proposal = played.value
             yield ProposalMade(number, proposal)
             verdict = check_proposal(proposal, constraints, portfolio, world)
             coached = yield from _speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
             verdict.feedback = coached.value
             spent = played.usage + coached.usage
-            usage = usage + spent
+            usage, unfinished = usage + spent, NO_USAGE
             record = {
                 "round": number,
                 "proposal": proposal.model_dump(),
@@ -197,15 +200,19 @@ def run_exchange(
     except (GeneratorExit, KeyboardInterrupt):
         # A consumer that stops listening after the outcome is on record changes nothing.
         if not finished:
+            usage = usage + unfinished
             finish("INTERRUPTED", "interrupted")
         raise
     except SpendLimitReached as limit:
+        usage = usage + unfinished + limit.usage
         finish("ABORT", "spend_guard")
         log.info("spend guard stopped exchange %s: %s", artifact["run_id"], limit)
     except AgentError as failure:
+        usage = usage + unfinished + failure.usage
         finish("ERROR", str(failure) or type(failure).__name__)
     except Exception as failure:  # an agent bug must still leave a stored, readable exchange
         log.exception("exchange %s failed", artifact["run_id"])
+        usage = usage + unfinished
         finish("ERROR", f"{type(failure).__name__}: {failure}")
     yield ExchangeFinished(artifact)
 

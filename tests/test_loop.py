@@ -93,6 +93,21 @@ def test_agent_error_is_stored_as_error_with_the_finished_rounds(world, moderate
     assert stored["outcome"] == "ERROR" and len(stored["rounds"]) == 1
 
 
+def test_a_failed_round_still_counts_what_it_was_billed(world, moderate, store):
+    class FailingCoach(core.HouseCoach):
+        def critique(self, *args):
+            yield "checking"
+            raise AgentError("rate limited, retry in 30 s", core.Usage(input=7, output=3, cost_usd=0.0001))
+
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), FailingCoach(),
+                                      store=store)
+    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 0)
+    # the Player's paid proposal (100 in, 20 out) plus the Coach's billed attempt
+    assert artifact["usage"] == {"input": 107, "output": 23, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0003}
+    assert store.get_exchange(artifact["run_id"])["usage"] == artifact["usage"]
+    assert store.summary()["cost_usd"] == pytest.approx(0.0003)
+
+
 def test_an_agent_bug_is_an_error_not_a_crash(world, moderate, store):
     class Broken:
         name = "broken"
