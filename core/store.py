@@ -338,8 +338,7 @@ class Store:
 
     def count_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> int:
         """How many exchanges match the filters."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text)
-        return self.db.execute(f"select count(*) from exchanges where {where}", params).fetchone()[0]
+        return self.db["exchanges"].count_where(*_filters(outcome, symbol, strategy, since, until, text))
 
     def summary(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> dict:
         """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
