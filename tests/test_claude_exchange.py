@@ -10,7 +10,7 @@ import pytest
 import core
 from core import claude, prices
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
-from core.loop import ExchangeFinished, ProposalMade, TextFragment, VerdictReached
+from core.loop import ExchangeFinished, TextFragment
 from tests.fake_anthropic import (
     BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, overloaded, rate_limited, tool,
 )
