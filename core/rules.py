@@ -137,11 +137,12 @@ def check_proposal(
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
     risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
 
-    lost_today = max(0.0, -portfolio.today_pnl) / portfolio.start_of_day_equity
+    minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
+    lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     passed = _at_most(daily, c.max_daily_loss_pct)
     add("max_daily_loss_pct", None, passed,
-        f"max(0, {-portfolio.today_pnl:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
+        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
         f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, passed, True, 6),
         daily, c.max_daily_loss_pct)
 

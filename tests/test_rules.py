@@ -150,6 +150,12 @@ def test_daily_loss_adds_todays_loss_to_the_risk_of_the_stops():
                             "max_daily_loss_pct", None).passed
 
 
+def test_daily_loss_arithmetic_of_a_flat_day_has_no_negative_zero():
+    verdict = core.check_proposal(proposal(entry(size=0.05, e=100, s=98, t=104)), loose(), core.Portfolio())
+    assert check_of(verdict, "max_daily_loss_pct", None).arithmetic.startswith(
+        "max_daily_loss_pct: max(0, 0.00)/100000.00 + 0.0500x2.00/100.00 = 0.000000 + 0.001000")
+
+
 def test_daily_loss_ignores_a_gain_today():
     verdict = core.check_proposal(proposal(entry(size=0.05, e=100, s=98, t=104)), loose(max_daily_loss_pct=0.001),
                                   core.Portfolio(today_pnl=5000))
