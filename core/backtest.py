@@ -199,7 +199,7 @@ class BacktestResult:
             "metrics": {k: _plain(v) for k, v in self.metrics.items()},
             "walk_forward": self.walk_forward,
             "by_regime": json.loads(self.by_regime.to_json(orient="index")),
-            "trades": json.loads(self.trades.to_json(orient="records", date_format="iso")),
+            "trades": json.loads(self.trades.astype({"entry_day": str, "exit_day": str}).to_json(orient="records")),
             "equity": {str(k.date()): round(float(v), 2) for k, v in self.equity.items()},
         }
 

@@ -22,7 +22,7 @@ from core.schema import ET, WorldState, normalise_symbol
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = ROOT / "data" / "snapshot"
-CACHE_DIR = ROOT / "data" / "cache"
+CACHE_DIR = ROOT / "data" / "cache"  # read at call time, so tests can point it at a temporary folder
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 PRICES = ("Open", "High", "Low", "Close")
 OFFLINE_ENV = "PLAYER_COACH_OFFLINE"  # "1": never ask yfinance (tests, air-gapped machines)
@@ -179,7 +179,7 @@ def load_bars(
     start: date | str | None = None,
     end: date | str | None = None,
     *,
-    cache_dir: Path | str = CACHE_DIR,
+    cache_dir: Path | str | None = None,
     snapshot_dir: Path | str = SNAPSHOT_DIR,
     downloader: Downloader | None = None,
     online: bool | None = None,
@@ -197,7 +197,7 @@ def load_bars(
     start, end = _day(start), _day(end)
     if start and end and start > end:
         raise MarketDataError(f"{symbol}: start {start} is after end {end}")
-    cache_dir, snapshot_dir = Path(cache_dir), Path(snapshot_dir)
+    cache_dir, snapshot_dir = Path(CACHE_DIR if cache_dir is None else cache_dir), Path(snapshot_dir)
     notes = []
     failed = False
 
@@ -267,10 +267,11 @@ def _write_cache(path: Path, frame: pd.DataFrame) -> None:
         pass  # a read-only disk only costs the cache
 
 
-def available_dates(symbol: str, *, cache_dir: Path | str = CACHE_DIR,
+def available_dates(symbol: str, *, cache_dir: Path | str | None = None,
                     snapshot_dir: Path | str = SNAPSHOT_DIR) -> list[date]:
     """Every date the local data (cache and snapshot) has for a symbol, oldest first."""
     symbol = normalise_symbol(symbol)
+    cache_dir = CACHE_DIR if cache_dir is None else cache_dir
     days: set[date] = set()
     for path in (_cache_path(Path(cache_dir), symbol), Path(snapshot_dir) / f"{symbol}.csv"):
         if path.exists():

@@ -21,9 +21,10 @@ from core.schema import Constraints, Proposal
 from tests.test_market import frame
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
+def no_network(monkeypatch, tmp_path):
     """No test here may reach yfinance: loading is offline, and a download would fail loudly."""
     monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")  # a developer's real cache never leaks in
     monkeypatch.setattr(market, "yfinance_download", _no_download)
 
 

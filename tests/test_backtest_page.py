@@ -2,12 +2,21 @@
 
 from datetime import date
 
-from core import backtest
+import pytest
+
+from core import backtest, market
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import texts
 from ui import session
 
 PAGE = "pages/backtest.py"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch, tmp_path):
+    """Offline (the app fixture sets it too), and never a developer's real data/cache/."""
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")
 
 
 def choose_short_msft(at, start=date(2021, 1, 4), end=date(2021, 3, 31), compare="strict"):
@@ -70,3 +79,18 @@ def test_a_past_run_is_listed_and_reopens(app, app_store):
     assert not fresh.exception, [e.value for e in fresh.exception]
     assert fresh.session_state[session.BT_SHOWN] == [key]
     assert any("better" in df.value.columns for df in fresh.dataframe)
+
+
+def test_a_failed_download_shows_the_snapshot_fallback_as_a_warning(app, app_store, monkeypatch):
+    def failing(symbol, start, end):
+        raise ConnectionError("network is unreachable")
+
+    at = app(PAGE)
+    monkeypatch.delenv(market.OFFLINE_ENV)  # online, but yfinance fails (patched: never the network)
+    monkeypatch.setattr(market, "yfinance_download", failing)
+    # Dates no other test uses: the page caches the bars it loads per (symbol, start, end).
+    choose_short_msft(at, start=date(2021, 6, 1), end=date(2021, 7, 30), compare="(none)")
+    run_to_the_end(at)
+    assert not at.exception, [e.value for e in at.exception]
+    warning = next(w for w in texts(at, "warning") if "Bars from" in w)
+    assert "snapshot" in warning and "yfinance failed (ConnectionError: network is unreachable)" in warning

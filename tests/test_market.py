@@ -33,9 +33,10 @@ def failing(symbol, start, end):
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
+def no_network(monkeypatch, tmp_path):
     """yfinance itself is never called here: tests pass a fake `downloader` or load offline."""
     monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")  # a developer's real cache never leaks in
     monkeypatch.setattr(market, "yfinance_download", failing)
 
 
@@ -109,6 +110,14 @@ def test_a_download_is_served_then_cached_and_the_cache_serves_next(tmp_path):
     again = load_bars("MSFT", "2024-01-02", "2024-02-12", cache_dir=tmp_path, downloader=fake)
     assert again.source == "cache" and len(calls) == 1
     pd.testing.assert_frame_equal(again.frame, first.frame, check_freq=False)
+
+
+def test_the_default_cache_folder_is_read_when_loading(monkeypatch, tmp_path):
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "elsewhere")
+    load_bars("MSFT", "2024-01-02", "2024-02-12", downloader=lambda *a: frame(np.linspace(100, 120, 30)))
+    assert (tmp_path / "elsewhere" / "MSFT.csv").exists()
+    assert load_bars("MSFT", "2024-01-02", "2024-02-12", online=False).source == "cache"
+    assert market.available_dates("MSFT")[-1] == date(2024, 2, 12)  # the cache's days join the snapshot's
 
 
 def test_malformed_download_falls_back_with_the_named_problem(tmp_path):
