@@ -16,6 +16,7 @@ import core
 from core import backtest, market
 
 SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
+REFERENCE_RUNNER_S_MIN = 1.0  # the reference runner's one-year time, lower end (issue 6: 1-5 s)
 
 
 def _last_year(symbol: str) -> tuple[date, date]:
@@ -90,12 +91,17 @@ def run() -> dict:
 
     cores = os.cpu_count() or 1
     _one("MSFT", "moderate")  # warm the imports and file cache before timing the grid
-    one_core = _grid(1)
-    all_cores = _grid(cores)
+    # Best of three each: the machine may be shared, and other load only ever adds time.
+    one_core = min(_grid(1) for _ in range(3))
+    all_cores = min(_grid(cores) for _ in range(3))
     return {
         "one_year_days": days,
         "one_year_no_store_s_best": round(best_no_store, 4),
         "one_year_no_store_goal_s": 0.1,
+        # The reference package's BacktestRunner with instant stub agents takes 1-5 s on this machine
+        # (issue 6; not re-measured here: it downloads from yfinance). Against its fastest case:
+        "one_year_vs_reference_speed_up_at_least": round(REFERENCE_RUNNER_S_MIN / best_no_store, 1),
+        "one_year_vs_reference_goal_x": 10,
         "one_year_with_store_s_best": round(best_store, 4),
         "one_year_with_store_goal_s": 0.5,
         "one_year_resume_all_stored_s_best": round(best_replay, 4),

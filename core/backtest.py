@@ -141,6 +141,11 @@ def cagr(equity: pd.Series) -> float:
     return float((equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
 
 
+def buy_and_hold(prices: pd.DataFrame, capital: float) -> pd.Series:
+    """Equity of `capital` put into the symbol at the first open and held, at every close (no fees)."""
+    return capital * prices["Close"] / prices["Open"].iloc[0]
+
+
 def win_rate(pnl: pd.Series | np.ndarray) -> float:
     """Share of closed trades with a positive P&L after fees, in percent (0 with no trades)."""
     pnl = np.asarray(pnl, dtype=float)
@@ -181,6 +186,11 @@ class BacktestResult:
     def drawdown(self) -> pd.Series:
         """Percent below the running peak, per day."""
         return drawdown(self.equity) * 100
+
+    @property
+    def buy_hold(self) -> pd.Series:
+        """The benchmark curve: the same capital bought at the first open and held."""
+        return buy_and_hold(self.prices, self.settings["capital"])
 
     @property
     def exceptions(self) -> pd.DataFrame:
@@ -599,7 +609,7 @@ def _result(symbol, start, end, run_key, preset, status, loaded, settings, capit
     longest, recovery = drawdown_spells(equity)
     growth = cagr(equity)
     deepest = max_drawdown(equity)
-    bench = (float(prices["Close"].iloc[-1] / prices["Open"].iloc[0] - 1) * 100) if len(prices) else 0.0
+    bench = float(buy_and_hold(prices, capital).iloc[-1] / capital - 1) * 100 if len(prices) else 0.0
     metrics = pd.Series({
         "total_return_pct": (equity.iloc[-1] / capital - 1) * 100,
         "buy_hold_return_pct": bench,

@@ -193,10 +193,9 @@ if shown and not state.get(session.BT_JOB):
                         else f"{v:,.3f}" if isinstance(v, float) else str(v))
     st.dataframe(shown_table, width="stretch")
 
-    first_prices = lead.prices
-    buy_hold = lead.settings["capital"] * first_prices["Close"] / first_prices["Open"].iloc[0] if len(first_prices) else None
     left, right = st.columns(2)
-    left.plotly_chart(charts.equity_curves({n: r.equity for n, r in results.items()}, buy_hold), width="stretch")
+    left.plotly_chart(charts.equity_curves({n: r.equity for n, r in results.items()},
+                                           lead.buy_hold if len(lead.prices) else None), width="stretch")
     right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch")
 
     for tab, (name, r) in zip(st.tabs(list(results)), results.items()):

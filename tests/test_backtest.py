@@ -335,6 +335,7 @@ def test_result_metrics_match_the_hand_functions_on_its_own_curve():
     assert r.calmar == pytest.approx(r.cagr_pct / r.max_drawdown_pct)
     first_open = r.prices["Open"].iloc[0]
     assert r.buy_hold_return_pct == pytest.approx((r.prices["Close"].iloc[-1] / first_open - 1) * 100)
+    assert r.buy_hold.iloc[-1] == pytest.approx(100_000 * (1 + r.buy_hold_return_pct / 100))  # the page's curve
     assert r.equity.index[0].date() == date(2019, 12, 31)  # the curve starts at the close before day one
     assert r.metrics["days"] == len(r.days) == len(r.equity) - 1
     assert set(r.by_regime.index) == {"low", "medium", "high"} and r.by_regime["days"].sum() == len(r.days)
