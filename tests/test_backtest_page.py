@@ -94,3 +94,17 @@ def test_a_failed_download_shows_the_snapshot_fallback_as_a_warning(app, app_sto
     assert not at.exception, [e.value for e in at.exception]
     warning = next(w for w in texts(at, "warning") if "Bars from" in w)
     assert "snapshot" in warning and "yfinance failed (ConnectionError: network is unreachable)" in warning
+
+
+def test_a_claude_run_needs_its_estimated_cost_confirmed_first(app):
+    at = choose_short_msft(app(PAGE), compare="(none)")
+    at.session_state[session.API_KEY] = "sk-ant-api03-test"  # only shown the choice; no call is made
+    at.run()
+    at.radio(key=session.BT_AGENTS).set_value(at.radio(key=session.BT_AGENTS).options[1]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    estimate = next(w for w in texts(at, "warning") if "calls" in w)
+    assert "61 days × 1 preset(s)" in estimate and "$" in estimate
+    assert at.button(key=session.BT_RUN).disabled
+    at.checkbox(key=session.BT_CONFIRM).check().run()
+    assert not at.button(key=session.BT_RUN).disabled
+    assert session.BT_JOB not in at.session_state  # confirming does not start it: the Run button does
