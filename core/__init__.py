@@ -21,11 +21,24 @@ from core.schema import (
 )
 from core.store import Store, StoreError
 
+_CLAUDE = ("ClaudeCoach", "ClaudePlayer", "SpendGuard", "validate_key")
+
+
+def __getattr__(name: str):
+    # The Anthropic SDK takes a second to import: only a session with a key, or Settings, pays it.
+    if name in _CLAUDE:
+        from core import claude
+
+        return getattr(claude, name)
+    raise AttributeError(f"module 'core' has no attribute {name!r}")
+
+
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BreakerTripped", "Check", "Coach", "Constraints", "ET",
-    "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES",
-    "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "RoundStarted", "SpendLimitReached", "Store",
-    "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached", "WorldState", "check_proposal",
-    "circuit_breaker", "derive_constraints", "list_presets", "load_preset", "parse_constraints", "replay_exchange",
-    "risk_reward", "run_exchange", "run_exchange_sync",
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BreakerTripped", "Check", "ClaudeCoach", "ClaudePlayer",
+    "Coach", "Constraints", "ET", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer",
+    "InvalidInput", "OUTCOMES", "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "RoundStarted",
+    "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
+    "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "derive_constraints", "list_presets",
+    "load_preset", "parse_constraints", "replay_exchange", "risk_reward", "run_exchange", "run_exchange_sync",
+    "validate_key",
 ]

@@ -29,3 +29,17 @@ def test_no_core_module_imports_streamlit():
     offenders = [p.name for p in (ROOT / "core").glob("*.py") if "import streamlit" in p.read_text()
                  or "from streamlit" in p.read_text()]
     assert offenders == []
+
+
+def test_claude_names_are_exported_without_importing_the_sdk_up_front():
+    script = (
+        "import sys, core\n"
+        "assert 'anthropic' not in sys.modules, 'import core pulled in the SDK'\n"
+        "assert callable(core.validate_key) and core.ClaudePlayer and core.ClaudeCoach and core.SpendGuard\n"
+        "assert 'anthropic' in sys.modules\n"
+        "assert set(core.__all__) >= {'validate_key', 'ClaudePlayer', 'ClaudeCoach', 'SpendGuard'}\n"
+        "try:\n    core.no_such_thing\nexcept AttributeError:\n    print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
