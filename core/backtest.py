@@ -36,6 +36,7 @@ import pandas as pd
 from core.loop import run_exchange_sync
 from core.market import MIN_HISTORY, OFFLINE_ENV, Bars, MarketDataError, _world, indicators, load_bars, validate_bars
 from core.market import as_of as decision_clock
+from core.prices import usage as priced_usage
 from core.rules import check_proposal
 from core.schema import ENTRY_TYPES, Action, Constraints, Portfolio, Proposal
 
@@ -738,42 +739,24 @@ def compare_presets(symbol: str, start, end, first, second, player, coach, *, ba
 
 # -- the cost of a paid run ------------------------------------------------------------------
 
-# Typical tokens of one Claude call in an exchange (measured order of magnitude: the constraint
-# schema and system prompt are cached after the first call of an exchange).
-TOKENS_PER_CALL = {"input": 700, "cache_read": 1500, "output": 350}
+# Typical tokens of a Claude backtest, as bench/claude_bench measures them against the fake server:
+# every call sends a short new part and reads the cached rulebook and schema; each exchange writes
+# that cached prefix once (counted per day, so the estimate errs on the dear side).
+TOKENS_PER_CALL = {"input": 400, "cache_read": 5_800, "output": 350}
+TOKENS_PER_EXCHANGE = {"cache_write": 5_800}
 
 
-DEFAULT_PRICES = {"input": 1.0, "output": 5.0, "cache_read": 0.10}
-"""Dollars per million tokens of claude-haiku-4-5, used only when core.prices has no table."""
-
-
-def model_prices(model: str | None) -> dict[str, float]:
-    """Dollars per million tokens (input, output, cache_read) for a model, from core.prices when it exists."""
-    try:
-        from core import prices  # the one price table, when the Claude agents ship it
-    except ImportError:
-        return dict(DEFAULT_PRICES)
-    for name in ("PRICES", "MODEL_PRICES"):
-        table = getattr(prices, name, None)
-        if isinstance(table, dict) and model in table:
-            entry = table[model]
-            found = entry if isinstance(entry, dict) else getattr(entry, "__dict__", {})
-            picked = {k: float(found[k]) for k in DEFAULT_PRICES if k in found}
-            if picked:
-                return {**DEFAULT_PRICES, **picked}
-    return dict(DEFAULT_PRICES)
-
-
-def estimate_cost(days: int, constraints: Constraints, depth: str, prices: dict[str, float]) -> dict:
-    """Calls and dollars of a Claude backtest before it runs: the typical case (1.5 rounds a day in
-    standard depth) and the worst case (every day uses max_rounds). `prices` are dollars per
-    million tokens for input, output and cache_read."""
+def estimate_cost(days: int, constraints: Constraints, depth: str, model: str) -> dict:
+    """Calls and dollars of a Claude backtest before it runs, priced from core.prices: the typical
+    case (1.5 rounds a day in standard depth) and the worst case (every day uses max_rounds)."""
     rounds_worst = 1 if depth == "fast" else constraints.max_rounds
     rounds_typical = 1 if depth == "fast" else min(1.5, rounds_worst)
-    per_call = sum(TOKENS_PER_CALL[k] * prices.get(k, 0.0) for k in TOKENS_PER_CALL) / 1e6
+    per_call = priced_usage(model, **TOKENS_PER_CALL).cost_usd
+    per_day = priced_usage(model, **TOKENS_PER_EXCHANGE).cost_usd
     calls_typical, calls_worst = days * 2 * rounds_typical, days * 2 * rounds_worst
     return {"days": days, "calls_typical": int(math.ceil(calls_typical)), "calls_worst": int(calls_worst),
-            "dollars_typical": round(calls_typical * per_call, 4), "dollars_worst": round(calls_worst * per_call, 4)}
+            "dollars_typical": round(calls_typical * per_call + days * per_day, 4),
+            "dollars_worst": round(calls_worst * per_call + days * per_day, 4)}
 
 
 # -- the command line ------------------------------------------------------------------------

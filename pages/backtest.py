@@ -90,7 +90,7 @@ job = state.get(session.BT_JOB)
 confirmed = True
 if kind == "claude":
     model = state.get(session.MODEL)
-    estimate = [backtest.estimate_cost(n_days, c, depth, backtest.model_prices(model)) for _, c in schemas]
+    estimate = [backtest.estimate_cost(n_days, c, depth, model) for _, c in schemas]
     calls = sum(e["calls_typical"] for e in estimate)
     worst_calls = sum(e["calls_worst"] for e in estimate)
     dollars = sum(e["dollars_typical"] for e in estimate)

@@ -464,13 +464,17 @@ def test_the_better_value_per_metric_follows_its_direction():
 
 
 def test_cost_estimate_arithmetic():
-    prices = {"input": 1.0, "output": 5.0, "cache_read": 0.1}
-    per_call = (700 * 1.0 + 350 * 5.0 + 1500 * 0.1) / 1e6
+    # haiku 4.5: $1 in, $5 out, $0.10 cache read, $1.25 cache write per million tokens
+    per_call = (400 * 1.0 + 350 * 5.0 + 5_800 * 0.1) / 1e6
+    per_day = 5_800 * 1.25 / 1e6
     moderate = core.load_preset("moderate")
-    est = bt.estimate_cost(100, moderate, "standard", prices)
+    est = bt.estimate_cost(100, moderate, "standard", "claude-haiku-4-5-20251001")
     assert est["calls_worst"] == 100 * 2 * 3 and est["calls_typical"] == 300
-    assert est["dollars_worst"] == pytest.approx(round(600 * per_call, 4))
-    assert bt.estimate_cost(100, moderate, "fast", prices)["calls_worst"] == 200
+    assert est["dollars_worst"] == pytest.approx(round(600 * per_call + 100 * per_day, 4))
+    assert est["dollars_typical"] == pytest.approx(round(300 * per_call + 100 * per_day, 4))
+    assert bt.estimate_cost(100, moderate, "fast", "claude-haiku-4-5-20251001")["calls_worst"] == 200
+    sonnet = bt.estimate_cost(100, moderate, "fast", "claude-sonnet-4-5-20250929")
+    assert sonnet["dollars_worst"] == pytest.approx(round(3 * (200 * per_call + 100 * per_day), 4))
 
 
 def test_malformed_bars_give_the_named_error():

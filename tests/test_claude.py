@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 import core
-from core import backtest, claude, prices
+from core import claude, prices
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
 from tests.fake_anthropic import FakeAnthropic, approx_tokens, minimum_cacheable, tool
 
@@ -62,10 +62,6 @@ def test_an_unknown_model_is_named_in_the_error():
         prices.model_prices("gpt-4")
     with pytest.raises(ValueError, match="model: .*gpt-4"):
         ClaudePlayer(make_key(), model="gpt-4")
-
-
-def test_the_backtest_cost_estimate_reads_the_one_price_table():
-    assert backtest.model_prices("claude-sonnet-4-5-20250929") == {"input": 3.0, "output": 15.0, "cache_read": 0.3}
 
 
 # --- tool schemas ----------------------------------------------------------------------------
