@@ -8,8 +8,10 @@ shifted by one bar, so no value of day t or later can reach the decision for day
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -148,14 +150,37 @@ def yfinance_download(symbol: str, start: date, end: date) -> pd.DataFrame:
     """Daily bars from yfinance, split- and dividend-adjusted (end inclusive). Network errors propagate."""
     import yfinance as yf  # imported on demand: offline use never loads it
 
-    frame = yf.download(symbol, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(),
-                        interval="1d", auto_adjust=True, progress=False, multi_level_index=False,
-                        threads=False, timeout=10)
+    # yfinance logs and warns about every failure on stderr; keep its words for our one message instead.
+    said = _Collect()
+    chatter = logging.getLogger("yfinance")
+    chatter.addHandler(said)
+    propagate, chatter.propagate = chatter.propagate, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = yf.download(symbol, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(),
+                                interval="1d", auto_adjust=True, progress=False, multi_level_index=False,
+                                threads=False, timeout=10)
+    finally:
+        chatter.removeHandler(said)
+        chatter.propagate = propagate
     if frame is None or frame.empty:
         # yfinance reports most failures (no network, unknown ticker) as an empty frame plus a log line.
-        errors = getattr(getattr(yf, "shared", None), "_ERRORS", {}) or {}
-        raise ConnectionError(errors.get(symbol) or "no data returned")
+        raise ConnectionError(said.last or "no data returned")
     return frame
+
+
+class _Collect(logging.Handler):
+    """Keeps the last error yfinance logged, on one line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = [line.strip() for line in record.getMessage().splitlines() if line.strip()]
+        if lines:
+            self.last = lines[-1][:200]
 
 
 def _covers(frame: pd.DataFrame, start: date | None, end: date | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -77,23 +78,30 @@ def test_failing_yfinance_falls_back_to_the_snapshot_with_a_visible_note(tmp_pat
 
 
 @pytest.mark.parametrize("how", ["raises", "empty"])
-def test_the_real_yfinance_call_failing_falls_back_too(tmp_path, monkeypatch, how):
+def test_the_real_yfinance_call_failing_falls_back_too(tmp_path, monkeypatch, caplog, how):
     # core.market's own yfinance_download, with yfinance.download patched: never the network.
+    import logging
+
     import yfinance
-    import yfinance.shared
 
     def download(*args, **kwargs):
         if how == "raises":
             raise ConnectionError("Failed to resolve 'query1.finance.yahoo.com'")
-        return pd.DataFrame()  # what yfinance returns when it only logs the failure
+        # what yfinance does when a download fails: log it, warn, and return an empty frame
+        logging.getLogger("yfinance").error("\n1 Failed download:\n['TSLA']: YFRateLimitError('Too Many Requests')")
+        warnings.warn("inplace is deprecated", DeprecationWarning)
+        return pd.DataFrame()
 
     monkeypatch.setattr(market, "yfinance_download", YF_DOWNLOAD)
     monkeypatch.setattr(yfinance, "download", download)
-    monkeypatch.setitem(yfinance.shared._ERRORS, "TSLA", "YFRateLimitError('Too Many Requests')")
-    bars = load_bars("TSLA", "2018-01-02", "2018-03-29", cache_dir=tmp_path, online=True)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        bars = load_bars("TSLA", "2018-01-02", "2018-03-29", cache_dir=tmp_path, online=True)
     assert bars.source == "snapshot" and bars.fallback and len(bars.frame) == 61
-    expected = "Failed to resolve" if how == "raises" else "Too Many Requests"
+    expected = "Failed to resolve" if how == "raises" else "['TSLA']: YFRateLimitError('Too Many Requests')"
     assert "yfinance failed (ConnectionError: " in bars.note and expected in bars.note
+    # said once, in the note: yfinance's own log lines and warnings go no further
+    assert not [r for r in caplog.records if r.name.startswith("yfinance")] and not warned
     assert not (tmp_path / "TSLA.csv").exists()  # nothing cached from a failure
 
 
