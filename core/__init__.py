@@ -4,7 +4,11 @@
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     artifact = core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
                                       core.HousePlayer(), core.HouseCoach(), store=core.Store())
+    result = core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),
+                               core.HousePlayer(), core.HouseCoach())
 """
+
+import importlib
 
 from core.agent import AgentError, Coach, Player, SpendLimitReached, Turn
 from core.deriver import derive_constraints
@@ -21,24 +25,26 @@ from core.schema import (
 )
 from core.store import Store, StoreError
 
-_CLAUDE = ("ClaudeCoach", "ClaudePlayer", "SpendGuard", "validate_key")
+_LAZY = {
+    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "SpendGuard": "claude", "validate_key": "claude",
+    "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
+    "load_bars": "market", "world_state": "market",
+}
+"""Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 
 
 def __getattr__(name: str):
-    # The Anthropic SDK takes a second to import: only a session with a key, or Settings, pays it.
-    if name in _CLAUDE:
-        from core import claude
-
-        return getattr(claude, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"core.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'core' has no attribute {name!r}")
 
 
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BreakerTripped", "Check", "ClaudeCoach", "ClaudePlayer",
-    "Coach", "Constraints", "ET", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer",
-    "InvalidInput", "OUTCOMES", "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "RoundStarted",
-    "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
-    "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "derive_constraints", "list_presets",
-    "load_preset", "parse_constraints", "replay_exchange", "risk_reward", "run_exchange", "run_exchange_sync",
-    "validate_key",
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "Check", "ClaudeCoach",
+    "ClaudePlayer", "Coach", "Constraints", "ET", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
+    "HousePlayer", "InvalidInput", "OUTCOMES", "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES",
+    "RoundStarted", "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage",
+    "Verdict", "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "compare_presets",
+    "derive_constraints", "list_presets", "load_bars", "load_preset", "parse_constraints", "replay_exchange",
+    "risk_reward", "run_backtest", "run_exchange", "run_exchange_sync", "validate_key", "world_state",
 ]

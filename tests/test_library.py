@@ -9,9 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_core_runs_an_exchange_and_a_query_without_streamlit(tmp_path):
+def test_core_runs_an_exchange_a_backtest_and_a_query_without_streamlit(tmp_path):
     script = (
-        "import sys, core\n"
+        "import os, sys, core\n"
+        "os.environ['PLAYER_COACH_OFFLINE'] = '1'\n"
+        "result = core.run_backtest('MSFT', '2021-03-01', '2021-06-30', core.load_preset('moderate'),\n"
+        "                           core.HousePlayer(), core.HouseCoach())\n"
+        "assert result.source == 'snapshot' and result.metrics['days'] > 60, result.metrics\n"
         f"store = core.Store({str(tmp_path / 'lib.db')!r})\n"
         "world = core.WorldState(symbol='MSFT', as_of='2025-03-04 10:00', price=400, sma5=402, sma10=398)\n"
         "artifact = core.run_exchange_sync(world, core.load_preset('moderate'), core.Portfolio(),\n"
@@ -31,13 +35,14 @@ def test_no_core_module_imports_streamlit():
     assert offenders == []
 
 
-def test_claude_names_are_exported_without_importing_the_sdk_up_front():
+def test_claude_and_backtest_names_are_exported_without_importing_the_sdk_up_front():
     script = (
         "import sys, core\n"
         "assert 'anthropic' not in sys.modules, 'import core pulled in the SDK'\n"
         "assert callable(core.validate_key) and core.ClaudePlayer and core.ClaudeCoach and core.SpendGuard\n"
         "assert 'anthropic' in sys.modules\n"
         "assert set(core.__all__) >= {'validate_key', 'ClaudePlayer', 'ClaudeCoach', 'SpendGuard'}\n"
+        "assert 'yfinance' not in sys.modules and core.run_backtest and core.load_bars and core.world_state\n"
         "try:\n    core.no_such_thing\nexcept AttributeError:\n    print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
