@@ -1,6 +1,7 @@
 """Fixtures for the page and browser tests: a running app server and a headless chromium.
 
-Import the fixtures into a test module with `from tests.ui_fixtures import *`.
+Import the fixtures into a test module with `from tests.ui_fixtures import *`. `start_app` and
+`launch_chromium` also serve the UI bench and `make screenshots`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ __all__ = ["app", "app_store", "app_server", "browser", "page"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+# Debian's chromium, never a downloaded one; no background traffic, so nothing leaves the machine.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 APP = str(ROOT / "app.py")
 
@@ -47,9 +49,37 @@ def start_app(db: Path, port: int, extra_env: dict | None = None) -> subprocess.
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
                 return server
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.05)
     server.kill()
     raise RuntimeError("streamlit did not answer within 60 s")
+
+
+def launch_chromium(playwright):
+    """Headless Debian chromium through Playwright."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def wait_for_app(page) -> None:
+    """Until the app's script has finished its run (Streamlit marks the app element)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+def set_speed(page, key: str) -> None:
+    """Move Trade Review's animation-speed slider to its first (Home) or last (End) stop."""
+    speed = page.get_by_test_id("stSidebar").get_by_role("slider")
+    speed.focus()
+    speed.press(key)
+    wait_for_app(page)
+
+
+def stop_app(server: subprocess.Popen) -> str:
+    """Stop a server from start_app; return what it printed."""
+    server.terminate()
+    try:
+        return server.communicate(timeout=10)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.communicate()[0].decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +91,7 @@ def app_server(tmp_path_factory):
     try:
         yield f"http://127.0.0.1:{port}", db
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_app(server)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +101,7 @@ def browser():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make browser) to run the browser tests")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = launch_chromium(playwright)
         try:
             yield launched
         finally:
