@@ -12,6 +12,7 @@ shell.require_app()
 
 import core  # noqa: E402
 from ui import charts, exchange_view, session  # noqa: E402
+from ui.session import sticky  # noqa: E402
 
 PAGE_SIZE = 20
 state = st.session_state
@@ -20,12 +21,18 @@ store = session.store()
 st.title("History")
 
 # -- filters --------------------------------------------------------------------------------
-row = st.columns([2, 2, 2, 2, 3])
-outcome = row[0].multiselect("Outcome", list(core.OUTCOMES), key=session.H_OUTCOME)
-symbol = row[1].multiselect("Symbol", store.symbols(), key=session.H_SYMBOL)
-strategy = row[2].multiselect("Strategy", store.strategies(), key=session.H_STRATEGY)
-dates = row[3].date_input("Dates", value=(), key=session.H_DATES, help="A day or a range (UTC).")
-text = row[4].text_input("Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
+row = st.columns([2, 2, 2, 3, 3])
+# sticky(): the filters are still set after a visit to another page (a kept value a new database
+# lacks is dropped first, so the multiselects never hold an unknown option).
+symbols, strategies = store.symbols(), store.strategies()
+for key, known in ((session.H_SYMBOL, symbols), (session.H_STRATEGY, strategies)):
+    if session.KEPT + key in state:
+        state[session.KEPT + key] = [v for v in state[session.KEPT + key] if v in known]
+outcome = sticky(row[0].multiselect, "Outcome", key=session.H_OUTCOME, options=list(core.OUTCOMES))
+symbol = sticky(row[1].multiselect, "Symbol", key=session.H_SYMBOL, options=symbols)
+strategy = sticky(row[2].multiselect, "Strategy", key=session.H_STRATEGY, options=strategies)
+dates = sticky(row[3].date_input, "Dates", key=session.H_DATES, value=(), help="A day or a range (UTC).")
+text = sticky(row[4].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
 since = dates[0] if len(dates) > 0 else None
 until = dates[1] if len(dates) > 1 else since
 filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": since, "until": until,
@@ -44,12 +51,12 @@ if summary["count"] == 0:
     st.info("No exchanges match. Run one on Trade Review, or widen the filters.", icon=":material/info:")
     st.stop()
 
-everything = store.list_exchanges(**filters, limit=None)
+newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))
+over_time, violations = charts.history_figures(store, str(store.path), filters, (tuple(summary.values()), newest))
 left, right = st.columns(2)
-left.plotly_chart(charts.outcomes_over_time(everything), width="stretch")
-violations = store.violation_counts(**filters)
+left.plotly_chart(over_time, width="stretch")
 if violations:
-    right.plotly_chart(charts.violation_bars(violations), width="stretch")
+    right.plotly_chart(violations, width="stretch")
 else:
     right.caption("No violations in these exchanges.")
 
@@ -58,8 +65,9 @@ pages = max(1, math.ceil(summary["count"] / PAGE_SIZE))
 head = st.columns([3, 1, 1], vertical_alignment="bottom")
 head[0].subheader(f"Exchanges ({summary['count']:,}, newest first)")
 number = head[1].number_input("Page", min_value=1, max_value=pages, value=1, key=session.H_PAGE)
-head[2].download_button("Export CSV", pd.DataFrame(everything).to_csv(index=False), file_name="exchanges.csv",
-                        mime="text/csv", icon=":material/download:", help="Every exchange that matches the filters.")
+head[2].download_button("Export CSV", lambda: pd.DataFrame(store.list_exchanges(**filters, limit=None)).to_csv(index=False),
+                        file_name="exchanges.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
+                        help="Every exchange that matches the filters (built when you click).")
 rows = store.list_exchanges(**filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
 table = pd.DataFrame(rows)[["timestamp", "outcome", "symbol", "strategy_id", "rounds_taken", "total_tokens",
                             "cost_usd", "violations", "termination_reason", "player", "run_id"]]
@@ -73,8 +81,10 @@ def picked_row() -> None:
 
 
 st.dataframe(table, hide_index=True, width="stretch", on_select=picked_row, selection_mode="single-row",
-             key=session.H_TABLE, column_config={"cost_usd": st.column_config.NumberColumn("cost $", format="%.4f"),
-                                                 "run_id": st.column_config.TextColumn("run id", width="small")})
+             key=session.H_TABLE, column_config={
+                 "timestamp": "time (UTC)", "strategy_id": "strategy", "rounds_taken": "rounds", "total_tokens": "tokens",
+                 "cost_usd": st.column_config.NumberColumn("cost $", format="%.4f"),
+                 "termination_reason": "reason", "run_id": st.column_config.TextColumn("run id", width="small")})
 
 # -- one exchange ----------------------------------------------------------------------------------
 labels = {r["run_id"]: f"{r['timestamp'][:19].replace('T', ' ')} · {r['symbol']} · {r['outcome']} · {r['run_id'][:8]}"
@@ -93,10 +103,10 @@ def picked_box() -> None:
 
 
 st.divider()
-pick = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+pick = st.columns([3, 2, 1, 1.3], vertical_alignment="bottom")
 run_id = pick[0].selectbox("Exchange", list(labels), format_func=labels.get, key=session.H_PICK, on_change=picked_box,
                            help="Or click a row in the table.")
-speed = pick[1].select_slider("Replay speed", options=list(session.SPEEDS), value="Normal", key=session.H_SPEED)
+speed = sticky(pick[1].select_slider, "Replay speed", key=session.H_SPEED, options=list(session.SPEEDS), value="Normal")
 replay = pick[2].button("Replay", type="primary", icon=":material/replay:")
 artifact = store.get_exchange(run_id)
 pick[3].download_button("Export JSON", json.dumps(artifact, indent=2), file_name=f"exchange-{run_id}.json",

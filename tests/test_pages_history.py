@@ -137,3 +137,12 @@ def test_pagination_limits_the_table(app, app_store):
     at.number_input(key=session.H_PAGE).set_value(2).run()
     table = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert len(table) == 3
+
+
+def test_filters_are_still_set_after_a_visit_to_another_page(app, stocked):
+    at = app(PAGE)
+    at.multiselect(key=session.H_SYMBOL).set_value(["MSFT"]).run()
+    at.switch_page("pages/settings.py").run()
+    at.switch_page(PAGE).run()
+    assert at.multiselect(key=session.H_SYMBOL).value == ["MSFT"]
+    assert count(at) == 1
