@@ -43,12 +43,19 @@ def import_upload() -> None:
 
 def save_preset(values: dict, name_key: str) -> None:
     name = (state.get(name_key) or "").strip()
+    if name.lower() in {shipped.lower() for shipped in core.list_presets()}:
+        # A shipped preset is a fixed reference point (tests, backtests, the derive diff): never shadow it.
+        state[session.EDITOR_NOTICE] = ("error", f"Not saved: “{name}” is a shipped preset and stays as shipped; "
+                                                 "choose another name.")
+        return
+    replaced = name in store.custom_presets()
     try:
         store.save_preset(name, core.parse_constraints(values))
     except (ValueError, core.InvalidInput) as error:
         state[session.EDITOR_NOTICE] = ("error", f"Not saved: {error}")
         return
-    state[session.EDITOR_NOTICE] = ("success", f"Saved the custom preset “{name}”; it is listed with the shipped ones.")
+    done = "Replaced" if replaced else "Saved"
+    state[session.EDITOR_NOTICE] = ("success", f"{done} the custom preset “{name}”; it is listed with the shipped ones.")
 
 
 def apply_derived() -> None:
@@ -90,7 +97,7 @@ with json_column:
     st.json(candidate, expanded=True)
     base_label = state[session.EDITOR_BASE]
     base = choices.get(base_label)
-    st.subheader(f"Changes against {base_label}")
+    st.subheader(f"Changes against {literal(base_label)}")
     changes = editor.diff_frame(base.model_dump(mode="json") if base else {}, candidate)
     if changes.empty:
         st.caption("No changes.")

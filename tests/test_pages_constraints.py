@@ -162,3 +162,23 @@ def test_derive_shows_the_diff_with_evidence_and_can_be_applied_or_saved(app, ap
     assert live_json(at) == derived.model_dump(mode="json")
     button(at, "Save derived as preset").click().run()
     assert "derived-busy" in app_store.custom_presets()
+
+
+def test_a_custom_preset_cannot_take_a_shipped_name(app, app_store):
+    at = app(PAGE)
+    at.slider(key="c.max_leverage").set_value(3.0).run()
+    at.text_input(key=session.C_SAVE_NAME).input("Moderate").run()
+    button(at, "Save as preset").click().run()
+    assert any("shipped preset" in e for e in texts(at, "error"))
+    assert app_store.custom_presets() == {}
+    assert core.load_preset("moderate").max_leverage == 1.5
+
+
+def test_saving_under_an_existing_custom_name_replaces_it_and_says_so(app, app_store):
+    at = app(PAGE)
+    at.text_input(key=session.C_SAVE_NAME).input("mine").run()
+    button(at, "Save as preset").click().run()
+    at.slider(key="c.max_leverage").set_value(3.0).run()
+    button(at, "Save as preset").click().run()
+    assert any("Replaced the custom preset “mine”" in s for s in texts(at, "success"))
+    assert app_store.custom_presets()["mine"].max_leverage == 3.0

@@ -159,3 +159,8 @@ def test_sidebar_values_survive_a_visit_to_another_page(app):
     at.switch_page("pages/settings.py").run()
     at.switch_page("pages/trade_review.py").run()
     assert at.number_input(key=session.TR_EQUITY).value == 90_000.0
+
+
+def test_literal_text_cannot_become_a_link_an_image_html_or_an_entity():
+    shown = exchange_view.literal("![x](http://e/x.png) [click](http://e) <b>&lt;")
+    assert shown == r"!\[x\](http://e/x.png) \[click\](http://e) \<b\>\&lt;"

@@ -77,8 +77,12 @@ def escape(text: object) -> str:
 
 
 def literal(text: object) -> str:
-    """Text for st.markdown-based elements (banners, captions), shown as typed: no markup applies."""
-    return re.sub(r"([\\`*_{}\[\]<>#|~$])", r"\\\1", str(text))
+    """Text for st.markdown-based elements (banners, captions), shown as typed: no markup applies.
+
+    Backslash-escaping markdown's punctuation stops links, images, emphasis, maths, raw HTML
+    and HTML entities (`&lt;` stays as typed).
+    """
+    return re.sub(r"([\\`*_{}\[\]<>#|~$&])", r"\\\1", str(text))
 
 
 def _html(markup: str) -> None:
@@ -136,7 +140,7 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
     evaluation = record["evaluation"]
     decision = evaluation["decision"]
     violations = evaluation["violations"]
-    label = f"Round {record['round']} — {decision}" + (f" ({', '.join(violations)})" if violations else "")
+    label = f"Round {record['round']} — {decision}" + (f" ({literal(', '.join(violations))})" if violations else "")
     with st.expander(label, expanded=expanded, key=key):
         top = st.columns([1, 3, 2])
         top[0].badge(decision, color=DECISION_COLOURS.get(decision, "gray"))
