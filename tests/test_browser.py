@@ -10,14 +10,32 @@ import pytest
 
 import core
 from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import set_speed, wait_for_app
 
 PAGES = {"": "Trade Review", "constraints": "Constraints", "history": "History", "backtest": "Backtest",
          "settings": "Settings"}
 BANNER = "APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —"
 
 
-def wait_for_app(page):
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+BUBBLE = '.pc-char[data-role="{role}"] .pc-bubble'
+
+
+def wait_for_bubble_to_grow(page, role: str) -> None:
+    """The bubble's text gets longer three times in a row: it fills as the text streams."""
+    page.locator(BUBBLE.format(role=role)).wait_for()
+    page.wait_for_function("""([css]) => {
+        const n = document.querySelector(css)?.innerText.length ?? 0;
+        const seen = (window.bubbleLengths ||= {})[css] ||= [];
+        if (seen.at(-1) !== n) seen.push(n);
+        return seen.length >= 3 && seen.slice(-3).every((length, i, last) => i === 0 || length > last[i - 1]);
+    }""", arg=[BUBBLE.format(role=role)])
+
+
+def seed(db, run_id: str, player=None, preset: str = "strict") -> dict:
+    """An exchange written straight into the app's database, as another session would."""
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    return core.run_exchange_sync(world, core.load_preset(preset), core.Portfolio(), player or core.HousePlayer(),
+                                  core.HouseCoach(), store=core.Store(db), run_id=run_id)
 
 
 def test_each_page_opens_directly_by_its_url(app_server, page):
@@ -38,9 +56,7 @@ def test_a_house_exchange_runs_and_shows_the_outcome_banner(app_server, page):
     base, db = app_server
     page.goto(base)
     page.get_by_text("Animation speed").wait_for()
-    speed = page.get_by_test_id("stSidebar").get_by_role("slider")
-    speed.focus()
-    speed.press("Home")  # instant: this test is about the outcome, the Stop test watches the animation
+    set_speed(page, "Home")  # instant: this test is about the outcome, the Stop test watches the animation
     page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
     wait_for_app(page)
     page.get_by_role("button", name="Run exchange").click()
@@ -59,9 +75,7 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     page.goto(base)
     page.get_by_text("Animation speed").wait_for()
     # Slow animation and the strict preset: several long rounds, time to click Stop after the first.
-    speed = page.get_by_test_id("stSidebar").get_by_role("slider")
-    speed.focus()
-    speed.press("End")  # the slowest speed
+    set_speed(page, "End")  # the slowest speed
     page.get_by_test_id("stSliderThumbValue").get_by_text("Slow", exact=True).wait_for()
     wait_for_app(page)
     schema = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Constraint schema")
@@ -69,6 +83,10 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     page.get_by_role("option", name="strict", exact=True).click()
     wait_for_app(page)
     page.get_by_role("button", name="Run exchange").click()
+    # The speaker is highlighted and their bubble fills word by word.
+    page.locator('.pc-char.pc-active[data-role="player"]').wait_for()
+    wait_for_bubble_to_grow(page, "player")
+    assert page.locator('.pc-char.pc-active[data-role="coach"]').count() == 0
     page.get_by_text("Round 1 —").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("INTERRUPTED —").wait_for(timeout=30_000)
@@ -79,9 +97,30 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     assert rounds == row[2]
 
 
-def test_html_from_an_agent_shows_as_literal_text(app_server, page):
+def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_server, page):
     base, db = app_server
-    hostile = "<script>alert(1)</script><b>x</b>"
+    stored = seed(db, "replayed")
+    assert stored["rounds_taken"] >= 2
+    exchanges = core.Store(db).count_exchanges()
+    page.goto(f"{base}/history")
+    page.get_by_role("heading", name="History", exact=True).wait_for()
+    page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()  # the newest exchange is the one shown
+    speed = page.get_by_test_id("stMain").get_by_role("slider")
+    speed.focus()
+    speed.press("Home")
+    speed.press("ArrowRight")  # Fast: quick, and still word by word
+    page.get_by_test_id("stSliderThumbValue").get_by_text("Fast", exact=True).wait_for()
+    wait_for_app(page)
+    page.get_by_role("button", name="Replay").click()
+    wait_for_bubble_to_grow(page, "player")
+    page.get_by_text(f"{stored['outcome']} —").wait_for(timeout=60_000)
+    assert page.get_by_text("Round 2 —").count() >= 1
+    assert core.Store(db).count_exchanges() == exchanges  # a replay runs nothing and stores nothing
+
+
+def test_html_from_an_agent_shows_as_literal_text_and_runs_nothing(app_server, page):
+    base, db = app_server
+    hostile = "<img src=x onerror=alert(1)><script>alert(2)</script><b>x</b> [link](http://example.com)"
 
     class Player:
         name = "stub-player"
@@ -90,18 +129,22 @@ def test_html_from_an_agent_shows_as_literal_text(app_server, page):
             yield hostile
             return core.Turn(core.Proposal(reasoning=hostile, actions=[{"action_type": "hold", "symbol": "AMZN"}]))
 
-    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
-    core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), Player(), core.HouseCoach(),
-                           store=core.Store(db), run_id="hostile")
+    seed(db, "hostile", Player(), preset="moderate")
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{base}/history")
     page.get_by_role("heading", name="History", exact=True).wait_for()
-    # the newest exchange is the one shown
-    bubble = page.locator('.pc-char[data-role="player"] .pc-bubble').filter(has_text="alert(1)")
+    # the newest exchange is the one shown: in the Player's bubble and in its (open) round card
+    bubble = page.locator(BUBBLE.format(role="player")).filter(has_text="onerror")
     bubble.wait_for()
     assert hostile in bubble.inner_text()
-    assert page.locator(".pc-bubble b, .pc-said b:not(:first-child), .pc-bubble script").count() == 0
+    said = page.locator(".pc-said").filter(has_text="onerror").first
+    said.wait_for()
+    assert hostile in said.inner_text()
+    wait_for_app(page)
+    page.wait_for_timeout(300)  # time for an injected onerror to fire, if there were one
+    assert page.locator(".pc-stage img, .pc-said img, .pc-stage script, .pc-said script, .pc-bubble b").count() == 0
+    assert page.locator('a[href="http://example.com"]').count() == 0
     assert dialogs == []
 
 
@@ -130,9 +173,7 @@ def test_claude_agents_play_with_a_session_key_that_is_written_nowhere(browser, 
             page.get_by_test_id("stSidebarNav").get_by_text("Trade Review", exact=True).click()
             page.get_by_text("Animation speed").wait_for()
             assert page.get_by_test_id("stSidebar").get_by_text("Agents: Claude").count() == 1
-            speed = page.get_by_test_id("stSidebar").get_by_role("slider")
-            speed.focus()
-            speed.press("Home")
+            set_speed(page, "Home")
             page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
             wait_for_app(page)
             page.get_by_role("button", name="Run exchange").click()
