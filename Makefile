@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test bench live-check browser clean
+.PHONY: run test bench live-check browser screenshots clean
 
 # The runtime venv; rebuilt when the pins change.
 $(BIN)/.runtime: requirements.txt
@@ -32,6 +32,10 @@ test: $(BIN)/.dev browser
 
 bench: $(BIN)/.dev
 	$(BIN)/python -m bench
+
+# A PNG of each page under docs/ (shown in the README), from the running app in headless chromium.
+screenshots: $(BIN)/.dev browser
+	$(BIN)/python docs/screenshots.py
 
 live-check: $(BIN)/.dev
 	$(BIN)/python scripts/live_check.py
