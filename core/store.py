@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from core.presets import list_presets
 from core.schema import Constraints
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
@@ -413,17 +414,22 @@ class Store:
 
     # -- custom presets ---------------------------------------------------------------------
 
-    def save_preset(self, name: str, constraints: Constraints) -> None:
-        """Save (or replace) a named custom preset."""
+    def save_preset(self, name: str, constraints: Constraints) -> bool:
+        """Save a named custom preset; True when it replaced one. Shipped names are refused."""
         name = name.strip()
         if not name:
             raise ValueError("preset name: must not be empty")
+        if name.lower() in {shipped.lower() for shipped in list_presets()}:
+            # A shipped preset is a fixed reference point (tests, backtests, the derive diff): never shadow it.
+            raise ValueError(f"preset name: “{name}” is a shipped preset and stays as shipped; choose another name")
         with self._write() as db:
+            replaced = db["presets"].count_where("name = ?", [name]) > 0
             db["presets"].insert(
                 {"name": name, "constraints": constraints.model_dump_json(),
                  "saved_at": datetime.now(timezone.utc).isoformat()},
                 replace=True,
             )
+        return replaced
 
     def custom_presets(self) -> dict[str, Constraints]:
         """The saved custom presets by name."""

@@ -43,14 +43,8 @@ def import_upload() -> None:
 
 def save_preset(values: dict, name_key: str) -> None:
     name = (state.get(name_key) or "").strip()
-    if name.lower() in {shipped.lower() for shipped in core.list_presets()}:
-        # A shipped preset is a fixed reference point (tests, backtests, the derive diff): never shadow it.
-        state[session.EDITOR_NOTICE] = ("error", f"Not saved: “{name}” is a shipped preset and stays as shipped; "
-                                                 "choose another name.")
-        return
-    replaced = name in store.custom_presets()
     try:
-        store.save_preset(name, core.parse_constraints(values))
+        replaced = store.save_preset(name, core.parse_constraints(values))
     except (ValueError, core.InvalidInput) as error:
         state[session.EDITOR_NOTICE] = ("error", f"Not saved: {error}")
         return

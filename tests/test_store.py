@@ -143,8 +143,17 @@ def test_memory_summary_names_the_most_broken_constraints(store):
 
 def test_custom_presets_round_trip(store):
     schema = core.load_preset("strict").model_copy(update={"max_rounds": 5})
-    store.save_preset("my strict", schema)
+    assert store.save_preset("my strict", schema) is False
     assert store.custom_presets() == {"my strict": schema}
+    assert store.save_preset(" my strict ", core.load_preset("moderate")) is True
+    assert store.custom_presets() == {"my strict": core.load_preset("moderate")}
+
+
+@pytest.mark.parametrize("name,message", [("Moderate", "is a shipped preset"), ("  ", "must not be empty")])
+def test_a_custom_preset_needs_a_name_of_its_own(store, name, message):
+    with pytest.raises(ValueError, match=message):
+        store.save_preset(name, core.load_preset("strict"))
+    assert store.custom_presets() == {}
 
 
 def test_four_threads_writing_250_exchanges_each_lose_nothing(store):
