@@ -354,12 +354,24 @@ class Store:
     def violation_counts(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> list[tuple[str, int]]:
         """How often each constraint was violated in the matching exchanges' rounds, most first."""
         where, params = _filters(outcome, symbol, strategy, since, until, text)
+        # Unfiltered, every round counts: the subquery would only cost a pass over 100k exchanges.
+        matching = "" if not params else f"where rounds.run_id in (select run_id from exchanges where {where}) "
         rows = self.db.execute(
             "select v.value, count(*) from rounds, json_each(rounds.violations) v "
-            f"where rounds.run_id in (select run_id from exchanges where {where}) "
-            "group by v.value order by count(*) desc, v.value", params
+            f"{matching}group by v.value order by count(*) desc, v.value", params
         ).fetchall()
         return [(name, n) for name, n in rows]
+
+    def outcomes_by_day(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> list[tuple[str, str, int]]:
+        """(day, outcome, exchanges) of the matching exchanges, oldest day first.
+
+        The day is the stored timestamp's date: UTC for live exchanges, the simulated ET clock for backtests.
+        """
+        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        return [tuple(row) for row in self.db.execute(
+            f"select substr(timestamp, 1, 10) as day, outcome, count(*) from exchanges where {where} "
+            "group by day, outcome order by day, outcome", params
+        ).fetchall()]
 
     def get_exchange(self, run_id: str) -> dict | None:
         """The artifact of one exchange, rebuilt from its rows, or None."""

@@ -121,6 +121,24 @@ def test_summary_and_violation_counts(store):
             for v in r["evaluation"]["violations"]:
                 expected[v] = expected.get(v, 0) + 1
     assert counts == expected
+    aapl = {}
+    for a in artifacts:
+        for r in a["rounds"]:
+            for v in r["evaluation"]["violations"] if a["symbol"] == "AAPL" else []:
+                aapl[v] = aapl.get(v, 0) + 1
+    assert dict(store.violation_counts(symbol="AAPL")) == aapl and aapl != expected
+
+
+def test_outcomes_by_day_counts_each_days_outcomes(store):
+    artifacts = fill(store, 6, start=datetime(2025, 3, 4, 23, 57, tzinfo=timezone.utc))  # runs past midnight
+    expected = {}
+    for a in artifacts:
+        key = (a["timestamp"][:10], a["outcome"])
+        expected[key] = expected.get(key, 0) + 1
+    rows = store.outcomes_by_day()
+    assert {(day, outcome): n for day, outcome, n in rows} == expected
+    assert {day for day, _, _ in rows} == {"2025-03-04", "2025-03-05"} and rows == sorted(rows)
+    assert sum(n for _, _, n in store.outcomes_by_day(symbol="AAPL")) == sum(a["symbol"] == "AAPL" for a in artifacts)
 
 
 def test_coach_memory_has_a_row_per_action_and_constraint(store):
