@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,7 +181,15 @@ class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         lines = [line.strip() for line in record.getMessage().splitlines() if line.strip()]
         if lines:
-            self.last = lines[-1][:200]
+            self.last = _plain(lines[-1])
+
+
+def _plain(line: str) -> str:
+    """yfinance's error line in a trader's words: no ticker prefix, no curl manual, 'no network' said so."""
+    line = re.sub(r"^\[[^\]]*\]:\s*", "", line)  # "['MSFT']: "
+    line = re.sub(r"\s*See https?://\S+ first for more details\.", "", line)
+    host = re.search(r"Could not resolve host: ([\w.-]*\w)", line)
+    return f"no network: could not resolve {host[1]}" if host else line[:200]
 
 
 def _covers(frame: pd.DataFrame, start: date | None, end: date | None) -> bool:
@@ -247,7 +256,8 @@ def load_bars(
             notes.append(f"yfinance returned unusable bars ({error})")
             failed = True
         except Exception as error:  # network, HTTP, parsing: any failure falls back to the snapshot
-            notes.append(f"yfinance failed ({type(error).__name__}: {error})")
+            notes.append(f"yfinance failed ({error})" if isinstance(error, ConnectionError) and str(error)
+                         else f"yfinance failed ({type(error).__name__}: {error})")
             failed = True
         else:
             _write_cache(cached, frame)

@@ -93,7 +93,7 @@ def test_a_failed_download_shows_the_snapshot_fallback_as_a_warning(app, app_sto
     run_to_the_end(at)
     assert not at.exception, [e.value for e in at.exception]
     warning = next(w for w in texts(at, "warning") if "Bars from" in w)
-    assert "snapshot" in warning and "yfinance failed (ConnectionError: network is unreachable)" in warning
+    assert "snapshot" in warning and "yfinance failed (network is unreachable)" in warning
 
 
 def test_a_claude_run_needs_its_estimated_cost_confirmed_first(app):

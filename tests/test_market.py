@@ -77,6 +77,23 @@ def test_failing_yfinance_falls_back_to_the_snapshot_with_a_visible_note(tmp_pat
     assert bars.start == date(2020, 1, 2) and bars.end == date(2020, 3, 31)
 
 
+def test_no_network_is_said_plainly(tmp_path, monkeypatch):
+    import logging
+
+    import yfinance
+
+    def download(*args, **kwargs):
+        logging.getLogger("yfinance").error(
+            "\n1 Failed download:\n['MSFT']: DNSError('Failed to perform, curl: (6) Could not resolve host: "
+            "query2.finance.yahoo.com. See https://curl.se/libcurl/c/libcurl-errors.html first for more details.')")
+        return pd.DataFrame()
+
+    monkeypatch.setattr(market, "yfinance_download", YF_DOWNLOAD)
+    monkeypatch.setattr(yfinance, "download", download)
+    bars = load_bars("MSFT", "2021-03-01", "2021-06-30", cache_dir=tmp_path, online=True)
+    assert bars.note.endswith("yfinance failed (no network: could not resolve query2.finance.yahoo.com)")
+
+
 @pytest.mark.parametrize("how", ["raises", "empty"])
 def test_the_real_yfinance_call_failing_falls_back_too(tmp_path, monkeypatch, caplog, how):
     # core.market's own yfinance_download, with yfinance.download patched: never the network.
@@ -98,8 +115,8 @@ def test_the_real_yfinance_call_failing_falls_back_too(tmp_path, monkeypatch, ca
         warnings.simplefilter("always")
         bars = load_bars("TSLA", "2018-01-02", "2018-03-29", cache_dir=tmp_path, online=True)
     assert bars.source == "snapshot" and bars.fallback and len(bars.frame) == 61
-    expected = "Failed to resolve" if how == "raises" else "['TSLA']: YFRateLimitError('Too Many Requests')"
-    assert "yfinance failed (ConnectionError: " in bars.note and expected in bars.note
+    expected = "Failed to resolve 'query1" if how == "raises" else "YFRateLimitError('Too Many Requests')"
+    assert f"yfinance failed ({expected}" in bars.note
     # said once, in the note: yfinance's own log lines and warnings go no further
     assert not [r for r in caplog.records if r.name.startswith("yfinance")] and not warned
     assert not (tmp_path / "TSLA.csv").exists()  # nothing cached from a failure
