@@ -35,7 +35,7 @@ import jiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.agent import AgentError, SpendLimitReached, Turn
-from core.prices import model_prices, usage as priced_usage
+from core.prices import DEFAULT_MODEL, model_prices, usage as priced_usage
 from core.rules import check_proposal
 from core.schema import (
     NO_USAGE, RULE_NAMES, Constraints, Portfolio, Proposal, Usage, Verdict, WorldState,
@@ -43,7 +43,6 @@ from core.schema import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "claude-haiku-4-5-20251001"
 PROPOSAL_TOOL = "submit_proposal"
 CRITIQUE_TOOL = "submit_critique"
 JUDGEMENT_TOOL = "submit_judgement"

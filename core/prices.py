@@ -14,6 +14,9 @@ def _entry(input_usd: float, output_usd: float) -> dict[str, float]:
             "cache_read": round(input_usd * 0.1, 6)}
 
 
+DEFAULT_MODEL = "claude-haiku-4-5-20251001"
+"""The model both agents use unless the trader picks another (the cheapest, and fast)."""
+
 PRICES: dict[str, dict[str, float]] = {
     "claude-haiku-4-5-20251001": _entry(1.0, 5.0),
     "claude-sonnet-4-5-20250929": _entry(3.0, 15.0),

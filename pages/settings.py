@@ -80,6 +80,11 @@ if state[session.MODEL] not in models:
     models.insert(0, state[session.MODEL])
 state[session.MODEL] = st.selectbox("Claude model for the Player and the Coach", models,
                                     index=models.index(state[session.MODEL]), key=session.S_MODEL)
+state[session.INDEPENDENT] = st.toggle(
+    "Independent Coach", value=state[session.INDEPENDENT], key=session.S_INDEPENDENT,
+    help="The Claude Coach judges each proposal without seeing the rules' checks and writes its own critique. "
+         "The verdict still comes from the rules; the Coach's own verdict is stored beside it and every "
+         "disagreement is flagged in the round card and the artifact.")
 
 st.subheader("Spend guard")
 st.caption("Paid calls stop (the exchange ends ABORT, reason spend_guard) once either limit is reached.")

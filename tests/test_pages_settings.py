@@ -1,5 +1,6 @@
 """Settings: the key is validated against the fake Anthropic server and lives only in session state."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -93,6 +94,34 @@ def test_a_valid_key_is_kept_in_session_state_and_written_nowhere(app, fake_anth
     shown = texts(at, "markdown") + texts(at, "caption") + texts(at, "error") + texts(at, "success")
     assert not any(KEY in s for s in shown)
     assert os.environ.get("ANTHROPIC_API_KEY") is None
+
+
+def test_the_claude_player_hears_its_memory_and_the_coach_can_judge_on_its_own(app, app_store, fake_anthropic):
+    import core
+    from core.claude import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
+
+    # the default strategy on Trade Review has a history: strict rejects the house Player's sizes
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+                           store=app_store, strategy_id="trend-following")
+    lesson = app_store.memory_summary("trend-following")[0]["constraint"]
+    at = _validate(app(PAGE))
+    at.toggle(key=session.S_INDEPENDENT).set_value(True).run()
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    by_tool = {}
+    for request in fake_anthropic.messages_requests:
+        body = request["body"]
+        by_tool.setdefault(body["tool_choice"]["name"], []).append(json.dumps(body["messages"]))
+    assert "coach memory" in by_tool[PROPOSAL_TOOL][0] and lesson in by_tool[PROPOSAL_TOOL][0]
+    assert JUDGEMENT_TOOL in by_tool and CRITIQUE_TOOL not in by_tool
+    (row,) = app_store.list_exchanges(strategy="trend-following", limit=1)
+    stored = app_store.get_exchange(row["run_id"])
+    assert stored["agents"]["coach"] == "claude-coach-independent"
+    assert stored["rounds"][0]["evaluation"]["coach_opinion"]["decision"] == "APPROVE"
+    at.switch_page(PAGE).run()
+    assert at.toggle(key=session.S_INDEPENDENT).value is True  # still on after a visit elsewhere
 
 
 def test_a_refused_key_is_not_kept_and_not_shown(app, fake_anthropic):

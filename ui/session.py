@@ -11,12 +11,13 @@ import os
 import streamlit as st
 
 import core
-from core.prices import PRICES
+from core.prices import DEFAULT_MODEL, PRICES
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
 KEY_STATUS = "api_key_status"  # the last validation message shown on Settings
 MODEL = "model"  # the Claude model for both agents
+INDEPENDENT = "independent_coach"  # the Claude Coach also judges without the checks (bool)
 CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any hour
 DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
 SPEND_GUARD = "spend_guard"  # the session's core.claude.SpendGuard, made on first use
@@ -77,12 +78,12 @@ H_PICK = "h_pick"
 H_SPEED = "h_speed"
 S_KEY_INPUT = "s_key_input"
 S_MODEL = "s_model"
+S_INDEPENDENT = "s_independent_coach"
 S_CALLS = "s_calls_per_hour"
 S_DOLLARS = "s_dollars_per_session"
 
 PUSHED_LABEL = "Edited on Constraints"
 MODELS = tuple(PRICES)  # the models the price table knows, cheapest first
-DEFAULT_MODEL = MODELS[0]
 SPEEDS = {"Instant": 0.0, "Fast": 0.02, "Normal": 0.06, "Slow": 0.15}
 """Animation speeds: seconds per streamed word."""
 
@@ -90,6 +91,7 @@ SPEEDS = {"Instant": 0.0, "Fast": 0.02, "Normal": 0.06, "Slow": 0.15}
 def init() -> None:
     """Defaults for the app-state keys; called by app.py at the top of every run."""
     st.session_state.setdefault(MODEL, DEFAULT_MODEL)
+    st.session_state.setdefault(INDEPENDENT, False)
     st.session_state.setdefault(CALLS_PER_HOUR, 60)
     st.session_state.setdefault(DOLLARS_PER_SESSION, 1.00)
 
@@ -133,8 +135,11 @@ def agents_label() -> str:
     return "House agents (offline, deterministic)"
 
 
-def agents(seed: int = 0):
-    """(player, coach, label): Claude agents when the session holds a key, else the house agents."""
+def agents(seed: int = 0, strategy: str | None = None):
+    """(player, coach, label): Claude agents when the session holds a key, else the house agents.
+
+    The Claude Player is told what the strategy's coach memory says it breaks most.
+    """
     if has_key():
         from core import claude  # imported on demand: the house agents need no SDK
 
@@ -146,7 +151,9 @@ def agents(seed: int = 0):
             )
         options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": guard,
                    "base_url": os.environ.get("ANTHROPIC_BASE_URL") or None}
-        return claude.ClaudePlayer(**options), claude.ClaudeCoach(**options), agents_label()
+        memory = store().memory_summary(strategy) if strategy else []
+        return (claude.ClaudePlayer(**options, memory=memory),
+                claude.ClaudeCoach(**options, independent=bool(st.session_state[INDEPENDENT])), agents_label())
     return core.HousePlayer(seed=seed), core.HouseCoach(), agents_label()
 
 
