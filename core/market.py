@@ -25,7 +25,8 @@ from core.schema import ET, WorldState, normalise_symbol
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = ROOT / "data" / "snapshot"
-CACHE_DIR = ROOT / "data" / "cache"  # read at call time, so tests can point it at a temporary folder
+CACHE_ENV = "PLAYER_COACH_CACHE"  # another folder for downloaded bars (tests, read-only installs)
+CACHE_DIR = Path(os.environ.get(CACHE_ENV) or ROOT / "data" / "cache")  # read at call time: tests repoint it
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 PRICES = ("Open", "High", "Low", "Close")
 OFFLINE_ENV = "PLAYER_COACH_OFFLINE"  # "1": never ask yfinance (tests, air-gapped machines)

@@ -34,7 +34,9 @@ def free_port() -> int:
 
 def start_app(db: Path, port: int, extra_env: dict | None = None) -> subprocess.Popen:
     """`streamlit run app.py` on localhost with its own database; returns once it answers health checks."""
-    env = {**os.environ, "PLAYER_COACH_DB": str(db), **(extra_env or {})}
+    # Offline, and a cache folder of its own: a developer's downloads never change what a test sees.
+    env = {**os.environ, "PLAYER_COACH_DB": str(db), "PLAYER_COACH_OFFLINE": "1",
+           "PLAYER_COACH_CACHE": str(db.parent / "cache"), **(extra_env or {})}
     env.pop("ANTHROPIC_API_KEY", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", APP, "--server.headless=true", f"--server.port={port}",
@@ -124,8 +126,11 @@ def app(tmp_path, monkeypatch):
     """A factory of AppTests of app.py on a fresh database, animation instant, opened on `page`."""
     from streamlit.testing.v1 import AppTest
 
+    import core.market
+
     monkeypatch.setenv("PLAYER_COACH_DB", str(tmp_path / "pages.db"))
     monkeypatch.setenv("PLAYER_COACH_OFFLINE", "1")
+    monkeypatch.setattr(core.market, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
 
     def open_app(page: str | None = None) -> AppTest:
