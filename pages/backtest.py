@@ -10,6 +10,7 @@ shell.require_app()
 import core  # noqa: E402
 from core import backtest, market  # noqa: E402
 from ui import charts, market_defaults, session  # noqa: E402
+from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
@@ -117,7 +118,7 @@ def advance() -> None:
     if not job:
         return
     name, schema = job["schemas"][job["index"]]
-    st.markdown(f"**Running {name}** ({job['index'] + 1} of {len(job['schemas'])}) on {job['symbol']}")
+    st.markdown(f"**Running {literal(name)}** ({job['index'] + 1} of {len(job['schemas'])}) on {job['symbol']}")
     bar = st.progress(0.0, text="starting…")
     if st.button("Cancel", key=session.BT_CANCEL, icon=":material/stop_circle:"):
         finish(job, cancelled=True)
@@ -173,13 +174,13 @@ if shown and not state.get(session.BT_JOB):
         r = result_of(key)
         results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
     lead = next(iter(results.values()))
-    where = f"Bars from **{lead.source}**: {lead.note}."
+    where = f"Bars from **{lead.source}**: {literal(lead.note)}."
     (st.warning if lead.fallback else st.caption)(where)
     for name, r in results.items():
         if r.status != "finished":
-            st.warning(f"**{name}** was {r.status} after {len(r.days)} of the days: the figures cover "
+            st.warning(f"**{literal(name)}** was {r.status} after {len(r.days)} of the days: the figures cover "
                        f"{r.days['day'].iloc[0]:%d %b %Y} to {r.days['day'].iloc[-1]:%d %b %Y}." if len(r.days)
-                       else f"**{name}** was {r.status} before its first day.", icon=":material/pause_circle:")
+                       else f"**{literal(name)}** was {r.status} before its first day.", icon=":material/pause_circle:")
 
     figures = st.columns(5)
     for col, (metric, fmt) in zip(figures, (("total_return_pct", "{:+.2f} %"), ("sharpe", "{:.2f}"),
@@ -198,7 +199,7 @@ if shown and not state.get(session.BT_JOB):
                                            lead.buy_hold if len(lead.prices) else None), width="stretch")
     right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch")
 
-    for tab, (name, r) in zip(st.tabs(list(results)), results.items()):
+    for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
         with tab:
             st.plotly_chart(charts.price_with_trades(r.prices, r.trades, f"{r.symbol} with the trades of {name}"),
                             width="stretch")

@@ -1,5 +1,6 @@
 """The Backtest page: a short house-agent run shows metrics and charts; Cancel stops a run; past runs reopen."""
 
+import json
 from datetime import date
 
 import pytest
@@ -108,3 +109,20 @@ def test_a_claude_run_needs_its_estimated_cost_confirmed_first(app):
     at.checkbox(key=session.BT_CONFIRM).check().run()
     assert not at.button(key=session.BT_RUN).disabled
     assert session.BT_JOB not in at.session_state  # confirming does not start it: the Run button does
+
+
+def test_a_custom_preset_name_is_shown_as_typed(app, app_store):
+    import core
+    from ui.exchange_view import literal
+
+    name = "**loud** <b>x</b> [click](https://example.com)"
+    app_store.save_preset(name, core.load_preset("moderate"))
+    at = app(PAGE)
+    at.selectbox(key=session.BT_PRESET).set_value(f"{name} (custom)").run()
+    run_to_the_end(choose_short_msft(at, compare="(none)"))
+    assert [tab.label for tab in at.tabs] == [literal(f"{name} (custom)")]  # markdown would bold it and link it
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    as_typed = "**loud** &lt;b&gt;x&lt;/b&gt; [click](https://example.com) (custom)"  # plotly shows &lt; as <
+    assert [f["layout"]["title"]["text"] for f in figures][-1] == f"MSFT with the trades of {as_typed}"
+    assert {t["name"] for f in figures[:2] for t in f["data"]} >= {as_typed}  # equity and drawdown legends
+    assert "<b>x</b>" not in json.dumps(figures)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -49,6 +51,11 @@ def history_figures(_store, path: str, filters: dict, version: tuple) -> tuple[g
 
 # -- backtest charts ------------------------------------------------------------------------
 
+def _as_typed(text: str) -> str:
+    """Plotly draws a subset of HTML in titles and legends: a preset's name is shown as typed."""
+    return html.escape(text, quote=False)
+
+
 PRESET_COLOURS = ("#2563eb", "#f97316")
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
@@ -57,7 +64,7 @@ def equity_curves(curves: dict[str, pd.Series], buy_hold: pd.Series | None = Non
     """Equity per preset (one line each), with buy-and-hold of the same capital dotted."""
     figure = go.Figure()
     for (name, equity), colour in zip(curves.items(), PRESET_COLOURS * 4):
-        figure.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=name, mode="lines",
+        figure.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=_as_typed(name), mode="lines",
                                     line={"color": colour}))
     if buy_hold is not None:
         figure.add_trace(go.Scatter(x=buy_hold.index, y=buy_hold.to_numpy(), name="buy & hold", mode="lines",
@@ -70,7 +77,7 @@ def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
     """Percent below the running peak per preset, drawn downwards."""
     figure = go.Figure()
     for (name, drawdown), colour in zip(curves.items(), PRESET_COLOURS * 4):
-        figure.add_trace(go.Scatter(x=drawdown.index, y=-drawdown.to_numpy(), name=name, mode="lines",
+        figure.add_trace(go.Scatter(x=drawdown.index, y=-drawdown.to_numpy(), name=_as_typed(name), mode="lines",
                                     fill="tozeroy", line={"color": colour}))
     figure.update_layout(title="Drawdown", height=260, margin=_MARGIN, yaxis_title="%", legend_title_text="")
     return figure
@@ -97,6 +104,6 @@ def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "
             marker={"symbol": "x", "size": 9, "color": "#111"},
             hovertext=[f"{r}: P&L {p:,.2f}" for r, p in zip(trades["exit_reason"], trades["pnl"])],
         ))
-    figure.update_layout(title=title, height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
+    figure.update_layout(title=_as_typed(title), height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
                          legend_title_text="")
     return figure
