@@ -186,7 +186,7 @@ if shown and not state.get(session.BT_JOB):
     for col, (metric, fmt) in zip(figures, (("total_return_pct", "{:+.2f} %"), ("sharpe", "{:.2f}"),
                                             ("max_drawdown_pct", "{:.2f} %"), ("win_rate", "{:.0f} %"),
                                             ("trades", "{:d}"))):
-        col.metric(f"{backtest.METRIC_LABELS[metric]} · {next(iter(results))}", fmt.format(lead.metrics[metric]))
+        col.metric(f"{backtest.METRIC_LABELS[metric]} · {literal(next(iter(results)))}", fmt.format(lead.metrics[metric]))
 
     st.subheader("Metrics side by side")
     table = backtest.compare_table(results).rename(index=backtest.METRIC_LABELS)

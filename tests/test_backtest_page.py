@@ -121,6 +121,7 @@ def test_a_custom_preset_name_is_shown_as_typed(app, app_store):
     at.selectbox(key=session.BT_PRESET).set_value(f"{name} (custom)").run()
     run_to_the_end(choose_short_msft(at, compare="(none)"))
     assert [tab.label for tab in at.tabs] == [literal(f"{name} (custom)")]  # markdown would bold it and link it
+    assert at.metric[0].label.endswith(literal(f"{name} (custom)"))
     figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     as_typed = "**loud** &lt;b&gt;x&lt;/b&gt; [click](https://example.com) (custom)"  # plotly shows &lt; as <
     assert [f["layout"]["title"]["text"] for f in figures][-1] == f"MSFT with the trades of {as_typed}"
