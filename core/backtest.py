@@ -56,7 +56,7 @@ METRIC_LABELS = {
     "calmar": "Calmar Ratio",
     "max_drawdown_pct": "Max. Drawdown [%]",
     "longest_drawdown_days": "Longest Drawdown [bars]",
-    "recovery_days": "Its Recovery [bars]",
+    "recovery_days": "Longest Drawdown Recovery [bars]",
     "win_rate": "Win Rate [%]",
     "trades": "# Trades",
     "days_traded": "Days Traded",
