@@ -9,6 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def python(script: str) -> str:
+    """Run a script in a fresh interpreter, as a user of the library would; its output."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_core_runs_an_exchange_a_backtest_and_a_query_without_streamlit(tmp_path):
     script = (
         "import os, sys, core\n"
@@ -24,9 +31,7 @@ def test_core_runs_an_exchange_a_backtest_and_a_query_without_streamlit(tmp_path
         "assert 'streamlit' not in sys.modules, 'core imported streamlit'\n"
         "print(artifact['outcome'])\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "APPROVE"
+    assert python(script) == "APPROVE"
 
 
 def test_no_core_module_imports_streamlit():
@@ -45,6 +50,4 @@ def test_claude_and_backtest_names_are_exported_without_importing_the_sdk_up_fro
         "assert 'yfinance' not in sys.modules and core.run_backtest and core.load_bars and core.world_state\n"
         "try:\n    core.no_such_thing\nexcept AttributeError:\n    print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    assert python(script) == "ok"
