@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlite_utils
 
 from core.presets import list_presets
-from core.schema import Constraints
+from core.schema import ENTRY_TYPES, Constraints
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -267,7 +267,7 @@ class Store:
         actions = record["proposal"]["actions"]
         evaluation = record["evaluation"]
         rr = {c["action"]: c["value"] for c in evaluation["checks"] if c["constraint"] == "min_risk_reward"}
-        entries = [i for i, a in enumerate(actions) if a["action_type"] in ("enter_long", "enter_short")]
+        entries = [i for i, a in enumerate(actions) if a["action_type"] in ENTRY_TYPES]
         rows = []
         for check in evaluation["checks"]:
             for index in ([check["action"]] if check["action"] is not None else entries):

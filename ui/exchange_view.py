@@ -23,6 +23,7 @@ import streamlit as st
 
 import core
 from core.loop import fragments
+from core.schema import ENTRY_TYPES
 
 ROLES = {
     "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
@@ -113,7 +114,7 @@ def actions_frame(proposal: dict) -> pd.DataFrame:
     """The proposal's actions as a table, with the reward-to-risk of each entry."""
     rows = []
     for number, action in enumerate(proposal["actions"], start=1):
-        entry = action["action_type"] in ("enter_long", "enter_short")
+        entry = action["action_type"] in ENTRY_TYPES
         rr = None
         if entry and action["entry_price"] != action["stop_loss"]:
             rr = round(core.risk_reward(action["action_type"] == "enter_long", action["entry_price"],
