@@ -46,3 +46,13 @@ def test_switching_between_pages_keeps_app_py_in_charge(app):
         assert [t.value for t in at.title] == [title]
         assert drawn_by_app(at)
 
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_database_the_app_cannot_use_is_named_on_every_page(app, tmp_path, monkeypatch, path):
+    notes = tmp_path / "notes.db"
+    notes.write_text("these are notes, not SQLite" * 100)
+    monkeypatch.setenv("PLAYER_COACH_DB", str(notes))
+    at = app(path)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"database {notes}: file is not a database" in e for e in texts(at, "error"))

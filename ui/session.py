@@ -12,6 +12,7 @@ import streamlit as st
 
 import core
 from core.prices import DEFAULT_MODEL, PRICES
+from ui.exchange_view import literal
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
@@ -102,8 +103,16 @@ def _store(path: str) -> core.Store:
 
 
 def store() -> core.Store:
-    """The process's one Store for the configured path ($PLAYER_COACH_DB or data/)."""
-    return _store(str(core.store.default_path()))
+    """The process's one Store for the configured path ($PLAYER_COACH_DB or data/).
+
+    A file the app cannot use stops the page with the reason in words, never a traceback.
+    """
+    try:
+        return _store(str(core.store.default_path()))
+    except core.StoreError as error:
+        st.error(f"{literal(error)}. Set PLAYER_COACH_DB to another file, or move this one aside.",
+                 icon=":material/database:")
+        st.stop()
 
 
 def sticky(widget, label: str, *, key: str, **kwargs):
