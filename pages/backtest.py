@@ -27,7 +27,7 @@ def bars_for(symbol: str, start, end) -> market.Bars:
 
 def agents_for(kind: str, seed: int = 0):
     if kind == "claude":
-        player, coach, _ = session.agents(seed)
+        player, coach = session.agents(seed)
         return player, coach
     return core.HousePlayer(seed=seed), core.HouseCoach()
 

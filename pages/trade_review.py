@@ -132,9 +132,10 @@ stop = right.button("Stop", key=session.TR_STOP, icon=":material/stop:", help="E
 if run:
     run_id = str(uuid.uuid4())
     st.session_state[session.LAST_RUN_ID] = run_id
-    player, coach, _ = session.agents(int(seed), strategy.strip() or None)
+    strategy_id = strategy.strip() or None
+    player, coach = session.agents(int(seed), strategy_id)
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
-                               strategy_id=strategy.strip() or None, run_id=run_id)
+                               strategy_id=strategy_id, run_id=run_id)
     exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live"))
 elif session.LAST_RUN_ID in st.session_state:
     artifact = store.get_exchange(st.session_state[session.LAST_RUN_ID])

@@ -145,7 +145,7 @@ def agents_label() -> str:
 
 
 def agents(seed: int = 0, strategy: str | None = None):
-    """(player, coach, label): Claude agents when the session holds a key, else the house agents.
+    """(player, coach): Claude agents when the session holds a key, else the house agents.
 
     The Claude Player is told what the strategy's coach memory says it breaks most.
     """
@@ -162,8 +162,8 @@ def agents(seed: int = 0, strategy: str | None = None):
                    "base_url": os.environ.get("ANTHROPIC_BASE_URL") or None}
         memory = store().memory_summary(strategy) if strategy else []
         return (claude.ClaudePlayer(**options, memory=memory),
-                claude.ClaudeCoach(**options, independent=bool(st.session_state[INDEPENDENT])), agents_label())
-    return core.HousePlayer(seed=seed), core.HouseCoach(), agents_label()
+                claude.ClaudeCoach(**options, independent=bool(st.session_state[INDEPENDENT])))
+    return core.HousePlayer(seed=seed), core.HouseCoach()
 
 
 def schemas() -> dict[str, core.Constraints]:
