@@ -23,10 +23,11 @@ from core.schema import (
     BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, Usage,
     Verdict, WorldState,
 )
+from core.spend_guard import SpendGuard
 from core.store import Store, StoreError
 
 _LAZY = {
-    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "SpendGuard": "claude", "validate_key": "claude",
+    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "validate_key": "claude",
     "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
     "load_bars": "market", "world_state": "market",
 }

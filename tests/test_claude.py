@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 import core
-from core import claude, prices
+from core import claude, prices, prompts
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
 from tests.fake_anthropic import FakeAnthropic, approx_tokens, minimum_cacheable, tool
 
@@ -67,30 +67,30 @@ def test_an_unknown_model_is_named_in_the_error():
 # --- tool schemas ----------------------------------------------------------------------------
 
 def test_tool_schemas_are_self_contained_and_generated_from_the_models():
-    for spec in claude.tools():
+    for spec in prompts.tools():
         text = json.dumps(spec["input_schema"])
         assert "$ref" not in text and "$defs" not in text
-    proposal = claude.tools()[0]["input_schema"]
+    proposal = prompts.tools()[0]["input_schema"]
     assert list(proposal["properties"]) == ["reasoning", "actions"]  # reasoning streams first
     action = proposal["properties"]["actions"]["items"]
     assert action["properties"]["action_type"]["enum"] == ["enter_long", "enter_short", "exit", "hold"]
     assert proposal["properties"]["actions"]["maxItems"] == 3
-    judgement = claude.tools()[2]["input_schema"]
+    judgement = prompts.tools()[2]["input_schema"]
     assert list(judgement["properties"])[0] == "feedback"
     assert judgement["properties"]["violations"]["items"]["enum"] == list(core.RULE_NAMES)
 
 
 def test_the_cached_prefix_is_long_enough_for_haiku_to_cache_it():
     # Haiku 4.5 caches nothing under 4096 tokens; keep a margin over the fake's chars/4 estimate.
-    prefix = approx_tokens(list(claude.tools())) + sum(
-        approx_tokens(b["text"]) for b in claude.system_blocks(core.Constraints()))
+    prefix = approx_tokens(list(prompts.tools())) + sum(
+        approx_tokens(b["text"]) for b in prompts.system_blocks(core.Constraints()))
     assert prefix >= minimum_cacheable("claude-haiku-4-5-20251001") * 1.2
-    blocks = claude.system_blocks(core.Constraints())
+    blocks = prompts.system_blocks(core.Constraints())
     assert all(b["cache_control"] == {"type": "ephemeral"} for b in blocks)
 
 
 def test_the_rulebook_examples_are_the_rules_own_arithmetic():
-    book = claude.rulebook()
+    book = prompts.rulebook()
     assert "min_risk_reward: (267.14-264.14)/(264.14-262.14) = 3.00/2.00 = 1.50 < 2.00 FAIL" in book
     assert "Decision: ABORT (violations: max_leverage)" in book
     assert "Decision: ABORT (violations: max_drawdown_pct)" in book

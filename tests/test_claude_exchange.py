@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import core
-from core import claude, prices
+from core import claude, prices, prompts
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
 from core.loop import ExchangeFinished, TextFragment
 from tests.fake_anthropic import (
@@ -117,8 +117,10 @@ def test_requests_carry_the_cache_markers_and_the_tool_schema(fake, key, world, 
         assert [b["cache_control"] for b in body["system"]] == [{"type": "ephemeral"}] * 2
         assert json.loads(body["system"][1]["text"].split("\n\n", 1)[1]) == moderate.model_dump(mode="json")
         assert body["model"] == MODEL and body["max_tokens"] == 1024 and body["stream"] is True
+        # fine-grained tool streaming: the real API then streams the reasoning word by word, not in bursts
+        assert all(t["eager_input_streaming"] is True for t in body["tools"])
     assert player["tool_choice"] == {"type": "tool", "name": "submit_proposal"}
-    assert player["tools"][0]["input_schema"] == claude.tool_schema(core.Proposal)
+    assert player["tools"][0]["input_schema"] == prompts.tool_schema(core.Proposal)
     assert coach["tool_choice"] == {"type": "tool", "name": "submit_critique"}
     situation = player["messages"][0]["content"][0]["text"]
     assert '"symbol":"AMZN"' in situation and '"equity":100000.0' in situation

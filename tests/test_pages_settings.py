@@ -98,7 +98,7 @@ def test_a_valid_key_is_kept_in_session_state_and_written_nowhere(app, fake_anth
 
 def test_the_claude_player_hears_its_memory_and_the_coach_can_judge_on_its_own(app, app_store, fake_anthropic):
     import core
-    from core.claude import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
+    from core.prompts import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
 
     # the default strategy on Trade Review has a history: strict rejects the house Player's sizes
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)

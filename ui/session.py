@@ -21,7 +21,7 @@ MODEL = "model"  # the Claude model for both agents
 INDEPENDENT = "independent_coach"  # the Claude Coach also judges without the checks (bool)
 CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any hour
 DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
-SPEND_GUARD = "spend_guard"  # the session's core.claude.SpendGuard, made on first use
+SPEND_GUARD = "spend_guard"  # the session's core.SpendGuard, made on first use
 PUSHED_SCHEMA = "pushed_schema"  # a Constraints pushed from the Constraints page (dict)
 PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
@@ -154,7 +154,7 @@ def agents(seed: int = 0, strategy: str | None = None):
 
         guard = st.session_state.get(SPEND_GUARD)
         if guard is None:
-            guard = st.session_state[SPEND_GUARD] = claude.SpendGuard(
+            guard = st.session_state[SPEND_GUARD] = core.SpendGuard(
                 calls_per_hour=int(st.session_state[CALLS_PER_HOUR]),
                 dollars_per_session=float(st.session_state[DOLLARS_PER_SESSION]),
             )
