@@ -1,7 +1,9 @@
 """Daily bars and the world state built from them (SPEC §7).
 
 `load_bars` serves daily OHLCV from, in order, the local cache (data/cache/), yfinance and the
-real snapshot shipped in data/snapshot/, and says which one served it. `world_state` builds the
+real snapshot shipped in data/snapshot/, and says which one served it. The snapshot has one file
+per symbol plus named multi-symbol sets (SETS, e.g. the universe "sp500-2009"); when several
+shipped files have a symbol, the one that covers the dates asked for serves it. `world_state` builds the
 Player's snapshot for day t from bars up to t-1 only: every indicator here is a trailing window
 shifted by one bar, so no value of day t or later can reach the decision for day t.
 """
@@ -15,6 +17,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -37,6 +40,12 @@ VOL_DAYS = 20
 REGIME_DAYS = 252  # the volatility regime compares against this many days of its own history
 REGIME_MIN = 60  # fewer 20-day volatilities than this: the regime is "medium" (not enough evidence)
 EDGE_DAYS = 5  # a cache that starts/ends within this many calendar days of the request covers it
+SETS = {
+    "sp500-2009": "sp500-2009.csv.gz",
+    "stocks-2000-2013": "stocks-2000-2013.csv.gz",
+}
+"""The shipped multi-symbol sets, by name (data/README.md says where each comes from)."""
+MEMBER_SHARE = 0.5  # a universe's members: the symbols with bars on at least this share of its days
 
 Downloader = Callable[[str, date, date], pd.DataFrame]
 
@@ -140,8 +149,80 @@ def _read_csv(path: Path, symbol: str) -> pd.DataFrame:
 
 
 def snapshot_symbols(snapshot_dir: Path = SNAPSHOT_DIR) -> list[str]:
-    """Symbols the shipped snapshot has."""
+    """Symbols the shipped snapshot has a file of their own for (the sets: `universe_symbols`)."""
     return sorted(p.stem for p in Path(snapshot_dir).glob("*.csv"))
+
+
+@lru_cache(maxsize=8)
+def _set_groups(path: str, stamp: int) -> dict[str, pd.DataFrame]:
+    """A shipped set's rows per symbol, as in the file (read once per process and file version)."""
+    raw = pd.read_csv(path, dtype={"Date": str}).rename(columns={"Ticker": "Symbol"})
+    raw["Date"] = pd.to_datetime(raw["Date"].str.replace("-", "", regex=False), format="%Y%m%d")
+    return {str(symbol): rows.set_index("Date").drop(columns="Symbol")
+            for symbol, rows in raw.groupby("Symbol", sort=True)}
+
+
+def _set(name: str, snapshot_dir: Path | str = SNAPSHOT_DIR) -> dict[str, pd.DataFrame]:
+    if name not in SETS:
+        raise MarketDataError(f"unknown universe {name!r}: the shipped ones are {', '.join(SETS)}")
+    path = Path(snapshot_dir) / SETS[name]
+    if not path.exists():
+        return {}
+    return _set_groups(str(path), path.stat().st_mtime_ns)
+
+
+def _set_bars(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """A set's rows of one symbol as validated bars. A set with an adjusted close (the bokeh set:
+    unadjusted OHLC, the source's split- and dividend-adjusted close) is served adjusted, the way
+    yfinance's auto_adjust does it, so a split is not a fake 50 % day; the file itself is as shipped."""
+    frame = rows
+    if "Adj Close" in rows.columns:
+        factor = rows["Adj Close"] / rows["Close"]
+        frame = rows.assign(**{column: rows[column] * factor for column in PRICES})
+    return validate_bars(frame, symbol)
+
+
+def universes(snapshot_dir: Path | str = SNAPSHOT_DIR) -> list[str]:
+    """Names of the shipped multi-symbol sets (e.g. "sp500-2009")."""
+    return [name for name, file in SETS.items() if (Path(snapshot_dir) / file).exists()]
+
+
+def universe_symbols(name: str, snapshot_dir: Path | str = SNAPSHOT_DIR) -> list[str]:
+    """The members of a shipped universe, sorted: its symbols with bars on at least half of its
+    days (a stock that left or joined the index part-way through has too few for a backtest)."""
+    groups = _set(name, snapshot_dir)
+    days = len(set().union(*(rows.index for rows in groups.values()))) if groups else 0
+    return [symbol for symbol, rows in groups.items() if len(rows) >= MEMBER_SHARE * days]
+
+
+def universe_range(name: str, snapshot_dir: Path | str = SNAPSHOT_DIR) -> tuple[date, date]:
+    """The first and last day of a shipped universe."""
+    groups = _set(name, snapshot_dir)
+    if not groups:
+        raise MarketDataError(f"universe {name!r}: {SETS[name]} is missing from {snapshot_dir}")
+    return (min(rows.index[0] for rows in groups.values()).date(),
+            max(rows.index[-1] for rows in groups.values()).date())
+
+
+def _snapshot_frames(symbol: str, snapshot_dir: Path) -> list[tuple[str, pd.DataFrame]]:
+    """Every shipped frame of a symbol, (label, bars): its own file first, then the sets."""
+    found = []
+    own = snapshot_dir / f"{symbol}.csv"
+    if own.exists():
+        found.append((own.name, _read_csv(own, symbol)))
+    for name in SETS:
+        rows = _set(name, snapshot_dir).get(symbol)
+        if rows is not None:
+            found.append((f"set {name}", _set_bars(rows, symbol)))
+    return found
+
+
+def _pick(frames: list[tuple[str, pd.DataFrame]], start: date | None, end: date | None) -> tuple[str, pd.DataFrame]:
+    """The first frame that covers [start, end]; else the one with the most bars inside it."""
+    for label, frame in frames:
+        if _covers(frame, start, end):
+            return label, frame
+    return max(frames, key=lambda item: len(_slice(item[1], start, end)))
 
 
 def _cache_path(cache_dir: Path, symbol: str) -> Path:
@@ -269,17 +350,20 @@ def load_bars(
     else:
         notes.append("offline")
 
-    snap = Path(snapshot_dir) / f"{symbol}.csv"
-    if not snap.exists():
+    frames = _snapshot_frames(symbol, Path(snapshot_dir))
+    if not frames:
         known = ", ".join(snapshot_symbols(snapshot_dir))
+        sets = ", ".join(f"{name} ({len(_set(name, snapshot_dir))} symbols)" for name in universes(snapshot_dir))
         raise MarketDataError(f"unknown symbol {symbol!r}: no cached or downloaded bars ({'; '.join(notes)}) "
-                              f"and the shipped snapshot has only {known}")
-    frame = _read_csv(snap, symbol)
+                              f"and the shipped snapshot has only {known}" + (f" and the sets {sets}" if sets else ""))
+    label, frame = _pick(frames, start, end)
     sliced = _slice(frame, start, end)
     if not len(sliced):
+        ranges = sorted({f"{f.index[0].date()} to {f.index[-1].date()}" for _, f in frames})
         raise MarketDataError(f"{symbol}: no bars between {start} and {end}; the shipped snapshot has "
-                              f"{frame.index[0].date()} to {frame.index[-1].date()} ({'; '.join(notes)})")
-    note = f"served from the shipped snapshot ({frame.index[0].date()} to {frame.index[-1].date()}): " + "; ".join(notes)
+                              f"{' and '.join(ranges)} ({'; '.join(notes)})")
+    where = "snapshot" if label.endswith(".csv") else label
+    note = f"served from the shipped {where} ({frame.index[0].date()} to {frame.index[-1].date()}): " + "; ".join(notes)
     return Bars(symbol, sliced, "snapshot", note, fallback=failed)
 
 
@@ -309,12 +393,17 @@ def available_dates(symbol: str, *, cache_dir: Path | str | None = None,
     symbol = normalise_symbol(symbol)
     cache_dir = CACHE_DIR if cache_dir is None else cache_dir
     days: set[date] = set()
-    for path in (_cache_path(Path(cache_dir), symbol), Path(snapshot_dir) / f"{symbol}.csv"):
-        if path.exists():
-            try:
-                days.update(_read_csv(path, symbol).index.date)
-            except MarketDataError:
-                continue
+    cached = _cache_path(Path(cache_dir), symbol)
+    if cached.exists():
+        try:
+            days.update(_read_csv(cached, symbol).index.date)
+        except MarketDataError:
+            pass
+    try:
+        for _, frame in _snapshot_frames(symbol, Path(snapshot_dir)):
+            days.update(frame.index.date)
+    except MarketDataError:
+        pass
     return sorted(days)
 
 

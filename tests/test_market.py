@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import math
 import warnings
 from datetime import date, datetime, time
@@ -54,12 +56,65 @@ def test_every_shipped_snapshot_file_is_valid_real_daily_bars(symbol):
 
 def test_snapshot_readme_names_every_file_and_its_licence_file_is_beside_it():
     readme = (DATA / "README.md").read_text()
-    for csv in (DATA / "snapshot").glob("*.csv"):
-        assert f"snapshot/{csv.name}" in readme
+    for path in (DATA / "snapshot").glob("*.csv"):
+        assert f"snapshot/{path.name}" in readme
+    for name in market.SETS.values():
+        assert f"snapshot/{name}" in readme
     licences = list((DATA / "snapshot").glob("*.LICENSE"))
-    assert len(licences) == 3
+    assert len(licences) == 4
     for licence in licences:
         assert licence.name in readme
+
+
+# -- the shipped sets (universes) ----------------------------------------------------------
+
+def _shipped_rows(file: str, symbol: str) -> list[list[str]]:
+    """A set's rows of one symbol, as the text in the file."""
+    with gzip.open(DATA / "snapshot" / file, "rt") as f:
+        rows = list(csv.reader(f))
+    column = rows[0].index("Symbol" if "Symbol" in rows[0] else "Ticker")
+    return [[*r[:column], *r[column + 1:]] for r in rows[1:] if r[column] == symbol]
+
+
+def test_the_universes_and_their_members():
+    assert market.universes() == ["sp500-2009", "stocks-2000-2013"]
+    members = market.universe_symbols("sp500-2009")
+    assert len(members) == 499 and {"AMZN", "XOM", "BF.B"} <= set(members)
+    assert "ETFCD" not in members  # 20 days of 245: too few to be a member
+    assert market.universe_symbols("stocks-2000-2013") == ["AAPL", "GOOG", "IBM", "MSFT"]  # FB: 196 of 3270 days
+    assert market.universe_range("sp500-2009") == (date(2009, 8, 21), date(2010, 8, 20))
+
+
+def test_an_unknown_universe_names_the_shipped_ones():
+    with pytest.raises(MarketDataError, match="unknown universe 'sp600'.*sp500-2009, stocks-2000-2013"):
+        market.universe_symbols("sp600")
+
+
+def test_a_universe_symbol_is_served_offline_with_the_values_as_shipped():
+    bars = load_bars("XOM", "2009-08-21", "2010-08-20", online=False)
+    assert bars.source == "snapshot" and "sp500-2009" in bars.note
+    shipped = _shipped_rows("sp500-2009.csv.gz", "XOM")
+    assert len(bars.frame) == len(shipped)
+    day, opened, high, low, close, volume = shipped[100]
+    row = bars.frame.loc[pd.Timestamp(f"{day[:4]}-{day[4:6]}-{day[6:]}", tz=ET)]
+    assert list(row) == [float(opened), float(high), float(low), float(close), float(volume)]
+    pd.testing.assert_frame_equal(load_bars("AMZN", online=False).frame,  # AMZN.csv is the set's AMZN rows
+                                  market._set_bars(market._set("sp500-2009")["AMZN"], "AMZN"), check_freq=False)
+
+
+def test_the_bokeh_set_is_served_split_adjusted_from_its_own_adjusted_close():
+    bars = load_bars("AAPL", "2000-03-01", "2013-03-01", online=False)
+    assert bars.start == date(2000, 3, 1) and bars.end == date(2013, 3, 1) and len(bars.frame) == 3270
+    shipped = {r[0]: r for r in _shipped_rows("stocks-2000-2013.csv.gz", "AAPL")}
+    day, opened, high, low, close, volume, adjusted = shipped["2005-02-28"]
+    row = bars.frame.loc[pd.Timestamp(day, tz=ET)]
+    assert row["Close"] == pytest.approx(float(adjusted), rel=1e-12)
+    assert row["Open"] == pytest.approx(float(opened) * float(adjusted) / float(close), rel=1e-12)
+    assert row["Volume"] == float(volume)
+    moves = bars.frame["Close"].pct_change().abs()
+    assert moves.loc["2005-02-25":"2005-03-01"].max() < 0.1  # the 2:1 split is no fake -50 % day
+    assert load_bars("MSFT", online=False).start == date(2019, 3, 11)  # without dates: the symbol's own file
+    assert market.available_dates("MSFT")[0] == date(2000, 3, 1)  # the set's days are offered too
 
 
 def test_snapshot_values_are_the_packages_text_unmodified():

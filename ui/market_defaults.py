@@ -6,7 +6,7 @@ symbol the data does not have, a fixed AMZN-like world the user can edit.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import streamlit as st
 
@@ -37,7 +37,8 @@ def dates(symbol: str) -> list[date]:
 def world(symbol: str, day: date) -> tuple[dict, str]:
     """World-state fields for a symbol on a day, and a line saying where they came from."""
     try:
-        bars = market.load_bars(symbol, online=False)
+        # The bars around the day: a symbol may have several shipped files (its own and a set's).
+        bars = market.load_bars(symbol, day - timedelta(days=400), day, online=False)
         state = market.world_state(symbol, day, bars)
     except (ValueError, market.MarketDataError):
         return dict(FALLBACK), "No market data for this symbol and day: defaults, edit the world state below."
