@@ -58,6 +58,32 @@ def _build(path: str, n: int) -> tuple[float, int]:
     return time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+_CLAUDE_LIKE = core.Proposal(
+    reasoning="AMZN's 5-day SMA (183.20) is above the 10-day (180.10), so I go long 3% at 185.00 with a stop at 181.30 "
+              "(3.70 below) and a take-profit at 192.40, a 2:1 reward-to-risk that clears the 1.5 minimum. Risk to the "
+              "stop is 0.06% of equity, well inside the 2% daily loss limit; risk 3.70, reward 7.40, ratio 2.00.",
+    actions=[core.Action(action_type="enter_long", symbol="AMZN", size_pct=0.03, entry_price=185.0, stop_loss=181.3,
+                         take_profit=192.4)],
+)
+
+
+def _reasoning_check_us(cases) -> float:
+    """Best-batch mean microseconds of reasoning_check per round: the house mix's rounds and a Claude-like one."""
+    proposals = [_CLAUDE_LIKE]
+    for world, constraints in cases:
+        artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
+        artifact = artifact if isinstance(artifact, dict) else artifact.model_dump()
+        proposals += [core.Proposal.model_validate(r["proposal"]) for r in artifact["rounds"]]
+    batch = proposals * max(1, 1000 // len(proposals))
+    best = float("inf")
+    for _ in range(7):
+        start = time.perf_counter()
+        for proposal in batch:
+            core.reasoning_check(proposal)
+        best = min(best, (time.perf_counter() - start) / len(batch))
+    return best * 1e6
+
+
 def run() -> dict:
     cases = _mix()
     rounds = Counter(core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach())["rounds_taken"]
@@ -95,6 +121,8 @@ def run() -> dict:
         "list_exchanges_100k_outcome_symbol_newest50_mean_ms": round(statistics.mean(timings) * 1e3, 3),
         "list_exchanges_100k_p95_ms": round(sorted(timings)[int(len(timings) * 0.95)] * 1e3, 3),
         "list_exchanges_goal_ms": 20,
+        "reasoning_check_per_round_us_best_batch": round(_reasoning_check_us(cases), 1),
+        "reasoning_check_goal_us": 1000,
         "build_100k_db_seconds": round(build_s, 1),
         "build_100k_db_peak_rss_mb": round(peak_kib / 1024, 1),
         "db_100k_size_mb": round(size_mb, 1),

@@ -18,6 +18,7 @@ from core.loop import (
     VerdictReached, replay_exchange, run_exchange, run_exchange_sync,
 )
 from core.presets import InvalidInput, list_presets, load_preset, parse_constraints
+from core.reasoning import Claim, ReasoningCheck, reasoning_check
 from core.rules import check_proposal, circuit_breaker, risk_reward
 from core.schema import (
     BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, Usage,
@@ -41,11 +42,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "Check", "ClaudeCoach",
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "Check", "Claim", "ClaudeCoach",
     "ClaudePlayer", "Coach", "Constraints", "ET", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
     "HousePlayer", "InvalidInput", "OUTCOMES", "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES",
-    "RoundStarted", "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage",
+    "ReasoningCheck", "RoundStarted", "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage",
     "Verdict", "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "compare_presets",
-    "derive_constraints", "list_presets", "load_bars", "load_preset", "parse_constraints", "replay_exchange",
+    "derive_constraints", "list_presets", "load_bars", "load_preset", "parse_constraints", "reasoning_check", "replay_exchange",
     "risk_reward", "run_backtest", "run_exchange", "run_exchange_sync", "validate_key", "world_state",
 ]

@@ -1,0 +1,134 @@
+"""reasoning_check: what the Player says about its own trade, against what its actions do."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import core
+from core.reasoning import reasoning_check
+from tests.conftest import entry, proposal
+
+LONG = entry(size=0.03, e=100, s=98, t=105)  # risk 2, reward 5, ratio 2.5
+SHORT = entry("enter_short", "TSLA", size=0.02, e=250, s=255, t=240)  # risk 5, reward 10, ratio 2
+
+
+def check(reasoning: str, *actions: dict) -> core.ReasoningCheck:
+    return reasoning_check(proposal(*(actions or (LONG,)), reasoning=reasoning))
+
+
+def said(result, quantity: str) -> list[tuple]:
+    return [(c.said, c.actual, c.ok) for c in result.claims if c.quantity == quantity]
+
+
+def test_a_liar_player_is_caught_on_reward_and_ratio():
+    result = check("Long AMZN: risk 2.00, reward 8.00, ratio 4.00.")
+    assert said(result, "risk") == [(2.0, 2.0, True)]
+    assert said(result, "reward") == [(8.0, 5.0, False)]
+    assert said(result, "ratio") == [(4.0, 2.5, False)]
+    assert [c.summary() for c in result.mismatches] == ["said reward 8.00, actual 5.00", "said ratio 4.00, actual 2.50"]
+    assert result.score == pytest.approx(2 / 4)  # risk and the side hold, reward and ratio do not
+
+
+def test_a_faithful_long_in_figures_scores_one_with_every_quantity_read():
+    result = check("Long AMZN at 100.00, stop 98.00, target 105.00: risk 2.00, reward 5.00, R/R 2.5 on 3% of equity.")
+    assert {c.quantity for c in result.claims} == {"entry", "stop", "target", "risk", "reward", "ratio", "size", "side"}
+    assert result.score == 1.0
+    assert said(result, "side") == [("long AMZN", "long AMZN", True)]
+
+
+def test_numbers_in_words():
+    result = check("Going long with a reward-to-risk of two and a half, risking two dollars on three percent of equity.")
+    assert said(result, "ratio") == [(2.5, 2.5, True)]
+    assert said(result, "risk") == [(2.0, 2.0, True)]
+    assert said(result, "size") == [(3.0, 3.0, True)]
+    assert said(check("Target three times the risk.", entry(e=100, s=98, t=106)), "ratio") == [(3.0, 3.0, True)]
+    assert check("Reward four times the risk.").mismatches[0].summary() == "said ratio 4.00, actual 2.50"
+
+
+@pytest.mark.parametrize("words", ["R/R 2.5", "RR 2.5", "risk/reward 1:2.5", "a 2.5:1 reward-to-risk", "target at 2.5R",
+                                   "ratio of 1 to 2.5", "risk-reward ratio: 2.50", "2.5x the risk"])
+def test_ratio_written_every_usual_way(words):
+    result = check(f"Long, {words}.")
+    assert said(result, "ratio") == [(2.5, 2.5, True)], words
+
+
+@pytest.mark.parametrize("words", ["size 3%", "3 % of equity", "size 3 percent", "size 0.03", "0.03 of equity",
+                                   "3.0% of the account", "sized at three percent"])
+def test_size_as_a_percentage_or_a_fraction(words):
+    assert said(check(f"Long AMZN, {words}."), "size") == [(3.0, 3.0, True)], words
+    assert said(check(f"Long AMZN, {words}.", entry(size=0.05, e=100, s=98, t=105)), "size") == [(3.0, 5.0, False)]
+
+
+def test_a_short_read_on_its_own_side():
+    faithful = check("Short TSLA: entry 250, stop 255 (risk 5), target 240 (reward 10), R/R 2.0, size 2 percent.", SHORT)
+    assert faithful.score == 1.0 and len(faithful.claims) == 8
+    moved = entry("enter_short", "TSLA", size=0.02, e=250, s=256, t=240)  # stop a dollar further: risk 6, ratio 1.67
+    result = check("Short TSLA: entry 250, stop 255 (risk 5), target 240 (reward 10), R/R 2.0.", moved)
+    assert [c.summary() for c in result.mismatches] == [
+        "said stop 255.00, actual 256.00", "said risk 5.00, actual 6.00", "said ratio 2.00, actual 1.67"]
+
+
+def test_the_wrong_side_or_symbol_is_a_mismatch():
+    assert said(check("Short TSLA here.", SHORT), "side") == [("short TSLA", "short TSLA", True)]
+    assert said(check("Go long TSLA.", SHORT), "side") == [("long TSLA", "short TSLA", False)]
+    assert said(check("Buy AMZN.", SHORT), "side") == [("long AMZN", "short TSLA", False)]
+    assert said(check("Sell short MSFT.", SHORT), "side")[0][2] is False
+
+
+def test_stop_and_target_distances_and_percentages():
+    result = check("Stop 2 below, target 5 above; the stop is 2% under entry and risks 0.06% of equity.")
+    assert said(result, "stop") == [(2.0, 2.0, True), (2.0, 2.0, True)] or result.score == 1.0
+    assert result.score == 1.0
+    assert check("Stop 3 below the entry.").mismatches[0].summary() == "said stop 3.00, actual 2.00"
+
+
+def test_exit_and_hold_are_read_as_actions():
+    exit_msft = {"action_type": "exit", "symbol": "MSFT"}
+    result = check("Close MSFT, go long AMZN with size 0.03.", exit_msft, LONG)
+    assert result.score == 1.0 and {c.quantity for c in result.claims} == {"exit", "side", "size"}
+    assert check("No trend to trade: hold.", {"action_type": "hold", "symbol": "AMZN"}).score == 1.0
+    assert check("No trend to trade: hold.", LONG).score == 0.0
+
+
+def test_no_numbers_about_the_trade_gives_no_score():
+    result = check("AMZN at 185.00: sma5 183.00 vs sma10 180.00, ATR 3.2, trend up. The 1.5 minimum and the 5% limit "
+                   "apply; min_risk_reward 1.5. Between 9:30 and 10:00 volume was light.")
+    assert result.claims == [] and result.score is None
+    assert check("Looks constructive.").score is None
+
+
+def test_limits_beside_the_trade_are_not_claims():
+    result = check("R/R 2.5 clears the 1.5 minimum; size 3% under the 5% limit, max position 15%.")
+    assert [(c.quantity, c.said) for c in result.claims] == [("ratio", 2.5), ("size", 3.0)]
+    assert result.score == 1.0
+
+
+def test_a_replaced_value_counts_only_as_its_new_value():
+    result = check("max_single_trade_pct: size cut from 8.00% to 3.00%. Target moved out to 2.50R (minimum 1.50).")
+    assert [(c.quantity, c.said, c.ok) for c in result.claims] == [("size", 3.0, True), ("ratio", 2.5, True)]
+    assert result.claims[0].text == "size cut from 8.00% to 3.00%"
+
+
+def test_tolerance_is_half_the_last_digit_plus_cent_rounding():
+    rr_254 = entry(size=0.03, e=100, s=98, t=105.08)  # ratio 2.54
+    assert check("R/R 2.5", rr_254).score == 1.0  # 2.5 stands for 2.45..2.55
+    assert check("R/R 2.50", rr_254).score == 0.0  # 2.50 for 2.495..2.505, plus a cent's worth (0.018)
+    assert check("R/R 2.52", rr_254).score == 1.0
+    assert check("risk 2.01", LONG).score == 1.0  # a cent on each price
+    assert check("risk 2.02", LONG).score == 0.0
+    assert check("entry 100.01", LONG).score == 0.0  # a price is exact
+
+
+def test_with_several_entries_a_claim_matches_the_nearest():
+    other = entry(symbol="MSFT", size=0.02, e=400, s=390, t=430)  # ratio 3
+    result = check("Long AMZN with R/R 2.5 and long MSFT with R/R 3.0; sizes 3% and 2%.", LONG, other)
+    assert result.score == 1.0
+    assert said(result, "ratio") == [(2.5, 2.5, True), (3.0, 3.0, True)]
+
+
+def test_numbers_without_an_entry_are_unfaithful():
+    result = check("Risk 2.00 for a 2.5R target.", {"action_type": "hold", "symbol": "AMZN"})
+    assert [c.actual for c in result.claims] == [None, None] and result.score == 0.0
+    assert result.mismatches[0].summary() == "said risk 2.00, actual no entry"
