@@ -31,6 +31,8 @@ _LAZY = {
     "ClaudeCoach": "claude", "ClaudePlayer": "claude", "validate_key": "claude",
     "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
     "load_bars": "market", "world_state": "market",
+    "ChallengeResult": "challenge", "ChallengeRules": "challenge", "pass_probability": "challenge",
+    "rolling_pass_rate": "challenge",
 }
 """Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 
@@ -42,11 +44,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "Check", "Claim", "ClaudeCoach",
-    "ClaudePlayer", "Coach", "Constraints", "ET", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
-    "HousePlayer", "InvalidInput", "OUTCOMES", "Player", "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES",
-    "ReasoningCheck", "RoundStarted", "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage",
-    "Verdict", "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "compare_presets",
-    "derive_constraints", "list_presets", "load_bars", "load_preset", "parse_constraints", "reasoning_check", "replay_exchange",
-    "risk_reward", "run_backtest", "run_exchange", "run_exchange_sync", "validate_key", "world_state",
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "ChallengeResult",
+    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudePlayer", "Coach", "Constraints", "ET", "Event",
+    "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
+    "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "RoundStarted", "SpendGuard",
+    "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
+    "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_presets",
+    "load_bars", "load_preset", "parse_constraints", "pass_probability", "reasoning_check", "replay_exchange",
+    "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange", "run_exchange_sync", "validate_key",
+    "world_state",
 ]

@@ -1,0 +1,244 @@
+"""Challenge pass probability: would this daily P&L pass a funded-account challenge? (SPEC §7)
+
+A challenge is our rule set seen from the account's side: a loss limit trailing from the peak
+(the `mll_breached` breaker), a daily loss limit, a profit target, maybe a consistency rule and a
+minimum of trading days, and a time limit. `pass_probability` bootstraps a series of daily
+returns into many paths and walks each one day by day, all paths at once with numpy;
+`rolling_pass_rate` walks the actual sequence from every historical start day.
+
+The walk, per path, from equity 1.0: a day whose return is <= -max_daily_loss_pct fails it
+(daily); equity <= running peak x (1 - max_drawdown_pct) fails it (drawdown); otherwise it passes
+on the first day with equity >= 1 + profit_target_pct, at least `min_trading_days` days with a
+non-zero return and, when set, the best day's gain <= consistency_rule_pct x the total profit
+(gains in units of the starting equity, as the consistency breaker compares dollars); a path still
+running after `max_days` days times out. Limits compare with the rules' tolerance of 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.presets import InvalidInput
+from core.schema import Constraints
+
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
+TOLERANCE = 1e-9  # as the rules: a return of exactly -2.00 % breaches a 2 % daily limit
+NO_LIMIT_DAYS = 2520  # with no max_days a simulated path runs at most ten years of trading days
+CHUNK_DAYS = 256  # days walked per numpy step; paths that finished drop out between steps
+
+TIMEOUT, PASS, DRAWDOWN, DAILY, OPEN = 0, 1, 2, 3, 4  # a path's outcome; OPEN: the history ran out
+
+# Draws the returns of days [d0, d1) for the given paths; NaN where a path has no more data.
+Draw = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def _fraction(name: str, value, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or not 0 < value <= 1:
+        raise InvalidInput(f"{name}: must be a fraction in (0, 1] (0.06 = 6 %), got {value!r}")
+    return float(value)
+
+
+def _whole(name: str, value, minimum: int, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidInput(f"{name}: must be a whole number of at least {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ChallengeRules:
+    """A funded-account challenge: fractions of the starting equity, days as trading days."""
+
+    profit_target_pct: float
+    max_drawdown_pct: float
+    max_daily_loss_pct: float
+    consistency_rule_pct: float | None = None
+    min_trading_days: int = 0
+    max_days: int | None = None
+
+    def __post_init__(self) -> None:
+        _fraction("profit_target_pct", self.profit_target_pct)
+        _fraction("max_drawdown_pct", self.max_drawdown_pct)
+        _fraction("max_daily_loss_pct", self.max_daily_loss_pct)
+        _fraction("consistency_rule_pct", self.consistency_rule_pct, allow_none=True)
+        _whole("min_trading_days", self.min_trading_days, 0)
+        _whole("max_days", self.max_days, 1, allow_none=True)
+
+    @classmethod
+    def from_constraints(cls, constraints: Constraints, profit_target_pct: float, *, min_trading_days: int = 0,
+                         max_days: int | None = None, consistency: bool = True) -> ChallengeRules:
+        """The challenge a preset describes: its drawdown, daily loss and consistency limits, plus a target."""
+        return cls(profit_target_pct=profit_target_pct, max_drawdown_pct=constraints.max_drawdown_pct,
+                   max_daily_loss_pct=constraints.max_daily_loss_pct,
+                   consistency_rule_pct=constraints.consistency_rule_pct if consistency else None,
+                   min_trading_days=min_trading_days, max_days=max_days)
+
+
+@dataclass(frozen=True)
+class ChallengeResult:
+    """The share of simulated paths that passed, its Wilson 95 % interval, and how the rest ended."""
+
+    p_pass: float
+    ci_low: float
+    ci_high: float
+    p_fail_drawdown: float
+    p_fail_daily: float
+    p_timeout: float
+    median_days_to_pass: float | None
+    paths: int
+    block: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (floats rounded to 6 places)."""
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def wilson_interval(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion passed/n (never outside [0, 1], not empty at 0 or n)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (0.0 if passed == 0 else centre - half), (1.0 if passed == n else centre + half)
+
+
+def as_returns(daily_returns) -> np.ndarray:
+    """Daily returns as a float array; raises InvalidInput naming the first bad value."""
+    try:
+        values = np.asarray(daily_returns, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise InvalidInput("daily_returns: not a series of numbers") from None
+    if not len(values):
+        raise InvalidInput("daily_returns: empty (need at least one day)")
+    bad = ~np.isfinite(values) | (values < -1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidInput(f"daily_returns: day {i + 1} is {float(values[i])!r} (need a finite return of at least -1)")
+    return values
+
+
+def _walk(draw: Draw, n_paths: int, rules: ChallengeRules, horizon: int,
+          step: int = CHUNK_DAYS) -> tuple[np.ndarray, np.ndarray]:
+    """Walk every path day by day (a chunk of days per numpy step): the outcome and its day per path."""
+    outcome = np.full(n_paths, TIMEOUT, dtype=np.int8)
+    day = np.full(n_paths, horizon, dtype=np.int64)
+    alive = np.arange(n_paths)
+    equity, peak = np.ones(n_paths), np.ones(n_paths)
+    active, best = np.zeros(n_paths, dtype=np.int64), np.full(n_paths, -np.inf)
+    d0 = 0
+    while d0 < horizon and alive.size:
+        d1 = min(horizon, d0 + step)
+        r = draw(alive, d0, d1)
+        curve = equity[:, None] * np.cumprod(1 + r, axis=1)
+        before = np.concatenate([equity[:, None], curve[:, :-1]], axis=1)
+        peaks = np.maximum.accumulate(np.concatenate([peak[:, None], curve], axis=1), axis=1)[:, 1:]
+        bests = np.maximum.accumulate(np.concatenate([best[:, None], before * r], axis=1), axis=1)[:, 1:]
+        days_on = active[:, None] + np.cumsum(r != 0, axis=1)
+        no_data = np.isnan(r)
+        daily = r <= -rules.max_daily_loss_pct + TOLERANCE
+        drawdown = curve <= peaks * (1 - rules.max_drawdown_pct) + TOLERANCE
+        passed = (curve >= 1 + rules.profit_target_pct - TOLERANCE) & (days_on >= rules.min_trading_days)
+        if rules.consistency_rule_pct is not None:
+            passed &= bests <= rules.consistency_rule_pct * (curve - 1) + TOLERANCE
+        event = no_data | daily | drawdown | passed
+        ended = event.any(axis=1)
+        rows = np.flatnonzero(ended)
+        first = event[rows].argmax(axis=1)
+        code = np.where(no_data[rows, first], OPEN, np.where(daily[rows, first], DAILY,
+                        np.where(drawdown[rows, first], DRAWDOWN, PASS)))
+        outcome[alive[rows]] = code
+        day[alive[rows]] = d0 + first + np.where(code == OPEN, 0, 1)
+        going = ~ended
+        equity, peak = curve[going, -1], peaks[going, -1]
+        active, best = days_on[going, -1], bests[going, -1]
+        alive = alive[going]
+        d0 = d1
+    return outcome, day
+
+
+def pass_probability(daily_returns, rules: ChallengeRules, paths: int = 10_000, block: int = 1,
+                     seed: int = 0) -> ChallengeResult:
+    """Monte-Carlo probability of passing the challenge: `paths` bootstrap paths of the daily returns
+    in blocks of `block` consecutive days (1 = independent days), each walked as the module says.
+    With no `max_days` a path runs up to ten years of trading days, then counts as a timeout."""
+    returns = as_returns(daily_returns)
+    _whole("paths", paths, 1)
+    _whole("block", block, 1)
+    if block > len(returns):
+        raise InvalidInput(f"block: {block} days is longer than the {len(returns)} days of returns")
+    rng = np.random.default_rng(seed)
+    steps = np.arange(block)
+
+    def draw(rows: np.ndarray, d0: int, d1: int) -> np.ndarray:
+        # Every step of the walk is whole blocks (its length a multiple of `block`); the starts are
+        # drawn for every path alike, so a path does not depend on which others are still running.
+        starts = rng.integers(0, len(returns) - block + 1, size=(paths, -(-(d1 - d0) // block)))
+        index = (starts[rows][:, :, None] + steps).reshape(len(rows), -1)[:, :d1 - d0]
+        return returns[index]
+
+    outcome, day = _walk(draw, paths, rules, rules.max_days or NO_LIMIT_DAYS, block * max(1, CHUNK_DAYS // block))
+    passed = int((outcome == PASS).sum())
+    low, high = wilson_interval(passed, paths)
+    return ChallengeResult(
+        p_pass=passed / paths, ci_low=low, ci_high=high,
+        p_fail_drawdown=float((outcome == DRAWDOWN).mean()), p_fail_daily=float((outcome == DAILY).mean()),
+        p_timeout=float((outcome == TIMEOUT).mean()),
+        median_days_to_pass=float(np.median(day[outcome == PASS])) if passed else None,
+        paths=paths, block=block, seed=seed,
+    )
+
+
+def rolling_pass_rate(daily_returns, rules: ChallengeRules) -> float:
+    """The share of historical start days from which the actual sequence passes. With `max_days`,
+    only start days with that many days of history after them count; without, every start day
+    counts and one the history ends on before a verdict did not pass. NaN when no start day counts."""
+    returns = as_returns(daily_returns)
+    n = len(returns)
+    horizon = rules.max_days or n
+    starts = n - horizon + 1 if rules.max_days else n
+    if starts <= 0:
+        return math.nan
+    padded = np.concatenate([returns, np.full(horizon, np.nan)])
+
+    def draw(rows: np.ndarray, d0: int, d1: int) -> np.ndarray:
+        return padded[rows[:, None] + np.arange(d0, d1)]
+
+    outcome, _ = _walk(draw, starts, rules, horizon)
+    return float((outcome == PASS).mean())
+
+
+def read_returns(path: str | Path) -> pd.Series:
+    """Daily returns from a CSV file: a `return`/`returns` column, else an `equity` column (its
+    day-to-day changes), else the one numeric column. Raises InvalidInput naming the problem."""
+    try:
+        frame = pd.read_csv(path)
+    except OSError as error:
+        raise InvalidInput(f"returns: cannot read {path}: {error.strerror or error}") from None
+    except (ValueError, pd.errors.ParserError) as error:
+        raise InvalidInput(f"returns: {path} is not a CSV file: {error}") from None
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if "return" in columns or "returns" in columns:
+        series = frame[columns.get("return", columns.get("returns"))]
+    elif "equity" in columns:
+        series = pd.to_numeric(frame[columns["equity"]], errors="coerce").pct_change().iloc[1:]
+    else:
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+        if len(numeric) != 1:
+            raise InvalidInput(f"returns: {path} needs a 'return' or 'equity' column, or exactly one numeric "
+                               f"column (it has {', '.join(map(str, frame.columns)) or 'none'})")
+        series = frame[numeric[0]]
+    series = pd.to_numeric(series, errors="coerce")
+    as_returns(series)  # the named error for a bad value
+    return series.reset_index(drop=True)
