@@ -191,7 +191,11 @@ class HousePlayer:
 
 
 class HouseCoach:
-    """Writes the critique from the rules' checks, a line per check with its arithmetic."""
+    """Writes the critique from the rules' checks: each failing check with its arithmetic.
+
+    The verdict itself and the full list of checks are the rules' (the round's record); the
+    critique says what has to change, so nothing is said twice.
+    """
 
     name = "house-coach"
 
@@ -199,18 +203,18 @@ class HouseCoach:
         self, proposal: Proposal, verdict: Verdict, constraints: Constraints, world: WorldState, portfolio: Portfolio
     ) -> Generator[str, None, Turn]:
         """Stream the critique a line at a time, return it whole."""
-        failed = len(verdict.violations)
-        lines = [
-            f"{verdict.decision}: "
-            + (f"all {len(verdict.checks)} checks pass." if not failed
-               else f"{failed} violation{'s' if failed > 1 else ''} ({', '.join(verdict.violations)}).")
-        ]
-        for check in verdict.checks:
-            where = f"[action {check.action + 1}] " if check.action is not None else ""
-            lines.append(f"{where}{check.arithmetic}")
+        failing = [check for check in verdict.checks if not check.passed]
+        lines = [f"{'[action ' + str(check.action + 1) + '] ' if check.action is not None else ''}{check.arithmetic}"
+                 for check in failing]
+        passed = len(verdict.checks) - len(failing)
+        if not failing:
+            lines.append(f"All {passed} checks pass: approved.")
+        else:
+            lines.append(f"The other {passed} checks pass." if passed else "No check passes.")
         if verdict.decision == "ABORT":
             lines.append("A hard limit was broken: the exchange stops here.")
-        # Two fragments: the headline, then the working. The UI types them out at its own pace.
-        yield lines[0] + "\n"
-        yield "\n".join(lines[1:])
+        # A line at a time: the UI types them out at its own pace.
+        for line in lines[:-1]:
+            yield line + "\n"
+        yield lines[-1]
         return Turn("\n".join(lines))

@@ -18,25 +18,35 @@ from ui.session import sticky  # noqa: E402
 
 store = session.store()
 sidebar = st.sidebar
+state = st.session_state
+# A click on Run starts this run: the sidebar is locked until the exchange ends, so nothing the
+# user touches can cut it short without a word (Stop and leaving the page still can, and say so).
+live = bool(state.get(session.TR_RUN))
+cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
+if cut_short:
+    state.setdefault(session.TR_CAUSES, {})[cut_short] = (
+        "stopped with the Stop button" if state.get(session.TR_STOP) else "stopped because you left Trade Review")
 
 # -- sidebar: market, portfolio, schema, agents ---------------------------------------------
 sidebar.header("Market")
 symbols = market_defaults.symbols()
-symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symbols,
-                index=symbols.index("AMZN") if "AMZN" in symbols else 0,
-                accept_new_options=True, help="Pick a symbol of the shipped snapshot or type another ticker.")
+choices = session.schemas()
+first_schema = choices.get(state.get(session.KEPT + session.TR_SCHEMA)) or choices.get("moderate")
+newest = market_defaults.newest_symbol(tuple(first_schema.allowed_symbols) if first_schema else ())
+symbol = sticky(sidebar.selectbox, "Symbol", key=session.TR_SYMBOL, options=symbols, index=symbols.index(newest),
+                accept_new_options=True, disabled=live, help="Pick a symbol of the market data or type another ticker.")
 dates = market_defaults.dates(symbol)
 if dates:
     wanted = st.session_state.get(session.TR_DATE, st.session_state.get(session.KEPT + session.TR_DATE))
     if wanted is not None and wanted not in dates:
         # Another symbol's day: keep the nearest day this symbol has on or before it.
         st.session_state[session.TR_DATE] = max((d for d in dates if d <= wanted), default=dates[-1])
-    day = sticky(sidebar.selectbox, "Date", key=session.TR_DATE, options=dates, index=len(dates) - 1,
+    day = sticky(sidebar.selectbox, "Date", key=session.TR_DATE, options=dates, index=len(dates) - 1, disabled=live,
                  format_func=lambda d: d.strftime("%a %d %b %Y"), help="Trading days the market data has.")
 else:
-    day = sticky(sidebar.date_input, "Date", key=session.TR_FREE_DATE, value=date(2025, 3, 4),
+    day = sticky(sidebar.date_input, "Date", key=session.TR_FREE_DATE, value=date(2025, 3, 4), disabled=live,
                  help="No market data for this symbol: any date, and fill the world state by hand.")
-at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=market_defaults.DECISION_TIME, step=300)
+at = sticky(sidebar.time_input, "Time (ET)", key=session.TR_TIME, value=market_defaults.DECISION_TIME, step=300, disabled=live)
 filled, source = market_defaults.world(symbol, day)
 sidebar.caption(source)
 if st.session_state.get(session.TR_FILLED_FOR) != (symbol, str(day)):
@@ -49,38 +59,37 @@ if st.session_state.get(session.TR_FILLED_FOR) != (symbol, str(day)):
     st.session_state[session.TR_ATR] = filled["atr"] or 0.0
 
 with sidebar.expander("World state", expanded=False):
-    price = sticky(st.number_input, "Price", key=session.TR_PRICE, value=filled["price"], min_value=0.0, format="%.2f")
-    sma5 = sticky(st.number_input, "SMA 5", key=session.TR_SMA5, value=filled["sma5"], min_value=0.0, format="%.2f")
-    sma10 = sticky(st.number_input, "SMA 10", key=session.TR_SMA10, value=filled["sma10"], min_value=0.0, format="%.2f")
-    volume = sticky(st.number_input, "Volume", key=session.TR_VOLUME, value=filled["volume"], min_value=0.0,
+    price = sticky(st.number_input, "Price", key=session.TR_PRICE, value=filled["price"], min_value=0.0, disabled=live, format="%.2f")
+    sma5 = sticky(st.number_input, "SMA 5", key=session.TR_SMA5, value=filled["sma5"], min_value=0.0, disabled=live, format="%.2f")
+    sma10 = sticky(st.number_input, "SMA 10", key=session.TR_SMA10, value=filled["sma10"], min_value=0.0, disabled=live, format="%.2f")
+    volume = sticky(st.number_input, "Volume", key=session.TR_VOLUME, value=filled["volume"], min_value=0.0, disabled=live,
                     step=1000.0, format="%.0f")
     regimes = ["low", "medium", "high"]
-    regime = sticky(st.selectbox, "Volatility regime", key=session.TR_REGIME, options=regimes,
+    regime = sticky(st.selectbox, "Volatility regime", key=session.TR_REGIME, options=regimes, disabled=live,
                     index=regimes.index(filled["volatility_regime"]))
     sessions = ["pre_market", "NY_open", "midday", "close", "after_hours"]
-    trading_session = sticky(st.selectbox, "Session", key=session.TR_SESSION, options=sessions,
+    trading_session = sticky(st.selectbox, "Session", key=session.TR_SESSION, options=sessions, disabled=live,
                              index=sessions.index(filled["session"]))
     positions_ = ["flat", "long", "short"]
-    position = sticky(st.selectbox, "Position", key=session.TR_POSITION, options=positions_, index=0)
-    atr = sticky(st.number_input, "ATR (14 days, 0 = unknown)", key=session.TR_ATR, value=filled["atr"] or 0.0,
+    position = sticky(st.selectbox, "Position", key=session.TR_POSITION, options=positions_, index=0, disabled=live)
+    atr = sticky(st.number_input, "ATR (14 days, 0 = unknown)", key=session.TR_ATR, value=filled["atr"] or 0.0, disabled=live,
                  min_value=0.0, format="%.2f")
 
 with sidebar.expander("Portfolio", expanded=False):
-    equity = sticky(st.number_input, "Equity", key=session.TR_EQUITY, value=100_000.0, min_value=0.0, step=1000.0)
-    peak = sticky(st.number_input, "Peak equity", key=session.TR_PEAK, value=100_000.0, min_value=0.0, step=1000.0)
-    start_of_day = sticky(st.number_input, "Start-of-day equity", key=session.TR_SOD, value=100_000.0,
+    equity = sticky(st.number_input, "Equity", key=session.TR_EQUITY, value=100_000.0, disabled=live, min_value=0.0, step=1000.0)
+    peak = sticky(st.number_input, "Peak equity", key=session.TR_PEAK, value=100_000.0, disabled=live, min_value=0.0, step=1000.0)
+    start_of_day = sticky(st.number_input, "Start-of-day equity", key=session.TR_SOD, value=100_000.0, disabled=live,
                           min_value=0.0, step=1000.0)
-    cumulative = sticky(st.number_input, "Cumulative P&L", key=session.TR_CUM_PNL, value=0.0, step=100.0)
-    today = sticky(st.number_input, "Today's P&L", key=session.TR_TODAY_PNL, value=0.0, step=100.0)
-    held = sticky(st.text_input, "Positions (JSON, fractions of equity)", key=session.TR_POSITIONS, value="{}",
+    cumulative = sticky(st.number_input, "Cumulative P&L", key=session.TR_CUM_PNL, value=0.0, disabled=live, step=100.0)
+    today = sticky(st.number_input, "Today's P&L", key=session.TR_TODAY_PNL, value=0.0, disabled=live, step=100.0)
+    held = sticky(st.text_input, "Positions (JSON, fractions of equity)", key=session.TR_POSITIONS, value="{}", disabled=live,
                   help='Signed fractions of equity, e.g. {"MSFT": 0.05, "TSLA": -0.02}.')
 
 sidebar.header("Schema")
-choices = session.schemas()
 if st.session_state.pop(session.PUSH_PENDING, False):
     st.session_state[session.TR_SCHEMA] = session.PUSHED_LABEL
 labels = list(choices)
-schema_label = sticky(sidebar.selectbox, "Constraint schema", key=session.TR_SCHEMA, options=labels,
+schema_label = sticky(sidebar.selectbox, "Constraint schema", key=session.TR_SCHEMA, options=labels, disabled=live,
                       index=labels.index("moderate") if "moderate" in labels else 0,
                       help="A shipped preset, a custom preset saved on Constraints, or the schema pushed from there.")
 if schema_label not in choices:
@@ -88,15 +97,15 @@ if schema_label not in choices:
 constraints = choices[schema_label]
 sidebar.caption(f"max {constraints.max_rounds} rounds · R/R ≥ {constraints.min_risk_reward:g} · "
                 f"trade ≤ {constraints.max_single_trade_pct:.1%} · cutoff {constraints.trading_cutoff_time or 'none'}")
-sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":material/tune:")
+sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":material/tune:", disabled=live)
 
 sidebar.header("Agents")
-strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following",
+strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following", disabled=live,
                   help="Exchanges are grouped by strategy on History and for deriving constraints.")
 seed = sticky(sidebar.number_input, "House Player seed", key=session.TR_SEED, value=0, min_value=0, step=1,
-              disabled=session.has_key())
-speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SPEED, options=list(session.SPEEDS),
-                     value="Normal")
+              disabled=live or session.has_key())
+speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SPEED, options=list(session.SPEEDS), disabled=live,
+                     value="Normal", help="Slow to Fast; Instant draws the whole exchange at once.")
 
 # -- main ------------------------------------------------------------------------------------
 st.title("Trade Review")
@@ -125,26 +134,43 @@ except ValidationError as error:
 for problem in problems:
     st.error(exchange_view.literal(problem))
 
-left, right, _ = st.columns([1, 1, 4])
-run = left.button("Run exchange", key=session.TR_RUN, type="primary", icon=":material/play_arrow:", disabled=bool(problems))
-stop = right.button("Stop", key=session.TR_STOP, icon=":material/stop:", help="End the running exchange as INTERRUPTED.")
+buttons = st.container(horizontal=True)  # side by side on a phone too
+# Disabled while its own exchange plays (a disabled button reads False, hence `live` from the top).
+buttons.button("Run exchange", key=session.TR_RUN, type="primary", icon=":material/play_arrow:",
+            disabled=bool(problems) or live)
+run = live and not problems
+stop = buttons.button("Stop", key=session.TR_STOP, icon=":material/stop:", disabled=not live,
+                    help="End the running exchange as INTERRUPTED, keeping what is on screen.")
 
 if run:
     run_id = str(uuid.uuid4())
-    st.session_state[session.LAST_RUN_ID] = run_id
+    state[session.LAST_RUN_ID] = state[session.TR_LIVE] = run_id
+    state.setdefault(session.TR_SCHEMAS, {})[run_id] = schema_label
     strategy_id = strategy.strip() or None
     player, coach = session.agents(int(seed), strategy_id)
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
                                strategy_id=strategy_id, run_id=run_id)
-    exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live"))
-elif session.LAST_RUN_ID in st.session_state:
-    artifact = store.get_exchange(st.session_state[session.LAST_RUN_ID])
+    exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live", schema=schema_label))
+    del state[session.TR_LIVE]
+    st.rerun()  # the exchange is over: unlock the sidebar, disable Stop
+elif session.LAST_RUN_ID in state:
+    run_id = state[session.LAST_RUN_ID]
+    artifact = store.get_exchange(run_id)
     if artifact is None:
         st.warning("The last exchange is no longer in the database.")
     else:
-        if stop and artifact["outcome"] == "INTERRUPTED":
-            st.toast("Exchange stopped.", icon=":material/stop:")
-        exchange_view.show(artifact, key="last")
+        cause = state.get(session.TR_CAUSES, {}).get(run_id)
+        if cut_short == run_id:
+            st.toast(f"Exchange {cause}.", icon=":material/stop:")
+        ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
+        if artifact["constraint_snapshot"] != constraints.model_dump(mode="json"):
+            st.info(f"This result came from the schema **{exchange_view.literal(ran_under or 'of that run')}**; the "
+                    f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
+                    "under it.", icon=":material/swap_horiz:")
+        exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
 else:
-    st.markdown("Set the market and the schema in the sidebar, then **Run exchange**: the Player proposes, "
-                "the Coach checks every action against every constraint, round by round.")
+    exchange_view.ExchangeView(key="waiting").waiting(
+        f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "
+        f"from the market on {day:%a %d %b %Y}.",
+        f"I will check every action against every constraint of the {schema_label} schema, "
+        f"for up to {constraints.max_rounds} rounds.")

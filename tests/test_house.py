@@ -75,13 +75,16 @@ def test_house_agents_are_deterministic_for_a_world_and_seed(world, moderate):
     assert len(different) > 1  # the seed matters
 
 
-def test_house_coach_lists_every_check_with_its_arithmetic(world, moderate):
-    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(seed=3), core.HouseCoach())
+def test_house_coach_names_each_failing_check_with_its_arithmetic_and_nothing_twice(world):
+    artifact = core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(seed=3),
+                                      core.HouseCoach())
+    assert any(not c["passed"] for r in artifact["rounds"] for c in r["evaluation"]["checks"])
     for record in artifact["rounds"]:
         feedback = record["evaluation"]["feedback"]
-        assert feedback.startswith(record["evaluation"]["decision"])
-        for check in record["evaluation"]["checks"]:
-            assert check["arithmetic"] in feedback
+        checks = record["evaluation"]["checks"]
+        for check in checks:
+            assert (check["arithmetic"] in feedback) == (not check["passed"])
+        assert feedback.endswith("approved.") == (record["evaluation"]["decision"] == "APPROVE")
 
 
 def test_house_player_exits_a_long_when_the_trend_turns(moderate):

@@ -24,6 +24,7 @@ import streamlit as st
 import core
 from core.loop import fragments
 from core.schema import ENTRY_TYPES
+from ui import characters
 
 ROLES = {
     "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
@@ -33,41 +34,38 @@ DECISION_COLOURS = {"APPROVE": "green", "REJECT": "orange", "ABORT": "red"}
 
 _CSS = """
 <style>
-.pc-stage{display:flex;gap:1rem;align-items:flex-start}
-.pc-char{flex:1;border:2px solid #e5e7eb;border-radius:14px;padding:.75rem 1rem;background:#fafbfc;
-  transition:border-color .2s, box-shadow .2s;opacity:.78}
-.pc-char.pc-active{border-color:#2563eb;box-shadow:0 0 0 4px rgba(37,99,235,.15);opacity:1;background:#fff}
+.pc-stage{display:flex;gap:1rem;align-items:stretch}
+.pc-char{flex:1 1 0;min-width:0;border:2px solid #e5e7eb;border-radius:14px;padding:.75rem 1rem;background:#fafbfc;
+  transition:border-color .2s, box-shadow .2s}
+.pc-char.pc-active{border-color:#2563eb;box-shadow:0 0 0 4px rgba(37,99,235,.15);background:#fff}
 .pc-char.pc-coach.pc-active{border-color:#7c3aed;box-shadow:0 0 0 4px rgba(124,58,237,.15)}
-.pc-who{display:flex;align-items:center;gap:.6rem;margin-bottom:.5rem}
-.pc-face{width:2.6rem;height:2.6rem;border-radius:50%;display:flex;align-items:center;justify-content:center;
-  font-weight:800;font-size:1.3rem;color:#fff;background:#60a5fa}
-.pc-coach .pc-face{background:#a78bfa}
-.pc-active .pc-face{background:#2563eb}.pc-coach.pc-active .pc-face{background:#7c3aed}
+.pc-who{display:flex;align-items:center;gap:.7rem;margin-bottom:.5rem}
 .pc-name{font-weight:700;font-size:1.05rem}
 .pc-role{color:#6b7280;font-size:.8rem}
+.pc-mood{display:inline-block;margin-top:.15rem;font-size:.72rem;font-weight:600;color:#475569;background:#f1f5f9;
+  border-radius:999px;padding:0 .5rem}
 .pc-tag{margin-left:auto;font-size:.75rem;font-weight:700;padding:.1rem .5rem;border-radius:999px;background:#eef2ff;color:#3730a3}
-.pc-tag.pc-APPROVE{background:#dcfce7;color:#166534}.pc-tag.pc-REJECT{background:#ffedd5;color:#9a3412}
-.pc-tag.pc-ABORT{background:#fee2e2;color:#991b1b}
+.pc-APPROVE{background:#dcfce7;color:#166534}.pc-REJECT{background:#ffedd5;color:#9a3412}
+.pc-ABORT{background:#fee2e2;color:#991b1b}
 .pc-bubble{position:relative;background:#f1f5f9;border-radius:12px;padding:.65rem .8rem;font-size:.9rem;
-  line-height:1.45;word-wrap:break-word;min-height:4.5rem}
-/* column-reverse keeps the newest words in view while the text streams */
-.pc-scroll{display:flex;flex-direction:column-reverse;max-height:18rem;overflow-y:auto}
+  line-height:1.45;overflow-wrap:anywhere;min-height:4.5rem;max-height:24rem;overflow-y:auto}
 .pc-active .pc-bubble{background:#eff6ff}
 .pc-coach.pc-active .pc-bubble{background:#f5f3ff}
-.pc-bubble:before{content:"";position:absolute;top:-8px;left:22px;border:8px solid transparent;border-top:0;
-  border-bottom-color:#f1f5f9}
-.pc-active .pc-bubble:before{border-bottom-color:#eff6ff}
-.pc-coach.pc-active .pc-bubble:before{border-bottom-color:#f5f3ff}
+.pc-verdict{font-weight:700;border-radius:8px;padding:.2rem .5rem;margin:-.2rem -.3rem .4rem -.3rem}
 .pc-status{font-size:.85rem;color:#374151;margin:.1rem 0 .5rem 0;font-weight:600}
 .pc-quiet{color:#9ca3af;font-style:italic}
 .pc-caret{display:inline-block;width:.5rem;height:1rem;background:#2563eb;margin-left:2px;vertical-align:text-bottom;
   animation:pc-blink 1s steps(2) infinite}
 @keyframes pc-blink{50%{opacity:0}}
 .pc-said{border-left:3px solid #cbd5e1;padding:.4rem .7rem;background:#f8fafc;border-radius:6px;font-size:.9rem;
-  line-height:1.45;margin:.2rem 0 .6rem 0}
-</style>
+  line-height:1.45;margin:.2rem 0 .6rem 0;overflow-wrap:anywhere}
+@media (max-width: 700px){.pc-stage{flex-direction:column}}
+""" + characters.CSS + """</style>
 """
-
+LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still rejected after the last round (max\\_rounds) · "
+          "**ABORT** a hard limit or a circuit breaker stopped it · **ERROR** an agent failed · "
+          "**INTERRUPTED** stopped before the end")
+THINKING_WORDS = 6  # a character thinks for as long as it takes to say this many words
 
 def escape(text: object) -> str:
     """Text made safe and literal inside HTML: tags escaped, line breaks kept, no markdown or maths."""
@@ -96,18 +94,30 @@ def said(role: str, text: str) -> None:
     _html(f'<div class="pc-said"><b>{ROLES[role]["name"]}:</b> {escape(text)}</div>')
 
 
-def _character(role: str, text: str, active: bool, tag: str | None) -> str:
+def _character(role: str, text: str, mood: str, active: bool, tag: str | None = None, headline: str = "") -> str:
+    """One character: portrait in its mood, name, role, and the speech bubble (text escaped here)."""
     who = ROLES[role]
     body = escape(text) if text else '<span class="pc-quiet">…</span>'
-    caret = '<span class="pc-caret"></span>' if active else ""
+    caret = '<span class="pc-caret"></span>' if active and mood == "speaking" else ""
     badge = f'<span class="pc-tag pc-{escape(tag)}">{escape(tag)}</span>' if tag else ""
+    verdict = f'<div class="pc-verdict pc-{escape(tag)}">{escape(headline)}</div>' if headline else ""
     return (
-        f'<div class="pc-char pc-{role}{" pc-active" if active else ""}" data-role="{role}" '
-        f'data-active="{str(active).lower()}">'
-        f'<div class="pc-who"><span class="pc-face">{who["face"]}</span>'
-        f'<span><div class="pc-name">{who["name"]}</div><div class="pc-role">{who["line"]}</div></span>{badge}</div>'
-        f'<div class="pc-bubble"><div class="pc-scroll"><div>{body}{caret}</div></div></div></div>'
+        f'<div class="pc-char pc-{role} pc-mood-{mood}{" pc-active" if active else ""}" data-role="{role}" '
+        f'data-mood="{mood}" data-active="{str(active).lower()}">'
+        f'<div class="pc-who">{characters.svg(role, mood)}'
+        f'<span><div class="pc-name">{who["name"]}</div><div class="pc-role">{who["line"]}</div>'
+        f'<span class="pc-mood">{characters.MOOD_WORDS[mood]}</span></span>{badge}</div>'
+        f'<div class="pc-bubble">{verdict}<div>{body}{caret}</div></div></div>'
     )
+
+
+def headline(verdict: dict) -> str:
+    """The verdict in one line: 'REJECT — 2 violations: min_risk_reward, max_single_trade_pct'."""
+    violations = verdict["violations"]
+    if not violations:
+        return f"{verdict['decision']} — all {len(verdict['checks'])} checks pass"
+    plural = "s" if len(violations) > 1 else ""
+    return f"{verdict['decision']} — {len(violations)} violation{plural}: {', '.join(violations)}"
 
 
 def actions_frame(proposal: dict) -> pd.DataFrame:
@@ -150,7 +160,7 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
         else:
             top[1].markdown("No violations")
         top[2].caption(f"{record['tokens']:,} tokens · ${record['usage'].get('cost_usd', 0):.4f} · "
-                       f"{record['latency_ms']:.0f} ms")
+                       f"agents {record['latency_ms']:,.0f} ms", help="The agents' own time in this round; the animation's is not counted.")
         said("player", record["proposal"]["reasoning"])
         st.dataframe(actions_frame(record["proposal"]), hide_index=True, width="stretch")
         failed = sum(not c["passed"] for c in evaluation["checks"])
@@ -165,8 +175,8 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
                        f"({literal(', '.join(opinion.get('violations') or []) or 'no violations')}).")
 
 
-def outcome_banner(artifact: dict) -> None:
-    """APPROVE / REJECT-MAX / ABORT with its reason / ERROR with its message / INTERRUPTED."""
+def outcome_banner(artifact: dict, cause: str | None = None) -> None:
+    """APPROVE / REJECT-MAX / ABORT with its reason / ERROR with its message / INTERRUPTED with its cause."""
     outcome, reason, rounds = artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"]
     plural = "s" if rounds != 1 else ""
     if outcome == "APPROVE":
@@ -180,7 +190,8 @@ def outcome_banner(artifact: dict) -> None:
     elif outcome == "ERROR":
         st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}).", icon=":material/error:")
     else:
-        st.info(f"**INTERRUPTED** — stopped; {rounds} finished round{plural} kept.", icon=":material/stop_circle:")
+        why = literal(cause) if cause else "stopped before the end (the page was left, reloaded or closed)"
+        st.info(f"**INTERRUPTED** — {why}; {rounds} finished round{plural} kept.", icon=":material/stop_circle:")
 
 
 def totals(artifact: dict, key: str) -> None:
@@ -203,36 +214,69 @@ def totals(artifact: dict, key: str) -> None:
 
 
 class ExchangeView:
-    """Draws an exchange event by event. `speed` is seconds per streamed word (0 = instant)."""
+    """Draws an exchange event by event. `speed` is seconds per streamed word (0 = instant).
 
-    def __init__(self, speed: float = 0.0, key: str = "exchange"):
+    `schema` names the preset or schema the exchange ran under, when the page knows it;
+    `cause` says why an INTERRUPTED exchange stopped, when the page knows it.
+    """
+
+    def __init__(self, speed: float = 0.0, key: str = "exchange", schema: str | None = None, cause: str | None = None):
         self.speed = speed
         self.key = key
+        self.schema = schema
+        self.cause = cause
         self.text = {"player": "", "coach": ""}
+        self.mood = {"player": "idle", "coach": "idle"}
         self.active: str | None = None
         self.tag: str | None = None
+        self.headline = ""
         self.round = 0
         self.max_rounds = 0
         self.status = ""
         self.cards: list[tuple] = []  # (placeholder, record)
         _html(_CSS)  # static style, no user text
+        # Placeholders only: each replaces whatever the previous exchange drew at its place, so
+        # nothing of an earlier exchange lingers (faded) while a new one plays.
         self.header = st.empty()
         self.alert = st.empty()
         self.stage = st.empty()
-        self.rounds = st.container()
-        self.end = st.container()
+        self.top = st.empty()
+        self.rounds = st.empty()
+        self.end = st.empty()
+        self._rounds_box = None
+        self._draw()
+
+    def waiting(self, player_line: str, coach_line: str) -> None:
+        """Both characters idle before any exchange, each saying what it will do."""
+        self.text = {"player": player_line, "coach": coach_line}
+        self.status = "Waiting for Run exchange"
         self._draw()
 
     def _draw(self) -> None:
-        player = _character("player", self.text["player"], self.active == "player", None)
-        coach = _character("coach", self.text["coach"], self.active == "coach", self.tag)
+        player = _character("player", self.text["player"], self.mood["player"], self.active == "player")
+        coach = _character("coach", self.text["coach"], self.mood["coach"], self.active == "coach", self.tag,
+                           self.headline)
         status = f'<div class="pc-status">{escape(self.status)}</div>' if self.status else ""
         with self.stage.container():
             _html(f'{status}<div class="pc-stage">{player}{coach}</div>')
 
+    def _feel(self, player: str | None = None, coach: str | None = None) -> None:
+        if player:
+            self.mood["player"] = player
+        if coach:
+            self.mood["coach"] = coach
+
+    def _think(self, role: str) -> None:
+        """The speaker thinks before its first word (a beat, at the chosen pace)."""
+        self.active = role
+        self._feel(**{role: "thinking"})
+        self._draw()
+        if self.speed:
+            time.sleep(self.speed * THINKING_WORDS)
+
     def _say(self, role: str, text: str) -> None:
-        if self.active != role:
-            self.active = role
+        self.active = role
+        self._feel(**{role: "speaking"})
         if not self.speed:
             self.text[role] += text
             self._draw()
@@ -245,16 +289,12 @@ class ExchangeView:
     def handle(self, event: core.Event) -> None:
         """Draw one loop event."""
         if isinstance(event, core.ExchangeStarted):
-            self.max_rounds = event.constraints.max_rounds
-            w = event.world
-            self.header.caption(
-                f"Exchange `{event.run_id[:8]}` · {literal(w.symbol)} at {w.price:,.2f} · "
-                f"{w.as_of:%Y-%m-%d %H:%M} ET · sma5 {w.sma5:,.2f} / sma10 {w.sma10:,.2f} · "
-                f"{w.volatility_regime} volatility · max {event.constraints.max_rounds} rounds")
+            self._started(event)
         elif isinstance(event, core.BreakerTripped):
             self.alert.error(f"**Circuit breaker tripped: {literal(event.name)}** — {literal(event.detail)}. "
                              "No rounds were played and no agent was called.", icon=":material/power_off:")
             self.active, self.tag = "coach", "ABORT"
+            self._feel("alarmed", "alarmed")
             self.status = "Circuit breaker — no rounds"
             self.text["coach"] = f"Circuit breaker {event.name}: {event.detail}. No trading now."
             self._draw()
@@ -262,35 +302,70 @@ class ExchangeView:
             self.round = event.round
             self._collapse_cards()
             self.text = {"player": "", "coach": ""}
-            self.tag = None
-            self.active = "player"
+            self.tag, self.headline = None, ""
+            self._feel(coach="idle")
             self.status = f"Round {event.round} of {self.max_rounds} — the Player proposes"
-            self._draw()
+            self._think("player")
         elif isinstance(event, core.TextFragment):
             self._say(event.role, event.text)
         elif isinstance(event, core.ProposalMade):
             if not self.text["player"]:
                 self.text["player"] = event.proposal.reasoning
-            self.active = "coach"
+            self._feel(player="idle")
+            verdict = getattr(event, "verdict", None)  # the rules' verdict, known before the Coach speaks
+            if verdict is not None:
+                self.tag, self.headline = verdict.decision, headline(verdict.model_dump())
             self.status = f"Round {self.round} of {self.max_rounds} — the Coach checks every action against every constraint"
-            self._draw()
+            self._think("coach")
         elif isinstance(event, core.VerdictReached):
-            self.tag = event.verdict.decision
-            self.active = None
-            self.status = f"Round {self.round} of {self.max_rounds} — {event.verdict.decision}"
-            self._draw()
-            with self.rounds:
-                holder = st.empty()
-            self.cards.append((holder, event.record))
-            with holder.container():
-                round_card(event.record, expanded=True, key=f"{self.key}.round{event.round}.open")
+            self._verdict(event)
         elif isinstance(event, core.ExchangeFinished):
-            self.active = None
-            self.status = f"{event.artifact['outcome']} after {event.artifact['rounds_taken']} of {self.max_rounds} rounds"
-            self._draw()
-            with self.end:
-                outcome_banner(event.artifact)
-                totals(event.artifact, self.key)
+            self._finished(event.artifact)
+
+    def _started(self, event: core.ExchangeStarted) -> None:
+        self.max_rounds = event.constraints.max_rounds
+        w = event.world
+        schema = f" · schema **{literal(self.schema)}**" if self.schema else ""
+        self.header.caption(
+            f"Exchange `{event.run_id[:8]}` · {literal(w.symbol)} at {w.price:,.2f} · "
+            f"{w.as_of:%Y-%m-%d %H:%M} ET · sma5 {w.sma5:,.2f} / sma10 {w.sma10:,.2f} · "
+            f"{w.volatility_regime} volatility{schema} · max {event.constraints.max_rounds} rounds")
+        self.status = "The exchange begins"
+        self._draw()
+
+    def _verdict(self, event: core.VerdictReached) -> None:
+        decision = event.verdict.decision
+        self.tag, self.headline = decision, headline(event.verdict.model_dump())
+        self.active = None
+        self._feel(*{"APPROVE": ("pleased", "pleased"), "REJECT": ("chastened", "stern"),
+                     "ABORT": ("alarmed", "alarmed")}[decision])
+        self.status = f"Round {self.round} of {self.max_rounds} — {decision}"
+        self._draw()
+        if self._rounds_box is None:
+            self._rounds_box = self.rounds.container()
+        with self._rounds_box:
+            holder = st.empty()
+        self.cards.append((holder, event.record))
+        with holder.container():
+            round_card(event.record, expanded=True, key=f"{self.key}.round{event.round}.open")
+
+    def _finished(self, artifact: dict) -> None:
+        outcome = artifact["outcome"]
+        self.active = None
+        if outcome == "ERROR":
+            self._feel("puzzled", "puzzled")
+        elif outcome == "INTERRUPTED":
+            self._feel("idle", "idle")
+        elif outcome == "ABORT":
+            self._feel("alarmed", "alarmed")
+        self.status = f"{outcome} after {artifact['rounds_taken']} of {self.max_rounds} rounds"
+        self._draw()
+        with self.top.container():
+            outcome_banner(artifact, self.cause)
+            st.caption(LEGEND)
+        with self.end.container():
+            outcome_banner(artifact, self.cause)
+            totals(artifact, self.key)
 
     def _collapse_cards(self) -> None:
         for holder, record in self.cards:
@@ -319,6 +394,6 @@ def play(events: Iterator[core.Event], view: ExchangeView) -> dict | None:
     return artifact
 
 
-def show(artifact: dict, key: str = "exchange") -> None:
+def show(artifact: dict, key: str = "exchange", schema: str | None = None, cause: str | None = None) -> None:
     """A stored exchange drawn at once (no animation, no agent call)."""
-    play(core.replay_exchange(artifact), ExchangeView(0.0, key=key))
+    play(core.replay_exchange(artifact), ExchangeView(0.0, key=key, schema=schema, cause=cause))

@@ -25,6 +25,14 @@ def symbols() -> list[str]:
 
 
 @st.cache_data(show_spinner=False)
+def newest_symbol(allowed: tuple[str, ...]) -> str:
+    """The symbol whose data reaches the latest day, among those the schema allows (else among all)."""
+    known = symbols()
+    candidates = [s for s in known if s in allowed] or known
+    return max(candidates, key=lambda s: (dates(s) or [date.min])[-1])
+
+
+@st.cache_data(show_spinner=False)
 def dates(symbol: str) -> list[date]:
     """The days a world state can be built for (enough bars before them), oldest first; empty: any date."""
     try:

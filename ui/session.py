@@ -25,6 +25,9 @@ SPEND_GUARD = "spend_guard"  # the session's core.SpendGuard, made on first use
 PUSHED_SCHEMA = "pushed_schema"  # a Constraints pushed from the Constraints page (dict)
 PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
+TR_LIVE = "tr_live"  # run_id of the exchange Trade Review is playing; still set next run = it was cut short
+TR_CAUSES = "tr_causes"  # run_id -> why an exchange of this session was interrupted, in words
+TR_SCHEMAS = "tr_schemas"  # run_id -> the preset or schema name the exchange ran under
 EDITOR = "constraints_editor"  # the Constraints editor's working copy (dict, maybe invalid)
 EDITOR_BASE = "constraints_base"  # name of the preset the Constraints editor loaded
 EDITOR_NOTICE = "constraints_notice"  # a one-off message for the Constraints page (kind, text)
@@ -85,8 +88,8 @@ S_DOLLARS = "s_dollars_per_session"
 
 PUSHED_LABEL = "Edited on Constraints"
 MODELS = tuple(PRICES)  # the models the price table knows, cheapest first
-SPEEDS = {"Instant": 0.0, "Fast": 0.02, "Normal": 0.06, "Slow": 0.15}
-"""Animation speeds: seconds per streamed word."""
+SPEEDS = {"Slow": 0.05, "Normal": 0.012, "Fast": 0.004, "Instant": 0.0}
+"""Animation speeds, slowest first: seconds per streamed word (a two-round house exchange in under 5 s at Normal)."""
 
 
 def init() -> None:
