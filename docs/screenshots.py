@@ -61,7 +61,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_text("Animation speed").wait_for()
-            set_speed(page, "Home")
+            set_speed(page, "Instant")
             page.get_by_role("button", name="Run exchange").click()
             page.get_by_text(BANNER).first.wait_for(timeout=60_000)
             shoot(page, "trade_review")

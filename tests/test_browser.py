@@ -56,9 +56,7 @@ def test_a_house_exchange_runs_and_shows_the_outcome_banner(app_server, page):
     base, db = app_server
     page.goto(base)
     page.get_by_text("Animation speed").wait_for()
-    set_speed(page, "Home")  # instant: this test is about the outcome, the Stop test watches the animation
-    page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
-    wait_for_app(page)
+    set_speed(page, "Instant")  # this test is about the outcome, the Stop test watches the animation
     page.get_by_role("button", name="Run exchange").click()
     banner = page.get_by_text(re.compile(BANNER)).first
     banner.wait_for(timeout=60_000)
@@ -75,9 +73,7 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     page.goto(base)
     page.get_by_text("Animation speed").wait_for()
     # Slow animation and the strict preset: several long rounds, time to click Stop after the first.
-    set_speed(page, "End")  # the slowest speed
-    page.get_by_test_id("stSliderThumbValue").get_by_text("Slow", exact=True).wait_for()
-    wait_for_app(page)
+    set_speed(page, "Slow")
     schema = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Constraint schema")
     schema.click()
     page.get_by_role("option", name="strict", exact=True).click()
@@ -89,7 +85,7 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     assert page.locator('.pc-char.pc-active[data-role="coach"]').count() == 0
     page.get_by_text("Round 1 —").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("INTERRUPTED —").wait_for(timeout=30_000)
+    page.get_by_text("INTERRUPTED —").first.wait_for(timeout=30_000)
     row = sqlite3.connect(db).execute(
         "select run_id, outcome, rounds_taken from exchanges order by timestamp desc limit 1").fetchone()
     assert row[1] == "INTERRUPTED" and row[2] >= 1
@@ -107,13 +103,13 @@ def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_s
     page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()  # the newest exchange is the one shown
     speed = page.get_by_test_id("stMain").get_by_role("slider")
     speed.focus()
-    speed.press("Home")
-    speed.press("ArrowRight")  # Fast: quick, and still word by word
+    speed.press("End")
+    speed.press("ArrowLeft")  # Fast: quick, and still word by word
     page.get_by_test_id("stSliderThumbValue").get_by_text("Fast", exact=True).wait_for()
     wait_for_app(page)
     page.get_by_role("button", name="Replay").click()
     wait_for_bubble_to_grow(page, "player")
-    page.get_by_text(f"{stored['outcome']} —").wait_for(timeout=60_000)
+    page.get_by_text(f"{stored['outcome']} —").first.wait_for(timeout=60_000)
     assert page.get_by_text("Round 2 —").count() >= 1
     assert core.Store(db).count_exchanges() == exchanges  # a replay runs nothing and stores nothing
 
@@ -173,9 +169,7 @@ def test_claude_agents_play_with_a_session_key_that_is_written_nowhere(browser, 
             page.get_by_test_id("stSidebarNav").get_by_text("Trade Review", exact=True).click()
             page.get_by_text("Animation speed").wait_for()
             assert page.get_by_test_id("stSidebar").get_by_text("Agents: Claude").count() == 1
-            set_speed(page, "Home")
-            page.get_by_test_id("stSliderThumbValue").get_by_text("Instant", exact=True).wait_for()
-            wait_for_app(page)
+            set_speed(page, "Instant")
             page.get_by_role("button", name="Run exchange").click()
             page.get_by_text(re.compile(BANNER)).first.wait_for(timeout=60_000)
             assert fake.messages_requests

@@ -66,11 +66,20 @@ def wait_for_app(page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
 
 
-def set_speed(page, key: str) -> None:
-    """Move Trade Review's animation-speed slider to its first (Home) or last (End) stop."""
+def set_speed(page, label: str) -> None:
+    """Move Trade Review's animation-speed slider to a speed by name (ui.session.SPEEDS, slowest first)."""
+    from ui.session import SPEEDS
+
+    names = list(SPEEDS)
     speed = page.get_by_test_id("stSidebar").get_by_role("slider")
     speed.focus()
-    speed.press(key)
+    if label == names[-1]:
+        speed.press("End")
+    else:
+        speed.press("Home")
+        for _ in range(names.index(label)):
+            speed.press("ArrowRight")
+    page.get_by_test_id("stSliderThumbValue").get_by_text(label, exact=True).wait_for()
     wait_for_app(page)
 
 
