@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history | backtest | challenge`.
+"""The command line: `python -m core presets | check | exchange | history | backtest | challenge | agents`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Bad input never shows a
 traceback: one line on stderr names the field and the value.
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from core.house import HouseCoach, HousePlayer
 from core.loop import run_exchange_sync
+from core.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
 from core.presets import InvalidInput, explain, list_presets, load_preset
 from core.rules import check_proposal
 from core.schema import ET, OUTCOMES, Portfolio, Proposal, WorldState
@@ -65,10 +66,26 @@ def cmd_exchange(args) -> int:
     }, "world state")
     constraints = load_preset(args.preset)
     store = Store(args.db) if args.db else None
-    artifact = run_exchange_sync(world, constraints, Portfolio(), HousePlayer(seed=args.seed), HouseCoach(),
-                                 store=store, strategy_id=args.strategy)
+    player = load_agent(args.player, "player") if args.player else HousePlayer(seed=args.seed)
+    coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
+    artifact = run_exchange_sync(world, constraints, Portfolio(), player, coach, store=store, strategy_id=args.strategy)
     print(json.dumps(artifact, indent=2))
     return 0
+
+
+def cmd_agents(args) -> int:
+    agents = installed_agents()
+    if not agents:
+        print(f"no agents installed (entry point group {ENTRY_POINT_GROUP})", file=sys.stderr)
+    for agent in agents:
+        print(f"{agent.name}\t{agent.target}\t{'+'.join(agent.roles) or 'broken: ' + agent.problem}")
+    return 0
+
+
+def add_agent_options(command: argparse.ArgumentParser) -> None:
+    """--player / --coach: your own agent as module:Class or an installed agent's name (default: the house's)."""
+    command.add_argument("--player", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
+    command.add_argument("--coach", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
 
 
 def cmd_history(args) -> int:
@@ -142,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--portfolio", help="a JSON file with the portfolio state")
     check.set_defaults(run=cmd_check)
 
-    exchange = sub.add_parser("exchange", help="run one exchange with the house agents, print the artifact")
+    exchange = sub.add_parser("exchange", help="run one exchange (house agents unless --player/--coach), print the artifact")
     exchange.add_argument("--symbol", required=True)
     exchange.add_argument("--price", type=float, required=True)
     exchange.add_argument("--sma5", type=float, required=True)
@@ -156,7 +173,8 @@ def parser() -> argparse.ArgumentParser:
     exchange.add_argument("--as-of", help='ET date and time, e.g. "2025-03-04 10:00" (default: now)')
     exchange.add_argument("--db", help="store the exchange in this SQLite file")
     exchange.add_argument("--strategy", help="strategy id to file the exchange under")
-    exchange.add_argument("--seed", type=int, default=0)
+    exchange.add_argument("--seed", type=int, default=0, help="the house Player's seed")
+    add_agent_options(exchange)
     exchange.set_defaults(run=cmd_exchange)
 
     history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first")
@@ -183,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     challenge.add_argument("--db", help="the SQLite file of --from-backtest")
     challenge.add_argument("--json", action="store_true")
     challenge.set_defaults(run=cmd_challenge)
+
+    sub.add_parser("agents", help=f"list the agents installed as entry points ({ENTRY_POINT_GROUP})").set_defaults(
+        run=cmd_agents)
 
     from core.backtest import add_backtest_parser  # backtest: symbol, dates, preset(s), --json
 

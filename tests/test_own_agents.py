@@ -1,0 +1,143 @@
+"""Bring your own agent: a user's Player or Coach from Python, the command line and an installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import core
+from core.plugins import ENTRY_POINT_GROUP, agent_class, installed_agents, load_agent
+
+ROOT = Path(__file__).resolve().parent.parent
+WORLD = ["--symbol", "AMZN", "--price", "180", "--sma5", "182", "--sma10", "185", "--as-of", "2025-03-04 10:00"]
+
+AGENTS_MODULE = '''
+import core
+
+
+class Stubborn:
+    """Always the same long: risk 2.00, reward 5.00 (ratio 2.50), 3 % of equity."""
+
+    name = "stubborn"
+
+    def propose(self, world, constraints, portfolio, history):
+        said = "Long 3% at 100.00, stop 98.00, target 105.00: risk 2.00, reward 5.00, ratio 2.50."
+        yield said
+        return core.Turn(core.Proposal(reasoning=said, actions=[core.Action(
+            action_type="enter_long", symbol=world.symbol, size_pct=0.03, entry_price=100.0, stop_loss=98.0,
+            take_profit=105.0)]))
+
+
+class Liar(Stubborn):
+    name = "liar"
+
+    def propose(self, world, constraints, portfolio, history):
+        turn = yield from super().propose(world, constraints, portfolio, history)
+        said = "Long 3% at 100.00, stop 98.00, target 105.00: risk 2.00, reward 8.00, ratio 4.00."
+        return core.Turn(turn.value.model_copy(update={"reasoning": said}))
+
+
+class Terse:
+    """A Coach that says one word."""
+
+    name = "terse"
+
+    def critique(self, proposal, verdict, constraints, world, portfolio):
+        yield verdict.decision.lower()
+        return core.Turn(verdict.decision.lower() + ".")
+
+
+class Crashes(Stubborn):
+    def propose(self, world, constraints, portfolio, history):
+        raise RuntimeError("my model file is missing")
+        yield
+
+
+class Garbage(Stubborn):
+    def propose(self, world, constraints, portfolio, history):
+        yield "here you go"
+        return "buy everything"
+
+
+class NotAnAgent:
+    pass
+'''
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A site folder holding the package `byo_agents` and its dist-info, entry points included."""
+    (tmp_path / "byo_agents").mkdir()
+    (tmp_path / "byo_agents" / "__init__.py").write_text(textwrap.dedent(AGENTS_MODULE))
+    info = tmp_path / "byo_agents-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: byo-agents\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nstubborn = byo_agents:Stubborn\nterse = byo_agents:Terse\n"
+        "not-an-agent = byo_agents:NotAnAgent\nmissing = byo_agents_gone:Agent\n")
+    return tmp_path
+
+
+def cli(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(site or ""), str(ROOT)) if p)}
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+
+
+def test_the_example_runs_from_python():
+    result = subprocess.run([sys.executable, "-m", "examples.dip_buyer"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("APPROVE A dip below the 10-day average: long 2.00% at 180.00")
+
+
+def test_the_example_runs_from_the_command_line_and_the_artifact_names_its_class():
+    result = cli("exchange", *WORLD, "--player", "examples.dip_buyer:DipBuyer")
+    assert result.returncode == 0, result.stderr
+    artifact = json.loads(result.stdout)
+    assert artifact["outcome"] == "APPROVE"
+    assert artifact["agents"]["player"] == "dip-buyer" and artifact["agents"]["coach"] == "house-coach"
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("examples.dip_buyer:Nope", "--player 'examples.dip_buyer:Nope': examples.dip_buyer has no Nope"),
+    ("no_such_package.agents:Player", "--player 'no_such_package.agents:Player': cannot import no_such_package"),
+    ("nobody", "--player 'nobody': not module:Class and not an installed agent (none installed)"),
+])
+def test_a_player_that_cannot_be_loaded_is_one_line_and_exit_3(spec, message):
+    result = cli("exchange", *WORLD, "--player", spec)
+    assert result.returncode == 3
+    assert result.stderr.strip().startswith("error: " + message) and "Traceback" not in result.stderr
+
+
+def test_a_player_cannot_coach():
+    result = cli("exchange", *WORLD, "--coach", "examples.dip_buyer:DipBuyer")
+    assert result.returncode == 3
+    assert "DipBuyer has no critique() method, so it cannot be the coach" in result.stderr
+
+
+def test_installed_agents_are_found_by_entry_point(site, monkeypatch):
+    monkeypatch.syspath_prepend(str(site))
+    found = {agent.name: agent for agent in installed_agents()}
+    assert found["stubborn"].roles == ("player",) and found["terse"].roles == ("coach",)
+    assert found["not-an-agent"].problem == "it has neither propose() nor critique()"
+    assert found["missing"].problem.startswith("cannot be loaded (ModuleNotFoundError")
+    assert [a.name for a in installed_agents("coach")] == ["terse"]
+    player = load_agent("stubborn", "player")
+    assert agent_class(player) == "byo_agents:Stubborn"
+
+
+def test_an_installed_agent_runs_from_the_command_line(site):
+    listed = cli("agents", site=site)
+    assert "stubborn\tbyo_agents:Stubborn\tplayer" in listed.stdout.splitlines()
+    result = cli("exchange", *WORLD, "--player", "stubborn", "--coach", "terse", site=site)
+    assert result.returncode == 0, result.stderr
+    artifact = json.loads(result.stdout)
+    assert artifact["outcome"] == "APPROVE"
+    assert artifact["agents"]["player"] == "stubborn" and artifact["rounds"][0]["evaluation"]["feedback"] == "approve."
