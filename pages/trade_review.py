@@ -102,6 +102,15 @@ sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":ma
 sidebar.header("Agents")
 strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following", disabled=live,
                   help="Exchanges are grouped by strategy on History and for deriving constraints.")
+agent_choice = None  # the automatic pair: Claude with a key, else House
+if session.own_agents():
+    offered = session.agent_choices()
+    if state.get(session.TR_AGENTS) not in offered:  # e.g. Claude, after the key was cleared
+        state.pop(session.TR_AGENTS, None)
+        state.pop(session.KEPT + session.TR_AGENTS, None)
+    agent_choice = sticky(sidebar.selectbox, "Agents", key=session.TR_AGENTS, options=offered, disabled=live,
+                          index=offered.index(session.CLAUDE if session.has_key() else session.HOUSE),
+                          help="House, Claude, or an agent installed as a player_coach.agents entry point.")
 seed = sticky(sidebar.number_input, "House Player seed", key=session.TR_SEED, value=0, min_value=0, step=1,
               disabled=live or session.has_key())
 speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SPEED, options=list(session.SPEEDS), disabled=live,
@@ -109,7 +118,7 @@ speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SP
 
 # -- main ------------------------------------------------------------------------------------
 st.title("Trade Review")
-agents_label = session.agents_label()
+agents_label = session.agents_label(agent_choice)
 if session.has_key():
     st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents.")
 else:
@@ -147,7 +156,7 @@ if run:
     state[session.LAST_RUN_ID] = state[session.TR_LIVE] = run_id
     state.setdefault(session.TR_SCHEMAS, {})[run_id] = schema_label
     strategy_id = strategy.strip() or None
-    player, coach = session.agents(int(seed), strategy_id)
+    player, coach = session.agents(int(seed), strategy_id, agent_choice)
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
                                strategy_id=strategy_id, run_id=run_id)
     exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live", schema=schema_label))

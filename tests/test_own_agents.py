@@ -13,6 +13,9 @@ import pytest
 
 import core
 from core.plugins import ENTRY_POINT_GROUP, agent_class, installed_agents, load_agent
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import texts
+from ui import session
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = ["--symbol", "AMZN", "--price", "180", "--sma5", "182", "--sma10", "185", "--as-of", "2025-03-04 10:00"]
@@ -141,3 +144,22 @@ def test_an_installed_agent_runs_from_the_command_line(site):
     artifact = json.loads(result.stdout)
     assert artifact["outcome"] == "APPROVE"
     assert artifact["agents"]["player"] == "stubborn" and artifact["rounds"][0]["evaluation"]["feedback"] == "approve."
+
+
+def test_an_installed_agent_is_offered_on_trade_review_and_plays(site, monkeypatch, app, app_store):
+    monkeypatch.syspath_prepend(str(site))
+    at = app()
+    agents = at.selectbox(key=session.TR_AGENTS)
+    assert agents.options == ["House agents", "stubborn", "terse"]  # the broken ones are not offered
+    assert agents.value == "House agents"
+    agents.set_value("stubborn").run()
+    assert any("stubborn (byo_agents:Stubborn) as player, the house agent as the other" in t for t in texts(at, "info"))
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
+    assert stored["agents"]["player"] == "stubborn" and stored["agents"]["coach"] == "house-coach"
+
+
+def test_without_an_installed_agent_trade_review_offers_no_choice(app):
+    at = app()
+    assert not [s for s in at.selectbox if s.key == session.TR_AGENTS]

@@ -11,6 +11,7 @@ import os
 import streamlit as st
 
 import core
+from core.plugins import InstalledAgent, installed_agents
 from core.prices import DEFAULT_MODEL, PRICES
 from ui.exchange_view import literal
 
@@ -58,6 +59,7 @@ TR_CUM_PNL = "tr_cumulative_pnl"
 TR_TODAY_PNL = "tr_today_pnl"
 TR_POSITIONS = "tr_positions"
 TR_SCHEMA = "tr_schema"
+TR_AGENTS = "tr_agents"  # House, Claude or an installed agent; drawn only when an agent is installed
 TR_STRATEGY = "tr_strategy"
 TR_SEED = "tr_seed"
 TR_SPEED = "tr_speed"
@@ -140,19 +142,41 @@ def has_key() -> bool:
     return bool(st.session_state.get(API_KEY))
 
 
-def agents_label() -> str:
-    """Which agents will play, in the trader's words."""
-    if has_key():
+HOUSE, CLAUDE = "House agents", "Claude"
+
+
+def own_agents() -> list[InstalledAgent]:
+    """The agents installed as entry points (player_coach.agents) that load; never a path typed into a page."""
+    return [agent for agent in installed_agents() if agent.roles]
+
+
+def agent_choices() -> list[str]:
+    """Who can play, as offered beside each other: House, Claude (with a key), then each installed agent."""
+    return [HOUSE, *([CLAUDE] if has_key() else []), *(agent.name for agent in own_agents())]
+
+
+def agents_label(choice: str | None = None) -> str:
+    """Which agents will play, in the trader's words (choice None: Claude with a key, else House)."""
+    own = {agent.name: agent for agent in own_agents()}.get(choice)
+    if own:
+        roles = " and ".join(own.roles)
+        return f"{own.name} ({own.target}) as {roles}" + ("" if len(own.roles) == 2 else ", the house agent as the other")
+    if choice != HOUSE and has_key():
         return f"Claude ({st.session_state[MODEL]})"
     return "House agents (offline, deterministic)"
 
 
-def agents(seed: int = 0, strategy: str | None = None):
-    """(player, coach): Claude agents when the session holds a key, else the house agents.
+def agents(seed: int = 0, strategy: str | None = None, choice: str | None = None):
+    """(player, coach) for a choice of `agent_choices()`; None: Claude when the session holds a key, else House.
 
-    The Claude Player is told what the strategy's coach memory says it breaks most.
+    An installed agent plays the role(s) it has and the house agent the other. The Claude Player
+    is told what the strategy's coach memory says it breaks most.
     """
-    if has_key():
+    own = {agent.name: agent for agent in own_agents()}.get(choice)
+    if own:
+        return (own.make("player") if "player" in own.roles else core.HousePlayer(seed=seed),
+                own.make("coach") if "coach" in own.roles else core.HouseCoach())
+    if choice != HOUSE and has_key():
         from core import claude  # imported on demand: the house agents need no SDK
 
         guard = st.session_state.get(SPEND_GUARD)
