@@ -74,6 +74,7 @@ _WORDS = re.compile(
     r"|(?P<onlyhalf>a\s+half|half\s+a))\b",
     re.IGNORECASE,
 )
+_MULTIPLE = re.compile(r"\b(?P<times>twice|double|triple)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
 _FIGURE = re.compile(r"(?<![\w.,])\$?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?(?![\d])")
 _UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/)|x\b))", re.IGNORECASE)
 
@@ -147,7 +148,9 @@ def _numbers(text: str) -> list[_Number]:
         found.append((m.start(), m.end(), float(f"{whole}.{m['frac'] or 0}"), len(m["frac"] or "")))
     for m in _WORDS.finditer(text):
         found.append((m.start(), m.end(), *_word_number(m)))
-    numbers = []
+    multiples = [(m.start(), m.end(), {"twice": 2, "double": 2, "triple": 3}[m["times"].lower()])
+                 for m in _MULTIPLE.finditer(text)]
+    numbers = [_Number(start, end, value, 0, "R") for start, end, value in multiples]
     for start, end, value, decimals in sorted(found):
         unit_match = _UNIT.match(text, end)
         unit = ""
@@ -157,7 +160,7 @@ def _numbers(text: str) -> list[_Number]:
         elif end < len(text) and text[end].isalpha():
             continue  # "3rd", "5min": not a quantity
         numbers.append(_Number(start, end, value, decimals, unit))
-    return numbers
+    return sorted(numbers)
 
 
 class _Said(NamedTuple):

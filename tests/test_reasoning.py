@@ -44,6 +44,7 @@ def test_numbers_in_words():
     assert said(result, "risk") == [(2.0, 2.0, True)]
     assert said(result, "size") == [(3.0, 3.0, True)]
     assert said(check("Target three times the risk.", entry(e=100, s=98, t=106)), "ratio") == [(3.0, 3.0, True)]
+    assert said(check("A reward twice the risk.", entry(e=100, s=98, t=104)), "ratio") == [(2.0, 2.0, True)]
     assert check("Reward four times the risk.").mismatches[0].summary() == "said ratio 4.00, actual 2.50"
 
 
