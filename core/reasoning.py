@@ -80,7 +80,7 @@ _UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/
 
 _BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
 _LIMIT_WORDS = (r"min|minimum|max|maximum|limit|cap|threshold|allowed|required|at\s+least|at\s+most|above|below|"
-                r"over|under|more\s+than|less\s+than|vs\.?|versus|floor|ceiling|budget|preset|rule")
+                r"over|under|within|inside|exceeds?|more\s+than|less\s+than|vs\.?|versus|floor|ceiling|budget|preset|rule")
 _KEYWORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
     r"\b(?:(?P<name>[a-z]+[0-9]*(?:_[a-z0-9]+)+)"  # a constraint name (min_risk_reward): the limit, not the trade
     r"|(?P<ratio>r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|ratio|payoff)"
@@ -90,15 +90,15 @@ _KEYWORDS = re.compile(  # every alternative starts a word: one \b up front keep
     r"|(?P<risk>risk(?:ing|s)?|downside)"
     r"|(?P<reward>rewards?|upside)"
     r"|(?P<size>size[ds]?|sizing|allocat\w*)"
-    r"|(?P<side>long|short|buy(?:ing)?)"
+    r"|(?P<side>long|short(?:ing)?|buy(?:ing)?)"
     r"|(?P<block>sma\d*|ema\d*|atr|vwap|volume|price|equity|drawdown|leverage|round|days?|was|were|previously|before|"
     rf"{_LIMIT_WORDS}))\b",
     re.IGNORECASE,
 )
-_OF_EQUITY = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:equity|account|capital|portfolio|book|nav)|long|short)\b",
+_OF_EQUITY = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:equity|account|capital|portfolio|book|nav)|position|long|short)\b",
                         re.IGNORECASE)
-_LIMIT_AFTER = re.compile(r"\s*(?:min|minimum|max|maximum|limit|cap|threshold|floor|ceiling|budget|allowed|required|"
-                          r"atr|of\s+atr|leverage)\b", re.IGNORECASE)
+_LIMIT_AFTER = re.compile(r"\s*(?:atr\b|of\s+atr\b|leverage\b|(?:[a-z]+\s+){0,2}?(?:min|minimum|max|maximum|limit|"
+                          r"cap|threshold|floor|ceiling|budget|allowance|allowed|required)\b)", re.IGNORECASE)
 _RATIO_AFTER = re.compile(r"\s*(?:r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|"
                           r"ratio|times\s+(?:the\s+)?risk|(?:the\s+)?risk)\b", re.IGNORECASE)
 _TIMES_RISK = re.compile(r"\s*(?:x|times)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
@@ -108,7 +108,7 @@ _PAIR = re.compile(r"\s*(?::|to|-to-)\s*$")
 _TICKER = re.compile(r"\s+(?:(?:in|on|the)\s+)?(?P<sym>[A-Z][A-Z0-9]{0,5}(?:[.=-][A-Z0-9]{1,4})?)\b(?![a-z])")
 _NOT_TICKERS = {"I", "A", "R", "RR", "ATR", "SMA", "EMA", "ET", "USD", "VWAP", "ETF", "NY", "AM", "PM", "OK", "TP", "SL",
                 "APPROVE", "REJECT", "ABORT", "THE", "AND", "AT", "ON", "IN", "WITH", "STOP", "TARGET"}
-_SIDE = re.compile(r"\b(?P<side>long|short|buy|buying|sell\s+short|selling\s+short)\b(?!-)", re.IGNORECASE)
+_SIDE = re.compile(r"\b(?P<side>long|short|shorting|buy|buying|sell\s+short|selling\s+short)\b(?!-)", re.IGNORECASE)
 _SIDE_BEFORE = re.compile(r"(?:(?P<neg>\b(?:not|no|never|don't|won't|avoid|instead\s+of|rather\s+than)\s+(?:\w+\s+)?)"
                           r"|(?P<verb>\b(?:go|going|enter|entering|open|opening|get|getting|initiate)\s+(?:a\s+)?))$",
                           re.IGNORECASE)
