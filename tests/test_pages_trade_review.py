@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import core
 from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from tests.ui_fixtures import plain, texts
 from ui import exchange_view, session
 
 
@@ -32,9 +32,9 @@ def test_house_exchange_draws_round_cards_banner_and_stores_the_artifact(app, ap
     assert any(b.startswith(f"**{stored['outcome']}**") for b in banners)
     assert len(cards) == stored["rounds_taken"]
     # every check is listed with its arithmetic and a mark
-    checks = [df.value for df in at.dataframe if "arithmetic" in df.value.columns]
+    checks = [t.value for t in at.table if "arithmetic" in t.value.columns]
     assert len(checks) == stored["rounds_taken"]
-    assert set(checks[0][""]) <= {"✓ pass", "✗ FAIL"} and checks[0]["arithmetic"].str.len().min() > 0
+    assert set(checks[0]["check"]) <= {"✓ pass", "✗ FAIL"} and checks[0]["arithmetic"].str.len().min() > 0
     assert "House agents" in " ".join(texts(at, "info"))
     assert any(b.label == "Download artifact JSON" for b in at.get("download_button"))
 
@@ -118,6 +118,25 @@ def _draw(artifact):
     from ui import exchange_view
 
     exchange_view.show(artifact)
+
+
+def test_the_check_list_is_said_once_in_full_and_the_bubble_carries_the_verdict_and_the_failures(store, world):
+    artifact = core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(),
+                                      core.HouseCoach(), store=store)
+    at = AppTest.from_function(_draw, args=(artifact,), default_timeout=30).run()
+    assert not at.exception
+    tables = [t.value for t in at.table if "arithmetic" in t.value.columns]
+    assert len(tables) == len(artifact["rounds"])
+    last = artifact["rounds"][-1]["evaluation"]
+    shown = [plain(text) for text in tables[-1]["arithmetic"]]
+    assert shown == [c["arithmetic"] for c in last["checks"]]  # every check, whole
+    stage = next(m.value for m in at.markdown if 'class="pc-stage"' in m.value)
+    bubble = stage[stage.index('data-role="coach"'):]
+    assert exchange_view.escape(exchange_view.headline(last)) in bubble
+    assert bubble.index("pc-verdict") < bubble.index(exchange_view.escape(last["feedback"].split("\n")[0]))
+    assert any(c["passed"] for c in last["checks"])
+    for check in last["checks"]:
+        assert (exchange_view.escape(check["arithmetic"]) in bubble) == (not check["passed"]), check
 
 
 def test_html_in_agent_text_is_rendered_as_text(store, world):

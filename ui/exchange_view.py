@@ -141,9 +141,9 @@ def actions_frame(proposal: dict) -> pd.DataFrame:
 def checks_frame(checks: list[dict]) -> pd.DataFrame:
     """Every check: pass/fail mark, the constraint, the action it concerns and its arithmetic."""
     return pd.DataFrame([{
-        "": "✓ pass" if c["passed"] else "✗ FAIL", "constraint": c["constraint"],
+        "check": "✓ pass" if c["passed"] else "✗ FAIL", "constraint": c["constraint"],
         "action": "all" if c["action"] is None else str(c["action"] + 1), "arithmetic": c["arithmetic"],
-    } for c in checks], columns=["", "constraint", "action", "arithmetic"])
+    } for c in checks], columns=["check", "constraint", "action", "arithmetic"])
 
 
 def round_card(record: dict, expanded: bool, key: str) -> None:
@@ -165,9 +165,8 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
         st.dataframe(actions_frame(record["proposal"]), hide_index=True, width="stretch")
         failed = sum(not c["passed"] for c in evaluation["checks"])
         st.markdown(f"**Checks** — {len(evaluation['checks']) - failed} passed, {failed} failed")
-        st.dataframe(checks_frame(evaluation["checks"]), hide_index=True, width="stretch",
-                     column_config={"": st.column_config.TextColumn("check", width="small"),
-                                    "arithmetic": st.column_config.TextColumn(width="large")})
+        # A static table: the arithmetic wraps and is never cut (st.table reads markdown, hence literal()).
+        st.table(checks_frame(evaluation["checks"]).map(literal), hide_index=True)
         said("coach", evaluation["feedback"])
         if evaluation.get("disagrees"):
             opinion = evaluation.get("coach_opinion") or {}
