@@ -1,30 +1,32 @@
 """The house agents: a rule-based Player and Coach that need no key and no network.
 
-The Player trades the trend (sma5 against sma10), puts its stop one volatility unit away and
-its target a multiple of that risk beyond. Its first proposal is sometimes flawed the way a
-hurried trader's is (too big, target too close, a stray symbol, a stop inside the noise); each
-revision fixes exactly the violations the Coach named. It has a style of its own: it never
-trades less than 1 % of equity and never aims further than 2.5 R, so a schema tighter than
-that (the `strict` preset) keeps rejecting it. Everything is deterministic for a world state
-and a seed.
+The Player trades the trend (sma5 against sma10), puts its stop one and a half ATRs away (a
+share of the price by volatility regime when no ATR is known), never closer than the schema's
+ATR minimum, and its target at 2 R or the schema's minimum R/R when that is higher. It sizes to
+the tightest of the schema's limits. Its first proposal is sometimes flawed the way a hurried
+trader's is (too big, target too close, a stray symbol, a stop inside the noise), but never in a
+way that breaks a limit the schema aborts on; each revision fixes the violations the Coach named
+and says what changed, new number first. When nothing it could propose would pass (the symbol is
+not allowed) it says so in round 1. Everything is deterministic for a world state and a seed.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Generator
-from typing import NamedTuple
 
 from core.agent import Turn
-from core.rules import risk_reward
+from core.rules import check_proposal, risk_reward
 from core.schema import Action, Constraints, Portfolio, Proposal, Verdict, WorldState
 
-MIN_SIZE = 0.01  # the house Player's smallest trade, a fraction of equity
-MAX_REWARD_MULTIPLE = 2.5  # the furthest target it will aim for, in multiples of its risk
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
+TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
+STOP_ATRS = 1.5  # its usual stop distance, in ATRs
 _STOP_UNITS = {"low": 0.01, "medium": 0.02, "high": 0.035}  # stop distance / price without an ATR
 _FLAWS = ("oversize", "thin_target", "stray_symbol", "tight_stop")
+_SIZE_LIMITS = ("max_single_trade_pct", "max_position_pct", "max_leverage", "max_daily_loss_pct", "max_drawdown_pct")
 
 
 def _floor(x: float, digits: int) -> float:
@@ -37,28 +39,69 @@ def _ceil(x: float, digits: int) -> float:
     return math.ceil(x * scale - 1e-9) / scale
 
 
-class _Plan(NamedTuple):
-    """One entry in the Player's terms, before prices are rounded to the cent."""
+def _stop_at(long: bool, entry: float, distance: float) -> float:
+    """The stop `distance` away, rounded to the cent away from the entry."""
+    return _floor(entry - distance, 2) if long else _ceil(entry + distance, 2)
 
-    long: bool
-    size: float
-    distance: float  # entry to stop, in price
-    reward: float  # target distance in multiples of `distance`
-    watch_stray: bool = False
 
-    def actions(self, symbol: str, price: float) -> list[Action]:
-        entry = round(price, 2)
-        stop = _floor(entry - self.distance, 2) if self.long else _ceil(entry + self.distance, 2)
-        risk = abs(entry - stop)
-        # Round the target away from the entry, so cents never cost the ratio it aimed for.
-        target = _ceil(entry + self.reward * risk, 2) if self.long else _floor(entry - self.reward * risk, 2)
-        trade = Action(
-            action_type="enter_long" if self.long else "enter_short", symbol=symbol,
-            size_pct=round(self.size, 4), entry_price=entry, stop_loss=round(stop, 2), take_profit=round(target, 2),
-        )
-        if self.watch_stray:
-            return [trade, Action(action_type="hold", symbol=STRAY_SYMBOL)]
-        return [trade]
+def _target_at(long: bool, entry: float, stop: float, reward: float) -> float:
+    """The target `reward` R away, rounded to the cent away from the entry so cents never cost the ratio."""
+    risk = abs(entry - stop)
+    return _ceil(entry + reward * risk, 2) if long else _floor(entry - reward * risk, 2)
+
+
+def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, target: float) -> Action:
+    return Action(action_type="enter_long" if long else "enter_short", symbol=symbol, size_pct=round(size, 4),
+                  entry_price=round(entry, 2), stop_loss=round(stop, 2), take_profit=round(target, 2))
+
+
+def _price(x: float) -> str:
+    """A price or an ATR to the cent, with more digits only where the cents would hide some."""
+    text = f"{x:.4f}".rstrip("0")
+    return text + "0" * max(0, 2 - len(text.split(".")[1]))
+
+
+def _hold(symbol: str) -> Action:
+    return Action(action_type="hold", symbol=symbol)
+
+
+def _ratio(a: Action) -> float:
+    return risk_reward(a.action_type == "enter_long", a.entry_price, a.stop_loss, a.take_profit)
+
+
+def describe(a: Action) -> str:
+    """An action in the trader's words, with every number it carries."""
+    if not a.is_entry:
+        return f"{a.action_type} {a.symbol}"
+    side = "long" if a.action_type == "enter_long" else "short"
+    return (f"{side} {a.size_pct:.2%} of equity in {a.symbol} at {a.entry_price:.2f}, stop {a.stop_loss:.2f}, "
+            f"target {a.take_profit:.2f} ({_ratio(a):.2f}R)")
+
+
+def size_limits(c: Constraints, p: Portfolio, symbol: str, entry: float, stop: float) -> dict[str, float]:
+    """The largest size each limit allows a new entry in a symbol not yet held, with this bracket."""
+    others = sum(abs(v) for s, v in p.positions.items() if s != symbol)
+    lost_today = max(0.0, -p.today_pnl) / p.start_of_day_equity
+    drawn = 1 - p.equity / p.peak_equity
+    per_unit = abs(entry - stop) / entry  # the equity lost to the stop per unit of size
+    return {
+        "max_single_trade_pct": c.max_single_trade_pct,
+        "max_position_pct": c.max_position_pct,
+        "max_leverage": c.max_leverage - others,
+        "max_daily_loss_pct": (c.max_daily_loss_pct - lost_today) / per_unit,
+        "max_drawdown_pct": (c.max_drawdown_pct - drawn) / per_unit,
+    }
+
+
+def _largest_size(c: Constraints, p: Portfolio, symbol: str, entry: float, stop: float) -> tuple[float, str]:
+    """The largest size every limit allows (to 0.01 %), and the limit that binds."""
+    limits = size_limits(c, p, symbol, entry, stop)
+    binding = min(limits, key=limits.get)
+    return max(0.0, _floor(limits[binding], 4)), binding
+
+
+def _same(a: list[Action], b: list[Action]) -> bool:
+    return [x.model_dump() for x in a] == [x.model_dump() for x in b]
 
 
 class HousePlayer:
@@ -75,7 +118,7 @@ class HousePlayer:
     ) -> Generator[str, None, Turn]:
         """Stream the reasoning a sentence at a time, return the proposal."""
         if history:
-            sentences, actions = self._revise(world, constraints, portfolio, history[-1])
+            sentences, actions = self._revise(world, constraints, portfolio, history)
         else:
             sentences, actions = self._first(world, constraints, portfolio)
         reasoning = " ".join(sentences)
@@ -84,12 +127,62 @@ class HousePlayer:
         yield sentences[-1]
         return Turn(Proposal(reasoning=reasoning, actions=actions))
 
+    # -- what the market and the schema allow --------------------------------------------
+
+    @staticmethod
+    def _trend(world: WorldState) -> str:
+        return "up" if world.sma5 > world.sma10 else "down" if world.sma5 < world.sma10 else "flat"
+
+    @staticmethod
+    def _no_pass(world: WorldState, c: Constraints, p: Portfolio) -> str | None:
+        """Why nothing at all on this symbol can pass (not even a hold), or None."""
+        if world.symbol not in c.allowed_symbols:
+            return (f"{world.symbol} is not in allowed_symbols ({', '.join(c.allowed_symbols)}); "
+                    "nothing I can propose will pass.")
+        return None
+
+    def _stand_aside(self, world: WorldState, c: Constraints, p: Portfolio) -> str | None:
+        """Why a new entry cannot pass today, in numbers, or None when one can."""
+        symbol = world.symbol
+        if c.min_stop_atr_multiple is not None and world.atr is None:
+            return (f"min_stop_atr_multiple is {c.min_stop_atr_multiple:.2f} but no ATR is known for {symbol}, "
+                    "so no stop can be verified: hold.")
+        held = sorted(s for s, v in p.positions.items() if abs(v) > 1e-9 and s != symbol)
+        if len(held) + 1 > c.max_open_positions:
+            return (f"{len(held)} positions are open ({', '.join(held)}) and max_open_positions is "
+                    f"{c.max_open_positions}: no room for {symbol}, hold.")
+        entry = round(world.price, 2)
+        size, binding = _largest_size(c, p, symbol, entry, _stop_at(True, entry, self._distance(world, c)))
+        if size <= 0:
+            return f"{binding} leaves no room for a new entry: hold."
+        return None
+
+    @staticmethod
+    def _distance(world: WorldState, c: Constraints) -> float:
+        """Entry to stop, in price: the house style, never inside the schema's ATR minimum."""
+        distance = world.atr * STOP_ATRS if world.atr else world.price * _STOP_UNITS[world.volatility_regime]
+        if c.min_stop_atr_multiple is not None and world.atr:
+            distance = max(distance, c.min_stop_atr_multiple * world.atr + 0.01)
+        return distance
+
+    def _ideal(self, world: WorldState, c: Constraints, p: Portfolio, long: bool) -> Action:
+        """The entry that respects every limit: stop by volatility, target at the R asked, sized to the limits."""
+        entry = round(world.price, 2)
+        stop = _stop_at(long, entry, self._distance(world, c))
+        target = _target_at(long, entry, stop, max(c.min_risk_reward, TARGET_R))
+        size, _ = _largest_size(c, p, world.symbol, entry, stop)
+        return _entry(long, world.symbol, size, entry, stop, target)
+
     # -- the first proposal ---------------------------------------------------------------
 
     def _first(self, world: WorldState, c: Constraints, p: Portfolio) -> tuple[list[str], list[Action]]:
-        trend = "up" if world.sma5 > world.sma10 else "down" if world.sma5 < world.sma10 else "flat"
-        said = [f"{world.symbol} at {world.price:.2f}: sma5 {world.sma5:.2f} vs sma10 {world.sma10:.2f}, trend {trend}, "
-                f"{world.volatility_regime} volatility."]
+        trend = self._trend(world)
+        atr = f", ATR {_price(world.atr)}" if world.atr else ", no ATR known"
+        said = [f"{world.symbol} last {world.price:.2f}: sma5 {world.sma5:.2f} vs sma10 {world.sma10:.2f}, "
+                f"trend {trend}, {world.volatility_regime} volatility{atr}."]
+        impossible = self._no_pass(world, c, p)
+        if impossible:
+            return said + [impossible], [_hold(world.symbol)]
         held = p.positions.get(world.symbol, 0.0)
         if held or world.position != "flat":
             side_long = held > 0 if held else world.position == "long"
@@ -97,97 +190,146 @@ class HousePlayer:
                 said.append(f"The trend has turned against the {'long' if side_long else 'short'}: exit.")
                 return said, [Action(action_type="exit", symbol=world.symbol)]
             said.append(f"Already {'long' if side_long else 'short'} with the trend: hold.")
-            return said, [Action(action_type="hold", symbol=world.symbol)]
+            return said, [_hold(world.symbol)]
         if trend == "flat":
-            said.append("No trend to trade: hold.")
-            return said, [Action(action_type="hold", symbol=world.symbol)]
+            return said + ["No trend to trade: hold."], [_hold(world.symbol)]
+        aside = self._stand_aside(world, c, p)
+        if aside:
+            return said + [aside], [_hold(world.symbol)]
 
-        plan = self._ideal(world, c, p, trend == "up")
+        actions = self._maybe_flawed(world, c, p, self._ideal(world, c, p, trend == "up"))
+        trade = actions[0]
+        said.append(describe(trade)[0].upper() + describe(trade)[1:] + ".")
+        cap, binding = _largest_size(c, p, world.symbol, trade.entry_price, trade.stop_loss)
+        if trade.size_pct == cap:
+            said.append(f"That is the most {binding} allows.")
+        if len(actions) > 1:
+            said.append(f"Keep {STRAY_SYMBOL} on watch as the market gauge.")
+        return said, actions
+
+    def _maybe_flawed(self, world: WorldState, c: Constraints, p: Portfolio, ideal: Action) -> list[Action]:
+        """Sometimes (by the seed) a hurried version of the ideal entry: one the Coach rejects but never aborts."""
         # A stable hash of the seed and the world: the same inputs give the same flaw in any process.
         draw = zlib.crc32(f"{self.seed}|{world.symbol}|{world.price}|{world.sma5}|{world.sma10}|{world.as_of}".encode())
-        if draw % 1000 < self.flaw_rate * 1000:
-            flaw = _FLAWS[(draw // 1000) % len(_FLAWS)]
-            if flaw == "oversize":
-                plan = plan._replace(size=_floor(c.max_single_trade_pct * 1.6, 4))
-            elif flaw == "thin_target":
-                plan = plan._replace(reward=round(min(plan.reward, c.min_risk_reward) * 0.7, 2))
-            elif flaw == "stray_symbol":
-                plan = plan._replace(watch_stray=True)
-            else:
-                plan = plan._replace(distance=plan.distance * 0.5)
-        said.append(
-            f"{'Long' if plan.long else 'Short'} {plan.size:.2%} of equity with the stop {plan.distance:.2f} away "
-            f"and the target at {plan.reward:.2f}R."
-        )
-        if plan.watch_stray:
-            said.append(f"Keep {STRAY_SYMBOL} on watch as the market gauge.")
-        return said, plan.actions(world.symbol, world.price)
-
-    def _ideal(self, world: WorldState, c: Constraints, p: Portfolio, long: bool) -> _Plan:
-        """The plan that respects every limit the house style allows it to respect."""
-        distance = world.atr * 1.5 if world.atr else world.price * _STOP_UNITS[world.volatility_regime]
-        if c.min_stop_atr_multiple and world.atr:
-            distance = max(distance, c.min_stop_atr_multiple * world.atr + 0.01)
-        reward = min(max(c.min_risk_reward, 2.0), MAX_REWARD_MULTIPLE)
-        return _Plan(long, self._size(world, c, p, distance, long, c.max_single_trade_pct), distance, reward)
+        if draw % 1000 >= self.flaw_rate * 1000:
+            return [ideal]
+        first = (draw // 1000) % len(_FLAWS)
+        for flaw in _FLAWS[first:] + _FLAWS[:first]:
+            actions = self._flawed(flaw, world, c, ideal)
+            if check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "REJECT":
+                return actions
+        return [ideal]
 
     @staticmethod
-    def _size(world: WorldState, c: Constraints, p: Portfolio, distance: float, long: bool, want: float) -> float:
-        held = p.positions.get(world.symbol, 0.0)
-        room_position = c.max_position_pct - held if long else c.max_position_pct + held
-        room_leverage = c.max_leverage - sum(abs(v) for v in p.positions.values())
-        lost_today = max(0.0, -p.today_pnl) / p.start_of_day_equity
-        drawn = 1 - p.equity / p.peak_equity
-        budget = min(c.max_daily_loss_pct - lost_today, c.max_drawdown_pct - drawn) * 0.9
-        room_risk = budget * world.price / distance
-        size = _floor(min(want, room_position, room_leverage, room_risk), 4)
-        return max(size, MIN_SIZE)
+    def _flawed(flaw: str, world: WorldState, c: Constraints, ideal: Action) -> list[Action]:
+        long = ideal.action_type == "enter_long"
+        e, s, t, w = ideal.entry_price, ideal.stop_loss, ideal.take_profit, ideal.size_pct
+        if flaw == "oversize":
+            return [_entry(long, world.symbol, _floor(c.max_single_trade_pct * 1.6, 4), e, s, t)]
+        if flaw == "thin_target":
+            return [_entry(long, world.symbol, w, e, s, _target_at(long, e, s, round(c.min_risk_reward * 0.7, 2)))]
+        if flaw == "stray_symbol":
+            return [ideal, _hold(STRAY_SYMBOL)]
+        tight = _stop_at(long, e, abs(e - s) * 0.5)
+        return [_entry(long, world.symbol, w, e, tight, _target_at(long, e, tight, _ratio(ideal)))]
 
     # -- revisions ------------------------------------------------------------------------
 
-    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, last: dict) -> tuple[list[str], list[Action]]:
-        previous = Proposal.model_validate(last["proposal"])
+    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, history: list[dict]) -> tuple[list[str], list[Action]]:
+        last = history[-1]
+        previous = Proposal.model_validate(last["proposal"]).actions
         violations = last["evaluation"]["violations"]
         said = [f"Round {last['round']} was {last['evaluation']['decision']}"
                 + (f" for {', '.join(violations)}." if violations else ".")]
-        actions = [a for a in previous.actions if a.symbol in c.allowed_symbols]
-        if "allowed_symbols" in violations:
-            dropped = sorted({a.symbol for a in previous.actions} - {a.symbol for a in actions})
-            said.append(f"Dropped {', '.join(dropped)}: not in the allowed list.")
-        entries = [a for a in actions if a.is_entry]
-        if not entries:
-            if not actions:
-                actions = [Action(action_type="hold", symbol=world.symbol)]
-                said.append("Nothing left to trade: hold.")
-            return said, actions
+        impossible = self._no_pass(world, c, p)
+        if impossible:
+            return said + ["Still: " + impossible], previous
+        kept = [a for a in previous if a.symbol in c.allowed_symbols]
+        for symbol in dict.fromkeys(a.symbol for a in previous if a.symbol not in c.allowed_symbols):
+            said.append(f"Dropped {symbol}: it is not in allowed_symbols.")
+        entry = next((a for a in kept if a.is_entry and a.symbol == world.symbol), None)
+        if entry is None:
+            actions = kept or [_hold(world.symbol)]
+        else:
+            fixes, fixed = self._fix(entry, violations, world, c, p)
+            said += fixes
+            actions = [fixed] + [a for a in kept if not a.is_entry]
+        rejected = [Proposal.model_validate(r["proposal"]).actions for r in history]
+        passes = check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "APPROVE"
+        if passes and not any(_same(actions, r) for r in rejected):
+            return said + self._now(actions), actions
+        return said + self._start_over(world, c, p, rejected)
 
-        trade = entries[0]
-        long = trade.action_type == "enter_long"
-        ideal = self._ideal(world, c, p, long)
-        plan = _Plan(long, trade.size_pct, abs(trade.entry_price - trade.stop_loss),
-                     risk_reward(long, trade.entry_price, trade.stop_loss, trade.take_profit)
-                     if trade.entry_price != trade.stop_loss else ideal.reward)
-        for name in violations:
-            if name == "bracket":
-                plan = ideal
-                said.append("Rebuilt the bracket around the current price.")
-            elif name in ("max_single_trade_pct", "max_position_pct", "max_leverage", "max_daily_loss_pct", "max_drawdown_pct"):
-                size = min(plan.size, self._size(world, c, p, plan.distance, long, min(plan.size, c.max_single_trade_pct)))
-                said.append(f"{name}: size cut from {plan.size:.2%} to {size:.2%}.")
-                plan = plan._replace(size=size)
-            elif name == "min_risk_reward":
-                reward = min(max(plan.reward, c.min_risk_reward), MAX_REWARD_MULTIPLE)
-                said.append(f"Target moved out to {reward:.2f}R (minimum {c.min_risk_reward:.2f}).")
-                plan = plan._replace(reward=reward)
-            elif name == "min_stop_atr_multiple":
-                size = self._size(world, c, p, ideal.distance, long, plan.size)
-                said.append(f"Stop widened to {ideal.distance:.2f} and size set to {size:.2%} to keep the risk.")
-                plan = plan._replace(distance=ideal.distance, size=min(plan.size, size))
-            elif name == "max_open_positions":
-                said.append("No room for another position: hold instead.")
-                return said, [Action(action_type="hold", symbol=world.symbol)]
-        rest = [a for a in actions if not a.is_entry]
-        return said, plan.actions(trade.symbol, trade.entry_price) + rest
+    def _start_over(self, world: WorldState, c: Constraints, p: Portfolio,
+                    rejected: list[list[Action]]) -> tuple[list[str], list[Action]]:
+        """When fixing the last proposal is not enough: the clean entry, else a hold."""
+        aside = self._stand_aside(world, c, p) if self._trend(world) != "flat" else "No trend to trade: hold."
+        if not aside:
+            actions = [self._ideal(world, c, p, self._trend(world) == "up")]
+            if not any(_same(actions, r) for r in rejected):
+                return ["Starting over from the market."] + self._now(actions), actions
+            aside = "The clean entry was rejected already: hold."
+        return [aside], [_hold(world.symbol)]
+
+    @staticmethod
+    def _now(actions: list[Action]) -> list[str]:
+        return ["Now: " + "; ".join(describe(a) for a in actions) + "."]
+
+    def _fix(self, a: Action, violations: list[str], world: WorldState, c: Constraints,
+             p: Portfolio) -> tuple[list[str], Action]:
+        """Fix each named violation of one entry; a sentence per change, new number first."""
+        long = a.action_type == "enter_long"
+        e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
+        said: list[str] = []
+        if "bracket" in violations or e != round(e, 2) or not (s < e < t if long else t < e < s):
+            fresh = self._ideal(world, c, p, long)
+            said.append(f"The bracket was broken; rebuilt it at {fresh.entry_price:.2f}.")
+            return said, fresh
+        if "max_open_positions" in violations:
+            return said + [f"max_open_positions is {c.max_open_positions}: no room for {a.symbol}."], _hold(a.symbol)
+        if "min_stop_atr_multiple" in violations and world.atr:
+            need = c.min_stop_atr_multiple * world.atr
+            reward = _ratio(a)
+            s = _stop_at(long, e, need + 0.01)
+            said.append(f"Stop {s:.2f} (was {a.stop_loss:.2f}): {abs(e - s):.2f} away, at least "
+                        f"{c.min_stop_atr_multiple:.2f} x ATR {_price(world.atr)} = {_price(need)}.")
+            t = _target_at(long, e, s, reward)
+            said.append(f"Target {t:.2f} (was {a.take_profit:.2f}) to keep {risk_reward(long, e, s, t):.2f}R.")
+        if "min_risk_reward" in violations:
+            before = t
+            t = _target_at(long, e, s, c.min_risk_reward)
+            said.append(f"Target {t:.2f} (was {before:.2f}): {risk_reward(long, e, s, t):.2f}R against the "
+                        f"minimum {c.min_risk_reward:.2f}.")
+        cap, binding = _largest_size(c, p, a.symbol, e, s)
+        if w > cap + 1e-12:
+            said.append(f"Size {cap:.2%} (was {w:.2%}), the most {binding} allows.")
+            w = cap
+        return said, _entry(long, a.symbol, w, e, s, t)
+
+
+def house_grid() -> list[tuple[WorldState, Portfolio]]:
+    """The markets and books the house Player is tested and measured on (tests and `make bench`).
+
+    Five symbols (one outside most presets), up and down trends at prices from 3.17 to 61,234.56,
+    three volatility regimes, ATR known or not; a flat book, a book that lost most of today's
+    allowance, and one already holding two other symbols.
+    """
+    books = [
+        Portfolio(),
+        Portfolio(equity=99_400.0, peak_equity=100_000.0, start_of_day_equity=100_000.0, today_pnl=-600.0),
+        Portfolio(positions={"NVDA": 0.02, "SPY": -0.02}),
+    ]
+    cases = []
+    for symbol, (price, up), regime, atr, book in itertools.product(
+        ["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"],
+        [(185.0, True), (185.0, False), (412.5, True), (61_234.56, False), (3.17, True)],
+        ["low", "medium", "high"], [False, True], books,
+    ):
+        sma5, sma10 = (price * 0.99, price * 0.97) if up else (price * 1.01, price * 1.03)
+        world = WorldState(symbol=symbol, as_of="2025-03-04 10:30", price=price, sma5=round(sma5, 2),
+                           sma10=round(sma10, 2), volatility_regime=regime, atr=round(price * 0.015, 4) if atr else None)
+        cases.append((world, book))
+    return cases
 
 
 class HouseCoach:

@@ -33,8 +33,9 @@ def wait_for_bubble_to_grow(page, role: str) -> None:
 
 def seed(db, run_id: str, player=None, preset: str = "strict") -> dict:
     """An exchange written straight into the app's database, as another session would."""
-    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
-    return core.run_exchange_sync(world, core.load_preset(preset), core.Portfolio(), player or core.HousePlayer(),
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180, atr=2.8)
+    # flaw_rate 1: the house Player's first proposal is rejected, so there is a revision to replay
+    return core.run_exchange_sync(world, core.load_preset(preset), core.Portfolio(), player or core.HousePlayer(flaw_rate=1.0),
                                   core.HouseCoach(), store=core.Store(db), run_id=run_id)
 
 

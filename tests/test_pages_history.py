@@ -32,7 +32,8 @@ def stocked(app_store):
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     core.run_exchange_sync(world, moderate, core.Portfolio(), Broken(), core.HouseCoach(), store=app_store,
                            strategy_id="swing", run_id="run-error")
-    events = core.run_exchange(world, strict, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+    no_amzn = strict.model_copy(update={"allowed_symbols": ["MSFT"]})  # round 1 rejects, so closing interrupts
+    events = core.run_exchange(world, no_amzn, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
                                store=app_store, strategy_id="swing", run_id="run-interrupted")
     for event in events:
         if isinstance(event, core.VerdictReached):

@@ -100,9 +100,9 @@ def test_the_claude_player_hears_its_memory_and_the_coach_can_judge_on_its_own(a
     import core
     from core.prompts import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
 
-    # the default strategy on Trade Review has a history: strict rejects the house Player's sizes
-    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
-    core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+    # the default strategy on Trade Review has a history: strict rejects the house Player's hurried first proposal
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180, atr=2.8)
+    core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(flaw_rate=1.0), core.HouseCoach(),
                            store=app_store, strategy_id="trend-following")
     lesson = app_store.memory_summary("trend-following")[0]["constraint"]
     at = _validate(app(PAGE))
