@@ -32,7 +32,7 @@ _LAZY = {
     "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "challenge", "ChallengeRules": "challenge", "pass_probability": "challenge",
-    "rolling_pass_rate": "challenge",
+    "rolling_pass_rate": "challenge", "sweep": "sweeps",
 }
 """Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 
@@ -51,6 +51,6 @@ __all__ = [
     "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
     "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_presets",
     "load_bars", "load_preset", "parse_constraints", "pass_probability", "reasoning_check", "replay_exchange",
-    "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange", "run_exchange_sync", "validate_key",
-    "world_state",
+    "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange", "run_exchange_sync", "sweep",
+    "validate_key", "world_state",
 ]

@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history | backtest | challenge | agents`.
+"""The command line: `python -m core presets | check | exchange | history | backtest | challenge | sweep | agents`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Bad input never shows a
 traceback: one line on stderr names the field and the value.
@@ -133,6 +133,68 @@ def cmd_challenge(args) -> int:
     return 0
 
 
+def _progress_bar(done: int, total: int, width: int = 30) -> None:
+    """A one-line progress bar on stderr, redrawn in place."""
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} backtests", end=end, file=sys.stderr, flush=True)
+
+
+def cmd_sweep(args) -> int:
+    """Backtest every symbol x preset x seed, locally or on a Dask cluster; print a summary per preset."""
+    from core.market import MarketDataError, universe_symbols
+    from core.sweeps import sweep
+
+    executor = client = None
+    if args.dask:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise InvalidInput("--dask: needs dask[distributed] (pip install -r requirements-dev.txt)") from None
+        try:
+            client = Client(args.dask, timeout=args.dask_timeout)
+        except OSError as error:
+            raise InvalidInput(f"--dask: cannot reach the scheduler at {args.dask}: {error}") from None
+        executor = client.get_executor()
+    challenge = None if args.target is None else {"profit_target_pct": args.target, "max_days": args.max_days}
+    try:
+        if args.universe:
+            universe_symbols(args.universe)  # an unknown name is an error, not a ticker
+        symbols = args.universe or [s.strip() for s in args.symbols.split(",") if s.strip()]
+        frame = sweep(symbols, [p.strip() for p in args.presets.split(",") if p.strip()], args.start, args.end,
+                      seeds=args.seeds, executor=executor, challenge=challenge,
+                      online=False if args.universe or args.offline else None,
+                      progress=None if args.json else _progress_bar)
+    except MarketDataError as error:
+        raise InvalidInput(str(error)) from None
+    finally:
+        if client is not None:
+            client.close()
+    if args.out:
+        frame.to_csv(args.out, index=False)
+    if args.json:
+        print(frame.to_json(orient="records", indent=2))
+        return 0
+    ran = frame[frame["error"] == ""]
+    columns = {"symbol": "count", "total_return_pct": "mean", "sharpe": "median", "max_drawdown_pct": "mean",
+               "trades": "sum", **({"p_pass": "mean"} if args.target is not None else {})}
+    summary = ran.groupby("preset", sort=False).agg(columns).rename(columns={
+        "symbol": "backtests", "total_return_pct": "mean return %", "sharpe": "median Sharpe",
+        "max_drawdown_pct": "mean max drawdown %", "trades": "trades", "p_pass": "mean pass probability"})
+    print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    failed = frame[frame["error"] != ""]
+    if len(failed):
+        print(f"{len(failed)} backtests did not run, e.g. {failed['symbol'].iloc[0]}: {failed['error'].iloc[0]}")
+    return 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be whole numbers separated by commas, got {text!r}") from None
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
@@ -204,6 +266,24 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("agents", help=f"list the agents installed as entry points ({ENTRY_POINT_GROUP})").set_defaults(
         run=cmd_agents)
+
+    grid = sub.add_parser("sweep", help="backtest symbols x presets x seeds on every core or a Dask cluster")
+    which = grid.add_mutually_exclusive_group(required=True)
+    which.add_argument("--universe", help="a shipped universe, e.g. sp500-2009 (offline; its dates by default)")
+    which.add_argument("--symbols", help="comma-separated symbols (needs --start and --end)")
+    grid.add_argument("--presets", default="moderate", help="comma-separated preset names")
+    grid.add_argument("--start", help="YYYY-MM-DD")
+    grid.add_argument("--end", help="YYYY-MM-DD")
+    grid.add_argument("--seeds", type=_seeds, default=(0,), help="house Player seeds, e.g. 0,1,2")
+    grid.add_argument("--target", type=float, help="add the pass probability of a challenge with this profit "
+                                                   "target and each preset's limits")
+    grid.add_argument("--max-days", type=_positive, help="the challenge's time limit in trading days")
+    grid.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped data")
+    grid.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://scheduler:8786")
+    grid.add_argument("--dask-timeout", type=float, default=10, help=argparse.SUPPRESS)
+    grid.add_argument("--out", help="also write every row to this CSV file")
+    grid.add_argument("--json", action="store_true", help="print every row as JSON")
+    grid.set_defaults(run=cmd_sweep)
 
     from core.backtest import add_backtest_parser  # backtest: symbol, dates, preset(s), --json
 

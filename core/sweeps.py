@@ -1,0 +1,212 @@
+"""Sweeps: a grid of backtests, symbol x preset x seed, on any concurrent.futures.Executor.
+
+    frame = core.sweep("sp500-2009", ["moderate", "aggressive"], None, None, challenge=0.06)
+
+Every case is one `run_backtest` of plain, picklable values (the symbol, the constraints, the
+dates, the agents), so the same grid runs on a process pool over every core (the default with the
+house agents), on threads (agents that cannot be pickled: Claude's wait on the network, and share
+the session's spend guard), or on a Dask cluster through `Client(address).get_executor()`: no
+scheduler of our own. Rows come back in grid order whatever order the cases finish in, so every
+executor gives the same DataFrame.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+
+from core.backtest import METRIC_LABELS, WARMUP_CALENDAR_DAYS, run_backtest
+from core.challenge import ChallengeRules, pass_probability
+from core.house import HouseCoach, HousePlayer
+from core.market import SETS, MarketDataError, load_bars, universe_range, universe_symbols
+from core.presets import InvalidInput, load_preset
+from core.schema import Constraints
+
+THREADS = 4  # agents that wait on the network: a few calls in flight, the spend guard bounds the total
+CHALLENGE_PATHS = 2_000  # per case: the interval stays within about +-2 points
+CHALLENGE_COLUMNS = ("p_pass", "ci_low", "ci_high", "p_fail_drawdown", "p_fail_daily", "p_timeout",
+                     "median_days_to_pass")
+
+Agents = Callable[[int], tuple[object, object]]
+Progress = Callable[[int, int], None]
+
+
+def house_agents(seed: int) -> tuple[HousePlayer, HouseCoach]:
+    """The built-in agents for one seed of a sweep."""
+    return HousePlayer(seed=seed), HouseCoach()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One backtest of a sweep: everything a worker needs, picklable."""
+
+    symbol: str
+    preset: str
+    constraints: Constraints
+    start: date
+    end: date
+    seed: int
+    player: object
+    coach: object
+    challenge: ChallengeRules | None = None
+    online: bool | None = None
+    settings: dict = field(default_factory=dict)
+
+
+def run_case(case: Case) -> dict:
+    """Backtest one case and return its row: the metrics, the challenge figures, or the error."""
+    row = {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": ""}
+    try:
+        bars = load_bars(case.symbol, case.start - timedelta(days=WARMUP_CALENDAR_DAYS), case.end,
+                         online=case.online)
+        result = run_backtest(case.symbol, case.start, case.end, case.constraints, case.player, case.coach,
+                              bars=bars, preset=case.preset, **case.settings)
+    except (MarketDataError, InvalidInput, ValueError) as error:
+        return {**row, "error": str(error)}
+    row["source"] = result.source
+    row.update({name: _number(result.metrics[name]) for name in METRIC_LABELS})
+    if case.challenge is not None:
+        returns = result.equity.pct_change().iloc[1:]
+        outcome = pass_probability(returns, case.challenge, paths=CHALLENGE_PATHS, seed=case.seed)
+        row.update({name: getattr(outcome, name) for name in CHALLENGE_COLUMNS})
+    return row
+
+
+def _number(value) -> float | int:
+    if value is None:
+        return math.nan
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def _presets(presets: Iterable) -> list[tuple[str, Constraints]]:
+    named = []
+    for item in [presets] if isinstance(presets, str) else presets:
+        if isinstance(item, str):
+            named.append((item, load_preset(item)))
+        elif isinstance(item, Constraints):
+            named.append((f"schema {len(named) + 1}", item))
+        else:
+            named.append(tuple(item))
+    return named
+
+
+def _symbols(symbols: str | Sequence[str], start, end) -> tuple[list[str], date, date]:
+    """A universe name stands for its members and, when no dates are given, its first and last day."""
+    if isinstance(symbols, str) and symbols in SETS:
+        first, last = universe_range(symbols)
+        return universe_symbols(symbols), _day(start) or first, _day(end) or last
+    listed = [symbols] if isinstance(symbols, str) else list(symbols)
+    if start is None or end is None:
+        raise InvalidInput("start and end: needed unless the symbols are a universe ("
+                           + ", ".join(SETS) + ")")
+    return listed, _day(start), _day(end)
+
+
+def _day(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date as YYYY-MM-DD") from None
+
+
+def _rules(challenge, constraints: Constraints) -> ChallengeRules | None:
+    """The challenge of one preset: rules as given, or a target (or from_constraints' keywords) with its limits."""
+    if challenge is None or isinstance(challenge, ChallengeRules):
+        return challenge
+    if isinstance(challenge, dict):
+        return ChallengeRules.from_constraints(constraints, **challenge)
+    return ChallengeRules.from_constraints(constraints, challenge)
+
+
+def _picklable(*objects) -> bool:
+    try:
+        pickle.dumps(objects)
+    except Exception:  # an SDK client, a lock, a lambda: whatever cannot cross to another process
+        return False
+    return True
+
+
+def _guard_spent(agents: tuple) -> str:
+    """Why the agents' spend guard refuses further calls, or ''."""
+    for agent in agents:
+        guard = getattr(agent, "guard", None)
+        if guard is None:
+            continue
+        if guard.dollars_per_session is not None and guard.spent_usd >= guard.dollars_per_session:
+            return f"not run: the spend guard's ${guard.dollars_per_session:.2f} are spent"
+        if guard.calls_per_hour is not None and guard.calls_last_hour() >= guard.calls_per_hour:
+            return f"not run: the spend guard's {guard.calls_per_hour} calls this hour are used"
+    return ""
+
+
+def sweep(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Sequence[int] = (0,),
+          executor: Executor | None = None, *, agents: Agents | None = None,
+          challenge: ChallengeRules | float | dict | None = None, allow_symbol: bool = True, online: bool | None = None,
+          progress: Progress | None = None, **settings) -> pd.DataFrame:
+    """Backtest every symbol x preset x seed; a row each, in that order, with the metrics and (when
+    `challenge` is given) the pass probability.
+
+    `symbols` is a list or a universe name ("sp500-2009": its members, and its dates when `start`
+    and `end` are None). `presets` are names, Constraints or (name, Constraints). `agents(seed)`
+    makes the (player, coach) of a seed (default: the house agents). `executor` is any
+    concurrent.futures.Executor, e.g. Dask's `client.get_executor()`; by default a process pool
+    over every core, or threads when the agents cannot be pickled (Claude), where a spent guard
+    stops the cases not yet started. `challenge` is ChallengeRules, or a profit target with each
+    preset's own limits, or ChallengeRules.from_constraints' keywords ({"profit_target_pct": 0.06,
+    "max_days": 60}). `allow_symbol` adds each swept symbol to its case's `allowed_symbols`, so
+    a preset's limits are tried on every symbol instead of rejecting all but its own list.
+    `settings` go to run_backtest (capital, fee_bps, slippage_bps, max_hold_days, depth).
+    """
+    symbols, start, end = _symbols(symbols, start, end)
+    named = _presets(presets)
+    made = {seed: (agents or house_agents)(seed) for seed in seeds}
+    cases = []
+    for symbol in symbols:
+        for name, constraints in named:
+            if allow_symbol and symbol not in constraints.allowed_symbols:
+                constraints = constraints.model_copy(update={"allowed_symbols": [*constraints.allowed_symbols, symbol]})
+            for seed in seeds:
+                cases.append(Case(symbol, name, constraints, start, end, seed, *made[seed],
+                                  challenge=_rules(challenge, constraints), online=online, settings=settings))
+    own = executor is None
+    if own:
+        threads = not _picklable(*made.values())
+        executor = ThreadPoolExecutor(THREADS) if threads else ProcessPoolExecutor(os.cpu_count() or 1)
+    try:
+        rows = _run(cases, executor, progress)
+    finally:
+        if own:
+            executor.shutdown(cancel_futures=True)
+    columns = ["symbol", "preset", "seed", "source", "error", *METRIC_LABELS,
+               *(CHALLENGE_COLUMNS if challenge is not None else ())]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _run(cases: list[Case], executor: Executor, progress: Progress | None) -> list[dict]:
+    futures = {}
+    rows: list[dict | None] = [None] * len(cases)
+    for i, case in enumerate(cases):
+        futures[executor.submit(_guarded, case)] = i
+    for done, future in enumerate(as_completed(futures), start=1):
+        rows[futures[future]] = future.result()
+        if progress is not None:
+            progress(done, len(cases))
+    return rows
+
+
+def _guarded(case: Case) -> dict:
+    """run_case, unless the agents' spend guard is already spent (a case then costs nothing)."""
+    refused = _guard_spent((case.player, case.coach))
+    if refused:
+        return {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": refused}
+    return run_case(case)
