@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history | backtest | challenge | sweep | agents`.
+"""The command line: `python -m core presets | check | exchange | history | prune | backtest | challenge | sweep | agents`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Bad input never shows a
 traceback: one line on stderr names the field and the value.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -195,6 +196,37 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"must be whole numbers separated by commas, got {text!r}") from None
 
 
+def _age(text: str) -> timedelta:
+    """90d, 12w, 36h: an age in days, weeks or hours."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dwh])\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"must be a number of days, weeks or hours like 90d, 12w or 36h, got {text!r}")
+    return timedelta(**{{"d": "days", "w": "weeks", "h": "hours"}[match[2]]: int(match[1])})
+
+
+def cmd_prune(args) -> int:
+    store = Store(args.db) if args.db else Store()
+    before = None if args.all else datetime.now(timezone.utc) - args.older_than
+    count = store.count_older(before)
+    what = "every exchange" if before is None else f"the exchanges run before {before:%Y-%m-%d %H:%M} UTC"
+    if count == 0:
+        print(f"nothing to delete: no exchange in {store.path} matches ({what})")
+        return 0
+    if not args.yes:
+        try:
+            answer = input(f"Delete {count:,} exchanges ({what}) from {store.path}, with their rounds and coach "
+                           "memory? This cannot be undone. [y/N] ")
+        except EOFError:  # no one to ask
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted (answer y to delete, or pass --yes)")
+            return 1
+    size = store.size_bytes()
+    deleted = store.prune(before)
+    print(f"deleted {deleted:,} exchanges; {store.path} went from {size / 1e6:,.1f} MB to {store.size_bytes() / 1e6:,.1f} MB")
+    return 0
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
@@ -266,6 +298,13 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("agents", help=f"list the agents installed as entry points ({ENTRY_POINT_GROUP})").set_defaults(
         run=cmd_agents)
+    prune = sub.add_parser("prune", help="delete old exchanges (with their rounds and coach memory), then VACUUM")
+    age = prune.add_mutually_exclusive_group(required=True)
+    age.add_argument("--older-than", type=_age, metavar="AGE", help="run more than AGE ago: 90d, 12w or 36h")
+    age.add_argument("--all", action="store_true", help="every exchange")
+    prune.add_argument("--db")
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    prune.set_defaults(run=cmd_prune)
 
     grid = sub.add_parser("sweep", help="backtest symbols x presets x seeds on every core or a Dask cluster")
     which = grid.add_mutually_exclusive_group(required=True)

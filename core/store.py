@@ -18,8 +18,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from core.presets import list_presets
-from core.schema import ENTRY_TYPES, Constraints
+from core.presets import list_presets, load_preset
+from core.schema import ENTRY_TYPES, ET, Constraints
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -103,26 +103,55 @@ def _v2_backtests(db: sqlite_utils.Database) -> None:
     db["backtests"].create_index(["created"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests]
+HISTORY_COLUMNS = {"market_time": str, "preset": str, "side": str, "size_pct": float, "entry": float, "stop": float,
+                   "target": float, "fixed": str}
+"""What History shows of each exchange beside its outcome: the market time (ET), the preset, the trade,
+and the violations earlier rounds had that the last one fixed (`violations` then holds the standing ones)."""
+
+
+def _v3_history(db: sqlite_utils.Database) -> None:
+    """History's columns (HISTORY_COLUMNS), filled in for the exchanges already stored."""
+    for column, kind in HISTORY_COLUMNS.items():
+        db["exchanges"].add_column(column, kind)
+    presets = _Presets(db)
+    for run_id, constraints, world in db.execute(
+            "select run_id, constraint_snapshot, world_state from exchanges").fetchall():
+        rounds = [{"proposal": json.loads(proposal), "evaluation": {"violations": json.loads(violations)}}
+                  for proposal, violations in db.execute(
+                      "select proposal, violations from rounds where run_id = ? order by round", [run_id])]
+        row = {"market_time": json.loads(world)["as_of"], "preset": presets.name(json.loads(constraints)),
+               **_progress(rounds)}
+        db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in row)} where run_id = ?",
+                   [*row.values(), run_id])
+    db["exchanges"].create_index(["market_time"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
-def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> tuple[str, list]:
+DATES_BY = {"market": "market_time", "run": "timestamp"}
+"""What History's dates mean: the market time the exchange decided on (ET), or when it was run (UTC)."""
+
+
+def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+             dates_by: str = "run") -> tuple[str, list]:
     """SQL where clause and parameters for the History filters."""
     where, params = [], []
+    dated = DATES_BY[dates_by]
     for column, value in (("outcome", outcome), ("symbol", symbol), ("strategy_id", strategy)):
         if value:
             values = [value] if isinstance(value, str) else list(value)
             where.append(f"{column} in ({', '.join('?' * len(values))})")
             params.extend(values)
     if since:
-        where.append("timestamp >= ?")
-        params.append(_instant(since))
+        where.append(f"{dated} >= ?")
+        params.append(_instant(since, dates_by))
     if until:
         # A date means the whole day; a datetime is an exact bound.
         bound = until + timedelta(days=1) if isinstance(until, date) and not isinstance(until, datetime) else until
-        where.append("timestamp < ?")
-        params.append(_instant(bound))
+        where.append(f"{dated} < ?")
+        params.append(_instant(bound, dates_by))
     if text:
         # The trader's words are matched literally: % and _ in them are not wildcards.
         where.append("run_id in (select run_id from rounds where reasoning like ? escape '\\' "
@@ -132,14 +161,60 @@ def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, t
     return " and ".join(where) or "1 = 1", params
 
 
-def _instant(value: date | datetime | str) -> str:
+def _instant(value: date | datetime | str, dates_by: str = "run") -> str:
+    """A bound as the stored text compares: UTC ISO for run times; for market times the ET wall clock,
+    which the stored ISO text starts with whatever its offset (a date bound is just the date)."""
     if isinstance(value, str):
         return value
+    if dates_by == "market":
+        if not isinstance(value, datetime):
+            return value.isoformat()
+        return (value.astimezone(ET) if value.tzinfo else value).strftime("%Y-%m-%dT%H:%M:%S")
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat()
+
+
+class _Presets:
+    """Names a constraint snapshot after the preset it equals: shipped first, then saved, else "edited"."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.shipped = {name: load_preset(name).model_dump(mode="json") for name in list_presets()}
+
+    def name(self, snapshot: dict) -> str:
+        for name, constraints in self.shipped.items():
+            if constraints == snapshot:
+                return name
+        for name, text in self.db.execute("select name, constraints from presets order by name"):
+            if json.loads(text) == snapshot:
+                return name
+        return EDITED
+
+
+EDITED = "edited"
+"""The preset column of an exchange whose schema matches no shipped or saved preset."""
+
+SIDES = {"enter_long": "long", "enter_short": "short"}
+
+
+def _progress(rounds: list[dict]) -> dict:
+    """The columns that follow the rounds: the last round's trade, its standing violations, the fixed ones."""
+    if not rounds:
+        return {"side": None, "size_pct": None, "entry": None, "stop": None, "target": None, "violations": "",
+                "fixed": ""}
+    actions = rounds[-1]["proposal"]["actions"]
+    shown = next((a for a in actions if a["action_type"] in ENTRY_TYPES), actions[0])
+    side = SIDES.get(shown["action_type"], shown["action_type"])
+    if len(actions) > 1:
+        side += f" +{len(actions) - 1}"
+    standing = rounds[-1]["evaluation"]["violations"]
+    earlier = dict.fromkeys(v for r in rounds[:-1] for v in r["evaluation"]["violations"] if v not in standing)
+    return {"side": side, "size_pct": shown.get("size_pct"), "entry": shown.get("entry_price"),
+            "stop": shown.get("stop_loss"), "target": shown.get("take_profit"), "violations": ", ".join(standing),
+            "fixed": ", ".join(earlier)}
 
 
 # The loop's writes go through these two rather than Table.insert: sqlite-utils re-reads the
@@ -170,6 +245,7 @@ class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
         self._local = threading.local()
+        self._presets: _Presets | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._migrate()
@@ -245,8 +321,9 @@ class Store:
         """Write one finished round, its checks into coach memory, and the exchange's progress."""
         with self._write() as db:
             self._round(db, artifact, record)
-            db.execute("update exchanges set rounds_taken = ?, violations = ? where run_id = ?",
-                       [record["round"], self._violations(artifact), artifact["run_id"]])
+            progress = {"rounds_taken": record["round"], **_progress(artifact["rounds"])}
+            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in progress)} where run_id = ?",
+                       [*progress.values(), artifact["run_id"]])
 
     def _round(self, db: sqlite_utils.Database, artifact: dict, record: dict) -> None:
         evaluation = record["evaluation"]
@@ -300,18 +377,13 @@ class Store:
                 self._round(db, artifact, record)
             _insert(db, "exchanges", self._exchange_row(artifact, finished=True), key="run_id")
 
-    @staticmethod
-    def _violations(artifact: dict) -> str:
-        names = dict.fromkeys(v for r in artifact["rounds"] for v in r["evaluation"]["violations"])
-        return ", ".join(names)
-
     def _outcome_row(self, artifact: dict, finished: bool) -> dict:
         """The columns that change as an exchange goes on."""
         return {
             "outcome": artifact["outcome"], "approved": int(artifact["approved"]),
             "rounds_taken": artifact["rounds_taken"], "termination_reason": artifact["termination_reason"],
             "total_tokens": artifact["total_tokens"], "cost_usd": artifact["usage"]["cost_usd"],
-            "usage": json.dumps(artifact["usage"]), "violations": self._violations(artifact), "finished": int(finished),
+            "usage": json.dumps(artifact["usage"]), "finished": int(finished), **_progress(artifact["rounds"]),
         }
 
     def _exchange_row(self, artifact: dict, finished: bool) -> dict:
@@ -321,29 +393,39 @@ class Store:
             "strategy_id": artifact["strategy_id"], "player": agents["player"], "coach": agents["coach"],
             "model": agents["model"], "constraint_snapshot": json.dumps(artifact["constraint_snapshot"]),
             "portfolio_snapshot": json.dumps(artifact["portfolio_snapshot"]),
-            "world_state": json.dumps(artifact["world_state"]), **self._outcome_row(artifact, finished),
+            "world_state": json.dumps(artifact["world_state"]), "market_time": artifact["world_state"]["as_of"],
+            "preset": self._preset_name(artifact["constraint_snapshot"]), **self._outcome_row(artifact, finished),
         }
+
+    def _preset_name(self, snapshot: dict) -> str:
+        if self._presets is None:
+            self._presets = _Presets(self.db)
+        return self._presets.name(snapshot)
 
     # -- reading ----------------------------------------------------------------------------
 
-    LIST_COLUMNS = ("run_id, timestamp, outcome, approved, rounds_taken, termination_reason, total_tokens, "
-                    "cost_usd, symbol, strategy_id, player, coach, model, violations, finished")
+    LIST_COLUMNS = ("run_id, market_time, timestamp, outcome, approved, rounds_taken, termination_reason, "
+                    "total_tokens, cost_usd, symbol, strategy_id, preset, side, size_pct, entry, stop, target, "
+                    "violations, fixed, player, coach, model, finished")
 
     def list_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                       limit: int | None = 50, offset: int | None = None) -> list[dict]:
-        """Exchanges matching the filters, newest first, as summary rows."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text)
+                       dates_by: str = "run", limit: int | None = 50, offset: int | None = None) -> list[dict]:
+        """Exchanges matching the filters, newest first by the dates they filter on, as summary rows."""
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
         return list(self.db["exchanges"].rows_where(
-            where, params, order_by="timestamp desc", select=self.LIST_COLUMNS, limit=limit, offset=offset
+            where, params, order_by="timestamp desc" if dates_by == "run" else "market_time desc, rowid desc", select=self.LIST_COLUMNS,
+            limit=limit, offset=offset,
         ))
 
-    def count_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> int:
+    def count_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+                        dates_by: str = "run") -> int:
         """How many exchanges match the filters."""
-        return self.db["exchanges"].count_where(*_filters(outcome, symbol, strategy, since, until, text))
+        return self.db["exchanges"].count_where(*_filters(outcome, symbol, strategy, since, until, text, dates_by))
 
-    def summary(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> dict:
+    def summary(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+                dates_by: str = "run") -> dict:
         """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
         row = self.db.execute(
             "select count(*), avg(approved), avg(rounds_taken), coalesce(sum(total_tokens), 0), "
             f"coalesce(sum(cost_usd), 0) from exchanges where {where}", params
@@ -351,9 +433,10 @@ class Store:
         return {"count": row[0], "approval_rate": row[1] or 0.0, "mean_rounds": row[2] or 0.0,
                 "tokens": row[3], "cost_usd": row[4]}
 
-    def violation_counts(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> list[tuple[str, int]]:
+    def violation_counts(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+                         dates_by: str = "run") -> list[tuple[str, int]]:
         """How often each constraint was violated in the matching exchanges' rounds, most first."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
         # Unfiltered, every round counts: the subquery would only cost a pass over 100k exchanges.
         matching = "" if not params else f"where rounds.run_id in (select run_id from exchanges where {where}) "
         rows = self.db.execute(
@@ -362,14 +445,16 @@ class Store:
         ).fetchall()
         return [(name, n) for name, n in rows]
 
-    def outcomes_by_day(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None) -> list[tuple[str, str, int]]:
+    def outcomes_by_day(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
+                        dates_by: str = "run") -> list[tuple[str, str, int]]:
         """(day, outcome, exchanges) of the matching exchanges, oldest day first.
 
-        The day is the stored timestamp's date: UTC for live exchanges, the simulated ET clock for backtests.
+        The day is the market day (ET) or the day the exchange was run (UTC; a backtest's exchanges are
+        dated on their simulated ET clock), as `dates_by` says.
         """
-        where, params = _filters(outcome, symbol, strategy, since, until, text)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
         return [tuple(row) for row in self.db.execute(
-            f"select substr(timestamp, 1, 10) as day, outcome, count(*) from exchanges where {where} "
+            f"select substr({DATES_BY[dates_by]}, 1, 10) as day, outcome, count(*) from exchanges where {where} "
             "group by day, outcome order by day, outcome", params
         ).fetchall()]
 
@@ -423,6 +508,33 @@ class Store:
             "order by failures desc, symbol, \"constraint\" limit ?", [strategy_id, limit]
         ).fetchall()
         return [{"symbol": s, "constraint": c, "failures": f, "checks": n} for s, c, f, n in rows]
+
+    # -- pruning --------------------------------------------------------------------------------
+
+    def count_older(self, before: datetime | None) -> int:
+        """How many exchanges were run before `before` (None: every exchange); what prune would delete."""
+        if before is None:
+            return self.count_exchanges()
+        return self.count_exchanges(until=before)
+
+    def prune(self, before: datetime | None) -> int:
+        """Delete the exchanges run before `before` (None: all) with their rounds, coach memory and
+        portfolio snapshots, then VACUUM so the file shrinks. Returns how many exchanges went.
+
+        A backtest's exchanges are dated on their simulated day; the backtests' own results stay.
+        """
+        where, params = ("1 = 1", []) if before is None else _filters(until=before)
+        doomed = f"select run_id from exchanges where {where}"
+        with self._write() as db:
+            for table in ("coach_memory", "rounds", "portfolio_snapshots"):
+                db.execute(f"delete from {table} where run_id in ({doomed})", params)
+            deleted = db.execute(f"delete from exchanges where {where}", params).rowcount
+            db.execute("delete from strategies where strategy_id not in "
+                       "(select strategy_id from exchanges where strategy_id is not null)")
+        if deleted:
+            self.db.execute("vacuum")
+            self.db.execute("pragma wal_checkpoint(truncate)")  # the WAL the vacuum wrote goes too
+        return deleted
 
     # -- custom presets ---------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
-"""History: every stored exchange, filtered, summarised, inspected and replayed without any agent call."""
+"""History: every stored exchange, filtered, summarised, inspected and replayed without any agent call.
+
+The summary figures and the table paint first; the picked exchange and the charts follow (the
+charts one beat later on a session's first visit, so plotly.js never holds up the table).
+"""
 
 import json
 import math
 
-import pandas as pd
 import streamlit as st
 
 from ui import shell
@@ -11,7 +14,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from ui import charts, exchange_view, session  # noqa: E402
+from ui import charts, exchange_view, history_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 PAGE_SIZE = 20
@@ -21,7 +24,7 @@ store = session.store()
 st.title("History")
 
 # -- filters --------------------------------------------------------------------------------
-row = st.columns([2, 2, 2, 3, 3])
+row = st.columns([2, 2, 2, 3, 2, 3])
 # sticky(): the filters are still set after a visit to another page (a kept value a new database
 # lacks is dropped first, so the multiselects never hold an unknown option).
 symbols, strategies = store.symbols(), store.strategies()
@@ -31,88 +34,112 @@ for key, known in ((session.H_SYMBOL, symbols), (session.H_STRATEGY, strategies)
 outcome = sticky(row[0].multiselect, "Outcome", key=session.H_OUTCOME, options=list(core.OUTCOMES))
 symbol = sticky(row[1].multiselect, "Symbol", key=session.H_SYMBOL, options=symbols)
 strategy = sticky(row[2].multiselect, "Strategy", key=session.H_STRATEGY, options=strategies)
-dates = sticky(row[3].date_input, "Dates", key=session.H_DATES, value=(), help="A day or a range (UTC).")
-text = sticky(row[4].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
-since = dates[0] if len(dates) > 0 else None
-until = dates[1] if len(dates) > 1 else since
+dates = sticky(row[3].date_input, "Dates", key=session.H_DATES, value=(), min_value=history_view.EARLIEST,
+               max_value=history_view.LATEST,
+               help="A day or a range.")
+dates_by = sticky(row[4].radio, "Dates are", key=session.H_DATES_BY, options=list(history_view.DATES_BY),
+                  format_func=history_view.DATES_BY.get,
+                  help="Filter and order by the market day the exchange decided on, or by when it was run.")
+text = sticky(row[5].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
+since, until = history_view.dates_of(dates)
 filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": since, "until": until,
-           "text": text.strip() or None}
+           "text": text.strip() or None, "dates_by": dates_by}
 
-# -- summary and charts -----------------------------------------------------------------------
+# -- summary --------------------------------------------------------------------------------
 summary = store.summary(**filters)
 figures = st.columns(5)
 figures[0].metric("Exchanges", f"{summary['count']:,}")
 figures[1].metric("Approval rate", f"{summary['approval_rate']:.0%}")
 figures[2].metric("Mean rounds", f"{summary['mean_rounds']:.2f}")
 figures[3].metric("Tokens", f"{summary['tokens']:,}")
-figures[4].metric("Cost", f"${summary['cost_usd']:.4f}")
+figures[4].metric("Cost", f"${summary['cost_usd']:,.4f}")
 
 if summary["count"] == 0:
     st.info("No exchanges match. Run one on Trade Review, or widen the filters.", icon=":material/info:")
     st.stop()
 
-newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))
-over_time, violations = charts.history_figures(store, str(store.path), filters, (tuple(summary.values()), newest))
-left, right = st.columns(2)
-left.plotly_chart(over_time, width="stretch")
-if violations:
-    right.plotly_chart(violations, width="stretch")
-else:
-    right.caption("No violations in these exchanges.")
 
-# -- the table, a page at a time ------------------------------------------------------------------
-pages = max(1, math.ceil(summary["count"] / PAGE_SIZE))
-head = st.columns([3, 1, 1], vertical_alignment="bottom")
-head[0].subheader(f"Exchanges ({summary['count']:,}, newest first)")
-number = head[1].number_input("Page", min_value=1, max_value=pages, value=1, key=session.H_PAGE)
-head[2].download_button("Export CSV", lambda: pd.DataFrame(store.list_exchanges(**filters, limit=None)).to_csv(index=False),
-                        file_name="exchanges.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
-                        help="Every exchange that matches the filters (built when you click).")
-rows = store.list_exchanges(**filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-table = pd.DataFrame(rows)[["timestamp", "outcome", "symbol", "strategy_id", "rounds_taken", "total_tokens",
-                            "cost_usd", "violations", "termination_reason", "player", "run_id"]]
-table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True, format="ISO8601").dt.strftime("%Y-%m-%d %H:%M:%S")
+# -- the table, a page at a time, and the picked exchange (a fragment: paging and picking rerun only this) --
+@st.fragment
+def exchanges() -> None:
+    pages = max(1, math.ceil(summary["count"] / PAGE_SIZE))
+    head = st.columns([3, 1, 1], vertical_alignment="bottom")
+    order = "market day" if dates_by == "market" else "run time"
+    head[0].subheader(f"Exchanges ({summary['count']:,}, newest {order} first)")
+    number = head[1].number_input("Page", min_value=1, max_value=pages, value=1, key=session.H_PAGE)
+    head[2].download_button(
+        "Export CSV", lambda: history_view.csv(store.list_exchanges(**filters, limit=None)),
+        file_name=history_view.csv_name(filters), mime="text/csv", icon=":material/download:", on_click="ignore",
+        help="Every exchange that matches the filters, with the table's columns (built when you click).")
+    rows = store.list_exchanges(**filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    labels = {r["run_id"]: history_view.label(r) for r in rows}
 
+    def picked_row() -> None:
+        selected = state[session.H_TABLE]["selection"]["rows"]
+        if selected:
+            state[session.HISTORY_SELECTED] = rows[selected[0]]["run_id"]
 
-def picked_row() -> None:
-    selected = state[session.H_TABLE]["selection"]["rows"]
-    if selected:
-        state[session.HISTORY_SELECTED] = rows[selected[0]]["run_id"]
+    st.dataframe(history_view.table(rows), hide_index=True, width="stretch", on_select=picked_row,
+                 selection_mode="single-row", key=session.H_TABLE, column_config=history_view.COLUMNS)
+    picked(labels)
 
 
-st.dataframe(table, hide_index=True, width="stretch", on_select=picked_row, selection_mode="single-row",
-             key=session.H_TABLE, column_config={
-                 "timestamp": "time (UTC)", "strategy_id": "strategy", "rounds_taken": "rounds", "total_tokens": "tokens",
-                 "cost_usd": st.column_config.NumberColumn("cost $", format="%.4f"),
-                 "termination_reason": "reason", "run_id": st.column_config.TextColumn("run id", width="small")})
+def picked(labels: dict[str, str]) -> None:
+    """The picked exchange: its rounds, a replay at a chosen speed, its artifact. Nothing until one is picked."""
+    chosen = state.get(session.HISTORY_SELECTED)
+    artifact = store.get_exchange(chosen) if chosen else None
+    if artifact and chosen not in labels:
+        labels = {chosen: history_view.label({**artifact, "market_time": artifact["world_state"]["as_of"]}), **labels}
+    state[session.H_PICK] = chosen if artifact else None
 
-# -- one exchange ----------------------------------------------------------------------------------
-labels = {r["run_id"]: f"{r['timestamp'][:19].replace('T', ' ')} · {r['symbol']} · {r['outcome']} · {r['run_id'][:8]}"
-          for r in rows}
-chosen = state.get(session.HISTORY_SELECTED)
-if chosen and chosen not in labels:
-    found = store.get_exchange(chosen)
-    if found:
-        labels = {chosen: f"{found['timestamp'][:19].replace('T', ' ')} · {found['symbol']} · {found['outcome']} · "
-                          f"{chosen[:8]}", **labels}
-state[session.H_PICK] = chosen if chosen in labels else next(iter(labels))
+    def picked_box() -> None:
+        state[session.HISTORY_SELECTED] = state[session.H_PICK]
+
+    st.divider()
+    pick = st.columns([3, 2, 1, 1.3], vertical_alignment="bottom")
+    pick[0].selectbox("Exchange", list(labels), format_func=labels.get, key=session.H_PICK, on_change=picked_box,
+                      index=None, placeholder="Pick a row in the table, or here", help="Its rounds show below.")
+    if artifact is None:
+        return
+    speed = sticky(pick[1].select_slider, "Replay speed", key=session.H_SPEED, options=list(session.SPEEDS),
+                   value="Normal")
+    replay = pick[2].button("Replay", type="primary", icon=":material/replay:")
+    pick[3].download_button("Export JSON", json.dumps(artifact, indent=2),
+                            file_name=exchange_view.artifact_name(artifact), mime="application/json",
+                            icon=":material/download:")
+    if replay:
+        exchange_view.play(core.replay_exchange(artifact), exchange_view.ExchangeView(session.SPEEDS[speed], key="replay"))
+    else:
+        exchange_view.show(artifact, key="history")
 
 
-def picked_box() -> None:
-    state[session.HISTORY_SELECTED] = state[session.H_PICK]
+exchanges()
+
+# -- charts: after the table ---------------------------------------------------------------------
+
+
+@st.fragment(run_every=0.3)
+def charts_after_paint() -> None:
+    """A session's first visit: the page paints without charts; this fragment's first timed run
+    (a beat later) reruns the page, which then draws them. Later runs draw them at once."""
+    if state.get(session.HISTORY_CHARTS) == "waiting":
+        state[session.HISTORY_CHARTS] = "drawn"
+        st.rerun()
+    st.caption("The charts follow…")
 
 
 st.divider()
-pick = st.columns([3, 2, 1, 1.3], vertical_alignment="bottom")
-run_id = pick[0].selectbox("Exchange", list(labels), format_func=labels.get, key=session.H_PICK, on_change=picked_box,
-                           help="Or click a row in the table.")
-speed = sticky(pick[1].select_slider, "Replay speed", key=session.H_SPEED, options=list(session.SPEEDS), value="Normal")
-replay = pick[2].button("Replay", type="primary", icon=":material/replay:")
-artifact = store.get_exchange(run_id)
-pick[3].download_button("Export JSON", json.dumps(artifact, indent=2), file_name=f"exchange-{run_id}.json",
-                        mime="application/json", icon=":material/download:")
-
-if replay:
-    exchange_view.play(core.replay_exchange(artifact), exchange_view.ExchangeView(session.SPEEDS[speed], key="replay"))
+if state.get(session.HISTORY_CHARTS) is None:
+    state[session.HISTORY_CHARTS] = "first paint"
+    charts_after_paint()
+    state[session.HISTORY_CHARTS] = "waiting"
 else:
-    exchange_view.show(artifact, key="history")
+    state[session.HISTORY_CHARTS] = "drawn"
+    newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))
+    over_time, violations = charts.history_figures(store, str(store.path), filters, (tuple(summary.values()), newest))
+    left, right = st.columns(2)
+    left.plotly_chart(over_time, width="stretch", config=charts.CONFIG)
+    if violations:
+        right.plotly_chart(violations, width="stretch", config=charts.CONFIG)
+    else:
+        right.caption("No violations in these exchanges.")

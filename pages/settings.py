@@ -8,7 +8,7 @@ from ui import shell
 
 shell.require_app()
 
-from ui import session  # noqa: E402
+from ui import pruning, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 
 state = st.session_state
@@ -105,3 +105,4 @@ st.caption(f"Size: {store.size_bytes() / 1024:,.1f} KiB · set PLAYER_COACH_DB t
 # Built only on a click: the file may hold gigabytes, and serialize() is a consistent copy, WAL included.
 st.download_button("Download the database", store.db.conn.serialize, file_name=store.path.name,
                    mime="application/vnd.sqlite3", icon=":material/download:", on_click="ignore")
+pruning.section(store)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+import core
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,3 +115,38 @@ def test_an_unusable_database_exits_3_naming_the_file(tmp_path):
     not_a_db = write(tmp_path, "notes.db", "these are notes, not SQLite" * 100)
     result = cli("history", "--db", not_a_db)
     assert result.returncode == 3 and f"database {not_a_db}" in result.stderr and "Traceback" not in result.stderr
+
+
+def _stored(db: str, as_of: str, n: int) -> None:
+    """n exchanges in db, every other one run 400 days ago, the rest now."""
+    store = core.Store(db)
+    world = core.WorldState(symbol="AMZN", as_of=as_of, price=185, sma5=183, sma10=180)
+    for i in range(n):
+        when = datetime.now(timezone.utc) - timedelta(days=400 if i % 2 == 0 else 0)
+        core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=i),
+                               core.HouseCoach(), store=store, now=lambda when=when: when)
+
+
+def test_prune_asks_first_and_deletes_only_what_is_older(tmp_path):
+    db = str(tmp_path / "prune.db")
+    _stored(db, "2025-03-04 10:00", 6)
+    declined = subprocess.run([sys.executable, "-m", "core", "prune", "--older-than", "90d", "--db", db],
+                              input="n\n", capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert declined.returncode == 1 and "Delete 3 exchanges" in declined.stdout and "nothing deleted" in declined.stdout
+    assert core.Store(db).count_exchanges() == 6
+    done = cli("prune", "--older-than", "90d", "--db", db, "--yes")
+    assert done.returncode == 0 and "deleted 3 exchanges" in done.stdout, done.stderr
+    assert core.Store(db).count_exchanges() == 3
+    assert "nothing to delete" in cli("prune", "--older-than", "90d", "--db", db, "--yes").stdout
+    assert cli("prune", "--all", "--db", db, "--yes").returncode == 0 and core.Store(db).count_exchanges() == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--older-than", "90"], "like 90d"),
+    (["--older-than", "soon"], "like 90d"),
+    ([], "one of the arguments --older-than --all is required"),
+    (["--older-than", "9d", "--all"], "not allowed with argument"),
+])
+def test_prune_bad_arguments_exit_3(tmp_path, args, message):
+    result = cli("prune", "--db", str(tmp_path / "p.db"), "--yes", *args)
+    assert result.returncode == 3 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,6 +1,9 @@
 """History: filters narrow the rows, summaries and charts follow, and replay never calls an agent."""
 
-from datetime import datetime, timezone
+import io
+from datetime import date, datetime, timezone
+
+import pandas as pd
 
 import pytest
 
@@ -46,13 +49,77 @@ def count(at) -> int:
     return int(at.metric[0].value.replace(",", ""))
 
 
+def exchanges_table(at):
+    return next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+
+
+def pick(at, run_id):
+    at.session_state[session.HISTORY_SELECTED] = run_id
+    return at.run()
+
+
 def test_every_exchange_is_listed_newest_first_with_summary_and_charts(app, stocked):
     at = app(PAGE)
     assert count(at) == 6
-    table = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    table = exchanges_table(at)
     assert table["run_id"].iloc[0] == "run-interrupted"
     assert {"ERROR", "INTERRUPTED"} <= set(table["outcome"])
+    at.run()
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_the_first_paint_is_the_summary_and_the_table_then_the_charts(app, stocked):
+    at = app(PAGE)
+    assert count(at) == 6 and len(exchanges_table(at)) == 6
+    assert at.get("plotly_chart") == [] and any("charts follow" in c for c in texts(at, "caption"))
+    assert not [e for e in at.expander if e.label.startswith("Round ")]  # nothing picked, nothing replayed
+    at.run()  # what the fragment's timed rerun does a beat after the first paint
+    titles = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert len(titles) == 2 and "Exchanges per" in titles[0] and "Most frequent violations" in titles[1]
+
+
+def test_the_table_shows_market_and_run_time_the_preset_and_the_trade(app, stocked):
+    at = app(PAGE)
+    table = exchanges_table(at)
+    assert list(table.columns[:5]) == ["market", "run", "outcome", "symbol", "preset"]
+    row = table.set_index("run_id").loc["run-0"]
+    stored = stocked.get_exchange("run-0")
+    action = stored["rounds"][-1]["proposal"]["actions"][0]
+    assert row["market"] == "2025-03-04 10:00" and row["run"] == stored["timestamp"][:16].replace("T", " ")
+    assert row["preset"] == "moderate" and table.set_index("run_id").loc["run-1", "preset"] == "strict"
+    assert row["side"] == "long" and row["size"] == action["size_pct"]
+    assert (row["entry"], row["stop"], row["target"]) == (action["entry_price"], action["stop_loss"],
+                                                          action["take_profit"])
+    assert "None" not in table["reason"].tolist() and table.set_index("run_id").loc["run-0", "reason"] == ""
+
+
+def test_an_approved_exchange_shows_earlier_violations_as_fixed(app, app_store):
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    fixed = next(a for seed in range(40) if (a := core.run_exchange_sync(
+        world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=seed), core.HouseCoach(),
+        store=app_store))["outcome"] == "APPROVE" and a["rounds_taken"] > 1)
+    first = fixed["rounds"][0]["evaluation"]["violations"]
+    at = app(PAGE)
+    violations = exchanges_table(at).set_index("run_id").loc[fixed["run_id"], "violations"]
+    assert violations == "fixed: " + ", ".join(first)
+
+
+def test_the_date_filter_chooses_market_date_or_run_time(app, app_store):
+    moderate = core.load_preset("moderate")
+    for day in ("2010-06-01", "2021-03-04"):
+        world = core.WorldState(symbol="AMZN", as_of=f"{day} 10:00", price=185, sma5=183, sma10=180)
+        core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+                               store=app_store, run_id=f"on-{day}")
+    at = app(PAGE)
+    assert at.radio(key=session.H_DATES_BY).value == "market"
+    assert exchanges_table(at)["run_id"].tolist() == ["on-2021-03-04", "on-2010-06-01"]
+    at.date_input(key=session.H_DATES).set_value((date(2010, 1, 1), date(2010, 12, 31))).run()
+    assert count(at) == 1 and exchanges_table(at)["run_id"].tolist() == ["on-2010-06-01"]
+    at.radio(key=session.H_DATES_BY).set_value("run").run()
+    assert count(at) == 0  # both were run today, not in 2010
+    today = datetime.now(timezone.utc).date()
+    at.date_input(key=session.H_DATES).set_value((today, today)).run()
+    assert count(at) == 2
 
 
 @pytest.mark.parametrize("key, value, expected", [
@@ -74,6 +141,7 @@ def test_text_and_date_filters(app, stocked):
     assert count(at) == 0
     assert any("No exchanges match" in i for i in texts(at, "info"))
     at.text_input(key=session.H_TEXT).input("").run()
+    at.radio(key=session.H_DATES_BY).set_value("run").run()
     today = datetime.now(timezone.utc).date()
     at.date_input(key=session.H_DATES).set_value((today, today)).run()
     assert count(at) == 6
@@ -81,6 +149,7 @@ def test_text_and_date_filters(app, stocked):
 
 def test_selecting_an_exchange_shows_its_rounds_as_cards(app, stocked):
     at = app(PAGE)
+    assert at.selectbox(key=session.H_PICK).value is None
     at.selectbox(key=session.H_PICK).set_value("run-1").run()
     stored = stocked.get_exchange("run-1")
     cards = [e.label for e in at.expander if e.label.startswith("Round ")]
@@ -121,10 +190,27 @@ def test_error_banner_carries_the_message(app, stocked):
     assert any("the model returned nonsense twice" in e for e in texts(at, "error"))
 
 
-def test_exports_offer_csv_and_json(app, stocked):
+def test_the_exports_are_offered_once_an_exchange_is_picked(app, stocked):
     at = app(PAGE)
-    labels = {b.label for b in at.get("download_button")}
-    assert {"Export CSV", "Export JSON", "Download artifact JSON"} <= labels
+    assert {b.label for b in at.get("download_button")} == {"Export CSV"}
+    pick(at, "run-0")
+    assert {"Export CSV", "Export JSON", "Download artifact JSON"} <= {b.label for b in at.get("download_button")}
+
+
+def test_the_csv_has_the_tables_columns(stocked):
+    from ui import history_view
+
+    rows = stocked.list_exchanges(limit=None)
+    frame = pd.read_csv(io.StringIO(history_view.csv(rows)))
+    assert list(frame.columns) == [c["label"] for c in history_view.COLUMNS.values()]
+    assert len(frame) == 6 and "None" not in frame.astype(str).to_numpy().ravel().tolist()
+    assert history_view.csv_name({"symbol": ["AMZN"], "outcome": ["APPROVE"]}) == "exchanges_AMZN_APPROVE.csv"
+    assert history_view.csv_name({}) == "exchanges_all.csv"
+    assert history_view.csv_name({"since": date(2021, 3, 1), "until": date(2021, 3, 31), "dates_by": "market"}) \
+        == "exchanges_market-2021-03-01-to-2021-03-31.csv"
+    from ui import exchange_view
+
+    assert exchange_view.artifact_name(stocked.get_exchange("run-0")) == "exchange_AMZN_2025-03-04_APPROVE_run-0.json"
 
 
 def test_pagination_limits_the_table(app, app_store):

@@ -3,9 +3,12 @@
 import json
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+import core
 
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import ROOT, texts
@@ -138,3 +141,40 @@ def test_the_key_can_be_cleared(app, fake_anthropic):
     next(b for b in at.button if b.label == "Clear key").click().run()
     assert session.API_KEY not in at.session_state
     assert any("Key cleared" in s for s in texts(at, "success"))
+
+
+def _exchanges(store, days_ago: list[int]) -> None:
+    """One exchange per age in days, run that long ago."""
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    for n, days in enumerate(days_ago):
+        when = datetime.now(timezone.utc) - timedelta(days=days)
+        core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=n),
+                               core.HouseCoach(), store=store, now=lambda when=when: when)
+
+
+def test_deleting_old_exchanges_shows_the_count_and_asks_first(app, app_store):
+    _exchanges(app_store, [400, 200, 100, 10, 0])
+    at = app(PAGE)
+    ask = next(b for b in at.button if b.label.startswith("Delete ") and b.label.endswith("exchanges…"))
+    assert ask.label == "Delete 3 exchanges…"
+    assert any("3 of 5 exchanges run before" in c for c in texts(at, "caption"))
+    at.number_input(key=session.S_PRUNE_DAYS).set_value(150).run()
+    next(b for b in at.button if b.label == "Delete 2 exchanges…").click().run()
+    assert any("for good" in w for w in texts(at, "warning"))
+    assert app_store.count_exchanges() == 5  # nothing goes before the confirmation
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not texts(at, "warning") and app_store.count_exchanges() == 5
+    next(b for b in at.button if b.label == "Delete 2 exchanges…").click().run()
+    next(b for b in at.button if b.label == "Yes, delete 2").click().run()
+    assert app_store.count_exchanges() == 3
+    assert any(s.startswith("Deleted 2 exchanges") for s in texts(at, "success"))
+
+
+def test_deleting_all_exchanges(app, app_store):
+    _exchanges(app_store, [3, 0])
+    at = app(PAGE)
+    at.radio(key=session.S_PRUNE_SCOPE).set_value("all").run()
+    next(b for b in at.button if b.label == "Delete 2 exchanges…").click().run()
+    next(b for b in at.button if b.label == "Yes, delete 2").click().run()
+    assert app_store.count_exchanges() == 0
+    assert next(b for b in at.button if b.label.endswith("exchanges…")).disabled

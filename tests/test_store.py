@@ -224,3 +224,90 @@ def test_a_database_from_a_newer_version_is_refused_untouched(store):
     with pytest.raises(core.StoreError, match=f"schema version {len(MIGRATIONS) + 1} is newer"):
         core.Store(store.path)
     assert store.schema_version == len(MIGRATIONS) + 1
+
+
+def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_violations(store):
+    artifacts = fill(store, 6) + fill(store, 2, preset="strict", start=datetime(2025, 3, 5, tzinfo=timezone.utc))
+    rows = {r["run_id"]: r for r in store.list_exchanges(limit=None)}
+    for artifact in artifacts:
+        row = rows[artifact["run_id"]]
+        last = artifact["rounds"][-1]
+        action = last["proposal"]["actions"][0]
+        assert row["market_time"] == artifact["world_state"]["as_of"]
+        assert row["preset"] == ("strict" if artifact["constraint_snapshot"] == core.load_preset("strict").model_dump(
+            mode="json") else "moderate")
+        assert (row["side"], row["size_pct"], row["entry"], row["stop"], row["target"]) == (
+            core.store.SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
+            action.get("entry_price"), action.get("stop_loss"), action.get("take_profit"))
+        assert row["violations"] == ", ".join(last["evaluation"]["violations"])
+        earlier = {v for r in artifact["rounds"][:-1] for v in r["evaluation"]["violations"]}
+        assert set(filter(None, row["fixed"].split(", "))) == earlier - set(last["evaluation"]["violations"])
+    assert any(r["outcome"] == "APPROVE" and r["fixed"] for r in rows.values())
+    assert {r["side"] for r in rows.values()} >= {"long", "hold"}
+
+
+def test_the_preset_is_named_shipped_first_then_saved_else_edited(store, world):
+    mine = core.load_preset("moderate").model_copy(update={"max_rounds": 5})
+    store.save_preset("mine", mine)
+    for constraints, run_id in ((core.load_preset("aggressive"), "a"), (mine, "m"),
+                                (mine.model_copy(update={"max_rounds": 4}), "e")):
+        core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+                               store=core.Store(store.path), run_id=run_id)
+    assert {r["run_id"]: r["preset"] for r in store.list_exchanges()} == {"a": "aggressive", "m": "mine", "e": "edited"}
+
+
+def test_history_can_filter_and_order_by_market_date(store):
+    moderate = core.load_preset("moderate")
+    for day, run_id in (("2021-03-04", "late"), ("2010-06-01", "early"), ("2015-01-02", "middle")):
+        world = core.WorldState(symbol="AMZN", as_of=f"{day} 15:59", price=185, sma5=183, sma10=180)
+        core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store,
+                               run_id=run_id)
+    assert [r["run_id"] for r in store.list_exchanges(dates_by="market")] == ["late", "middle", "early"]
+    assert [r["run_id"] for r in store.list_exchanges(dates_by="run")] == ["middle", "early", "late"]
+    # 15:59 ET is 20:59 UTC: the market day is the ET one
+    assert store.count_exchanges(since=date(2010, 6, 1), until=date(2010, 6, 1), dates_by="market") == 1
+    assert store.count_exchanges(since=date(2010, 6, 2), dates_by="market") == 2
+    assert store.count_exchanges(since=date(2010, 6, 1), until=date(2010, 6, 1), dates_by="run") == 0
+    assert {day for day, _, _ in store.outcomes_by_day(dates_by="market")} == {"2021-03-04", "2010-06-01", "2015-01-02"}
+
+
+def test_a_version_2_database_gets_the_history_columns_filled_in(store):
+    fill(store, 6)
+    fill(store, 3, preset="strict", start=datetime(2025, 3, 5, tzinfo=timezone.utc))
+    before = store.list_exchanges(limit=None)
+    db = store.db
+    db.execute("drop index idx_exchanges_market_time")
+    for column in core.store.HISTORY_COLUMNS:
+        db.execute(f"alter table exchanges drop column {column}")
+    db.execute("update exchanges set violations = 'as version 2 had it'")
+    db.execute("pragma user_version = 2")
+    db.conn.commit()
+    migrated = core.Store(store.path)
+    assert migrated.schema_version == len(MIGRATIONS)
+    assert migrated.list_exchanges(limit=None) == before
+
+
+def test_prune_deletes_old_exchanges_with_everything_they_own_and_shrinks_the_file(store):
+    old = fill(store, 30, strategy="old", start=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    new = fill(store, 5, strategy="new", start=datetime(2025, 6, 1, tzinfo=timezone.utc))
+    store.db.execute("pragma wal_checkpoint(truncate)")
+    size = store.size_bytes()
+    cutoff = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    assert store.count_older(cutoff) == 30
+    assert store.prune(cutoff) == 30
+    assert {r["run_id"] for r in store.list_exchanges(limit=None)} == {a["run_id"] for a in new}
+    assert store.get_exchange(old[0]["run_id"]) is None and store.coach_memory("old") == []
+    assert store.strategies() == ["new"]
+    for table in ("rounds", "coach_memory", "portfolio_snapshots"):
+        assert store.db.execute(f"select count(*) from {table} where run_id not in "
+                                "(select run_id from exchanges)").fetchone()[0] == 0
+    assert store.size_bytes() < size
+    assert store.get_exchange(new[0]["run_id"]) == json.loads(json.dumps(new[0]))
+
+
+def test_prune_of_everything_leaves_an_empty_working_store(store):
+    fill(store, 4)
+    assert store.count_older(None) == 4 and store.prune(None) == 4
+    assert store.count_exchanges() == 0 and store.prune(None) == 0
+    fill(store, 1)
+    assert store.count_exchanges() == 1

@@ -13,26 +13,42 @@ OUTCOME_COLOURS = {"APPROVE": "#16a34a", "REJECT-MAX": "#f59e0b", "ABORT": "#dc2
                    "INTERRUPTED": "#64748b"}
 
 
-def outcomes_over_time(by_day: list[tuple[str, str, int]]) -> go.Figure:
-    """Exchanges per day, stacked by outcome, from (day, outcome, count) rows."""
+CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+"""plotly's config for every chart: the toolbar without the tools that mean nothing here."""
+
+
+def _title(text: str) -> dict:
+    """A title set below the toolbar, so the toolbar never covers it on a narrow screen."""
+    return {"text": text, "x": 0, "xanchor": "left", "xref": "paper", "yref": "container", "y": 1,
+            "yanchor": "top", "pad": {"t": 34}}
+
+
+_HISTORY_MARGIN = {"l": 10, "r": 10, "t": 70, "b": 10}
+
+
+def outcomes_over_time(by_day: list[tuple[str, str, int]], dates_by: str = "run") -> go.Figure:
+    """Exchanges per day, stacked by outcome, from (day, outcome, count) rows; the day is the market
+    day (ET) or the day the exchange was run (UTC), as `dates_by` says."""
     counts = {(day, outcome): n for day, outcome, n in by_day}
     days = sorted({day for day, _, _ in by_day})
     figure = go.Figure([
         go.Bar(x=days, y=[counts.get((day, outcome), 0) for day in days], name=outcome, marker_color=colour)
         for outcome, colour in OUTCOME_COLOURS.items() if any(o == outcome for _, o, _ in by_day)
     ])
-    figure.update_layout(title="Outcomes over time", barmode="stack", height=300,
-                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="", yaxis_title="exchanges",
-                         bargap=0.3, xaxis={"type": "category"})
+    day = "market day (ET)" if dates_by == "market" else "day run (UTC)"
+    figure.update_layout(title=_title(f"Exchanges per {day.split(' (')[0]}, by outcome"), barmode="stack",
+                         height=320, margin=_HISTORY_MARGIN, legend_title_text="", xaxis_title=day,
+                         yaxis_title="exchanges", yaxis_tickformat=",d", bargap=0.3, xaxis={"type": "category"},
+                         legend={"orientation": "h", "y": -0.25})
     return figure
 
 
 def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
-    """The most frequent violations, most first."""
-    frame = pd.DataFrame(counts[:top], columns=["constraint", "violations"])
-    figure = px.bar(frame, x="violations", y="constraint", orientation="h", title="Most frequent violations",
-                    color_discrete_sequence=["#f97316"])
-    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=None,
+    """The most frequent violations, most first: how many rounds named each constraint."""
+    frame = pd.DataFrame(counts[:top], columns=["constraint", "rounds"])
+    figure = px.bar(frame, x="rounds", y="constraint", orientation="h", color_discrete_sequence=["#f97316"])
+    figure.update_layout(title=_title("Most frequent violations"), height=320, margin=_HISTORY_MARGIN,
+                         xaxis_title="rounds that broke it", xaxis_tickformat=",d", yaxis_title=None,
                          yaxis={"autorange": "reversed"})
     return figure
 
@@ -46,7 +62,8 @@ def history_figures(_store, path: str, filters: dict, version: tuple) -> tuple[g
     one that finishes, changes them, so the charts follow the database.
     """
     violations = _store.violation_counts(**filters)
-    return outcomes_over_time(_store.outcomes_by_day(**filters)), violation_bars(violations) if violations else None
+    by_day = outcomes_over_time(_store.outcomes_by_day(**filters), filters.get("dates_by", "run"))
+    return by_day, violation_bars(violations) if violations else None
 
 
 # -- backtest charts ------------------------------------------------------------------------

@@ -193,6 +193,12 @@ def outcome_banner(artifact: dict, cause: str | None = None) -> None:
         st.info(f"**INTERRUPTED** — {why}; {rounds} finished round{plural} kept.", icon=":material/stop_circle:")
 
 
+def artifact_name(artifact: dict) -> str:
+    """exchange_<symbol>_<market date>_<outcome>_<run id>.json: the exchange, recognisable in a folder."""
+    parts = (artifact["symbol"], str(artifact["world_state"]["as_of"])[:10], artifact["outcome"], artifact["run_id"][:8])
+    return "exchange_" + "_".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", part).strip("-") for part in parts) + ".json"
+
+
 def totals(artifact: dict, key: str) -> None:
     """Tokens and cost, the artifact JSON and its download."""
     usage = artifact["usage"]
@@ -206,7 +212,7 @@ def totals(artifact: dict, key: str) -> None:
                    help=f"{artifact['agents']['player']} / {artifact['agents']['coach']}"
                         + (f" · {artifact['agents']['model']}" if artifact["agents"].get("model") else ""))
     text = json.dumps(artifact, indent=2)
-    st.download_button("Download artifact JSON", text, file_name=f"exchange-{artifact['run_id']}.json",
+    st.download_button("Download artifact JSON", text, file_name=artifact_name(artifact),
                        mime="application/json", key=f"{key}.download", icon=":material/download:")
     with st.expander("Artifact JSON", key=f"{key}.json"):
         st.json(artifact, expanded=2)

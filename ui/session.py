@@ -35,7 +35,9 @@ EDITOR_NOTICE = "constraints_notice"  # a one-off message for the Constraints pa
 IMPORTED_FILE = "constraints_imported_file"  # the upload already applied, so a rerun does not re-apply it
 DERIVED = "derived"  # the last derive result on Constraints: {strategy, schema, evidence}
 HISTORY_SELECTED = "history_selected"  # run_id selected on History
-HISTORY_REPLAY = "history_replay"  # run_id to replay on History's next run
+HISTORY_CHARTS = "history_charts"  # History has painted once in this session: its charts draw at once from now on
+PRUNE_PENDING = "prune_pending"  # Settings: the deletion waiting for its confirmation (before ISO text or None, count)
+PRUNE_DONE = "prune_done"  # Settings: what the last deletion did, in words
 KEPT = "kept."  # prefix: copies of widget values that outlive a page switch
 
 # -- widget keys ---------------------------------------------------------------------------
@@ -77,6 +79,7 @@ H_OUTCOME = "h_outcome"
 H_SYMBOL = "h_symbol"
 H_STRATEGY = "h_strategy"
 H_DATES = "h_dates"
+H_DATES_BY = "h_dates_by"
 H_TEXT = "h_text"
 H_PAGE = "h_page"
 H_TABLE = "h_table"
@@ -87,6 +90,8 @@ S_MODEL = "s_model"
 S_INDEPENDENT = "s_independent_coach"
 S_CALLS = "s_calls_per_hour"
 S_DOLLARS = "s_dollars_per_session"
+S_PRUNE_SCOPE = "s_prune_scope"
+S_PRUNE_DAYS = "s_prune_days"
 
 PUSHED_LABEL = "Edited on Constraints"
 MODELS = tuple(PRICES)  # the models the price table knows, cheapest first

@@ -1,0 +1,102 @@
+"""History's table and exports: what a trader scans for, in the order they scan for it.
+
+The market time first (what the trade decided on), the run time beside it, the outcome, the
+symbol, the preset, the trade of the last round (side, size, entry, stop, target), then why:
+the violations that stand and the ones an earlier round had that the last one fixed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+EARLIEST, LATEST = date(1990, 1, 1), date(2100, 1, 1)
+"""The date filter's reach: market data (and backtests) go back decades, beyond the widget's default ten years."""
+
+DATES_BY = {"market": "Market date (ET)", "run": "Run time (UTC)"}
+"""What the date filter and the order mean; the keys are core.store.DATES_BY's."""
+
+COLUMNS = {
+    "market": st.column_config.TextColumn("market (ET)", help="The market time the exchange decided on, Eastern."),
+    "run": st.column_config.TextColumn("run (UTC)", help="When the exchange was run."),
+    "outcome": st.column_config.TextColumn("outcome", width=110),
+    "symbol": st.column_config.TextColumn("symbol"),
+    "preset": st.column_config.TextColumn("preset", help="The preset whose schema the Coach checked against; "
+                                                         "'edited' when it matches none."),
+    "side": st.column_config.TextColumn("side", help="The last round's trade; +N: more actions in that proposal."),
+    "size": st.column_config.NumberColumn("size", format="percent", help="Fraction of equity."),
+    "entry": st.column_config.NumberColumn("entry", format="%,.2f"),
+    "stop": st.column_config.NumberColumn("stop", format="%,.2f"),
+    "target": st.column_config.NumberColumn("target", format="%,.2f"),
+    "rounds": st.column_config.NumberColumn("rounds", format="%d"),
+    "violations": st.column_config.TextColumn("violations", width="medium",
+                                              help="Standing in the last round; 'fixed:' ones an earlier round had."),
+    "reason": st.column_config.TextColumn("reason", help="Why the exchange ended, when it did not approve."),
+    "strategy": st.column_config.TextColumn("strategy"),
+    "tokens": st.column_config.NumberColumn("tokens", format="%,d"),
+    "cost": st.column_config.NumberColumn("cost $", format="%.4f"),
+    "agents": st.column_config.TextColumn("agents"),
+    "run_id": st.column_config.TextColumn("run id", width="small"),
+}
+
+
+def _violations(standing: str | None, fixed: str | None) -> str:
+    parts = [standing] if standing else []
+    if fixed:
+        parts.append(f"fixed: {fixed}")
+    return " · ".join(parts)
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """The rows of Store.list_exchanges as History shows them, one column per COLUMNS entry."""
+    return pd.DataFrame([{
+        "market": (r["market_time"] or "")[:16].replace("T", " "),
+        "run": _utc_minutes(r["timestamp"]),
+        "outcome": r["outcome"], "symbol": r["symbol"], "preset": r["preset"] or "", "side": r["side"] or "",
+        "size": r["size_pct"], "entry": r["entry"], "stop": r["stop"], "target": r["target"],
+        "rounds": r["rounds_taken"], "violations": _violations(r["violations"], r["fixed"]),
+        "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "", "tokens": r["total_tokens"],
+        "cost": r["cost_usd"], "agents": r["player"], "run_id": r["run_id"],
+    } for r in rows], columns=list(COLUMNS))
+
+
+def _utc_minutes(stamp: str) -> str:
+    return pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%d %H:%M") if stamp else ""
+
+
+def csv(rows: list[dict]) -> str:
+    """The same columns as the table, headed by their labels, numbers in full for a spreadsheet."""
+    frame = table(rows)
+    return frame.rename(columns={k: c["label"] for k, c in COLUMNS.items()}).to_csv(index=False)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", text).strip("-")
+
+
+def csv_name(filters: dict) -> str:
+    """exchanges_<what the filters pick>.csv, e.g. exchanges_AMZN_APPROVE_market-2021-03-01-to-2021-03-31.csv."""
+    parts = []
+    for key in ("symbol", "outcome", "strategy"):
+        parts.extend(_slug(v) for v in filters.get(key) or [])
+    since, until = filters.get("since"), filters.get("until")
+    if since:
+        span = str(since) if until in (None, since) else f"{since}-to-{until}"
+        parts.append(f"{filters.get('dates_by', 'run')}-{span}")
+    if filters.get("text"):
+        parts.append("matching-" + _slug(filters["text"])[:30])
+    return "exchanges_" + ("_".join(p for p in parts if p) or "all") + ".csv"
+
+
+def label(row: dict) -> str:
+    """One exchange in a picker: market time, symbol, outcome, run id."""
+    return f"{(row['market_time'] or '')[:16].replace('T', ' ')} ET · {row['symbol']} · {row['outcome']} · {row['run_id'][:8]}"
+
+
+def dates_of(value: tuple[date, ...]) -> tuple[date | None, date | None]:
+    """A date input's value (nothing, a day, or a range) as (since, until)."""
+    since = value[0] if len(value) > 0 else None
+    return since, value[1] if len(value) > 1 else since
