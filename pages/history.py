@@ -47,12 +47,12 @@ filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": 
 
 # -- summary --------------------------------------------------------------------------------
 summary = store.summary(**filters)
-figures = st.columns(5)
-figures[0].metric("Exchanges", f"{summary['count']:,}")
-figures[1].metric("Approval rate", f"{summary['approval_rate']:.0%}")
-figures[2].metric("Mean rounds", f"{summary['mean_rounds']:.2f}")
-figures[3].metric("Tokens", f"{summary['tokens']:,}")
-figures[4].metric("Cost", f"${summary['cost_usd']:,.4f}")
+with st.container(horizontal=True):  # side by side, wrapping two or three to a row on a phone
+    st.metric("Exchanges", f"{summary['count']:,}")
+    st.metric("Approval rate", f"{summary['approval_rate']:.0%}")
+    st.metric("Mean rounds", f"{summary['mean_rounds']:.2f}")
+    st.metric("Tokens", f"{summary['tokens']:,}")
+    st.metric("Cost", f"${summary['cost_usd']:,.4f}")
 
 if summary["count"] == 0:
     st.info("No exchanges match. Run one on Trade Review, or widen the filters.", icon=":material/info:")

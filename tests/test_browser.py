@@ -39,6 +39,13 @@ def seed(db, run_id: str, player=None, preset: str = "strict") -> dict:
                                   core.HouseCoach(), store=core.Store(db), run_id=run_id)
 
 
+def pick_in_history(page, run_id: str) -> None:
+    """Pick an exchange on History with the Exchange box (what a click on its table row does)."""
+    page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text="Exchange").click()
+    page.get_by_role("option").filter(has_text=run_id[:8]).first.click()
+    wait_for_app(page)
+
+
 def test_each_page_opens_directly_by_its_url(app_server, page):
     base, _ = app_server
     # Fresh server: the first request is a page URL, the case Streamlit's legacy pages mode got wrong.
@@ -101,7 +108,8 @@ def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_s
     exchanges = core.Store(db).count_exchanges()
     page.goto(f"{base}/history")
     page.get_by_role("heading", name="History", exact=True).wait_for()
-    page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()  # the newest exchange is the one shown
+    pick_in_history(page, stored["run_id"])
+    page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()
     speed = page.get_by_test_id("stMain").get_by_role("slider")
     speed.focus()
     speed.press("End")
@@ -131,7 +139,8 @@ def test_html_from_an_agent_shows_as_literal_text_and_runs_nothing(app_server, p
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{base}/history")
     page.get_by_role("heading", name="History", exact=True).wait_for()
-    # the newest exchange is the one shown: in the Player's bubble and in its (open) round card
+    pick_in_history(page, "hostile")
+    # in the Player's bubble and in its (open) round card
     bubble = page.locator(BUBBLE.format(role="player")).filter(has_text="onerror")
     bubble.wait_for()
     assert hostile in bubble.inner_text()
@@ -143,6 +152,68 @@ def test_html_from_an_agent_shows_as_literal_text_and_runs_nothing(app_server, p
     assert page.locator(".pc-stage img, .pc-said img, .pc-stage script, .pc-said script, .pc-bubble b").count() == 0
     assert page.locator('a[href="http://example.com"]').count() == 0
     assert dialogs == []
+
+
+def test_history_paints_the_summary_and_table_before_the_charts(app_server, page):
+    base, db = app_server
+    seed(db, "first-paint")
+    # Record the order in which the page's parts first enter the document.
+    page.add_init_script("""
+        window.firstSeen = [];
+        new MutationObserver(() => {
+            for (const id of ["stMetric", "stDataFrame", "stPlotlyChart"]) {
+                if (!window.firstSeen.includes(id) && document.querySelector(`[data-testid="${id}"]`))
+                    window.firstSeen.push(id);
+            }
+        }).observe(document, {childList: true, subtree: true});
+    """)
+    page.goto(f"{base}/history")
+    page.get_by_test_id("stPlotlyChart").nth(1).locator(".main-svg").first.wait_for(timeout=60_000)
+    assert page.evaluate("window.firstSeen") == ["stMetric", "stDataFrame", "stPlotlyChart"]
+    assert page.get_by_text("The charts follow").count() == 0
+    titles = page.get_by_test_id("stPlotlyChart").locator(".gtitle")
+    assert titles.nth(0).text_content().startswith("Exchanges per market day")
+    assert titles.nth(1).text_content() == "Most frequent violations"
+    # nothing picked, nothing replayed: the rounds come when a row is picked
+    assert page.get_by_text("Round 1 —").count() == 0
+
+
+def test_a_phone_sees_history_chart_titles_clear_of_the_toolbar(app_server, browser):
+    base, db = app_server
+    seed(db, "phone")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/history")
+        chart = page.get_by_test_id("stPlotlyChart").first
+        chart.locator(".gtitle").wait_for(timeout=60_000)
+        chart.hover()
+        bar = chart.locator(".modebar-container .modebar").first
+        bar.wait_for()
+        title, tools = chart.locator(".gtitle").bounding_box(), bar.bounding_box()
+        overlaps = (title["x"] < tools["x"] + tools["width"] and tools["x"] < title["x"] + title["width"]
+                    and title["y"] < tools["y"] + tools["height"] and tools["y"] < title["y"] + title["height"])
+        assert not overlaps, (title, tools)
+        frame = page.get_by_test_id("stDataFrame").first.bounding_box()
+        assert frame["x"] >= 0 and frame["x"] + frame["width"] <= 390  # the table scrolls inside its frame
+    finally:
+        context.close()
+
+
+def test_deleting_old_exchanges_on_settings_asks_before_it_deletes(app_server, page):
+    base, db = app_server
+    for n in range(3):
+        seed(db, f"doomed-{n}")
+    total = core.Store(db).count_exchanges()
+    page.goto(f"{base}/settings")
+    page.get_by_text("All exchanges", exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("button", name=f"Delete {total:,} exchanges…").click()
+    page.get_by_text("for good?").wait_for()
+    assert core.Store(db).count_exchanges() == total
+    page.get_by_role("button", name=f"Yes, delete {total:,}").click()
+    page.get_by_text(f"Deleted {total:,} exchanges").wait_for()
+    assert core.Store(db).count_exchanges() == 0
 
 
 def test_claude_agents_play_with_a_session_key_that_is_written_nowhere(browser, tmp_path):

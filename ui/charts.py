@@ -36,11 +36,17 @@ def outcomes_over_time(by_day: list[tuple[str, str, int]], dates_by: str = "run"
         for outcome, colour in OUTCOME_COLOURS.items() if any(o == outcome for _, o, _ in by_day)
     ])
     day = "market day (ET)" if dates_by == "market" else "day run (UTC)"
+    tallest = max((sum(counts.get((d, o), 0) for o in OUTCOME_COLOURS) for d in days), default=0)
     figure.update_layout(title=_title(f"Exchanges per {day.split(' (')[0]}, by outcome"), barmode="stack",
                          height=320, margin=_HISTORY_MARGIN, legend_title_text="", xaxis_title=day,
-                         yaxis_title="exchanges", yaxis_tickformat=",d", bargap=0.3, xaxis={"type": "category"},
+                         yaxis=_counts_axis("exchanges", tallest), bargap=0.3, xaxis={"type": "category"},
                          legend={"orientation": "h", "y": -0.25})
     return figure
+
+
+def _counts_axis(title: str, largest: int) -> dict:
+    """An axis of whole counts: thousands separated, never a half tick."""
+    return {"title": title, "tickformat": ",d", "rangemode": "tozero", **({"dtick": 1} if largest <= 6 else {})}
 
 
 def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
@@ -48,7 +54,7 @@ def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
     frame = pd.DataFrame(counts[:top], columns=["constraint", "rounds"])
     figure = px.bar(frame, x="rounds", y="constraint", orientation="h", color_discrete_sequence=["#f97316"])
     figure.update_layout(title=_title("Most frequent violations"), height=320, margin=_HISTORY_MARGIN,
-                         xaxis_title="rounds that broke it", xaxis_tickformat=",d", yaxis_title=None,
+                         xaxis=_counts_axis("rounds that broke it", int(frame["rounds"].max())), yaxis_title=None,
                          yaxis={"autorange": "reversed"})
     return figure
 
