@@ -138,7 +138,7 @@ class HousePlayer:
         """Why nothing at all on this symbol can pass (not even a hold), or None."""
         if world.symbol not in c.allowed_symbols:
             return (f"{world.symbol} is not in allowed_symbols ({', '.join(c.allowed_symbols)}); "
-                    "nothing I can propose will pass.")
+                    "nothing I can propose will pass: hold.")
         return None
 
     def _stand_aside(self, world: WorldState, c: Constraints, p: Portfolio) -> str | None:

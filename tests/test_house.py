@@ -98,7 +98,7 @@ def test_a_symbol_outside_the_list_is_refused_plainly_in_round_1(moderate):
     assert "AAPL is not in allowed_symbols" in first["reasoning"] and "nothing I can propose will pass" in first["reasoning"]
     assert first["actions"][0]["action_type"] == "hold"  # it does not pretend to trade
     for record in artifact["rounds"][1:]:
-        assert record["proposal"]["reasoning"].endswith("nothing I can propose will pass.")
+        assert record["proposal"]["reasoning"].endswith("nothing I can propose will pass: hold.")
         assert "Still" in record["proposal"]["reasoning"]
 
 

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 import core
+from core.house import house_grid
 from core.reasoning import reasoning_check
 from tests.conftest import entry, proposal
 
@@ -133,3 +134,18 @@ def test_numbers_without_an_entry_are_unfaithful():
     result = check("Risk 2.00 for a 2.5R target.", {"action_type": "hold", "symbol": "AMZN"})
     assert [c.actual for c in result.claims] == [None, None] and result.score == 0.0
     assert result.mismatches[0].summary() == "said risk 2.00, actual no entry"
+
+
+@pytest.mark.parametrize("preset", core.list_presets())
+def test_the_house_player_always_scores_one(preset):
+    """Every round of the house Player, over the grid it is tested on, says only what its actions do."""
+    constraints = core.load_preset(preset)
+    scored = 0
+    for (world, portfolio), seed in itertools.product(house_grid(), range(2)):
+        player = core.HousePlayer(seed=seed, flaw_rate=0.9)
+        artifact = core.run_exchange_sync(world, constraints, portfolio, player, core.HouseCoach())
+        for record in artifact["rounds"]:
+            result = reasoning_check(core.Proposal.model_validate(record["proposal"]))
+            assert result.score == 1.0, (record["proposal"], [c.summary() for c in result.mismatches])
+            scored += 1
+    assert scored >= len(house_grid()) * 2
