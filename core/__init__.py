@@ -28,7 +28,7 @@ from core.spend_guard import SpendGuard
 from core.store import Store, StoreError
 
 _LAZY = {
-    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "validate_key": "claude",
+    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "list_models": "claude", "validate_key": "claude",
     "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "challenge", "ChallengeRules": "challenge", "pass_probability": "challenge",
@@ -49,7 +49,7 @@ __all__ = [
     "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
     "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "RoundStarted", "SpendGuard",
     "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
-    "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_presets",
+    "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_models", "list_presets",
     "load_bars", "load_preset", "parse_constraints", "pass_probability", "reasoning_check", "replay_exchange",
     "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange", "run_exchange_sync", "sweep",
     "validate_key", "world_state",

@@ -21,11 +21,14 @@ class Turn:
 
     value: a `Proposal` (Player) or the critique text (Coach).
     opinion: the Coach's own verdict in independent mode, e.g. {"decision": ..., "violations": [...]}.
+    path: how a model agent got its structured answer (e.g. "forced tool", "auto tool + strict schema",
+    "+ repair" when it took the one repair); None for agents without a model.
     """
 
     value: Proposal | str
     usage: Usage = NO_USAGE
     opinion: dict | None = None
+    path: str | None = None
 
 
 class AgentError(Exception):
@@ -45,6 +48,17 @@ class SpendLimitReached(AgentError):
 
     A kind of AgentError only to share `usage`: the loop catches it first, for its own outcome.
     """
+
+
+class RetryLater(AgentError):
+    """The API asked to wait longer than the agent may wait on its own; `wait_s` says how long.
+
+    The exchange ends ERROR with that wait in its reason, and the trader may run it again then.
+    """
+
+    def __init__(self, message: str, wait_s: float, usage: Usage = NO_USAGE) -> None:
+        super().__init__(message, usage)
+        self.wait_s = wait_s
 
 
 class Player(Protocol):

@@ -188,6 +188,8 @@ def run_exchange(
                 "usage": spent.model_dump(),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             }
+            if played.path or coached.path:  # how a model agent got its answer (forced or auto tool, repair)
+                record["agent_path"] = {"player": played.path, "coach": coached.path}
             rounds.append(record)
             ending = _ending(verdict, number, constraints)
             if ending:

@@ -1,51 +1,175 @@
-"""The model price table: dollars per million tokens, one entry per Claude model.
+"""The Claude models the app knows: prices in dollars per million tokens, names and lifecycle.
 
-Cache writes (5-minute cache) cost 1.25x the input price and cache reads 0.1x, as Anthropic's
-pricing page states; they are spelled out per model so the table reads like the price list.
+Prices are Anthropic's price list as of 2026-11-26 (platform.claude.com/docs/en/about-claude/pricing
+and each model's page). A 5-minute cache write costs 1.25x the input price; a cache read costs
+0.1x, except where a model's page says otherwise (Fable 5.1 and Mythos 5.1 0.025x, Opus 5.5 and
+Sonnet 5.5 0.05x). Claude Haiku 5.5 charges more for a request whose prompt (input, cache writes
+and cache reads together) is over 100,000 tokens: every token of that request, output included,
+is billed at the long-prompt rates.
+
+A model missing from the table still runs. Its cost is estimated from the newest priced model of
+its family (Haiku, Sonnet, Opus, Fable, Mythos) and labelled so, or, when the family is unknown,
+shown as unknown: never as $0.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
+from pydantic import BaseModel
+
 from core.schema import Usage
 
 
-def _entry(input_usd: float, output_usd: float) -> dict[str, float]:
+def _entry(input_usd: float, output_usd: float, cache_read: float = 0.1) -> dict[str, float]:
     return {"input": input_usd, "output": output_usd, "cache_write": round(input_usd * 1.25, 6),
-            "cache_read": round(input_usd * 0.1, 6)}
+            "cache_read": round(input_usd * cache_read, 6)}
 
 
-DEFAULT_MODEL = "claude-haiku-4-5-20251001"
-"""The model both agents use unless the trader picks another (the cheapest, and fast)."""
+DEFAULT_MODEL = "claude-haiku-5-5"
+"""The model both agents use unless the trader picks another: current, the cheapest, and it takes a
+forced tool choice (Haiku 5.5's migration guide lists no error for it, unlike Sonnet and Opus 5.5)."""
 
 PRICES: dict[str, dict[str, float]] = {
+    "claude-haiku-5-5": _entry(0.10, 0.50),
+    "claude-sonnet-5-5": _entry(2.0, 10.0, cache_read=0.05),
+    "claude-opus-5-5": _entry(4.0, 20.0, cache_read=0.05),
+    "claude-fable-5-1": _entry(10.0, 50.0, cache_read=0.025),
+    "claude-mythos-5-1": _entry(10.0, 50.0, cache_read=0.025),
+    "claude-opus-5": _entry(5.0, 25.0),
+    "claude-sonnet-5": _entry(2.0, 10.0),
+    "claude-fable-5": _entry(10.0, 50.0),
+    "claude-mythos-5": _entry(10.0, 50.0),
+    "claude-opus-4-8": _entry(5.0, 25.0),
+    "claude-opus-4-7": _entry(5.0, 25.0),
+    "claude-sonnet-4-6": _entry(3.0, 15.0),
+    "claude-opus-4-6": _entry(5.0, 25.0),
+    "claude-opus-4-5-20251101": _entry(5.0, 25.0),
     "claude-haiku-4-5-20251001": _entry(1.0, 5.0),
     "claude-sonnet-4-5-20250929": _entry(3.0, 15.0),
-    "claude-opus-4-5-20251101": _entry(5.0, 25.0),
-    "claude-opus-4-1-20250805": _entry(15.0, 75.0),
 }
-"""Dollars per million tokens: input, output, cache_write, cache_read."""
+"""Dollars per million tokens (input, output, cache_write, cache_read), newest first within a family."""
+
+LONG_PROMPT_TOKENS = 100_000
+LONG_PROMPT_PRICES: dict[str, dict[str, float]] = {"claude-haiku-5-5": _entry(0.50, 2.50)}
+"""The rates of a request whose prompt is over LONG_PROMPT_TOKENS, for the models that have them."""
 
 _ALIASES = {"claude-haiku-4-5": "claude-haiku-4-5-20251001", "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
-            "claude-opus-4-5": "claude-opus-4-5-20251101", "claude-opus-4-1": "claude-opus-4-1-20250805"}
+            "claude-opus-4-5": "claude-opus-4-5-20251101"}
+
+DISPLAY_NAMES = {
+    "claude-haiku-5-5": "Claude Haiku 5.5", "claude-sonnet-5-5": "Claude Sonnet 5.5",
+    "claude-opus-5-5": "Claude Opus 5.5", "claude-fable-5-1": "Claude Fable 5.1", "claude-opus-5": "Claude Opus 5",
+    "claude-sonnet-5": "Claude Sonnet 5", "claude-fable-5": "Claude Fable 5", "claude-opus-4-8": "Claude Opus 4.8",
+    "claude-opus-4-7": "Claude Opus 4.7", "claude-sonnet-4-6": "Claude Sonnet 4.6", "claude-opus-4-6": "Claude Opus 4.6",
+    "claude-opus-4-5-20251101": "Claude Opus 4.5", "claude-haiku-4-5-20251001": "Claude Haiku 4.5",
+    "claude-sonnet-4-5-20250929": "Claude Sonnet 4.5",
+}
+"""The built-in model list, newest first: offered when the Models API cannot be asked (Mythos is by
+invitation only, so it is priced but not offered)."""
+
+RETIRING = {"claude-sonnet-4-5-20250929": "2026-11-30", "claude-sonnet-4-5": "2026-11-30"}
+"""Deprecated models and the day they retire (the SDK's list and the model deprecations page)."""
+
+RETIRED = frozenset({
+    "claude-opus-4-1-20250805", "claude-opus-4-1", "claude-opus-4-20250514", "claude-opus-4-0",
+    "claude-sonnet-4-20250514", "claude-sonnet-4-0", "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest",
+    "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", "claude-3-opus-20240229", "claude-3-haiku-20240307",
+    "claude-mythos-preview",
+})
+"""Models whose requests fail: never offered, even when a stale list names them."""
+
+_FAMILY = re.compile(r"claude-(haiku|sonnet|opus|fable|mythos)\b")
+
+
+class ModelInfo(BaseModel):
+    """A model the trader can pick: its id, its name, whether the table prices it, and its retirement date."""
+
+    id: str
+    display_name: str
+    priced: bool
+    retires: str | None = None  # YYYY-MM-DD for a deprecated model
+
+    def label(self) -> str:
+        """One line for a model picker: name, price per million tokens, and the retirement date if any."""
+        text = f"{self.display_name} · {price_text(self.id)}"
+        return text + (f" · deprecated, retires {self.retires}" if self.retires else "")
+
+
+def canonical(model: str) -> str:
+    """The table's id for a model id or alias."""
+    return _ALIASES.get(model, model)
+
+
+def family(model: str) -> str | None:
+    """haiku | sonnet | opus | fable | mythos, read from the id; None when it names none of them."""
+    match = _FAMILY.match(model)
+    return match.group(1) if match else None
+
+
+def estimate_from(model: str) -> str | None:
+    """The priced model whose prices stand in for `model`: itself when priced, else its family's newest."""
+    name = canonical(model)
+    if name in PRICES:
+        return name
+    kind = family(name)
+    return next((priced for priced in PRICES if family(priced) == kind), None) if kind else None
 
 
 def model_prices(model: str) -> dict[str, float]:
     """The price entry of a model (a dated id or its alias); unknown models raise KeyError naming them."""
-    name = _ALIASES.get(model, model)
+    name = canonical(model)
     if name not in PRICES:
         raise KeyError(f"no price for model {model!r}; known: {', '.join(PRICES)}")
     return PRICES[name]
 
 
+def price_text(model: str) -> str:
+    """'$0.10 / $0.50 per M tokens (in / out)', marked when estimated, or 'price unknown'."""
+    source = estimate_from(model)
+    if source is None:
+        return "price unknown"
+    p = PRICES[source]
+    text = f"${p['input']:g} / ${p['output']:g} per M tokens (in / out)"
+    return text if source == canonical(model) else f"≈{text}, estimated from {DISPLAY_NAMES.get(source, source)}"
+
+
 def cost_usd(model: str, input: int = 0, output: int = 0, cache_write: int = 0, cache_read: int = 0) -> float:
-    """Dollars for one call's tokens."""
-    p = model_prices(model)
+    """Dollars for one call's tokens at the model's own prices (KeyError when the table lacks it)."""
+    return _dollars(canonical(model), input, output, cache_write, cache_read)
+
+
+def _dollars(name: str, input: int, output: int, cache_write: int, cache_read: int) -> float:
+    p = PRICES[name]
+    if input + cache_write + cache_read > LONG_PROMPT_TOKENS and name in LONG_PROMPT_PRICES:
+        p = LONG_PROMPT_PRICES[name]
     dollars = (input * p["input"] + output * p["output"] + cache_write * p["cache_write"]
                + cache_read * p["cache_read"]) / 1_000_000
     return round(dollars, 8)
 
 
 def usage(model: str, input: int = 0, output: int = 0, cache_write: int = 0, cache_read: int = 0) -> Usage:
-    """A Usage with its cost filled in from the table."""
-    return Usage(input=input, output=output, cache_write=cache_write, cache_read=cache_read,
-                 cost_usd=cost_usd(model, input, output, cache_write, cache_read))
+    """A Usage with its cost: from the table, estimated from the model's family, or unknown (never $0)."""
+    source = estimate_from(model)
+    tokens = dict(input=input, output=output, cache_write=cache_write, cache_read=cache_read)
+    if source is None:
+        return Usage(**tokens, cost_basis="unknown")
+    basis = "price list" if source == canonical(model) else "estimated"
+    return Usage(**tokens, cost_usd=_dollars(source, input, output, cache_write, cache_read), cost_basis=basis)
+
+
+def cost_text(usage: Usage) -> str:
+    """The cost as a trader should read it: '$0.0123', '≈$0.0123 (estimated)' or 'unknown (not priced)'."""
+    if usage.cost_basis == "unknown":
+        return "unknown (not priced)" if usage.cost_usd == 0 else f"≥${usage.cost_usd:.4f} (some calls not priced)"
+    if usage.cost_basis == "estimated":
+        return f"≈${usage.cost_usd:.4f} (estimated)"
+    return f"${usage.cost_usd:.4f}"
+
+
+def builtin_models(today: date | None = None) -> list[ModelInfo]:
+    """The built-in model list, newest first; retired models, and deprecated ones whose day has come, left out."""
+    day = (today or date.today()).isoformat()
+    return [ModelInfo(id=model, display_name=name, priced=True, retires=RETIRING.get(model))
+            for model, name in DISPLAY_NAMES.items() if model not in RETIRED and RETIRING.get(model, "9999") > day]

@@ -229,6 +229,9 @@ class Usage(BaseModel):
     cache_read: int = 0
     cache_write: int = 0
     cost_usd: float = 0.0
+    # How cost_usd was found: the price list, an estimate from the model's family, or unknown (a
+    # model nobody priced: cost_usd then counts only the priced part, and the screen says so).
+    cost_basis: Literal["price list", "estimated", "unknown"] = "price list"
 
     @property
     def total(self) -> int:
@@ -243,9 +246,11 @@ class Usage(BaseModel):
             cache_read=self.cache_read + other.cache_read,
             cache_write=self.cache_write + other.cache_write,
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            cost_basis=max(self.cost_basis, other.cost_basis, key=_COST_BASES.index),
         )
 
 
+_COST_BASES = ("price list", "estimated", "unknown")  # a sum is as uncertain as its least certain part
 NO_USAGE = Usage()
 
 

@@ -13,9 +13,13 @@ class SpendGuard:
     """Limits on paid calls, shared by both agents of a session: calls per hour and dollars in all.
 
     `admit()` runs before every request and raises SpendLimitReached instead of letting it go;
-    `record(cost)` adds a billed call's dollars. A call already admitted may take the total a
+    `record(cost, basis)` adds a billed call's dollars. A call already admitted may take the total a
     little past `dollars_per_session`; the next one is refused. None is no limit; the limits may be
     changed at any time (the Settings page does), what was spent is kept.
+
+    The dollar limit can only count what has a price: a call of a model the price table lacks is
+    counted at its family's prices (estimated) or, when not even that is known, not at all (it is
+    counted in `unpriced_calls` and `summary()` says so). The calls-per-hour limit always holds.
     """
 
     def __init__(self, calls_per_hour: int | None = None, dollars_per_session: float | None = None,
@@ -24,6 +28,8 @@ class SpendGuard:
         self.dollars_per_session = dollars_per_session
         self.clock = clock
         self.spent_usd = 0.0
+        self.estimated_calls = 0  # calls whose dollars are an estimate from the model's family
+        self.unpriced_calls = 0  # calls whose dollars nobody knows: not in spent_usd
         self._calls: list[float] = []
         self._lock = threading.Lock()
 
@@ -49,10 +55,26 @@ class SpendGuard:
                                         f"the limit is ${self.dollars_per_session:.2f}")
             self._calls.append(self.clock())
 
-    def record(self, cost_usd: float) -> None:
-        """Add the dollars of a finished request."""
+    def record(self, cost_usd: float, basis: str = "price list") -> None:
+        """Add the dollars of a finished request; `basis` is its Usage.cost_basis."""
         with self._lock:
             self.spent_usd = round(self.spent_usd + cost_usd, 8)
+            self.estimated_calls += basis == "estimated"
+            self.unpriced_calls += basis == "unknown"
+
+    def summary(self) -> str:
+        """What was spent against the limits, and what the dollar figure cannot count, in one line."""
+        calls = self.calls_last_hour()
+        dollars = f"${self.spent_usd:.4f}" + (f" of ${self.dollars_per_session:.2f}"
+                                             if self.dollars_per_session is not None else "")
+        text = (f"This session: {dollars} spent, {calls}"
+                + (f" of {self.calls_per_hour}" if self.calls_per_hour is not None else "") + " calls in the last hour.")
+        if self.estimated_calls:
+            text += f" {self.estimated_calls} call(s) priced by estimate (model not in the price table)."
+        if self.unpriced_calls:
+            text += (f" {self.unpriced_calls} call(s) of an unpriced model are not in the dollar figure, so the "
+                     "dollar limit cannot stop them; the calls-per-hour limit still does.")
+        return text
 
     def __repr__(self) -> str:
         return (f"SpendGuard(calls_per_hour={self.calls_per_hour}, dollars_per_session={self.dollars_per_session}, "

@@ -1,6 +1,4 @@
-"""Settings: bring your own Anthropic key (session only), the model, the spend guard, the database."""
-
-import os
+"""Settings: bring your own Anthropic key (session only), the model, the spend guard, the database, About."""
 
 import streamlit as st
 
@@ -8,6 +6,7 @@ from ui import shell
 
 shell.require_app()
 
+from core import about, prices  # noqa: E402
 from ui import pruning, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 
@@ -17,7 +16,6 @@ store = session.store()
 
 def validate() -> None:
     key = (state.get(session.S_KEY_INPUT) or "").strip()
-    state[session.S_KEY_INPUT] = ""  # the field empties; the key lives only in API_KEY once valid
     if not key:
         state[session.KEY_STATUS] = ("error", "Enter a key first.")
         return
@@ -26,19 +24,26 @@ def validate() -> None:
     except ImportError:
         state[session.KEY_STATUS] = ("error", "The Claude agents are not installed in this build.")
         return
-    ok, message = claude.validate_key(key, model=state[session.MODEL],
-                                      base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
-    message = str(message).replace(key, "[key]")  # belt and braces: a key never reaches the screen
-    if ok:
+    check = claude.validate_key(key, model=state[session.MODEL], base_url=session.base_url())
+    message = str(check.message).replace(key, "[key]")  # belt and braces: a key never reaches the screen
+    if check.keep:
         state[session.API_KEY] = key
-        state.pop(session.SPEND_GUARD, None)
+    if check.models:
+        state[session.MODEL_LIST] = check.models
+        state.pop(session.MODEL_LIST_NOTE, None)
+    if check.ok:
+        state[session.S_KEY_INPUT] = ""  # the field empties; the key lives only in API_KEY once valid
         state[session.KEY_STATUS] = ("success", f"Key is valid: {message}")
-    else:
-        state[session.KEY_STATUS] = ("error", f"Key refused: {message}")
+    elif check.status == "invalid":
+        if message.startswith("The key was rejected"):
+            state[session.S_KEY_INPUT] = ""  # only a 401 discards what was typed
+        state[session.KEY_STATUS] = ("error", f"Key refused: {message}" if "401" in message else message)
+    else:  # could not check now, or the model is refused: the key stays, and so does the field
+        state[session.KEY_STATUS] = ("warning", message)
 
 
 def clear() -> None:
-    for key in (session.API_KEY, session.SPEND_GUARD, session.S_KEY_INPUT):
+    for key in (session.API_KEY, session.S_KEY_INPUT, session.MODEL_LIST, session.MODEL_LIST_NOTE):
         state.pop(key, None)
     state[session.KEY_STATUS] = ("success", "Key cleared: the house agents play from now on.")
 
@@ -46,13 +51,30 @@ def clear() -> None:
 def guard_changed() -> None:
     state[session.CALLS_PER_HOUR] = state[session.S_CALLS]
     state[session.DOLLARS_PER_SESSION] = state[session.S_DOLLARS]
-    guard = state.get(session.SPEND_GUARD)
-    if guard is not None:
-        # Keep what was spent; only the limits change.
-        for name, value in (("calls_per_hour", state[session.CALLS_PER_HOUR]),
-                            ("dollars_per_session", state[session.DOLLARS_PER_SESSION])):
-            if hasattr(guard, name):
-                setattr(guard, name, value)
+    guard = session.spend_guard()  # keep what was spent; only the limits change
+    guard.calls_per_hour = state[session.CALLS_PER_HOUR]
+    guard.dollars_per_session = state[session.DOLLARS_PER_SESSION]
+
+
+def base_url_changed() -> None:
+    state[session.BASE_URL] = (state[session.S_BASE_URL] or "").strip() or None
+
+
+def offered_models() -> tuple[list[prices.ModelInfo], str | None]:
+    """The models to offer, newest first, and a note when they are the built-in list."""
+    listed = state.get(session.MODEL_LIST)
+    if listed:
+        return listed, None
+    if session.has_key() and session.MODEL_LIST_NOTE not in state:
+        from core import claude
+
+        try:
+            state[session.MODEL_LIST] = claude.list_models(state[session.API_KEY], base_url=session.base_url())
+            return state[session.MODEL_LIST], None
+        except claude.AgentError as failure:
+            state[session.MODEL_LIST_NOTE] = f"Could not list the models for this key ({failure})."
+    note = state.get(session.MODEL_LIST_NOTE, "Validate a key to see the models it may use.")
+    return prices.builtin_models(), f"{note} Showing the built-in list instead."
 
 
 st.title("Settings")
@@ -72,14 +94,30 @@ buttons[1].button("Clear key", on_click=clear, disabled=not session.has_key(), i
 status = state.get(session.KEY_STATUS)
 if status:
     kind, text = status
-    (st.success if kind == "success" else st.error)(literal(text))
+    {"success": st.success, "warning": st.warning}.get(kind, st.error)(literal(text))
+with st.expander("Advanced: a gateway that speaks Anthropic's API"):
+    state.setdefault(session.S_BASE_URL, state.get(session.BASE_URL) or "")
+    st.text_input("Base URL", key=session.S_BASE_URL, on_change=base_url_changed,
+                  placeholder="https://gateway.example.com (empty: Anthropic's API)",
+                  help="Requests go to this URL instead of Anthropic's API, and a key of any shape is accepted "
+                       "(the gateway decides). ANTHROPIC_BASE_URL in the environment does the same.")
+    st.caption(f"Requests go to: {literal(session.base_url() or 'https://api.anthropic.com (Anthropic)')}")
 
 st.subheader("Model")
-models = list(session.MODELS)
-if state[session.MODEL] not in models:
-    models.insert(0, state[session.MODEL])
-state[session.MODEL] = st.selectbox("Claude model for the Player and the Coach", models,
-                                    index=models.index(state[session.MODEL]), key=session.S_MODEL)
+models, note = offered_models()
+if note:
+    st.caption(literal(note))
+ids = [m.id for m in models]
+if state[session.MODEL] not in ids:  # a retired or unlisted model is never offered: back to the default
+    state[session.MODEL] = prices.DEFAULT_MODEL if prices.DEFAULT_MODEL in ids else ids[0]
+by_id = {m.id: m for m in models}
+state[session.MODEL] = st.selectbox("Claude model for the Player and the Coach", ids,
+                                    index=ids.index(state[session.MODEL]), key=session.S_MODEL,
+                                    format_func=lambda model: by_id[model].label())
+if not by_id[state[session.MODEL]].priced:
+    st.warning(f"{literal(state[session.MODEL])} is not in the price table: its cost is "
+               f"{literal(prices.price_text(state[session.MODEL]))}, so the dollar limit below counts it only as "
+               "well as that; the calls-per-hour limit always holds.", icon=":material/price_change:")
 state[session.INDEPENDENT] = st.toggle(
     "Independent Coach", value=state[session.INDEPENDENT], key=session.S_INDEPENDENT,
     help="The Claude Coach judges each proposal without seeing the rules' checks and writes its own critique. "
@@ -95,9 +133,13 @@ limits[0].number_input("Calls per hour", min_value=1, max_value=10_000, step=10,
                        on_change=guard_changed)
 limits[1].number_input("Dollars per session", min_value=0.01, max_value=1000.0, step=0.5, format="%.2f",
                        key=session.S_DOLLARS, on_change=guard_changed)
-guard = state.get(session.SPEND_GUARD)
-if guard is not None:
-    st.caption(f"This session so far: ${guard.spent_usd:.4f} spent, {guard.calls_last_hour()} calls in the last hour.")
+guard = session.spend_guard()
+spent = st.columns(2)
+spent[0].progress(min(1.0, guard.calls_last_hour() / max(1, guard.calls_per_hour or 1)),
+                  text=f"{guard.calls_last_hour()} of {guard.calls_per_hour} calls in the last hour")
+spent[1].progress(min(1.0, guard.spent_usd / (guard.dollars_per_session or 1)),
+                  text=f"${guard.spent_usd:.4f} of ${guard.dollars_per_session:.2f} spent this session")
+st.caption(literal(guard.summary()))
 
 st.subheader("Data")
 st.markdown(f"Exchanges, rounds, coach memory and custom presets live in one SQLite file:\n\n`{store.path}`")
@@ -106,3 +148,12 @@ st.caption(f"Size: {store.size_bytes() / 1024:,.1f} KiB · set PLAYER_COACH_DB t
 st.download_button("Download the database", store.db.conn.serialize, file_name=store.path.name,
                    mime="application/vnd.sqlite3", icon=":material/download:", on_click="ignore")
 pruning.section(store)
+
+st.subheader("About")
+st.markdown(f"**Player–Coach Trade Review** {about.APP_VERSION}")
+versions = about.library_versions()
+st.caption(" · ".join(f"{name} {version}" for name, version in versions.items()))
+st.caption(f"Database: `{store.path}` · {store.size_bytes() / 1024:,.1f} KiB")
+st.dataframe([{"data source": s["source"], "licence": s["licence"], "licence file": s["file"]}
+              for s in about.data_sources()], hide_index=True, width="stretch")
+st.caption("Symbol by symbol, with dates and adjustments: data/README.md.")

@@ -24,9 +24,9 @@ def main() -> int:
         return 0
     model = os.environ.get("LIVE_CHECK_MODEL", DEFAULT_MODEL)
     base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
-    ok, message = validate_key(key, base_url=base_url, model=model)
-    print(f"key check: {message}")
-    if not ok:
+    check = validate_key(key, base_url=base_url, model=model)
+    print(f"key check: {check.message}")
+    if not check.ok:
         return 1
     guard = SpendGuard(calls_per_hour=8, dollars_per_session=0.25)
     player = ClaudePlayer(key, model=model, base_url=base_url, guard=guard)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+import string
+
 import pytest
 
 import core
+from tests.fake_anthropic import FakeAnthropic
 
 
 @pytest.fixture
@@ -29,3 +33,20 @@ def entry(side="enter_long", symbol="AMZN", size=0.03, e=264.14, s=262.14, t=267
 
 def proposal(*actions: dict, reasoning: str = "test") -> core.Proposal:
     return core.Proposal.model_validate({"reasoning": reasoning, "actions": list(actions)})
+
+
+def make_key() -> str:
+    """A fresh, distinctive Anthropic-shaped key, so a stray copy of it anywhere is easy to find."""
+    return "sk-ant-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+
+
+@pytest.fixture
+def key():
+    return make_key()
+
+
+@pytest.fixture
+def fake():
+    """The fake Anthropic server (tests/fake_anthropic.py), running for one test."""
+    with FakeAnthropic() as server:
+        yield server

@@ -30,6 +30,15 @@ Scenarios (the names `scenario()` and `--scenario` accept):
     overloaded_529       529 overloaded_error twice, then normal replies
     drop                 a proposal stream cut mid-way (the connection closes), then normal replies
     slow                 normal replies streamed slowly (`--delay` seconds between chunks)
+    thinking             the default model refuses a forced tool choice (400, as thinking models do);
+                         the agent falls back to tool choice auto, answered after a thinking block
+    refusal              the Player's stream ends with stop_reason "refusal" and stop_details
+    stall                a stream that stops sending bytes mid-way (for `--delay` x 100 seconds)
+    retry_later          429 with retry-after: 600 (longer than any client waits on its own)
+
+Beyond the messages, it answers GET /v1/models (a list with lifecycle and retirement dates, see
+`MODELS`; `server.models` replaces it) and POST /v1/messages/count_tokens (the free call that
+checks a model; `server.model_errors[model]` makes it fail for that model).
 
 From a test:
 
@@ -86,15 +95,34 @@ CRITIQUE = {"feedback": "The checks are clean: the size is within the limit and 
 
 
 def tool(input: dict | str, *, name: str | None = None, chunk: int = 12, delay: float = 0.0,
-         stop_reason: str = "tool_use", output_tokens: int | None = None, drop_after: int | None = None) -> dict:
+         stop_reason: str = "tool_use", output_tokens: int | None = None, drop_after: int | None = None,
+         stop_details: dict | None = None, stall_after: int | None = None, stall_s: float = 0.0,
+         drop_before_stop: bool = False) -> dict:
     """A streamed tool call. `input` is a dict (sent as JSON) or raw JSON text (possibly broken).
 
-    stop_reason "max_tokens" sends only the first half of the JSON, as a truncated answer does.
+    stop_reason "max_tokens" sends only the first half of the JSON, as a truncated answer does;
+    "refusal" sends the first third, then stop_details with the refusal's category and explanation.
     drop_after N closes the connection after N input_json_delta chunks, without ending the body.
-    name None answers with whichever tool the request forced.
+    stall_after N sends nothing for `stall_s` seconds after N chunks (a stalled stream), then goes on.
+    drop_before_stop closes the connection after message_delta (usage reported), before message_stop.
+    name None answers with the tool the request forced (or, with tool choice auto, the one it names).
     """
     return {"kind": "tool", "input": input, "name": name, "chunk": chunk, "delay": delay,
-            "stop_reason": stop_reason, "output_tokens": output_tokens, "drop_after": drop_after}
+            "stop_reason": stop_reason, "output_tokens": output_tokens, "drop_after": drop_after,
+            "stop_details": stop_details, "stall_after": stall_after, "stall_s": stall_s,
+            "drop_before_stop": drop_before_stop}
+
+
+def refusal(input: dict | None = None, category: str | None = "cyber",
+            explanation: str | None = "This request was declined because it could enable cyber harm.") -> dict:
+    """A stream the safety classifiers stop: part of the answer, then stop_reason refusal."""
+    return tool(input or GOOD_PROPOSAL, stop_reason="refusal",
+                stop_details={"type": "refusal", "category": category, "explanation": explanation})
+
+
+def stall(input: dict | None = None, after: int = 3, seconds: float = 5.0) -> dict:
+    """A stream that stops sending bytes after `after` chunks for `seconds` (the client gives up first)."""
+    return tool(input or GOOD_PROPOSAL, stall_after=after, stall_s=seconds)
 
 
 def error(status: int, kind: str, message: str, retry_after: float | None = None) -> dict:
@@ -114,6 +142,35 @@ def overloaded() -> dict:
     return error(529, "overloaded_error", "Overloaded")
 
 
+FORCED_TOOL_REFUSED = ("Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def forced_tool_refused() -> dict:
+    """The 400 a model that always thinks answers to a forced tool choice."""
+    return error(400, "invalid_request_error", FORCED_TOOL_REFUSED)
+
+
+MODELS = [
+    {"id": "claude-haiku-5-5", "display_name": "Claude Haiku 5.5", "created_at": "2026-10-07T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-sonnet-5-5", "display_name": "Claude Sonnet 5.5", "created_at": "2026-09-24T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-opus-5-5", "display_name": "Claude Opus 5.5", "created_at": "2026-09-22T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-fable-5-1", "display_name": "Claude Fable 5.1", "created_at": "2026-09-01T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6", "created_at": "2026-02-17T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z",
+     "lifecycle": "active"},
+    {"id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z",
+     "lifecycle": "deprecated", "deprecated_at": "2026-08-30T00:00:00Z", "retires_at": "2026-11-30T00:00:00Z"},
+    {"id": "claude-opus-4-1-20250805", "display_name": "Claude Opus 4.1", "created_at": "2025-08-05T00:00:00Z",
+     "lifecycle": "retired", "deprecated_at": "2026-05-01T00:00:00Z", "retires_at": "2026-08-05T00:00:00Z"},
+]
+"""What GET /v1/models answers by default (shuffled order on purpose: the client sorts newest first)."""
+
+
 def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
     """(steps to enqueue, server settings) for a named scenario."""
     critique = tool(CRITIQUE)
@@ -129,6 +186,10 @@ def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
         "overloaded_529": ([overloaded(), overloaded(), tool(GOOD_PROPOSAL), critique], {}),
         "drop": ([tool(GOOD_PROPOSAL, chunk=8, drop_after=4), tool(GOOD_PROPOSAL), critique], {}),
         "slow": ([], {"delay": delay}),
+        "thinking": ([], {"refuse_forced": True}),
+        "refusal": ([refusal()], {}),
+        "stall": ([stall(seconds=delay * 100)], {}),
+        "retry_later": ([rate_limited(600)], {}),
     }
     if name not in table:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(table)}")
@@ -136,7 +197,7 @@ def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
 
 
 SCENARIOS = ("approve", "reject_then_approve", "repair", "broken_json", "max_tokens", "max_tokens_twice", "auth_401",
-             "rate_limit_429", "overloaded_529", "drop", "slow")
+             "rate_limit_429", "overloaded_529", "drop", "slow", "thinking", "refusal", "stall", "retry_later")
 
 
 # --- token and cache accounting ------------------------------------------------------------
@@ -209,6 +270,10 @@ class FakeAnthropic:
         self.delay = delay
         self.always: dict | None = None
         self.min_cache_tokens = min_cache_tokens
+        self.models: list[dict] = list(MODELS)
+        self.model_errors: dict[str, dict] = {}  # model -> error step for count_tokens and messages
+        self.refuse_forced: set[str] | bool = set()  # models (or True: all) that 400 a forced tool choice
+        self.released = threading.Event()  # set on stop(): a stalled stream gives up its wait
         self.cache = PromptCache()
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -231,6 +296,7 @@ class FakeAnthropic:
         return self
 
     def stop(self) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -251,6 +317,12 @@ class FakeAnthropic:
         self.enqueue(*steps)
         self.always = settings.get("always", self.always)
         self.delay = settings.get("delay", self.delay)
+        if settings.get("refuse_forced"):
+            self.refuse_forced = True
+
+    def refuses_forced(self, model: str) -> bool:
+        """Whether this model answers a forced tool choice with the thinking 400."""
+        return self.refuse_forced is True or model in self.refuse_forced
 
     def next_step(self) -> dict | None:
         with self.lock:
@@ -260,8 +332,8 @@ class FakeAnthropic:
 
     @property
     def messages_requests(self) -> list[dict]:
-        """The recorded POST /v1/messages requests."""
-        return [r for r in self.requests if r["path"].startswith("/v1/messages")]
+        """The recorded POST /v1/messages requests (the token counts left out)."""
+        return [r for r in self.requests if r["path"].split("?")[0] == "/v1/messages"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -325,11 +397,12 @@ class _Handler(BaseHTTPRequestHandler):
             step = self.fake.always
             if step is not None and step["kind"] == "error":
                 return self._error(step)
-            return self._json(200, {"data": [{"type": "model", "id": "claude-haiku-4-5-20251001",
-                                              "display_name": "Claude Haiku 4.5",
-                                              "created_at": "2025-10-01T00:00:00Z"}],
-                                    "has_more": False, "first_id": "claude-haiku-4-5-20251001",
-                                    "last_id": "claude-haiku-4-5-20251001"})
+            # As the API does: retired models only when asked for (lifecycle=retired).
+            listed = [{"type": "model", "deprecated_at": None, "retires_at": None, **m} for m in self.fake.models
+                      if m.get("lifecycle") != "retired" or "retired" in self.path]
+            ids = [m["id"] for m in listed]
+            return self._json(200, {"data": listed, "has_more": False, "first_id": ids[0] if ids else None,
+                                    "last_id": ids[-1] if ids else None})
         self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
 
     def do_POST(self) -> None:
@@ -340,6 +413,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(unauthorized())
         if not self.path.startswith("/v1/messages"):
             return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+        model = body.get("model", "")
+        if self.path.startswith("/v1/messages/count_tokens"):
+            step = self.fake.model_errors.get(model) or (self.fake.always if (self.fake.always or {}).get("kind")
+                                                          == "error" else None)
+            if step is not None:
+                return self._error(step)
+            return self._json(200, {"input_tokens": approx_tokens(body.get("messages"))})
+        if model in self.fake.model_errors:
+            return self._error(self.fake.model_errors[model])
+        if (body.get("tool_choice") or {}).get("type") in ("tool", "any") and self.fake.refuses_forced(model):
+            return self._error(forced_tool_refused())  # before the queue: the scripted reply is still owed
         step = self.fake.next_step()
         if step is None:
             step = tool(self._auto_input(body))
@@ -348,8 +432,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(body, step)
 
     def _forced_tool(self, body: dict) -> str:
+        """The tool the request forces or, with tool choice auto, the one its last user turn asks for."""
         choice = body.get("tool_choice") or {}
-        return choice.get("name") or (body.get("tools") or [{"name": "answer"}])[0]["name"]
+        if choice.get("name"):
+            return choice["name"]
+        names = [t["name"] for t in body.get("tools") or []] or ["answer"]
+        last = (body.get("messages") or [{}])[-1].get("content") or []
+        said = " ".join(b.get("text", "") for b in last if isinstance(b, dict)) if isinstance(last, list) else last
+        return next((n for n in names if f"calling the tool {n}" in said), names[0])
 
     def _auto_input(self, body: dict) -> dict:
         name = self._forced_tool(body)
@@ -360,12 +450,20 @@ class _Handler(BaseHTTPRequestHandler):
         return CRITIQUE
 
     def _stream(self, body: dict, step: dict) -> None:
+        try:
+            self._send_stream(body, step)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a stall it detected): nothing to do
+
+    def _send_stream(self, body: dict, step: dict) -> None:
         model = body.get("model", "claude-haiku-4-5-20251001")
         minimum = self.fake.min_cache_tokens or minimum_cacheable(model)
         uncached, write, read = self.fake.cache.account(body, minimum)
         raw = step["input"] if isinstance(step["input"], str) else json.dumps(step["input"])
         if step["stop_reason"] == "max_tokens":
             raw = raw[: len(raw) // 2]
+        elif step["stop_reason"] == "refusal":
+            raw = raw[: len(raw) // 3]
         output_tokens = step["output_tokens"] or approx_tokens(raw) + 10
         started = {"input_tokens": uncached, "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
         # What this reply reports in the end, so tests can sum it: a dropped stream never gets past
@@ -374,6 +472,8 @@ class _Handler(BaseHTTPRequestHandler):
                                "output": 1 if step["drop_after"] is not None else output_tokens}
         delay = step["delay"] or self.fake.delay
         name = step["name"] or self._forced_tool(body)
+        # A model asked with tool choice auto thinks first (adaptive thinking): a thinking block, then the call.
+        thinks = (body.get("tool_choice") or {}).get("type") == "auto"
 
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -386,29 +486,50 @@ class _Handler(BaseHTTPRequestHandler):
             "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None,
             "usage": {**started, "output_tokens": 1}}})
-        self._event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+        index = 0
+        if thinks:
+            self._thinking_block(index)
+            index += 1
+        self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
             "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}}})
         self._event("ping", {"type": "ping"})
         size = max(1, step["chunk"])
         for n, start in enumerate(range(0, len(raw), size)):
             if step["drop_after"] is not None and n >= step["drop_after"]:
-                # Cut the connection without the final zero-length chunk: an incomplete body.
-                self.close_connection = True
+                return self._cut()
+            if step["stall_after"] is not None and n == step["stall_after"]:
                 self.wfile.flush()
-                self.connection.shutdown(2)
-                return
+                self.fake.released.wait(step["stall_s"])  # no bytes: the client's read timeout runs out
             if delay:
                 time.sleep(delay)
-            self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+            self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
                 "type": "input_json_delta", "partial_json": raw[start:start + size]}})
-        self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         self._event("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None},
+                                      "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None,
+                                                "stop_details": step["stop_details"]},
                                       # cumulative totals, as the API sends them: a client that
                                       # added them to message_start's would count the input twice
                                       "usage": {**started, "output_tokens": output_tokens}})
+        if step["drop_before_stop"]:
+            return self._cut()
         self._event("message_stop", {"type": "message_stop"})
         self._chunk(b"")  # end of the chunked body
+
+    def _thinking_block(self, index: int) -> None:
+        self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
+            "type": "thinking", "thinking": "", "signature": ""}})
+        self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
+            "type": "thinking_delta", "thinking": "The trend is up; size within the limit."}})
+        self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
+            "type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
+        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    def _cut(self) -> None:
+        """Close the connection without the final zero-length chunk: an incomplete body."""
+        self.close_connection = True
+        self.wfile.flush()
+        self.connection.shutdown(2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-import secrets
 import socket
-import string
 import subprocess
 import sys
 import urllib.request
+from datetime import date
 
 import pytest
 
 import core
 from core import claude, prices, prompts
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
-from tests.fake_anthropic import FakeAnthropic, approx_tokens, minimum_cacheable, tool
-
-
-def make_key() -> str:
-    return "sk-ant-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
-
-
-@pytest.fixture
-def key():
-    return make_key()
-
-
-@pytest.fixture
-def fake():
-    with FakeAnthropic() as server:
-        yield server
+from tests.fake_anthropic import (
+    GOOD_PROPOSAL, FakeAnthropic, approx_tokens, error, minimum_cacheable, overloaded, rate_limited, stall, tool,
+)
 
 
 # --- prices ----------------------------------------------------------------------------------
@@ -49,19 +35,40 @@ def test_usage_of_a_call_carries_its_cost():
     assert u.cost_usd == pytest.approx((1000 * 3 + 200 * 15 + 4000 * 3.75 + 8000 * 0.3) / 1e6)
 
 
-def test_every_model_the_settings_page_offers_has_a_price_and_opus_4_5_too():
-    from ui import session
-
-    for model in (*session.MODELS, "claude-opus-4-5-20251101", "claude-haiku-4-5"):
-        assert prices.model_prices(model)["input"] > 0
+def test_the_built_in_list_is_priced_current_and_newest_first():
+    offered = prices.builtin_models(date(2026, 11, 26))
+    ids = [m.id for m in offered]
+    assert ids[0] == prices.DEFAULT_MODEL == "claude-haiku-5-5"
+    assert {"claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"} <= set(ids)
+    assert not set(ids) & prices.RETIRED and "claude-opus-4-1-20250805" not in ids  # retired in August 2026
+    assert all(prices.model_prices(m)["input"] > 0 for m in ids)
+    sonnet_4_5 = next(m for m in offered if m.id == "claude-sonnet-4-5-20250929")
+    assert sonnet_4_5.retires == "2026-11-30" and "retires 2026-11-30" in sonnet_4_5.label()
+    assert "claude-sonnet-4-5-20250929" not in [m.id for m in prices.builtin_models(date(2026, 12, 1))]
     assert prices.model_prices("claude-opus-4-5")["output"] == 25.0
 
 
-def test_an_unknown_model_is_named_in_the_error():
+def test_the_current_lineup_is_priced_as_its_pages_say():
+    assert prices.cost_usd("claude-haiku-5-5", input=100_000, output=100_000) == pytest.approx(0.06)  # at the limit
+    assert prices.model_prices("claude-sonnet-5-5") == {"input": 2.0, "output": 10.0, "cache_write": 2.5,
+                                                         "cache_read": 0.1}
+    assert prices.model_prices("claude-opus-5-5")["cache_read"] == pytest.approx(0.20)
+    assert prices.model_prices("claude-fable-5-1")["cache_read"] == pytest.approx(0.25)
+    # Haiku 5.5 bills a prompt over 100,000 tokens (cache included) at its long-prompt rates, output too
+    assert prices.cost_usd("claude-haiku-5-5", input=60_000, cache_read=50_000, output=1_000) == pytest.approx(
+        (60_000 * 0.5 + 50_000 * 0.05 + 1_000 * 2.5) / 1e6)
+
+
+def test_a_model_missing_from_the_table_runs_with_an_estimated_or_unknown_cost_never_zero(key):
     with pytest.raises(KeyError, match="gpt-4"):
         prices.model_prices("gpt-4")
-    with pytest.raises(ValueError, match="model: .*gpt-4"):
-        ClaudePlayer(make_key(), model="gpt-4")
+    estimated = prices.usage("claude-sonnet-6", input=1000, output=100)
+    assert estimated.cost_basis == "estimated" and estimated.cost_usd == prices.cost_usd("claude-sonnet-5-5", 1000, 100)
+    assert prices.cost_text(estimated).startswith("≈$") and "estimated" in prices.price_text("claude-sonnet-6")
+    unknown = prices.usage("gateway-model-x", input=1000, output=100)
+    assert unknown.cost_basis == "unknown" and prices.cost_text(unknown) == "unknown (not priced)"
+    assert (prices.usage(prices.DEFAULT_MODEL, input=5) + unknown).cost_basis == "unknown"
+    assert ClaudePlayer(key, model="claude-sonnet-6").model == "claude-sonnet-6"  # no longer refused
 
 
 # --- tool schemas ----------------------------------------------------------------------------
@@ -174,32 +181,99 @@ def test_agents_keep_the_key_out_of_their_repr(key, fake):
 
 # --- validate_key ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("typed, says", [
+    ("", "Enter a key first"),
+    ("sk-ant-api03-abc def" + "x" * 40, "contains a space or a line break (character 17 of 60)"),
+    ("ANTHROPIC_API_KEY=sk-ant-api03-" + "x" * 60, "without a variable name, an = sign or quotes"),
+    ('"sk-ant-api03-' + "x" * 60 + '"', "without a variable name"),
+    ("api03-" + "x" * 80, "starts with sk-ant-; this one does not"),
+    ("sk-ant-api03-" + "x" * 40 + "!" + "x" * 10, "a character an Anthropic key never has (character 54 of 64"),
+    ("sk-ant-api03-" + "x" * 20, "only 33 characters"),
+    ("sk-ant-api03-" + "x" * 40 + "\u2019", "not plain text"),
+])
+def test_a_malformed_key_is_told_what_is_actually_wrong_without_quoting_it(typed, says):
+    problem = claude.key_problem(typed)
+    assert says in problem and ("x" * 20 not in problem)
+    assert claude.key_problem("sk-ant-api03-" + "Ab3_-" * 19) is None
+
+
 def test_a_malformed_key_is_refused_without_a_call(fake):
-    ok, message = claude.validate_key("hello", base_url=fake.base_url)
-    assert not ok and "does not look like an Anthropic API key" in message
+    check = claude.validate_key("sk ant", base_url=fake.base_url)
+    assert (check.status, check.keep) == ("invalid", False) and "space" in check.message
     assert fake.requests == []
 
 
-def test_a_good_key_is_accepted_with_one_cheap_call(fake, key):
-    ok, message = claude.validate_key(key, base_url=fake.base_url)
-    assert ok and claude.DEFAULT_MODEL in message
-    assert [r["path"].split("?")[0] for r in fake.requests] == ["/v1/models"]
+def test_a_base_url_accepts_any_key_shape_a_header_can_carry(fake):
+    assert claude.validate_key("gateway-token-1", base_url=fake.base_url).ok
+    assert ClaudePlayer("gw", base_url=fake.base_url).model == claude.DEFAULT_MODEL
+    assert claude.key_problem("gw") is not None  # without a base URL the Anthropic shape is required
+
+
+def test_a_good_key_is_accepted_and_the_chosen_model_checked_for_free(fake, key):
+    check = claude.validate_key(key, base_url=fake.base_url, model="claude-sonnet-5-5")
+    assert check.ok and check.keep and "claude-sonnet-5-5" in check.message
+    assert [r["path"].split("?")[0] for r in fake.requests] == ["/v1/models", "/v1/messages/count_tokens"]
+    assert fake.requests[1]["body"]["model"] == "claude-sonnet-5-5"
     sent = fake.requests[0]["headers"]
     assert key in (sent.get("x-api-key", ""), sent.get("authorization", "").removeprefix("Bearer "))
+    assert check.models[0].id == "claude-haiku-5-5"
 
 
 def test_a_rejected_key_says_so_and_hides_the_key(fake, key):
     fake.scenario("auth_401")
-    ok, message = claude.validate_key(key, base_url=fake.base_url)
-    assert not ok and "rejected (401)" in message and key not in message
+    check = claude.validate_key(key, base_url=fake.base_url)
+    assert check.status == "invalid" and not check.keep and "rejected (401)" in check.message
+    assert key not in check.message
 
 
-def test_no_connection_says_so(key):
+@pytest.mark.parametrize("step, why", [(rate_limited(30), "429"), (overloaded(), "529"),
+                                       (error(503, "api_error", "down"), "503")])
+def test_a_busy_api_means_could_not_check_now_and_the_key_stays(fake, key, step, why):
+    fake.always = step
+    check = claude.validate_key(key, base_url=fake.base_url)
+    assert (check.status, check.keep) == ("unchecked", True)
+    assert check.message.startswith("Could not check the key now (") and why in check.message
+    assert key not in check.message
+
+
+def test_no_connection_means_could_not_check_now_not_refused(key):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ok, message = claude.validate_key(key, base_url=f"http://127.0.0.1:{port}", timeout=2)
-    assert not ok and "No connection" in message
+    check = claude.validate_key(key, base_url=f"http://127.0.0.1:{port}", timeout=2)
+    assert (check.status, check.keep) == ("unchecked", True) and "Could not reach" in check.message
+
+
+def test_a_model_the_key_may_not_use_is_named(fake, key):
+    fake.model_errors["claude-fable-5-1"] = error(403, "permission_error", "not allowed")
+    check = claude.validate_key(key, base_url=fake.base_url, model="claude-fable-5-1")
+    assert (check.status, check.keep) == ("model refused", True)
+    assert "may not use claude-fable-5-1 (403)" in check.message
+
+
+def test_list_models_is_newest_first_without_retired_models_and_marks_deprecated_ones(fake, key):
+    fake.models = list(reversed(fake.models))  # whatever order the API sends
+    listed = core.list_models(key, base_url=fake.base_url)
+    ids = [m.id for m in listed]
+    assert ids[:4] == ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"]
+    assert "claude-opus-4-1-20250805" not in ids
+    sonnet_4_5 = next(m for m in listed if m.id == "claude-sonnet-4-5-20250929")
+    assert sonnet_4_5.retires == "2026-11-30" and sonnet_4_5.display_name == "Claude Sonnet 4.5"
+    assert all(m.priced for m in listed)
+    fake.models.append({"id": "claude-sonnet-6", "display_name": "Claude Sonnet 6",
+                        "created_at": "2026-11-20T00:00:00Z", "lifecycle": "active"})
+    newest = core.list_models(key, base_url=fake.base_url)[0]
+    assert (newest.id, newest.priced) == ("claude-sonnet-6", False) and "estimated" in newest.label()
+    # a deprecated model whose day has come is not offered even if a list still names it
+    assert "claude-sonnet-4-5-20250929" not in [m.id for m in core.list_models(
+        key, base_url=fake.base_url, today=date(2026, 11, 30))]
+
+
+def test_list_models_failing_raises_a_redacted_agent_error(fake, key):
+    fake.scenario("auth_401")
+    with pytest.raises(core.AgentError, match="401") as failed:
+        core.list_models(key, base_url=fake.base_url)
+    assert key not in str(failed.value)
 
 
 def test_the_fake_accepts_the_key_as_x_api_key_or_bearer_and_refuses_none(fake, key):
@@ -219,7 +293,7 @@ def test_the_fake_starts_from_a_plain_script_with_a_scenario(key):
         line = process.stdout.readline()
         assert "scenario slow" in line
         base_url = line.split(" on ")[1].split()[0]
-        assert claude.validate_key(key, base_url=base_url)[0]
+        assert claude.validate_key(key, base_url=base_url).ok
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -227,14 +301,16 @@ def test_the_fake_starts_from_a_plain_script_with_a_scenario(key):
 
 # --- timeouts --------------------------------------------------------------------------------
 
-def test_a_stream_that_stalls_times_out_retries_and_then_says_what_to_do(fake, key):
+def test_a_stream_that_stalls_is_retried_once_then_says_what_to_do(fake, key):
     slept = []
-    fake.enqueue(*[tool({"reasoning": "x" * 60, "actions": []}, delay=1.0, chunk=20)] * 2)
-    player = ClaudePlayer(key, base_url=fake.base_url, timeout=0.2, retries=1, sleep=slept.append)
+    fake.enqueue(stall(seconds=30), stall(seconds=30), tool(GOOD_PROPOSAL))
+    player = ClaudePlayer(key, base_url=fake.base_url, stall_timeout_s=0.3, sleep=slept.append)  # retries=3
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
-    with pytest.raises(core.AgentError, match="did not answer in time"):
+    with pytest.raises(core.AgentError, match=r"stopped answering \(no data for 0.3 s, twice\)") as failed:
         list(player.propose(world, core.Constraints(), core.Portfolio(), []))
+    # one retry only, whatever `retries` allows for other faults: 2 x 20 s + 0.5 s at the default timeout
     assert slept == [0.5] and len(fake.messages_requests) == 2
+    assert failed.value.usage.input > 0  # both attempts' input was billed
 
 
 # --- make live-check -------------------------------------------------------------------------
@@ -261,11 +337,12 @@ def test_live_check_runs_one_exchange_and_prints_no_key(fake, key):
 
 
 @pytest.mark.parametrize("mangle", [lambda k: k[:20] + "\n" + k[20:], lambda k: k[:20] + "\x00" + k[20:],
-                                    lambda k: k + "\u2019", lambda k: k[:20] + " " + k[20:], lambda k: "sk-ant-"])
-def test_a_key_no_api_would_take_is_refused_before_any_call_and_never_quoted(fake, key, mangle):
+                                    lambda k: k + "\u2019", lambda k: k[:20] + " " + k[20:]])
+def test_a_key_no_header_could_carry_is_refused_before_any_call_and_never_quoted(fake, key, mangle):
     bad = mangle(key)
-    assert claude.validate_key(bad, base_url=fake.base_url) == (False, claude.MALFORMED_KEY)
-    with pytest.raises(ValueError, match="api_key: That does not look like an Anthropic API key") as refused:
+    check = claude.validate_key(bad, base_url=fake.base_url)  # even a gateway cannot take these
+    assert check.status == "invalid" and key[12:30] not in check.message
+    with pytest.raises(ValueError, match="api_key: The key contains") as refused:
         ClaudePlayer(bad, base_url=fake.base_url)
     assert key[12:30] not in str(refused.value)
     assert fake.requests == []

@@ -14,20 +14,8 @@ from core.loop import ExchangeFinished, TextFragment
 from tests.fake_anthropic import (
     BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, overloaded, rate_limited, tool,
 )
-from tests.test_claude import make_key
 
 MODEL = claude.DEFAULT_MODEL
-
-
-@pytest.fixture
-def key():
-    return make_key()
-
-
-@pytest.fixture
-def fake():
-    with FakeAnthropic() as server:
-        yield server
 
 
 class Session:
@@ -183,9 +171,12 @@ def test_tool_input_that_is_not_json_gets_the_repair_too(fake, key, world, moder
     artifact = artifact_of(session.run(world, moderate, store))
     assert (artifact["outcome"], artifact["rounds_taken"]) == ("APPROVE", 1)
     assert len(fake.messages_requests) == 3 and session.slept == []
-    answer = fake.messages_requests[1]["body"]["messages"][-1]["content"][0]
-    assert answer["is_error"] is True and "the input was not valid JSON (expected value" in answer["content"]
-    assert BROKEN_JSON not in answer["content"]  # the error is quoted, not the model's whole answer
+    # nothing usable came back, so the same question is asked again with the problem quoted
+    first, repair = (r["body"]["messages"] for r in fake.messages_requests[:2])
+    assert len(repair) == len(first) == 1 and repair[0]["content"][:-1] == first[0]["content"]
+    note = repair[0]["content"][-1]["text"]
+    assert "could not be used: the input was not valid JSON (expected value" in note
+    assert BROKEN_JSON not in note  # the error is quoted, not the model's whole answer
     # the broken reply is paid as far as the client read it: its input in full, output as message_start said
     broken, *rest = fake.messages_requests
     paid = reported_usage(fake)
@@ -287,7 +278,7 @@ def test_rate_limit_that_persists_ends_error_with_the_wait(fake, key, world, mod
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
     assert artifact["outcome"] == "ERROR"
-    assert artifact["termination_reason"] == "Rate limited by the Anthropic API (429): retry in 3 s."
+    assert artifact["termination_reason"] == "Rate limited by the Anthropic API (429): it asks to wait 3 s."
     assert session.slept == [3.0] * 3 and len(fake.messages_requests) == 4  # 3 retries, then stop
 
 
@@ -295,7 +286,9 @@ def test_a_long_retry_after_is_not_waited_for(fake, key, world, moderate, store)
     fake.enqueue(rate_limited(120))
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["termination_reason"] == "Rate limited by the Anthropic API (429): retry in 120 s."
+    assert artifact["termination_reason"] == (
+        "Rate limited by the Anthropic API (429): it asks to wait 2 min. That is longer than the 20 s this app "
+        "waits on its own: run the exchange again in 2 min.")
     assert session.slept == [] and len(fake.messages_requests) == 1
 
 
@@ -402,7 +395,7 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
             server.scenario(name, delay=0.001)
             session = Session(server, key, guard=SpendGuard(calls_per_hour=100, dollars_per_session=5))
             artifacts.append(artifact_of(session.run(world, moderate, store, strategy_id="scan")))
-            messages.append(claude.validate_key(key, base_url=server.base_url)[1])
+            messages.append(claude.validate_key(key, base_url=server.base_url).message)
     assert {a["outcome"] for a in artifacts} == {"APPROVE", "ERROR"}
     assert len(store.list_exchanges(limit=100)) == len(SCENARIOS)
     secret = key.encode()

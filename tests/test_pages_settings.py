@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import core
-
+from core import prices
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import ROOT, texts
 from ui import session
@@ -39,11 +39,12 @@ def test_the_database_location_size_and_download_are_shown(app, tmp_path):
 
 def test_model_and_spend_guard_limits_are_kept_in_the_session(app):
     at = app(PAGE)
-    at.selectbox(key=session.S_MODEL).set_value(session.MODELS[1]).run()
+    second = prices.builtin_models()[1].id
+    at.selectbox(key=session.S_MODEL).set_value(second).run()
     at.number_input(key=session.S_CALLS).set_value(12).run()
     at.number_input(key=session.S_DOLLARS).set_value(0.5).run()
     at.switch_page("pages/trade_review.py").run()
-    assert at.session_state[session.MODEL] == session.MODELS[1]
+    assert at.session_state[session.MODEL] == second
     assert at.session_state[session.CALLS_PER_HOUR] == 12
     assert at.session_state[session.DOLLARS_PER_SESSION] == 0.5
 
@@ -178,3 +179,67 @@ def test_deleting_all_exchanges(app, app_store):
     next(b for b in at.button if b.label == "Yes, delete 2").click().run()
     assert app_store.count_exchanges() == 0
     assert next(b for b in at.button if b.label.endswith("exchanges…")).disabled
+
+
+def test_a_malformed_key_is_told_what_is_wrong_and_stays_in_the_field(app, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    at = _validate(app(PAGE), key="sk-ant-api03-" + "Zq7XwV3k9L")
+    errors = texts(at, "error")
+    assert any("only 23 characters" in e and "cut off" in e for e in errors), errors
+    assert not any("Key refused" in e for e in errors)
+    assert session.API_KEY not in at.session_state
+
+
+def test_a_network_failure_is_not_key_refused_and_keeps_key_and_field(app, fake_anthropic):
+    fake_anthropic.always = {"kind": "error", "status": 529, "type": "overloaded_error", "message": "Overloaded",
+                             "retry_after": None}
+    at = _validate(app(PAGE))
+    warnings = texts(at, "warning")
+    assert any("Could not check the key now (The Anthropic API is overloaded (529)" in w for w in warnings), warnings
+    assert not any("Key refused" in e for e in texts(at, "error"))
+    assert at.session_state[session.API_KEY] == KEY  # kept for the session
+    assert at.text_input(key=session.S_KEY_INPUT).value == KEY  # and the field is not cleared
+    assert not any(KEY in w for w in warnings)
+    # the models could not be listed either: the built-in list, with a note saying why
+    assert any("Could not list the models for this key" in c and "built-in list" in c for c in texts(at, "caption"))
+
+
+def test_the_models_of_the_key_are_offered_newest_first_with_name_and_price(app, fake_anthropic):
+    at = _validate(app(PAGE))
+    picker = at.selectbox(key=session.S_MODEL)
+    assert picker.options[0] == "Claude Haiku 5.5 · $0.1 / $0.5 per M tokens (in / out)"
+    assert picker.value == prices.DEFAULT_MODEL  # the default preselected
+    assert any(o.startswith("Claude Sonnet 4.5 · $3 / $15") and o.endswith("deprecated, retires 2026-11-30")
+               for o in picker.options)
+    assert not any("Opus 4.1" in o for o in picker.options)  # retired: never offered
+
+
+def test_without_a_key_the_built_in_list_is_offered_with_a_note(app):
+    at = app(PAGE)
+    assert any("Validate a key to see the models it may use. Showing the built-in list" in c
+               for c in texts(at, "caption"))
+    assert at.selectbox(key=session.S_MODEL).value == prices.DEFAULT_MODEL
+
+
+def test_the_spend_guard_shows_this_sessions_spend_against_its_limits(app, fake_anthropic):
+    at = _validate(app(PAGE))
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    at.switch_page(PAGE).run()
+    guard = at.session_state[session.SPEND_GUARD]
+    assert guard.spent_usd > 0 and guard.calls_last_hour() >= 2
+    bars = [p.proto.text for p in at.get("progress")]
+    assert f"{guard.calls_last_hour()} of 60 calls in the last hour" in bars
+    assert f"${guard.spent_usd:.4f} of $1.00 spent this session" in bars
+
+
+def test_about_names_the_version_the_libraries_the_database_and_the_data_licences(app, tmp_path):
+    from core import about
+
+    at = app(PAGE)
+    assert any(f"Player–Coach Trade Review** {about.APP_VERSION}" in m for m in texts(at, "markdown"))
+    captions = " ".join(texts(at, "caption"))
+    assert "streamlit 1." in captions and "anthropic 2." in captions
+    assert str(tmp_path / "pages.db") in captions
+    table = at.dataframe[-1].value
+    assert "Apache-2.0" in set(table["licence"]) and "MIT" in set(table["licence"])

@@ -12,13 +12,16 @@ import streamlit as st
 
 import core
 from core.plugins import InstalledAgent, installed_agents
-from core.prices import DEFAULT_MODEL, PRICES
+from core.prices import DEFAULT_MODEL
 from ui.exchange_view import literal
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
 KEY_STATUS = "api_key_status"  # the last validation message shown on Settings
 MODEL = "model"  # the Claude model for both agents
+MODEL_LIST = "model_list"  # the models the key may use, from the Models API: list of core.prices.ModelInfo
+MODEL_LIST_NOTE = "model_list_note"  # why the built-in list is shown instead (str), when it is
+BASE_URL = "base_url"  # a gateway that speaks Anthropic's API (Settings, advanced); None = ANTHROPIC_BASE_URL or Anthropic
 INDEPENDENT = "independent_coach"  # the Claude Coach also judges without the checks (bool)
 CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any hour
 DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
@@ -87,6 +90,7 @@ H_PICK = "h_pick"
 H_SPEED = "h_speed"
 S_KEY_INPUT = "s_key_input"
 S_MODEL = "s_model"
+S_BASE_URL = "s_base_url"
 S_INDEPENDENT = "s_independent_coach"
 S_CALLS = "s_calls_per_hour"
 S_DOLLARS = "s_dollars_per_session"
@@ -94,7 +98,6 @@ S_PRUNE_SCOPE = "s_prune_scope"
 S_PRUNE_DAYS = "s_prune_days"
 
 PUSHED_LABEL = "Edited on Constraints"
-MODELS = tuple(PRICES)  # the models the price table knows, cheapest first
 SPEEDS = {"Slow": 0.05, "Normal": 0.012, "Fast": 0.004, "Instant": 0.0}
 """Animation speeds, slowest first: seconds per streamed word (a two-round house exchange in under 5 s at Normal)."""
 
@@ -143,6 +146,21 @@ def sticky(widget, label: str, *, key: str, **kwargs):
     return value
 
 
+def spend_guard() -> core.SpendGuard:
+    """The session's spend guard, shared by every Claude agent of the session (made on first use)."""
+    guard = st.session_state.get(SPEND_GUARD)
+    if guard is None:
+        guard = st.session_state[SPEND_GUARD] = core.SpendGuard(
+            calls_per_hour=int(st.session_state[CALLS_PER_HOUR]),
+            dollars_per_session=float(st.session_state[DOLLARS_PER_SESSION]))
+    return guard
+
+
+def base_url() -> str | None:
+    """Where Claude requests go: the gateway set on Settings, else $ANTHROPIC_BASE_URL, else None (Anthropic)."""
+    return st.session_state.get(BASE_URL) or os.environ.get("ANTHROPIC_BASE_URL") or None
+
+
 def has_key() -> bool:
     return bool(st.session_state.get(API_KEY))
 
@@ -184,14 +202,8 @@ def agents(seed: int = 0, strategy: str | None = None, choice: str | None = None
     if choice != HOUSE and has_key():
         from core import claude  # imported on demand: the house agents need no SDK
 
-        guard = st.session_state.get(SPEND_GUARD)
-        if guard is None:
-            guard = st.session_state[SPEND_GUARD] = core.SpendGuard(
-                calls_per_hour=int(st.session_state[CALLS_PER_HOUR]),
-                dollars_per_session=float(st.session_state[DOLLARS_PER_SESSION]),
-            )
-        options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": guard,
-                   "base_url": os.environ.get("ANTHROPIC_BASE_URL") or None}
+        options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": spend_guard(),
+                   "base_url": base_url()}
         memory = store().memory_summary(strategy) if strategy else []
         return (claude.ClaudePlayer(**options, memory=memory),
                 claude.ClaudeCoach(**options, independent=bool(st.session_state[INDEPENDENT])))
