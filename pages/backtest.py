@@ -9,7 +9,7 @@ shell.require_app()
 
 import core  # noqa: E402
 from core import backtest, market  # noqa: E402
-from ui import charts, market_defaults, session  # noqa: E402
+from ui import challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
@@ -198,6 +198,7 @@ if shown and not state.get(session.BT_JOB):
     left.plotly_chart(charts.equity_curves({n: r.equity for n, r in results.items()},
                                            lead.buy_hold if len(lead.prices) else None), width="stretch")
     right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch")
+    challenge_view.render(results, choices)
 
     for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
         with tab:

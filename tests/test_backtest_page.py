@@ -127,3 +127,26 @@ def test_a_custom_preset_name_is_shown_as_typed(app, app_store):
     assert [f["layout"]["title"]["text"] for f in figures][-1] == f"MSFT with the trades of {as_typed}"
     assert {t["name"] for f in figures[:2] for t in f["data"]} >= {as_typed}  # equity and drawdown legends
     assert "<b>x</b>" not in json.dumps(figures)
+
+
+def test_the_challenge_panel_shows_each_presets_pass_probability_with_editable_rules(app, app_store):
+    import core
+    from core.challenge import ChallengeRules, pass_probability
+
+    at = choose_short_msft(app(PAGE))
+    run_to_the_end(at)
+    assert at.number_input(key=session.BT_CH + "moderate.max_drawdown_pct").value == 10.0  # from the preset
+    assert at.number_input(key=session.BT_CH + "strict.max_daily_loss_pct").value == \
+        core.load_preset("strict").max_daily_loss_pct * 100
+
+    def table():
+        return next(df.value for df in at.dataframe if "P(pass)" in df.value.columns)
+
+    assert list(table().index) == ["moderate", "strict"]
+    result = backtest.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
+    rules = ChallengeRules.from_constraints(core.load_preset("moderate"), 0.005, max_days=60)
+    at.number_input(key=session.BT_CH + "target").set_value(0.5).run()
+    expected = pass_probability(result.equity.pct_change().iloc[1:], rules)
+    assert table().loc["moderate", "P(pass)"] == f"{expected.p_pass:.1%}"
+    at.number_input(key=session.BT_CH + "target").set_value(100.0).run()  # out of reach in 60 days
+    assert table().loc["moderate", "P(pass)"] == "0.0%" and table().loc["moderate", "median days to pass"] == "—"

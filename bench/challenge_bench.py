@@ -1,0 +1,74 @@
+"""Speed of the pass probability (10,000 paths x 60 days) and of a sweep over the sp500-2009
+universe x 2 presets: one core, every core, and a 2-worker Dask LocalCluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+import core
+from core import market
+
+PRESETS = ("moderate", "aggressive")
+
+
+def _best(fn, repeats: int) -> float:
+    """Best of `repeats` (other load on the machine only ever adds time)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _sweep_s(executor) -> tuple[float, int]:
+    start = time.perf_counter()
+    frame = core.sweep("sp500-2009", list(PRESETS), None, None, executor=executor, online=False)
+    return time.perf_counter() - start, int((frame["error"] == "").sum())
+
+
+def _dask_sweep_s() -> float | str:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        return "dask not installed"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(market.universe_symbols, "sp500-2009")  # each worker reads the set once, before the clock
+        return _sweep_s(client.get_executor())[0]
+
+
+def run() -> dict:
+    os.environ[market.OFFLINE_ENV] = "1"  # a benchmark never waits on the network
+    returns = np.random.default_rng(0).normal(0.001, 0.01, 250)
+    rules = core.ChallengeRules(0.06, 0.10, 0.02, 0.5, max_days=60)
+    core.pass_probability(returns, rules)
+    pass_s = _best(lambda: core.pass_probability(returns, rules, paths=10_000), 7)
+
+    members = market.universe_symbols("sp500-2009")  # read once here: forked workers inherit it
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(1) as one:
+        one_core, ran = _sweep_s(one)
+    every_core, _ = _sweep_s(None)
+    dask_s = _dask_sweep_s()
+    return {
+        "pass_probability_10k_paths_60_days_s_best": round(pass_s, 4),
+        "pass_probability_goal_s": 0.1,
+        "sweep": f"sp500-2009: {len(members)} symbols x {len(PRESETS)} presets, one year each, house agents",
+        "sweep_backtests_run": ran,
+        "sweep_one_core_s": round(one_core, 2),
+        "sweep_all_cores_s": round(every_core, 2),
+        "sweep_cores": cores,
+        "sweep_speed_up": round(one_core / every_core, 2),
+        "sweep_speed_up_goal_x": 1.8,
+        "sweep_dask_local_cluster_2_workers_s": round(dask_s, 2) if isinstance(dask_s, float) else dask_s,
+    }
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key}: {value}")

@@ -1,0 +1,93 @@
+"""The Backtest page's challenge panel: would each preset's daily P&L pass a funded-account challenge?
+
+The common terms (target, time limit, minimum days, paths, blocks) are one row of inputs; each
+preset's limits (drawdown, daily loss, consistency) default from that preset and can be edited.
+The figures come from core.challenge; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+import core
+from core.challenge import ChallengeRules, pass_probability, rolling_pass_rate
+from ui import session
+from ui.exchange_view import literal
+
+LIMITS = (("max_drawdown_pct", "Max drawdown (%)"), ("max_daily_loss_pct", "Daily loss limit (%)"),
+          ("consistency_rule_pct", "Consistency: best day ≤ (% of profit, 0 = off)"))
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+def _terms() -> dict:
+    """The inputs shared by every preset."""
+    row = st.columns(5)
+    return {
+        "target": row[0].number_input("Profit target (%)", key=session.BT_CH + "target", value=6.0, min_value=0.1,
+                                      max_value=100.0, step=0.5) / 100,
+        "max_days": int(row[1].number_input("Time limit (trading days, 0 = none)", key=session.BT_CH + "max_days",
+                                            value=60, min_value=0, step=5)),
+        "min_days": int(row[2].number_input("Minimum trading days", key=session.BT_CH + "min_days", value=0,
+                                            min_value=0, step=1)),
+        "paths": int(row[3].number_input("Paths", key=session.BT_CH + "paths", value=10_000, min_value=100,
+                                         max_value=100_000, step=1_000)),
+        "block": int(row[4].number_input("Block (days drawn together)", key=session.BT_CH + "block", value=1,
+                                         min_value=1, max_value=20, step=1)),
+    }
+
+
+def _rules(name: str, constraints: core.Constraints, terms: dict) -> ChallengeRules:
+    """A preset's challenge: its limits as the user left them, plus the shared terms."""
+    st.markdown(f"**{literal(name)}**")
+    values = {}
+    for column, (field, label) in zip(st.columns(len(LIMITS)), LIMITS):
+        values[field] = column.number_input(label, key=f"{session.BT_CH}{name}.{field}", min_value=0.0,
+                                            max_value=100.0, step=0.5,
+                                            value=round(getattr(constraints, field) * 100, 4)) / 100
+    return ChallengeRules(profit_target_pct=terms["target"], max_drawdown_pct=values["max_drawdown_pct"] or 1.0,
+                          max_daily_loss_pct=values["max_daily_loss_pct"] or 1.0,
+                          consistency_rule_pct=values["consistency_rule_pct"] or None,
+                          min_trading_days=terms["min_days"], max_days=terms["max_days"] or None)
+
+
+def render(results: dict, schemas: dict[str, core.Constraints]) -> None:
+    """The panel for finished backtests `results` {label: BacktestResult}; `schemas` {preset: Constraints}."""
+    st.subheader("Would it pass a challenge?")
+    st.caption("Each backtest's daily returns are drawn at random (in blocks of consecutive days) into many "
+               "paths that start at the account's size. A path fails on a day that loses the daily limit or "
+               "a fall below the running peak by the max drawdown; it passes on the first day it is up by the "
+               "target with the minimum days traded and no single day above the consistency share of the "
+               "profit. A drawdown or daily limit of 0 is off.")
+    terms = _terms()
+    rows = []
+    for label, result in results.items():
+        returns = result.equity.pct_change().iloc[1:]
+        constraints = schemas.get(result.preset) or schemas.get(label) or core.Constraints()
+        try:
+            rules = _rules(label, constraints, terms)
+        except core.InvalidInput as error:
+            st.error(str(error))
+            continue
+        if not len(returns):
+            rows.append({"preset": label, "P(pass)": "no days"})
+            continue
+        outcome = pass_probability(returns, rules, paths=terms["paths"], block=min(terms["block"], len(returns)))
+        rows.append({
+            "preset": label, "P(pass)": _percent(outcome.p_pass),
+            "95 % interval": f"{_percent(outcome.ci_low)} – {_percent(outcome.ci_high)}",
+            "failed: drawdown": _percent(outcome.p_fail_drawdown),
+            "failed: daily limit": _percent(outcome.p_fail_daily),
+            "timed out": _percent(outcome.p_timeout),
+            "median days to pass": "—" if outcome.median_days_to_pass is None else f"{outcome.median_days_to_pass:g}",
+            "from each start day": _percent(rolling_pass_rate(returns, rules)),
+        })
+    if rows:
+        st.dataframe(pd.DataFrame(rows).set_index("preset"), width="stretch")
+        st.caption("“From each start day”: the share of the backtest's own days from which its actual sequence "
+                   "passes (with a time limit, only start days with that many days after them count).")
