@@ -3,6 +3,7 @@ universe x 2 presets: one core, every core, and a 2-worker Dask LocalCluster."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,8 +37,8 @@ def _dask_sweep_s() -> float | str:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         return "dask not installed"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         client.run(market.universe_symbols, "sp500-2009")  # each worker reads the set once, before the clock
         return _sweep_s(client.get_executor())[0]
 
