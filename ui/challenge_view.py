@@ -22,7 +22,10 @@ LIMITS = (("max_drawdown_pct", "Max drawdown (%)"), ("max_daily_loss_pct", "Dail
 
 
 def _percent(value: float | None) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+    """A share in percent; two decimals under 1 % so a small interval does not read as 0.0 – 0.0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.2%}" if 0 < value < 0.01 else f"{value:.1%}"
 
 
 def _terms() -> dict:
@@ -31,22 +34,25 @@ def _terms() -> dict:
     return {
         "target": row[0].number_input("Profit target (%)", key=session.BT_CH + "target", value=6.0, min_value=0.1,
                                       max_value=100.0, step=0.5) / 100,
-        "max_days": int(row[1].number_input("Time limit (trading days, 0 = none)", key=session.BT_CH + "max_days",
+        "max_days": int(row[1].number_input("Time limit (days, 0 = none)", key=session.BT_CH + "max_days",
                                             value=60, min_value=0, step=5)),
         "min_days": int(row[2].number_input("Minimum trading days", key=session.BT_CH + "min_days", value=0,
                                             min_value=0, step=1)),
         "paths": int(row[3].number_input("Paths", key=session.BT_CH + "paths", value=10_000, min_value=100,
                                          max_value=100_000, step=1_000)),
-        "block": int(row[4].number_input("Block (days drawn together)", key=session.BT_CH + "block", value=1,
-                                         min_value=1, max_value=20, step=1)),
+        "block": int(row[4].number_input("Block (days)", key=session.BT_CH + "block", value=1,
+                                         min_value=1, max_value=20, step=1,
+                                         help="1 draws days independently; more keeps streaks of good and bad "
+                                              "days together")),
     }
 
 
 def _rules(name: str, constraints: core.Constraints, terms: dict) -> ChallengeRules:
     """A preset's challenge: its limits as the user left them, plus the shared terms."""
-    st.markdown(f"**{literal(name)}**")
+    name_column, *columns = st.columns([1, 2, 2, 2], vertical_alignment="bottom")
+    name_column.markdown(f"**{literal(name)}**")
     values = {}
-    for column, (field, label) in zip(st.columns(len(LIMITS)), LIMITS):
+    for column, (field, label) in zip(columns, LIMITS):
         values[field] = column.number_input(label, key=f"{session.BT_CH}{name}.{field}", min_value=0.0,
                                             max_value=100.0, step=0.5,
                                             value=round(getattr(constraints, field) * 100, 4)) / 100
