@@ -83,6 +83,28 @@ def set_speed(page, label: str) -> None:
     wait_for_app(page)
 
 
+def reject_then_approve_seed(preset: str = "moderate") -> int | None:
+    """A house Player seed whose exchange on Trade Review's opening world is REJECT, then APPROVE."""
+    from datetime import datetime
+
+    import core
+    from core import market
+    from ui import market_defaults
+
+    constraints = core.load_preset(preset)
+    symbol = max((s for s in constraints.allowed_symbols if s in market.snapshot_symbols()),
+                 key=lambda s: market.available_dates(s)[-1])
+    day = market.available_dates(symbol)[-1]
+    fields, _ = market_defaults.world(symbol, day)  # what the page fills the sidebar with
+    world = core.WorldState(symbol=symbol, as_of=datetime.combine(day, market.DECISION_TIME), **fields)
+    for seed in range(60):
+        artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(seed=seed),
+                                          core.HouseCoach())
+        if [r["evaluation"]["decision"] for r in artifact["rounds"]] == ["REJECT", "APPROVE"]:
+            return seed
+    return None
+
+
 def stop_app(server: subprocess.Popen) -> str:
     """Stop a server from start_app; return what it printed."""
     server.terminate()

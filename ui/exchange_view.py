@@ -65,7 +65,7 @@ _CSS = """
 LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still rejected after the last round (max\\_rounds) · "
           "**ABORT** a hard limit or a circuit breaker stopped it · **ERROR** an agent failed · "
           "**INTERRUPTED** stopped before the end")
-THINKING_WORDS = 6  # a character thinks for as long as it takes to say this many words
+BEAT_WORDS = 20  # a character thinks, or takes in a verdict, for as long as it takes to say this many words
 
 def escape(text: object) -> str:
     """Text made safe and literal inside HTML: tags escaped, line breaks kept, no markdown or maths."""
@@ -276,8 +276,12 @@ class ExchangeView:
         self.active = role
         self._feel(**{role: "thinking"})
         self._draw()
+        self._beat()
+
+    def _beat(self) -> None:
+        """Hold the stage a moment so the face can be read (a browser draws no faster than this)."""
         if self.speed:
-            time.sleep(self.speed * THINKING_WORDS)
+            time.sleep(self.speed * BEAT_WORDS)
 
     def _say(self, role: str, text: str) -> None:
         self.active = role
@@ -353,6 +357,8 @@ class ExchangeView:
         self.cards.append((holder, event.record))
         with holder.container():
             round_card(event.record, expanded=True, key=f"{self.key}.round{event.round}.open")
+        if decision == "REJECT":
+            self._beat()  # the Player takes the rejection in before it revises
 
     def _finished(self, artifact: dict) -> None:
         outcome = artifact["outcome"]

@@ -1,0 +1,126 @@
+"""Trade Review in a real browser: the characters' moods, the locked sidebar, Stop, and a phone's width.
+
+`streamlit run app.py` driven by Playwright through Debian's chromium; skipped when either is missing.
+"""
+
+import re
+import sqlite3
+
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
+
+BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")
+
+# Every change of either character's mood, in order, as the browser drew it.
+WATCH_MOODS = """() => {
+    window.moods = [];
+    const seen = () => {
+        for (const el of document.querySelectorAll('.pc-char[data-role]')) {
+            const entry = el.dataset.role + ':' + el.dataset.mood;
+            const last = window.moods.filter(m => m.startsWith(el.dataset.role + ':')).at(-1);
+            if (last !== entry) window.moods.push(entry);
+        }
+    };
+    new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, attributes: true});
+    seen();
+}"""
+
+
+def sidebar_widget(page, label: str):
+    return page.get_by_test_id("stSidebar").get_by_label(label, exact=True)
+
+
+def subsequence(wanted: list[str], seen: list[str]) -> bool:
+    remaining = iter(seen)
+    return all(any(step == got for got in remaining) for step in wanted)
+
+
+def test_the_characters_wait_from_the_first_paint_and_act_out_reject_revise_approve(app_server, page):
+    base, _ = app_server
+    seed = reject_then_approve_seed()
+    assert seed is not None, "no house seed gives REJECT then APPROVE on the page's opening world"
+    page.goto(base)
+    # Before any run: both characters drawn, waiting, each an inline SVG (no image, no request).
+    for role in ("player", "coach"):
+        page.locator(f'.pc-char[data-role="{role}"][data-mood="idle"] svg.pc-avatar').wait_for()
+    assert page.locator(".pc-stage img").count() == 0
+    sidebar_widget(page, "House Player seed").fill(str(seed))
+    sidebar_widget(page, "House Player seed").press("Enter")
+    wait_for_app(page)
+    set_speed(page, "Slow")  # every face held long enough for a loaded machine to draw it
+    page.evaluate(WATCH_MOODS)
+    page.get_by_role("button", name="Run exchange").click()
+    page.get_by_text("APPROVE —").first.wait_for(timeout=60_000)
+    moods = page.evaluate("window.moods")
+    player = [m.split(":")[1] for m in moods if m.startswith("player:")]
+    coach = [m.split(":")[1] for m in moods if m.startswith("coach:")]
+    # Round 1: the Player thinks, speaks; the Coach thinks, speaks, is stern; the Player is chastened.
+    # Round 2: the Player thinks again, speaks; the Coach speaks and both end pleased.
+    assert subsequence(["thinking", "speaking", "chastened", "thinking", "speaking", "pleased"], player), moods
+    assert subsequence(["thinking", "speaking", "stern", "thinking", "speaking", "pleased"], coach), moods
+    assert "alarmed" not in moods and "puzzled" not in moods
+    assert page.locator('.pc-char[data-mood="pleased"]').count() == 2
+
+
+def test_the_sidebar_is_locked_while_an_exchange_plays_and_stop_only_then(app_server, page):
+    base, db = app_server
+    page.goto(base)
+    page.get_by_role("button", name="Run exchange").wait_for()
+    wait_for_app(page)
+    assert page.get_by_role("button", name="Stop").is_disabled()  # nothing runs: nothing to stop
+    set_speed(page, "Slow")
+    page.get_by_role("button", name="Run exchange").click()
+    page.locator('.pc-char[data-role="player"][data-mood="speaking"]').wait_for()
+    for label in ("Symbol", "Date", "Constraint schema", "Strategy"):
+        assert sidebar_widget(page, label).is_disabled(), label
+    assert page.get_by_role("button", name="Run exchange").is_disabled()
+    assert page.get_by_role("button", name="Stop").is_enabled()
+    page.get_by_text(BANNER).first.wait_for(timeout=90_000)
+    wait_for_app(page)
+    assert page.get_by_text("INTERRUPTED —").count() == 0  # it ran to its end
+    for label in ("Symbol", "Date", "Constraint schema", "Strategy"):
+        assert sidebar_widget(page, label).is_enabled(), label
+    assert page.get_by_role("button", name="Stop").is_disabled()
+    outcome = sqlite3.connect(db).execute("select outcome from exchanges order by timestamp desc limit 1").fetchone()[0]
+    assert outcome != "INTERRUPTED"
+
+
+def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(browser, app_server):
+    base, _ = app_server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(base)
+        player, coach = (page.locator(f'.pc-char[data-role="{role}"]') for role in ("player", "coach"))
+        coach.wait_for()
+        assert coach.bounding_box()["y"] >= player.bounding_box()["y"] + player.bounding_box()["height"]
+        page.get_by_role("button", name="Run exchange").click()
+        page.get_by_text(BANNER).first.wait_for(timeout=90_000)
+        wait_for_app(page)
+        page.locator(".pc-char[data-role='coach']").first.wait_for()
+        assert page.evaluate(WIDER_THAN_SCREEN) == []
+        # the sidebar's controls are one tap away, and fit the screen too
+        page.get_by_test_id("stExpandSidebarButton").click()
+        symbol = page.get_by_test_id("stSidebar").get_by_label("Symbol", exact=True)
+        symbol.wait_for()
+        box = symbol.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    finally:
+        context.close()
+
+
+# Elements reaching past the right edge, except inside a frame that scrolls or clips them (a table).
+WIDER_THAN_SCREEN = """() => {
+    const edge = window.innerWidth + 1;
+    const framed = el => {
+        for (let up = el.parentElement; up; up = up.parentElement) {
+            const style = getComputedStyle(up);
+            if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX)) return up.getBoundingClientRect().right <= edge;
+        }
+        return false;
+    };
+    return [...document.querySelectorAll('body *')]
+        .filter(el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.right > edge && !framed(el); })
+        .map(el => el.tagName + '.' + (el.className.baseVal ?? el.className) + ' ' + Math.round(el.getBoundingClientRect().right));
+}"""
