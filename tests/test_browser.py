@@ -10,7 +10,7 @@ import pytest
 
 import core
 from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import set_speed, wait_for_app
+from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
 
 PAGES = {"": "Trade Review", "constraints": "Constraints", "history": "History", "backtest": "Backtest",
          "settings": "Settings"}
@@ -80,12 +80,12 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
     base, db = app_server
     page.goto(base)
     page.get_by_text("Animation speed").wait_for()
-    # Slow animation and the strict preset: several long rounds, time to click Stop after the first.
-    set_speed(page, "Slow")
-    schema = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Constraint schema")
-    schema.click()
-    page.get_by_role("option", name="strict", exact=True).click()
+    # Slow animation and a house seed that is rejected once: time to click Stop after the first round.
+    seed_input = page.get_by_test_id("stSidebar").get_by_label("House Player seed", exact=True)
+    seed_input.fill(str(reject_then_approve_seed()))
+    seed_input.press("Enter")
     wait_for_app(page)
+    set_speed(page, "Slow")
     page.get_by_role("button", name="Run exchange").click()
     # The speaker is highlighted and their bubble fills word by word.
     page.locator('.pc-char.pc-active[data-role="player"]').wait_for()
@@ -112,9 +112,8 @@ def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_s
     page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()
     speed = page.get_by_test_id("stMain").get_by_role("slider")
     speed.focus()
-    speed.press("End")
-    speed.press("ArrowLeft")  # Fast: quick, and still word by word
-    page.get_by_test_id("stSliderThumbValue").get_by_text("Fast", exact=True).wait_for()
+    speed.press("Home")  # Slow: every few words drawn, even on a loaded machine
+    page.get_by_test_id("stSliderThumbValue").get_by_text("Slow", exact=True).wait_for()
     wait_for_app(page)
     page.get_by_role("button", name="Replay").click()
     wait_for_bubble_to_grow(page, "player")

@@ -10,6 +10,7 @@ import pytest
 
 import core
 from core.house import describe, house_grid
+from tests.conftest import entry, proposal
 
 PRESETS = ("aggressive", "conservative", "futures_compatible", "moderate", "strict")
 
@@ -160,15 +161,15 @@ def test_house_agents_are_deterministic_for_a_world_and_seed(world, moderate):
 
 
 def test_house_coach_names_each_failing_check_with_its_arithmetic_and_nothing_twice(world):
-    artifact = core.run_exchange_sync(world, core.load_preset("strict"), core.Portfolio(), core.HousePlayer(seed=3),
-                                      core.HouseCoach())
-    assert any(not c["passed"] for r in artifact["rounds"] for c in r["evaluation"]["checks"])
-    for record in artifact["rounds"]:
-        feedback = record["evaluation"]["feedback"]
-        checks = record["evaluation"]["checks"]
-        for check in checks:
-            assert (check["arithmetic"] in feedback) == (not check["passed"])
-        assert feedback.endswith("approved.") == (record["evaluation"]["decision"] == "APPROVE")
+    coach, moderate = core.HouseCoach(), core.load_preset("moderate")
+    flawed = proposal(entry(size=0.08, e=185.0, s=183.0, t=186.0))  # too big, target too close
+    for made in (flawed, proposal(entry(size=0.02, e=185.0, s=183.0, t=190.0))):
+        verdict = core.check_proposal(made, moderate, core.Portfolio(), world)
+        feedback = "".join(coach.critique(made, verdict, moderate, world, core.Portfolio()))  # every streamed line
+        for check in verdict.checks:
+            assert (check.arithmetic in feedback) == (not check.passed), check
+        assert feedback.endswith("approved.") == (verdict.decision == "APPROVE")
+    assert core.check_proposal(flawed, moderate, core.Portfolio(), world).decision == "REJECT"
 
 
 def test_house_player_exits_a_long_when_the_trend_turns(moderate):

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import core
 from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import plain, texts
+from tests.ui_fixtures import plain, reject_then_approve_seed, texts
 from ui import exchange_view, session
 
 
@@ -48,7 +48,7 @@ def test_the_exchange_stays_on_screen_after_a_rerun(app):
 
 def test_only_the_last_round_card_is_open(app, app_store):
     at = app()
-    at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()
+    at.number_input(key=session.TR_SEED).set_value(reject_then_approve_seed()).run()  # two rounds
     run_exchange(at)
     cards = [e for e in at.expander if e.label.startswith("Round ")]
     assert len(cards) > 1
