@@ -126,7 +126,13 @@ def _v3_history(db: sqlite_utils.Database) -> None:
     db["exchanges"].create_index(["market_time"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history]
+def _v4_agent_path(db: sqlite_utils.Database) -> None:
+    """How a model agent got each round's answer (forced or auto tool, repair): JSON, null for the house agents."""
+    if "agent_path" not in db["rounds"].columns_dict:  # a database rebuilt by hand may have it already
+        db["rounds"].add_column("agent_path", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -335,6 +341,7 @@ class Store:
                 "feedback": evaluation["feedback"], "coach_opinion": json.dumps(evaluation.get("coach_opinion")),
                 "disagrees": evaluation.get("disagrees"), "tokens": record["tokens"],
                 "usage": json.dumps(record["usage"]), "latency_ms": record["latency_ms"],
+                "agent_path": json.dumps(record["agent_path"]) if record.get("agent_path") else None,
         })
         _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
 
@@ -476,6 +483,7 @@ class Store:
                     "disagrees": None if r["disagrees"] is None else bool(r["disagrees"]),
                 },
                 "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
+                **({"agent_path": json.loads(r["agent_path"])} if r["agent_path"] else {}),
             })
         return {
             "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],

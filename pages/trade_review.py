@@ -21,7 +21,7 @@ sidebar = st.sidebar
 state = st.session_state
 # A click on Run starts this run: the sidebar is locked until the exchange ends, so nothing the
 # user touches can cut it short without a word (Stop and leaving the page still can, and say so).
-live = bool(state.get(session.TR_RUN))
+live = bool(state.get(session.TR_RUN)) or bool(state.get(session.TR_RETRY))
 cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
 if cut_short:
     state.setdefault(session.TR_CAUSES, {})[cut_short] = (
@@ -177,6 +177,10 @@ elif session.LAST_RUN_ID in state:
                     f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
                     "under it.", icon=":material/swap_horiz:")
         exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
+        if artifact["outcome"] == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
+            st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
+                      help="Run the exchange again with the inputs in the sidebar (the reason above says how "
+                           "long the API asked to wait, when it did).")
 else:
     exchange_view.ExchangeView(key="waiting").waiting(
         f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "

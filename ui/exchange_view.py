@@ -23,6 +23,7 @@ import streamlit as st
 
 import core
 from core.loop import fragments
+from core.prices import cost_text
 from core.schema import ENTRY_TYPES
 from ui import characters
 
@@ -159,8 +160,11 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
             top[1].markdown("Violations: " + ", ".join(f"`{v.replace('`', '')}`" for v in violations))
         else:
             top[1].markdown("No violations")
-        top[2].caption(f"{record['tokens']:,} tokens · ${record['usage'].get('cost_usd', 0):.4f} · "
-                       f"agents {record['latency_ms']:,.0f} ms", help="The agents' own time in this round; the animation's is not counted.")
+        paths = {p for p in (record.get("agent_path") or {}).values() if p and p != "forced tool"}
+        top[2].caption(f"{record['tokens']:,} tokens · {cost_text(core.Usage(**record['usage']))} · "
+                       f"agents {record['latency_ms']:,.0f} ms" + "".join(f" · {literal(p)}" for p in sorted(paths)),
+                       help="The agents' own time in this round; the animation's is not counted. A model that "
+                            "thinks is asked with tool choice auto and strict schemas instead of a forced tool.")
         said("player", record["proposal"]["reasoning"])
         st.dataframe(actions_frame(record["proposal"]), hide_index=True, width="stretch")
         failed = sum(not c["passed"] for c in evaluation["checks"])
@@ -207,7 +211,7 @@ def totals(artifact: dict, key: str) -> None:
     cols[1].metric("Tokens", f"{artifact['total_tokens']:,}",
                    help=f"input {usage['input']:,} · output {usage['output']:,} · cache read "
                         f"{usage['cache_read']:,} · cache write {usage['cache_write']:,}")
-    cols[2].metric("Cost", f"${usage['cost_usd']:.4f}")
+    cols[2].metric("Cost", cost_text(core.Usage(**usage)))
     cols[3].metric("Agents", artifact["agents"]["player"].split("-")[0].title(),
                    help=f"{artifact['agents']['player']} / {artifact['agents']['coach']}"
                         + (f" · {artifact['agents']['model']}" if artifact["agents"].get("model") else ""))

@@ -69,6 +69,7 @@ TR_STRATEGY = "tr_strategy"
 TR_SEED = "tr_seed"
 TR_SPEED = "tr_speed"
 TR_RUN = "tr_run"
+TR_RETRY = "tr_retry"  # the Retry button under an ERROR outcome: runs the exchange again as Run does
 TR_STOP = "tr_stop"
 CONSTRAINT_FIELD = "c."  # prefix: one editor widget per Constraints field, e.g. "c.max_leverage"
 C_PRESET = "c_preset"

@@ -1,0 +1,64 @@
+"""Trade Review with Claude against the fault-injecting fake: a fault ends with a reason a trader
+understands and a Retry; the round card says what the round cost and how the model was asked."""
+
+import pytest
+
+from tests.fake_anthropic import rate_limited
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import texts
+from ui import session
+
+PAGE = "pages/trade_review.py"
+
+
+@pytest.fixture
+def claude_app(app, fake, key, monkeypatch):
+    """Trade Review with a key in the session and the fake as the API."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+
+    def open_page(model: str | None = None):
+        at = app()
+        at.session_state[session.API_KEY] = key
+        if model:
+            at.session_state[session.MODEL] = model
+        at.switch_page(PAGE).run()
+        return at
+
+    return open_page
+
+
+def test_a_long_retry_after_says_how_long_and_offers_a_retry_that_runs_again(claude_app, fake, key):
+    fake.enqueue(rate_limited(600))
+    at = claude_app()
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = texts(at, "error")
+    assert any("ERROR" in e and "asks to wait 10 min" in e and "run the exchange again in 10 min" in e
+               for e in errors), errors
+    assert not any(key in e for e in errors)
+    at.button(key=session.TR_RETRY).click().run()  # the wait is over: the fake answers now
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("APPROVE" in s for s in texts(at, "success"))
+    assert len(fake.messages_requests) == 3
+
+
+def test_a_refusal_ends_error_with_the_models_reason_on_screen(claude_app, fake):
+    fake.scenario("refusal")
+    at = claude_app()
+    at.button(key=session.TR_RUN).click().run()
+    assert any("refused the Player's request (stop reason refusal: category cyber" in e for e in texts(at, "error"))
+
+
+def test_a_thinking_model_runs_through_the_fallback_and_the_round_says_so(claude_app, fake):
+    fake.refuse_forced = True
+    at = claude_app(model="claude-sonnet-5-5")
+    at.button(key=session.TR_RUN).click().run()
+    assert any("APPROVE" in s for s in texts(at, "success"))
+    assert any("auto tool + strict schema" in c for c in texts(at, "caption"))
+
+
+def test_an_unpriced_model_shows_its_cost_as_unknown_not_zero(claude_app, fake):
+    at = claude_app(model="gateway-model-x")
+    at.button(key=session.TR_RUN).click().run()
+    assert any("APPROVE" in s for s in texts(at, "success"))
+    assert "unknown (not priced)" in [m.value for m in at.metric if m.label == "Cost"]
