@@ -1,5 +1,6 @@
 """Trade Review runs a house exchange, draws it, stores it, and shows breakers, stops and text safely."""
 
+import re
 from datetime import time
 
 import pytest
@@ -196,3 +197,71 @@ def test_sidebar_values_survive_a_visit_to_another_page(app):
 def test_literal_text_cannot_become_a_link_an_image_html_or_an_entity():
     shown = exchange_view.literal("![x](http://e/x.png) [click](http://e) <b>&lt;")
     assert shown == r"!\[x\](http://e/x.png) \[click\](http://e) \<b\>\&lt;"
+
+
+def _moods(at) -> dict[str, str]:
+    stage = next(m.value for m in at.markdown if 'class="pc-stage"' in m.value)
+    return dict(re.findall(r'data-role="(\w+)" data-mood="(\w+)"', stage))
+
+
+class _Broken:
+    name = "broken-player"
+
+    def propose(self, world, constraints, portfolio, history):
+        yield "Let me think"
+        raise core.AgentError("the model sent no proposal")
+
+
+@pytest.mark.parametrize("case, moods", [
+    ("approve", {"player": "pleased", "coach": "pleased"}),
+    ("reject_max", {"player": "chastened", "coach": "stern"}),
+    ("breaker", {"player": "alarmed", "coach": "alarmed"}),
+    ("error", {"player": "puzzled", "coach": "puzzled"}),
+])
+def test_a_replay_ends_on_the_faces_of_its_outcome(case, moods, store, world):
+    elsewhere = core.load_preset("moderate").model_copy(update={"max_rounds": 1, "allowed_symbols": ["MSFT"]})
+    late = world.model_copy(update={"as_of": world.as_of.replace(hour=16, minute=45)})
+    artifact = {
+        "approve": lambda: core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
+                                                  core.HousePlayer(), core.HouseCoach()),
+        "reject_max": lambda: core.run_exchange_sync(world, elsewhere, core.Portfolio(), core.HousePlayer(),
+                                                     core.HouseCoach()),
+        "breaker": lambda: core.run_exchange_sync(late, core.load_preset("moderate"), core.Portfolio(),
+                                                  core.HousePlayer(), core.HouseCoach()),
+        "error": lambda: core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), _Broken(),
+                                                core.HouseCoach()),
+    }[case]()
+    assert artifact["outcome"] == {"approve": "APPROVE", "reject_max": "REJECT-MAX", "breaker": "ABORT",
+                                   "error": "ERROR"}[case]
+    at = AppTest.from_function(_draw, args=(artifact,), default_timeout=30).run()
+    assert not at.exception
+    assert _moods(at) == moods
+
+
+def test_a_shown_result_names_its_schema_after_the_sidebar_changes(app):
+    at = run_exchange(app())
+    assert any("schema **moderate**" in c for c in texts(at, "caption"))
+    assert not any("This result came from" in i for i in texts(at, "info"))
+    at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()
+    note = " ".join(texts(at, "info"))
+    assert "This result came from the schema **moderate**; the sidebar now selects **strict**" in note
+
+
+def test_stop_is_disabled_when_nothing_runs(app):
+    at = app()
+    assert at.button(key=session.TR_STOP).disabled
+    run_exchange(at)
+    assert at.button(key=session.TR_STOP).disabled and not at.button(key=session.TR_RUN).disabled
+    assert not at.selectbox(key=session.TR_SYMBOL).disabled
+
+
+def test_an_exchange_cut_short_by_leaving_the_page_says_so(app, app_store, world):
+    at = app()
+    cut = core.run_exchange(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(),
+                            core.HouseCoach(), store=app_store, run_id="left")
+    next(cut)
+    cut.close()  # what Streamlit does to the page's run when the user opens another page
+    at.session_state[session.LAST_RUN_ID] = at.session_state[session.TR_LIVE] = "left"
+    at.run()
+    banners = texts(at, "info")
+    assert any(b.startswith("**INTERRUPTED** — stopped because you left Trade Review") for b in banners), banners
