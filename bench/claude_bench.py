@@ -4,7 +4,11 @@
   counts them (characters / 4), and the share of input served from cache in rounds 2-3 (goal >= 60 %);
 * the time the agents add on top of the fake's stream: one round (the Player's and the Coach's
   calls) through the agents, against the very same requests streamed with the bare SDK
-  (goal <= 5 ms per round).
+  (goal <= 5 ms per round);
+* in a real browser (`streamlit run` with the fake as ANTHROPIC_BASE_URL, Playwright and Debian's
+  chromium), the time from the fake's first reasoning delta leaving the server to the first word
+  in the Player's bubble, at the app's default animation speed (goal <= 0.2 s; best and median of
+  a few exchanges).
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ import json
 import secrets
 import statistics
 import string
+import tempfile
 import time
+from pathlib import Path
 
 import anthropic
 
 import core
 from core import claude, prices
-from tests.fake_anthropic import CRITIQUE, THIN_PROPOSAL, FakeAnthropic, tool
+from tests.fake_anthropic import CRITIQUE, GOOD_PROPOSAL, THIN_PROPOSAL, FakeAnthropic, tool
 
-KEY = "sk-ant-bench-" + "".join(secrets.choice(string.ascii_letters) for _ in range(24))
+KEY = "sk-ant-bench-" + "".join(secrets.choice(string.ascii_letters) for _ in range(48))
+FIRST_WORD_TRIES = 5
 WORLD = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
 ROUNDS_TIMED = 60
 
@@ -107,9 +114,54 @@ def _result(stream):
             return done.value
 
 
+def _first_word_on_screen() -> dict:
+    """Seconds from the first reasoning delta sent by the fake to the first word in the browser's bubble."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui_fixtures import free_port, launch_chromium, start_app, stop_app, wait_for_app
+
+    latencies = []
+    # A stream that takes its time, as a model writing does: 20 ms between deltas of 12 characters.
+    with FakeAnthropic(delay=0.02) as fake, tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        server = start_app(Path(tmp) / "first-word.db", port := free_port(), {"ANTHROPIC_BASE_URL": fake.base_url})
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/settings")
+            page.get_by_label("API key", exact=True).fill(KEY)
+            page.get_by_label("API key", exact=True).press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Validate").click()
+            page.get_by_text("Key is valid").wait_for()
+            page.get_by_test_id("stSidebarNav").get_by_text("Trade Review", exact=True).click()
+            page.get_by_role("button", name="Run exchange").wait_for()
+            wait_for_app(page)  # the default animation speed: the slider is left alone
+            for n in range(FIRST_WORD_TRIES + 1):  # the first one warms the SDK import up, and is not counted
+                word = f"Zebra{n}"  # a word no bubble has said before this exchange
+                fake.enqueue(tool({**GOOD_PROPOSAL, "reasoning": f"{word} {GOOD_PROPOSAL['reasoning']}"}),
+                             tool(CRITIQUE))
+                sent = len(fake.messages_requests)
+                page.get_by_role("button", name="Run exchange").click()
+                page.wait_for_function(
+                    "word => (document.querySelector('.pc-player .pc-bubble') || {}).textContent?.includes(word)",
+                    arg=word, polling="raf")
+                seen = time.perf_counter()
+                if n:
+                    latencies.append(seen - fake.messages_requests[sent]["text_at"])
+                page.get_by_role("button", name="Run exchange").and_(page.locator(":enabled")).wait_for()
+                wait_for_app(page)
+        finally:
+            browser.close()
+            stop_app(server)
+    return {"first_word_on_screen_s_best": round(min(latencies), 3),
+            "first_word_on_screen_s_median": round(statistics.median(latencies), 3),
+            "first_word_on_screen_all_s": [round(x, 3) for x in latencies], "first_word_on_screen_goal_s": 0.2}
+
+
 def run() -> dict:
     """The measured figures of the Claude agents (see the module docstring)."""
-    return {**_three_rounds(), **_overhead()}
+    return {**_three_rounds(), **_overhead(), **_first_word_on_screen()}
 
 
 if __name__ == "__main__":

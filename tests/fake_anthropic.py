@@ -494,6 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
             "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}}})
         self._event("ping", {"type": "ping"})
         size = max(1, step["chunk"])
+        text_from = raw.find('": "') + 4 if '": "' in raw else len(raw)  # where the first text value starts
         for n, start in enumerate(range(0, len(raw), size)):
             if step["drop_after"] is not None and n >= step["drop_after"]:
                 return self._cut()
@@ -504,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(delay)
             self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
                 "type": "input_json_delta", "partial_json": raw[start:start + size]}})
+            if "text_at" not in self.entry and start + size > text_from:
+                self.entry["text_at"] = time.perf_counter()  # the first delta with words in it has left
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         self._event("message_delta", {"type": "message_delta",
                                       "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None,
