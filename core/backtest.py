@@ -756,7 +756,9 @@ def estimate_cost(days: int, constraints: Constraints, depth: str, model: str) -
     calls_typical, calls_worst = days * 2 * rounds_typical, days * 2 * rounds_worst
     return {"days": days, "calls_typical": int(math.ceil(calls_typical)), "calls_worst": int(calls_worst),
             "dollars_typical": round(calls_typical * per_call + days * per_day, 4),
-            "dollars_worst": round(calls_worst * per_call + days * per_day, 4)}
+            "dollars_worst": round(calls_worst * per_call + days * per_day, 4),
+            # "estimated" for a model priced by its family, "unknown" when nothing prices it (dollars then 0)
+            "cost_basis": priced_usage(model, **TOKENS_PER_CALL).cost_basis}
 
 
 # -- the command line ------------------------------------------------------------------------

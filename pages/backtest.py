@@ -96,10 +96,19 @@ if kind == "claude":
     worst_calls = sum(e["calls_worst"] for e in estimate)
     dollars = sum(e["dollars_typical"] for e in estimate)
     worst = sum(e["dollars_worst"] for e in estimate)
-    st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls, "
-               f"${dollars:,.2f}** (at most {worst_calls:,} calls, ${worst:,.2f}). The spend guard on Settings "
-               "still applies.", icon=":material/payments:")
-    confirmed = st.checkbox(f"I accept a cost of up to ${worst:,.2f}", key=session.BT_CONFIRM)
+    basis = estimate[0]["cost_basis"]
+    if basis == "unknown":  # a model nothing prices: the calls are known, the dollars are not (never "$0")
+        st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls** (at "
+                   f"most {worst_calls:,}); the cost is unknown: {model} is not in the price table. The spend "
+                   "guard's calls-per-hour limit still applies.", icon=":material/payments:")
+        confirmed = st.checkbox(f"I accept up to {worst_calls:,} calls at an unknown price", key=session.BT_CONFIRM)
+    else:
+        about = "≈" if basis == "estimated" else ""
+        st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls, "
+                   f"{about}${dollars:,.2f}** (at most {worst_calls:,} calls, {about}${worst:,.2f})"
+                   + (", estimated from its family's prices" if about else "") + ". The spend guard on Settings "
+                   "still applies.", icon=":material/payments:")
+        confirmed = st.checkbox(f"I accept a cost of up to {about}${worst:,.2f}", key=session.BT_CONFIRM)
 
 if st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed):
     state[session.BT_JOB] = job = {
