@@ -241,6 +241,12 @@ def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict]) -> Non
                             [list(r.values()) for r in rows])
 
 
+def _known_cost(usage: dict) -> float | None:
+    """The exchange's dollars for the list and sums; NULL (not 0) when no price was known (an unpriced model)."""
+    unknown = usage.get("cost_basis") == "unknown" and not usage["cost_usd"]
+    return None if unknown else usage["cost_usd"]
+
+
 def _loads(text: str | None):
     return None if text is None else json.loads(text)
 
@@ -389,7 +395,7 @@ class Store:
         return {
             "outcome": artifact["outcome"], "approved": int(artifact["approved"]),
             "rounds_taken": artifact["rounds_taken"], "termination_reason": artifact["termination_reason"],
-            "total_tokens": artifact["total_tokens"], "cost_usd": artifact["usage"]["cost_usd"],
+            "total_tokens": artifact["total_tokens"], "cost_usd": _known_cost(artifact["usage"]),
             "usage": json.dumps(artifact["usage"]), "finished": int(finished), **_progress(artifact["rounds"]),
         }
 

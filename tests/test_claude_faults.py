@@ -112,9 +112,11 @@ def test_a_failed_attempt_keeps_the_output_tokens_the_stream_reported(fake, key,
 
 
 def test_an_unpriced_model_is_held_by_the_call_limit_and_the_guard_says_what_it_cannot_count(fake, key, world,
-                                                                                               moderate):
+                                                                                               moderate, store):
     guard = core.SpendGuard(calls_per_hour=3, dollars_per_session=0.000001)
-    first = run(fake, key, world, moderate, model="gateway-model-x", guard=guard)
+    first = run(fake, key, world, moderate, store, model="gateway-model-x", guard=guard)
+    (listed,) = store.list_exchanges(limit=1)
+    assert listed["cost_usd"] is None  # History shows no price rather than $0
     assert first["outcome"] == "APPROVE" and first["usage"]["cost_basis"] == "unknown"
     assert prices.cost_text(core.Usage(**first["usage"])) == "unknown (not priced)"
     summary = guard.summary()
