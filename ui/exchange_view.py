@@ -148,14 +148,19 @@ def checks_frame(checks: list[dict]) -> pd.DataFrame:
 
 
 def round_card(record: dict, expanded: bool, key: str) -> None:
-    """One finished round: verdict badge, violations, the actions, every check, what each side said."""
+    """One round: verdict badge, violations, the actions, every check, what each side said.
+
+    A round the exchange stopped in (`complete` false) shows what was on screen, marked interrupted.
+    """
     evaluation = record["evaluation"]
     decision = evaluation["decision"]
     violations = evaluation["violations"]
-    label = f"Round {record['round']} — {decision}" + (f" ({literal(', '.join(violations))})" if violations else "")
+    unfinished = record.get("complete") is False
+    label = f"Round {record['round']} — " + ("INTERRUPTED while the Coach spoke; the checks said " if unfinished else "") \
+        + decision + (f" ({literal(', '.join(violations))})" if violations else "")
     with st.expander(label, expanded=expanded, key=key):
         top = st.columns([1, 3, 2])
-        top[0].badge(decision, color=DECISION_COLOURS.get(decision, "gray"))
+        top[0].badge("INTERRUPTED" if unfinished else decision, color="gray" if unfinished else DECISION_COLOURS.get(decision, "gray"))
         if violations:
             top[1].markdown("Violations: " + ", ".join(f"`{v.replace('`', '')}`" for v in violations))
         else:
@@ -191,10 +196,17 @@ def outcome_banner(artifact: dict, cause: str | None = None) -> None:
             f"after {rounds} round{plural}"
         st.error(f"**ABORT** — {literal(reason)}, {where}.", icon=":material/cancel:")
     elif outcome == "ERROR":
-        st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}).", icon=":material/error:")
+        st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}{_as_it_stood(artifact)}).",
+                 icon=":material/error:")
     else:
         why = literal(cause) if cause else "stopped before the end (the page was left, reloaded or closed)"
-        st.info(f"**INTERRUPTED** — {why}; {rounds} finished round{plural} kept.", icon=":material/stop_circle:")
+        st.info(f"**INTERRUPTED** — {why}; {rounds} finished round{plural} kept{_as_it_stood(artifact)}.",
+                icon=":material/stop_circle:")
+
+
+def _as_it_stood(artifact: dict) -> str:
+    unfinished = [r["round"] for r in artifact["rounds"] if r.get("complete") is False]
+    return f", and round {unfinished[0]} as it stood" if unfinished else ""
 
 
 def artifact_name(artifact: dict) -> str:
@@ -350,9 +362,14 @@ class ExchangeView:
         decision = event.verdict.decision
         self.tag, self.headline = decision, headline(event.verdict.model_dump())
         self.active = None
-        self._feel(*{"APPROVE": ("pleased", "pleased"), "REJECT": ("chastened", "stern"),
-                     "ABORT": ("alarmed", "alarmed")}[decision])
-        self.status = f"Round {self.round} of {self.max_rounds} — {decision}"
+        if event.record.get("complete") is False:  # the round the exchange stopped in, replayed as it stood
+            decision = None
+            self._feel("idle", "idle")
+            self.status = f"Round {self.round} of {self.max_rounds} — interrupted"
+        else:
+            self._feel(*{"APPROVE": ("pleased", "pleased"), "REJECT": ("chastened", "stern"),
+                         "ABORT": ("alarmed", "alarmed")}[decision])
+            self.status = f"Round {self.round} of {self.max_rounds} — {decision}"
         self._draw()
         if self._rounds_box is None:
             self._rounds_box = self.rounds.container()
