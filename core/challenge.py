@@ -188,7 +188,11 @@ def pass_probability(daily_returns, rules: ChallengeRules, paths: int = 10_000, 
         index = (starts[rows][:, :, None] + steps).reshape(len(rows), -1)[:, :d1 - d0]
         return returns[index]
 
-    outcome, day = _walk(draw, paths, rules, rules.max_days or NO_LIMIT_DAYS, block * max(1, CHUNK_DAYS // block))
+    horizon = rules.max_days or NO_LIMIT_DAYS
+    if returns.any():
+        outcome, day = _walk(draw, paths, rules, horizon, block * max(1, CHUNK_DAYS // block))
+    else:  # not one day moved (no trades): every path runs out of time, no need to walk it
+        outcome, day = np.full(paths, TIMEOUT), np.full(paths, horizon)
     passed = int((outcome == PASS).sum())
     low, high = wilson_interval(passed, paths)
     return ChallengeResult(
@@ -215,6 +219,8 @@ def rolling_pass_rate(daily_returns, rules: ChallengeRules) -> float:
     def draw(rows: np.ndarray, d0: int, d1: int) -> np.ndarray:
         return padded[rows[:, None] + np.arange(d0, d1)]
 
+    if not returns.any():
+        return 0.0  # equity never moves: no start day passes
     outcome, _ = _walk(draw, starts, rules, horizon)
     return float((outcome == PASS).mean())
 

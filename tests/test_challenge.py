@@ -46,6 +46,13 @@ def test_identical_positive_days_pass_on_the_day_the_target_is_reached():
     assert result.ci_high == 1.0 and 0.99 < result.ci_low < 1.0
 
 
+def test_a_series_that_never_moves_times_out_at_once():
+    rules = ChallengeRules(profit_target_pct=0.05, max_drawdown_pct=0.1, max_daily_loss_pct=0.02)
+    result = pass_probability([0.0] * 250, rules)  # no time limit: it would otherwise walk ten years
+    assert result.p_timeout == 1.0 and result.p_pass == 0.0 and result.median_days_to_pass is None
+    assert rolling_pass_rate([0.0] * 250, rules) == 0.0
+
+
 def test_the_minimum_of_trading_days_and_the_time_limit_hold_a_pass_back():
     rules = dict(profit_target_pct=0.05, max_drawdown_pct=0.1, max_daily_loss_pct=0.02)
     later = pass_probability([0.01] * 30, ChallengeRules(**rules, min_trading_days=8), paths=100)
