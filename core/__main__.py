@@ -233,6 +233,84 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _symbols(text: str) -> list[str]:
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError(f"need one or more symbols separated by commas, got {text!r}")
+    return symbols
+
+
+def _add_backtest(sub) -> None:
+    p = sub.add_parser("backtest", help="backtest a preset with the house agents over daily bars: one symbol or a "
+                                        "portfolio")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--symbol", type=_symbols, dest="symbols", help="one symbol")
+    which.add_argument("--symbols", type=_symbols, help="a portfolio: symbols separated by commas, in the order "
+                                                        "of each day's exchanges (MSFT,AAPL,IBM)")
+    p.add_argument("--start", required=True, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--preset", default="moderate")
+    p.add_argument("--compare", help="a second preset to run on the same days")
+    p.add_argument("--capital", type=float, default=100_000.0)
+    p.add_argument("--fee-bps", type=float, default=1.0)
+    p.add_argument("--slippage-bps", type=float, default=2.0)
+    p.add_argument("--max-hold-days", type=int, default=10)
+    p.add_argument("--depth", choices=("fast", "standard"), default="standard")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--db", help="store (and resume) the run in this SQLite file")
+    p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(run=cmd_backtest)
+
+
+def cmd_backtest(args) -> int:
+    """Run `python -m core backtest ...`; prints the metrics (and, for a portfolio, the symbols and the
+    limits that bound) or, with --json, the whole result."""
+    import os
+
+    from core import backtest, market, metrics
+
+    if args.offline:
+        os.environ[market.OFFLINE_ENV] = "1"
+    store = Store(args.db) if args.db else None
+    settings = dict(capital=args.capital, fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
+                    max_hold_days=args.max_hold_days, depth=args.depth)
+    player, coach = HousePlayer(seed=args.seed), HouseCoach()
+    symbols = args.symbols if len(args.symbols) > 1 else args.symbols[0]
+    try:
+        presets = [load_preset(args.preset)] + ([load_preset(args.compare)] if args.compare else [])
+        if args.compare:
+            comparison = backtest.compare_presets(symbols, args.start, args.end, (args.preset, presets[0]),
+                                                  (args.compare, presets[1]), player, coach, store=store, **settings)
+            results, table = comparison.results, comparison.table
+        else:
+            result = backtest.run_backtest(symbols, args.start, args.end, presets[0], player, coach, store=store,
+                                           preset=args.preset, **settings)
+            results, table = {args.preset: result}, metrics.compare_table({args.preset: result})
+    except (market.MarketDataError, ValueError) as error:
+        raise InvalidInput(str(error)) from None
+    if args.json:
+        out = {name: r.to_dict() for name, r in results.items()}
+        if args.compare:
+            out["comparison"] = json.loads(table.to_json(orient="index"))
+        json.dump(out, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    first = next(iter(results.values()))
+    print(f"{first.symbol} {first.start} .. {first.end}: bars from {first.source} ({first.note})")
+    print(_shown(table.rename(index=metrics.METRIC_LABELS)))
+    for name, r in results.items():
+        if len(r.symbols) > 1:
+            print(f"\n{name}: by symbol\n{_shown(r.by_symbol)}")
+        if len(r.limits):
+            print(f"\n{name}: the limits that bound\n{_shown(r.limits)}")
+    return 0
+
+
+def _shown(table) -> str:
+    return table.map(lambda v: f"{v:,.3f}" if isinstance(v, float) else v).to_string()
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are invalid input too: exit 3, never argparse's 2 (which means ABORT here)."""
 
@@ -324,9 +402,7 @@ def parser() -> argparse.ArgumentParser:
     grid.add_argument("--json", action="store_true", help="print every row as JSON")
     grid.set_defaults(run=cmd_sweep)
 
-    from core.backtest import add_backtest_parser  # backtest: symbol, dates, preset(s), --json
-
-    add_backtest_parser(sub)
+    _add_backtest(sub)
     return top
 
 

@@ -1,23 +1,27 @@
-"""Backtests: the Player-Coach loop replayed over daily bars (SPEC §7).
+"""Backtests: the Player-Coach loop replayed over daily bars, one symbol or a portfolio (SPEC §7).
 
-For each trading day t: the world state comes from bars up to t-1 (core.market.indicators, a
-trailing window shifted by one bar), the portfolio is as of the close of t-1, and the exchange
-decides. Approved entries fill at the open of t, after the rules are checked again at the fill
-price; open trades exit at their stop or target on t's high/low (the stop first when both are
-touched, since a daily bar does not say which came first), or at the close once the holding limit
-is reached. An open beyond a level fills at the open: worse than the stop after a gap through it,
-better than the target after a gap past it (the resting order fills at the first price there is).
-Fees and slippage (basis points, on both legs, always against the trader: a buyer pays more, a
-seller gets less) come off the cash; equity is marked to market at every close.
+    result = core.Backtest(["MSFT", "AAPL"], "2021-01-04", "2021-12-31", core.load_preset("moderate"),
+                           core.HousePlayer(), core.HouseCoach()).run()
+
+One book and one equity for every symbol; the calendar is the union of the symbols' trading days.
+For each day t: the circuit breakers run once on the whole book as of t-1's close; then one
+exchange per symbol that has a bar on t, in the order given, each seeing the world state of its
+symbol (bars up to t-1 only: core.market.indicators is a trailing window shifted by one bar) and a
+portfolio holding every open position plus the orders approved earlier that day. An action on
+another symbol than the exchange's is not filled (the day notes it). At t's open the book exits what
+gapped through a level or was asked to exit, then fills the approved entries in order, each re-checked
+by the rules at its fill price with its world (ATR) and the book as it stands then; an entry whose
+open is already through its stop is not filled. Stops, targets and the holding limit then trigger on
+t's bar (core.book), and the book is marked at every symbol's last close.
 
 The decision for t is taken on t-1's close, so the Portfolio it sees is as of that close: "today"
 is t-1 (today_pnl = equity(t-1) - equity(t-2), start_of_day_equity = equity(t-2)). A loss on t-1
 therefore trips the daily-loss breaker for day t, before any agent is asked. The simulated clock
 (as_of) reads 09:30 ET on t, when the orders go in.
 
-Each finished day is written to the store (`backtest_days`) before it is simulated, so a run
-that crashes or is cancelled resumes where it stopped: a stored day's decision is replayed
-without calling an agent, and the simulation, which is deterministic, rebuilds the same state.
+Each decided exchange is written to the store before its day is simulated, so a run that crashes or
+is cancelled resumes where it stopped: a stored decision is replayed without calling an agent, and
+the simulation, which is deterministic, rebuilds the same state.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -33,133 +36,31 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from core import metrics
+from core.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
 from core.loop import run_exchange_sync
-from core.market import MIN_HISTORY, OFFLINE_ENV, Bars, MarketDataError, _world, indicators, load_bars, validate_bars
-from core.market import as_of as decision_clock
-from core.prices import usage as priced_usage
-from core.rules import check_proposal
-from core.schema import ENTRY_TYPES, Action, Constraints, Portfolio, Proposal
+from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
+from core.presets import InvalidInput
+from core.rules import check_proposal, circuit_breaker
+from core.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Constraints, Portfolio, Proposal, WorldState
 
-TRADING_DAYS = 252
 DEPTHS = ("fast", "standard")
-RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored day with these outcomes is decided again on resume
+RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
+DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
+               "equity"]
 
 Progress = Callable[[int, int, date], None]
-
-METRIC_LABELS = {
-    "total_return_pct": "Return [%]",
-    "buy_hold_return_pct": "Buy & Hold Return [%]",
-    "cagr_pct": "CAGR [%]",
-    "sharpe": "Sharpe Ratio",
-    "sortino": "Sortino Ratio",
-    "calmar": "Calmar Ratio",
-    "max_drawdown_pct": "Max. Drawdown [%]",
-    "longest_drawdown_days": "Longest Drawdown [bars]",
-    "recovery_days": "Longest Drawdown Recovery [bars]",
-    "win_rate": "Win Rate [%]",
-    "trades": "# Trades",
-    "days_traded": "Days Traded",
-    "days_aborted": "Days Aborted",
-    "days_skipped": "Days Skipped",
-    "approval_rate": "Approval Rate [%]",
-    "avg_rounds": "Avg. Rounds",
-    "tokens": "Tokens",
-    "cost_usd": "Cost [$]",
-    "final_equity": "Equity Final [$]",
-    "days": "Days",
-}
-"""Every metric of a result, in display order, with its label (percentages are in percent)."""
-
-HIGHER_IS_BETTER = {"total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "win_rate", "approval_rate",
-                    "final_equity"}
-LOWER_IS_BETTER = {"max_drawdown_pct", "longest_drawdown_days", "recovery_days", "days_aborted", "avg_rounds",
-                   "tokens", "cost_usd"}
-
-
-# -- metrics: small pure functions, each checked against a hand computation in the tests ------
-
-def daily_returns(equity: pd.Series) -> pd.Series:
-    """Simple returns from one equity point to the next."""
-    return equity.pct_change().iloc[1:]
-
-
-def sharpe_ratio(returns: pd.Series | np.ndarray) -> float:
-    """Mean over sample standard deviation of daily returns, times sqrt(252); 0 when flat."""
-    r = np.asarray(returns, dtype=float)
-    if len(r) < 2:
-        return 0.0
-    sd = r.std(ddof=1)
-    return 0.0 if sd < 1e-15 else float(r.mean() / sd * math.sqrt(TRADING_DAYS))
-
-
-def sortino_ratio(returns: pd.Series | np.ndarray) -> float:
-    """Mean daily return over the downside deviation sqrt(mean(min(r, 0)^2)), times sqrt(252)."""
-    r = np.asarray(returns, dtype=float)
-    if len(r) < 2:
-        return 0.0
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if downside < 1e-15:
-        return math.inf if r.mean() > 0 else 0.0
-    return float(r.mean() / downside * math.sqrt(TRADING_DAYS))
-
-
-def drawdown(equity: pd.Series) -> pd.Series:
-    """Fraction below the running peak at each point (0 at a new high)."""
-    return 1 - equity / equity.cummax()
-
-
-def max_drawdown(equity: pd.Series) -> float:
-    """The deepest fall from a peak anywhere in the curve, as a fraction (not the final one)."""
-    return float(drawdown(equity).max()) if len(equity) else 0.0
-
-
-def drawdown_spells(equity: pd.Series) -> tuple[int, int | None]:
-    """(longest drawdown in bars from its peak to recovery or the end, bars from its trough to
-    the recovery, None when it never recovered)."""
-    values = equity.to_numpy(dtype=float)
-    best, recovery, peak_at, peak = 0, None, 0, -math.inf
-    for i, v in enumerate(values):
-        if v >= peak:
-            if i - peak_at - 1 > 0 and i - peak_at > best:
-                trough = peak_at + int(np.argmin(values[peak_at:i]))
-                best, recovery = i - peak_at, i - trough
-            peak, peak_at = v, i
-    if len(values) - 1 - peak_at > best:  # still under water at the end
-        best, recovery = len(values) - 1 - peak_at, None
-    return best, recovery
-
-
-def cagr(equity: pd.Series) -> float:
-    """Compound annual growth from the first to the last point, over calendar days / 365.25."""
-    if len(equity) < 2:
-        return 0.0
-    years = (equity.index[-1] - equity.index[0]).days / 365.25
-    if years <= 0 or equity.iloc[0] <= 0:
-        return 0.0
-    if equity.iloc[-1] <= 0:
-        return -1.0  # everything lost (a negative base has no real root)
-    return float((equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
-
-
-def buy_and_hold(prices: pd.DataFrame, capital: float) -> pd.Series:
-    """Equity of `capital` put into the symbol at the first open and held, at every close (no fees)."""
-    return capital * prices["Close"] / prices["Open"].iloc[0]
-
-
-def win_rate(pnl: pd.Series | np.ndarray) -> float:
-    """Share of closed trades with a positive P&L after fees, in percent (0 with no trades)."""
-    pnl = np.asarray(pnl, dtype=float)
-    return 0.0 if len(pnl) == 0 else float((pnl > 0).mean() * 100)
 
 
 # -- the result ---------------------------------------------------------------------------
 
 @dataclass
 class BacktestResult:
-    """A finished (or cancelled) backtest. Metrics are in `.metrics` and readable as attributes."""
+    """A finished (or cancelled, or paused) backtest. Metrics are in `.metrics` and readable as
+    attributes (`result.sharpe`); `days` has a row per exchange (day x symbol)."""
 
-    symbol: str
+    symbols: list[str]
     start: date
     end: date
     run_key: str
@@ -174,44 +75,63 @@ class BacktestResult:
     days: pd.DataFrame
     walk_forward: dict
     by_regime: pd.DataFrame
-    prices: pd.DataFrame = field(repr=False)
+    by_symbol: pd.DataFrame  # a row per symbol: trades, pnl, win_rate, exposure_pct
+    positions: pd.DataFrame  # a row per day, a column per symbol: signed size / equity at the close
+    limits: pd.DataFrame  # a row per limit that acted: what it rejected, aborted, refused, and the P&L then
+    bars: dict[str, pd.DataFrame] = field(repr=False)  # each symbol's bars over the days run
+    periods_per_year: int = metrics.TRADING_DAYS
     fallback: bool = False  # the bars came from the snapshot because yfinance failed (see `note`)
 
     def __getattr__(self, name: str):
-        metrics = self.__dict__.get("metrics")
-        if metrics is not None and name in metrics.index:
-            return metrics[name]
+        values = self.__dict__.get("metrics")
+        if values is not None and name in values.index:
+            return values[name]
         raise AttributeError(name)
+
+    @property
+    def symbol(self) -> str:
+        """The symbol, or the portfolio's symbols joined by commas."""
+        return ",".join(self.symbols)
+
+    @property
+    def prices(self) -> pd.DataFrame:
+        """The first symbol's bars over the days run (every symbol's are in `bars`)."""
+        return self.bars[self.symbols[0]]
 
     @property
     def drawdown(self) -> pd.Series:
         """Percent below the running peak, per day."""
-        return drawdown(self.equity) * 100
+        return metrics.drawdown(self.equity) * 100
 
     @property
     def buy_hold(self) -> pd.Series:
-        """The benchmark curve: the same capital bought at the first open and held."""
-        return buy_and_hold(self.prices, self.settings["capital"])
+        """The benchmark curve: the capital split equally over the symbols, bought at the first open and held."""
+        return metrics.buy_and_hold(self.bars, self.settings["capital"], self.equity.index[1:])
 
     @property
     def exceptions(self) -> pd.DataFrame:
-        """Days that were aborted, skipped or failed, with their reasons."""
+        """Exchanges that were aborted, skipped or failed, or whose orders were not filled, with the reasons."""
         d = self.days
         return d[d["outcome"].isin(["ABORT", "SKIPPED", "ERROR", "INTERRUPTED"])
-                 | d["note"].astype(bool)][["day", "outcome", "reason", "note"]]
+                 | d["note"].astype(bool)][["day", "symbol", "outcome", "reason", "note"]]
 
     def to_dict(self) -> dict:
-        """A JSON-ready summary: metrics, walk-forward, regimes, trades and the equity curve."""
+        """A JSON-ready summary: metrics, walk-forward, regimes, symbols, limits, trades, equity and positions."""
+        def records(frame: pd.DataFrame) -> dict:
+            return json.loads(frame.to_json(orient="index"))
+
         return {
-            "run_key": self.run_key, "symbol": self.symbol, "start": str(self.start), "end": str(self.end),
-            "preset": self.preset, "status": self.status, "source": self.source, "note": self.note,
-            "fallback": self.fallback,
-            "settings": self.settings,
+            "run_key": self.run_key, "symbol": self.symbol, "symbols": self.symbols, "start": str(self.start),
+            "end": str(self.end), "preset": self.preset, "status": self.status, "source": self.source,
+            "note": self.note, "fallback": self.fallback, "settings": self.settings,
+            "periods_per_year": self.periods_per_year,
             "metrics": {k: _plain(v) for k, v in self.metrics.items()},
             "walk_forward": self.walk_forward,
-            "by_regime": json.loads(self.by_regime.to_json(orient="index")),
+            "by_regime": records(self.by_regime), "by_symbol": records(self.by_symbol), "limits": records(self.limits),
             "trades": json.loads(self.trades.astype({"entry_day": str, "exit_day": str}).to_json(orient="records")),
             "equity": {str(k.date()): round(float(v), 2) for k, v in self.equity.items()},
+            "positions": {str(k.date()): {s: round(float(v), 6) for s, v in row.items() if v}
+                          for k, row in self.positions.iterrows()},
         }
 
 
@@ -224,64 +144,475 @@ def _plain(value):
     return value
 
 
-# -- the store ----------------------------------------------------------------------------
+# -- the bars -----------------------------------------------------------------------------
 
-def _write(store, sql: str, params: list) -> None:
-    db = store.db
-    db.execute("begin immediate")
-    try:
-        db.execute(sql, params)
-    except BaseException:
-        db.rollback()
-        raise
-    db.commit()
-
-
-def _upsert(store, table: str, row: dict, key: str) -> None:
-    columns = ", ".join(f'"{c}"' for c in row)
-    sql = (f"insert into {table} ({columns}) values ({', '.join('?' * len(row))}) on conflict({key}) do update set "
-           + ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in key.split(", ")))
-    _write(store, sql, list(row.values()))
+def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
+    """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
+    year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
+    if bars is None:
+        try:
+            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
+        except MarketDataError:
+            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
+    if isinstance(bars, Bars):
+        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
+    return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
 
 
-def _stored_days(store, run_key: str) -> dict[str, dict]:
-    return {r["day"]: r for r in store.db["backtest_days"].rows_where("run_key = ?", [run_key])}
+@dataclass
+class _Feed:
+    """One symbol's bars and what is known before each day's open, as arrays; `row` maps a date to its bar."""
+
+    symbol: str
+    loaded: Bars
+    row: dict[date, int]
+    price: np.ndarray
+    sma5: np.ndarray
+    sma10: np.ndarray
+    volume: np.ndarray
+    atr: np.ndarray
+    regime: np.ndarray
+    history: np.ndarray
+    opens: np.ndarray
+    highs: np.ndarray
+    lows: np.ndarray
+    closes: np.ndarray
+
+    @classmethod
+    def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> _Feed:
+        frame = loaded.frame
+        days = frame.index.date
+        known = indicators(frame)  # row t: what is known before t's open (bars up to t-1 only)
+        if not ((days >= start) & (days <= end)).any():
+            raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
+                                  f"(the data has {days[0]} to {days[-1]})")
+        return cls(symbol, loaded, {d: i for i, d in enumerate(days)},
+                   *(known[c].to_numpy() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
+                   *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
+
+    def warm_up(self, i: int) -> str | None:
+        """Why day i cannot be decided yet, or None."""
+        if self.history[i] < MIN_HISTORY or not math.isfinite(self.sma10[i]):
+            return f"warm-up: {int(self.history[i])} earlier bars, the world state needs {MIN_HISTORY}"
+        return None
+
+    def world(self, i: int, day: date, position: str) -> WorldState:
+        return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
+                      str(self.regime[i]), position)
+
+    def fingerprint(self) -> tuple:
+        frame = self.loaded.frame
+        return (str(frame.index[0].date()), str(frame.index[-1].date()), len(frame),
+                round(float(self.closes.sum()), 4))
 
 
-def list_backtests(store, limit: int = 50) -> list[dict]:
-    """Stored backtests, newest first, with their headline metrics."""
-    rows = []
-    for r in store.db["backtests"].rows_where(order_by="updated desc", limit=limit):
-        metrics = json.loads(r["metrics"] or "{}")
-        rows.append({**r, "metrics": metrics, "settings": json.loads(r["settings"] or "{}")})
-    return rows
+def _date(value) -> date:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            raise InvalidInput(f"date: {value[:40]!r} is not a date as YYYY-MM-DD") from None
+    if isinstance(value, datetime):
+        return value.date()
+    return value
 
 
-def mark_cancelled(store, run_key: str) -> None:
-    """Record that the user cancelled a stored run (its finished days stay; rerunning it resumes)."""
-    _write(store, "update backtests set status = 'cancelled', updated = ? where run_key = ?",
-           [datetime.now(timezone.utc).isoformat(timespec="seconds"), run_key])
+def _key(*parts) -> str:
+    return "bt-" + hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | None = None) -> BacktestResult:
-    """Rebuild a stored backtest from its stored days, calling no agent (a run cancelled part-way
-    comes back as far as it got)."""
-    rows = list(store.db["backtests"].rows_where("run_key = ?", [run_key]))
-    if not rows:
+# -- the engine ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Decision:
+    """One exchange of a day, decided now, replayed from the store, or skipped."""
+
+    outcome: str
+    reason: str
+    rounds: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    actions: list = field(default_factory=list)
+    run_id: str | None = None
+    verdicts: list = field(default_factory=list)  # per round: {decision, violations, entry}
+    world: WorldState | None = None
+
+
+class Backtest:
+    """A backtest of one symbol or a portfolio, in backtesting.py's shape: build it, then `.run()`.
+
+    `symbols` is one symbol or a list (the order is the order of the day's exchanges); `bars` an
+    optional {symbol: DataFrame or core.market.Bars} replacing loading. `depth` "fast" is one round
+    with no revision, "standard" up to `max_rounds`. `preset` names the schema in the result; with
+    `record_exchanges=True` every exchange also goes to the exchanges table (History, the deriver)."""
+
+    def __init__(self, symbols: str | list[str], start: date | str, end: date | str, constraints: Constraints,
+                 player, coach, *, capital: float = 100_000.0, costs: Costs = Costs(), depth: str = "standard",
+                 bars: dict | None = None, preset: str = "custom", record_exchanges: bool = False,
+                 walk_forward_split: float = 0.7, run_key: str | None = None):
+        self.symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+        if not self.symbols or len(set(self.symbols)) < len(self.symbols):
+            raise InvalidInput(f"symbols: need one or more different symbols, got {self.symbols!r}")
+        if depth not in DEPTHS:
+            raise InvalidInput(f"depth: {depth!r} is not one of {', '.join(DEPTHS)}")
+        if not capital > 0 or not math.isfinite(capital):
+            raise InvalidInput(f"capital: must be a finite amount > 0, got {capital!r}")
+        self.start, self.end = _date(start), _date(end)
+        if self.start > self.end:
+            raise MarketDataError(f"{self.symbol}: start {self.start} is after end {self.end}")
+        self.constraints, self.player, self.coach = constraints, player, coach
+        self.capital, self.costs, self.depth, self.preset = float(capital), costs, depth, preset
+        self.record_exchanges, self.walk_forward_split = record_exchanges, walk_forward_split
+        given = bars or {}
+        self.feeds = []
+        for symbol in self.symbols:
+            loaded = backtest_bars(symbol, self.start, self.end, given.get(symbol))
+            self.feeds.append(_Feed.of(loaded.symbol if symbol not in given else symbol, loaded, self.start, self.end))
+        self.symbols = [f.symbol for f in self.feeds]
+        self.settings = {
+            "capital": self.capital, "fee_bps": costs.fee_bps, "slippage_bps": costs.slippage_bps,
+            "max_hold_days": costs.max_hold_days, "depth": depth, "player_model": getattr(player, "model", None),
+            "player_seed": getattr(player, "seed", None),
+        }
+        self.run_key = run_key or self._run_key()
+
+    @property
+    def symbol(self) -> str:
+        return ",".join(self.symbols)
+
+    def _run_key(self) -> str:
+        one = len(self.feeds) == 1  # a single symbol keeps the key it had before portfolios, so stored runs resume
+        return _key(self.symbols[0] if one else self.symbols, str(self.start), str(self.end),
+                    self.constraints.model_dump(mode="json"), _name(self.player), self.settings["player_model"],
+                    self.settings["player_seed"], _name(self.coach), self.settings,
+                    self.feeds[0].fingerprint() if one else [f.fingerprint() for f in self.feeds])
+
+    def run(self, store=None, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+            stop_after: int | None = None) -> BacktestResult:
+        """Replay the loop over the calendar. `store` keeps the run and every decided exchange, so the
+        same call resumes a crashed or cancelled run. `cancel()` is asked before each day; `stop_after`
+        N pauses the run (status "paused") once it has decided N new days: the page runs a stored
+        backtest a slice at a time that way, and the same call carries on from the store."""
+        run = _Run(self, store)
+        status = run.play(progress, cancel, stop_after)
+        result = run.result(status)
+        if store is not None:
+            store.finish_backtest(self.run_key, status, len(result.equity) - 1,
+                                  {k: _plain(v) for k, v in result.metrics.items()})
+        return result
+
+
+def _name(agent) -> str:
+    return getattr(agent, "name", type(agent).__name__)
+
+
+class _Run:
+    """The state of one run: the book, the marks, the curve and the rows, day by day."""
+
+    def __init__(self, test: Backtest, store):
+        self.test, self.store = test, store
+        self.rules = test.constraints if test.depth == "standard" else test.constraints.model_copy(
+            update={"max_rounds": 1})
+        starts = [d for f in test.feeds for d in f.row if test.start <= d <= test.end]
+        self.calendar = sorted(set(starts))
+        self.book = Book(test.capital, test.costs)
+        self.marks = {f.symbol: f.closes[_before(f, self.calendar[0])] for f in test.feeds
+                      if _before(f, self.calendar[0]) is not None}
+        self.eq_close = self.eq_before = self.peak = test.capital  # equity at the last close, the one before, its peak
+        self.equity_points = [test.capital]
+        self.rows: list[dict] = []
+        self.position_rows: list[dict] = []
+        self.blocks: list[dict] = []
+        self.decided = 0
+        self.stored = store.backtest_days(test.run_key) if store is not None else {}
+        if store is not None:
+            self._start_record()
+
+    def _start_record(self) -> None:
+        t = self.test
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.store.start_backtest({
+            "run_key": t.run_key, "created": now, "updated": now, "status": "running", "symbol": t.symbol,
+            "start": str(t.start), "end": str(t.end), "preset": t.preset, "constraints": t.constraints.model_dump_json(),
+            "player": _name(t.player), "coach": _name(t.coach), "model": t.settings["player_model"], "depth": t.depth,
+            "settings": json.dumps(t.settings), "days_total": len(self.calendar),
+            "days_done": len({day for day, _ in self.stored}), "metrics": None,
+        })
+
+    def play(self, progress, cancel, stop_after) -> str:
+        for n, day in enumerate(self.calendar):
+            if cancel is not None and cancel():
+                return "cancelled"
+            todays = [f for f in self.test.feeds if day in f.row]
+            if stop_after is not None and self.decided >= stop_after and any(self._undecided(f, day) for f in todays):
+                return "paused"
+            if progress is not None:
+                progress(n, len(self.calendar), day)
+            decisions = self._decide(day, todays)
+            self._simulate(day, todays, decisions)
+        return "finished"
+
+    def _undecided(self, feed: _Feed, day: date) -> bool:
+        previous = self.stored.get((str(day), feed.symbol))
+        replay = previous is not None and previous["outcome"] not in RETRY_OUTCOMES
+        return not replay and feed.warm_up(feed.row[day]) is None
+
+    # -- deciding: breakers once on the whole book, then one exchange per symbol in order ----------
+
+    def _portfolio(self, positions: dict[str, float]) -> Portfolio:
+        eq, before = self.eq_close, self.eq_before
+        return Portfolio(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
+                         cumulative_pnl=eq - self.test.capital, today_pnl=eq - before, positions=positions)
+
+    def _decide(self, day: date, todays: list[_Feed]) -> dict[str, _Decision]:
+        pending = self.book.exposure(self.marks, self.eq_close)
+        breaker = None
+        if any(self._undecided(f, day) for f in todays):
+            breaker = circuit_breaker(self.rules, self._portfolio(pending), as_of(day))
+        decisions, new = {}, False
+        for feed in todays:
+            i = feed.row[day]
+            held = self.book.held(feed.symbol)
+            position = "flat" if not any(t.symbol == feed.symbol for t in self.book.open) else (
+                "long" if held * self.marks[feed.symbol] > 0 else "short")
+            previous = self.stored.get((str(day), feed.symbol))
+            skipped = feed.warm_up(i)
+            world = None if skipped else feed.world(i, day, position)
+            if previous is not None and previous["outcome"] not in RETRY_OUTCOMES:
+                d = _replayed(previous)
+            elif skipped:
+                d = _Decision("SKIPPED", skipped)
+            else:
+                d = self._exchange(day, feed, world, pending, breaker)
+                new = True
+            d.world = world
+            decisions[feed.symbol] = d
+            self._note_blocks(day, feed.symbol, d)
+            if d.outcome == "APPROVE":
+                pending = apply_actions(pending, [a for a in d.actions if a["symbol"] == feed.symbol])
+        self.decided += new
+        return decisions
+
+    def _exchange(self, day: date, feed: _Feed, world: WorldState, pending: dict, breaker: str | None) -> _Decision:
+        t = self.test
+        if breaker and not t.record_exchanges:  # the whole book is stopped: no agent is asked
+            d = _Decision("ABORT", breaker)
+        else:
+            artifact = run_exchange_sync(
+                world, self.rules, self._portfolio(pending), t.player, t.coach,
+                store=self.store if t.record_exchanges else None,
+                strategy_id=f"backtest:{t.run_key}" if t.record_exchanges else None,
+                run_id=f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}"),
+                now=lambda: world.as_of,
+            )
+            d = _decision_of(artifact, t.record_exchanges)
+        if self.store is not None:
+            self.store.save_backtest_day({
+                "run_key": t.run_key, "day": str(day), "symbol": feed.symbol, "outcome": d.outcome,
+                "reason": d.reason, "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
+                "actions": json.dumps(d.actions), "exchange_run_id": d.run_id, "verdicts": json.dumps(d.verdicts),
+            })
+        return d
+
+    def _note_blocks(self, day: date, symbol: str, d: _Decision) -> None:
+        """What each limit did in this exchange (for `limits`)."""
+        if d.outcome == "ABORT" and d.reason in BREAKER_NAMES and not d.verdicts:
+            self.blocks.append({"day": day, "symbol": symbol, "constraint": d.reason, "kind": "aborted",
+                                "blocked": True})
+        for n, verdict in enumerate(d.verdicts, start=1):
+            if verdict["decision"] == "APPROVE":
+                continue
+            last = n == len(d.verdicts) and d.outcome != "APPROVE"
+            kind = "aborted" if verdict["decision"] == "ABORT" else "rejected"
+            for name in verdict["violations"]:
+                self.blocks.append({"day": day, "symbol": symbol, "constraint": name, "kind": kind,
+                                    "blocked": last and verdict["entry"]})
+
+    # -- simulating day t: the open, the fills, the bar, the close ------------------------------
+
+    def _simulate(self, day: date, todays: list[_Feed], decisions: dict[str, _Decision]) -> None:
+        fills = {f.symbol: [] for f in todays}
+        notes = {f.symbol: [] for f in todays}
+        for feed in todays:
+            asked = any(a["action_type"] == "exit" and a["symbol"] == feed.symbol
+                        for a in decisions[feed.symbol].actions)
+            fills[feed.symbol] += self.book.exit_at_open(feed.symbol, day, feed.opens[feed.row[day]], asked)
+        for feed in todays:
+            self._fill(day, feed, decisions[feed.symbol], fills[feed.symbol], notes[feed.symbol])
+        for feed in todays:
+            i = feed.row[day]
+            fills[feed.symbol] += self.book.exit_on_bar(feed.symbol, day, feed.highs[i], feed.lows[i], feed.closes[i])
+            self.marks[feed.symbol] = feed.closes[i]
+        equity = self.book.value(self.marks)
+        self.eq_before, self.eq_close = self.eq_close, equity
+        self.peak = max(self.peak, equity)
+        self.equity_points.append(equity)
+        self.position_rows.append(self.book.exposure(self.marks, equity))
+        for feed in todays:
+            d = decisions[feed.symbol]
+            self.rows.append({
+                "day": day, "symbol": feed.symbol, "regime": str(feed.regime[feed.row[day]]), "outcome": d.outcome,
+                "reason": d.reason or "", "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
+                "fills": ", ".join(fills[feed.symbol]), "note": "; ".join(notes[feed.symbol]), "equity": equity,
+            })
+
+    def _fill(self, day: date, feed: _Feed, d: _Decision, fills: list[str], notes: list[str]) -> None:
+        """Fill the exchange's approved entries at the open, after the rules re-check them there."""
+        foreign = sorted({a["symbol"] for a in d.actions if a["symbol"] != feed.symbol and a["action_type"] != "hold"})
+        if foreign:
+            notes.append(f"{', '.join(foreign)} not filled: this exchange is {feed.symbol}'s")
+        mine = [a for a in d.actions if a["symbol"] == feed.symbol]
+        if not any(a["action_type"] in ENTRY_TYPES for a in mine):
+            return
+        i = feed.row[day]
+        o = feed.opens[i]
+        filled = [{**a, "entry_price": self.book.fill_price(a, o)} if a["action_type"] in ENTRY_TYPES else a
+                  for a in mine]
+        recheck = check_proposal(
+            Proposal(reasoning="fill re-check", actions=[Action.model_validate(a) for a in filled]), self.rules,
+            self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day)), d.world,
+        )
+        entries = [a for a in filled if a["action_type"] in ENTRY_TYPES]
+        if recheck.decision != "APPROVE":
+            notes.append(f"entry not filled: at the fill price {entries[0]['entry_price']:.2f} the rules say "
+                         f"{recheck.decision} ({', '.join(recheck.violations)})")
+            self.blocks += [{"day": day, "symbol": feed.symbol, "constraint": name, "kind": "unfilled",
+                             "blocked": True} for name in recheck.violations]
+            return
+        for a in entries:
+            if (o <= a["stop_loss"]) if side_of(a) > 0 else (o >= a["stop_loss"]):
+                notes.append(f"entry not filled: the open {o:.2f} is already through the stop {a['stop_loss']:.2f}")
+                continue
+            self.book.enter(a, a["entry_price"], self.eq_close, day, str(feed.regime[i]))
+            fills.append("enter " + ("long" if side_of(a) > 0 else "short"))
+
+    # -- the result ---------------------------------------------------------------------------
+
+    def result(self, status: str) -> BacktestResult:
+        t = self.test
+        ran = self.calendar[:len(self.equity_points) - 1]
+        if self.book.open and ran:  # the test ends: close what is open at the last close reached
+            self.book.close_all(ran[-1], self.marks)
+            self.equity_points[-1] = self.book.cash
+            for row in self.rows:
+                if row["day"] == ran[-1]:
+                    row["equity"] = self.book.cash
+        index = pd.DatetimeIndex([self._anchor(), *(pd.Timestamp(d).tz_localize(_tz(t)) for d in ran)], name="Date")
+        equity = pd.Series(self.equity_points, index=index, name="equity")
+        days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
+        trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)
+        positions = pd.DataFrame(self.position_rows, index=index[1:], columns=t.symbols, dtype=float).fillna(0.0)
+        bars = {f.symbol: f.loaded.frame[(f.loaded.frame.index >= index[1]) & (f.loaded.frame.index <= index[-1])]
+                if ran else f.loaded.frame.iloc[:0] for f in t.feeds}
+        periods = metrics.periods_per_year(self.calendar)
+        bench = metrics.buy_and_hold(bars, t.capital, index[1:]) if ran else None
+        bench_pct = float(bench.iloc[-1] / t.capital - 1) * 100 if ran else 0.0
+        returns = metrics.daily_returns(equity)
+        sources = dict.fromkeys(f.loaded.source for f in t.feeds)
+        note = t.feeds[0].loaded.note if len(t.feeds) == 1 else "; ".join(f"{f.symbol}: {f.loaded.note}" for f in t.feeds)
+        return BacktestResult(
+            symbols=t.symbols, start=t.start, end=t.end, run_key=t.run_key, preset=t.preset, status=status,
+            source=", ".join(sources), note=note, settings=t.settings,
+            metrics=metrics.summary(equity, days, trades, t.capital, bench_pct, periods, t.preset),
+            equity=equity, trades=trades, days=days,
+            walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
+            by_regime=metrics.by_regime(days, returns, trades, periods),
+            by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
+            limits=metrics.limits(pd.DataFrame(self.blocks, columns=["day", "symbol", "constraint", "kind", "blocked"]),
+                                  equity),
+            bars=bars, periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds),
+        )
+
+    def _anchor(self) -> pd.Timestamp:
+        """The close before the first day: the latest earlier bar of any symbol, else the day before."""
+        first = self.calendar[0]
+        earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := _before(f, first)) is not None]
+        return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(_tz(self.test))
+
+
+def _tz(test: Backtest):
+    return test.feeds[0].loaded.frame.index.tz
+
+
+def _before(feed: _Feed, day: date) -> int | None:
+    """The row of the feed's last bar before `day`, or None."""
+    i = int(np.searchsorted(feed.loaded.frame.index.date, day)) - 1
+    return i if i >= 0 else None
+
+
+def _decision_of(artifact: dict, recorded: bool) -> _Decision:
+    rounds = artifact["rounds"]
+    approved = artifact["outcome"] == "APPROVE"
+    return _Decision(
+        artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"], artifact["total_tokens"],
+        artifact["usage"]["cost_usd"], rounds[-1]["proposal"]["actions"] if approved else [],
+        artifact["run_id"] if recorded else None,
+        [{"decision": r["evaluation"]["decision"], "violations": r["evaluation"]["violations"],
+          "entry": any(a["action_type"] in ENTRY_TYPES for a in r["proposal"]["actions"])} for r in rounds],
+    )
+
+
+def _replayed(row: dict) -> _Decision:
+    return _Decision(row["outcome"], row["reason"], row["rounds"], row["tokens"], row["cost_usd"],
+                     json.loads(row["actions"]), row["exchange_run_id"], json.loads(row.get("verdicts") or "[]"))
+
+
+# -- the single-symbol call, reopening, comparing -----------------------------------------------
+
+def run_backtest(
+    symbol: str,
+    start: date | str,
+    end: date | str,
+    constraints: Constraints,
+    player,
+    coach,
+    capital: float = 100_000.0,
+    fee_bps: float = 1.0,
+    slippage_bps: float = 2.0,
+    max_hold_days: int = 10,
+    bars: Bars | pd.DataFrame | dict | None = None,
+    store=None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    depth: str = "standard",
+    preset: str = "custom",
+    record_exchanges: bool = False,
+    walk_forward_split: float = 0.7,
+    run_key: str | None = None,
+    stop_after: int | None = None,
+) -> BacktestResult:
+    """`Backtest(symbol, ...).run(...)` with the costs spelled out: one symbol (or a list) over the
+    trading days in [start, end]. `bars` replaces loading (a DataFrame or core.market.Bars, or a dict
+    by symbol)."""
+    if bars is not None and not isinstance(bars, dict):
+        bars = {symbol: bars}
+    test = Backtest(symbol, start, end, constraints, player, coach, capital=capital,
+                    costs=Costs(fee_bps, slippage_bps, max_hold_days), depth=depth, bars=bars, preset=preset,
+                    record_exchanges=record_exchanges, walk_forward_split=walk_forward_split, run_key=run_key)
+    return test.run(store, progress, cancel, stop_after)
+
+
+def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None = None) -> BacktestResult:
+    """Rebuild a stored backtest from its stored exchanges, calling no agent (a run cancelled
+    part-way comes back as far as it got)."""
+    row = store.get_backtest(run_key)
+    if row is None:
         raise KeyError(f"no backtest {run_key!r}")
-    row = rows[0]
-    settings = json.loads(row["settings"])
+    settings = row["settings"]
+    symbols = row["symbol"].split(",")
     player = _Replayed(row["player"], settings.get("player_model"), settings.get("player_seed"))
     coach = _Replayed(row["coach"], None, None)
-    result = run_backtest(
-        row["symbol"], row["start"], row["end"], Constraints.model_validate_json(row["constraints"]), player, coach,
-        capital=settings["capital"], fee_bps=settings["fee_bps"], slippage_bps=settings["slippage_bps"],
-        max_hold_days=settings["max_hold_days"], bars=bars, store=store, depth=row["depth"], preset=row["preset"],
-        stop_after=0, run_key=run_key,
-    )
+    if bars is not None and not isinstance(bars, dict):
+        bars = {symbols[0]: bars}
+    test = Backtest(symbols, row["start"], row["end"], Constraints.model_validate_json(row["constraints"]), player,
+                    coach, capital=settings["capital"],
+                    costs=Costs(settings["fee_bps"], settings["slippage_bps"], settings["max_hold_days"]),
+                    depth=row["depth"], bars=bars, preset=row["preset"], run_key=run_key)
+    result = test.run(store, stop_after=0)
     if result.status == "paused":  # stopped at the first undecided day: keep the stored status
         result.status = row["status"]
-        _write(store, "update backtests set status = ? where run_key = ?", [row["status"], run_key])
+        store.set_backtest_status(run_key, row["status"])
     return result
 
 
@@ -297,389 +628,6 @@ class _Replayed:
     critique = propose
 
 
-# -- the run ------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _Trade:
-    side: int  # +1 long, -1 short
-    qty: float
-    entry_day: date
-    entry_price: float
-    stop: float
-    target: float
-    size_pct: float
-    entry_fee: float
-    regime: str
-    held: int = 0
-
-
-def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
-    """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
-    year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
-    if bars is None:
-        try:
-            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
-        except MarketDataError:
-            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
-    if isinstance(bars, Bars):
-        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
-    return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
-
-
-def _key(*parts) -> str:
-    return "bt-" + hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _date(value) -> date:
-    if isinstance(value, str):
-        return date.fromisoformat(value[:10])
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
-def run_backtest(
-    symbol: str,
-    start: date | str,
-    end: date | str,
-    constraints: Constraints,
-    player,
-    coach,
-    capital: float = 100_000.0,
-    fee_bps: float = 1.0,
-    slippage_bps: float = 2.0,
-    max_hold_days: int = 10,
-    bars: Bars | pd.DataFrame | None = None,
-    store=None,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-    *,
-    depth: str = "standard",
-    preset: str = "custom",
-    record_exchanges: bool = False,
-    walk_forward_split: float = 0.7,
-    run_key: str | None = None,
-    stop_after: int | None = None,
-) -> BacktestResult:
-    """Replay the Player-Coach loop over the trading days in [start, end] (SPEC §7).
-
-    `bars` replaces loading (a DataFrame or core.market.Bars). `store` keeps the run and every
-    finished day, so the same call resumes a crashed or cancelled run; with
-    `record_exchanges=True` every day's exchange also goes to the exchanges table (History,
-    the deriver), at about a millisecond a day. `depth` "fast" is one round with no revision;
-    "standard" allows up to `max_rounds`. `cancel()` is asked before each day. `stop_after` N
-    pauses the run (status "paused") once it has decided N new days: the page runs a stored
-    backtest a slice at a time that way, and the same call carries on from the store.
-    """
-    if depth not in DEPTHS:
-        raise ValueError(f"depth: {depth!r} is not one of {', '.join(DEPTHS)}")
-    if capital <= 0 or fee_bps < 0 or slippage_bps < 0 or max_hold_days < 1:
-        raise ValueError("capital must be > 0, fees and slippage >= 0, max_hold_days >= 1")
-    start, end = _date(start), _date(end)
-    if start > end:
-        raise MarketDataError(f"{symbol}: start {start} is after end {end}")
-    loaded = backtest_bars(symbol, start, end, bars)
-    symbol = loaded.symbol if bars is None else symbol
-    frame = loaded.frame
-    days_all = frame.index.date
-    in_range = np.flatnonzero((days_all >= start) & (days_all <= end))
-    if not len(in_range):
-        raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
-                              f"(the data has {days_all[0]} to {days_all[-1]})")
-    first, last = int(in_range[0]), int(in_range[-1])
-
-    known = indicators(frame)  # row t: what is known before t's open (bars up to t-1 only)
-    price, sma5, sma10 = known["price"].to_numpy(), known["sma5"].to_numpy(), known["sma10"].to_numpy()
-    volume, atr, regimes = known["volume"].to_numpy(), known["atr"].to_numpy(), known["regime"].to_numpy()
-    history = known["history"].to_numpy()
-    opens, highs, lows, closes = (frame[c].to_numpy() for c in ("Open", "High", "Low", "Close"))
-
-    decide_with = constraints if depth == "standard" else constraints.model_copy(update={"max_rounds": 1})
-    fee, slip = fee_bps / 10_000, slippage_bps / 10_000
-    settings = {
-        "capital": capital, "fee_bps": fee_bps, "slippage_bps": slippage_bps, "max_hold_days": max_hold_days,
-        "depth": depth, "player_model": getattr(player, "model", None), "player_seed": getattr(player, "seed", None),
-    }
-    fingerprint = (str(days_all[0]), str(days_all[-1]), len(frame), round(float(closes.sum()), 4))
-    run_key = run_key or _key(symbol, str(start), str(end), constraints.model_dump(mode="json"),
-                              getattr(player, "name", type(player).__name__), settings["player_model"],
-                              settings["player_seed"], getattr(coach, "name", type(coach).__name__), settings,
-                              fingerprint)
-    stored: dict[str, dict] = {}
-    if store is not None:
-        stored = _stored_days(store, run_key)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        existing = list(store.db["backtests"].rows_where("run_key = ?", [run_key], select="created"))
-        _upsert(store, "backtests", {
-            "run_key": run_key, "created": existing[0]["created"] if existing else now, "updated": now,
-            "status": "running", "symbol": symbol, "start": str(start), "end": str(end), "preset": preset,
-            "constraints": constraints.model_dump_json(), "player": getattr(player, "name", type(player).__name__),
-            "coach": getattr(coach, "name", type(coach).__name__), "model": settings["player_model"], "depth": depth,
-            "settings": json.dumps(settings), "days_total": last - first + 1, "days_done": len(stored), "metrics": None,
-        }, "run_key")
-
-    cash = float(capital)
-    open_trades: list[_Trade] = []
-    closed: list[dict] = []
-    day_rows: list[dict] = []
-    equity_points: list[float] = [cash]
-    eq_close = eq_before = peak = cash  # equity at the last close, at the close before it, and its peak
-    status = "finished"
-    total = last - first + 1
-    decided = 0
-
-    def close_trade(trade: _Trade, day: date, raw_price: float, reason: str) -> dict:
-        nonlocal cash
-        px = raw_price * (1 - trade.side * slip)
-        exit_fee = trade.qty * px * fee
-        cash += trade.side * trade.qty * px - exit_fee
-        pnl = trade.side * trade.qty * (px - trade.entry_price) - trade.entry_fee - exit_fee
-        record = {
-            "symbol": symbol, "side": "long" if trade.side > 0 else "short", "size_pct": trade.size_pct,
-            "qty": trade.qty, "entry_day": trade.entry_day, "entry_price": trade.entry_price, "stop": trade.stop,
-            "target": trade.target, "exit_day": day, "exit_price": px, "exit_reason": reason,
-            "bars_held": trade.held, "fees": trade.entry_fee + exit_fee, "pnl": pnl,
-            "return_pct": pnl / (trade.qty * trade.entry_price) * 100, "regime": trade.regime,
-        }
-        closed.append(record)
-        return record
-
-    for n, i in enumerate(range(first, last + 1)):
-        day = days_all[i]
-        if cancel is not None and cancel():
-            status = "cancelled"
-            break
-        previous = stored.get(str(day))
-        replay = previous is not None and previous["outcome"] not in RETRY_OUTCOMES
-        warm_up = history[i] < MIN_HISTORY or not math.isfinite(sma10[i])
-        if stop_after is not None and decided >= stop_after and not replay and not warm_up:
-            status = "paused"
-            break
-        if progress is not None:
-            progress(n, total, day)
-        o, h, lo, c = opens[i], highs[i], lows[i], closes[i]
-        regime = str(regimes[i])
-        held_value = sum(t.side * t.qty for t in open_trades) * closes[i - 1] if i > 0 and open_trades else 0.0
-        position = "flat" if not open_trades else ("long" if held_value > 0 else "short")
-        note = ""
-
-        # -- decide (or replay a stored decision) --------------------------------------------
-        if replay:
-            outcome, reason = previous["outcome"], previous["reason"]
-            rounds, tokens, cost = previous["rounds"], previous["tokens"], previous["cost_usd"]
-            actions = json.loads(previous["actions"])
-            run_id = previous["exchange_run_id"]
-        elif warm_up:
-            outcome, reason, rounds, tokens, cost, actions, run_id = (
-                "SKIPPED", f"warm-up: {int(history[i])} earlier bars, the world state needs {MIN_HISTORY}",
-                0, 0, 0.0, [], None)
-        else:
-            world = _world(symbol, day, price[i], sma5[i], sma10[i], volume[i], atr[i], regime, position)
-            portfolio = portfolio_at_decision(eq_close, peak, eq_before, capital, symbol, held_value)
-            artifact = run_exchange_sync(
-                world, decide_with, portfolio, player, coach, store=store if record_exchanges else None,
-                strategy_id=f"backtest:{run_key}" if record_exchanges else None,
-                run_id=f"{run_key}:{day}", now=lambda: world.as_of,
-            )
-            decided += 1
-            outcome, reason = artifact["outcome"], artifact["termination_reason"]
-            rounds, tokens, cost = artifact["rounds_taken"], artifact["total_tokens"], artifact["usage"]["cost_usd"]
-            actions = artifact["rounds"][-1]["proposal"]["actions"] if outcome == "APPROVE" else []
-            run_id = artifact["run_id"] if record_exchanges else None
-            if store is not None:
-                _upsert(store, "backtest_days", {
-                    "run_key": run_key, "day": str(day), "outcome": outcome, "reason": reason, "rounds": rounds,
-                    "tokens": tokens, "cost_usd": cost, "actions": json.dumps(actions), "exchange_run_id": run_id,
-                }, "run_key, day")
-
-        # -- simulate day t: decisions fill at the open, then stops/targets on the high/low ----
-        fills: list[str] = []
-        exits = {a["symbol"] for a in actions if a["action_type"] == "exit"}
-        entries = [a for a in actions if a["action_type"] in ENTRY_TYPES]
-        still: list[_Trade] = []
-        for trade in open_trades:
-            stop_gap = o <= trade.stop if trade.side > 0 else o >= trade.stop
-            target_gap = o >= trade.target if trade.side > 0 else o <= trade.target
-            if stop_gap:
-                close_trade(trade, day, o, "stop (gap)")
-            elif target_gap:
-                close_trade(trade, day, o, "target (gap)")
-            elif symbol in exits:
-                close_trade(trade, day, o, "exit")
-            else:
-                still.append(trade)
-                continue
-            fills.append(closed[-1]["exit_reason"])
-        open_trades = still
-
-        if entries:
-            foreign = [a["symbol"] for a in entries if a["symbol"] != symbol]
-            if foreign:
-                note = f"no bars for {', '.join(sorted(set(foreign)))} in a {symbol} backtest: not filled"
-            mine = [a for a in entries if a["symbol"] == symbol]
-            if mine:
-                filled_actions = [
-                    {**a, "entry_price": o * (1 + (slip if a["action_type"] == "enter_long" else -slip))}
-                    if a["action_type"] in ENTRY_TYPES else a for a in actions if a["symbol"] == symbol
-                ]
-                recheck = check_proposal(
-                    Proposal(reasoning="fill re-check", actions=[Action.model_validate(a) for a in filled_actions]),
-                    decide_with, portfolio_at_decision(eq_close, peak, eq_before, capital, symbol, held_value),
-                    None,
-                )
-                if recheck.decision != "APPROVE":
-                    fill_price = next(a["entry_price"] for a in filled_actions if a["action_type"] in ENTRY_TYPES)
-                    note = (f"entry not filled: at the fill price {fill_price:.2f} the rules say "
-                            f"{recheck.decision} ({', '.join(recheck.violations)})")
-                else:
-                    for a in filled_actions:
-                        if a["action_type"] not in ENTRY_TYPES:
-                            continue
-                        side = 1 if a["action_type"] == "enter_long" else -1
-                        px = a["entry_price"]
-                        qty = a["size_pct"] * eq_close / px
-                        entry_fee = qty * px * fee
-                        cash -= side * qty * px + entry_fee
-                        open_trades.append(_Trade(side, qty, day, px, a["stop_loss"], a["take_profit"], a["size_pct"],
-                                                  entry_fee, regime))
-                        fills.append("enter " + ("long" if side > 0 else "short"))
-
-        still = []
-        for trade in open_trades:
-            trade.held += 1
-            stop_hit = lo <= trade.stop if trade.side > 0 else h >= trade.stop
-            target_hit = h >= trade.target if trade.side > 0 else lo <= trade.target
-            if stop_hit:  # stop first when both are touched: the bar's path is unknown
-                close_trade(trade, day, trade.stop, "stop")
-            elif target_hit:
-                close_trade(trade, day, trade.target, "target")
-            elif trade.held >= max_hold_days:
-                close_trade(trade, day, c, "holding limit")
-            else:
-                still.append(trade)
-                continue
-            fills.append(closed[-1]["exit_reason"])
-        open_trades = still
-
-        equity = cash + sum(t.side * t.qty for t in open_trades) * c
-        eq_before, eq_close = eq_close, equity
-        peak = max(peak, equity)
-        equity_points.append(equity)
-        day_rows.append({
-            "day": day, "regime": regime, "outcome": outcome, "reason": reason or "", "rounds": rounds,
-            "tokens": tokens, "cost_usd": cost, "fills": ", ".join(fills), "note": note, "equity": equity,
-        })
-
-    if open_trades and day_rows:  # the test ends: close what is open at the last close reached
-        last_day = day_rows[-1]["day"]
-        last_close = closes[first + len(day_rows) - 1]
-        for trade in open_trades:
-            close_trade(trade, last_day, last_close, "end of test")
-        day_rows[-1]["equity"] = equity_points[-1] = cash
-        open_trades = []
-
-    result = _result(symbol, start, end, run_key, preset, status, loaded, settings, capital, frame, first,
-                     equity_points, day_rows, closed, walk_forward_split)
-    if store is not None:
-        _write(store, "update backtests set status = ?, updated = ?, days_done = ?, metrics = ? where run_key = ?",
-               [status, datetime.now(timezone.utc).isoformat(timespec="seconds"), len(day_rows),
-                json.dumps({k: _plain(v) for k, v in result.metrics.items()}), run_key])
-    return result
-
-
-def portfolio_at_decision(equity: float, peak: float, before: float, capital: float, symbol: str,
-                          held_value: float) -> Portfolio:
-    """The portfolio as of the close of t-1 (what the decision for t saw)."""
-    return Portfolio(equity=equity, peak_equity=peak, start_of_day_equity=before, cumulative_pnl=equity - capital,
-                     today_pnl=equity - before, positions={symbol: held_value / equity} if held_value else {})
-
-
-def _result(symbol, start, end, run_key, preset, status, loaded, settings, capital, frame, first,
-            equity_points, day_rows, closed, split) -> BacktestResult:
-    days = pd.DataFrame(day_rows, columns=["day", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd",
-                                           "fills", "note", "equity"])
-    anchor = frame.index[first - 1] if first > 0 else frame.index[first] - pd.Timedelta(days=1)
-    index = pd.DatetimeIndex([anchor, *frame.index[first:first + len(day_rows)]], name="Date")
-    equity = pd.Series(equity_points, index=index, name="equity")
-    trades = pd.DataFrame(closed, columns=[
-        "symbol", "side", "size_pct", "qty", "entry_day", "entry_price", "stop", "target", "exit_day", "exit_price",
-        "exit_reason", "bars_held", "fees", "pnl", "return_pct", "regime"])
-    prices = frame.iloc[first:first + len(day_rows)]
-    returns = daily_returns(equity)
-    ran = days[~days["outcome"].isin(["SKIPPED"])]
-    longest, recovery = drawdown_spells(equity)
-    growth = cagr(equity)
-    deepest = max_drawdown(equity)
-    bench = float(buy_and_hold(prices, capital).iloc[-1] / capital - 1) * 100 if len(prices) else 0.0
-    metrics = pd.Series({
-        "total_return_pct": (equity.iloc[-1] / capital - 1) * 100,
-        "buy_hold_return_pct": bench,
-        "cagr_pct": growth * 100,
-        "sharpe": sharpe_ratio(returns),
-        "sortino": sortino_ratio(returns),
-        "calmar": growth / deepest if deepest > 0 else math.nan,
-        "max_drawdown_pct": deepest * 100,
-        "longest_drawdown_days": longest,
-        "recovery_days": math.nan if recovery is None else recovery,
-        "win_rate": win_rate(trades["pnl"]),
-        "trades": len(trades),
-        "days_traded": int(days["fills"].astype(bool).sum()),
-        "days_aborted": int((days["outcome"] == "ABORT").sum()),
-        "days_skipped": int(days["outcome"].isin(["SKIPPED", "ERROR", "INTERRUPTED"]).sum()),
-        "approval_rate": float((ran["outcome"] == "APPROVE").mean() * 100) if len(ran) else 0.0,
-        "avg_rounds": float(ran["rounds"].mean()) if len(ran) else 0.0,
-        "tokens": int(days["tokens"].sum()),
-        "cost_usd": float(days["cost_usd"].sum()),
-        "final_equity": float(equity.iloc[-1]),
-        "days": len(days),
-    }, dtype=object, name=preset)
-    return BacktestResult(
-        symbol=symbol, start=start, end=end, run_key=run_key, preset=preset, status=status, source=loaded.source,
-        note=loaded.note, settings=settings, metrics=metrics, equity=equity, trades=trades, days=days,
-        walk_forward=_walk_forward(equity, split), by_regime=_by_regime(days, returns, trades), prices=prices,
-        fallback=loaded.fallback,
-    )
-
-
-def _walk_forward(equity: pd.Series, split: float) -> dict:
-    """Sharpe and return on the first `split` of the days (in-sample) and on the rest (out-of-sample)."""
-    returns = daily_returns(equity)
-    cut = int(round(len(returns) * split))
-    parts = {}
-    for name, part, curve in (("in_sample", returns.iloc[:cut], equity.iloc[:cut + 1]),
-                              ("out_of_sample", returns.iloc[cut:], equity.iloc[cut:])):
-        parts[name] = {
-            "start": str(part.index[0].date()) if len(part) else None,
-            "end": str(part.index[-1].date()) if len(part) else None,
-            "days": len(part),
-            "sharpe": round(sharpe_ratio(part), 4),
-            "return_pct": round(float(curve.iloc[-1] / curve.iloc[0] - 1) * 100, 4) if len(curve) > 1 else 0.0,
-        }
-    parts["split"] = split
-    return parts
-
-
-def _by_regime(days: pd.DataFrame, returns: pd.Series, trades: pd.DataFrame) -> pd.DataFrame:
-    """Days, Sharpe, compounded return, trades and win rate per volatility regime (known at decision time)."""
-    rows = {}
-    r = returns.to_numpy()
-    for regime in ("low", "medium", "high"):
-        mask = (days["regime"] == regime).to_numpy()
-        picked = r[mask] if len(r) == len(mask) else np.array([])
-        mine = trades[trades["regime"] == regime]
-        rows[regime] = {
-            "days": int(mask.sum()),
-            "return_pct": float((np.prod(1 + picked) - 1) * 100) if len(picked) else 0.0,
-            "sharpe": sharpe_ratio(picked),
-            "approval_rate": float((days.loc[mask, "outcome"] == "APPROVE").mean() * 100) if mask.any() else 0.0,
-            "trades": len(mine),
-            "win_rate": win_rate(mine["pnl"]),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-# -- comparing two schemas ------------------------------------------------------------------
-
 @dataclass
 class Comparison:
     """Two backtests on the same days: `table` has one column per preset and `better` per metric."""
@@ -688,30 +636,7 @@ class Comparison:
     results: dict[str, BacktestResult]
 
 
-def compare_table(results: dict[str, BacktestResult]) -> pd.DataFrame:
-    """Metrics side by side, with the name of the better preset per metric ('=' for a tie, '' where
-    neither direction is better)."""
-    names = list(results)
-    table = pd.DataFrame({name: results[name].metrics for name in names})
-    better = []
-    for metric, row in table.iterrows():
-        a, b = row[names[0]], row[names[-1]]
-        if len(names) < 2 or metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
-            better.append("")
-            continue
-        fa, fb = (float(x) if x is not None else math.nan for x in (a, b))
-        if math.isnan(fa) or math.isnan(fb):
-            better.append("")
-        elif fa == fb or abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb)):  # fa == fb: inf ties inf
-            better.append("=")
-        else:
-            higher = fa > fb
-            better.append(names[0] if higher == (metric in HIGHER_IS_BETTER) else names[-1])
-    table["better"] = better
-    return table
-
-
-def compare_presets(symbol: str, start, end, first, second, player, coach, *, bars=None, store=None,
+def compare_presets(symbols: str | list[str], start, end, first, second, player, coach, *, bars=None, store=None,
                     progress: Progress | None = None, cancel=None, **settings) -> Comparison:
     """Backtest two schemas on the same bars and days; each is a preset name, a Constraints, or
     (name, Constraints). Returns the side-by-side table with the better value per metric marked."""
@@ -727,97 +652,16 @@ def compare_presets(symbol: str, start, end, first, second, player, coach, *, ba
             named.append(tuple(schema))
     if named[0][0] == named[1][0]:
         named[1] = (named[1][0] + " (2)", named[1][1])
+    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
     start, end = _date(start), _date(end)
-    loaded = backtest_bars(symbol, start, end, bars)  # loaded once: both schemas see the same days
+    if bars is not None and not isinstance(bars, dict):
+        bars = {symbols[0]: bars}
+    bars = bars or {}
+    loaded = {s: backtest_bars(s, start, end, bars.get(s)) for s in symbols}  # loaded once: both see the same days
     results = {}
     for k, (name, constraints) in enumerate(named):
         step = None if progress is None else (lambda n, total, day, k=k: progress(k * total + n, 2 * total, day))
-        results[name] = run_backtest(symbol, start, end, constraints, player, coach, bars=loaded, store=store,
-                                     progress=step, cancel=cancel, preset=name, **settings)
-    return Comparison(compare_table(results), results)
-
-
-# -- the cost of a paid run ------------------------------------------------------------------
-
-# Typical tokens of a Claude backtest, as bench/claude_bench measures them against the fake server:
-# every call sends a short new part and reads the cached rulebook and schema; each exchange writes
-# that cached prefix once (counted per day, so the estimate errs on the dear side).
-TOKENS_PER_CALL = {"input": 400, "cache_read": 5_800, "output": 350}
-TOKENS_PER_EXCHANGE = {"cache_write": 5_800}
-
-
-def estimate_cost(days: int, constraints: Constraints, depth: str, model: str) -> dict:
-    """Calls and dollars of a Claude backtest before it runs, priced from core.prices: the typical
-    case (1.5 rounds a day in standard depth) and the worst case (every day uses max_rounds)."""
-    rounds_worst = 1 if depth == "fast" else constraints.max_rounds
-    rounds_typical = 1 if depth == "fast" else min(1.5, rounds_worst)
-    per_call = priced_usage(model, **TOKENS_PER_CALL).cost_usd
-    per_day = priced_usage(model, **TOKENS_PER_EXCHANGE).cost_usd
-    calls_typical, calls_worst = days * 2 * rounds_typical, days * 2 * rounds_worst
-    return {"days": days, "calls_typical": int(math.ceil(calls_typical)), "calls_worst": int(calls_worst),
-            "dollars_typical": round(calls_typical * per_call + days * per_day, 4),
-            "dollars_worst": round(calls_worst * per_call + days * per_day, 4),
-            # "estimated" for a model priced by its family, "unknown" when nothing prices it (dollars then 0)
-            "cost_basis": priced_usage(model, **TOKENS_PER_CALL).cost_basis}
-
-
-# -- the command line ------------------------------------------------------------------------
-
-def add_backtest_parser(sub) -> None:
-    """Add `backtest` to core.__main__'s subcommands."""
-    p = sub.add_parser("backtest", help="backtest a preset with the house agents over daily bars")
-    p.add_argument("--symbol", required=True)
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
-    p.add_argument("--preset", default="moderate")
-    p.add_argument("--compare", help="a second preset to run on the same days")
-    p.add_argument("--capital", type=float, default=100_000.0)
-    p.add_argument("--fee-bps", type=float, default=1.0)
-    p.add_argument("--slippage-bps", type=float, default=2.0)
-    p.add_argument("--max-hold-days", type=int, default=10)
-    p.add_argument("--depth", choices=DEPTHS, default="standard")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--db", help="store (and resume) the run in this SQLite file")
-    p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.set_defaults(run=backtest_command)
-
-
-def backtest_command(args) -> int:
-    """Run `python -m core backtest ...`; prints a metrics table or, with --json, the result."""
-    import sys
-
-    from core.house import HouseCoach, HousePlayer
-    from core.presets import InvalidInput, load_preset
-    from core.store import Store
-
-    store = Store(args.db) if args.db else None
-    settings = dict(capital=args.capital, fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
-                    max_hold_days=args.max_hold_days, depth=args.depth)
-    player, coach = HousePlayer(seed=args.seed), HouseCoach()
-    try:
-        if args.offline:
-            os.environ[OFFLINE_ENV] = "1"
-        bars = backtest_bars(args.symbol, _date(args.start), _date(args.end))
-        if args.compare:
-            comparison = compare_presets(args.symbol, args.start, args.end, args.preset, args.compare, player, coach,
-                                         bars=bars, store=store, **settings)
-            results, table = comparison.results, comparison.table
-        else:
-            result = run_backtest(args.symbol, args.start, args.end, load_preset(args.preset), player, coach,
-                                  bars=bars, store=store, preset=args.preset, **settings)
-            results, table = {args.preset: result}, compare_table({args.preset: result})
-    except (MarketDataError, ValueError) as error:
-        raise InvalidInput(str(error)) from None
-    if args.json:
-        out = {name: r.to_dict() for name, r in results.items()}
-        if args.compare:
-            out["comparison"] = json.loads(table.to_json(orient="index"))
-        json.dump(out, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        first = next(iter(results.values()))
-        print(f"{first.symbol} {first.start} .. {first.end}: bars from {first.source} ({first.note})")
-        shown = table.rename(index=METRIC_LABELS).map(lambda v: f"{v:,.3f}" if isinstance(v, float) else v)
-        print(shown.to_string())
-    return 0
+        results[name] = run_backtest(symbols if len(symbols) > 1 else symbols[0], start, end, constraints, player,
+                                     coach, bars=loaded, store=store, progress=step, cancel=cancel, preset=name,
+                                     **settings)
+    return Comparison(metrics.compare_table(results), results)

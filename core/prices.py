@@ -14,6 +14,7 @@ shown as unknown: never as $0.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 
@@ -173,3 +174,25 @@ def builtin_models(today: date | None = None) -> list[ModelInfo]:
     day = (today or date.today()).isoformat()
     return [ModelInfo(id=model, display_name=name, priced=True, retires=RETIRING.get(model))
             for model, name in DISPLAY_NAMES.items() if model not in RETIRED and RETIRING.get(model, "9999") > day]
+
+
+# Typical tokens of a Claude backtest, as bench/claude_bench measures them against the fake server:
+# every call sends a short new part and reads the cached rulebook and schema; each exchange writes
+# that cached prefix once (counted per exchange, so the estimate errs on the dear side).
+TOKENS_PER_CALL = {"input": 400, "cache_read": 5_800, "output": 350}
+TOKENS_PER_EXCHANGE = {"cache_write": 5_800}
+
+
+def estimate_cost(days: int, constraints, depth: str, model: str) -> dict:
+    """Calls and dollars of a Claude backtest of `days` exchanges (days x symbols) before it runs: the
+    typical case (1.5 rounds an exchange in standard depth) and the worst (every one uses max_rounds)."""
+    rounds_worst = 1 if depth == "fast" else constraints.max_rounds
+    rounds_typical = 1 if depth == "fast" else min(1.5, rounds_worst)
+    per_call = usage(model, **TOKENS_PER_CALL).cost_usd
+    per_day = usage(model, **TOKENS_PER_EXCHANGE).cost_usd
+    calls_typical, calls_worst = days * 2 * rounds_typical, days * 2 * rounds_worst
+    return {"days": days, "calls_typical": int(math.ceil(calls_typical)), "calls_worst": int(calls_worst),
+            "dollars_typical": round(calls_typical * per_call + days * per_day, 4),
+            "dollars_worst": round(calls_worst * per_call + days * per_day, 4),
+            # "estimated" for a model priced by its family, "unknown" when nothing prices it (dollars then 0)
+            "cost_basis": usage(model, **TOKENS_PER_CALL).cost_basis}

@@ -132,7 +132,17 @@ def _v4_agent_path(db: sqlite_utils.Database) -> None:
         db["rounds"].add_column("agent_path", str)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path]
+def _v5_portfolio_backtests(db: sqlite_utils.Database) -> None:
+    """Portfolio backtests: a stored day is one exchange per symbol, with its verdicts (which limits bound)."""
+    db["backtest_days"].add_column("symbol", str)
+    db["backtest_days"].add_column("verdicts", str)
+    db.execute("update backtest_days set symbol = (select symbol from backtests "
+               "where backtests.run_key = backtest_days.run_key)")
+    db["backtest_days"].transform(pk=("run_key", "day", "symbol"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,
+                                                              _v5_portfolio_backtests]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -573,3 +583,46 @@ class Store:
         """The saved custom presets by name."""
         return {r["name"]: Constraints.model_validate_json(r["constraints"])
                 for r in self.db["presets"].rows_where(order_by="name")}
+
+    # -- backtests (core.backtest): a row per run, a row per finished exchange so a run resumes --
+
+    def start_backtest(self, row: dict) -> None:
+        """Write (or update) a backtest as running; a run started before keeps its creation time."""
+        with self._write() as db:
+            existing = db.execute("select created from backtests where run_key = ?", [row["run_key"]]).fetchone()
+            _insert(db, "backtests", {**row, "created": existing[0] if existing else row["created"]}, key="run_key")
+
+    def save_backtest_day(self, row: dict) -> None:
+        """Write one decided exchange of a backtest (run_key, day, symbol, outcome, actions, verdicts...)."""
+        with self._write() as db:
+            _insert(db, "backtest_days", row, key="run_key, day, symbol")
+
+    def backtest_days(self, run_key: str) -> dict[tuple[str, str], dict]:
+        """The stored exchanges of a backtest by (day, symbol)."""
+        return {(r["day"], r["symbol"]): r for r in self.db["backtest_days"].rows_where("run_key = ?", [run_key])}
+
+    def finish_backtest(self, run_key: str, status: str, days_done: int, metrics: dict) -> None:
+        """Record where a backtest stands (finished, cancelled or paused), how many days it ran, its metrics."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._write() as db:
+            db.execute("update backtests set status = ?, updated = ?, days_done = ?, metrics = ? where run_key = ?",
+                       [status, now, days_done, json.dumps(metrics), run_key])
+
+    def set_backtest_status(self, run_key: str, status: str) -> None:
+        """Mark a stored backtest (say cancelled by the user: its decided days stay, rerunning it resumes)."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._write() as db:
+            db.execute("update backtests set status = ?, updated = ? where run_key = ?", [status, now, run_key])
+
+    def get_backtest(self, run_key: str) -> dict | None:
+        """One stored backtest's row (settings and metrics parsed), or None."""
+        rows = list(self.db["backtests"].rows_where("run_key = ?", [run_key]))
+        return self._backtest_row(rows[0]) if rows else None
+
+    def list_backtests(self, limit: int = 50) -> list[dict]:
+        """Stored backtests, newest first, with their headline metrics."""
+        return [self._backtest_row(r) for r in self.db["backtests"].rows_where(order_by="updated desc", limit=limit)]
+
+    @staticmethod
+    def _backtest_row(row: dict) -> dict:
+        return {**row, "metrics": json.loads(row["metrics"] or "{}"), "settings": json.loads(row["settings"] or "{}")}

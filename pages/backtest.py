@@ -8,7 +8,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from core import backtest, market  # noqa: E402
+from core import backtest, market, metrics, prices  # noqa: E402
 from ui import challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -91,7 +91,7 @@ job = state.get(session.BT_JOB)
 confirmed = True
 if kind == "claude":
     model = state.get(session.MODEL)
-    estimate = [backtest.estimate_cost(n_days, c, depth, model) for _, c in schemas]
+    estimate = [prices.estimate_cost(n_days, c, depth, model) for _, c in schemas]
     calls = sum(e["calls_typical"] for e in estimate)
     worst_calls = sum(e["calls_worst"] for e in estimate)
     dollars = sum(e["dollars_typical"] for e in estimate)
@@ -164,7 +164,7 @@ def advance() -> None:
 def finish(job: dict, cancelled: bool = False) -> None:
     key = job.get("current")
     if cancelled and key and key not in job["keys"]:
-        backtest.mark_cancelled(store, key)
+        store.set_backtest_status(key, "cancelled")
         state.get(session.BT_RESULTS, {}).pop(key, None)
         job["keys"].append(key)
     state[session.BT_SHOWN] = job["keys"]
@@ -195,10 +195,10 @@ if shown and not state.get(session.BT_JOB):
     for col, (metric, fmt) in zip(figures, (("total_return_pct", "{:+.2f} %"), ("sharpe", "{:.2f}"),
                                             ("max_drawdown_pct", "{:.2f} %"), ("win_rate", "{:.0f} %"),
                                             ("trades", "{:d}"))):
-        col.metric(f"{backtest.METRIC_LABELS[metric]} · {literal(next(iter(results)))}", fmt.format(lead.metrics[metric]))
+        col.metric(f"{metrics.METRIC_LABELS[metric]} · {literal(next(iter(results)))}", fmt.format(lead.metrics[metric]))
 
     st.subheader("Metrics side by side")
-    table = backtest.compare_table(results).rename(index=backtest.METRIC_LABELS)
+    table = metrics.compare_table(results).rename(index=metrics.METRIC_LABELS)
     shown_table = table.map(lambda v: "—" if v is None or (isinstance(v, float) and v != v)  # NaN: not defined
                         else f"{v:,.3f}" if isinstance(v, float) else str(v))
     st.dataframe(shown_table, width="stretch")
@@ -231,7 +231,7 @@ if shown and not state.get(session.BT_JOB):
 # -- past runs ----------------------------------------------------------------------------------------
 st.divider()
 st.subheader("Past runs")
-past = backtest.list_backtests(store, limit=50)
+past = store.list_backtests(limit=50)
 if not past:
     st.caption("No stored backtests yet.")
 else:

@@ -2,7 +2,7 @@
 
 `python -m tests.backtest_golden` wrote tests/data/backtest_golden.json.gz from the engine as it was
 before the portfolio rewrite (issue 11); tests/test_backtest_golden.py compares today's engine with it.
-Regenerate only for a deliberate change of semantics, and say which in the commit.
+Record a case again only for a deliberate change of semantics, and say which in that test's docstring.
 """
 
 from __future__ import annotations
@@ -63,11 +63,13 @@ def load() -> dict:
     return json.loads(gzip.decompress(GOLDEN.read_bytes()))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tests.backtest_golden [NAME ...]: record those cases (default: all)
     import os
+    import sys
 
     os.environ["PLAYER_COACH_OFFLINE"] = "1"
-    data = {name: summary(run_case(name)) for name in CASES}
+    data = load() if GOLDEN.exists() else {}
+    for name in sys.argv[1:] or list(CASES):
+        data[name] = summary(run_case(name))
+        print(name, len(data[name]["days"]), "days", len(data[name]["trades"]), "trades")
     GOLDEN.write_bytes(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), mtime=0))
-    for name, s in data.items():
-        print(name, len(s["days"]), "days", len(s["trades"]), "trades", s["metrics"]["total_return_pct"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from datetime import date
@@ -13,7 +12,8 @@ import pytest
 
 import core
 from core import backtest as bt
-from core import market
+from core import market, metrics, prices
+from core.__main__ import main as cli
 from core.agent import Turn
 from core.market import MarketDataError, load_bars
 from core.schema import Constraints, Proposal
@@ -294,41 +294,41 @@ def test_sharpe_by_hand():
     r = [0.01, -0.02, 0.03]
     mean = 0.02 / 3
     sd = math.sqrt(((0.01 - mean) ** 2 + (-0.02 - mean) ** 2 + (0.03 - mean) ** 2) / 2)
-    assert bt.sharpe_ratio(r) == pytest.approx(mean / sd * math.sqrt(252))
-    assert bt.sharpe_ratio([0.0, 0.0, 0.0]) == 0.0
+    assert metrics.sharpe_ratio(r) == pytest.approx(mean / sd * math.sqrt(252))
+    assert metrics.sharpe_ratio([0.0, 0.0, 0.0]) == 0.0
 
 
 def test_sortino_by_hand():
     r = [0.01, -0.02, 0.03]
     downside = math.sqrt((0.02 ** 2) / 3)
-    assert bt.sortino_ratio(r) == pytest.approx((0.02 / 3) / downside * math.sqrt(252))
+    assert metrics.sortino_ratio(r) == pytest.approx((0.02 / 3) / downside * math.sqrt(252))
 
 
 def test_max_drawdown_is_the_deepest_not_the_final():
     equity = pd.Series([100.0, 120.0, 90.0, 130.0, 104.0], index=pd.bdate_range("2024-01-01", periods=5))
-    assert bt.max_drawdown(equity) == pytest.approx(0.25)  # 120 -> 90; the final one is 0.20
-    assert bt.drawdown_spells(equity) == (2, 1)  # peak 120 at 1, recovered at 3; trough at 2
+    assert metrics.max_drawdown(equity) == pytest.approx(0.25)  # 120 -> 90; the final one is 0.20
+    assert metrics.drawdown_spells(equity) == (2, 1)  # peak 120 at 1, recovered at 3; trough at 2
     under = pd.Series([100.0, 90.0, 95.0, 80.0, 85.0], index=pd.bdate_range("2024-01-01", periods=5))
-    assert bt.drawdown_spells(under) == (4, None)
+    assert metrics.drawdown_spells(under) == (4, None)
 
 
 def test_cagr_by_hand():
     equity = pd.Series([100.0, 121.0], index=pd.to_datetime(["2020-01-01", "2022-01-01"]))
     years = 731 / 365.25
-    assert bt.cagr(equity) == pytest.approx(1.21 ** (1 / years) - 1)
+    assert metrics.cagr(equity) == pytest.approx(1.21 ** (1 / years) - 1)
 
 
 def test_win_rate_by_hand():
-    assert bt.win_rate([10.0, -5.0, 0.0, 3.0]) == 50.0
-    assert bt.win_rate([]) == 0.0
+    assert metrics.win_rate([10.0, -5.0, 0.0, 3.0]) == 50.0
+    assert metrics.win_rate([]) == 0.0
 
 
 def test_result_metrics_match_the_hand_functions_on_its_own_curve():
     r = bt.run_backtest("MSFT", "2020-01-02", "2020-12-31", core.load_preset("moderate"), core.HousePlayer(),
                         core.HouseCoach(), bars=load_bars("MSFT", online=False))
     returns = r.equity.pct_change().dropna()
-    assert r.sharpe == pytest.approx(bt.sharpe_ratio(returns))
-    assert r.max_drawdown_pct == pytest.approx(bt.max_drawdown(r.equity) * 100)
+    assert r.sharpe == pytest.approx(metrics.sharpe_ratio(returns))
+    assert r.max_drawdown_pct == pytest.approx(metrics.max_drawdown(r.equity) * 100)
     assert r.total_return_pct == pytest.approx((r.equity.iloc[-1] / 100_000 - 1) * 100)
     assert r.metrics["trades"] == len(r.trades)
     assert r.win_rate == pytest.approx((r.trades["pnl"] > 0).mean() * 100)
@@ -391,7 +391,7 @@ def test_cancel_stops_the_run_and_a_rerun_finishes_it(store):
                                 bars=bars, store=store, progress=lambda n, total, day: seen.append(n),
                                 cancel=lambda: len(seen) >= 10)
     assert cancelled.status == "cancelled" and len(cancelled.days) == 10
-    assert bt.list_backtests(store)[0]["status"] == "cancelled"
+    assert store.list_backtests()[0]["status"] == "cancelled"
     finished = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
                                bars=bars, store=store)
     assert finished.status == "finished" and finished.run_key == cancelled.run_key
@@ -403,7 +403,7 @@ def test_a_stored_run_reopens_without_any_agent_call(store):
     bars = load_bars("BTC-USD", online=False)
     r = bt.run_backtest("BTC-USD", "2020-03-01", "2020-05-31", core.load_preset("aggressive"), core.HousePlayer(seed=3),
                         core.HouseCoach(), bars=bars, store=store, preset="aggressive")
-    rows = bt.list_backtests(store)
+    rows = store.list_backtests()
     assert rows[0]["run_key"] == r.run_key and rows[0]["status"] == "finished"
     assert rows[0]["metrics"]["trades"] == r.metrics["trades"]
     again = bt.reopen_backtest(store, r.run_key, bars=bars)
@@ -440,7 +440,7 @@ def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
     assert list(a.days["day"]) == list(b.days["day"])
     for metric in ("approval_rate", "max_drawdown_pct"):
         x, y = table.loc[metric, "moderate"], table.loc[metric, "strict"]
-        higher = metric in bt.HIGHER_IS_BETTER
+        higher = metric in metrics.HIGHER_IS_BETTER
         expected = "=" if x == y else ("moderate" if (x > y) == higher else "strict")
         assert table.loc[metric, "better"] == expected
     assert table.loc["approval_rate", "better"] == "moderate"  # strict does not allow TSLA at all
@@ -450,7 +450,7 @@ def test_the_better_value_per_metric_follows_its_direction():
     def result(**metrics):
         return type("R", (), {"metrics": pd.Series(metrics, dtype=object)})()
 
-    table = bt.compare_table({
+    table = metrics.compare_table({
         "a": result(sharpe=1.2, max_drawdown_pct=8.0, sortino=math.inf, calmar=math.nan, trades=10, cost_usd=0.0),
         "b": result(sharpe=0.9, max_drawdown_pct=5.0, sortino=math.inf, calmar=2.0, trades=30, cost_usd=0.0),
     })
@@ -468,12 +468,12 @@ def test_cost_estimate_arithmetic():
     per_call = (400 * 1.0 + 350 * 5.0 + 5_800 * 0.1) / 1e6
     per_day = 5_800 * 1.25 / 1e6
     moderate = core.load_preset("moderate")
-    est = bt.estimate_cost(100, moderate, "standard", "claude-haiku-4-5-20251001")
+    est = prices.estimate_cost(100, moderate, "standard", "claude-haiku-4-5-20251001")
     assert est["calls_worst"] == 100 * 2 * 3 and est["calls_typical"] == 300
     assert est["dollars_worst"] == pytest.approx(round(600 * per_call + 100 * per_day, 4))
     assert est["dollars_typical"] == pytest.approx(round(300 * per_call + 100 * per_day, 4))
-    assert bt.estimate_cost(100, moderate, "fast", "claude-haiku-4-5-20251001")["calls_worst"] == 200
-    sonnet = bt.estimate_cost(100, moderate, "fast", "claude-sonnet-4-5-20250929")
+    assert prices.estimate_cost(100, moderate, "fast", "claude-haiku-4-5-20251001")["calls_worst"] == 200
+    sonnet = prices.estimate_cost(100, moderate, "fast", "claude-sonnet-4-5-20250929")
     assert sonnet["dollars_worst"] == pytest.approx(round(3 * (200 * per_call + 100 * per_day), 4))
 
 
@@ -486,12 +486,8 @@ def test_malformed_bars_give_the_named_error():
 
 def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYER_COACH_OFFLINE", "1")
-    top = argparse.ArgumentParser()
-    sub = top.add_subparsers(dest="command", required=True)
-    bt.add_backtest_parser(sub)
-    args = top.parse_args(["backtest", "--symbol", "MSFT", "--start", "2020-01-02", "--end", "2020-03-31",
-                           "--preset", "moderate", "--compare", "strict", "--db", str(tmp_path / "b.db"), "--json"])
-    assert args.run(args) == 0
+    assert cli(["backtest", "--symbol", "MSFT", "--start", "2020-01-02", "--end", "2020-03-31", "--preset", "moderate",
+                "--compare", "strict", "--db", str(tmp_path / "b.db"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"moderate", "strict", "comparison"}
     assert out["moderate"]["source"] == "snapshot" and out["moderate"]["metrics"]["days"] == 62

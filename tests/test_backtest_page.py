@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from core import backtest, market
+from core import market
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import texts
 from ui import session
@@ -49,7 +49,7 @@ def test_a_short_house_run_shows_metrics_side_by_side_charts_and_trades(app, app
     assert "Sharpe Ratio" in side_by_side.index and "Max. Drawdown [%]" in side_by_side.index
     assert len(at.get("plotly_chart")) >= 4  # equity, drawdown and a price chart per preset
     assert any(m.label.startswith("Return [%]") for m in at.metric)
-    stored = {r["run_key"]: r for r in backtest.list_backtests(app_store)}
+    stored = {r["run_key"]: r for r in app_store.list_backtests()}
     assert set(shown) <= set(stored) and all(stored[k]["status"] == "finished" for k in shown)
     assert stored[shown[0]]["days_done"] == 61
     assert any("snapshot" in c for c in texts(at, "caption"))
@@ -63,11 +63,11 @@ def test_cancel_stops_the_run_and_keeps_the_days_it_decided(app, app_store):
     at.button(key=session.BT_CANCEL).click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert session.BT_JOB not in at.session_state
-    (row,) = backtest.list_backtests(app_store)
+    (row,) = app_store.list_backtests()
     assert row["status"] == "cancelled" and 0 < row["days_done"] < row["days_total"]
     assert any("cancelled" in w for w in texts(at, "warning"))
     at.run()  # nothing runs on by itself once cancelled
-    assert backtest.list_backtests(app_store)[0]["days_done"] == row["days_done"]
+    assert app_store.list_backtests()[0]["days_done"] == row["days_done"]
 
 
 def test_a_past_run_is_listed_and_reopens(app, app_store):

@@ -1,0 +1,276 @@
+"""The figures of a backtest: ratios, drawdowns, the comparison table, walk-forward and regimes.
+
+Small pure functions over an equity curve, daily returns or a trade list; each is checked against a
+hand computation in the tests. Ratios annualise with `periods` a year: 252 for exchange-traded
+symbols, 365 when the calendar runs seven days a week (crypto); see `periods_per_year`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+TRADING_DAYS = 252
+CALENDAR_DAYS = 365
+
+METRIC_LABELS = {
+    "total_return_pct": "Return [%]",
+    "buy_hold_return_pct": "Buy & Hold Return [%]",
+    "cagr_pct": "CAGR [%]",
+    "sharpe": "Sharpe Ratio",
+    "sortino": "Sortino Ratio",
+    "calmar": "Calmar Ratio",
+    "max_drawdown_pct": "Max. Drawdown [%]",
+    "longest_drawdown_days": "Longest Drawdown [bars]",
+    "recovery_days": "Longest Drawdown Recovery [bars]",
+    "win_rate": "Win Rate [%]",
+    "trades": "# Trades",
+    "days_traded": "Days Traded",
+    "days_aborted": "Days Aborted",
+    "days_skipped": "Days Skipped",
+    "approval_rate": "Approval Rate [%]",
+    "avg_rounds": "Avg. Rounds",
+    "tokens": "Tokens",
+    "cost_usd": "Cost [$]",
+    "final_equity": "Equity Final [$]",
+    "days": "Days",
+}
+"""Every metric of a result, in display order, with its label (percentages are in percent)."""
+
+HIGHER_IS_BETTER = {"total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "win_rate", "approval_rate",
+                    "final_equity"}
+LOWER_IS_BETTER = {"max_drawdown_pct", "longest_drawdown_days", "recovery_days", "days_aborted", "avg_rounds",
+                   "tokens", "cost_usd"}
+
+
+def periods_per_year(days: Iterable[date]) -> int:
+    """365 when the calendar has a Saturday or Sunday in it (it runs seven days a week), else 252."""
+    return CALENDAR_DAYS if any(d.weekday() >= 5 for d in days) else TRADING_DAYS
+
+
+def daily_returns(equity: pd.Series) -> pd.Series:
+    """Simple returns from one equity point to the next."""
+    return equity.pct_change().iloc[1:]
+
+
+def sharpe_ratio(returns: pd.Series | np.ndarray, periods: int = TRADING_DAYS) -> float:
+    """Mean over sample standard deviation of daily returns, times sqrt(periods); 0 when flat."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        return 0.0
+    sd = r.std(ddof=1)
+    return 0.0 if sd < 1e-15 else float(r.mean() / sd * math.sqrt(periods))
+
+
+def sortino_ratio(returns: pd.Series | np.ndarray, periods: int = TRADING_DAYS) -> float:
+    """Mean daily return over the downside deviation sqrt(mean(min(r, 0)^2)), times sqrt(periods)."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        return 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if downside < 1e-15:
+        return math.inf if r.mean() > 0 else 0.0
+    return float(r.mean() / downside * math.sqrt(periods))
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Fraction below the running peak at each point (0 at a new high)."""
+    return 1 - equity / equity.cummax()
+
+
+def max_drawdown(equity: pd.Series) -> float:
+    """The deepest fall from a peak anywhere in the curve, as a fraction (not the final one)."""
+    return float(drawdown(equity).max()) if len(equity) else 0.0
+
+
+def drawdown_spells(equity: pd.Series) -> tuple[int, int | None]:
+    """(longest drawdown in bars from its peak to recovery or the end, bars from its trough to
+    the recovery, None when it never recovered)."""
+    values = equity.to_numpy(dtype=float)
+    best, recovery, peak_at, peak = 0, None, 0, -math.inf
+    for i, v in enumerate(values):
+        if v >= peak:
+            if i - peak_at - 1 > 0 and i - peak_at > best:
+                trough = peak_at + int(np.argmin(values[peak_at:i]))
+                best, recovery = i - peak_at, i - trough
+            peak, peak_at = v, i
+    if len(values) - 1 - peak_at > best:  # still under water at the end
+        best, recovery = len(values) - 1 - peak_at, None
+    return best, recovery
+
+
+def cagr(equity: pd.Series) -> float:
+    """Compound annual growth from the first to the last point, over calendar days / 365.25."""
+    if len(equity) < 2:
+        return 0.0
+    years = (equity.index[-1] - equity.index[0]).days / 365.25
+    if years <= 0 or equity.iloc[0] <= 0:
+        return 0.0
+    if equity.iloc[-1] <= 0:
+        return -1.0  # everything lost (a negative base has no real root)
+    return float((equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
+
+
+def buy_and_hold(prices: dict[str, pd.DataFrame] | pd.DataFrame, capital: float,
+                 calendar: pd.DatetimeIndex | None = None) -> pd.Series:
+    """Equity of `capital` split equally over the symbols, each bought at its first open and held, at
+    every close of the calendar (a symbol's last close where it has no bar; cash before its first;
+    no fees). One frame: that symbol alone."""
+    frames = {"": prices} if isinstance(prices, pd.DataFrame) else prices
+    calendar = calendar if calendar is not None else next(iter(frames.values())).index
+    curve = pd.Series(0.0, index=calendar)
+    share = capital / len(frames)
+    for frame in frames.values():
+        if not len(frame):
+            curve += share
+            continue
+        value = (share * frame["Close"] / frame["Open"].iloc[0]).reindex(calendar).ffill()
+        curve += value.fillna(share)
+    return curve
+
+
+def win_rate(pnl: pd.Series | np.ndarray) -> float:
+    """Share of closed trades with a positive P&L after fees, in percent (0 with no trades)."""
+    pnl = np.asarray(pnl, dtype=float)
+    return 0.0 if len(pnl) == 0 else float((pnl > 0).mean() * 100)
+
+
+def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital: float, bench_return_pct: float,
+            periods: int, name: str) -> pd.Series:
+    """The metrics of a run, labelled by METRIC_LABELS. `days` has one row per exchange (day x symbol):
+    approval rate and rounds count exchanges that ran; days traded, aborted and skipped count days."""
+    returns = daily_returns(equity)
+    ran = days[~days["outcome"].isin(["SKIPPED"])]
+    per_day = days.groupby("day", sort=False)
+    longest, recovery = drawdown_spells(equity)
+    growth = cagr(equity)
+    deepest = max_drawdown(equity)
+    return pd.Series({
+        "total_return_pct": (equity.iloc[-1] / capital - 1) * 100,
+        "buy_hold_return_pct": bench_return_pct,
+        "cagr_pct": growth * 100,
+        "sharpe": sharpe_ratio(returns, periods),
+        "sortino": sortino_ratio(returns, periods),
+        "calmar": growth / deepest if deepest > 0 else math.nan,
+        "max_drawdown_pct": deepest * 100,
+        "longest_drawdown_days": longest,
+        "recovery_days": math.nan if recovery is None else recovery,
+        "win_rate": win_rate(trades["pnl"]),
+        "trades": len(trades),
+        "days_traded": int(per_day["fills"].agg(lambda f: f.astype(bool).any()).sum()) if len(days) else 0,
+        "days_aborted": int(per_day["outcome"].agg(lambda o: (o == "ABORT").any()).sum()) if len(days) else 0,
+        "days_skipped": int(per_day["outcome"].agg(
+            lambda o: o.isin(["SKIPPED", "ERROR", "INTERRUPTED"]).all()).sum()) if len(days) else 0,
+        "approval_rate": float((ran["outcome"] == "APPROVE").mean() * 100) if len(ran) else 0.0,
+        "avg_rounds": float(ran["rounds"].mean()) if len(ran) else 0.0,
+        "tokens": int(days["tokens"].sum()),
+        "cost_usd": float(days["cost_usd"].sum()),
+        "final_equity": float(equity.iloc[-1]),
+        "days": int(days["day"].nunique()),
+    }, dtype=object, name=name)
+
+
+def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -> dict:
+    """Sharpe and return on the first `split` of the days (in-sample) and on the rest (out-of-sample)."""
+    returns = daily_returns(equity)
+    cut = int(round(len(returns) * split))
+    parts = {}
+    for name, part, curve in (("in_sample", returns.iloc[:cut], equity.iloc[:cut + 1]),
+                              ("out_of_sample", returns.iloc[cut:], equity.iloc[cut:])):
+        parts[name] = {
+            "start": str(part.index[0].date()) if len(part) else None,
+            "end": str(part.index[-1].date()) if len(part) else None,
+            "days": len(part),
+            "sharpe": round(sharpe_ratio(part, periods), 4),
+            "return_pct": round(float(curve.iloc[-1] / curve.iloc[0] - 1) * 100, 4) if len(curve) > 1 else 0.0,
+        }
+    parts["split"] = split
+    return parts
+
+
+def by_regime(days: pd.DataFrame, returns: pd.Series, trades: pd.DataFrame, periods: int = TRADING_DAYS) -> pd.DataFrame:
+    """Days, Sharpe, compounded return, trades and win rate per volatility regime (known at decision
+    time). A day of a portfolio counts under the regime of its first symbol that traded that day."""
+    rows = {}
+    first = days.drop_duplicates("day")
+    r = returns.to_numpy()
+    for regime in ("low", "medium", "high"):
+        mask = (first["regime"] == regime).to_numpy()
+        picked = r[mask] if len(r) == len(mask) else np.array([])
+        exchanges = days["regime"] == regime
+        mine = trades[trades["regime"] == regime]
+        rows[regime] = {
+            "days": int(mask.sum()),
+            "return_pct": float((np.prod(1 + picked) - 1) * 100) if len(picked) else 0.0,
+            "sharpe": sharpe_ratio(picked, periods),
+            "approval_rate": float((days.loc[exchanges, "outcome"] == "APPROVE").mean() * 100) if exchanges.any() else 0.0,
+            "trades": len(mine),
+            "win_rate": win_rate(mine["pnl"]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def by_symbol(symbols: list[str], trades: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+    """A row per symbol: closed trades, their P&L after fees, win rate, and exposure (the share of
+    days the book held the symbol at the close, in percent)."""
+    rows = {}
+    for symbol in symbols:
+        mine = trades[trades["symbol"] == symbol]
+        held = positions[symbol] != 0 if symbol in positions else pd.Series(dtype=bool)
+        rows[symbol] = {"trades": len(mine), "pnl": float(mine["pnl"].sum()), "win_rate": win_rate(mine["pnl"]),
+                        "exposure_pct": float(held.mean() * 100) if len(held) else 0.0}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["trades", "pnl", "win_rate", "exposure_pct"])
+
+
+def compare_table(results: dict) -> pd.DataFrame:
+    """Metrics side by side (one column per result's `.metrics`), with the name of the better one per
+    metric ('=' for a tie, '' where neither direction is better)."""
+    names = list(results)
+    table = pd.DataFrame({name: results[name].metrics for name in names})
+    better = []
+    for metric, row in table.iterrows():
+        a, b = row[names[0]], row[names[-1]]
+        if len(names) < 2 or metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+            better.append("")
+            continue
+        fa, fb = (float(x) if x is not None else math.nan for x in (a, b))
+        if math.isnan(fa) or math.isnan(fb):
+            better.append("")
+        elif fa == fb or abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb)):  # fa == fb: inf ties inf
+            better.append("=")
+        else:
+            higher = fa > fb
+            better.append(names[0] if higher == (metric in HIGHER_IS_BETTER) else names[-1])
+    table["better"] = better
+    return table
+
+
+LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days"]
+
+
+def limits(blocks: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
+    """Which limits bound and what they cost, a row per constraint or breaker that acted: proposals it
+    rejected, exchanges it aborted, approved entries it refused at the fill re-check, the days on which
+    it kept an entry out of the book, and the book's P&L on those days.
+
+    `blocks` has a row per (day, symbol, constraint, kind) with `blocked` true where that verdict was
+    the one that kept the entry out (the last round, a breaker, or the fill re-check)."""
+    if not len(blocks):
+        return pd.DataFrame(columns=LIMIT_COLUMNS, dtype=float)
+    pnl = equity.diff()
+    pnl.index = pnl.index.date
+    rows = {}
+    for constraint, mine in blocks.groupby("constraint", sort=False):
+        kinds = mine["kind"].value_counts()
+        blocked_days = sorted(set(mine.loc[mine["blocked"], "day"]))
+        rows[constraint] = {
+            "rejected": int(kinds.get("rejected", 0)), "aborted": int(kinds.get("aborted", 0)),
+            "unfilled": int(kinds.get("unfilled", 0)), "days_blocked": len(blocked_days),
+            "pnl_on_blocked_days": float(sum(pnl.get(d, 0.0) for d in blocked_days)),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=LIMIT_COLUMNS)
+    return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)
