@@ -6,6 +6,8 @@
                                       core.HousePlayer(), core.HouseCoach(), store=core.Store())
     result = core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),
                                core.HousePlayer(), core.HouseCoach())
+    portfolio = core.Backtest(["MSFT", "BTC-USD"], "2020-03-02", "2020-12-31", core.load_preset("aggressive"),
+                              core.HousePlayer(), core.HouseCoach(), costs=core.Costs(fee_bps=1)).run()
 """
 
 import importlib
@@ -29,7 +31,8 @@ from core.store import Store, StoreError
 
 _LAZY = {
     "ClaudeCoach": "claude", "ClaudePlayer": "claude", "list_models": "claude", "validate_key": "claude",
-    "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
+    "Backtest": "backtest", "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
+    "Costs": "book",
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "challenge", "ChallengeRules": "challenge", "pass_probability": "challenge",
     "rolling_pass_rate": "challenge", "sweep": "sweeps",
@@ -44,8 +47,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "BacktestResult", "BreakerTripped", "ChallengeResult",
-    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudePlayer", "Coach", "Constraints", "ET", "Event",
+    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped", "ChallengeResult",
+    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudePlayer", "Coach", "Constraints", "Costs", "ET", "Event",
     "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
     "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "RoundStarted", "SpendGuard",
     "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",

@@ -23,10 +23,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from core.backtest import METRIC_LABELS, WARMUP_CALENDAR_DAYS, run_backtest
+from core.backtest import WARMUP_CALENDAR_DAYS, run_backtest
 from core.challenge import ChallengeRules, pass_probability
 from core.house import HouseCoach, HousePlayer
 from core.market import SETS, MarketDataError, load_bars, universe_range, universe_symbols
+from core.metrics import METRIC_LABELS
 from core.presets import InvalidInput, load_preset
 from core.schema import Constraints
 
