@@ -32,15 +32,64 @@ def _round(value):
     return value
 
 
+class TrendPlayer:
+    """A Player of its own, so the recorded results depend on the engine and the rules only (the house
+    agents keep improving). Trend from sma5/sma10, stop at k ATR, target at r times the risk; the first
+    proposal's size, k and r vary with the day (some break a rule), a revision takes safe values; it
+    exits on a trend flip and holds one day in five."""
+
+    name = "trend"
+    model = None
+    seed = 0
+
+    def propose(self, world, constraints, portfolio, history):
+        from core.agent import Turn
+        from core.schema import Proposal
+
+        n = world.as_of.toordinal()
+        up = world.sma5 >= world.sma10
+        held = portfolio.positions.get(world.symbol, 0.0)
+        atr = world.atr or world.price * 0.02
+        if n % 5 == 0 or (held > 0 and up) or (held < 0 and not up):
+            actions = [{"action_type": "hold", "symbol": world.symbol}]
+        elif held:
+            actions = [{"action_type": "exit", "symbol": world.symbol}]
+        else:
+            first = not history
+            size = (0.03, 0.08, 0.05)[n % 3] if first else 0.03
+            k = (0.5, 1.5, 2.5)[n % 7 % 3] if first else 2.0
+            r = (1.0, 2.0, 3.0)[n % 11 % 3] if first else 2.5
+            side = 1 if up else -1
+            e = world.price
+            actions = [{"action_type": "enter_long" if up else "enter_short", "symbol": world.symbol,
+                        "size_pct": size, "entry_price": e, "stop_loss": round(e - side * k * atr, 2),
+                        "take_profit": round(e + side * r * k * atr, 2)}]
+        yield "plan"
+        return Turn(Proposal.model_validate({"reasoning": "trend", "actions": actions}))
+
+
+class QuietCoach:
+    """A Coach that only relays the rules' verdict (its words never change a decision)."""
+
+    name = "quiet"
+    model = None
+
+    def critique(self, proposal, verdict, constraints, world, portfolio):
+        from core.agent import Turn
+
+        yield "ok"
+        return Turn("ok")
+
+
 def run_case(name: str):
-    """The backtest of one case with the house agents on the shipped snapshot (offline)."""
+    """The backtest of one case with TrendPlayer and QuietCoach on the shipped snapshot (offline)."""
     import core
     from core import market
 
     symbol, start, end, preset, seed = CASES[name]
     bars = market.load_bars(symbol, online=False)
-    return core.run_backtest(symbol, start, end, core.load_preset(preset), core.HousePlayer(seed=seed),
-                             core.HouseCoach(), bars=bars, preset=preset)
+    return core.run_backtest(symbol, start, end, core.load_preset(preset), TrendPlayer(), QuietCoach(),
+                             bars=bars, preset=preset)
 
 
 def summary(result) -> dict:

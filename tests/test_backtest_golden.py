@@ -1,6 +1,8 @@
 """A single-symbol backtest gives today what it gave before the portfolio engine (issue 11).
 
-Recorded from the engine before the rewrite, with two deliberate changes since:
+Recorded from the engine before the rewrite (main at 3540e42) with a Player and Coach of the test's
+own (tests/backtest_golden.py), so the house agents may improve without moving these figures; two
+deliberate changes since:
 * a calendar that runs seven days a week (BTC-USD) annualises its ratios over 365 days, not 252;
 * the fill re-check sees the symbol's ATR (issue 10, item 14), so the presets with
   `min_stop_atr_multiple` (conservative, futures_compatible) were recorded again after that change.
