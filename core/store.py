@@ -134,11 +134,14 @@ def _v4_agent_path(db: sqlite_utils.Database) -> None:
 
 def _v5_portfolio_backtests(db: sqlite_utils.Database) -> None:
     """Portfolio backtests: a stored day is one exchange per symbol, with its verdicts (which limits bound)."""
-    db["backtest_days"].add_column("symbol", str)
-    db["backtest_days"].add_column("verdicts", str)
+    days = db["backtest_days"]
+    for column in ("symbol", "verdicts"):
+        if column not in days.columns_dict:  # a file rolled back to an earlier version may have kept them
+            days.add_column(column, str)
     db.execute("update backtest_days set symbol = (select symbol from backtests "
-               "where backtests.run_key = backtest_days.run_key)")
-    db["backtest_days"].transform(pk=("run_key", "day", "symbol"))
+               "where backtests.run_key = backtest_days.run_key) where symbol is null")
+    if days.pks != ["run_key", "day", "symbol"]:
+        days.transform(pk=("run_key", "day", "symbol"))
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,

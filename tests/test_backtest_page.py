@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from core import market
+from core import backtest, market
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import texts
 from ui import session
