@@ -137,9 +137,7 @@ def test_every_current_model_runs_an_exchange(fake, key, world, moderate, model)
 
 
 def test_a_backtest_estimate_for_an_unpriced_model_says_so(moderate):
-    from core import backtest
-
-    assert backtest.estimate_cost(100, moderate, "standard", "gateway-model-x")["cost_basis"] == "unknown"
-    assert backtest.estimate_cost(100, moderate, "standard", "claude-opus-9")["cost_basis"] == "estimated"
-    priced = backtest.estimate_cost(100, moderate, "standard", prices.DEFAULT_MODEL)
+    assert prices.estimate_cost(100, moderate, "standard", "gateway-model-x")["cost_basis"] == "unknown"
+    assert prices.estimate_cost(100, moderate, "standard", "claude-opus-9")["cost_basis"] == "estimated"
+    priced = prices.estimate_cost(100, moderate, "standard", prices.DEFAULT_MODEL)
     assert priced["cost_basis"] == "price list" and priced["dollars_worst"] > 0
