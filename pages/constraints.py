@@ -1,4 +1,4 @@
-"""Constraints: edit the Coach's schema, import/export it, save it, push it to Trade Review, derive it."""
+"""Constraints: edit a schema, import/export it, save it as a preset, push it to Trade Review, derive it."""
 
 import json
 
@@ -41,15 +41,29 @@ def import_upload() -> None:
     state[session.EDITOR_NOTICE] = ("success", f"Imported {upload.name}.")
 
 
-def save_preset(values: dict, name_key: str) -> None:
+def save_preset(values: dict | None, name_key: str, replace: bool = False) -> None:
+    """Save the schema (the editor's own when `values` is None) as a custom preset; ask before replacing one."""
+    values = editor.current() if values is None else values
     name = (state.get(name_key) or "").strip()
+    state.pop(session.C_REPLACE, None)
     try:
-        replaced = store.save_preset(name, core.parse_constraints(values))
+        constraints = core.parse_constraints(values)
+        if not replace and name in store.custom_presets():
+            state[session.C_REPLACE] = {"name": name, "schema": values, "key": name_key}
+            return
+        store.save_preset(name, constraints)
     except (ValueError, core.InvalidInput) as error:
         state[session.EDITOR_NOTICE] = ("error", f"Not saved: {error}")
         return
-    done = "Replaced" if replaced else "Saved"
-    state[session.EDITOR_NOTICE] = ("success", f"{done} the custom preset “{name}”; it is listed with the shipped ones.")
+    state[session.C_SAVED] = {"name": name, "schema": constraints.model_dump(mode="json"), "key": name_key}
+    if values == editor.current():  # the editor now shows that preset: diff and push name follow it
+        state[session.EDITOR_BASE] = state[session.C_PRESET] = f"{name} (custom)"
+
+
+def confirm_replace(yes: bool) -> None:
+    pending = state.pop(session.C_REPLACE)
+    if yes:
+        save_preset(pending["schema"], pending["key"], replace=True)
 
 
 def apply_derived() -> None:
@@ -57,14 +71,38 @@ def apply_derived() -> None:
     state[session.EDITOR_NOTICE] = ("success", "Applied the derived schema to the editor.")
 
 
+def push_to_trade_review() -> None:
+    schema = editor.current()
+    base = state[session.EDITOR_BASE]
+    same = base in choices and choices[base].model_dump(mode="json") == schema
+    session.push_schema(base if same else session.edited_name(base), core.parse_constraints(schema))
+
+
+def save_feedback(name_key: str, values: dict) -> None:
+    """Beside a Save button: a pending replace question, or "Saved" while that name and `values` are as saved."""
+    pending = state.get(session.C_REPLACE)
+    if pending and pending["key"] == name_key:
+        st.warning(f"A custom preset “{literal(pending['name'])}” exists. Replace it with this schema?",
+                   icon=":material/help:")
+        yes, no = st.columns(2)
+        yes.button("Replace it", key=f"{name_key}.replace", on_click=confirm_replace, args=(True,), type="primary")
+        no.button("Keep the old one", key=f"{name_key}.keep", on_click=confirm_replace, args=(False,))
+        return
+    saved = state.get(session.C_SAVED)
+    if (saved and saved["key"] == name_key and (state.get(name_key) or "").strip() == saved["name"]
+            and saved["schema"] == values):
+        st.success(f"Saved as the preset “{literal(saved['name'])}”.", icon=":material/check:")
+
+
 st.title("Constraints")
-st.caption("The schema the Coach checks every proposal against. Percentages are fractions: 0.05 = 5 %.")
+st.caption("Edit the schema the Coach checks every proposal against: load a preset, change it, save it as a preset "
+           "of your own or use it on Trade Review. Percentages are of equity, stored as fractions (5.0 % = 0.05).")
 
 top = st.columns([2, 3])
 if state.get(session.C_PRESET) not in labels:
     state[session.C_PRESET] = state[session.EDITOR_BASE] if state[session.EDITOR_BASE] in labels else labels[0]
 top[0].selectbox("Load a preset", labels, key=session.C_PRESET, on_change=load_chosen,
-                 help="The shipped presets, your saved custom presets and the schema pushed to Trade Review.")
+                 help="The shipped presets, your saved presets and the schema pushed to Trade Review.")
 top[1].file_uploader("Import a schema (JSON)", type=["json"], key=session.C_UPLOAD, on_change=import_upload,
                      help="Every field is required; unknown keys and bad values are refused.")
 notice = state.pop(session.EDITOR_NOTICE, None)
@@ -74,10 +112,10 @@ if notice:
 
 controls_column, json_column = st.columns([3, 2], gap="large")
 with controls_column:
-    candidate = editor.controls()
-
+    editor.controls()
+schema = editor.current()  # after the widgets took the latest change: everything below reads this
 try:
-    valid = core.parse_constraints(candidate)
+    valid = core.parse_constraints(schema)
     problem = None
 except core.InvalidInput as error:
     valid, problem = None, str(error)
@@ -88,29 +126,29 @@ with json_column:
         editor.errors(problem)
     else:
         st.success("Valid schema.", icon=":material/check:")
-    st.json(candidate, expanded=True)
+    st.code(json.dumps(schema, indent=2), language="json")
     base_label = state[session.EDITOR_BASE]
     base = choices.get(base_label)
     st.subheader(f"Changes against {literal(base_label)}")
-    changes = editor.diff_frame(base.model_dump(mode="json") if base else {}, candidate)
+    changes = editor.diff_frame(base.model_dump(mode="json") if base else {}, schema)
     if changes.empty:
         st.caption("No changes.")
     else:
-        st.dataframe(changes.rename(columns={"before": base_label, "after": "edited"}), hide_index=True, width="stretch")
+        st.table(changes.rename(columns={"before": base_label, "after": "edited"}).set_index("field"))
 
 st.divider()
 actions = st.columns(3)
 with actions[0]:
-    st.download_button("Export JSON", json.dumps(candidate, indent=2), file_name="constraints.json",
+    st.download_button("Export JSON", json.dumps(schema, indent=2), file_name="constraints.json",
                        mime="application/json", disabled=valid is None, icon=":material/download:")
 with actions[1]:
-    st.text_input("Custom preset name", key=session.C_SAVE_NAME, placeholder="e.g. my-tight-swing")
-    st.button("Save as preset", on_click=save_preset, args=(candidate, session.C_SAVE_NAME), disabled=valid is None,
+    st.text_input("Preset name", key=session.C_SAVE_NAME, placeholder="e.g. My RR 2.5")
+    st.button("Save as preset", on_click=save_preset, args=(None, session.C_SAVE_NAME), disabled=valid is None,
               icon=":material/save:")
+    save_feedback(session.C_SAVE_NAME, schema)
 with actions[2]:
-    if st.button("Use in Trade Review", type="primary", disabled=valid is None, icon=":material/send:"):
-        state[session.PUSHED_SCHEMA] = valid.model_dump(mode="json")
-        state[session.PUSH_PENDING] = True
+    if st.button("Use in Trade Review", type="primary", disabled=valid is None, icon=":material/send:",
+                 on_click=push_to_trade_review):
         st.switch_page("pages/trade_review.py")
 
 st.divider()
@@ -125,7 +163,8 @@ else:
     strategy = pick.selectbox("Strategy", strategies, key=session.C_DERIVE_STRATEGY)
     if go.button("Derive", disabled=valid is None, icon=":material/auto_fix_high:"):
         derived, evidence = core.derive_constraints(store, strategy, valid)
-        state[session.DERIVED] = {"strategy": strategy, "schema": derived.model_dump(mode="json"),
+        # Rounded as the sliders show it, so what is applied or saved is what the diff says.
+        state[session.DERIVED] = {"strategy": strategy, "schema": editor.rounded(derived.model_dump(mode="json")),
                                   "current": valid.model_dump(mode="json"), "evidence": evidence}
     result = state.get(session.DERIVED)
     if result and result["strategy"] == strategy:
@@ -141,11 +180,10 @@ else:
             if changed.empty:
                 st.info("The evidence supports the current schema: nothing to change.", icon=":material/check:")
             else:
-                changed["evidence"] = [editor.evidence_line(f, fields.get(f, {})) for f in changed["field"]]
-                st.dataframe(changed.rename(columns={"before": "current", "after": "derived"}), hide_index=True,
-                             width="stretch", column_config={"evidence": st.column_config.TextColumn(width="large")})
+                changed["evidence"] = [editor.evidence_line(f, fields.get(f, {})) for f in changed.index]
+                st.table(changed.rename(columns={"before": "current", "after": "derived"}).set_index("field"))
             for field, facts in fields.items():
-                if "too_thin" in facts and field not in set(changed["field"]):
+                if "too_thin" in facts and field not in changed.index:
                     st.caption(f"{field} unchanged — {literal(editor.evidence_line(field, facts))}")
             if fields.get("allowed_symbols", {}).get("symbols"):
                 st.markdown("**Per-symbol confidence**")
@@ -153,6 +191,8 @@ else:
             apply, save = st.columns(2, vertical_alignment="bottom")
             apply.button("Apply to the editor", on_click=apply_derived, icon=":material/done_all:")
             state.setdefault(session.C_DERIVED_NAME, f"derived-{strategy}")
-            save.text_input("Preset name", key=session.C_DERIVED_NAME)
-            save.button("Save derived as preset", on_click=save_preset, args=(result["schema"], session.C_DERIVED_NAME),
-                        icon=":material/save:")
+            with save:
+                st.text_input("Preset name", key=session.C_DERIVED_NAME)
+                st.button("Save derived as preset", on_click=save_preset, args=(result["schema"], session.C_DERIVED_NAME),
+                          icon=":material/save:")
+                save_feedback(session.C_DERIVED_NAME, result["schema"])

@@ -87,7 +87,7 @@ with sidebar.expander("Portfolio", expanded=False):
 
 sidebar.header("Schema")
 if st.session_state.pop(session.PUSH_PENDING, False):
-    st.session_state[session.TR_SCHEMA] = session.PUSHED_LABEL
+    st.session_state[session.TR_SCHEMA] = session.pushed_label()
 labels = list(choices)
 schema_label = sticky(sidebar.selectbox, "Constraint schema", key=session.TR_SCHEMA, options=labels, disabled=live,
                       index=labels.index("moderate") if "moderate" in labels else 0,

@@ -1,4 +1,4 @@
-"""The Constraints editor: live JSON, pushing to Trade Review, imports, custom presets, deriving."""
+"""The Constraints editor: what the widgets hold is the JSON, the diff, the saved preset and the pushed schema."""
 
 import json
 
@@ -7,29 +7,61 @@ import pytest
 import core
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import texts
+from ui import constraint_editor as editor
 from ui import session
 
 PAGE = "pages/constraints.py"
 
 
 def live_json(at) -> dict:
-    return json.loads(at.json[0].value)
+    return json.loads(at.code[0].value)
+
+
+def diff(at) -> list[dict]:
+    """The diff table's rows, as the reader sees them."""
+    table = at.table[0].value
+    return table.reset_index().to_dict("records")
 
 
 def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
-def test_every_field_has_a_control_with_help_from_the_schema(app):
+def test_every_field_has_a_control_labelled_in_words_with_its_name_and_help_from_the_schema(app):
     at = app(PAGE)
     sliders = {s.key: s for s in at.slider}
     numeric = [f for f, info in core.Constraints.model_fields.items() if info.annotation in (float, int, float | None)]
     for field in numeric:
-        assert session.CONSTRAINT_FIELD + field in sliders
-        assert sliders[session.CONSTRAINT_FIELD + field].help == core.Constraints.model_fields[field].description
+        slider = sliders[session.CONSTRAINT_FIELD + field]
+        assert slider.help == core.Constraints.model_fields[field].description
+        assert slider.label.endswith(f" ({field})") and slider.label[0].isupper()
+    assert sliders["c.max_single_trade_pct"].label == "Largest single trade (max_single_trade_pct)"
     assert at.time_input(key="c.trading_cutoff_time") and at.checkbox(key=session.C_NO_CUTOFF)
     assert at.multiselect(key="c.allowed_symbols").value == ["AMZN", "MSFT", "TSLA", "BTC-USD"]
+    assert at.multiselect(key="c.abort_on_violations").label.endswith("(abort_on_violations)")
     assert at.multiselect(key="c.abort_on_violations").options == list(core.RULE_NAMES)
+
+
+def test_percentages_are_shown_as_percent_and_stored_as_fractions(app):
+    at = app(PAGE)
+    trade = at.slider(key="c.max_single_trade_pct")
+    assert trade.value == 5.0 and "%" in trade.proto.format  # 5.0 %
+    trade.set_value(2.5).run()
+    assert live_json(at)["max_single_trade_pct"] == 0.025
+    assert diff(at) == [{"field": "Largest single trade (max_single_trade_pct)",
+                         "moderate": "5.0 %", "edited": "2.5 %"}]
+    at.selectbox(key=session.C_PRESET).set_value("strict").run()
+    assert at.slider(key="c.max_daily_loss_pct").value == 0.2  # 0.002 of equity
+    assert live_json(at)["max_daily_loss_pct"] == 0.002
+
+
+def test_a_value_finer_than_the_slider_step_is_shown_with_its_decimals_not_rounded(app):
+    at = app(PAGE)
+    schema = {**core.load_preset("moderate").model_dump(mode="json"), "max_leverage": 1.55, "max_position_pct": 0.1234}
+    at.file_uploader(key=session.C_UPLOAD).set_value(("fine.json", json.dumps(schema).encode(), "application/json")).run()
+    assert live_json(at)["max_leverage"] == 1.55 and live_json(at)["max_position_pct"] == 0.1234
+    assert at.slider(key="c.max_leverage").proto.format == "%.2f"
+    assert at.slider(key="c.max_position_pct").proto.format == "%.2f %%"  # 12.34 %
 
 
 def test_moving_a_slider_changes_the_live_json_and_the_diff(app):
@@ -37,8 +69,8 @@ def test_moving_a_slider_changes_the_live_json_and_the_diff(app):
     assert live_json(at)["max_leverage"] == 1.5
     at.slider(key="c.max_leverage").set_value(2.5).run()
     assert live_json(at)["max_leverage"] == 2.5
-    diff = at.dataframe[0].value
-    assert diff.to_dict("records") == [{"field": "max_leverage", "moderate": "1.5", "edited": "2.5"}]
+    assert diff(at) == [{"field": "Most leverage (max_leverage)", "moderate": "1.5",
+                         "edited": "2.5"}]
 
 
 def test_no_cutoff_and_no_atr_rule_write_null(app):
@@ -49,20 +81,51 @@ def test_no_cutoff_and_no_atr_rule_write_null(app):
     assert live_json(at)["min_stop_atr_multiple"] == 1.0
 
 
-def test_pushing_the_schema_changes_what_trade_review_uses(app, app_store):
+def test_pushing_an_edited_schema_changes_what_trade_review_uses_and_names_it_as_edited(app, app_store):
     at = app(PAGE)
     at.slider(key="c.max_leverage").set_value(2.5).run()
     at.slider(key="c.max_rounds").set_value(2).run()
     button(at, "Use in Trade Review").click().run()
     assert [t.value for t in at.title] == ["Trade Review"]
-    assert at.selectbox(key=session.TR_SCHEMA).value == session.PUSHED_LABEL
+    assert at.selectbox(key=session.TR_SCHEMA).value == "Edited schema (from moderate)"
     # AppTest keeps requesting the page it last switched to itself; a browser follows st.switch_page.
     at.switch_page("pages/trade_review.py").run()
-    assert at.selectbox(key=session.TR_SCHEMA).value == session.PUSHED_LABEL
+    assert at.selectbox(key=session.TR_SCHEMA).value == "Edited schema (from moderate)"
     at.button(key=session.TR_RUN).click().run()
     stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
     assert stored["constraint_snapshot"]["max_leverage"] == 2.5
     assert stored["constraint_snapshot"]["max_rounds"] == 2
+
+
+def test_a_saved_preset_pushed_to_trade_review_keeps_its_name(app, app_store):
+    at = app(PAGE)
+    at.slider(key="c.min_risk_reward").set_value(2.5).run()
+    at.text_input(key=session.C_SAVE_NAME).input("My RR 2.5").run()
+    button(at, "Save as preset").click().run()
+    assert at.selectbox(key=session.C_PRESET).value == "My RR 2.5 (custom)"
+    assert at.caption and any(c == "No changes." for c in texts(at, "caption"))  # the diff is now against it
+    button(at, "Use in Trade Review").click().run()
+    at.switch_page("pages/trade_review.py").run()
+    assert at.selectbox(key=session.TR_SCHEMA).value == "My RR 2.5 (custom)"
+    assert not any(o.startswith("Edited") for o in at.selectbox(key=session.TR_SCHEMA).options)
+
+
+def test_the_json_the_diff_and_the_push_read_the_widgets_after_every_change(app, app_store):
+    at = app(PAGE)
+    for value in (1.6, 1.7, 1.8, 1.9, 2.0):  # five nudges, each a run of its own
+        at.slider(key="c.max_leverage").set_value(value).run()
+        assert live_json(at)["max_leverage"] == value == at.slider(key="c.max_leverage").value
+        assert diff(at)[0]["edited"] == f"{value:.1f}"
+    button(at, "Use in Trade Review").click().run()
+    assert at.session_state[session.PUSHED_SCHEMA]["max_leverage"] == 2.0
+
+
+def test_derived_values_are_rounded_as_the_sliders_show_them():
+    derived = {**core.load_preset("moderate").model_dump(mode="json"), "min_risk_reward": 1.5009}
+    assert editor.rounded(derived)["min_risk_reward"] == 1.5
+    assert editor.shown("min_risk_reward", 1.5) == "1.50"
+    assert editor.shown("max_daily_loss_pct", 0.002) == "0.2 %"
+    assert editor.shown("min_stop_atr_multiple", None) == "off"
 
 
 def test_loading_a_preset_fills_every_control(app):
@@ -117,13 +180,16 @@ def test_export_offers_the_schema_as_json(app):
     assert not export.disabled
 
 
-def test_saving_a_custom_preset_stores_it_and_lists_it_with_the_shipped_ones(app, app_store):
+def test_saving_a_custom_preset_stores_it_says_saved_beside_the_button_and_lists_it(app, app_store):
     at = app(PAGE)
     at.slider(key="c.min_risk_reward").set_value(2.0).run()
     at.text_input(key=session.C_SAVE_NAME).input("my swing").run()
     button(at, "Save as preset").click().run()
     assert app_store.custom_presets()["my swing"].min_risk_reward == 2.0
+    assert "Saved as the preset “my swing”." in texts(at, "success")
     assert "my swing (custom)" in at.selectbox(key=session.C_PRESET).options
+    at.slider(key="c.min_risk_reward").set_value(2.5).run()
+    assert "Saved as the preset “my swing”." not in texts(at, "success")  # what is shown is no longer what was saved
     at.switch_page("pages/trade_review.py").run()
     assert "my swing (custom)" in at.selectbox(key=session.TR_SCHEMA).options
 
@@ -151,15 +217,17 @@ def test_derive_shows_the_diff_with_evidence_and_can_be_applied_or_saved(app, ap
     assert not at.exception
     derived, evidence = core.derive_constraints(app_store, "busy", core.load_preset("moderate"))
     assert not evidence["too_thin"]
-    diff = next(df.value for df in at.dataframe if "evidence" in df.value.columns)
-    assert set(diff["field"]) == set(evidence["changed"])
-    assert all(diff["evidence"].str.len() > 0)
+    table = next(t.value for t in at.table if "evidence" in t.value.columns)
+    assert {f"{editor.WORDS[f]} ({f})" for f in evidence["changed"]} == set(table.index)
+    assert all(table["evidence"].str.len() > 0)
     if "min_risk_reward" in evidence["changed"]:
-        assert diff.set_index("field").loc["min_risk_reward", "evidence"].startswith("25th percentile")
+        row = table.loc["Smallest reward-to-risk ratio (min_risk_reward)"]
+        assert row["evidence"].startswith("25th percentile")
+        assert row["derived"] == f"{derived.min_risk_reward:.2f}"  # 1.5009 reads 1.50
     confidence = next(df.value for df in at.dataframe if "confidence" in df.value.columns)
     assert "AMZN" in set(confidence["symbol"])
     button(at, "Apply to the editor").click().run()
-    assert live_json(at) == derived.model_dump(mode="json")
+    assert live_json(at) == editor.rounded(derived.model_dump(mode="json"))
     button(at, "Save derived as preset").click().run()
     assert "derived-busy" in app_store.custom_presets()
 
@@ -174,11 +242,17 @@ def test_a_custom_preset_cannot_take_a_shipped_name(app, app_store):
     assert core.load_preset("moderate").max_leverage == 1.5
 
 
-def test_saving_under_an_existing_custom_name_replaces_it_and_says_so(app, app_store):
+def test_saving_over_an_existing_custom_preset_asks_first(app, app_store):
     at = app(PAGE)
     at.text_input(key=session.C_SAVE_NAME).input("mine").run()
     button(at, "Save as preset").click().run()
     at.slider(key="c.max_leverage").set_value(3.0).run()
     button(at, "Save as preset").click().run()
-    assert any("Replaced the custom preset “mine”" in s for s in texts(at, "success"))
+    assert any("A custom preset “mine” exists. Replace it" in w for w in texts(at, "warning"))
+    assert app_store.custom_presets()["mine"].max_leverage == 1.5  # nothing replaced yet
+    button(at, "Keep the old one").click().run()
+    assert not texts(at, "warning") and app_store.custom_presets()["mine"].max_leverage == 1.5
+    button(at, "Save as preset").click().run()
+    button(at, "Replace it").click().run()
     assert app_store.custom_presets()["mine"].max_leverage == 3.0
+    assert "Saved as the preset “mine”." in texts(at, "success")

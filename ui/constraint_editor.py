@@ -1,13 +1,16 @@
 """The constraint schema as widgets: a control per field, the diff and the derive evidence.
 
-The editor's working copy is `st.session_state[EDITOR]` (a plain dict, possibly invalid); the
-widgets are filled from it when a preset, an import or a derived schema is loaded, and it is
-rebuilt from the widgets on every run. Validation is always `core.parse_constraints`.
+The widgets' state *is* the schema being edited: `current()` reads it, and the live JSON, the diff,
+Save and "Use in Trade Review" all call it after the widgets have taken the latest change, so
+what is shown is what is saved and pushed. `st.session_state[EDITOR]` keeps only a copy of the
+last schema drawn, to refill the widgets after a visit to another page (Streamlit forgets them).
+Percentages are shown as % and stored as fractions; validation is always `core.parse_constraints`.
 """
 
 from __future__ import annotations
 
 from datetime import time
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -18,20 +21,43 @@ from ui.exchange_view import literal
 
 EDITOR = session.EDITOR
 
-# field: (min, max, step, format): the usual range; a value outside it (a preset, an import) widens it.
-SLIDERS = {
-    "max_position_pct": (0.01, 1.0, 0.01, "%.2f"),
-    "max_single_trade_pct": (0.005, 1.0, 0.005, "%.3f"),
-    "max_leverage": (0.1, 10.0, 0.1, "%.1f"),
-    "max_drawdown_pct": (0.01, 1.0, 0.01, "%.2f"),
-    "max_daily_loss_pct": (0.005, 1.0, 0.005, "%.3f"),
-    "consistency_rule_pct": (0.05, 1.0, 0.05, "%.2f"),
-    "max_open_positions": (1, 20, 1, None),
-    "min_risk_reward": (0.1, 10.0, 0.1, "%.2f"),
-    "max_rounds": (1, 10, 1, None),
-    "min_stop_atr_multiple": (0.1, 10.0, 0.1, "%.1f"),
+
+class Knob(NamedTuple):
+    """A numeric field's slider: its words, usual range and step (in shown units), decimals shown."""
+
+    words: str
+    low: float
+    high: float
+    step: float
+    decimals: int
+    percent: bool = False  # stored as a fraction, shown as a percentage
+
+
+# A value outside the usual range (a preset, an import) widens it; one with more decimals is shown with them.
+KNOBS = {
+    "max_position_pct": Knob("Largest position in one symbol", 0.1, 100.0, 0.1, 1, True),
+    "max_single_trade_pct": Knob("Largest single trade", 0.1, 100.0, 0.1, 1, True),
+    "max_leverage": Knob("Most leverage", 0.1, 10.0, 0.1, 1),
+    "max_drawdown_pct": Knob("Largest drawdown from the peak", 0.1, 100.0, 0.1, 1, True),
+    "max_daily_loss_pct": Knob("Largest loss in a day", 0.1, 100.0, 0.1, 1, True),
+    "consistency_rule_pct": Knob("Most of the total profit in one day", 1.0, 100.0, 1.0, 1, True),
+    "max_open_positions": Knob("Most open positions", 1, 20, 1, 0),
+    "min_risk_reward": Knob("Smallest reward-to-risk ratio", 0.1, 10.0, 0.05, 2),
+    "max_rounds": Knob("Most rounds per exchange", 1, 10, 1, 0),
+    "min_stop_atr_multiple": Knob("Smallest stop, in ATRs", 0.1, 10.0, 0.1, 1),
+}
+WORDS = {
+    **{field: knob.words for field, knob in KNOBS.items()},
+    "trading_cutoff_time": "No new exchange from (ET)",
+    "allowed_symbols": "Symbols the Player may trade",
+    "abort_on_violations": "Violations that end the exchange at once",
 }
 KNOWN_SYMBOLS = ["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL", "NVDA", "SPY", "QQQ", "ES=F"]
+
+
+def label(field: str) -> str:
+    """A field in words with its name beside: 'Largest single trade (max_single_trade_pct)'."""
+    return f"{WORDS[field]} ({field})"
 
 
 def widget(field: str) -> str:
@@ -42,16 +68,65 @@ def help_for(field: str) -> str:
     return core.Constraints.model_fields[field].description or ""
 
 
+def _integer(field: str) -> bool:
+    return KNOBS[field].decimals == 0
+
+
+def _to_widget(field: str, value: float) -> float | int:
+    if _integer(field):
+        return int(value)
+    return round(value * 100, 10) if KNOBS[field].percent else float(value)
+
+
+def _from_widget(field: str, value: float | int) -> float | int:
+    if _integer(field):
+        return int(value)
+    return round(value / 100, 10) if KNOBS[field].percent else float(value)
+
+
+def _decimals(field: str, shown: float) -> int:
+    """The knob's decimals, or as many more as `shown` needs (up to 6), so the slider never rounds a value."""
+    for digits in range(KNOBS[field].decimals, 7):
+        if abs(round(shown, digits) - shown) < 1e-9:
+            return digits
+    return 6
+
+
+def shown(field: str, value) -> str:
+    """A schema value as the editor shows it: 5.0 %, 1.50, 16:20, a list, or 'off'."""
+    if value is None:
+        return "off" if field == "min_stop_atr_multiple" else "none"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    if field in KNOBS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = _to_widget(field, value)
+        text = f"{number:.{_decimals(field, number)}f}" if not _integer(field) else str(number)
+        return text + (" %" if KNOBS[field].percent else "")
+    return str(value)
+
+
+def rounded(values: dict) -> dict:
+    """A schema with every number at the knob's decimals (a derived R/R of 1.5009 becomes 1.50)."""
+    out = dict(values)
+    for field, knob in KNOBS.items():
+        if isinstance(out.get(field), float):
+            out[field] = _from_widget(field, round(_to_widget(field, out[field]), knob.decimals))
+    return out
+
+
 def load(values: dict) -> None:
-    """Make `values` the working copy and set every widget from it (call before the widgets are drawn)."""
-    st.session_state[EDITOR] = dict(values)
+    """Set every widget from `values` (call before the widgets are drawn)."""
     state = st.session_state
-    for field in SLIDERS:
+    state[EDITOR] = dict(values)
+    decimals = {}
+    for field in KNOBS:
         value = values.get(field)
         if field == "min_stop_atr_multiple":
             state[session.C_ATR_OFF] = value is None
             value = 1.0 if value is None else value
-        state[widget(field)] = int(value) if SLIDERS[field][3] is None else float(value)
+        state[widget(field)] = _to_widget(field, value)
+        decimals[field] = _decimals(field, state[widget(field)]) if not _integer(field) else 0
+    state[session.C_DECIMALS] = decimals
     cutoff = core.schema.parse_cutoff(values.get("trading_cutoff_time"))
     state[session.C_NO_CUTOFF] = cutoff is None
     state[widget("trading_cutoff_time")] = cutoff or time(16, 0)
@@ -63,59 +138,64 @@ def ensure_loaded(default: dict) -> None:
     """On a first visit (or after another page made Streamlit forget the widgets) fill them again."""
     if EDITOR not in st.session_state:
         load(default)
-    elif widget("max_leverage") not in st.session_state:
+    elif any(widget(field) not in st.session_state for field in KNOBS):
         load(st.session_state[EDITOR])
 
 
-def controls() -> dict:
-    """Draw a control for every field; return the candidate schema (not yet validated)."""
+def current() -> dict:
+    """The schema the widgets hold now, field by field (not yet validated): the one source of truth."""
     state = st.session_state
-    values: dict = {}
-    for field, (low, high, step, fmt) in SLIDERS.items():
-        if field == "min_stop_atr_multiple":
-            continue
-        current = state.get(widget(field), low)
-        values[field] = st.slider(field, min_value=min(low, current), max_value=max(high, current), step=step, format=fmt,
-                                  key=widget(field), help=help_for(field))
-    left, right = st.columns([1, 2])
-    off = left.checkbox("No ATR stop rule", key=session.C_ATR_OFF, help="min_stop_atr_multiple = null")
-    low, high, step, fmt = SLIDERS["min_stop_atr_multiple"]
-    current = state.get(widget("min_stop_atr_multiple"), low)
-    atr = right.slider("min_stop_atr_multiple", min_value=min(low, current), max_value=max(high, current),
-                       step=step, format=fmt, key=widget("min_stop_atr_multiple"), disabled=off,
-                       help=help_for("min_stop_atr_multiple"))
-    values["min_stop_atr_multiple"] = None if off else atr
-
-    left, right = st.columns([1, 2])
-    no_cutoff = left.checkbox("No cutoff", key=session.C_NO_CUTOFF, help="trading_cutoff_time = null")
-    cutoff = right.time_input("trading_cutoff_time (ET)", key=widget("trading_cutoff_time"), step=300,
-                              disabled=no_cutoff, help=help_for("trading_cutoff_time"))
-    values["trading_cutoff_time"] = None if no_cutoff else cutoff.strftime("%H:%M")
-
-    chosen = state.get(widget("allowed_symbols"), [])
-    options = list(dict.fromkeys(KNOWN_SYMBOLS + session.known_symbols() + list(chosen)))
-    values["allowed_symbols"] = st.multiselect(
-        "allowed_symbols", options, key=widget("allowed_symbols"), accept_new_options=True,
-        help=help_for("allowed_symbols") + " Type a ticker that is not listed and press Enter to add it.")
-    values["abort_on_violations"] = st.multiselect(
-        "abort_on_violations", list(core.RULE_NAMES), key=widget("abort_on_violations"),
-        help=help_for("abort_on_violations"))
+    values: dict = {field: _from_widget(field, state[widget(field)]) for field in KNOBS}
+    if state[session.C_ATR_OFF]:
+        values["min_stop_atr_multiple"] = None
+    cutoff = state[widget("trading_cutoff_time")]
+    values["trading_cutoff_time"] = None if state[session.C_NO_CUTOFF] or cutoff is None else cutoff.strftime("%H:%M")
+    values["allowed_symbols"] = list(state[widget("allowed_symbols")])
+    values["abort_on_violations"] = list(state[widget("abort_on_violations")])
     ordered = {name: values[name] for name in core.Constraints.model_fields}
-    st.session_state[EDITOR] = ordered
+    state[EDITOR] = ordered
     return ordered
 
 
-def _shown(value) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "—"
-    return "null" if value is None else str(value)
+def _slider(container, field: str, disabled: bool = False) -> None:
+    knob = KNOBS[field]
+    state = st.session_state
+    value = state.get(widget(field), knob.low)
+    decimals = state.get(session.C_DECIMALS, {}).get(field, knob.decimals)
+    fmt = None if _integer(field) else f"%.{decimals}f" + (" %%" if knob.percent else "")
+    number = int if _integer(field) else float
+    container.slider(label(field), min_value=number(min(knob.low, value)), max_value=number(max(knob.high, value)),
+                     step=number(knob.step), format=fmt, key=widget(field), disabled=disabled, help=help_for(field))
+
+
+def controls() -> None:
+    """Draw a control for every field; read the schema they hold with `current()`."""
+    state = st.session_state
+    for field in KNOBS:
+        if field != "min_stop_atr_multiple":
+            _slider(st, field)
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    off = left.checkbox("No ATR stop rule", key=session.C_ATR_OFF, help="min_stop_atr_multiple = null")
+    _slider(right, "min_stop_atr_multiple", disabled=off)
+
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    no_cutoff = left.checkbox("No cutoff", key=session.C_NO_CUTOFF, help="trading_cutoff_time = null")
+    right.time_input(label("trading_cutoff_time"), key=widget("trading_cutoff_time"), step=300, disabled=no_cutoff,
+                     help=help_for("trading_cutoff_time"))
+
+    chosen = state.get(widget("allowed_symbols"), [])
+    options = list(dict.fromkeys(KNOWN_SYMBOLS + session.known_symbols() + list(chosen)))
+    st.multiselect(label("allowed_symbols"), options, key=widget("allowed_symbols"), accept_new_options=True,
+                   help=help_for("allowed_symbols") + " Type a ticker that is not listed and press Enter to add it.")
+    st.multiselect(label("abort_on_violations"), list(core.RULE_NAMES), key=widget("abort_on_violations"),
+                   help=help_for("abort_on_violations"))
 
 
 def diff_frame(before: dict, after: dict) -> pd.DataFrame:
-    """The fields whose values differ, before and after."""
-    rows = [{"field": f, "before": _shown(before.get(f)), "after": _shown(after.get(f))}
-            for f in core.Constraints.model_fields if before.get(f) != after.get(f)]
-    return pd.DataFrame(rows, columns=["field", "before", "after"])
+    """The fields whose values differ (indexed by name), in words with the name beside, shown as the editor shows them."""
+    names = [f for f in core.Constraints.model_fields if before.get(f) != after.get(f)]
+    rows = [{"field": label(f), "before": shown(f, before.get(f)), "after": shown(f, after.get(f))} for f in names]
+    return pd.DataFrame(rows, columns=["field", "before", "after"], index=pd.Index(names, dtype=object))
 
 
 def evidence_line(field: str, facts: dict) -> str:

@@ -27,6 +27,7 @@ CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any h
 DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
 SPEND_GUARD = "spend_guard"  # the session's core.SpendGuard, made on first use
 PUSHED_SCHEMA = "pushed_schema"  # a Constraints pushed from the Constraints page (dict)
+PUSHED_NAME = "pushed_name"  # its name: the preset it is, or "Edited schema (from <preset>)"
 PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
 TR_LIVE = "tr_live"  # run_id of the exchange Trade Review is playing; still set next run = it was cut short
@@ -77,6 +78,9 @@ C_NO_CUTOFF = "c_no_cutoff"
 C_ATR_OFF = "c_atr_off"
 C_UPLOAD = "c_upload"
 C_SAVE_NAME = "c_save_name"
+C_SAVED = "c_saved"  # the last save on Constraints: {"name", "schema"}, for the "Saved" note beside the button
+C_REPLACE = "c_replace"  # a save waiting for the user to confirm replacing a custom preset: {"name", "schema", "key"}
+C_DECIMALS = "c_decimals"  # decimals each Constraints slider shows (more when a loaded value has them)
 C_DERIVE_STRATEGY = "c_derive_strategy"
 C_DERIVED_NAME = "c_derived_name"
 H_OUTCOME = "h_outcome"
@@ -98,7 +102,7 @@ S_DOLLARS = "s_dollars_per_session"
 S_PRUNE_SCOPE = "s_prune_scope"
 S_PRUNE_DAYS = "s_prune_days"
 
-PUSHED_LABEL = "Edited on Constraints"
+EDITED = "Edited schema"  # an unsaved schema is called so; a saved one is a preset
 SPEEDS = {"Slow": 0.05, "Normal": 0.012, "Fast": 0.004, "Instant": 0.0}
 """Animation speeds, slowest first: seconds per streamed word (a two-round house exchange in under 5 s at Normal)."""
 
@@ -216,9 +220,29 @@ def schemas() -> dict[str, core.Constraints]:
     choices: dict[str, core.Constraints] = {name: core.load_preset(name) for name in core.list_presets()}
     for name, constraints in store().custom_presets().items():
         choices[f"{name} (custom)"] = constraints
-    if PUSHED_SCHEMA in st.session_state:
-        choices[PUSHED_LABEL] = core.Constraints.model_validate(st.session_state[PUSHED_SCHEMA])
+    pushed = pushed_label()
+    if pushed and pushed not in choices:
+        choices[pushed] = core.Constraints.model_validate(st.session_state[PUSHED_SCHEMA])
     return choices
+
+
+def edited_name(base: str) -> str:
+    """The name of a schema edited from `base` and not saved: 'Edited schema (from moderate)'."""
+    return base if base.startswith(EDITED) else f"{EDITED} (from {base})"
+
+
+def push_schema(name: str, constraints: core.Constraints) -> None:
+    """Make `constraints`, under its name, the one Trade Review selects on its next run."""
+    st.session_state[PUSHED_SCHEMA] = constraints.model_dump(mode="json")
+    st.session_state[PUSHED_NAME] = name
+    st.session_state[PUSH_PENDING] = True
+
+
+def pushed_label() -> str | None:
+    """The name of the schema pushed from Constraints, or None."""
+    if PUSHED_SCHEMA not in st.session_state:
+        return None
+    return st.session_state.get(PUSHED_NAME) or EDITED
 
 
 def known_symbols() -> list[str]:
