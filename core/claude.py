@@ -148,8 +148,7 @@ def _advice(kind: str, exc: Exception, wait: float | None, model: str, stall_s: 
     if kind == "server":
         return f"The Anthropic API failed ({getattr(exc, 'status_code', 500)}): try again in a minute."
     if kind == "timeout":
-        return (f"The Anthropic API stopped answering (no data for {stall_s:g} s, twice): check your connection "
-                "and retry.")
+        return f"The Anthropic API stopped answering (no data for {stall_s:g} s): check your connection and retry."
     if kind == "connection":
         return "Could not reach the Anthropic API (the connection failed or dropped): check your network and retry."
     status = getattr(exc, "status_code", None)
@@ -597,13 +596,13 @@ def list_models(api_key: str, base_url: str | None = None, *, timeout: float = 1
         return _models(client, today or date.today())
     except (anthropic.APIError, httpx2.TransportError) as exc:
         kind = _error_kind(exc)
-        raise AgentError(redact(_advice(kind, exc, _retry_after(exc), "", timeout), key)) from None
+        raise AgentError(redact(_advice(kind, exc, _retry_after(exc), "the Models API", timeout), key)) from None
     finally:
         client.close()
 
 
 def _unchecked(kind: str, exc: Exception, key: str, timeout: float) -> KeyCheck:
-    why = redact(_advice(kind, exc, _retry_after(exc), "", timeout), key)
+    why = redact(_advice(kind, exc, _retry_after(exc), "the Models API", timeout), key)
     return KeyCheck("unchecked", f"Could not check the key now ({why.rstrip('.')}). It is kept for this "
                                  "session and used as it is; validate again later to be sure.")
 

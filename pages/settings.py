@@ -58,6 +58,8 @@ def guard_changed() -> None:
 
 def base_url_changed() -> None:
     state[session.BASE_URL] = (state[session.S_BASE_URL] or "").strip() or None
+    for stale in (session.MODEL_LIST, session.MODEL_LIST_NOTE):  # another server may offer other models
+        state.pop(stale, None)
 
 
 def offered_models() -> tuple[list[prices.ModelInfo], str | None]:

@@ -243,3 +243,17 @@ def test_about_names_the_version_the_libraries_the_database_and_the_data_licence
     assert str(tmp_path / "pages.db") in captions
     table = at.dataframe[-1].value
     assert "Apache-2.0" in set(table["licence"]) and "MIT" in set(table["licence"])
+
+
+def test_a_gateway_base_url_set_on_settings_takes_any_key_shape_and_serves_trade_review(app, fake, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    at = app(PAGE)
+    at.text_input(key=session.S_BASE_URL).input(fake.base_url).run()
+    assert any(fake.base_url in c for c in texts(at, "caption"))
+    at = _validate(at, key="gateway-token-42")
+    assert any("Key is valid" in s for s in texts(at, "success"))
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    sent = fake.messages_requests[0]["headers"]
+    assert "gateway-token-42" in (sent.get("x-api-key"), sent.get("authorization", "").removeprefix("Bearer ")), sent
