@@ -23,14 +23,15 @@ from core.presets import InvalidInput, list_presets, load_preset, parse_constrai
 from core.reasoning import Claim, ReasoningCheck, reasoning_check
 from core.rules import check_proposal, circuit_breaker, risk_reward
 from core.schema import (
-    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, Usage,
-    Verdict, WorldState,
+    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, ReasoningGrade,
+    Usage, Verdict, WorldState,
 )
 from core.spend_guard import SpendGuard
 from core.store import Store, StoreError
 
 _LAZY = {
-    "ClaudeCoach": "claude", "ClaudePlayer": "claude", "list_models": "claude", "validate_key": "claude",
+    "ClaudeCoach": "claude", "ClaudeGrader": "claude", "ClaudePlayer": "claude", "list_models": "claude",
+    "validate_key": "claude",
     "Backtest": "backtest", "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
     "Costs": "book",
     "load_bars": "market", "world_state": "market",
@@ -48,9 +49,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "Action", "AgentError", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped", "ChallengeResult",
-    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudePlayer", "Coach", "Constraints", "Costs", "ET", "Event",
+    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach", "Constraints", "Costs", "ET", "Event",
     "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
-    "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "RoundStarted", "SpendGuard",
+    "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "RoundStarted", "SpendGuard",
     "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
     "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_models", "list_presets",
     "load_bars", "load_preset", "parse_constraints", "pass_probability", "reasoning_check", "replay_exchange",

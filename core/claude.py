@@ -33,10 +33,10 @@ from core.prices import (
     DEFAULT_MODEL, PRICES, RETIRED, RETIRING, ModelInfo, canonical, usage as priced_usage,
 )
 from core.prompts import (
-    CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL, Critique, Judgement, coach_messages, player_messages,
-    system_blocks, tools,
+    CRITIQUE_TOOL, GRADE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL, Critique, Judgement, coach_messages, grader_messages,
+    player_messages, system_blocks, tools,
 )
-from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
+from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Usage, Verdict, WorldState
 from core.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
@@ -539,6 +539,29 @@ class ClaudeCoach(_ClaudeAgent):
                                                       coach_messages(proposal, verdict, world, portfolio),
                                                       CRITIQUE_TOOL, "feedback", Critique.model_validate)
         return Turn(critiqued.feedback, spent, path=path)
+
+
+class ClaudeGrader(_ClaudeAgent):
+    """An optional third call: grades the Player's reasoning 1-5 with one sentence. It never changes the verdict."""
+
+    name = "claude-grader"
+    role = "Grader"
+
+    def __init__(self, api_key: str, model: str = DEFAULT_MODEL, base_url: str | None = None,
+                 guard: SpendGuard | None = None, max_tokens: int = 256, **options: Any) -> None:
+        super().__init__(api_key, model, base_url, guard, max_tokens, **options)
+
+    def grade(self, proposal: Proposal, world: WorldState, constraints: Constraints, portfolio: Portfolio,
+              faithfulness: str) -> Turn:
+        """Turn(ReasoningGrade, usage); AgentError (or the spend guard's refusal) when no grade could be had."""
+        asking = self._ask(system_blocks(constraints), grader_messages(proposal, world, portfolio, faithfulness),
+                           GRADE_TOOL, "reason", ReasoningGrade.model_validate)
+        while True:  # nobody watches the grader type: run its stream to the end
+            try:
+                next(asking)
+            except StopIteration as done:
+                grade, spent, path = done.value
+                return Turn(grade, spent, path=path)
 
 
 # --- the key check and the model list ------------------------------------------------------

@@ -21,11 +21,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.rules import check_proposal
-from core.schema import RULE_NAMES, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Usage, Verdict, WorldState
 
 PROPOSAL_TOOL = "submit_proposal"
 CRITIQUE_TOOL = "submit_critique"
 JUDGEMENT_TOOL = "submit_judgement"
+GRADE_TOOL = "submit_grade"
 CACHE = {"type": "ephemeral"}
 
 
@@ -67,7 +68,7 @@ def tool_schema(model: type[BaseModel]) -> dict:
 
 @functools.cache
 def tools() -> tuple[dict, ...]:
-    """The three tools, identical in every request so that the cached prefix is shared."""
+    """The four tools, identical in every request so that the cached prefix is shared (the grader's too)."""
     return (
         {"name": PROPOSAL_TOOL, "description": "The Player submits its proposal: reasoning first, then 1-3 actions.",
          "input_schema": tool_schema(Proposal), "eager_input_streaming": True},
@@ -75,6 +76,8 @@ def tools() -> tuple[dict, ...]:
          "input_schema": tool_schema(Critique), "eager_input_streaming": True},
         {"name": JUDGEMENT_TOOL, "description": "The Coach, judging on its own, submits critique, verdict and violations.",
          "input_schema": tool_schema(Judgement), "eager_input_streaming": True},
+        {"name": GRADE_TOOL, "description": "The Grader submits its grade of the Player's reasoning, 1 to 5, and why.",
+         "input_schema": tool_schema(ReasoningGrade), "eager_input_streaming": True},
     )
 
 
@@ -332,3 +335,30 @@ def coach_messages(proposal: Proposal, verdict: Verdict | None, world: WorldStat
                 + (f" (violations: {', '.join(verdict.violations)})" if verdict.violations else "")
                 + f"\nChecks:\n{checks}")
     return [{"role": "user", "content": [{"type": "text", "text": text}]}]
+
+
+def grader_messages(proposal: Proposal, world: WorldState, portfolio: Portfolio, faithfulness: str) -> list[dict]:
+    """The Grader's request: the situation, the proposal and what its stated numbers were found to be."""
+    text = (f"You are the Grader. Grade the Player's reasoning from 1 to 5 by calling {GRADE_TOOL}: does it follow "
+            "from the world state, does it justify each action, and do the numbers it states match the actions? "
+            "Judge the reasoning, not whether the trade passes the schema (the rules decide that). Give the reason "
+            "in one sentence.\n\n"
+            f"World state: {_json(world)}\nPortfolio: {_json(portfolio)}\nThe Player's proposal: {_json(proposal)}\n"
+            f"The reasoning's stated numbers against the actions: {faithfulness}")
+    return [{"role": "user", "content": [{"type": "text", "text": text}]}]
+
+
+GRADE_OUTPUT_TOKENS = 80  # a one-sentence reason and a digit, in the tool call's JSON
+
+
+def grade_estimate(model: str, constraints: Constraints) -> Usage:
+    """What one grading call costs, about: the shared prefix read from the cache, a short request, one sentence."""
+    from core.prices import usage  # prices are not needed to build prompts
+
+    example = Proposal(reasoning="x" * 300, actions=[{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03,
+                                                      "entry_price": 185.0, "stop_loss": 181.3, "take_profit": 192.4}])
+    world = WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185.0, sma5=183.0, sma10=180.0)
+    request = grader_messages(example, world, Portfolio(), "x" * 120)
+    prefix = json.dumps(list(tools())) + "".join(block["text"] for block in system_blocks(constraints))
+    # About four characters a token, as the API counts English and JSON.
+    return usage(model, input=len(json.dumps(request)) // 4, output=GRADE_OUTPUT_TOKENS, cache_read=len(prefix) // 4)

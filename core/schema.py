@@ -219,6 +219,16 @@ class Verdict(BaseModel):
     feedback: str = ""
 
 
+class ReasoningGrade(BaseModel):
+    """An optional Claude grader's opinion of the Player's reasoning; it never changes the verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=1, le=5, description="1 = the reasoning does not support the actions or misstates them; "
+                                               "3 = sound but thin; 5 = clear, correct and complete.")
+    reason: str = Field(description="One sentence: why this grade.")
+
+
 class Usage(BaseModel):
     """Tokens and dollars of one call, a round or an exchange. Immutable: sums make new ones."""
 

@@ -9,7 +9,8 @@ to it through `base_url`: no key, no network.
 
 Replies come from a queue of scripted steps (`server.enqueue(...)`); when the queue is empty the
 server answers on its own ("auto"): a valid proposal that the `moderate` preset approves for the
-tool `submit_proposal`, a short critique for `submit_critique` / `submit_judgement`.
+tool `submit_proposal`, a short critique for `submit_critique` / `submit_judgement`, a grade of 4 for
+`submit_grade`.
 
 Prompt caching is modelled the way the API documents it: every block that carries
 `cache_control` (tools, then system, then messages) is a breakpoint; a breakpoint whose prefix
@@ -92,6 +93,9 @@ BROKEN_JSON = '{"reasoning": "AMZN is trending up, I buy.", "actions": [}'
 """Not JSON: the SDK raises while it accumulates the tool input."""
 
 CRITIQUE = {"feedback": "The checks are clean: the size is within the limit and the target pays twice the risk."}
+
+GRADE = {"score": 4, "reason": "The trend justifies the long and the stated stop, target and size match the action."}
+"""The grader's automatic answer (tool submit_grade)."""
 
 
 def tool(input: dict | str, *, name: str | None = None, chunk: int = 12, delay: float = 0.0,
@@ -447,6 +451,8 @@ class _Handler(BaseHTTPRequestHandler):
             return GOOD_PROPOSAL
         if name == "submit_judgement":
             return {**CRITIQUE, "decision": "APPROVE", "violations": []}
+        if name == "submit_grade":
+            return GRADE
         return CRITIQUE
 
     def _stream(self, body: dict, step: dict) -> None:

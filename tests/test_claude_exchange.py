@@ -100,7 +100,8 @@ def test_requests_carry_the_cache_markers_and_the_tool_schema(fake, key, world, 
     Session(fake, key).run(world, moderate, store)
     player, coach = (r["body"] for r in fake.messages_requests)
     for body in (player, coach):
-        assert [t["name"] for t in body["tools"]] == ["submit_proposal", "submit_critique", "submit_judgement"]
+        assert [t["name"] for t in body["tools"]] == ["submit_proposal", "submit_critique", "submit_judgement",
+                                                    "submit_grade"]
         assert body["tools"] == player["tools"] and body["system"] == player["system"]  # one shared prefix
         assert [b["cache_control"] for b in body["system"]] == [{"type": "ephemeral"}] * 2
         assert json.loads(body["system"][1]["text"].split("\n\n", 1)[1]) == moderate.model_dump(mode="json")
