@@ -49,7 +49,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "Action", "AgentError", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped", "ChallengeResult",
-    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach", "Constraints", "Costs", "ET", "Event",
+    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach", "Constraints", "Costs",
+    "ET", "Event",
     "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
     "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "RoundStarted", "SpendGuard",
     "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
