@@ -241,7 +241,7 @@ def _symbols(text: str) -> list[str]:
 
 
 def _add_backtest(sub) -> None:
-    p = sub.add_parser("backtest", help="backtest a preset with the house agents over daily bars: one symbol or a "
+    p = sub.add_parser("backtest", help="backtest a preset (house agents unless --player/--coach) over daily bars: one symbol or a "
                                         "portfolio")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--symbol", type=_symbols, dest="symbols", help="one symbol")
@@ -256,7 +256,8 @@ def _add_backtest(sub) -> None:
     p.add_argument("--slippage-bps", type=float, default=2.0)
     p.add_argument("--max-hold-days", type=int, default=10)
     p.add_argument("--depth", choices=("fast", "standard"), default="standard")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the house Player's seed")
+    add_agent_options(p)
     p.add_argument("--db", help="store (and resume) the run in this SQLite file")
     p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -275,7 +276,8 @@ def cmd_backtest(args) -> int:
     store = Store(args.db) if args.db else None
     settings = dict(capital=args.capital, fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
                     max_hold_days=args.max_hold_days, depth=args.depth)
-    player, coach = HousePlayer(seed=args.seed), HouseCoach()
+    player = load_agent(args.player, "player") if args.player else HousePlayer(seed=args.seed)
+    coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
     symbols = args.symbols if len(args.symbols) > 1 else args.symbols[0]
     try:
         presets = [load_preset(args.preset)] + ([load_preset(args.compare)] if args.compare else [])

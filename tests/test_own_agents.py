@@ -163,3 +163,13 @@ def test_an_installed_agent_is_offered_on_trade_review_and_plays(site, monkeypat
 def test_without_an_installed_agent_trade_review_offers_no_choice(app):
     at = app()
     assert not [s for s in at.selectbox if s.key == session.TR_AGENTS]
+
+
+def test_an_installed_agent_backtests_from_the_command_line(site, tmp_path):
+    db = tmp_path / "bt.db"
+    result = cli("backtest", "--symbol", "MSFT", "--start", "2020-01-02", "--end", "2020-03-31", "--offline", "--json",
+                 "--player", "stubborn", "--coach", "byo_agents:Terse", "--db", str(db), site=site)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)["moderate"]
+    assert out["metrics"]["days"] == 62
+    assert core.Store(db).get_backtest(out["run_key"])["player"] == "stubborn"
