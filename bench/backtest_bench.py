@@ -1,5 +1,6 @@
-"""Speed of backtests: a one-year house-agent run with and without the store, its peak memory, and
-the 4-symbol x 5-preset grid on every core against one core."""
+"""Speed of backtests: a one-year house-agent run with and without the store, its peak memory, the
+4-symbol x 5-preset grid on every core against one core, and portfolio backtests of the four stocks
+of the shipped 2000-2013 set (AAPL, IBM, MSFT, GOOG): one year, and all thirteen."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import core
 from core import backtest, market
 
 SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
+PORTFOLIO = ["AAPL", "IBM", "MSFT", "GOOG"]  # in core.market's "stocks-2000-2013" set
 REFERENCE_RUNNER_S_MIN = 1.0  # the reference runner's one-year time, lower end (issue 6: 1-5 s)
 
 
@@ -58,8 +60,25 @@ def _grid(processes: int) -> float:
     return time.perf_counter() - start
 
 
+def _portfolio(start: date, end: date, repeats: int) -> tuple[float, int, int]:
+    """Best wall time of a house-agent portfolio backtest of PORTFOLIO (moderate, its symbols allowed),
+    bars loaded beforehand; with its days and trades."""
+    bars = {s: backtest.backtest_bars(s, start, end) for s in PORTFOLIO}
+    rules = core.load_preset("moderate").model_copy(update={"allowed_symbols": PORTFOLIO})
+    result = None
+
+    def once():
+        nonlocal result
+        result = core.Backtest(PORTFOLIO, start, end, rules, core.HousePlayer(), core.HouseCoach(), bars=bars).run()
+
+    best = _timed(once, repeats)
+    return best, int(result.metrics["days"]), int(result.metrics["trades"])
+
+
 def run() -> dict:
     os.environ[market.OFFLINE_ENV] = "1"  # a benchmark never waits on the network
+    year_s, year_days, year_trades = _portfolio(date(2012, 1, 3), date(2012, 12, 31), 5)
+    all_s, all_days, all_trades = _portfolio(date(2000, 3, 1), date(2013, 3, 1), 1)  # GOOG joins in 2004
     bars = market.load_bars("MSFT", online=False)
     start, end = date(2020, 1, 2), date(2020, 12, 31)
     moderate = core.load_preset("moderate")
@@ -112,6 +131,14 @@ def run() -> dict:
         "grid_all_cores_s": round(all_cores, 3),
         "grid_cores": cores,
         "grid_speed_up": round(one_core / all_cores, 2),
+        "portfolio": f"{', '.join(PORTFOLIO)} in one book, moderate with those symbols allowed, house agents",
+        "portfolio_one_year_days": year_days,
+        "portfolio_one_year_trades": year_trades,
+        "portfolio_one_year_s_best": round(year_s, 4),
+        "portfolio_one_year_goal_s": 0.3,
+        "portfolio_13_years_days": all_days,
+        "portfolio_13_years_trades": all_trades,
+        "portfolio_13_years_s": round(all_s, 3),
     }
 
 

@@ -145,7 +145,9 @@ def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital
     approval rate and rounds count exchanges that ran; days traded, aborted and skipped count days."""
     returns = daily_returns(equity)
     ran = days[~days["outcome"].isin(["SKIPPED"])]
-    per_day = days.groupby("day", sort=False)
+    per_day = pd.DataFrame({"traded": days["fills"].astype(bool), "aborted": days["outcome"] == "ABORT",
+                            "skipped": days["outcome"].isin(["SKIPPED", "ERROR", "INTERRUPTED"]),
+                            "day": days["day"]}).groupby("day", sort=False)
     longest, recovery = drawdown_spells(equity)
     growth = cagr(equity)
     deepest = max_drawdown(equity)
@@ -161,10 +163,9 @@ def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital
         "recovery_days": math.nan if recovery is None else recovery,
         "win_rate": win_rate(trades["pnl"]),
         "trades": len(trades),
-        "days_traded": int(per_day["fills"].agg(lambda f: f.astype(bool).any()).sum()) if len(days) else 0,
-        "days_aborted": int(per_day["outcome"].agg(lambda o: (o == "ABORT").any()).sum()) if len(days) else 0,
-        "days_skipped": int(per_day["outcome"].agg(
-            lambda o: o.isin(["SKIPPED", "ERROR", "INTERRUPTED"]).all()).sum()) if len(days) else 0,
+        "days_traded": int(per_day["traded"].any().sum()),
+        "days_aborted": int(per_day["aborted"].any().sum()),
+        "days_skipped": int(per_day["skipped"].all().sum()),
         "approval_rate": float((ran["outcome"] == "APPROVE").mean() * 100) if len(ran) else 0.0,
         "avg_rounds": float(ran["rounds"].mean()) if len(ran) else 0.0,
         "tokens": int(days["tokens"].sum()),
