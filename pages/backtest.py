@@ -1,4 +1,5 @@
-"""Backtest: replay the Player–Coach loop over real daily bars; one or two presets on the same days."""
+"""Backtest: replay the Player–Coach loop over real daily bars, one symbol or a portfolio in one book;
+one or two presets on the same days."""
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +15,8 @@ from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
+LIMIT_LABELS = {"rejected": "Rejected", "aborted": "Aborted", "unfilled": "Refused at fill",
+                "days_blocked": "Days blocked", "pnl_on_blocked_days": "Book P&L those days ($)"}
 SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
 state = st.session_state
 store = session.store()
@@ -46,19 +49,23 @@ st.caption("Each trading day the Player proposes on the previous close, the Coac
 
 # -- inputs ----------------------------------------------------------------------------------
 symbols = market_defaults.symbols()
-top = st.columns([1, 3])
+top = st.columns([1, 1, 2])
 symbol = sticky(top[0].selectbox, "Symbol", key=session.BT_SYMBOL, options=symbols,
                 index=symbols.index("MSFT") if "MSFT" in symbols else 0)
-days = market.available_dates(symbol)
+more = sticky(top[1].multiselect, "With (one book)", key=session.BT_MORE, options=symbols,
+              default=[], help="Backtest a portfolio: each day one exchange per symbol, in this order, sharing one "
+                               "equity, so max_open_positions, max_leverage and the daily loss bind across symbols.")
+book = [symbol, *(s for s in more if s != symbol)]
+days = sorted(set().union(*(market.available_dates(s) for s in book)))
 if len(days) < market.MIN_HISTORY + 2:
-    st.error(f"Not enough local data for {symbol} to backtest.")
+    st.error(f"Not enough local data for {', '.join(book)} to backtest.")
     st.stop()
 options = days[market.MIN_HISTORY:]
 default = (options[max(0, len(options) - 252)], options[-1])
 kept = state.get(session.KEPT + session.BT_DATES)  # a range slider keeps its value through `value`, not sticky()
 if not kept or not set(kept) <= set(options):
     kept = default
-start, end = state[session.KEPT + session.BT_DATES] = top[1].select_slider(
+start, end = state[session.KEPT + session.BT_DATES] = top[2].select_slider(
     "Trading days (only the days the data has)", key=session.BT_DATES, options=options, value=kept,
     format_func=lambda d: d.strftime("%d %b %Y"))
 
@@ -91,20 +98,23 @@ job = state.get(session.BT_JOB)
 confirmed = True
 if kind == "claude":
     model = state.get(session.MODEL)
-    estimate = [prices.estimate_cost(n_days, c, depth, model) for _, c in schemas]
+    estimate = [prices.estimate_cost(n_days * len(book), c, depth, model) for _, c in schemas]  # exchanges
+    span = f" × {len(book)} symbols" if len(book) > 1 else ""
     calls = sum(e["calls_typical"] for e in estimate)
     worst_calls = sum(e["calls_worst"] for e in estimate)
     dollars = sum(e["dollars_typical"] for e in estimate)
     worst = sum(e["dollars_worst"] for e in estimate)
     basis = estimate[0]["cost_basis"]
     if basis == "unknown":  # a model nothing prices: the calls are known, the dollars are not (never "$0")
-        st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls** (at "
+        st.warning(f"Claude ({model}) on {n_days} days{span} × {len(schemas)} preset(s): "
+                   f"about **{calls:,} calls** (at "
                    f"most {worst_calls:,}); the cost is unknown: {model} is not in the price table. The spend "
                    "guard's calls-per-hour limit still applies.", icon=":material/payments:")
         confirmed = st.checkbox(f"I accept up to {worst_calls:,} calls at an unknown price", key=session.BT_CONFIRM)
     else:
         about = "≈" if basis == "estimated" else ""
-        st.warning(f"Claude ({model}) on {n_days} days × {len(schemas)} preset(s): about **{calls:,} calls, "
+        st.warning(f"Claude ({model}) on {n_days} days{span} × {len(schemas)} preset(s): "
+                   f"about **{calls:,} calls, "
                    f"{about}${dollars:,.2f}** (at most {worst_calls:,} calls, {about}${worst:,.2f})"
                    + (", estimated from its family's prices" if about else "") + ". The spend guard on Settings "
                    "still applies.", icon=":material/payments:")
@@ -112,7 +122,7 @@ if kind == "claude":
 
 if st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed):
     state[session.BT_JOB] = job = {
-        "symbol": symbol, "start": start, "end": end, "kind": kind, "depth": depth,
+        "symbols": book, "start": start, "end": end, "kind": kind, "depth": depth,
         "schemas": [(name, c.model_dump_json()) for name, c in schemas],
         "settings": {"capital": float(capital), "fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
                      "max_hold_days": int(max_hold)},
@@ -127,7 +137,8 @@ def advance() -> None:
     if not job:
         return
     name, schema = job["schemas"][job["index"]]
-    st.markdown(f"**Running {literal(name)}** ({job['index'] + 1} of {len(job['schemas'])}) on {job['symbol']}")
+    st.markdown(f"**Running {literal(name)}** ({job['index'] + 1} of {len(job['schemas'])}) on "
+                f"{', '.join(job['symbols'])}")
     bar = st.progress(0.0, text="starting…")
     if st.button("Cancel", key=session.BT_CANCEL, icon=":material/stop_circle:"):
         finish(job, cancelled=True)
@@ -143,8 +154,8 @@ def advance() -> None:
 
     try:
         result = backtest.run_backtest(
-            job["symbol"], job["start"], job["end"], core.Constraints.model_validate_json(schema), player, coach,
-            bars=bars_for(job["symbol"], job["start"], job["end"]), store=store, progress=progress,
+            job["symbols"], job["start"], job["end"], core.Constraints.model_validate_json(schema), player, coach,
+            bars={s: bars_for(s, job["start"], job["end"]) for s in job["symbols"]}, store=store, progress=progress,
             depth=job["depth"], preset=name, stop_after=SLICE_DAYS[job["kind"]], **job["settings"],
         )
     except (market.MarketDataError, ValueError) as error:
@@ -211,8 +222,19 @@ if shown and not state.get(session.BT_JOB):
 
     for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
         with tab:
-            st.plotly_chart(charts.price_with_trades(r.prices, r.trades, f"{r.symbol} with the trades of {name}"),
-                            width="stretch")
+            for sym, prices_of in r.bars.items():
+                st.plotly_chart(charts.price_with_trades(prices_of, r.trades[r.trades["symbol"] == sym],
+                                                         f"{sym} with the trades of {name}"), width="stretch")
+            if len(r.symbols) > 1:
+                st.markdown("**By symbol** (P&L after fees; exposure: share of days held at the close)")
+                st.dataframe(r.by_symbol.round(2), width="stretch")
+                st.plotly_chart(charts.positions(r.positions), width="stretch")
+            st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
+                        "the fill, the days it kept an entry out of the book and the book's P&L on those days")
+            if len(r.limits):
+                st.dataframe(r.limits.rename(columns=LIMIT_LABELS).round(2), width="stretch")
+            else:
+                st.caption("None: no rule or breaker stopped a proposal.")
             st.markdown(f"**Trades** ({len(r.trades)})")
             st.dataframe(r.trades, width="stretch", hide_index=True)
             st.markdown("**Aborted, skipped and unfilled days**")

@@ -150,3 +150,27 @@ def test_the_challenge_panel_shows_each_presets_pass_probability_with_editable_r
     assert table().loc["moderate", "P(pass)"] == f"{expected.p_pass:.1%}"
     at.number_input(key=session.BT_CH + "target").set_value(100.0).run()  # out of reach in 60 days
     assert table().loc["moderate", "P(pass)"] == "0.0%" and table().loc["moderate", "median days to pass"] == "—"
+
+
+def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bound(app, app_store):
+    at = app(PAGE)
+    at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
+    at.multiselect(key=session.BT_MORE).set_value(["BTC-USD"]).run()
+    at.select_slider(key=session.BT_DATES).set_value((date(2020, 6, 1), date(2020, 8, 31))).run()
+    at.selectbox(key=session.BT_PRESET).set_value("aggressive").run()
+    at.selectbox(key=session.BT_COMPARE).set_value("(none)").run()
+    run_to_the_end(at)
+    assert not at.exception, [e.value for e in at.exception]
+    (key,) = at.session_state[session.BT_SHOWN]
+    stored = app_store.get_backtest(key)
+    assert stored["symbol"] == "MSFT,BTC-USD" and stored["status"] == "finished"
+    tables = [df.value for df in at.dataframe]
+    by_symbol = next(t for t in tables if "exposure_pct" in t.columns)
+    assert list(by_symbol.index) == ["MSFT", "BTC-USD"]
+    limits = next(t for t in tables if "Days blocked" in t.columns)
+    assert len(limits) >= 1
+    trades = next(t for t in tables if "exit_reason" in t.columns)
+    assert set(trades["symbol"]) <= {"MSFT", "BTC-USD"}
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Positions at each close" in spec for spec in titles)
+    assert any("BTC-USD with the trades" in spec for spec in titles)

@@ -106,6 +106,17 @@ def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
     return figure
 
 
+def positions(frame: pd.DataFrame) -> go.Figure:
+    """The book at each close: one line per symbol, its signed size in percent of equity (short below 0)."""
+    figure = go.Figure()
+    for symbol in frame.columns:
+        figure.add_trace(go.Scatter(x=frame.index, y=frame[symbol].to_numpy() * 100, name=_as_typed(symbol),
+                                    mode="lines", line={"shape": "hv"}))
+    figure.update_layout(title="Positions at each close", height=260, margin=_MARGIN, yaxis_title="% of equity",
+                         legend_title_text="")
+    return figure
+
+
 def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "Price and trades") -> go.Figure:
     """Daily candles with a marker at every entry (triangle) and exit (cross), hover naming the reason."""
     figure = go.Figure(go.Candlestick(x=prices.index, open=prices["Open"], high=prices["High"], low=prices["Low"],

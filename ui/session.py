@@ -253,10 +253,11 @@ def known_symbols() -> list[str]:
 
 
 # -- the Backtest page ---------------------------------------------------------------------
-BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbol, dates, schemas, settings, keys)
+BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbols, dates, schemas, settings, keys)
 BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
 BT_RESULTS = "bt_results"  # run_key -> core.backtest.BacktestResult already built this session
 BT_SYMBOL = "bt_symbol"
+BT_MORE = "bt_more_symbols"  # the other symbols of a portfolio backtest (one book with BT_SYMBOL)
 BT_DATES = "bt_dates"
 BT_PRESET = "bt_preset"
 BT_COMPARE = "bt_compare"
