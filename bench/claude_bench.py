@@ -144,7 +144,9 @@ def _first_word_on_screen() -> dict:
                 sent = len(fake.messages_requests)
                 page.get_by_role("button", name="Run exchange").click()
                 page.wait_for_function(
-                    "word => (document.querySelector('.pc-player .pc-bubble') || {}).textContent?.includes(word)",
+                    # every Player bubble: the last exchange's stays on the page (faded) until this run ends
+                    "word => [...document.querySelectorAll('.pc-player .pc-bubble')]"
+                    ".some(b => b.textContent.includes(word))",
                     arg=word, polling="raf")
                 seen = time.perf_counter()
                 if n:
