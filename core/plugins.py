@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from core.presets import InvalidInput
 
 log = logging.getLogger(__name__)
+_reported: set[str] = set()  # broken entry points already logged: the pages list agents on every run
 
 ENTRY_POINT_GROUP = "player_coach.agents"
 METHODS = {"player": "propose", "coach": "critique"}
@@ -100,7 +101,9 @@ def installed_agents(role: str | None = None) -> list[InstalledAgent]:
             roles = roles_of(point.load())
             problem = None if roles else "it has neither propose() nor critique()"
         except Exception as error:  # an installed package that fails to import must not take the app down
-            log.warning("agent %s (%s) cannot be loaded: %s", point.name, point.value, error)
+            if point.value not in _reported:
+                _reported.add(point.value)
+                log.warning("agent %s (%s) cannot be loaded: %s", point.name, point.value, error)
             roles, problem = (), f"cannot be loaded ({type(error).__name__}: {error})"
         found.append(InstalledAgent(point.name, point.value, roles, problem))
     found.sort(key=lambda agent: agent.name)

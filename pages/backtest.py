@@ -18,6 +18,7 @@ HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)
 LIMIT_LABELS = {"rejected": "Rejected", "aborted": "Aborted", "unfilled": "Refused at fill",
                 "days_blocked": "Days blocked", "pnl_on_blocked_days": "Book P&L those days ($)"}
 SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
+OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 state = st.session_state
 store = session.store()
 
@@ -32,6 +33,8 @@ def agents_for(kind: str, seed: int = 0):
     if kind == "claude":
         player, coach = session.agents(seed)
         return player, coach
+    if kind.startswith("own:"):  # an installed agent, by its entry point name
+        return session.agents(seed, choice=kind.removeprefix("own:"))
     return core.HousePlayer(seed=seed), core.HouseCoach()
 
 
@@ -76,7 +79,7 @@ first = sticky(row[0].selectbox, "Preset", key=session.BT_PRESET, options=labels
                index=labels.index("moderate") if "moderate" in labels else 0)
 second = sticky(row[1].selectbox, "Compare with", key=session.BT_COMPARE, options=["(none)", *labels],
                 index=labels.index("strict") + 1 if "strict" in labels else 0)
-agent_options = [HOUSE, CLAUDE] if session.has_key() else [HOUSE]
+agent_options = ([HOUSE, CLAUDE] if session.has_key() else [HOUSE]) + [a.name for a in session.own_agents()]
 agent_label = sticky(row[2].radio, "Agents", key=session.BT_AGENTS, options=agent_options, index=0,
                      help=None if session.has_key() else "Add a key on Settings to backtest with Claude.")
 depth = sticky(row[3].radio, "Depth", key=session.BT_DEPTH, options=list(backtest.DEPTHS), index=1,
@@ -90,7 +93,7 @@ slippage_bps = sticky(row[2].number_input, "Slippage (bp per fill)", key=session
 max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HOLD, value=10, min_value=1, step=1)
 
 schemas = [(first, choices[first])] + ([(second, choices[second])] if second not in ("(none)", first) else [])
-kind = "claude" if agent_label == CLAUDE else "house"
+kind = {CLAUDE: "claude", HOUSE: "house"}.get(agent_label, f"own:{agent_label}")
 n_days = sum(1 for d in days if start <= d <= end)
 job = state.get(session.BT_JOB)
 
@@ -156,7 +159,7 @@ def advance() -> None:
         result = backtest.run_backtest(
             job["symbols"], job["start"], job["end"], core.Constraints.model_validate_json(schema), player, coach,
             bars={s: bars_for(s, job["start"], job["end"]) for s in job["symbols"]}, store=store, progress=progress,
-            depth=job["depth"], preset=name, stop_after=SLICE_DAYS[job["kind"]], **job["settings"],
+            depth=job["depth"], preset=name, stop_after=SLICE_DAYS.get(job["kind"], OWN_SLICE_DAYS), **job["settings"],
         )
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))

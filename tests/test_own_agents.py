@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,26 @@ def test_an_installed_agent_backtests_from_the_command_line(site, tmp_path):
     out = json.loads(result.stdout)["moderate"]
     assert out["metrics"]["days"] == 62
     assert core.Store(db).get_backtest(out["run_key"])["player"] == "stubborn"
+
+
+def test_an_installed_agent_is_offered_on_backtest_and_runs(site, monkeypatch, app, app_store, tmp_path):
+    from core import market
+
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.syspath_prepend(str(site))
+    at = app("pages/backtest.py")
+    agents = at.radio(key=session.BT_AGENTS)
+    assert agents.options == ["House agents (offline, free)", "stubborn", "terse"]
+    agents.set_value("stubborn").run()
+    at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
+    at.select_slider(key=session.BT_DATES).set_value((date(2021, 1, 4), date(2021, 1, 15))).run()
+    at.selectbox(key=session.BT_COMPARE).set_value("(none)").run()
+    at.button(key=session.BT_RUN).click().run()
+    for _ in range(200):  # a slice of a few days per run, as the page redraws its progress
+        assert not at.exception, [e.value for e in at.exception]
+        if not at.session_state[session.BT_JOB] if session.BT_JOB in at.session_state else True:
+            break
+        at.run()
+    (run_key,) = at.session_state[session.BT_SHOWN]
+    assert app_store.get_backtest(run_key)["player"] == "stubborn"

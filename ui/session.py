@@ -200,8 +200,10 @@ def agents(seed: int = 0, strategy: str | None = None, choice: str | None = None
     An installed agent plays the role(s) it has and the house agent the other. The Claude Player
     is told what the strategy's coach memory says it breaks most.
     """
-    own = {agent.name: agent for agent in own_agents()}.get(choice)
-    if own:
+    if choice not in (None, HOUSE, CLAUDE):
+        own = {agent.name: agent for agent in own_agents()}.get(choice)
+        if own is None:
+            raise core.InvalidInput(f"agent {choice!r} is no longer installed")
         return (own.make("player") if "player" in own.roles else core.HousePlayer(seed=seed),
                 own.make("coach") if "coach" in own.roles else core.HouseCoach())
     if choice != HOUSE and has_key():
