@@ -27,7 +27,7 @@ if cut_short:
     state.setdefault(session.TR_CAUSES, {})[cut_short] = (
         "stopped with the Stop button" if state.get(session.TR_STOP) else "stopped because you left Trade Review")
 
-# -- sidebar: market, portfolio, schema, agents ---------------------------------------------
+# -- sidebar: market, portfolio, constraints, agents ---------------------------------------------
 sidebar.header("Market")
 symbols = market_defaults.symbols()
 choices = session.schemas()
@@ -85,13 +85,13 @@ with sidebar.expander("Portfolio", expanded=False):
     held = sticky(st.text_input, "Positions (JSON, fractions of equity)", key=session.TR_POSITIONS, value="{}", disabled=live,
                   help='Signed fractions of equity, e.g. {"MSFT": 0.05, "TSLA": -0.02}.')
 
-sidebar.header("Schema")
+sidebar.header("Constraints")
 if st.session_state.pop(session.PUSH_PENDING, False):
     st.session_state[session.TR_SCHEMA] = session.pushed_label()
 labels = list(choices)
-schema_label = sticky(sidebar.selectbox, "Constraint schema", key=session.TR_SCHEMA, options=labels, disabled=live,
+schema_label = sticky(sidebar.selectbox, "Preset", key=session.TR_SCHEMA, options=labels, disabled=live,
                       index=labels.index("moderate") if "moderate" in labels else 0,
-                      help="A shipped preset, a custom preset saved on Constraints, or the schema pushed from there.")
+                      help="A shipped preset, one you saved on Constraints, or the edited schema pushed from there.")
 if schema_label not in choices:
     schema_label = labels[0]
 constraints = choices[schema_label]
@@ -173,7 +173,7 @@ elif session.LAST_RUN_ID in state:
             st.toast(f"Exchange {cause}.", icon=":material/stop:")
         ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
         if artifact["constraint_snapshot"] != constraints.model_dump(mode="json"):
-            st.info(f"This result came from the schema **{exchange_view.literal(ran_under or 'of that run')}**; the "
+            st.info(f"This result came from **{exchange_view.literal(ran_under or 'the constraints of that run')}**; the "
                     f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
                     "under it.", icon=":material/swap_horiz:")
         exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
@@ -185,5 +185,5 @@ else:
     exchange_view.ExchangeView(key="waiting").waiting(
         f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "
         f"from the market on {day:%a %d %b %Y}.",
-        f"I will check every action against every constraint of the {schema_label} schema, "
+        f"I will check every action against every constraint of {schema_label}, "
         f"for up to {constraints.max_rounds} rounds.")

@@ -71,14 +71,14 @@ def test_the_sidebar_is_locked_while_an_exchange_plays_and_stop_only_then(app_se
     set_speed(page, "Slow")
     page.get_by_role("button", name="Run exchange").click()
     page.locator('.pc-char[data-role="player"][data-mood="speaking"]').wait_for()
-    for label in ("Symbol", "Date", "Constraint schema", "Strategy"):
+    for label in ("Symbol", "Date", "Preset", "Strategy"):
         assert sidebar_widget(page, label).is_disabled(), label
     assert page.get_by_role("button", name="Run exchange").is_disabled()
     assert page.get_by_role("button", name="Stop").is_enabled()
     page.get_by_text(BANNER).first.wait_for(timeout=90_000)
     wait_for_app(page)
     assert page.get_by_text("INTERRUPTED —").count() == 0  # it ran to its end
-    for label in ("Symbol", "Date", "Constraint schema", "Strategy"):
+    for label in ("Symbol", "Date", "Preset", "Strategy"):
         assert sidebar_widget(page, label).is_enabled(), label
     assert page.get_by_role("button", name="Stop").is_disabled()
     outcome = sqlite3.connect(db).execute("select outcome from exchanges order by timestamp desc limit 1").fetchone()[0]

@@ -107,6 +107,7 @@ def test_a_saved_preset_pushed_to_trade_review_keeps_its_name(app, app_store):
     button(at, "Use in Trade Review").click().run()
     at.switch_page("pages/trade_review.py").run()
     assert at.selectbox(key=session.TR_SCHEMA).value == "My RR 2.5 (custom)"
+    assert at.selectbox(key=session.TR_SCHEMA).label == "Preset"  # a saved schema is a preset on every page
     assert not any(o.startswith("Edited") for o in at.selectbox(key=session.TR_SCHEMA).options)
 
 

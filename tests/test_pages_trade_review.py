@@ -240,11 +240,11 @@ def test_a_replay_ends_on_the_faces_of_its_outcome(case, moods, store, world):
 
 def test_a_shown_result_names_its_schema_after_the_sidebar_changes(app):
     at = run_exchange(app())
-    assert any("schema **moderate**" in c for c in texts(at, "caption"))
+    assert any("under **moderate**" in c for c in texts(at, "caption"))
     assert not any("This result came from" in i for i in texts(at, "info"))
     at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()
     note = " ".join(texts(at, "info"))
-    assert "This result came from the schema **moderate**; the sidebar now selects **strict**" in note
+    assert "This result came from **moderate**; the sidebar now selects **strict**" in note
 
 
 def test_stop_is_disabled_when_nothing_runs(app):

@@ -29,7 +29,7 @@ from ui import characters
 
 ROLES = {
     "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
-    "coach": {"name": "Coach", "face": "C", "line": "checks it against the schema"},
+    "coach": {"name": "Coach", "face": "C", "line": "checks it against the constraints"},
 }
 DECISION_COLOURS = {"APPROVE": "green", "REJECT": "orange", "ABORT": "red"}
 
@@ -350,7 +350,7 @@ class ExchangeView:
     def _started(self, event: core.ExchangeStarted) -> None:
         self.max_rounds = event.constraints.max_rounds
         w = event.world
-        schema = f" · schema **{literal(self.schema)}**" if self.schema else ""
+        schema = f" · under **{literal(self.schema)}**" if self.schema else ""
         self.header.caption(
             f"Exchange `{event.run_id[:8]}` · {literal(w.symbol)} at {w.price:,.2f} · "
             f"{w.as_of:%Y-%m-%d %H:%M} ET · sma5 {w.sma5:,.2f} / sma10 {w.sma10:,.2f} · "
