@@ -50,7 +50,7 @@ def _three_rounds() -> dict:
     read = sum(u["cache_read"] for u in later)
     total = sum(u["input"] + u["cache_read"] + u["cache_write"] for u in later)
     return {
-        "outcome_3_rounds": artifact["outcome"],
+        "outcome_3_rounds": artifact.outcome,
         "prompt_chars_per_request": chars,
         "prompt_tokens_per_request": tokens,
         "prompt_chars_3_rounds": sum(chars),
@@ -58,9 +58,9 @@ def _three_rounds() -> dict:
         "cached_prefix_tokens": requests[0]["usage"]["cache_write"],
         "cache_share_rounds_2_3": round(read / total, 3),
         "cache_share_goal": 0.60,
-        "cost_usd_3_rounds": artifact["usage"]["cost_usd"],
+        "cost_usd_3_rounds": artifact.usage.cost_usd,
         "cost_usd_3_rounds_without_cache": prices.cost_usd(claude.DEFAULT_MODEL, input=sum(tokens),
-                                                           output=artifact["usage"]["output"]),
+                                                           output=artifact.usage.output),
     }
 
 

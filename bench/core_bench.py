@@ -29,7 +29,7 @@ def _mix() -> list[tuple[core.WorldState, core.Constraints]]:
     for world, preset in itertools.product(worlds, ("moderate", "strict")):
         constraints = core.load_preset(preset)
         artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-        by_rounds[artifact["rounds_taken"]].append((world, constraints))
+        by_rounds[artifact.rounds_taken].append((world, constraints))
     each = min(len(cases) for cases in by_rounds.values())
     return [case for cases in by_rounds.values() for case in cases[:each]]
 
@@ -110,7 +110,7 @@ def _reasoning_check_us(cases) -> float:
 
 def run() -> dict:
     cases = _mix()
-    rounds = Counter(core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach())["rounds_taken"]
+    rounds = Counter(core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach()).rounds_taken
                      for w, c in cases)
     _run(cases, 500)  # warm up
     # Best of several batches, as timeit does: other load on the machine only ever adds time.

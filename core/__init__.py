@@ -12,22 +12,23 @@
 
 import importlib
 
-from core.agent import AgentError, Coach, Player, SpendLimitReached, Turn
+from core.agent import Coach, Player, Turn
 from core.deriver import derive_constraints
+from core.errors import AgentError, InvalidInput, MarketDataError, PlayerCoachError, SpendLimitReached, StoreError
 from core.house import HouseCoach, HousePlayer
 from core.loop import (
     BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment,
     VerdictReached, replay_exchange, run_exchange, run_exchange_sync,
 )
-from core.presets import InvalidInput, list_presets, load_preset, parse_constraints
+from core.presets import list_presets, load_preset, parse_constraints
 from core.reasoning import Claim, ReasoningCheck, reasoning_check
 from core.rules import check_proposal, circuit_breaker, risk_reward
 from core.schema import (
-    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Artifact, Check, Constraints, Portfolio, Proposal, ReasoningGrade,
-    Usage, Verdict, WorldState,
+    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Agents, Artifact, Check, Constraints, Evaluation, Portfolio,
+    Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState,
 )
 from core.spend_guard import SpendGuard
-from core.store import Store, StoreError
+from core.store import Store
 
 _LAZY = {
     "ClaudeCoach": "claude", "ClaudeGrader": "claude", "ClaudePlayer": "claude", "list_models": "claude",
@@ -48,14 +49,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Action", "AgentError", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped", "ChallengeResult",
-    "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach", "Constraints", "Costs",
-    "ET", "Event",
-    "ExchangeFinished", "ExchangeStarted", "HouseCoach", "HousePlayer", "InvalidInput", "OUTCOMES", "Player",
-    "Portfolio", "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "RoundStarted", "SpendGuard",
-    "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict", "VerdictReached",
-    "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints", "list_models", "list_presets",
-    "load_bars", "load_preset", "parse_constraints", "pass_probability", "reasoning_check", "replay_exchange",
-    "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange", "run_exchange_sync", "sweep",
-    "validate_key", "world_state",
+    "Action", "AgentError", "Agents", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped",
+    "ChallengeResult", "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach",
+    "Constraints", "Costs", "ET", "Evaluation", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
+    "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",
+    "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "Round", "RoundStarted",
+    "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
+    "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints",
+    "list_models", "list_presets", "load_bars", "load_preset", "parse_constraints", "pass_probability",
+    "reasoning_check", "replay_exchange", "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange",
+    "run_exchange_sync", "sweep", "validate_key", "world_state",
 ]

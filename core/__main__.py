@@ -70,7 +70,7 @@ def cmd_exchange(args) -> int:
     player = load_agent(args.player, "player") if args.player else HousePlayer(seed=args.seed)
     coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
     artifact = run_exchange_sync(world, constraints, Portfolio(), player, coach, store=store, strategy_id=args.strategy)
-    print(json.dumps(artifact, indent=2))
+    print(json.dumps(artifact.model_dump(mode="json"), indent=2))
     return 0
 
 
@@ -106,8 +106,8 @@ def cmd_challenge(args) -> int:
 
         try:
             result = reopen_backtest(Store(args.db) if args.db else Store(), args.from_backtest)
-        except KeyError as error:
-            raise InvalidInput(f"--from-backtest: {error.args[0]}") from None
+        except InvalidInput as error:
+            raise InvalidInput(f"--from-backtest: {str(error).removeprefix('run_key: ')}") from None
         returns = result.equity.pct_change().iloc[1:]
         preset = preset or (result.preset if result.preset in list_presets() else "moderate")
         source = f"backtest {result.run_key} ({result.symbol} {result.start} .. {result.end}, {result.preset})"

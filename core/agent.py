@@ -12,7 +12,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, Usage, Verdict, WorldState
+from core.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
+from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, Round, Usage, Verdict, WorldState
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,43 +32,13 @@ class Turn:
     path: str | None = None
 
 
-class AgentError(Exception):
-    """An agent could not produce a valid answer; the message is shown to the user as is.
-
-    `usage` is what the failed turn had already been billed (failed attempts, a dropped stream),
-    so the exchange's cost stays true when it ends early.
-    """
-
-    def __init__(self, message: str = "", usage: Usage = NO_USAGE) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class SpendLimitReached(AgentError):
-    """The spend guard refused a paid call; the exchange ends ABORT with reason spend_guard.
-
-    A kind of AgentError only to share `usage`: the loop catches it first, for its own outcome.
-    """
-
-
-class RetryLater(AgentError):
-    """The API asked to wait longer than the agent may wait on its own; `wait_s` says how long.
-
-    The exchange ends ERROR with that wait in its reason, and the trader may run it again then.
-    """
-
-    def __init__(self, message: str, wait_s: float, usage: Usage = NO_USAGE) -> None:
-        super().__init__(message, usage)
-        self.wait_s = wait_s
-
-
 class Player(Protocol):
     name: str
 
     def propose(
-        self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[dict]
+        self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[Round]
     ) -> Generator[str, None, Turn]:
-        """Stream the reasoning, return Turn(Proposal). `history` holds the earlier artifact rounds."""
+        """Stream the reasoning, return Turn(Proposal). `history` holds the earlier rounds (`core.Round`)."""
         ...
 
 

@@ -40,9 +40,9 @@ from core import metrics
 from core.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
 from core.loop import run_exchange_sync
 from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
-from core.presets import InvalidInput
+from core.errors import InvalidInput
 from core.rules import check_proposal, circuit_breaker
-from core.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Constraints, Portfolio, Proposal, WorldState
+from core.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
 
 DEPTHS = ("fast", "standard")
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
@@ -540,15 +540,15 @@ def _before(feed: _Feed, day: date) -> int | None:
     return i if i >= 0 else None
 
 
-def _decision_of(artifact: dict, recorded: bool) -> _Decision:
-    rounds = artifact["rounds"]
-    approved = artifact["outcome"] == "APPROVE"
+def _decision_of(artifact: Artifact, recorded: bool) -> _Decision:
+    rounds = artifact.rounds
+    approved = artifact.outcome == "APPROVE"
     return _Decision(
-        artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"], artifact["total_tokens"],
-        artifact["usage"]["cost_usd"], rounds[-1]["proposal"]["actions"] if approved else [],
-        artifact["run_id"] if recorded else None,
-        [{"decision": r["evaluation"]["decision"], "violations": r["evaluation"]["violations"],
-          "entry": any(a["action_type"] in ENTRY_TYPES for a in r["proposal"]["actions"])} for r in rounds],
+        artifact.outcome, artifact.termination_reason, artifact.rounds_taken, artifact.total_tokens,
+        artifact.usage.cost_usd, [a.model_dump(mode="json") for a in rounds[-1].proposal.actions] if approved else [],
+        artifact.run_id if recorded else None,
+        [{"decision": r.evaluation.decision, "violations": r.evaluation.violations,
+          "entry": any(a.is_entry for a in r.proposal.actions)} for r in rounds],
     )
 
 
@@ -598,7 +598,7 @@ def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None
     part-way comes back as far as it got)."""
     row = store.get_backtest(run_key)
     if row is None:
-        raise KeyError(f"no backtest {run_key!r}")
+        raise InvalidInput(f"run_key: no backtest {run_key!r}")
     settings = row["settings"]
     symbols = row["symbol"].split(",")
     player = _Replayed(row["player"], settings.get("player_model"), settings.get("player_seed"))

@@ -28,7 +28,8 @@ import httpx2
 import jiter
 from pydantic import ValidationError
 
-from core.agent import AgentError, RetryLater, SpendLimitReached, Turn
+from core.agent import Turn
+from core.errors import AgentError, InvalidInput, RetryLater, SpendLimitReached
 from core.prices import (
     DEFAULT_MODEL, PRICES, RETIRED, RETIRING, ModelInfo, canonical, usage as priced_usage,
 )
@@ -36,7 +37,7 @@ from core.prompts import (
     CRITIQUE_TOOL, GRADE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL, Critique, Judgement, coach_messages, grader_messages,
     player_messages, system_blocks, tools,
 )
-from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Usage, Verdict, WorldState
+from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
 from core.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
@@ -262,13 +263,13 @@ class _ClaudeAgent:
                  stall_timeout_s: float = 20.0, sleep: Callable[[float], None] = time.sleep,
                  max_wait: float = 20.0) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError("api_key: an Anthropic API key is required")
+            raise InvalidInput("api_key: an Anthropic API key is required")
         base_url = gateway(base_url)
         problem = key_problem(api_key.strip(), base_url)
         if problem:
-            raise ValueError(f"api_key: {problem}")  # never the key itself
+            raise InvalidInput(f"api_key: {problem}")  # never the key itself
         if not isinstance(model, str) or not model.strip():
-            raise ValueError("model: a Claude model id is required")
+            raise InvalidInput("model: a Claude model id is required")
         self.model = model
         self.guard = guard
         self.max_tokens = max_tokens
@@ -427,7 +428,7 @@ class _ClaudeAgent:
         for attempt in (1, 2):
             try:
                 path, reply = yield from self._call(system, messages, tool, field_name, bubble, max_tokens)
-            except AgentError as failure:  # the spend guard's refusal included
+            except (AgentError, SpendLimitReached) as failure:
                 failure.usage = spent + failure.usage
                 raise
             spent = spent + reply.usage
@@ -504,7 +505,7 @@ class ClaudePlayer(_ClaudeAgent):
         self.memory = list(memory or [])
 
     def propose(self, world: WorldState, constraints: Constraints, portfolio: Portfolio,
-                history: list[dict]) -> Generator[str, None, Turn]:
+                history: list[Round]) -> Generator[str, None, Turn]:
         """Stream the reasoning of a proposal (a revision when `history` has earlier rounds)."""
         proposal, spent, path = yield from self._ask(system_blocks(constraints),
                                                      player_messages(world, portfolio, history, self.memory),

@@ -19,7 +19,7 @@ from collections.abc import Generator
 
 from core.agent import Turn
 from core.rules import check_proposal, risk_reward
-from core.schema import Action, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict, WorldState
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
@@ -114,7 +114,7 @@ class HousePlayer:
         self.flaw_rate = flaw_rate
 
     def propose(
-        self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[dict]
+        self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[Round]
     ) -> Generator[str, None, Turn]:
         """Stream the reasoning a sentence at a time, return the proposal."""
         if history:
@@ -235,11 +235,11 @@ class HousePlayer:
 
     # -- revisions ------------------------------------------------------------------------
 
-    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, history: list[dict]) -> tuple[list[str], list[Action]]:
+    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, history: list[Round]) -> tuple[list[str], list[Action]]:
         last = history[-1]
-        previous = Proposal.model_validate(last["proposal"]).actions
-        violations = last["evaluation"]["violations"]
-        said = [f"Round {last['round']} was {last['evaluation']['decision']}"
+        previous = last.proposal.actions
+        violations = last.evaluation.violations
+        said = [f"Round {last.round} was {last.evaluation.decision}"
                 + (f" for {', '.join(violations)}." if violations else ".")]
         impossible = self._no_pass(world, c, p)
         if impossible:
@@ -254,7 +254,7 @@ class HousePlayer:
             fixes, fixed = self._fix(entry, violations, world, c, p)
             said += fixes
             actions = [fixed] + [a for a in kept if not a.is_entry]
-        rejected = [Proposal.model_validate(r["proposal"]).actions for r in history]
+        rejected = [r.proposal.actions for r in history]
         passes = check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "APPROVE"
         if passes and not any(_same(actions, r) for r in rejected):
             return said + self._now(actions), actions

@@ -14,15 +14,21 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from core.agent import AgentError, Coach, Player, SpendLimitReached, Turn
+from core.agent import Coach, Player, Turn
+from core.errors import AgentError, SpendLimitReached
 from core.rules import breaker_detail, check_proposal, circuit_breaker
-from core.schema import BREAKER_NAMES, NO_USAGE, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.schema import (
+    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, Round, Verdict,
+    WorldState,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeStarted:
+    """The exchange is on record (INTERRUPTED until it ends) and about to run: what it runs on."""
+
     run_id: str
     world: WorldState
     constraints: Constraints
@@ -32,37 +38,49 @@ class ExchangeStarted:
 
 @dataclass(frozen=True, slots=True)
 class BreakerTripped:
+    """A circuit breaker fired before round 1: the exchange ends ABORT with no agent call."""
+
     name: str
     detail: str
 
 
 @dataclass(frozen=True, slots=True)
 class RoundStarted:
+    """Round `round` (from 1) begins: the Player is about to speak."""
+
     round: int
 
 
 @dataclass(frozen=True, slots=True)
 class TextFragment:
+    """A few words of the Player's reasoning or the Coach's critique, for the speech bubble."""
+
     role: str  # "player" or "coach"
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ProposalMade:
+    """The Player's validated proposal of round `round`, before the rules check it."""
+
     round: int
     proposal: Proposal
 
 
 @dataclass(frozen=True, slots=True)
 class VerdictReached:
+    """Round `round` is over: the rules' verdict with the Coach's critique, and the round as stored."""
+
     round: int
     verdict: Verdict
-    record: dict  # the artifact's round, as stored
+    record: Round
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeFinished:
-    artifact: dict
+    """The last event: the exchange's artifact, with its outcome, as stored."""
+
+    artifact: Artifact
 
 
 Event = ExchangeStarted | BreakerTripped | RoundStarted | TextFragment | ProposalMade | VerdictReached | ExchangeFinished
@@ -117,44 +135,43 @@ def run_exchange(
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
-    rounds: list[dict] = []
-    artifact = {
-        "run_id": run_id or str(uuid.uuid4()),
-        "timestamp": stamp.isoformat(),
-        "outcome": "INTERRUPTED",
-        "approved": False,
-        "rounds_taken": 0,
-        "termination_reason": None,
-        "total_tokens": 0,
-        "usage": usage.model_dump(),
-        "rounds": rounds,
-        "constraint_snapshot": constraints.model_dump(mode="json"),
-        "portfolio_snapshot": portfolio.model_dump(mode="json"),
-        "world_state": world.model_dump(mode="json"),
-        "strategy_id": strategy_id,
-        "symbol": world.symbol,
-        "agents": {
-            "player": getattr(player, "name", type(player).__name__),
-            "coach": getattr(coach, "name", type(coach).__name__),
-            "model": getattr(player, "model", None) or getattr(coach, "model", None),
-        },
-    }
+    artifact = Artifact(
+        run_id=run_id or str(uuid.uuid4()),
+        timestamp=stamp.isoformat(),
+        outcome="INTERRUPTED",
+        approved=False,
+        rounds_taken=0,
+        termination_reason=None,
+        total_tokens=0,
+        usage=usage,
+        rounds=[],
+        # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
+        constraint_snapshot=constraints.model_copy(deep=True),
+        portfolio_snapshot=portfolio.model_copy(deep=True),
+        world_state=world.model_copy(deep=True),
+        strategy_id=strategy_id,
+        symbol=world.symbol,
+        agents=Agents(
+            player=getattr(player, "name", type(player).__name__),
+            coach=getattr(coach, "name", type(coach).__name__),
+            model=getattr(player, "model", None) or getattr(coach, "model", None),
+        ),
+    )
+    rounds = artifact.rounds
     if store is not None:
         store.start_exchange(artifact)
-    yield ExchangeStarted(artifact["run_id"], world, constraints, portfolio, strategy_id)
+    yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id)
 
     finished = False
 
-    def finish(outcome: str, reason: str | None, last_round: dict | None = None) -> None:
+    def finish(outcome: str, reason: str | None, last_round: Round | None = None) -> None:
         nonlocal finished
-        artifact.update(
-            outcome=outcome,
-            approved=outcome == "APPROVE",
-            rounds_taken=len(rounds),
-            termination_reason=reason,
-            total_tokens=usage.total,
-            usage=usage.model_dump(),
-        )
+        artifact.outcome = outcome
+        artifact.approved = outcome == "APPROVE"
+        artifact.rounds_taken = len(rounds)
+        artifact.termination_reason = reason
+        artifact.total_tokens = usage.total
+        artifact.usage = usage
         if store is not None:
             store.finish_exchange(artifact, last_round)
         finished = True
@@ -176,20 +193,20 @@ def run_exchange(
             verdict.feedback = coached.value
             spent = played.usage + coached.usage
             usage, unfinished = usage + spent, NO_USAGE
-            record = {
-                "round": number,
-                "proposal": proposal.model_dump(),
-                "evaluation": {
-                    **verdict.model_dump(),
-                    "coach_opinion": coached.opinion,
-                    "disagrees": _disagreement(coached.opinion, verdict),
-                },
-                "tokens": spent.total,
-                "usage": spent.model_dump(),
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
-            if played.path or coached.path:  # how a model agent got its answer (forced or auto tool, repair)
-                record["agent_path"] = {"player": played.path, "coach": coached.path}
+            record = Round(
+                round=number,
+                proposal=proposal,
+                evaluation=Evaluation(
+                    decision=verdict.decision, violations=verdict.violations, checks=verdict.checks,
+                    feedback=verdict.feedback, coach_opinion=coached.opinion,
+                    disagrees=_disagreement(coached.opinion, verdict),
+                ),
+                tokens=spent.total,
+                usage=spent,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                # How a model agent got its answer (forced or auto tool, repair); None for the others.
+                agent_path={"player": played.path, "coach": coached.path} if played.path or coached.path else None,
+            )
             rounds.append(record)
             ending = _ending(verdict, number, constraints)
             if ending:
@@ -208,44 +225,42 @@ def run_exchange(
     except SpendLimitReached as limit:
         usage = usage + unfinished + limit.usage
         finish("ABORT", "spend_guard")
-        log.info("spend guard stopped exchange %s: %s", artifact["run_id"], limit)
+        log.info("spend guard stopped exchange %s: %s", artifact.run_id, limit)
     except AgentError as failure:
         usage = usage + unfinished + failure.usage
         finish("ERROR", str(failure) or type(failure).__name__)
     except Exception as failure:  # an agent bug must still leave a stored, readable exchange
-        log.exception("exchange %s failed", artifact["run_id"])
+        log.exception("exchange %s failed", artifact.run_id)
         usage = usage + unfinished
         finish("ERROR", f"{type(failure).__name__}: {failure}")
     yield ExchangeFinished(artifact)
 
 
-def run_exchange_sync(*args, **kwargs) -> dict:
+def run_exchange_sync(*args, **kwargs) -> Artifact:
     """Run an exchange to the end and return its artifact."""
     for event in run_exchange(*args, **kwargs):
         pass
     return event.artifact
 
 
-def replay_exchange(artifact: dict, words_per_fragment: int = 1) -> Iterator[Event]:
+def replay_exchange(artifact: Artifact, words_per_fragment: int = 1) -> Iterator[Event]:
     """The events of a stored exchange, in order, without calling any agent."""
-    world = WorldState.model_validate(artifact["world_state"])
-    constraints = Constraints.model_validate(artifact["constraint_snapshot"])
-    portfolio = Portfolio.model_validate(artifact["portfolio_snapshot"])
-    yield ExchangeStarted(artifact["run_id"], world, constraints, portfolio, artifact.get("strategy_id"))
-    if artifact["rounds_taken"] == 0 and artifact["termination_reason"] in BREAKER_NAMES:
-        name = artifact["termination_reason"]
+    world, constraints, portfolio = artifact.world_state, artifact.constraint_snapshot, artifact.portfolio_snapshot
+    yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, artifact.strategy_id)
+    if artifact.rounds_taken == 0 and artifact.termination_reason in BREAKER_NAMES:
+        name = artifact.termination_reason
         yield BreakerTripped(name, breaker_detail(name, constraints, portfolio, world.as_of))
-    for record in artifact["rounds"]:
-        yield RoundStarted(record["round"])
-        proposal = Proposal.model_validate(record["proposal"])
-        for fragment in fragments(proposal.reasoning, words_per_fragment):
+    for record in artifact.rounds:
+        yield RoundStarted(record.round)
+        for fragment in fragments(record.proposal.reasoning, words_per_fragment):
             yield TextFragment("player", fragment)
-        yield ProposalMade(record["round"], proposal)
-        evaluation = record["evaluation"]
-        for fragment in fragments(evaluation["feedback"], words_per_fragment):
+        yield ProposalMade(record.round, record.proposal)
+        evaluation = record.evaluation
+        for fragment in fragments(evaluation.feedback, words_per_fragment):
             yield TextFragment("coach", fragment)
-        verdict = Verdict.model_validate({k: evaluation[k] for k in ("decision", "violations", "checks", "feedback")})
-        yield VerdictReached(record["round"], verdict, record)
+        verdict = Verdict(decision=evaluation.decision, violations=evaluation.violations, checks=evaluation.checks,
+                          feedback=evaluation.feedback)
+        yield VerdictReached(record.round, verdict, record)
     yield ExchangeFinished(artifact)
 
 

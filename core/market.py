@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import MarketDataError
 from core.schema import ET, WorldState, normalise_symbol
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +49,6 @@ SETS = {
 MEMBER_SHARE = 0.5  # a universe's members: the symbols with bars on at least this share of its days
 
 Downloader = Callable[[str, date, date], pd.DataFrame]
-
-
-class MarketDataError(ValueError):
-    """Bars that cannot be used; the message names the symbol and the problem."""
 
 
 @dataclass(frozen=True)

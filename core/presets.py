@@ -7,13 +7,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.errors import InvalidInput
 from core.schema import Constraints
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-
-
-class InvalidInput(ValueError):
-    """Input that failed validation; the message names the field and the value."""
 
 
 def explain(error: ValidationError) -> str:

@@ -20,6 +20,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
+from core.errors import InvalidInput
 from core.schema import Usage
 
 
@@ -119,10 +120,10 @@ def estimate_from(model: str) -> str | None:
 
 
 def model_prices(model: str) -> dict[str, float]:
-    """The price entry of a model (a dated id or its alias); unknown models raise KeyError naming them."""
+    """The price entry of a model (a dated id or its alias); an unknown model is InvalidInput naming it."""
     name = canonical(model)
     if name not in PRICES:
-        raise KeyError(f"no price for model {model!r}; known: {', '.join(PRICES)}")
+        raise InvalidInput(f"model: no price for model {model!r}; known: {', '.join(PRICES)}")
     return PRICES[name]
 
 
@@ -137,7 +138,8 @@ def price_text(model: str) -> str:
 
 
 def cost_usd(model: str, input: int = 0, output: int = 0, cache_write: int = 0, cache_read: int = 0) -> float:
-    """Dollars for one call's tokens at the model's own prices (KeyError when the table lacks it)."""
+    """Dollars for one call's tokens at the model's own prices (InvalidInput when the table lacks it)."""
+    model_prices(model)
     return _dollars(canonical(model), input, output, cache_write, cache_read)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.rules import check_proposal
-from core.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Usage, Verdict, WorldState
+from core.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
 
 PROPOSAL_TOOL = "submit_proposal"
 CRITIQUE_TOOL = "submit_critique"
@@ -291,17 +291,17 @@ def memory_lines(memory: list[dict] | None) -> str:
                      for m in memory[:10])
 
 
-def _round_result(record: dict) -> str:
-    evaluation = record["evaluation"]
-    lines = [f"Round {record['round']} verdict from the rules: {evaluation['decision']}"
-             + (f" (violations: {', '.join(evaluation['violations'])})" if evaluation["violations"] else ""), "Checks:"]
-    lines += [f"- {'PASS' if c['passed'] else 'FAIL'} {c['arithmetic']}" for c in evaluation["checks"]]
-    if evaluation.get("feedback"):
-        lines.append("The Coach's critique: " + evaluation["feedback"])
+def _round_result(record: Round) -> str:
+    evaluation = record.evaluation
+    lines = [f"Round {record.round} verdict from the rules: {evaluation.decision}"
+             + (f" (violations: {', '.join(evaluation.violations)})" if evaluation.violations else ""), "Checks:"]
+    lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.arithmetic}" for c in evaluation.checks]
+    if evaluation.feedback:
+        lines.append("The Coach's critique: " + evaluation.feedback)
     return "\n".join(lines)
 
 
-def player_messages(world: WorldState, portfolio: Portfolio, history: list[dict],
+def player_messages(world: WorldState, portfolio: Portfolio, history: list[Round],
                     memory: list[dict] | None = None) -> list[dict]:
     """The Player's conversation: the situation, then each earlier round as its tool call and result."""
     opening = (f"You are the Player. Propose one to three actions for {world.symbol} by calling {PROPOSAL_TOOL}.\n\n"
@@ -309,14 +309,13 @@ def player_messages(world: WorldState, portfolio: Portfolio, history: list[dict]
                f"Lessons from this strategy's coach memory (most frequent failures):\n{memory_lines(memory)}")
     messages: list[dict] = [{"role": "user", "content": [{"type": "text", "text": opening}]}]
     for record in history:
-        call_id = f"toolu_round_{record['round']}"
-        proposal = {k: v for k, v in record["proposal"].items()}
-        proposal["actions"] = [{k: v for k, v in a.items() if v is not None} for a in proposal["actions"]]
+        call_id = f"toolu_round_{record.round}"
+        proposal = record.proposal.model_dump(mode="json", exclude_none=True)
         messages.append({"role": "assistant", "content": [
             {"type": "tool_use", "id": call_id, "name": PROPOSAL_TOOL, "input": proposal}]})
         messages.append({"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": call_id, "content": _round_result(record)},
-            {"type": "text", "text": f"Round {record['round'] + 1}: revise your proposal to fix every violation, "
+            {"type": "text", "text": f"Round {record.round + 1}: revise your proposal to fix every violation, "
                                      f"then call {PROPOSAL_TOOL} again."}]})
     return messages
 

@@ -5,7 +5,6 @@ They validate input at the edges, give Claude its tool schemas and serialise art
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, time
 from typing import Literal
@@ -264,40 +263,56 @@ _COST_BASES = ("price list", "estimated", "unknown")  # a sum is as uncertain as
 NO_USAGE = Usage()
 
 
-class Evaluation(BaseModel):
-    decision: Literal["APPROVE", "REJECT", "ABORT"]
-    violations: list[str]
-    checks: list[Check]
-    feedback: str
+class Evaluation(Verdict):
+    """A round's verdict as the artifact keeps it, with the Coach's own opinion in independent mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
     coach_opinion: dict | None = None
     disagrees: bool | None = None
 
 
 class Round(BaseModel):
-    round: int
+    """One finished round of an exchange: the proposal, its evaluation, tokens, cost and time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    round: int = Field(ge=1)
     proposal: Proposal
     evaluation: Evaluation
-    tokens: int
+    tokens: int = Field(ge=0)
     usage: Usage
-    latency_ms: float
+    latency_ms: float = Field(ge=0)
+    agent_path: dict[str, str | None] | None = None
+    complete: bool = True  # False: the round the exchange stopped in, kept as it stood when it stopped
 
 
 class Agents(BaseModel):
+    """Who played: the Player's and the Coach's names and, for Claude, the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
     player: str
     coach: str
     model: str | None = None
 
 
 class Artifact(BaseModel):
-    """The record of one exchange (a superset of the reference package's artifact)."""
+    """The record of one exchange (a superset of the reference package's artifact).
+
+    The loop builds it, `run_exchange_sync` returns it, the store writes and reads it;
+    `model_dump(mode="json")` is its JSON form for files and downloads.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     run_id: str
     timestamp: str
     outcome: Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
     approved: bool
-    rounds_taken: int
+    rounds_taken: int = Field(ge=0)
     termination_reason: str | None
-    total_tokens: int
+    total_tokens: int = Field(ge=0)
     usage: Usage
     rounds: list[Round]
     constraint_snapshot: Constraints
@@ -307,7 +322,6 @@ class Artifact(BaseModel):
     symbol: str
     agents: Agents
 
-
-def is_finite(*values: float | None) -> bool:
-    """True when every value is a real, finite number."""
-    return all(v is not None and math.isfinite(v) for v in values)
+    def violations(self) -> list[str]:
+        """Every constraint violated in any round, in the order first seen."""
+        return list(dict.fromkeys(v for r in self.rounds for v in r.evaluation.violations))

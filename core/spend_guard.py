@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from core.agent import SpendLimitReached
+from core.errors import SpendLimitReached
 
 
 class SpendGuard:

@@ -17,9 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlite_utils
+from pydantic import ValidationError
 
-from core.presets import list_presets, load_preset
-from core.schema import ENTRY_TYPES, ET, Constraints
+from core.errors import InvalidInput, StoreError
+from core.presets import explain, list_presets, load_preset
+from core.schema import ENTRY_TYPES, ET, Artifact, Constraints, Round, Usage
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -28,10 +30,6 @@ BUSY_TIMEOUT_MS = 30_000
 def default_path() -> Path:
     """The database file: $PLAYER_COACH_DB, else data/player_coach.db."""
     return Path(os.environ.get("PLAYER_COACH_DB") or DEFAULT_PATH)
-
-
-class StoreError(Exception):
-    """The database file cannot be used; the message names the file and the reason."""
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -116,11 +114,11 @@ def _v3_history(db: sqlite_utils.Database) -> None:
     presets = _Presets(db)
     for run_id, constraints, world in db.execute(
             "select run_id, constraint_snapshot, world_state from exchanges").fetchall():
-        rounds = [{"proposal": json.loads(proposal), "evaluation": {"violations": json.loads(violations)}}
-                  for proposal, violations in db.execute(
-                      "select proposal, violations from rounds where run_id = ? order by round", [run_id])]
+        rounds = db.execute("select proposal, violations from rounds where run_id = ? order by round",
+                            [run_id]).fetchall()
+        actions = json.loads(rounds[-1][0])["actions"] if rounds else []
         row = {"market_time": json.loads(world)["as_of"], "preset": presets.name(json.loads(constraints)),
-               **_progress(rounds)}
+               **_progress(actions, [json.loads(violations) for _, violations in rounds])}
         db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in row)} where run_id = ?",
                    [*row.values(), run_id])
     db["exchanges"].create_index(["market_time"])
@@ -219,18 +217,18 @@ EDITED = "edited"
 SIDES = {"enter_long": "long", "enter_short": "short"}
 
 
-def _progress(rounds: list[dict]) -> dict:
-    """The columns that follow the rounds: the last round's trade, its standing violations, the fixed ones."""
-    if not rounds:
+def _progress(actions: list[dict], violations: list[list[str]]) -> dict:
+    """The columns that follow the rounds: the last round's trade (`actions`, as dicts), its standing
+    violations and the fixed ones (`violations`: each round's, in order)."""
+    if not violations:
         return {"side": None, "size_pct": None, "entry": None, "stop": None, "target": None, "violations": "",
                 "fixed": ""}
-    actions = rounds[-1]["proposal"]["actions"]
     shown = next((a for a in actions if a["action_type"] in ENTRY_TYPES), actions[0])
     side = SIDES.get(shown["action_type"], shown["action_type"])
     if len(actions) > 1:
         side += f" +{len(actions) - 1}"
-    standing = rounds[-1]["evaluation"]["violations"]
-    earlier = dict.fromkeys(v for r in rounds[:-1] for v in r["evaluation"]["violations"] if v not in standing)
+    standing = violations[-1]
+    earlier = dict.fromkeys(v for vs in violations[:-1] for v in vs if v not in standing)
     return {"side": side, "size_pct": shown.get("size_pct"), "entry": shown.get("entry_price"),
             "stop": shown.get("stop_loss"), "target": shown.get("take_profit"), "violations": ", ".join(standing),
             "fixed": ", ".join(earlier)}
@@ -254,14 +252,45 @@ def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict]) -> Non
                             [list(r.values()) for r in rows])
 
 
-def _known_cost(usage: dict) -> float | None:
+def _known_cost(usage: Usage) -> float | None:
     """The exchange's dollars for the list and sums; NULL (not 0) when no price was known (an unpriced model)."""
-    unknown = usage.get("cost_basis") == "unknown" and not usage["cost_usd"]
-    return None if unknown else usage["cost_usd"]
+    return None if usage.cost_basis == "unknown" and not usage.cost_usd else usage.cost_usd
 
 
 def _loads(text: str | None):
     return None if text is None else json.loads(text)
+
+
+def _dumps(model) -> str:
+    """A model as the JSON text the store keeps (json.dumps of its JSON form: the bytes never change)."""
+    return json.dumps(model.model_dump(mode="json"))
+
+
+def _portfolio_row(artifact: Artifact) -> dict:
+    """The portfolio_snapshots row: every column named here, never taken from the snapshot's keys."""
+    snap = artifact.portfolio_snapshot
+    return {
+        "run_id": artifact.run_id, "timestamp": artifact.timestamp, "equity": snap.equity,
+        "peak_equity": snap.peak_equity, "start_of_day_equity": snap.start_of_day_equity,
+        "cumulative_pnl": snap.cumulative_pnl, "today_pnl": snap.today_pnl, "positions": json.dumps(snap.positions),
+    }
+
+
+def _artifact_progress(artifact: Artifact) -> dict:
+    """_progress of an artifact's rounds."""
+    rounds = artifact.rounds
+    actions = [a.model_dump() for a in rounds[-1].proposal.actions] if rounds else []
+    return _progress(actions, [r.evaluation.violations for r in rounds])
+
+
+def _validated(artifact: Artifact | dict) -> Artifact:
+    """The artifact as the model, validated: no caller's key ever reaches the database."""
+    if isinstance(artifact, Artifact):
+        return artifact
+    try:
+        return Artifact.model_validate(artifact)
+    except ValidationError as error:
+        raise InvalidInput(f"artifact: {explain(error)}") from None
 
 
 class Store:
@@ -324,103 +353,109 @@ class Store:
 
     # -- writing exchanges ------------------------------------------------------------------
 
-    def start_exchange(self, artifact: dict) -> None:
+    def start_exchange(self, artifact: Artifact) -> None:
         """Write the exchange as INTERRUPTED before any agent speaks, with its portfolio."""
         with self._write() as db:
             self._start(db, artifact)
 
-    def _start(self, db: sqlite_utils.Database, artifact: dict) -> None:
-        strategy = artifact["strategy_id"]
+    def _start(self, db: sqlite_utils.Database, artifact: Artifact) -> None:
+        strategy = artifact.strategy_id
         if strategy:
             db.execute(
                 "insert into strategies (strategy_id, first_seen, last_seen) values (?, ?, ?) "
                 "on conflict(strategy_id) do update set last_seen = excluded.last_seen",
-                [strategy, artifact["timestamp"], artifact["timestamp"]],
+                [strategy, artifact.timestamp, artifact.timestamp],
             )
         _insert(db, "exchanges", self._exchange_row(artifact, finished=False), key="run_id")
-        snap = artifact["portfolio_snapshot"]
-        _insert(db, "portfolio_snapshots", {"run_id": artifact["run_id"], "timestamp": artifact["timestamp"], **snap,
-                                            "positions": json.dumps(snap["positions"])})
+        _insert(db, "portfolio_snapshots", _portfolio_row(artifact))
 
-    def record_round(self, artifact: dict, record: dict) -> None:
+    def record_round(self, artifact: Artifact, record: Round) -> None:
         """Write one finished round, its checks into coach memory, and the exchange's progress."""
         with self._write() as db:
             self._round(db, artifact, record)
-            progress = {"rounds_taken": record["round"], **_progress(artifact["rounds"])}
+            progress = {"rounds_taken": record.round, **_artifact_progress(artifact)}
             db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in progress)} where run_id = ?",
-                       [*progress.values(), artifact["run_id"]])
+                       [*progress.values(), artifact.run_id])
 
-    def _round(self, db: sqlite_utils.Database, artifact: dict, record: dict) -> None:
-        evaluation = record["evaluation"]
-        proposal = record["proposal"]
+    def _round(self, db: sqlite_utils.Database, artifact: Artifact, record: Round) -> None:
+        evaluation = record.evaluation
+        proposal = record.proposal
         _insert(db, "rounds", key="run_id, round", row={
-                "run_id": artifact["run_id"], "round": record["round"], "proposal": json.dumps(proposal),
-                "reasoning": proposal["reasoning"], "decision": evaluation["decision"],
-                "violations": json.dumps(evaluation["violations"]), "checks": json.dumps(evaluation["checks"]),
-                "feedback": evaluation["feedback"], "coach_opinion": json.dumps(evaluation.get("coach_opinion")),
-                "disagrees": evaluation.get("disagrees"), "tokens": record["tokens"],
-                "usage": json.dumps(record["usage"]), "latency_ms": record["latency_ms"],
-                "agent_path": json.dumps(record["agent_path"]) if record.get("agent_path") else None,
+                "run_id": artifact.run_id, "round": record.round, "proposal": _dumps(proposal),
+                "reasoning": proposal.reasoning, "decision": evaluation.decision,
+                "violations": json.dumps(evaluation.violations),
+                "checks": json.dumps([c.model_dump(mode="json") for c in evaluation.checks]),
+                "feedback": evaluation.feedback, "coach_opinion": json.dumps(evaluation.coach_opinion),
+                "disagrees": evaluation.disagrees, "tokens": record.tokens,
+                "usage": _dumps(record.usage), "latency_ms": record.latency_ms,
+                "agent_path": json.dumps(record.agent_path) if record.agent_path else None,
         })
         _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
 
     @staticmethod
-    def _memory_rows(artifact: dict, record: dict) -> list[dict]:
+    def _memory_rows(artifact: Artifact, record: Round) -> list[dict]:
         """One row per checked action x constraint; proposal-wide checks count for every entry."""
-        actions = record["proposal"]["actions"]
-        evaluation = record["evaluation"]
-        rr = {c["action"]: c["value"] for c in evaluation["checks"] if c["constraint"] == "min_risk_reward"}
-        entries = [i for i, a in enumerate(actions) if a["action_type"] in ENTRY_TYPES]
+        actions = record.proposal.actions
+        evaluation = record.evaluation
+        rr = {c.action: c.value for c in evaluation.checks if c.constraint == "min_risk_reward"}
+        entries = [i for i, a in enumerate(actions) if a.action_type in ENTRY_TYPES]
         rows = []
-        for check in evaluation["checks"]:
-            for index in ([check["action"]] if check["action"] is not None else entries):
+        for check in evaluation.checks:
+            for index in ([check.action] if check.action is not None else entries):
                 rows.append({
-                    "run_id": artifact["run_id"], "round": record["round"], "action": index,
-                    "strategy_id": artifact["strategy_id"], "symbol": actions[index]["symbol"],
-                    "action_type": actions[index]["action_type"], "constraint": check["constraint"],
-                    "value": check["value"], "threshold": check["threshold"], "passed": int(check["passed"]),
-                    "rr": rr.get(index), "outcome": evaluation["decision"],
+                    "run_id": artifact.run_id, "round": record.round, "action": index,
+                    "strategy_id": artifact.strategy_id, "symbol": actions[index].symbol,
+                    "action_type": actions[index].action_type, "constraint": check.constraint,
+                    "value": check.value, "threshold": check.threshold, "passed": int(check.passed),
+                    "rr": rr.get(index), "outcome": evaluation.decision,
                 })
         return rows
 
-    def finish_exchange(self, artifact: dict, last_round: dict | None = None) -> None:
+    def finish_exchange(self, artifact: Artifact, last_round: Round | None = None) -> None:
         """Write the outcome of an exchange, with the round that decided it when given."""
         with self._write() as db:
             if last_round is not None:
                 self._round(db, artifact, last_round)
             outcome = self._outcome_row(artifact, finished=True)
             db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in outcome)} where run_id = ?",
-                       [*outcome.values(), artifact["run_id"]])
+                       [*outcome.values(), artifact.run_id])
 
-    def record(self, artifact: dict) -> None:
-        """Write a whole artifact at once (imports, tests, backfills); recording it again replaces it."""
+    def record(self, artifact: Artifact | dict) -> None:
+        """Write a whole artifact at once (imports, tests, backfills); recording it again replaces it.
+
+        A dict (an imported file) is validated through `Artifact` first: InvalidInput names what is wrong.
+        """
+        artifact = _validated(artifact)
         with self._write() as db:
             # Children first, so a second import cannot double the coach memory the deriver counts.
             for table in ("coach_memory", "rounds", "portfolio_snapshots"):
-                db.execute(f"delete from {table} where run_id = ?", [artifact["run_id"]])
+                db.execute(f"delete from {table} where run_id = ?", [artifact.run_id])
             self._start(db, artifact)
-            for record in artifact["rounds"]:
+            for record in artifact.rounds:
                 self._round(db, artifact, record)
             _insert(db, "exchanges", self._exchange_row(artifact, finished=True), key="run_id")
 
-    def _outcome_row(self, artifact: dict, finished: bool) -> dict:
+    @staticmethod
+    def _outcome_row(artifact: Artifact, finished: bool) -> dict:
         """The columns that change as an exchange goes on."""
         return {
-            "outcome": artifact["outcome"], "approved": int(artifact["approved"]),
-            "rounds_taken": artifact["rounds_taken"], "termination_reason": artifact["termination_reason"],
-            "total_tokens": artifact["total_tokens"], "cost_usd": _known_cost(artifact["usage"]),
-            "usage": json.dumps(artifact["usage"]), "finished": int(finished), **_progress(artifact["rounds"]),
+            "outcome": artifact.outcome, "approved": int(artifact.approved),
+            "rounds_taken": artifact.rounds_taken, "termination_reason": artifact.termination_reason,
+            "total_tokens": artifact.total_tokens, "cost_usd": _known_cost(artifact.usage),
+            "usage": _dumps(artifact.usage), "finished": int(finished), **_artifact_progress(artifact),
         }
 
-    def _exchange_row(self, artifact: dict, finished: bool) -> dict:
-        agents = artifact["agents"]
+    def _exchange_row(self, artifact: Artifact, finished: bool) -> dict:
+        agents = artifact.agents
+        constraints = artifact.constraint_snapshot.model_dump(mode="json")
+        world = artifact.world_state.model_dump(mode="json")
         return {
-            "run_id": artifact["run_id"], "timestamp": artifact["timestamp"], "symbol": artifact["symbol"],
-            "strategy_id": artifact["strategy_id"], "player": agents["player"], "coach": agents["coach"],
-            "model": agents["model"], "constraint_snapshot": json.dumps(artifact["constraint_snapshot"]),
-            "portfolio_snapshot": json.dumps(artifact["portfolio_snapshot"]),
-            "world_state": json.dumps(artifact["world_state"]), "market_time": artifact["world_state"]["as_of"],
-            "preset": self._preset_name(artifact["constraint_snapshot"]), **self._outcome_row(artifact, finished),
+            "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
+            "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
+            "model": agents.model, "constraint_snapshot": json.dumps(constraints),
+            "portfolio_snapshot": _dumps(artifact.portfolio_snapshot),
+            "world_state": json.dumps(world), "market_time": world["as_of"],
+            "preset": self._preset_name(constraints), **self._outcome_row(artifact, finished),
         }
 
     def _preset_name(self, snapshot: dict) -> str:
@@ -484,7 +519,7 @@ class Store:
             "group by day, outcome order by day, outcome", params
         ).fetchall()]
 
-    def get_exchange(self, run_id: str) -> dict | None:
+    def get_exchange(self, run_id: str) -> Artifact | None:
         """The artifact of one exchange, rebuilt from its rows, or None."""
         rows = list(self.db["exchanges"].rows_where("run_id = ?", [run_id]))
         if not rows:
@@ -502,9 +537,9 @@ class Store:
                     "disagrees": None if r["disagrees"] is None else bool(r["disagrees"]),
                 },
                 "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
-                **({"agent_path": json.loads(r["agent_path"])} if r["agent_path"] else {}),
+                "agent_path": _loads(r["agent_path"]),
             })
-        return {
+        stored = {
             "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],
             "approved": bool(row["approved"]), "rounds_taken": len(rounds),
             "termination_reason": row["termination_reason"], "total_tokens": row["total_tokens"],
@@ -514,6 +549,11 @@ class Store:
             "world_state": json.loads(row["world_state"]), "strategy_id": row["strategy_id"],
             "symbol": row["symbol"], "agents": {"player": row["player"], "coach": row["coach"], "model": row["model"]},
         }
+        try:
+            return Artifact.model_validate(stored)
+        except ValidationError as error:
+            raise StoreError(f"database {self.path}: exchange {run_id} does not read back as an artifact: "
+                             f"{explain(error)}") from None
 
     def strategies(self) -> list[str]:
         """Every strategy that has exchanges, most recent first."""
@@ -569,10 +609,10 @@ class Store:
         """Save a named custom preset; True when it replaced one. Shipped names are refused."""
         name = name.strip()
         if not name:
-            raise ValueError("preset name: must not be empty")
+            raise InvalidInput("preset name: must not be empty")
         if name.lower() in {shipped.lower() for shipped in list_presets()}:
             # A shipped preset is a fixed reference point (tests, backtests, the derive diff): never shadow it.
-            raise ValueError(f"preset name: “{name}” is a shipped preset and stays as shipped; choose another name")
+            raise InvalidInput(f"preset name: “{name}” is a shipped preset and stays as shipped; choose another name")
         with self._write() as db:
             replaced = db["presets"].count_where("name = ?", [name]) > 0
             db["presets"].insert(

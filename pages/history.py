@@ -89,7 +89,8 @@ def picked(labels: dict[str, str]) -> None:
     chosen = state.get(session.HISTORY_SELECTED)
     artifact = store.get_exchange(chosen) if chosen else None
     if artifact and chosen not in labels:
-        labels = {chosen: history_view.label({**artifact, "market_time": artifact["world_state"]["as_of"]}), **labels}
+        labels = {chosen: history_view.label({"market_time": artifact.world_state.as_of.isoformat(), "symbol": artifact.symbol,
+                                                  "outcome": artifact.outcome, "run_id": artifact.run_id}), **labels}
     state[session.H_PICK] = chosen if artifact else None
 
     def picked_box() -> None:
@@ -104,7 +105,7 @@ def picked(labels: dict[str, str]) -> None:
     speed = sticky(pick[1].select_slider, "Replay speed", key=session.H_SPEED, options=list(session.SPEEDS),
                    value="Normal")
     replay = pick[2].button("Replay", type="primary", icon=":material/replay:")
-    pick[3].download_button("Export JSON", json.dumps(artifact, indent=2),
+    pick[3].download_button("Export JSON", json.dumps(artifact.model_dump(mode="json"), indent=2),
                             file_name=exchange_view.artifact_name(artifact), mime="application/json",
                             icon=":material/download:")
     if replay:

@@ -172,7 +172,7 @@ elif session.LAST_RUN_ID in state:
         if cut_short == run_id:
             st.toast(f"Exchange {cause}.", icon=":material/stop:")
         ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
-        if artifact["constraint_snapshot"] != constraints.model_dump(mode="json"):
+        if artifact.constraint_snapshot != constraints:
             st.info(f"This result came from **{exchange_view.literal(ran_under or 'the constraints of that run')}**; the "
                     f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
                     "under it.", icon=":material/swap_horiz:")

@@ -44,16 +44,16 @@ def main() -> int:
             print(event.text, end="", flush=True)
         elif isinstance(event, VerdictReached):
             speaker = None
-            u = event.record["usage"]
-            share = u["cache_read"] / max(1, u["input"] + u["cache_read"] + u["cache_write"])
+            u = event.record.usage
+            share = u.cache_read / max(1, u.input + u.cache_read + u.cache_write)
             print(f"\n-- round {event.round}: {event.verdict.decision} {event.verdict.violations} "
-                  f"tokens {event.record['tokens']} (cache read {share:.0%}) ${u['cost_usd']:.5f}")
+                  f"tokens {event.record.tokens} (cache read {share:.0%}) ${u.cost_usd:.5f}")
         elif hasattr(event, "artifact"):
             artifact = event.artifact
-    print(f"\noutcome {artifact['outcome']} after {artifact['rounds_taken']} round(s); "
-          f"reason {artifact['termination_reason']}; {artifact['total_tokens']} tokens; "
-          f"${artifact['usage']['cost_usd']:.5f}")
-    return 0 if artifact["outcome"] in ("APPROVE", "REJECT-MAX", "ABORT") else 1
+    print(f"\noutcome {artifact.outcome} after {artifact.rounds_taken} round(s); "
+          f"reason {artifact.termination_reason}; {artifact.total_tokens} tokens; "
+          f"${artifact.usage.cost_usd:.5f}")
+    return 0 if artifact.outcome in ("APPROVE", "REJECT-MAX", "ABORT") else 1
 
 
 if __name__ == "__main__":

@@ -104,12 +104,12 @@ def test_stop_ends_a_running_exchange_as_interrupted_keeping_finished_rounds(app
 def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_server, page):
     base, db = app_server
     stored = seed(db, "replayed")
-    assert stored["rounds_taken"] >= 2
+    assert stored.rounds_taken >= 2
     exchanges = core.Store(db).count_exchanges()
     page.goto(f"{base}/history")
     page.get_by_role("heading", name="History", exact=True).wait_for()
-    pick_in_history(page, stored["run_id"])
-    page.locator("code", has_text=stored["run_id"][:8]).first.wait_for()
+    pick_in_history(page, stored.run_id)
+    page.locator("code", has_text=stored.run_id[:8]).first.wait_for()
     speed = page.get_by_test_id("stMain").get_by_role("slider")
     speed.focus()
     speed.press("Home")  # Slow: every few words drawn, even on a loaded machine
@@ -117,7 +117,7 @@ def test_history_replays_a_stored_exchange_with_the_animation_and_no_agent(app_s
     wait_for_app(page)
     page.get_by_role("button", name="Replay").click()
     wait_for_bubble_to_grow(page, "player")
-    page.get_by_text(f"{stored['outcome']} —").first.wait_for(timeout=60_000)
+    page.get_by_text(f"{stored.outcome} —").first.wait_for(timeout=60_000)
     assert page.get_by_text("Round 2 —").count() >= 1
     assert core.Store(db).count_exchanges() == exchanges  # a replay runs nothing and stores nothing
 

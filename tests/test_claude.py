@@ -60,7 +60,7 @@ def test_the_current_lineup_is_priced_as_its_pages_say():
 
 
 def test_a_model_missing_from_the_table_runs_with_an_estimated_or_unknown_cost_never_zero(key):
-    with pytest.raises(KeyError, match="gpt-4"):
+    with pytest.raises(core.InvalidInput, match="model: no price for model .gpt-4."):
         prices.model_prices("gpt-4")
     estimated = prices.usage("claude-sonnet-6", input=1000, output=100)
     assert estimated.cost_basis == "estimated" and estimated.cost_usd == prices.cost_usd("claude-sonnet-5-5", 1000, 100)

@@ -68,17 +68,17 @@ def test_approve_in_round_one(fake, key, world, moderate, store):
     fake.scenario("approve")
     events = Session(fake, key).run(world, moderate, store)
     artifact = artifact_of(events)
-    assert (artifact["outcome"], artifact["rounds_taken"], artifact["termination_reason"]) == ("APPROVE", 1, None)
-    assert artifact["agents"] == {"player": "claude-player", "coach": "claude-coach", "model": MODEL}
-    stored = store.get_exchange(artifact["run_id"])
-    assert stored["outcome"] == "APPROVE" and len(stored["rounds"]) == 1
-    assert stored["rounds"][0]["proposal"]["actions"][0]["take_profit"] == 191.0
-    assert stored["rounds"][0]["evaluation"]["feedback"] == CRITIQUE["feedback"]
+    assert (artifact.outcome, artifact.rounds_taken, artifact.termination_reason) == ("APPROVE", 1, None)
+    assert artifact.agents.model_dump() == {"player": "claude-player", "coach": "claude-coach", "model": MODEL}
+    stored = store.get_exchange(artifact.run_id)
+    assert stored.outcome == "APPROVE" and len(stored.rounds) == 1
+    assert stored.rounds[0].proposal.actions[0].take_profit == 191.0
+    assert stored.rounds[0].evaluation.feedback == CRITIQUE["feedback"]
     # usage: exactly what the fake reported, priced from the one table, summed per round and exchange
     expected = reported_usage(fake)
-    assert artifact["usage"] == pytest.approx(expected.model_dump())
-    assert artifact["rounds"][0]["usage"] == pytest.approx(expected.model_dump())
-    assert artifact["total_tokens"] == expected.total and stored["usage"] == pytest.approx(artifact["usage"])
+    assert artifact.usage.model_dump() == pytest.approx(expected.model_dump())
+    assert artifact.rounds[0].usage.model_dump() == pytest.approx(expected.model_dump())
+    assert artifact.total_tokens == expected.total and stored.usage == artifact.usage
     assert expected.cache_write > 4096 and expected.cost_usd > 0
 
 
@@ -118,17 +118,17 @@ def test_requests_carry_the_cache_markers_and_the_tool_schema(fake, key, world, 
     assert "PASS min_risk_reward: (191.00-185.00)/(185.00-182.00)" in critique_request
     # the Coach's first call already reads the prefix the Player's first call wrote
     first, second = (r["usage"] for r in fake.messages_requests)
-    assert first["cache_write"] > 4096 and first["cache_read"] == 0
-    assert second["cache_read"] >= first["cache_write"]
+    assert first.cache_write > 4096 and first.cache_read == 0
+    assert second["cache_read"] >= first.cache_write
 
 
 def test_reject_then_approve_sends_the_round_history_and_reads_from_cache(fake, key, world, moderate, store):
     fake.scenario("reject_then_approve")
     events = Session(fake, key).run(world, moderate, store)
     artifact = artifact_of(events)
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("APPROVE", 2)
-    first = store.get_exchange(artifact["run_id"])["rounds"][0]["evaluation"]
-    assert (first["decision"], first["violations"]) == ("REJECT", ["min_risk_reward"])
+    assert (artifact.outcome, artifact.rounds_taken) == ("APPROVE", 2)
+    first = store.get_exchange(artifact.run_id).rounds[0].evaluation
+    assert (first.decision, first.violations) == ("REJECT", ["min_risk_reward"])
     revision = fake.messages_requests[2]["body"]["messages"]
     assert [m["role"] for m in revision] == ["user", "assistant", "user"]
     assert revision[1]["content"][0]["input"] == THIN_PROPOSAL
@@ -137,18 +137,18 @@ def test_reject_then_approve_sends_the_round_history_and_reads_from_cache(fake, 
     assert "FAIL min_risk_reward: (187.00-185.00)/(185.00-182.00) = 2.00/3.00 = 0.67 < 1.50 FAIL" in result
     assert CRITIQUE["feedback"] in result
     # rounds 2-3 read the system prompt and the schema from cache: the goal is >= 60 % of input
-    r2 = artifact["rounds"][1]["usage"]
-    assert r2["cache_read"] / (r2["input"] + r2["cache_read"] + r2["cache_write"]) >= 0.6
-    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())
+    r2 = artifact.rounds[1].usage
+    assert r2.cache_read / (r2.input + r2.cache_read + r2.cache_write) >= 0.6
+    assert artifact.usage.model_dump() == pytest.approx(reported_usage(fake).model_dump())
 
 
 def test_reject_max_keeps_all_three_rounds(fake, key, world, moderate, store):
     fake.enqueue(*[tool(THIN_PROPOSAL), tool(CRITIQUE)] * 3)
     artifact = artifact_of(Session(fake, key).run(world, moderate, store))
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("REJECT-MAX", 3)
+    assert (artifact.outcome, artifact.rounds_taken) == ("REJECT-MAX", 3)
     history = fake.messages_requests[4]["body"]["messages"]
     assert len(history) == 5  # situation, then (proposal, result) for rounds 1 and 2
-    assert len(store.get_exchange(artifact["run_id"])["rounds"]) == 3
+    assert len(store.get_exchange(artifact.run_id).rounds) == 3
 
 
 def test_invalid_tool_input_gets_one_repair_quoting_the_error(fake, key, world, moderate, store):
@@ -156,13 +156,13 @@ def test_invalid_tool_input_gets_one_repair_quoting_the_error(fake, key, world, 
     session = Session(fake, key)
     events = session.run(world, moderate, store)
     artifact = artifact_of(events)
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("APPROVE", 1)
+    assert (artifact.outcome, artifact.rounds_taken) == ("APPROVE", 1)
     assert len(fake.messages_requests) == 3
     repair = fake.messages_requests[1]["body"]["messages"]
     assert repair[-2]["content"][0]["type"] == "tool_use"
     answer = repair[-1]["content"][0]
     assert answer["is_error"] is True and "enter_long needs take_profit" in answer["content"]
-    assert artifact["rounds"][0]["usage"] == pytest.approx(reported_usage(fake).model_dump())  # both calls paid
+    assert artifact.rounds[0].usage.model_dump() == pytest.approx(reported_usage(fake).model_dump())  # both calls paid
     assert session.slept == []
 
 
@@ -170,7 +170,7 @@ def test_tool_input_that_is_not_json_gets_the_repair_too(fake, key, world, moder
     fake.scenario("broken_json")
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("APPROVE", 1)
+    assert (artifact.outcome, artifact.rounds_taken) == ("APPROVE", 1)
     assert len(fake.messages_requests) == 3 and session.slept == []
     # nothing usable came back, so the same question is asked again with the problem quoted
     first, repair = (r["body"]["messages"] for r in fake.messages_requests[:2])
@@ -181,16 +181,16 @@ def test_tool_input_that_is_not_json_gets_the_repair_too(fake, key, world, moder
     # the broken reply is paid as far as the client read it: its input in full, output as message_start said
     broken, *rest = fake.messages_requests
     paid = reported_usage(fake)
-    assert artifact["usage"]["input"] + artifact["usage"]["cache_read"] + artifact["usage"]["cache_write"] == (
+    assert artifact.usage.input + artifact.usage.cache_read + artifact.usage.cache_write == (
         paid.input + paid.cache_read + paid.cache_write)
-    assert artifact["usage"]["output"] == 1 + sum(r["usage"]["output"] for r in rest)
+    assert artifact.usage.output == 1 + sum(r["usage"]["output"] for r in rest)
 
 
 def test_tool_input_that_is_never_json_ends_error_readably(fake, key, world, moderate, store):
     fake.enqueue(tool(BROKEN_JSON), tool(BROKEN_JSON))
     artifact = artifact_of(Session(fake, key).run(world, moderate, store))
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 0)
-    assert artifact["termination_reason"].startswith("Claude's Player answer was invalid twice (the input was not "
+    assert (artifact.outcome, artifact.rounds_taken) == ("ERROR", 0)
+    assert artifact.termination_reason.startswith("Claude's Player answer was invalid twice (the input was not "
                                                      "valid JSON (expected value at line 1 column")
 
 
@@ -227,16 +227,16 @@ def test_an_unexpected_sdk_failure_ends_error_with_the_key_redacted(fake, key, w
 
     session.player._client.messages.stream = explode
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["outcome"] == "ERROR"
-    assert artifact["termination_reason"] == ("The Player's call to the Anthropic API failed: RuntimeError: "
+    assert artifact.outcome == "ERROR"
+    assert artifact.termination_reason == ("The Player's call to the Anthropic API failed: RuntimeError: "
                                               "header x-api-key: [key] was odd")
-    assert key not in json.dumps(store.get_exchange(artifact["run_id"])) and key not in caplog.text
+    assert key not in store.get_exchange(artifact.run_id).model_dump_json() and key not in caplog.text
 
 
 def test_truncated_at_max_tokens_is_repaired_with_a_larger_budget(fake, key, world, moderate, store):
     fake.scenario("max_tokens")
     events = Session(fake, key).run(world, moderate, store)
-    assert artifact_of(events)["outcome"] == "APPROVE"
+    assert artifact_of(events).outcome == "APPROVE"
     first, repair = (r["body"] for r in fake.messages_requests[:2])
     assert (first["max_tokens"], repair["max_tokens"]) == (1024, 2048)
     assert "cut off at max_tokens=1024" in repair["messages"][-1]["content"][0]["content"]
@@ -248,38 +248,38 @@ def test_a_failed_repair_ends_error_with_earlier_rounds_kept(fake, key, world, m
     fake.enqueue(tool(THIN_PROPOSAL), tool(CRITIQUE))
     fake.scenario("max_tokens_twice")
     artifact = artifact_of(Session(fake, key).run(world, moderate, store))
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 1)
-    assert artifact["termination_reason"].startswith("Claude's Player answer was invalid twice (the answer was cut off")
-    stored = store.get_exchange(artifact["run_id"])
-    assert stored["outcome"] == "ERROR" and stored["termination_reason"] == artifact["termination_reason"]
-    assert [r["round"] for r in stored["rounds"]] == [1]
+    assert (artifact.outcome, artifact.rounds_taken) == ("ERROR", 1)
+    assert artifact.termination_reason.startswith("Claude's Player answer was invalid twice (the answer was cut off")
+    stored = store.get_exchange(artifact.run_id)
+    assert stored.outcome == "ERROR" and stored.termination_reason == artifact.termination_reason
+    assert [r.round for r in stored.rounds] == [1]
 
 
 def test_a_rejected_key_is_not_retried_and_says_what_to_do(fake, key, world, moderate, store):
     fake.scenario("auth_401")
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 0)
-    assert artifact["termination_reason"] == "The API key was rejected (401): check it in Settings."
+    assert (artifact.outcome, artifact.rounds_taken) == ("ERROR", 0)
+    assert artifact.termination_reason == "The API key was rejected (401): check it in Settings."
     assert len(fake.messages_requests) == 1 and session.slept == []
-    assert store.get_exchange(artifact["run_id"])["outcome"] == "ERROR"
+    assert store.get_exchange(artifact.run_id).outcome == "ERROR"
 
 
 def test_rate_limit_waits_for_retry_after_then_succeeds(fake, key, world, moderate, store):
     fake.scenario("rate_limit_429")
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["outcome"] == "APPROVE"
+    assert artifact.outcome == "APPROVE"
     assert session.slept == [2.0] and len(fake.messages_requests) == 3
-    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())  # the 429 billed nothing
+    assert artifact.usage.model_dump() == pytest.approx(reported_usage(fake).model_dump())  # the 429 billed nothing
 
 
 def test_rate_limit_that_persists_ends_error_with_the_wait(fake, key, world, moderate, store):
     fake.enqueue(*[rate_limited(3)] * 4)
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["outcome"] == "ERROR"
-    assert artifact["termination_reason"] == "Rate limited by the Anthropic API (429): it asks to wait 3 s."
+    assert artifact.outcome == "ERROR"
+    assert artifact.termination_reason == "Rate limited by the Anthropic API (429): it asks to wait 3 s."
     assert session.slept == [3.0] * 3 and len(fake.messages_requests) == 4  # 3 retries, then stop
 
 
@@ -287,7 +287,7 @@ def test_a_long_retry_after_is_not_waited_for(fake, key, world, moderate, store)
     fake.enqueue(rate_limited(120))
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["termination_reason"] == (
+    assert artifact.termination_reason == (
         "Rate limited by the Anthropic API (429): it asks to wait 2 min. That is longer than the 20 s this app "
         "waits on its own: run the exchange again in 2 min.")
     assert session.slept == [] and len(fake.messages_requests) == 1
@@ -297,15 +297,15 @@ def test_overloaded_backs_off_then_succeeds(fake, key, world, moderate, store):
     fake.scenario("overloaded_529")
     session = Session(fake, key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["outcome"] == "APPROVE"
+    assert artifact.outcome == "APPROVE"
     assert session.slept == [0.5, 1.0] and len(fake.messages_requests) == 4
-    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())
+    assert artifact.usage.model_dump() == pytest.approx(reported_usage(fake).model_dump())
 
 
 def test_overloaded_that_persists_ends_error(fake, key, world, moderate, store):
     fake.enqueue(*[overloaded()] * 4)
     artifact = artifact_of(Session(fake, key).run(world, moderate, store))
-    assert artifact["termination_reason"] == "The Anthropic API is overloaded (529): try again in a minute."
+    assert artifact.termination_reason == "The Anthropic API is overloaded (529): try again in a minute."
 
 
 def test_a_dropped_stream_is_retried_without_repeating_words(fake, key, world, moderate, store):
@@ -314,15 +314,15 @@ def test_a_dropped_stream_is_retried_without_repeating_words(fake, key, world, m
     session = Session(fake, key, guard=guard)
     events = session.run(world, moderate, store)
     artifact = artifact_of(events)
-    assert artifact["outcome"] == "APPROVE"
+    assert artifact.outcome == "APPROVE"
     assert len(fake.messages_requests) == 3 and session.slept == [0.5]
     assert texts(events, "player") == GOOD_PROPOSAL["reasoning"]
     # the dropped attempt's input was billed (message_start said so): counted once, in the round and the guard
     dropped = fake.messages_requests[0]["usage"]
     assert dropped["cache_write"] > 4096
-    assert artifact["usage"] == pytest.approx(reported_usage(fake).model_dump())
-    assert artifact["usage"]["cache_write"] == dropped["cache_write"]
-    assert guard.spent_usd == pytest.approx(artifact["usage"]["cost_usd"])
+    assert artifact.usage.model_dump() == pytest.approx(reported_usage(fake).model_dump())
+    assert artifact.usage.cache_write == dropped["cache_write"]
+    assert guard.spent_usd == pytest.approx(artifact.usage.cost_usd)
 
 
 def test_no_server_ends_error_saying_so(key, world, moderate, store):
@@ -330,14 +330,14 @@ def test_no_server_ends_error_saying_so(key, world, moderate, store):
         base_url = gone.base_url
     session = Session(type("Gone", (), {"base_url": base_url})(), key)
     artifact = artifact_of(session.run(world, moderate, store))
-    assert artifact["outcome"] == "ERROR" and "Could not reach the Anthropic API" in artifact["termination_reason"]
+    assert artifact.outcome == "ERROR" and "Could not reach the Anthropic API" in artifact.termination_reason
     assert len(session.slept) == 3
 
 
 def test_slow_stream_gives_the_same_exchange(fake, key, world, moderate, store):
     fake.scenario("slow", delay=0.002)
     events = Session(fake, key).run(world, moderate, store)
-    assert artifact_of(events)["outcome"] == "APPROVE"
+    assert artifact_of(events).outcome == "APPROVE"
     assert texts(events, "player") == GOOD_PROPOSAL["reasoning"]
 
 
@@ -345,15 +345,15 @@ def test_spend_guard_on_calls_aborts_without_a_call(fake, key, world, moderate, 
     fake.scenario("approve")
     guard = SpendGuard(calls_per_hour=1)
     artifact = artifact_of(Session(fake, key, guard=guard).run(world, moderate, store))
-    assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
+    assert (artifact.outcome, artifact.termination_reason) == ("ABORT", "spend_guard")
     assert len(fake.messages_requests) == 1  # the Player's call went out, the Coach's never did
-    assert store.get_exchange(artifact["run_id"])["termination_reason"] == "spend_guard"
+    assert store.get_exchange(artifact.run_id).termination_reason == "spend_guard"
 
 
 def test_spend_guard_on_dollars_is_shared_by_both_agents(fake, key, world, moderate, store):
     guard = SpendGuard(dollars_per_session=0.0)
     artifact = artifact_of(Session(fake, key, guard=guard).run(world, moderate, store))
-    assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
+    assert (artifact.outcome, artifact.termination_reason) == ("ABORT", "spend_guard")
     assert fake.messages_requests == []
     guard = SpendGuard(dollars_per_session=1.0)
     Session(fake, key, guard=guard).run(world, moderate, store)
@@ -364,15 +364,15 @@ def test_independent_coach_judges_without_checks_and_disagreement_is_flagged(fak
     fake.enqueue(tool(GOOD_PROPOSAL), tool({"feedback": "The target is too close.", "decision": "REJECT",
                                             "violations": ["min_risk_reward"]}))
     artifact = artifact_of(Session(fake, key, independent=True).run(world, moderate, store))
-    evaluation = artifact["rounds"][0]["evaluation"]
-    assert evaluation["decision"] == "APPROVE"  # the verdict always comes from the rules
-    assert evaluation["coach_opinion"] == {"decision": "REJECT", "violations": ["min_risk_reward"]}
-    assert evaluation["disagrees"] is True and evaluation["feedback"] == "The target is too close."
+    evaluation = artifact.rounds[0].evaluation
+    assert evaluation.decision == "APPROVE"  # the verdict always comes from the rules
+    assert evaluation.coach_opinion == {"decision": "REJECT", "violations": ["min_risk_reward"]}
+    assert evaluation.disagrees is True and evaluation.feedback == "The target is too close."
     coach = fake.messages_requests[1]["body"]
     assert coach["tool_choice"]["name"] == "submit_judgement"
     request = coach["messages"][0]["content"][0]["text"]
     assert "PASS" not in request and "FAIL" not in request and "verdict (final)" not in request
-    assert store.get_exchange(artifact["run_id"])["rounds"][0]["evaluation"]["disagrees"] is True
+    assert store.get_exchange(artifact.run_id).rounds[0].evaluation.disagrees is True
 
 
 def test_the_player_is_told_its_strategy_memory(fake, key, world, moderate, store):
@@ -397,12 +397,12 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
             session = Session(server, key, guard=SpendGuard(calls_per_hour=100, dollars_per_session=5))
             artifacts.append(artifact_of(session.run(world, moderate, store, strategy_id="scan")))
             messages.append(claude.validate_key(key, base_url=server.base_url).message)
-    assert {a["outcome"] for a in artifacts} == {"APPROVE", "ERROR"}
+    assert {a.outcome for a in artifacts} == {"APPROVE", "ERROR"}
     assert len(store.list_exchanges(limit=100)) == len(SCENARIOS)
     secret = key.encode()
     files = list(tmp_path.glob("scan.db*"))
     assert files and not any(secret in path.read_bytes() for path in files)
-    assert key not in json.dumps(artifacts) and key not in json.dumps(messages)
-    assert key not in json.dumps([store.get_exchange(a["run_id"]) for a in artifacts])
+    assert key not in json.dumps([a.model_dump(mode="json") for a in artifacts]) and key not in json.dumps(messages)
+    assert key not in json.dumps([store.get_exchange(a.run_id).model_dump(mode="json") for a in artifacts])
     assert caplog.records and key not in caplog.text
     assert key[12:] not in caplog.text  # not even the key without its prefix

@@ -12,11 +12,11 @@ from tests.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, rate_limited, 
 
 
 def run(fake, key, world, constraints, store=None, model=claude.DEFAULT_MODEL, guard=None, **options) -> dict:
-    """One exchange with both Claude agents against the fake; the artifact."""
+    """One exchange with both Claude agents against the fake; the artifact's JSON form, with what the agents slept."""
     slept: list[float] = []
     agents = [cls(key, model=model, base_url=fake.base_url, guard=guard, sleep=slept.append, **options)
               for cls in (ClaudePlayer, ClaudeCoach)]
-    artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), *agents, store=store)
+    artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), *agents, store=store).model_dump(mode="json")
     artifact["slept"] = slept
     return artifact
 
@@ -66,7 +66,7 @@ def test_a_refusal_ends_error_with_the_stated_reason_and_no_repair(fake, key, wo
     assert "max_tokens" not in reason and "invalid twice" not in reason
     assert len(fake.messages_requests) == 1  # no repair on the same context
     assert artifact["usage"]["output"] > 1  # the refused answer's output was billed as reported
-    assert store.get_exchange(artifact["run_id"])["termination_reason"] == reason
+    assert store.get_exchange(artifact["run_id"]).termination_reason == reason
 
 
 def test_a_refusal_without_a_category_still_says_refusal(fake, key, world, moderate):

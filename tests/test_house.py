@@ -33,9 +33,9 @@ def can_trade(preset: str, world: core.WorldState, portfolio: core.Portfolio) ->
 def test_every_preset_that_allows_a_trade_reaches_approve(preset):
     tradable = [a for w, p, a in exchanges(preset) if can_trade(preset, w, p)]
     assert len(tradable) >= 100
-    counts = Counter(a["outcome"] for a in tradable)
+    counts = Counter(a.outcome for a in tradable)
     assert counts["APPROVE"] / len(tradable) >= 0.9, counts
-    entries = [a for a in tradable if a["approved"] and a["rounds"][-1]["proposal"]["actions"][0]["action_type"] != "hold"]
+    entries = [a for a in tradable if a.approved and a.rounds[-1].proposal.actions[0].action_type != "hold"]
     assert len(entries) >= 0.25 * len(tradable), "a preset that allows trades gets trades approved, not only holds"
 
 
@@ -45,12 +45,12 @@ def test_no_revision_repeats_a_rejected_proposal(preset):
     for world, _, artifact in exchanges(preset):
         if world.symbol not in core.load_preset(preset).allowed_symbols:
             continue  # nothing can pass there: see test_a_symbol_outside_the_list_is_refused_plainly_in_round_1
-        rounds = artifact["rounds"]
+        rounds = artifact.rounds
         for n, later in enumerate(rounds[1:], start=1):
             revised += 1
-            assert all(later["proposal"]["actions"] != r["proposal"]["actions"] for r in rounds[:n]), artifact["run_id"]
+            assert all(later.proposal.actions != r.proposal.actions for r in rounds[:n]), artifact.run_id
             # every violation named in a round is fixed in the next one
-            assert not set(rounds[n - 1]["evaluation"]["violations"]) & set(later["evaluation"]["violations"])
+            assert not set(rounds[n - 1].evaluation.violations) & set(later.evaluation.violations)
     assert revised > 0
 
 
@@ -66,10 +66,10 @@ def stated(text: str, word: str) -> list[float]:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_reasoning_states_the_numbers_of_its_own_actions(preset):
     for _, _, artifact in exchanges(preset):
-        for record in artifact["rounds"]:
-            text = record["proposal"]["reasoning"]
+        for record in artifact.rounds:
+            text = record.proposal.reasoning
             assert "from 1.00% to 1.00%" not in text
-            entries = [core.Action.model_validate(a) for a in record["proposal"]["actions"]]
+            entries = [core.Action.model_validate(a) for a in record.proposal.actions]
             entries = [a for a in entries if a.is_entry]
             for a in entries:
                 assert describe(a) in text.replace("Long", "long").replace("Short", "short")
@@ -81,7 +81,7 @@ def test_the_reasoning_states_the_numbers_of_its_own_actions(preset):
 
 
 def test_a_revision_says_what_changed_with_the_new_number_first():
-    texts = [r["proposal"]["reasoning"] for preset in PRESETS for _, _, a in exchanges(preset) for r in a["rounds"][1:]]
+    texts = [r.proposal.reasoning for preset in PRESETS for _, _, a in exchanges(preset) for r in a.rounds[1:]]
     size = next(t for t in texts if "Size " in t)
     new, old = re.search(r"Size (\d+\.\d+)% \(was (\d+\.\d+)%\)", size).groups()
     assert float(new) < float(old)
@@ -94,33 +94,33 @@ def test_a_revision_says_what_changed_with_the_new_number_first():
 def test_a_symbol_outside_the_list_is_refused_plainly_in_round_1(moderate):
     world = core.WorldState(symbol="AAPL", as_of="2025-03-04 10:00", price=230, sma5=231, sma10=228)
     artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-    assert artifact["outcome"] == "REJECT-MAX"
-    first = artifact["rounds"][0]["proposal"]
-    assert "AAPL is not in allowed_symbols" in first["reasoning"] and "nothing I can propose will pass" in first["reasoning"]
-    assert first["actions"][0]["action_type"] == "hold"  # it does not pretend to trade
-    for record in artifact["rounds"][1:]:
-        assert record["proposal"]["reasoning"].endswith("nothing I can propose will pass: hold.")
-        assert "Still" in record["proposal"]["reasoning"]
+    assert artifact.outcome == "REJECT-MAX"
+    first = artifact.rounds[0].proposal
+    assert "AAPL is not in allowed_symbols" in first.reasoning and "nothing I can propose will pass" in first.reasoning
+    assert first.actions[0].action_type == "hold"  # it does not pretend to trade
+    for record in artifact.rounds[1:]:
+        assert record.proposal.reasoning.endswith("nothing I can propose will pass: hold.")
+        assert "Still" in record.proposal.reasoning
 
 
 def test_without_an_atr_an_atr_minimum_gets_a_hold_that_says_why():
     strict = core.load_preset("strict")
     world = core.WorldState(symbol="MSFT", as_of="2025-03-04 10:00", price=412.5, sma5=415, sma10=410)
     artifact = core.run_exchange_sync(world, strict, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-    first = artifact["rounds"][0]["proposal"]
-    assert first["actions"] == [core.Action(action_type="hold", symbol="MSFT").model_dump()]
-    assert "no ATR is known for MSFT" in first["reasoning"]
+    first = artifact.rounds[0].proposal
+    assert first.actions == [core.Action(action_type="hold", symbol="MSFT")]
+    assert "no ATR is known for MSFT" in first.reasoning
     with_atr = world.model_copy(update={"atr": 6.2})
     artifact = core.run_exchange_sync(with_atr, strict, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-    assert artifact["approved"] and artifact["rounds"][-1]["proposal"]["actions"][0]["action_type"] == "enter_long"
+    assert artifact.approved and artifact.rounds[-1].proposal.actions[0].action_type == "enter_long"
 
 
 def test_a_full_book_gets_a_hold_that_names_the_limit(moderate):
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=186, sma10=180)
     book = core.Portfolio(positions={"MSFT": 0.05, "TSLA": 0.05, "BTC-USD": 0.05})
     artifact = core.run_exchange_sync(world, moderate, book, core.HousePlayer(), core.HouseCoach())
-    assert artifact["approved"] and artifact["rounds_taken"] == 1
-    assert "max_open_positions is 3" in artifact["rounds"][0]["proposal"]["reasoning"]
+    assert artifact.approved and artifact.rounds_taken == 1
+    assert "max_open_positions is 3" in artifact.rounds[0].proposal.reasoning
 
 
 def test_sizes_to_the_tightest_limit_and_says_which(moderate):
@@ -128,30 +128,30 @@ def test_sizes_to_the_tightest_limit_and_says_which(moderate):
     book = core.Portfolio(equity=98_050.0, peak_equity=100_000.0, start_of_day_equity=100_000.0, today_pnl=-1_950.0)
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=186, sma10=180, atr=3.0)
     artifact = core.run_exchange_sync(world, moderate, book, core.HousePlayer(), core.HouseCoach())
-    assert artifact["approved"]
-    trade = core.Action.model_validate(artifact["rounds"][-1]["proposal"]["actions"][0])
+    assert artifact.approved
+    trade = core.Action.model_validate(artifact.rounds[-1].proposal.actions[0])
     limits = core.house.size_limits(moderate, book, "AMZN", trade.entry_price, trade.stop_loss)
     assert trade.size_pct == pytest.approx(limits["max_daily_loss_pct"], abs=1e-4)
     assert trade.size_pct < moderate.max_single_trade_pct
-    assert "the most max_daily_loss_pct allows" in artifact["rounds"][-1]["proposal"]["reasoning"]
+    assert "the most max_daily_loss_pct allows" in artifact.rounds[-1].proposal.reasoning
 
 
 def test_the_first_proposal_is_sometimes_flawed_but_never_aborts():
     first = Counter()
     for preset in PRESETS:
         for _, _, artifact in exchanges(preset):
-            if artifact["rounds"]:
-                first[artifact["rounds"][0]["evaluation"]["decision"]] += 1
-                assert artifact["outcome"] != "ABORT"
+            if artifact.rounds:
+                first[artifact.rounds[0].evaluation.decision] += 1
+                assert artifact.outcome != "ABORT"
     assert first["REJECT"] > 0.2 * sum(first.values()) and first["APPROVE"] > 0.4 * sum(first.values()), first
-    flaws = Counter(v for preset in PRESETS for _, _, a in exchanges(preset) if a["rounds"]
-                    for v in a["rounds"][0]["evaluation"]["violations"])
+    flaws = Counter(v for preset in PRESETS for _, _, a in exchanges(preset) if a.rounds
+                    for v in a.rounds[0].evaluation.violations)
     assert {"max_single_trade_pct", "min_risk_reward", "allowed_symbols", "min_stop_atr_multiple"} <= set(flaws), flaws
 
 
 def test_house_agents_are_deterministic_for_a_world_and_seed(world, moderate):
     def strip(a):
-        return [(r["proposal"], r["evaluation"]["feedback"]) for r in a["rounds"]]
+        return [(r.proposal, r.evaluation.feedback) for r in a.rounds]
     first = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(seed=7), core.HouseCoach())
     again = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(seed=7), core.HouseCoach())
     assert strip(first) == strip(again)
@@ -176,7 +176,7 @@ def test_house_player_exits_a_long_when_the_trend_turns(moderate):
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=180, sma10=183, position="long")
     artifact = core.run_exchange_sync(world, moderate, core.Portfolio(positions={"AMZN": 0.05}), core.HousePlayer(),
                                       core.HouseCoach())
-    assert artifact["outcome"] == "APPROVE"
-    assert artifact["rounds"][0]["proposal"]["actions"] == [
+    assert artifact.outcome == "APPROVE"
+    assert [a.model_dump() for a in artifact.rounds[0].proposal.actions] == [
         {"action_type": "exit", "symbol": "AMZN", "size_pct": None, "entry_price": None, "stop_loss": None, "take_profit": None}
     ]

@@ -27,9 +27,10 @@ def test_core_runs_an_exchange_a_backtest_and_a_query_without_streamlit(tmp_path
         "world = core.WorldState(symbol='MSFT', as_of='2025-03-04 10:00', price=400, sma5=402, sma10=398)\n"
         "artifact = core.run_exchange_sync(world, core.load_preset('moderate'), core.Portfolio(),\n"
         "                                  core.HousePlayer(), core.HouseCoach(), store=store)\n"
-        "assert store.list_exchanges(outcome=artifact['outcome'])[0]['run_id'] == artifact['run_id']\n"
+        "assert store.list_exchanges(outcome=artifact.outcome)[0]['run_id'] == artifact.run_id\n"
+        "assert store.get_exchange(artifact.run_id) == artifact\n"
         "assert 'streamlit' not in sys.modules, 'core imported streamlit'\n"
-        "print(artifact['outcome'])\n"
+        "print(artifact.outcome)\n"
     )
     assert python(script) == "APPROVE"
 

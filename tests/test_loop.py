@@ -49,31 +49,31 @@ def test_event_order_of_a_two_round_exchange(world, moderate):
     assert set(first_round[4:-1]) == {"TextFragment"} and first_round[-1] == "VerdictReached"
     player_text = "".join(e.text for e in events if isinstance(e, core.TextFragment) and e.role == "player")
     assert player_text == "thinking hardthinking hard"
-    assert artifact["outcome"] == "APPROVE" and artifact["approved"] and artifact["rounds_taken"] == 2
-    assert artifact["rounds"][0]["evaluation"]["violations"] == ["max_single_trade_pct", "max_position_pct"]
+    assert artifact.outcome == "APPROVE" and artifact.approved and artifact.rounds_taken == 2
+    assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
 
 
 def test_usage_is_summed_per_round_and_exchange(world, moderate):
     _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD))
-    assert artifact["rounds"][0]["tokens"] == 120
-    assert artifact["usage"] == {"input": 200, "output": 40, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0004,
-                                 "cost_basis": "price list"}
-    assert artifact["total_tokens"] == 240
+    assert artifact.rounds[0].tokens == 120
+    assert artifact.usage.model_dump() == {"input": 200, "output": 40, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0004,
+                                              "cost_basis": "price list"}
+    assert artifact.total_tokens == 240
 
 
 def test_reject_max_after_max_rounds(world, moderate):
     player = ScriptedPlayer(TOO_BIG)
     _, artifact = run(world, moderate.model_copy(update={"max_rounds": 2}), player)
-    assert artifact["outcome"] == "REJECT-MAX" and artifact["rounds_taken"] == 2 and player.calls == 2
-    assert artifact["termination_reason"] == "max_rounds"
+    assert artifact.outcome == "REJECT-MAX" and artifact.rounds_taken == 2 and player.calls == 2
+    assert artifact.termination_reason == "max_rounds"
 
 
 def test_abort_ends_the_loop_at_once(world, moderate):
     player = ScriptedPlayer(LEVERED, GOOD)
     portfolio = core.Portfolio(positions={"MSFT": 0.75, "TSLA": 0.74})
     _, artifact = run(world, moderate, player, portfolio=portfolio)
-    assert artifact["outcome"] == "ABORT" and player.calls == 1 and artifact["rounds_taken"] == 1
-    assert artifact["termination_reason"] == "abort_on_violations: max_leverage"
+    assert artifact.outcome == "ABORT" and player.calls == 1 and artifact.rounds_taken == 1
+    assert artifact.termination_reason == "abort_on_violations: max_leverage"
 
 
 def test_breaker_ends_the_exchange_before_any_agent_call(world, moderate, store):
@@ -82,16 +82,16 @@ def test_breaker_ends_the_exchange_before_any_agent_call(world, moderate, store)
     assert player.calls == 0
     assert [type(e).__name__ for e in events] == ["ExchangeStarted", "BreakerTripped", "ExchangeFinished"]
     assert events[1].name == "daily_loss_limit" and "5000.00" in events[1].detail
-    assert (artifact["outcome"], artifact["rounds_taken"], artifact["termination_reason"]) == ("ABORT", 0, "daily_loss_limit")
-    assert store.get_exchange(artifact["run_id"]) == artifact
+    assert (artifact.outcome, artifact.rounds_taken, artifact.termination_reason) == ("ABORT", 0, "daily_loss_limit")
+    assert store.get_exchange(artifact.run_id) == artifact
 
 
 def test_agent_error_is_stored_as_error_with_the_finished_rounds(world, moderate, store):
     _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, fail_on=2), store=store)
-    assert artifact["outcome"] == "ERROR" and artifact["rounds_taken"] == 1
-    assert artifact["termination_reason"] == "the model returned nonsense twice"
-    stored = store.get_exchange(artifact["run_id"])
-    assert stored["outcome"] == "ERROR" and len(stored["rounds"]) == 1
+    assert artifact.outcome == "ERROR" and artifact.rounds_taken == 1
+    assert artifact.termination_reason == "the model returned nonsense twice"
+    stored = store.get_exchange(artifact.run_id)
+    assert stored.outcome == "ERROR" and len(stored.rounds) == 1
 
 
 def test_a_failed_round_still_counts_what_it_was_billed(world, moderate, store):
@@ -102,11 +102,11 @@ def test_a_failed_round_still_counts_what_it_was_billed(world, moderate, store):
 
     artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), FailingCoach(),
                                       store=store)
-    assert (artifact["outcome"], artifact["rounds_taken"]) == ("ERROR", 0)
+    assert (artifact.outcome, artifact.rounds_taken) == ("ERROR", 0)
     # the Player's paid proposal (100 in, 20 out) plus the Coach's billed attempt
-    assert artifact["usage"] == {"input": 107, "output": 23, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0003,
-                                 "cost_basis": "price list"}
-    assert store.get_exchange(artifact["run_id"])["usage"] == artifact["usage"]
+    assert artifact.usage.model_dump() == {"input": 107, "output": 23, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0003,
+                                              "cost_basis": "price list"}
+    assert store.get_exchange(artifact.run_id).usage == artifact.usage
     assert store.summary()["cost_usd"] == pytest.approx(0.0003)
 
 
@@ -119,8 +119,8 @@ def test_an_agent_bug_is_an_error_not_a_crash(world, moderate, store):
             yield  # pragma: no cover
 
     _, artifact = run(world, moderate, Broken(), store=store)
-    assert artifact["outcome"] == "ERROR" and artifact["termination_reason"] == "ZeroDivisionError: oops"
-    assert store.get_exchange(artifact["run_id"])["outcome"] == "ERROR"
+    assert artifact.outcome == "ERROR" and artifact.termination_reason == "ZeroDivisionError: oops"
+    assert store.get_exchange(artifact.run_id).outcome == "ERROR"
 
 
 def test_spend_guard_aborts(world, moderate):
@@ -132,7 +132,7 @@ def test_spend_guard_aborts(world, moderate):
             yield  # pragma: no cover
 
     _, artifact = run(world, moderate, Broke())
-    assert (artifact["outcome"], artifact["termination_reason"]) == ("ABORT", "spend_guard")
+    assert (artifact.outcome, artifact.termination_reason) == ("ABORT", "spend_guard")
 
 
 def test_closing_the_generator_after_round_one_stores_interrupted(world, moderate, store):
@@ -144,9 +144,9 @@ def test_closing_the_generator_after_round_one_stores_interrupted(world, moderat
             break
     events.close()
     stored = store.get_exchange(run_id)
-    assert stored["outcome"] == "INTERRUPTED" and stored["termination_reason"] == "interrupted"
-    assert [r["round"] for r in stored["rounds"]] == [1]
-    assert stored["rounds"][0]["evaluation"]["decision"] == "REJECT"
+    assert stored.outcome == "INTERRUPTED" and stored.termination_reason == "interrupted"
+    assert [r.round for r in stored.rounds] == [1]
+    assert stored.rounds[0].evaluation.decision == "REJECT"
 
 
 def test_keyboard_interrupt_mid_round_stores_interrupted(world, moderate, store):
@@ -187,32 +187,35 @@ def test_independent_coach_opinion_and_disagreement_are_recorded(world, moderate
             return Turn("I disagree.", opinion={"decision": "REJECT", "violations": ["min_risk_reward"]})
 
     events = list(core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), Contrarian()))
-    evaluation = events[-1].artifact["rounds"][0]["evaluation"]
-    assert evaluation["decision"] == "APPROVE"  # the rules decide
-    assert evaluation["coach_opinion"]["decision"] == "REJECT" and evaluation["disagrees"] is True
+    evaluation = events[-1].artifact.rounds[0].evaluation
+    assert evaluation.decision == "APPROVE"  # the rules decide
+    assert evaluation.coach_opinion["decision"] == "REJECT" and evaluation.disagrees is True
 
 
-def test_artifact_has_every_field_and_validates(world, moderate):
-    _, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD), strategy_id="s1")
-    assert set(core.Artifact.model_fields) == set(artifact)
-    core.Artifact.model_validate(artifact)
-    assert artifact["agents"] == {"player": "scripted-player", "coach": "house-coach", "model": None}
-    assert artifact["strategy_id"] == "s1" and artifact["symbol"] == "AMZN"
-    assert artifact["world_state"]["as_of"] == "2025-03-04T10:00:00-05:00"
-    round_one = artifact["rounds"][0]
-    assert set(round_one) == {"round", "proposal", "evaluation", "tokens", "usage", "latency_ms"}
-    assert set(round_one["evaluation"]) >= {"decision", "violations", "checks", "feedback"}
-    assert round_one["latency_ms"] >= 0
+def test_the_artifact_is_the_typed_model_and_its_json_validates_back(world, moderate):
+    events, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD), strategy_id="s1")
+    assert isinstance(artifact, core.Artifact) and all(isinstance(r, core.Round) for r in artifact.rounds)
+    assert [e.record for e in events if isinstance(e, core.VerdictReached)] == artifact.rounds
+    data = artifact.model_dump(mode="json")
+    assert set(data) == set(core.Artifact.model_fields)
+    assert core.Artifact.model_validate(data) == artifact
+    assert artifact.agents.model_dump() == {"player": "scripted-player", "coach": "house-coach", "model": None}
+    assert artifact.strategy_id == "s1" and artifact.symbol == "AMZN"
+    assert artifact.model_dump(mode="json")["world_state"]["as_of"] == "2025-03-04T10:00:00-05:00"
+    round_one = artifact.rounds[0]
+    assert set(data["rounds"][0]) == {"round", "proposal", "evaluation", "tokens", "usage", "latency_ms"}
+    assert set(round_one.evaluation.model_dump()) >= {"decision", "violations", "checks", "feedback"}
+    assert round_one.latency_ms >= 0
 
 
 def test_replay_yields_the_same_events_without_agents(world, moderate, store):
     live, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD), store=store)
-    replayed = list(core.replay_exchange(store.get_exchange(artifact["run_id"])))
+    replayed = list(core.replay_exchange(store.get_exchange(artifact.run_id)))
     def shape(events):
         return [(type(e).__name__, getattr(e, "round", None)) for e in events if not isinstance(e, core.TextFragment)]
     assert shape(replayed) == shape(live)
     coach_text = "".join(e.text for e in replayed if isinstance(e, core.TextFragment) and e.role == "coach")
-    assert coach_text == "".join(r["evaluation"]["feedback"] for r in artifact["rounds"])
+    assert coach_text == "".join(r.evaluation.feedback for r in artifact.rounds)
     verdicts = [e.verdict.decision for e in replayed if isinstance(e, core.VerdictReached)]
     assert verdicts == ["REJECT", "APPROVE"]
 

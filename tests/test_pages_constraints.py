@@ -93,8 +93,8 @@ def test_pushing_an_edited_schema_changes_what_trade_review_uses_and_names_it_as
     assert at.selectbox(key=session.TR_SCHEMA).value == "Edited schema (from moderate)"
     at.button(key=session.TR_RUN).click().run()
     stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
-    assert stored["constraint_snapshot"]["max_leverage"] == 2.5
-    assert stored["constraint_snapshot"]["max_rounds"] == 2
+    assert stored.constraint_snapshot.max_leverage == 2.5
+    assert stored.constraint_snapshot.max_rounds == 2
 
 
 def test_a_saved_preset_pushed_to_trade_review_keeps_its_name(app, app_store):

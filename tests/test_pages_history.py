@@ -84,12 +84,11 @@ def test_the_table_shows_market_and_run_time_the_preset_and_the_trade(app, stock
     assert list(table.columns[:5]) == ["market", "run", "outcome", "symbol", "preset"]
     row = table.set_index("run_id").loc["run-0"]
     stored = stocked.get_exchange("run-0")
-    action = stored["rounds"][-1]["proposal"]["actions"][0]
-    assert row["market"] == "2025-03-04 10:00" and row["run"] == stored["timestamp"][:16].replace("T", " ")
+    action = stored.rounds[-1].proposal.actions[0]
+    assert row["market"] == "2025-03-04 10:00" and row["run"] == stored.timestamp[:16].replace("T", " ")
     assert row["preset"] == "moderate" and table.set_index("run_id").loc["run-1", "preset"] == "strict"
-    assert row["side"] == "long" and row["size"] == action["size_pct"]
-    assert (row["entry"], row["stop"], row["target"]) == (action["entry_price"], action["stop_loss"],
-                                                          action["take_profit"])
+    assert row["side"] == "long" and row["size"] == action.size_pct
+    assert (row["entry"], row["stop"], row["target"]) == (action.entry_price, action.stop_loss, action.take_profit)
     assert "None" not in table["reason"].tolist() and table.set_index("run_id").loc["run-0", "reason"] == ""
 
 
@@ -97,10 +96,10 @@ def test_an_approved_exchange_shows_earlier_violations_as_fixed(app, app_store):
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     fixed = next(a for seed in range(40) if (a := core.run_exchange_sync(
         world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=seed), core.HouseCoach(),
-        store=app_store))["outcome"] == "APPROVE" and a["rounds_taken"] > 1)
-    first = fixed["rounds"][0]["evaluation"]["violations"]
+        store=app_store)).outcome == "APPROVE" and a.rounds_taken > 1)
+    first = fixed.rounds[0].evaluation.violations
     at = app(PAGE)
-    violations = exchanges_table(at).set_index("run_id").loc[fixed["run_id"], "violations"]
+    violations = exchanges_table(at).set_index("run_id").loc[fixed.run_id, "violations"]
     assert violations == "fixed: " + ", ".join(first)
 
 
@@ -153,7 +152,7 @@ def test_selecting_an_exchange_shows_its_rounds_as_cards(app, stocked):
     at.selectbox(key=session.H_PICK).set_value("run-1").run()
     stored = stocked.get_exchange("run-1")
     cards = [e.label for e in at.expander if e.label.startswith("Round ")]
-    assert len(cards) == stored["rounds_taken"]
+    assert len(cards) == stored.rounds_taken
 
 
 def test_the_selection_can_come_from_the_table(app, stocked):
@@ -178,9 +177,9 @@ def test_replay_renders_the_stored_rounds_without_any_agent_call(app, stocked, m
     assert not at.exception, [e.value for e in at.exception]
     stored = stocked.get_exchange(run_id)
     cards = [e.label for e in at.expander if e.label.startswith("Round ")]
-    assert len(cards) == stored["rounds_taken"] == len(stored["rounds"])
+    assert len(cards) == stored.rounds_taken == len(stored.rounds)
     banners = texts(at, "success") + texts(at, "warning") + texts(at, "error") + texts(at, "info")
-    assert any(b.startswith(banner or f"**{stored['outcome']}**") for b in banners)
+    assert any(b.startswith(banner or f"**{stored.outcome}**") for b in banners)
     assert stocked.count_exchanges() == 6  # nothing new was run
 
 

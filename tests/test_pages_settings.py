@@ -122,8 +122,8 @@ def test_the_claude_player_hears_its_memory_and_the_coach_can_judge_on_its_own(a
     assert JUDGEMENT_TOOL in by_tool and CRITIQUE_TOOL not in by_tool
     (row,) = app_store.list_exchanges(strategy="trend-following", limit=1)
     stored = app_store.get_exchange(row["run_id"])
-    assert stored["agents"]["coach"] == "claude-coach-independent"
-    assert stored["rounds"][0]["evaluation"]["coach_opinion"]["decision"] == "APPROVE"
+    assert stored.agents.coach == "claude-coach-independent"
+    assert stored.rounds[0].evaluation.coach_opinion["decision"] == "APPROVE"
     at.switch_page(PAGE).run()
     assert at.toggle(key=session.S_INDEPENDENT).value is True  # still on after a visit elsewhere
 

@@ -29,12 +29,12 @@ def test_house_exchange_draws_round_cards_banner_and_stores_the_artifact(app, ap
     banners = texts(at, "success") + texts(at, "warning") + texts(at, "error")
     run_id = at.session_state[session.LAST_RUN_ID]
     stored = app_store.get_exchange(run_id)
-    assert stored is not None and stored["outcome"] in ("APPROVE", "REJECT-MAX", "ABORT")
-    assert any(b.startswith(f"**{stored['outcome']}**") for b in banners)
-    assert len(cards) == stored["rounds_taken"]
+    assert stored is not None and stored.outcome in ("APPROVE", "REJECT-MAX", "ABORT")
+    assert any(b.startswith(f"**{stored.outcome}**") for b in banners)
+    assert len(cards) == stored.rounds_taken
     # every check is listed with its arithmetic and a mark
     checks = [t.value for t in at.table if "arithmetic" in t.value.columns]
-    assert len(checks) == stored["rounds_taken"]
+    assert len(checks) == stored.rounds_taken
     assert set(checks[0]["check"]) <= {"✓ pass", "✗ FAIL"} and checks[0]["arithmetic"].str.len().min() > 0
     assert "House agents" in " ".join(texts(at, "info"))
     assert any(b.label == "Download artifact JSON" for b in at.get("download_button"))
@@ -63,7 +63,7 @@ def test_a_circuit_breaker_is_shown_as_such_with_no_rounds(app, app_store):
     assert round_cards(at) == []
     assert any("Circuit breaker tripped: trading_cutoff" in e for e in texts(at, "error"))
     stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
-    assert (stored["outcome"], stored["rounds_taken"], stored["termination_reason"]) == ("ABORT", 0, "trading_cutoff")
+    assert (stored.outcome, stored.rounds_taken, stored.termination_reason) == ("ABORT", 0, "trading_cutoff")
 
 
 def test_a_bad_portfolio_names_the_field_and_blocks_the_run(app):
@@ -97,8 +97,8 @@ def test_stopping_mid_exchange_stores_interrupted_with_the_finished_rounds(store
     with pytest.raises(Interrupt):
         exchange_view.play(events, StopAtRound2())
     stored = store.get_exchange("stopped")
-    assert stored["outcome"] == "INTERRUPTED"
-    assert [r["round"] for r in stored["rounds"]] == [1]
+    assert stored.outcome == "INTERRUPTED"
+    assert [r.round for r in stored.rounds] == [1]
 
 
 def _artifact_with(reasoning: str, store, world) -> dict:

@@ -33,14 +33,16 @@ def fill(store, n, preset="moderate", strategy="s1", start=None):
 
 def test_artifact_round_trips_through_the_store(store):
     for artifact in fill(store, 6):
-        assert store.get_exchange(artifact["run_id"]) == json.loads(json.dumps(artifact))
+        stored = store.get_exchange(artifact.run_id)
+        assert isinstance(stored, core.Artifact) and stored == artifact
+        assert json.dumps(stored.model_dump(mode="json")) == json.dumps(artifact.model_dump(mode="json"))
 
 
 def test_record_writes_a_whole_artifact_into_another_store(store, tmp_path):
     artifact = fill(store, 2)[1]
     other = core.Store(tmp_path / "other.db")
     other.record(artifact)
-    assert other.get_exchange(artifact["run_id"]) == artifact
+    assert other.get_exchange(artifact.run_id) == artifact
     assert other.count_exchanges() == 1
 
 
@@ -51,7 +53,7 @@ def test_recording_an_artifact_again_replaces_it(store):
     store.record(artifact)
     assert len(store.coach_memory("s1")) == memory
     assert store.db["portfolio_snapshots"].count == 1 and store.count_exchanges() == 1
-    assert store.get_exchange(artifact["run_id"]) == json.loads(json.dumps(artifact))
+    assert store.get_exchange(artifact.run_id) == artifact
 
 
 def test_store_settings_wal_foreign_keys_version_and_indexes(store):
@@ -112,19 +114,19 @@ def test_summary_and_violation_counts(store):
     artifacts = fill(store, 12)
     summary = store.summary()
     assert summary["count"] == 12
-    assert summary["approval_rate"] == sum(a["approved"] for a in artifacts) / 12
-    assert summary["mean_rounds"] == sum(a["rounds_taken"] for a in artifacts) / 12
+    assert summary["approval_rate"] == sum(a.approved for a in artifacts) / 12
+    assert summary["mean_rounds"] == sum(a.rounds_taken for a in artifacts) / 12
     counts = dict(store.violation_counts())
     expected = {}
     for a in artifacts:
-        for r in a["rounds"]:
-            for v in r["evaluation"]["violations"]:
+        for r in a.rounds:
+            for v in r.evaluation.violations:
                 expected[v] = expected.get(v, 0) + 1
     assert counts == expected
     aapl = {}
     for a in artifacts:
-        for r in a["rounds"]:
-            for v in r["evaluation"]["violations"] if a["symbol"] == "AAPL" else []:
+        for r in a.rounds:
+            for v in r.evaluation.violations if a.symbol == "AAPL" else []:
                 aapl[v] = aapl.get(v, 0) + 1
     assert dict(store.violation_counts(symbol="AAPL")) == aapl and aapl != expected
 
@@ -133,18 +135,18 @@ def test_outcomes_by_day_counts_each_days_outcomes(store):
     artifacts = fill(store, 6, start=datetime(2025, 3, 4, 23, 57, tzinfo=timezone.utc))  # runs past midnight
     expected = {}
     for a in artifacts:
-        key = (a["timestamp"][:10], a["outcome"])
+        key = (a.timestamp[:10], a.outcome)
         expected[key] = expected.get(key, 0) + 1
     rows = store.outcomes_by_day()
     assert {(day, outcome): n for day, outcome, n in rows} == expected
     assert {day for day, _, _ in rows} == {"2025-03-04", "2025-03-05"} and rows == sorted(rows)
-    assert sum(n for _, _, n in store.outcomes_by_day(symbol="AAPL")) == sum(a["symbol"] == "AAPL" for a in artifacts)
+    assert sum(n for _, _, n in store.outcomes_by_day(symbol="AAPL")) == sum(a.symbol == "AAPL" for a in artifacts)
 
 
 def test_coach_memory_has_a_row_per_action_and_constraint(store):
     artifact = fill(store, 1)[0]
     rows = store.coach_memory("s1")
-    checks = [c for r in artifact["rounds"] for c in r["evaluation"]["checks"]]
+    checks = [c for r in artifact.rounds for c in r.evaluation.checks]
     assert len(rows) == len(checks)  # one entry action: proposal-wide checks count once
     rr = [r for r in rows if r["constraint"] == "min_risk_reward"]
     assert rr and all(r["rr"] == r["value"] for r in rr)
@@ -230,18 +232,17 @@ def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_viol
     artifacts = fill(store, 6) + fill(store, 2, preset="strict", start=datetime(2025, 3, 5, tzinfo=timezone.utc))
     rows = {r["run_id"]: r for r in store.list_exchanges(limit=None)}
     for artifact in artifacts:
-        row = rows[artifact["run_id"]]
-        last = artifact["rounds"][-1]
-        action = last["proposal"]["actions"][0]
-        assert row["market_time"] == artifact["world_state"]["as_of"]
-        assert row["preset"] == ("strict" if artifact["constraint_snapshot"] == core.load_preset("strict").model_dump(
-            mode="json") else "moderate")
+        row = rows[artifact.run_id]
+        last = artifact.rounds[-1]
+        action = last.proposal.actions[0].model_dump()
+        assert row["market_time"] == artifact.world_state.as_of.isoformat()
+        assert row["preset"] == ("strict" if artifact.constraint_snapshot == core.load_preset("strict") else "moderate")
         assert (row["side"], row["size_pct"], row["entry"], row["stop"], row["target"]) == (
             core.store.SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
             action.get("entry_price"), action.get("stop_loss"), action.get("take_profit"))
-        assert row["violations"] == ", ".join(last["evaluation"]["violations"])
-        earlier = {v for r in artifact["rounds"][:-1] for v in r["evaluation"]["violations"]}
-        assert set(filter(None, row["fixed"].split(", "))) == earlier - set(last["evaluation"]["violations"])
+        assert row["violations"] == ", ".join(last.evaluation.violations)
+        earlier = {v for r in artifact.rounds[:-1] for v in r.evaluation.violations}
+        assert set(filter(None, row["fixed"].split(", "))) == earlier - set(last.evaluation.violations)
     assert any(r["outcome"] == "APPROVE" and r["fixed"] for r in rows.values())
     assert {r["side"] for r in rows.values()} >= {"long", "hold"}
 
@@ -295,14 +296,14 @@ def test_prune_deletes_old_exchanges_with_everything_they_own_and_shrinks_the_fi
     cutoff = datetime(2025, 3, 1, tzinfo=timezone.utc)
     assert store.count_older(cutoff) == 30
     assert store.prune(cutoff) == 30
-    assert {r["run_id"] for r in store.list_exchanges(limit=None)} == {a["run_id"] for a in new}
-    assert store.get_exchange(old[0]["run_id"]) is None and store.coach_memory("old") == []
+    assert {r["run_id"] for r in store.list_exchanges(limit=None)} == {a.run_id for a in new}
+    assert store.get_exchange(old[0].run_id) is None and store.coach_memory("old") == []
     assert store.strategies() == ["new"]
     for table in ("rounds", "coach_memory", "portfolio_snapshots"):
         assert store.db.execute(f"select count(*) from {table} where run_id not in "
                                 "(select run_id from exchanges)").fetchone()[0] == 0
     assert store.size_bytes() < size
-    assert store.get_exchange(new[0]["run_id"]) == json.loads(json.dumps(new[0]))
+    assert store.get_exchange(new[0].run_id) == new[0]
 
 
 def test_prune_of_everything_leaves_an_empty_working_store(store):
@@ -311,3 +312,51 @@ def test_prune_of_everything_leaves_an_empty_working_store(store):
     assert store.count_exchanges() == 0 and store.prune(None) == 0
     fill(store, 1)
     assert store.count_exchanges() == 1
+
+
+def raw_rows(store, run_id):
+    """Every stored column of one exchange, as SQLite holds it (ids left out)."""
+    tables = {"exchanges": "*", "rounds": "*", "portfolio_snapshots": "run_id, timestamp, equity, peak_equity, "
+              "start_of_day_equity, cumulative_pnl, today_pnl, positions",
+              "coach_memory": "run_id, round, action, strategy_id, symbol, action_type, \"constraint\", value, "
+              "threshold, passed, rr, outcome"}
+    return {t: store.db.execute(f"select {cols} from {t} where run_id = ? order by 1, 2", [run_id]).fetchall()
+            for t, cols in tables.items()}
+
+
+def test_the_stored_json_is_stable_and_survives_a_read_and_a_rewrite_byte_for_byte(store, tmp_path):
+    artifact = fill(store, 2)[1]
+    world_state, = store.db.execute("select world_state from exchanges where run_id = ?", [artifact.run_id]).fetchone()
+    assert world_state == ('{"symbol": "AMZN", "as_of": "2025-03-04T10:00:00-05:00", "price": 185.0, "sma5": 178.0, '
+                           '"sma10": 180.0, "volume": 0.0, "volatility_regime": "medium", "session": "NY_open", '
+                           '"position": "flat", "atr": null, "vwap": null}')
+    proposal, usage = store.db.execute("select proposal, usage from rounds where run_id = ? and round = 1",
+                                       [artifact.run_id]).fetchone()
+    assert proposal == json.dumps(artifact.rounds[0].proposal.model_dump(mode="json"))
+    assert usage == json.dumps(artifact.rounds[0].usage.model_dump())
+    other = core.Store(tmp_path / "other.db")
+    other.record(store.get_exchange(artifact.run_id))
+    assert raw_rows(other, artifact.run_id) == raw_rows(store, artifact.run_id)
+
+
+@pytest.mark.parametrize("crafted", [
+    {"run_id": "someone-else"},  # a key that names another column of the row
+    {'equity", "timestamp': 1.0},  # a key that would break out of the column list
+    {"positions": {"AMZN": 0.1}, "today_pnl": 0.0, "x) values (1); drop table rounds; --": 0},
+])
+def test_record_refuses_an_artifact_whose_keys_are_not_the_models_and_writes_nothing(store, tmp_path, crafted):
+    data = fill(store, 1)[0].model_dump(mode="json")
+    data["run_id"] = "crafted"
+    data["portfolio_snapshot"].update(crafted)
+    with pytest.raises(core.InvalidInput, match="artifact: portfolio_snapshot"):
+        store.record(data)
+    assert store.get_exchange("crafted") is None and store.count_exchanges() == 1
+    assert store.db["portfolio_snapshots"].count == 1 and "rounds" in store.db.table_names()
+
+
+def test_record_takes_the_json_form_of_an_artifact_and_stores_the_model(store):
+    artifact = fill(store, 1)[0]
+    data = artifact.model_dump(mode="json")
+    data["run_id"] = "from-a-file"
+    store.record(data)
+    assert store.get_exchange("from-a-file") == artifact.model_copy(update={"run_id": "from-a-file"})

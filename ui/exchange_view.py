@@ -112,51 +112,51 @@ def _character(role: str, text: str, mood: str, active: bool, tag: str | None = 
     )
 
 
-def headline(verdict: dict) -> str:
+def headline(verdict: core.Verdict) -> str:
     """The verdict in one line: 'REJECT — 2 violations: min_risk_reward, max_single_trade_pct'."""
-    violations = verdict["violations"]
+    violations = verdict.violations
     if not violations:
-        return f"{verdict['decision']} — all {len(verdict['checks'])} checks pass"
+        return f"{verdict.decision} — all {len(verdict.checks)} checks pass"
     plural = "s" if len(violations) > 1 else ""
-    return f"{verdict['decision']} — {len(violations)} violation{plural}: {', '.join(violations)}"
+    return f"{verdict.decision} — {len(violations)} violation{plural}: {', '.join(violations)}"
 
 
-def actions_frame(proposal: dict) -> pd.DataFrame:
+def actions_frame(proposal: core.Proposal) -> pd.DataFrame:
     """The proposal's actions as a table, with the reward-to-risk of each entry."""
     rows = []
-    for number, action in enumerate(proposal["actions"], start=1):
-        entry = action["action_type"] in ENTRY_TYPES
+    for number, action in enumerate(proposal.actions, start=1):
+        entry = action.action_type in ENTRY_TYPES
         rr = None
-        if entry and action["entry_price"] != action["stop_loss"]:
-            rr = round(core.risk_reward(action["action_type"] == "enter_long", action["entry_price"],
-                                        action["stop_loss"], action["take_profit"]), 2)
+        if entry and action.entry_price != action.stop_loss:
+            rr = round(core.risk_reward(action.action_type == "enter_long", action.entry_price,
+                                        action.stop_loss, action.take_profit), 2)
         rows.append({
-            "#": number, "action": action["action_type"], "symbol": action["symbol"],
-            "size %": None if action.get("size_pct") is None else round(action["size_pct"] * 100, 3),
-            "entry": action.get("entry_price"), "stop": action.get("stop_loss"),
-            "target": action.get("take_profit"), "R/R": rr,
+            "#": number, "action": action.action_type, "symbol": action.symbol,
+            "size %": None if action.size_pct is None else round(action.size_pct * 100, 3),
+            "entry": action.entry_price, "stop": action.stop_loss,
+            "target": action.take_profit, "R/R": rr,
         })
     return pd.DataFrame(rows)
 
 
-def checks_frame(checks: list[dict]) -> pd.DataFrame:
+def checks_frame(checks: list[core.Check]) -> pd.DataFrame:
     """Every check: pass/fail mark, the constraint, the action it concerns and its arithmetic."""
     return pd.DataFrame([{
-        "check": "✓ pass" if c["passed"] else "✗ FAIL", "constraint": c["constraint"],
-        "action": "all" if c["action"] is None else str(c["action"] + 1), "arithmetic": c["arithmetic"],
+        "check": "✓ pass" if c.passed else "✗ FAIL", "constraint": c.constraint,
+        "action": "all" if c.action is None else str(c.action + 1), "arithmetic": c.arithmetic,
     } for c in checks], columns=["check", "constraint", "action", "arithmetic"])
 
 
-def round_card(record: dict, expanded: bool, key: str) -> None:
+def round_card(record: core.Round, expanded: bool, key: str) -> None:
     """One round: verdict badge, violations, the actions, every check, what each side said.
 
     A round the exchange stopped in (`complete` false) shows what was on screen, marked interrupted.
     """
-    evaluation = record["evaluation"]
-    decision = evaluation["decision"]
-    violations = evaluation["violations"]
-    unfinished = record.get("complete") is False
-    label = f"Round {record['round']} — " + ("INTERRUPTED while the Coach spoke; the checks said " if unfinished else "") \
+    evaluation = record.evaluation
+    decision = evaluation.decision
+    violations = evaluation.violations
+    unfinished = not record.complete
+    label = f"Round {record.round} — " + ("INTERRUPTED while the Coach spoke; the checks said " if unfinished else "") \
         + decision + (f" ({literal(', '.join(violations))})" if violations else "")
     with st.expander(label, expanded=expanded, key=key):
         top = st.columns([1, 3, 2])
@@ -165,27 +165,27 @@ def round_card(record: dict, expanded: bool, key: str) -> None:
             top[1].markdown("Violations: " + ", ".join(f"`{v.replace('`', '')}`" for v in violations))
         else:
             top[1].markdown("No violations")
-        paths = {p for p in (record.get("agent_path") or {}).values() if p and p != "forced tool"}
-        top[2].caption(f"{record['tokens']:,} tokens · {cost_text(core.Usage(**record['usage']))} · "
-                       f"agents {record['latency_ms']:,.0f} ms" + "".join(f" · {literal(p)}" for p in sorted(paths)),
+        paths = {p for p in (record.agent_path or {}).values() if p and p != "forced tool"}
+        top[2].caption(f"{record.tokens:,} tokens · {cost_text(record.usage)} · "
+                       f"agents {record.latency_ms:,.0f} ms" + "".join(f" · {literal(p)}" for p in sorted(paths)),
                        help="The agents' own time in this round; the animation's is not counted. A model that "
                             "thinks is asked with tool choice auto and strict schemas instead of a forced tool.")
-        said("player", record["proposal"]["reasoning"])
-        st.dataframe(actions_frame(record["proposal"]), hide_index=True, width="stretch")
-        failed = sum(not c["passed"] for c in evaluation["checks"])
-        st.markdown(f"**Checks** — {len(evaluation['checks']) - failed} passed, {failed} failed")
+        said("player", record.proposal.reasoning)
+        st.dataframe(actions_frame(record.proposal), hide_index=True, width="stretch")
+        failed = sum(not c.passed for c in evaluation.checks)
+        st.markdown(f"**Checks** — {len(evaluation.checks) - failed} passed, {failed} failed")
         # A static table: the arithmetic wraps and is never cut (st.table reads markdown, hence literal()).
-        st.table(checks_frame(evaluation["checks"]).map(literal), hide_index=True)
-        said("coach", evaluation["feedback"])
-        if evaluation.get("disagrees"):
-            opinion = evaluation.get("coach_opinion") or {}
+        st.table(checks_frame(evaluation.checks).map(literal), hide_index=True)
+        said("coach", evaluation.feedback)
+        if evaluation.disagrees:
+            opinion = evaluation.coach_opinion or {}
             st.warning(f"The Coach's own judgement differs from the rules: {literal(opinion.get('decision'))} "
                        f"({literal(', '.join(opinion.get('violations') or []) or 'no violations')}).")
 
 
-def outcome_banner(artifact: dict, cause: str | None = None) -> None:
+def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:
     """APPROVE / REJECT-MAX / ABORT with its reason / ERROR with its message / INTERRUPTED with its cause."""
-    outcome, reason, rounds = artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"]
+    outcome, reason, rounds = artifact.outcome, artifact.termination_reason, artifact.rounds_taken
     plural = "s" if rounds != 1 else ""
     if outcome == "APPROVE":
         st.success(f"**APPROVE** — the Coach approved the trade in round {rounds}.", icon=":material/check_circle:")
@@ -204,34 +204,34 @@ def outcome_banner(artifact: dict, cause: str | None = None) -> None:
                 icon=":material/stop_circle:")
 
 
-def _as_it_stood(artifact: dict) -> str:
-    unfinished = [r["round"] for r in artifact["rounds"] if r.get("complete") is False]
+def _as_it_stood(artifact: core.Artifact) -> str:
+    unfinished = [r.round for r in artifact.rounds if not r.complete]
     return f", and round {unfinished[0]} as it stood" if unfinished else ""
 
 
-def artifact_name(artifact: dict) -> str:
+def artifact_name(artifact: core.Artifact) -> str:
     """exchange_<symbol>_<market date>_<outcome>_<run id>.json: the exchange, recognisable in a folder."""
-    parts = (artifact["symbol"], str(artifact["world_state"]["as_of"])[:10], artifact["outcome"], artifact["run_id"][:8])
+    parts = (artifact.symbol, artifact.world_state.as_of.date().isoformat(), artifact.outcome, artifact.run_id[:8])
     return "exchange_" + "_".join(re.sub(r"[^A-Za-z0-9.=-]+", "-", part).strip("-") for part in parts) + ".json"
 
 
-def totals(artifact: dict, key: str) -> None:
+def totals(artifact: core.Artifact, key: str) -> None:
     """Tokens and cost, the artifact JSON and its download."""
-    usage = artifact["usage"]
+    usage = artifact.usage
     cols = st.columns(4)
-    cols[0].metric("Rounds", artifact["rounds_taken"])
-    cols[1].metric("Tokens", f"{artifact['total_tokens']:,}",
-                   help=f"input {usage['input']:,} · output {usage['output']:,} · cache read "
-                        f"{usage['cache_read']:,} · cache write {usage['cache_write']:,}")
-    cols[2].metric("Cost", cost_text(core.Usage(**usage)))
-    cols[3].metric("Agents", artifact["agents"]["player"].split("-")[0].title(),
-                   help=f"{artifact['agents']['player']} / {artifact['agents']['coach']}"
-                        + (f" · {artifact['agents']['model']}" if artifact["agents"].get("model") else ""))
-    text = json.dumps(artifact, indent=2)
-    st.download_button("Download artifact JSON", text, file_name=artifact_name(artifact),
+    cols[0].metric("Rounds", artifact.rounds_taken)
+    cols[1].metric("Tokens", f"{artifact.total_tokens:,}",
+                   help=f"input {usage.input:,} · output {usage.output:,} · cache read "
+                        f"{usage.cache_read:,} · cache write {usage.cache_write:,}")
+    cols[2].metric("Cost", cost_text(usage))
+    cols[3].metric("Agents", artifact.agents.player.split("-")[0].title(),
+                   help=f"{artifact.agents.player} / {artifact.agents.coach}"
+                        + (f" · {artifact.agents.model}" if artifact.agents.model else ""))
+    data = artifact.model_dump(mode="json")
+    st.download_button("Download artifact JSON", json.dumps(data, indent=2), file_name=artifact_name(artifact),
                        mime="application/json", key=f"{key}.download", icon=":material/download:")
     with st.expander("Artifact JSON", key=f"{key}.json"):
-        st.json(artifact, expanded=2)
+        st.json(data, expanded=2)
 
 
 class ExchangeView:
@@ -339,7 +339,7 @@ class ExchangeView:
             self._feel(player="idle")
             verdict = getattr(event, "verdict", None)  # the rules' verdict, known before the Coach speaks
             if verdict is not None:
-                self.tag, self.headline = verdict.decision, headline(verdict.model_dump())
+                self.tag, self.headline = verdict.decision, headline(verdict)
             self.status = f"Round {self.round} of {self.max_rounds} — the Coach checks every action against every constraint"
             self._think("coach")
         elif isinstance(event, core.VerdictReached):
@@ -360,9 +360,9 @@ class ExchangeView:
 
     def _verdict(self, event: core.VerdictReached) -> None:
         decision = event.verdict.decision
-        self.tag, self.headline = decision, headline(event.verdict.model_dump())
+        self.tag, self.headline = decision, headline(event.verdict)
         self.active = None
-        if event.record.get("complete") is False:  # the round the exchange stopped in, replayed as it stood
+        if not event.record.complete:  # the round the exchange stopped in, replayed as it stood
             decision = None
             self._feel("idle", "idle")
             self.status = f"Round {self.round} of {self.max_rounds} — interrupted"
@@ -381,8 +381,8 @@ class ExchangeView:
         if decision == "REJECT":
             self._beat()  # the Player takes the rejection in before it revises
 
-    def _finished(self, artifact: dict) -> None:
-        outcome = artifact["outcome"]
+    def _finished(self, artifact: core.Artifact) -> None:
+        outcome = artifact.outcome
         self.active = None
         if outcome == "ERROR":
             self._feel("puzzled", "puzzled")
@@ -390,7 +390,7 @@ class ExchangeView:
             self._feel("idle", "idle")
         elif outcome == "ABORT":
             self._feel("alarmed", "alarmed")
-        self.status = f"{outcome} after {artifact['rounds_taken']} of {self.max_rounds} rounds"
+        self.status = f"{outcome} after {artifact.rounds_taken} of {self.max_rounds} rounds"
         self._draw()
         with self.top.container():
             outcome_banner(artifact, self.cause)
@@ -402,11 +402,11 @@ class ExchangeView:
     def _collapse_cards(self) -> None:
         for holder, record in self.cards:
             with holder.container():
-                round_card(record, expanded=False, key=f"{self.key}.round{record['round']}.closed")
+                round_card(record, expanded=False, key=f"{self.key}.round{record.round}.closed")
         self.cards = []
 
 
-def play(events: Iterator[core.Event], view: ExchangeView) -> dict | None:
+def play(events: Iterator[core.Event], view: ExchangeView) -> core.Artifact | None:
     """Feed events to the view; return the artifact. Always closes the event stream.
 
     When the user clicks Stop (or anything else) mid-exchange, Streamlit interrupts this run by
@@ -426,6 +426,6 @@ def play(events: Iterator[core.Event], view: ExchangeView) -> dict | None:
     return artifact
 
 
-def show(artifact: dict, key: str = "exchange", schema: str | None = None, cause: str | None = None) -> None:
+def show(artifact: core.Artifact, key: str = "exchange", schema: str | None = None, cause: str | None = None) -> None:
     """A stored exchange drawn at once (no animation, no agent call)."""
     play(core.replay_exchange(artifact), ExchangeView(0.0, key=key, schema=schema, cause=cause))
