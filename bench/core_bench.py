@@ -96,8 +96,7 @@ def _reasoning_check_us(cases) -> float:
     proposals = [_CLAUDE_LIKE]
     for world, constraints in cases:
         artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-        artifact = artifact if isinstance(artifact, dict) else artifact.model_dump()
-        proposals += [core.Proposal.model_validate(r["proposal"]) for r in artifact["rounds"]]
+        proposals += [r.proposal for r in artifact.rounds]
     batch = proposals * max(1, 1000 // len(proposals))
     best = float("inf")
     for _ in range(7):
