@@ -30,4 +30,4 @@ class DipBuyer:
 if __name__ == "__main__":
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=180, sma5=182, sma10=185)
     artifact = core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), DipBuyer(), core.HouseCoach())
-    print(artifact["outcome"], artifact["rounds"][-1]["proposal"]["reasoning"])
+    print(artifact.outcome, artifact.rounds[-1].proposal.reasoning)
