@@ -158,7 +158,7 @@ def test_an_installed_agent_is_offered_on_trade_review_and_plays(site, monkeypat
     at.button(key=session.TR_RUN).click().run()
     assert not at.exception, [e.value for e in at.exception]
     stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
-    assert stored["agents"]["player"] == "stubborn" and stored["agents"]["coach"] == "house-coach"
+    assert stored.agents.player == "stubborn" and stored.agents.coach == "house-coach"
 
 
 def test_without_an_installed_agent_trade_review_offers_no_choice(app):
