@@ -46,13 +46,13 @@ def house_approvals() -> dict:
                     if w.symbol in constraints.allowed_symbols and core.circuit_breaker(constraints, p, w.as_of) is None]
         artifacts = [core.run_exchange_sync(w, constraints, p, core.HousePlayer(seed=i), core.HouseCoach())
                      for i, w, p in tradable]
-        approved = [a for a in artifacts if a["approved"]]
-        entries = [a for a in approved if a["rounds"][-1]["proposal"]["actions"][0]["action_type"] != "hold"]
+        approved = [a for a in artifacts if a.approved]
+        entries = [a for a in approved if a.rounds[-1].proposal.actions[0].action_type != "hold"]
         shares[preset] = {
             "exchanges": len(artifacts),
             "approve_share": round(len(approved) / len(artifacts), 3),
             "entry_approve_share": round(len(entries) / len(artifacts), 3),
-            "mean_rounds_to_approve": round(statistics.mean(a["rounds_taken"] for a in approved), 2),
+            "mean_rounds_to_approve": round(statistics.mean(a.rounds_taken for a in approved), 2),
         }
     return shares
 

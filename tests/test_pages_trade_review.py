@@ -101,7 +101,7 @@ def test_stopping_mid_exchange_stores_interrupted_with_the_finished_rounds(store
     assert [r.round for r in stored.rounds] == [1]
 
 
-def _artifact_with(reasoning: str, store, world) -> dict:
+def _artifact_with(reasoning: str, store, world) -> core.Artifact:
     class Player:
         name = "stub-player"
 
@@ -128,17 +128,17 @@ def test_the_check_list_is_said_once_in_full_and_the_bubble_carries_the_verdict_
     at = AppTest.from_function(_draw, args=(artifact,), default_timeout=30).run()
     assert not at.exception
     tables = [t.value for t in at.table if "arithmetic" in t.value.columns]
-    assert len(tables) == len(artifact["rounds"])
-    last = artifact["rounds"][-1]["evaluation"]
+    assert len(tables) == len(artifact.rounds)
+    last = artifact.rounds[-1].evaluation
     shown = [plain(text) for text in tables[-1]["arithmetic"]]
-    assert shown == [c["arithmetic"] for c in last["checks"]]  # every check, whole
+    assert shown == [c.arithmetic for c in last.checks]  # every check, whole
     stage = next(m.value for m in at.markdown if 'class="pc-stage"' in m.value)
     bubble = stage[stage.index('data-role="coach"'):]
     assert exchange_view.escape(exchange_view.headline(last)) in bubble
-    assert bubble.index("pc-verdict") < bubble.index(exchange_view.escape(last["feedback"].split("\n")[0]))
-    assert any(c["passed"] for c in last["checks"])
-    for check in last["checks"]:
-        assert (exchange_view.escape(check["arithmetic"]) in bubble) == (not check["passed"]), check
+    assert bubble.index("pc-verdict") < bubble.index(exchange_view.escape(last.feedback.split("\n")[0]))
+    assert any(c.passed for c in last.checks)
+    for check in last.checks:
+        assert (exchange_view.escape(check.arithmetic) in bubble) == (not check.passed), check
 
 
 def test_html_in_agent_text_is_rendered_as_text(store, world):
