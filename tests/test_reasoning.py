@@ -144,8 +144,8 @@ def test_the_house_player_always_scores_one(preset):
     for (world, portfolio), seed in itertools.product(house_grid(), range(2)):
         player = core.HousePlayer(seed=seed, flaw_rate=0.9)
         artifact = core.run_exchange_sync(world, constraints, portfolio, player, core.HouseCoach())
-        for record in artifact["rounds"]:
-            result = reasoning_check(core.Proposal.model_validate(record["proposal"]))
-            assert result.score == 1.0, (record["proposal"], [c.summary() for c in result.mismatches])
+        for record in artifact.rounds:
+            result = reasoning_check(record.proposal)
+            assert result.score == 1.0, (record.proposal, [c.summary() for c in result.mismatches])
             scored += 1
     assert scored >= len(house_grid()) * 2
