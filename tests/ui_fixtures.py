@@ -100,7 +100,7 @@ def reject_then_approve_seed(preset: str = "moderate") -> int | None:
     for seed in range(60):
         artifact = core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(seed=seed),
                                           core.HouseCoach())
-        if [r["evaluation"]["decision"] for r in artifact["rounds"]] == ["REJECT", "APPROVE"]:
+        if [r.evaluation.decision for r in artifact.rounds] == ["REJECT", "APPROVE"]:
             return seed
     return None
 
