@@ -118,8 +118,8 @@ def test_requests_carry_the_cache_markers_and_the_tool_schema(fake, key, world, 
     assert "PASS min_risk_reward: (191.00-185.00)/(185.00-182.00)" in critique_request
     # the Coach's first call already reads the prefix the Player's first call wrote
     first, second = (r["usage"] for r in fake.messages_requests)
-    assert first.cache_write > 4096 and first.cache_read == 0
-    assert second["cache_read"] >= first.cache_write
+    assert first["cache_write"] > 4096 and first["cache_read"] == 0
+    assert second["cache_read"] >= first["cache_write"]
 
 
 def test_reject_then_approve_sends_the_round_history_and_reads_from_cache(fake, key, world, moderate, store):
