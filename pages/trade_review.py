@@ -177,7 +177,7 @@ elif session.LAST_RUN_ID in state:
                     f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
                     "under it.", icon=":material/swap_horiz:")
         exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
-        if artifact["outcome"] == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
+        if artifact.outcome == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
             st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
                       help="Run the exchange again with the inputs in the sidebar (the reason above says how "
                            "long the API asked to wait, when it did).")

@@ -231,7 +231,7 @@ def test_a_replay_ends_on_the_faces_of_its_outcome(case, moods, store, world):
         "error": lambda: core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), _Broken(),
                                                 core.HouseCoach()),
     }[case]()
-    assert artifact["outcome"] == {"approve": "APPROVE", "reject_max": "REJECT-MAX", "breaker": "ABORT",
+    assert artifact.outcome == {"approve": "APPROVE", "reject_max": "REJECT-MAX", "breaker": "ABORT",
                                    "error": "ERROR"}[case]
     at = AppTest.from_function(_draw, args=(artifact,), default_timeout=30).run()
     assert not at.exception
