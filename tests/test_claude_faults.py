@@ -37,7 +37,7 @@ def test_a_model_that_refuses_a_forced_tool_choice_completes_through_the_fallbac
     assert claude.refuses_forced_tool(model, fake.base_url) and not claude.refuses_forced_tool(model, "elsewhere")
     path = "auto tool + strict schema"
     assert artifact["rounds"][0]["agent_path"] == {"player": path, "coach": path}
-    assert store.get_exchange(artifact["run_id"])["rounds"][0]["agent_path"] == {"player": path, "coach": path}
+    assert store.get_exchange(artifact["run_id"]).rounds[0].agent_path == {"player": path, "coach": path}
     run(fake, key, world, moderate, model=model)
     assert [r["body"]["tool_choice"]["type"] for r in fake.messages_requests[3:]] == ["auto", "auto"]
     # an unpriced model of a known family is priced by estimate, never as $0
