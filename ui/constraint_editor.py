@@ -35,11 +35,11 @@ class Knob(NamedTuple):
 
 # A value outside the usual range (a preset, an import) widens it; one with more decimals is shown with them.
 KNOBS = {
-    "max_position_pct": Knob("Largest position in one symbol", 0.1, 100.0, 0.1, 1, True),
-    "max_single_trade_pct": Knob("Largest single trade", 0.1, 100.0, 0.1, 1, True),
+    "max_position_pct": Knob("Largest position in one symbol", 0.5, 100.0, 0.1, 1, True),
+    "max_single_trade_pct": Knob("Largest single trade", 0.1, 25.0, 0.1, 1, True),
     "max_leverage": Knob("Most leverage", 0.1, 10.0, 0.1, 1),
-    "max_drawdown_pct": Knob("Largest drawdown from the peak", 0.1, 100.0, 0.1, 1, True),
-    "max_daily_loss_pct": Knob("Largest loss in a day", 0.1, 100.0, 0.1, 1, True),
+    "max_drawdown_pct": Knob("Largest drawdown from the peak", 0.5, 50.0, 0.1, 1, True),
+    "max_daily_loss_pct": Knob("Largest loss in a day", 0.1, 10.0, 0.1, 1, True),
     "consistency_rule_pct": Knob("Most of the total profit in one day", 1.0, 100.0, 1.0, 1, True),
     "max_open_positions": Knob("Most open positions", 1, 20, 1, 0),
     "min_risk_reward": Knob("Smallest reward-to-risk ratio", 0.1, 10.0, 0.05, 2),
@@ -48,7 +48,7 @@ KNOBS = {
 }
 WORDS = {
     **{field: knob.words for field, knob in KNOBS.items()},
-    "trading_cutoff_time": "No new exchange from (ET)",
+    "trading_cutoff_time": "No new exchange from, ET",
     "allowed_symbols": "Symbols the Player may trade",
     "abort_on_violations": "Violations that end the exchange at once",
 }
