@@ -164,8 +164,9 @@ else:
     if go.button("Derive", disabled=valid is None, icon=":material/auto_fix_high:"):
         derived, evidence = core.derive_constraints(store, strategy, valid)
         # Rounded as the sliders show it, so what is applied or saved is what the diff says.
-        state[session.DERIVED] = {"strategy": strategy, "schema": editor.rounded(derived.model_dump(mode="json")),
-                                  "current": valid.model_dump(mode="json"), "evidence": evidence}
+        current = valid.model_dump(mode="json")
+        state[session.DERIVED] = {"strategy": strategy, "schema": editor.rounded(derived.model_dump(mode="json"), current),
+                                  "current": current, "evidence": evidence}
     result = state.get(session.DERIVED)
     if result and result["strategy"] == strategy:
         evidence = result["evidence"]

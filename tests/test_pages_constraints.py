@@ -124,6 +124,8 @@ def test_the_json_the_diff_and_the_push_read_the_widgets_after_every_change(app,
 def test_derived_values_are_rounded_as_the_sliders_show_them():
     derived = {**core.load_preset("moderate").model_dump(mode="json"), "min_risk_reward": 1.5009}
     assert editor.rounded(derived)["min_risk_reward"] == 1.5
+    finer = {**derived, "max_position_pct": 0.1234}  # imported so, and not derived: kept as it is
+    assert editor.rounded(finer, unchanged_from={**finer, "min_risk_reward": 2.0}) == {**finer, "min_risk_reward": 1.5}
     assert editor.shown("min_risk_reward", 1.5) == "1.50"
     assert editor.shown("max_daily_loss_pct", 0.002) == "0.2 %"
     assert editor.shown("min_stop_atr_multiple", None) == "off"

@@ -105,10 +105,15 @@ def shown(field: str, value) -> str:
     return str(value)
 
 
-def rounded(values: dict) -> dict:
-    """A schema with every number at the knob's decimals (a derived R/R of 1.5009 becomes 1.50)."""
+def rounded(values: dict, unchanged_from: dict | None = None) -> dict:
+    """A schema with its numbers at the knobs' decimals (a derived R/R of 1.5009 becomes 1.50).
+
+    Fields equal to `unchanged_from` keep their exact value: only what changed is rounded.
+    """
     out = dict(values)
     for field, knob in KNOBS.items():
+        if unchanged_from is not None and unchanged_from.get(field) == out.get(field):
+            continue
         if isinstance(out.get(field), float):
             out[field] = _from_widget(field, round(_to_widget(field, out[field]), knob.decimals))
     return out
