@@ -143,7 +143,8 @@ def _progress_bar(done: int, total: int, width: int = 30) -> None:
 
 def cmd_sweep(args) -> int:
     """Backtest every symbol x preset x seed, locally or on a Dask cluster; print a summary per preset."""
-    from core.market import MarketDataError, universe_symbols
+    from core.errors import MarketDataError
+    from core.market import universe_symbols
     from core.sweeps import sweep
 
     executor = client = None

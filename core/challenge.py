@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.presets import InvalidInput
+from core.errors import InvalidInput
 from core.schema import Constraints
 
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval

@@ -26,9 +26,10 @@ import pandas as pd
 from core.backtest import WARMUP_CALENDAR_DAYS, run_backtest
 from core.challenge import ChallengeRules, pass_probability
 from core.house import HouseCoach, HousePlayer
-from core.market import SETS, MarketDataError, load_bars, universe_range, universe_symbols
+from core.errors import InvalidInput, MarketDataError
+from core.market import SETS, load_bars, universe_range, universe_symbols
 from core.metrics import METRIC_LABELS
-from core.presets import InvalidInput, load_preset
+from core.presets import load_preset
 from core.schema import Constraints
 
 THREADS = 4  # agents that wait on the network: a few calls in flight, the spend guard bounds the total
