@@ -259,3 +259,13 @@ def test_saving_over_an_existing_custom_preset_asks_first(app, app_store):
     button(at, "Replace it").click().run()
     assert app_store.custom_presets()["mine"].max_leverage == 3.0
     assert "Saved as the preset “mine”." in texts(at, "success")
+
+
+def test_an_edit_survives_a_visit_to_another_page(app):
+    at = app(PAGE)
+    at.slider(key="c.max_single_trade_pct").set_value(2.5).run()
+    at.checkbox(key=session.C_NO_CUTOFF).check().run()
+    at.switch_page("pages/history.py").run()
+    at.switch_page(PAGE).run()
+    assert at.slider(key="c.max_single_trade_pct").value == 2.5
+    assert live_json(at)["max_single_trade_pct"] == 0.025 and live_json(at)["trading_cutoff_time"] is None
