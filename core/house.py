@@ -1,9 +1,9 @@
 """The house agents: a rule-based Player and Coach that need no key and no network.
 
 The Player trades the trend (sma5 against sma10), puts its stop one and a half ATRs away (a
-share of the price by volatility regime when no ATR is known), never closer than the schema's
-ATR minimum, and its target at 2 R or the schema's minimum R/R when that is higher. It sizes to
-the tightest of the schema's limits. Its first proposal is sometimes flawed the way a hurried
+share of the price by volatility regime when no ATR is known) and its target at 2 R; where the
+schema asks for more it plans a quarter above the ATR and R/R minimums, so a backtest's fill at
+the next open still passes. It sizes to the tightest of the schema's limits. Its first proposal is sometimes flawed the way a hurried
 trader's is (too big, target too close, a stray symbol, a stop inside the noise), but never in a
 way that breaks a limit the schema aborts on; each revision fixes the violations the Coach named
 and says what changed, new number first. When nothing it could propose would pass (the symbol is
@@ -24,6 +24,7 @@ from core.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
 STOP_ATRS = 1.5  # its usual stop distance, in ATRs
+HEADROOM = 1.25  # its first plan clears the schema's R/R and ATR minimums by a quarter: an open away from the close still passes
 _STOP_UNITS = {"low": 0.01, "medium": 0.02, "high": 0.035}  # stop distance / price without an ATR
 _FLAWS = ("oversize", "thin_target", "stray_symbol", "tight_stop")
 _SIZE_LIMITS = ("max_single_trade_pct", "max_position_pct", "max_leverage", "max_daily_loss_pct", "max_drawdown_pct")
@@ -162,14 +163,14 @@ class HousePlayer:
         """Entry to stop, in price: the house style, never inside the schema's ATR minimum."""
         distance = world.atr * STOP_ATRS if world.atr else world.price * _STOP_UNITS[world.volatility_regime]
         if c.min_stop_atr_multiple is not None and world.atr:
-            distance = max(distance, c.min_stop_atr_multiple * world.atr + 0.01)
+            distance = max(distance, c.min_stop_atr_multiple * world.atr * HEADROOM)
         return distance
 
     def _ideal(self, world: WorldState, c: Constraints, p: Portfolio, long: bool) -> Action:
         """The entry that respects every limit: stop by volatility, target at the R asked, sized to the limits."""
         entry = round(world.price, 2)
         stop = _stop_at(long, entry, self._distance(world, c))
-        target = _target_at(long, entry, stop, max(c.min_risk_reward, TARGET_R))
+        target = _target_at(long, entry, stop, max(c.min_risk_reward * HEADROOM, TARGET_R))
         size, _ = _largest_size(c, p, world.symbol, entry, stop)
         return _entry(long, world.symbol, size, entry, stop, target)
 

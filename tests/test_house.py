@@ -180,3 +180,13 @@ def test_house_player_exits_a_long_when_the_trend_turns(moderate):
     assert [a.model_dump() for a in artifact.rounds[0].proposal.actions] == [
         {"action_type": "exit", "symbol": "AMZN", "size_pct": None, "entry_price": None, "stop_loss": None, "take_profit": None}
     ]
+
+
+def test_a_strict_backtest_on_an_allowed_symbol_trades():
+    # The first plan leaves headroom over strict's R/R and ATR minimums, so a fill at the next open still passes.
+    from core import backtest
+    from core.market import load_bars
+
+    result = backtest.run_backtest("MSFT", "2021-01-04", "2021-06-30", core.load_preset("strict"), core.HousePlayer(),
+                                   core.HouseCoach(), bars=load_bars("MSFT", online=False))
+    assert len(result.trades) >= 10
