@@ -174,3 +174,13 @@ def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bou
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Positions at each close" in spec for spec in titles)
     assert any("BTC-USD with the trades" in spec for spec in titles)
+
+
+def test_the_stocks_2000_2013_set_is_offered_for_portfolios(app):
+    at = app(PAGE)
+    options = at.selectbox(key=session.BT_SYMBOL).options
+    assert {"AAPL", "GOOG", "IBM", "MSFT"} <= set(options) and "XOM" not in options  # sp500-2009 is not listed
+    at.selectbox(key=session.BT_SYMBOL).set_value("IBM").run()
+    assert not at.exception
+    days = at.select_slider(key=session.BT_DATES).options
+    assert "2000" in days[0] and "2013" in days[-1]  # IBM: the set's thirteen years

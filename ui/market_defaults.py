@@ -18,10 +18,19 @@ FALLBACK_SYMBOLS = ["AMZN", "MSFT", "TSLA", "BTC-USD"]
 DECISION_TIME = market.DECISION_TIME
 
 
+LISTED_UNIVERSE_SIZE = 20  # a shipped universe this small is listed whole (sp500-2009's 499 are not)
+
+
 @st.cache_data(show_spinner=False)
 def symbols() -> list[str]:
-    """The symbols of the shipped snapshot, else the moderate preset's."""
-    return market.snapshot_symbols() or FALLBACK_SYMBOLS
+    """The symbols of the shipped snapshot and of its small universes (GOOG, IBM with AAPL and MSFT
+    for 2000-2013 portfolios), else the moderate preset's."""
+    listed = set(market.snapshot_symbols())
+    for name in market.universes():
+        members = market.universe_symbols(name)
+        if len(members) <= LISTED_UNIVERSE_SIZE:
+            listed.update(members)
+    return sorted(listed) or FALLBACK_SYMBOLS
 
 
 @st.cache_data(show_spinner=False)
