@@ -604,9 +604,11 @@ def _models(client: anthropic.Anthropic, today: date) -> list[ModelInfo]:
         if lifecycle == "retired" or entry.id in RETIRED or (retires and retires <= today.isoformat()):
             continue
         deprecated = lifecycle == "deprecated" or entry.id in RETIRING
-        listed.append((entry.created_at, ModelInfo(id=entry.id, display_name=entry.display_name or entry.id,
-                                                   priced=canonical(entry.id) in PRICES,
-                                                   retires=retires if deprecated else None)))
+        # A gateway may leave out the release date or the name: the list keeps its order, the id names it.
+        released = str(getattr(entry, "created_at", None) or "")
+        listed.append((released, ModelInfo(id=entry.id, display_name=getattr(entry, "display_name", None) or entry.id,
+                                           priced=canonical(entry.id) in PRICES,
+                                           retires=retires if deprecated else None)))
     listed.sort(key=lambda pair: pair[0], reverse=True)
     return [info for _, info in listed]
 
@@ -619,15 +621,21 @@ def list_models(api_key: str, base_url: str | None = None, *, timeout: float = 1
     try:
         return _models(client, today or date.today())
     except (anthropic.APIError, httpx2.TransportError) as exc:
-        kind = _error_kind(exc)
-        raise AgentError(redact(_advice(kind, exc, _retry_after(exc), "the Models API", timeout), key)) from None
+        raise AgentError(_listing_failed(exc, key, timeout)) from None
     finally:
         client.close()
 
 
-def _unchecked(kind: str, exc: Exception, key: str, timeout: float) -> KeyCheck:
-    why = redact(_advice(kind, exc, _retry_after(exc), "the Models API", timeout), key)
-    return KeyCheck("unchecked", f"Could not check the key now ({why.rstrip('.')}). It is kept for this "
+def _listing_failed(exc: Exception, key: str, timeout: float) -> str:
+    """Why the Models API gave no list, in one sentence (redacted)."""
+    if getattr(exc, "status_code", None) == 404:
+        return "this server has no Models API (404)"
+    return redact(_advice(_error_kind(exc), exc, _retry_after(exc), "the Models API", timeout), key).rstrip(".")
+
+
+def _unchecked(exc: Exception, key: str, timeout: float) -> KeyCheck:
+    why = _listing_failed(exc, key, timeout)
+    return KeyCheck("unchecked", f"Could not check the key now ({why}). It is kept for this "
                                  "session and used as it is; validate again later to be sure.")
 
 
@@ -650,10 +658,9 @@ def validate_key(key: str, base_url: str | None = None, model: str | None = None
         try:
             models = _models(client, today or date.today())
         except (anthropic.APIError, httpx2.TransportError) as exc:
-            kind = _error_kind(exc)
-            if kind == "auth":
+            if _error_kind(exc) == "auth":
                 return KeyCheck("invalid", "The key was rejected (401): check that it is copied whole and still active.")
-            return _unchecked(kind, exc, key, timeout)
+            return _unchecked(exc, key, timeout)
         try:
             client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "ok"}])
         except (anthropic.APIError, httpx2.TransportError) as exc:

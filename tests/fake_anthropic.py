@@ -274,7 +274,7 @@ class FakeAnthropic:
         self.delay = delay
         self.always: dict | None = None
         self.min_cache_tokens = min_cache_tokens
-        self.models: list[dict] = list(MODELS)
+        self.models: list[dict] | None = list(MODELS)  # None: GET /v1/models answers 404
         self.model_errors: dict[str, dict] = {}  # model -> error step for count_tokens and messages
         self.refuse_forced: set[str] | bool = set()  # models (or True: all) that 400 a forced tool choice
         self.released = threading.Event()  # set on stop(): a stalled stream gives up its wait
@@ -401,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
             step = self.fake.always
             if step is not None and step["kind"] == "error":
                 return self._error(step)
+            if self.fake.models is None:  # a gateway without the Models API
+                return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
             # As the API does: retired models only when asked for (lifecycle=retired).
             listed = [{"type": "model", "deprecated_at": None, "retires_at": None, **m} for m in self.fake.models
                       if m.get("lifecycle") != "retired" or "retired" in self.path]

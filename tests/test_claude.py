@@ -346,3 +346,12 @@ def test_a_key_no_header_could_carry_is_refused_before_any_call_and_never_quoted
         ClaudePlayer(bad, base_url=fake.base_url)
     assert key[12:30] not in str(refused.value)
     assert fake.requests == []
+
+
+def test_a_gateway_without_the_models_api_leaves_the_key_unchecked_and_the_list_unavailable(fake, key):
+    fake.models = None
+    check = claude.validate_key(key, base_url=fake.base_url)
+    assert (check.status, check.keep) == ("unchecked", True)
+    assert "this server has no Models API (404)" in check.message
+    with pytest.raises(core.AgentError, match="no Models API"):
+        core.list_models(key, base_url=fake.base_url)
