@@ -3,11 +3,12 @@
 The Player trades the trend (sma5 against sma10), puts its stop one and a half ATRs away (a
 share of the price by volatility regime when no ATR is known) and its target at 2 R; where the
 schema asks for more it plans a quarter above the ATR and R/R minimums, so a backtest's fill at
-the next open still passes. It sizes to the tightest of the schema's limits. Its first proposal is sometimes flawed the way a hurried
-trader's is (too big, target too close, a stray symbol, a stop inside the noise), but never in a
-way that breaks a limit the schema aborts on; each revision fixes the violations the Coach named
-and says what changed, new number first. When nothing it could propose would pass (the symbol is
-not allowed) it says so in round 1. Everything is deterministic for a world state and a seed.
+the next open still passes. It sizes to the tightest of the schema's limits. Its first proposal
+is sometimes flawed the way a hurried trader's is (too big, target too close, a stray symbol, a
+stop inside the noise), but never in a way that breaks a limit the schema aborts on; each
+revision fixes the violations the Coach named and says what changed, new number first. When
+nothing it could propose would pass (the symbol is not allowed) it says so in round 1.
+Everything is deterministic for a world state and a seed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from core.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
 STOP_ATRS = 1.5  # its usual stop distance, in ATRs
-HEADROOM = 1.25  # its first plan clears the schema's R/R and ATR minimums by a quarter: an open away from the close still passes
+HEADROOM = 1.25  # its plan clears the schema's R/R and ATR minimums by a quarter: a fill at the next open still passes
 _STOP_UNITS = {"low": 0.01, "medium": 0.02, "high": 0.035}  # stop distance / price without an ATR
 _FLAWS = ("oversize", "thin_target", "stray_symbol", "tight_stop")
-_SIZE_LIMITS = ("max_single_trade_pct", "max_position_pct", "max_leverage", "max_daily_loss_pct", "max_drawdown_pct")
 
 
 def _floor(x: float, digits: int) -> float:
