@@ -24,8 +24,8 @@ COLUMNS = {
     "run": st.column_config.TextColumn("run (UTC)", help="When the exchange was run."),
     "outcome": st.column_config.TextColumn("outcome", width=110),
     "symbol": st.column_config.TextColumn("symbol"),
-    "preset": st.column_config.TextColumn("preset", help="The preset whose schema the Coach checked against; "
-                                                         "'edited' when it matches none."),
+    "preset": st.column_config.TextColumn("preset", help="The preset the Coach checked against; 'edited' for an "
+                                                         "edited schema that matches no preset."),
     "side": st.column_config.TextColumn("side", help="The last round's trade; +N: more actions in that proposal."),
     "size": st.column_config.NumberColumn("size", format="percent", help="Fraction of equity."),
     "entry": st.column_config.NumberColumn("entry", format="%,.2f"),
