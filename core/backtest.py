@@ -165,6 +165,7 @@ class _Feed:
 
     symbol: str
     loaded: Bars
+    dates: np.ndarray
     row: dict[date, int]
     price: np.ndarray
     sma5: np.ndarray
@@ -186,7 +187,7 @@ class _Feed:
         if not ((days >= start) & (days <= end)).any():
             raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
                                   f"(the data has {days[0]} to {days[-1]})")
-        return cls(symbol, loaded, {d: i for i, d in enumerate(days)},
+        return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
                    *(known[c].to_numpy() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
                    *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
 
@@ -234,7 +235,7 @@ class _Decision:
     cost: float = 0.0
     actions: list = field(default_factory=list)
     run_id: str | None = None
-    verdicts: list = field(default_factory=list)  # per round: {decision, violations, entry}
+    verdicts: list = field(default_factory=list)  # per round: {decision, violations, entries}
     world: WorldState | None = None
 
 
@@ -415,18 +416,25 @@ class _Run:
         return d
 
     def _note_blocks(self, day: date, symbol: str, d: _Decision) -> None:
-        """What each limit did in this exchange (for `limits`)."""
+        """What each limit did in this exchange (for `limits`). A limit that rejected an entry in an
+        exchange that ended with no entry approved kept that entry out: the agent's last entry."""
         if d.outcome == "ABORT" and d.reason in BREAKER_NAMES and not d.verdicts:
-            self.blocks.append({"day": day, "symbol": symbol, "constraint": d.reason, "kind": "aborted",
-                                "blocked": True})
-        for n, verdict in enumerate(d.verdicts, start=1):
+            self._block(day, symbol, d.reason, "aborted", None)
+        entered = d.outcome == "APPROVE" and any(a["action_type"] in ENTRY_TYPES and a["symbol"] == symbol
+                                                 for a in d.actions)
+        wanted = next((v["entries"][0] for v in reversed(d.verdicts) if v.get("entries")), None)
+        for verdict in d.verdicts:
             if verdict["decision"] == "APPROVE":
                 continue
-            last = n == len(d.verdicts) and d.outcome != "APPROVE"
             kind = "aborted" if verdict["decision"] == "ABORT" else "rejected"
+            kept_out = None if entered or not verdict.get("entries") else wanted
             for name in verdict["violations"]:
-                self.blocks.append({"day": day, "symbol": symbol, "constraint": name, "kind": kind,
-                                    "blocked": last and verdict["entry"]})
+                self._block(day, symbol, name, kind, kept_out, blocked=kept_out is not None)
+
+    def _block(self, day: date, symbol: str, constraint: str, kind: str, entry: dict | None,
+               blocked: bool = True) -> None:
+        self.blocks.append({"day": day, "symbol": symbol, "constraint": constraint, "kind": kind,
+                            "blocked": blocked, "entry": entry, "equity": self.eq_close})
 
     # -- simulating day t: the open, the fills, the bar, the close ------------------------------
 
@@ -476,8 +484,8 @@ class _Run:
         if recheck.decision != "APPROVE":
             notes.append(f"entry not filled: at the fill price {entries[0]['entry_price']:.2f} the rules say "
                          f"{recheck.decision} ({', '.join(recheck.violations)})")
-            self.blocks += [{"day": day, "symbol": feed.symbol, "constraint": name, "kind": "unfilled",
-                             "blocked": True} for name in recheck.violations]
+            for name in recheck.violations:
+                self._block(day, feed.symbol, name, "unfilled", next(a for a in mine if a["action_type"] in ENTRY_TYPES))
             return
         for a in entries:
             if (o <= a["stop_loss"]) if side_of(a) > 0 else (o >= a["stop_loss"]):
@@ -518,10 +526,38 @@ class _Run:
             walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
             by_regime=metrics.by_regime(days, returns, trades, periods),
             by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
-            limits=metrics.limits(pd.DataFrame(self.blocks, columns=["day", "symbol", "constraint", "kind", "blocked"]),
-                                  equity),
+            limits=metrics.limits(self._blocks(ran), equity),
             bars=bars, periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds),
         )
+
+    def _blocks(self, ran: list[date]) -> pd.DataFrame:
+        """The limits' rows, each blocked entry with what it would have made (`missed_pnl`)."""
+        feeds = {f.symbol: f for f in self.test.feeds}
+        missed = {}
+        for b in self.blocks:
+            key = (b["day"], b["symbol"])
+            if b["blocked"] and b["entry"] is not None and key not in missed and b["entry"]["symbol"] == b["symbol"]:
+                missed[key] = self._what_if(feeds[b["symbol"]], b["day"], b["entry"], b["equity"], ran[-1])
+        rows = [{**b, "missed_pnl": missed.get((b["day"], b["symbol"]), 0.0) if b["blocked"] else 0.0}
+                for b in self.blocks]
+        return pd.DataFrame(rows, columns=["day", "symbol", "constraint", "kind", "blocked", "missed_pnl"])
+
+    def _what_if(self, feed: _Feed, day: date, entry: dict, equity: float, last: date) -> float:
+        """The P&L an entry kept out would have made: filled at `day`'s open, exited by the same stops,
+        targets, holding limit and costs, by `last` at the latest (a what-if, told after the run)."""
+        book = Book(0.0, self.test.costs)
+        i = feed.row[day]
+        if (feed.opens[i] <= entry["stop_loss"]) if side_of(entry) > 0 else (feed.opens[i] >= entry["stop_loss"]):
+            return 0.0  # through its stop at the open: it would not have filled
+        book.enter(entry, book.fill_price(entry, feed.opens[i]), equity, day, "")
+        j = i
+        while book.open and j < len(feed.dates) and feed.dates[j] <= last:
+            if j > i:
+                book.exit_at_open(feed.symbol, feed.dates[j], feed.opens[j], False)
+            book.exit_on_bar(feed.symbol, feed.dates[j], feed.highs[j], feed.lows[j], feed.closes[j])
+            j += 1
+        book.close_all(feed.dates[j - 1], {feed.symbol: feed.closes[j - 1]})
+        return book.closed[0]["pnl"]
 
     def _anchor(self) -> pd.Timestamp:
         """The close before the first day: the latest earlier bar of any symbol, else the day before."""
@@ -548,7 +584,7 @@ def _decision_of(artifact: Artifact, recorded: bool) -> _Decision:
         artifact.usage.cost_usd, [a.model_dump(mode="json") for a in rounds[-1].proposal.actions] if approved else [],
         artifact.run_id if recorded else None,
         [{"decision": r.evaluation.decision, "violations": r.evaluation.violations,
-          "entry": any(a.is_entry for a in r.proposal.actions)} for r in rounds],
+          "entries": [a.model_dump(mode="json") for a in r.proposal.actions if a.is_entry]} for r in rounds],
     )
 
 

@@ -250,16 +250,17 @@ def compare_table(results: dict) -> pd.DataFrame:
     return table
 
 
-LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days"]
+LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days", "missed_pnl"]
 
 
 def limits(blocks: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
     """Which limits bound and what they cost, a row per constraint or breaker that acted: proposals it
     rejected, exchanges it aborted, approved entries it refused at the fill re-check, the days on which
-    it kept an entry out of the book, and the book's P&L on those days.
+    it kept an entry out of the book, the book's P&L on those days, and `missed_pnl`: what the entries
+    it kept out would have made (positive: the rule cost money; negative: it saved some).
 
-    `blocks` has a row per (day, symbol, constraint, kind) with `blocked` true where that verdict was
-    the one that kept the entry out (the last round, a breaker, or the fill re-check)."""
+    `blocks` has a row per (day, symbol, constraint, kind) with `blocked` true where the entry stayed
+    out, and `missed_pnl` the what-if P&L of that entry."""
     if not len(blocks):
         return pd.DataFrame(columns=LIMIT_COLUMNS, dtype=float)
     pnl = equity.diff()
@@ -272,6 +273,7 @@ def limits(blocks: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
             "rejected": int(kinds.get("rejected", 0)), "aborted": int(kinds.get("aborted", 0)),
             "unfilled": int(kinds.get("unfilled", 0)), "days_blocked": len(blocked_days),
             "pnl_on_blocked_days": float(sum(pnl.get(d, 0.0) for d in blocked_days)),
+            "missed_pnl": float(mine[mine["blocked"]].drop_duplicates(["day", "symbol"])["missed_pnl"].sum()),
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=LIMIT_COLUMNS)
     return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)

@@ -16,7 +16,8 @@ from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
 LIMIT_LABELS = {"rejected": "Rejected", "aborted": "Aborted", "unfilled": "Refused at fill",
-                "days_blocked": "Days blocked", "pnl_on_blocked_days": "Book P&L those days ($)"}
+                "days_blocked": "Days blocked", "pnl_on_blocked_days": "Book P&L those days ($)",
+                "missed_pnl": "Entries kept out would have made ($)"}
 SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
 OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 state = st.session_state
@@ -233,7 +234,8 @@ if shown and not state.get(session.BT_JOB):
                 st.dataframe(r.by_symbol.round(2), width="stretch")
                 st.plotly_chart(charts.positions(r.positions), width="stretch")
             st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
-                        "the fill, the days it kept an entry out of the book and the book's P&L on those days")
+                        "the fill, the days it kept an entry out of the book, the book's P&L on those days, and "
+                        "what those entries would have made under the same stops, targets and costs")
             if len(r.limits):
                 st.dataframe(r.limits.rename(columns=LIMIT_LABELS).round(2), width="stretch")
             else:

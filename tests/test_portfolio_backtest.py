@@ -94,6 +94,7 @@ def row(result, day, symbol) -> pd.Series:
 def test_max_open_positions_one_blocks_the_second_symbols_entry_the_same_day():
     frames = {"AAA": flat(), "BBB": flat()}
     d = days_of(frames["AAA"])
+    frames["BBB"].iloc[17, frames["BBB"].columns.get_loc("High")] = 105.0  # BBB would have reached its target
     plan = {"stop": 98.0, "target": 104.0, "size": 0.3}
     rules = OPEN_RULES.model_copy(update={"max_open_positions": 1})
     r, player = backtest(frames, {(d[15], "AAA"): plan, (d[15], "BBB"): plan}, rules)
@@ -104,6 +105,9 @@ def test_max_open_positions_one_blocks_the_second_symbols_entry_the_same_day():
     assert list(r.trades["symbol"]) == ["AAA"]
     assert r.limits.loc["max_open_positions", "rejected"] == 1
     assert r.limits.loc["max_open_positions", "days_blocked"] == 1
+    # what the rule cost: BBB long 0.3 x 100,000 at 100, out at its 104 target on d17
+    assert r.limits.loc["max_open_positions", "missed_pnl"] == pytest.approx(300 * 4.0)
+    assert r.limits.loc["max_open_positions", "pnl_on_blocked_days"] == pytest.approx(0.0)  # the book is flat
     assert r.by_symbol.loc["AAA", "trades"] == 1 and r.by_symbol.loc["BBB", "trades"] == 0
 
 
