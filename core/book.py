@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from core.errors import InvalidInput
 from core.schema import ENTRY_TYPES
 
 TRADE_COLUMNS = ["symbol", "side", "size_pct", "qty", "entry_day", "entry_price", "stop", "target", "exit_day",
@@ -30,8 +31,6 @@ class Costs:
     max_hold_days: int = 10
 
     def __post_init__(self):
-        from core.presets import InvalidInput
-
         for name in ("fee_bps", "slippage_bps"):
             value = getattr(self, name)
             if not value >= 0 or value == float("inf"):
