@@ -344,3 +344,24 @@ def test_cli_backtests_a_portfolio_and_symbol_still_works(capsys):
     with pytest.raises(SystemExit) as usage:
         cli(["backtest", "--symbols", ",", "--start", "2020-03-02", "--end", "2020-03-31"])
     assert usage.value.code == 3
+
+
+def test_every_fill_under_conservative_keeps_its_stop_a_whole_atr_away_at_the_fill_price():
+    bars_msft = market.load_bars("MSFT", online=False)
+    rules = core.load_preset("conservative")
+    r = run_backtest("MSFT", "2020-01-02", "2021-12-31", rules, core.HousePlayer(), core.HouseCoach(), bars=bars_msft)
+    atr = market.indicators(bars_msft.frame)["atr"]
+    atr.index = atr.index.date
+    assert len(r.trades) > 10
+    for trade in r.trades.itertuples():
+        assert abs(trade.entry_price - trade.stop) >= rules.min_stop_atr_multiple * atr[trade.entry_day] - 1e-9
+
+
+def test_a_real_four_stock_year_respects_the_preset_every_day():
+    book = ["AAPL", "IBM", "MSFT", "GOOG"]
+    rules = core.load_preset("moderate").model_copy(update={"allowed_symbols": book})
+    r = Backtest(book, "2012-01-03", "2012-12-31", rules, core.HousePlayer(), core.HouseCoach()).run()
+    held = (r.positions != 0).sum(axis=1)
+    assert held.max() >= 2 and (held <= rules.max_open_positions).all()
+    assert (r.positions.abs().sum(axis=1) <= rules.max_leverage).all()
+    assert set(r.by_symbol.index) == set(book) and (r.by_symbol["trades"] > 0).sum() >= 3
