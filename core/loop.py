@@ -18,7 +18,7 @@ from core.agent import Coach, Player, Turn
 from core.errors import AgentError, SpendLimitReached
 from core.rules import breaker_detail, check_proposal, circuit_breaker
 from core.schema import (
-    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, Round, Verdict,
+    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, Round, Usage, Verdict,
     WorldState,
 )
 
@@ -61,10 +61,11 @@ class TextFragment:
 
 @dataclass(frozen=True, slots=True)
 class ProposalMade:
-    """The Player's validated proposal of round `round`, before the rules check it."""
+    """The Player's validated proposal of round `round` and the rules' verdict on it, before the Coach speaks."""
 
     round: int
     proposal: Proposal
+    verdict: Verdict | None = None  # the decision, violations and checks; the critique comes with VerdictReached
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +87,42 @@ class ExchangeFinished:
 Event = ExchangeStarted | BreakerTripped | RoundStarted | TextFragment | ProposalMade | VerdictReached | ExchangeFinished
 
 
-def _speak(role: str, stream: Generator[str, None, Turn]) -> Generator[TextFragment, None, Turn]:
-    """Wrap an agent's text fragments as events and hand back its Turn."""
-    while True:
-        try:
-            fragment = next(stream)
-        except StopIteration as done:
-            return done.value
-        yield TextFragment(role, fragment)
+class _RoundUnderWay:
+    """What the round under way has said so far, and the agents' own time in it (never a consumer's)."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.text = {"player": "", "coach": ""}
+        self.seconds = 0.0
+        self.proposal: Proposal | None = None
+        self.verdict: Verdict | None = None
+        self.played: Turn | None = None
+
+    def speak(self, role: str, stream: Generator[str, None, Turn]) -> Generator[TextFragment, None, Turn]:
+        """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent."""
+        while True:
+            start = time.perf_counter()
+            try:
+                fragment = next(stream)
+            except StopIteration as done:
+                return done.value
+            finally:
+                self.seconds += time.perf_counter() - start
+            self.text[role] += fragment
+            yield TextFragment(role, fragment)
+
+    def as_it_stood(self, usage: Usage) -> Round | None:
+        """The round the exchange stopped in, once its proposal and checks exist: kept, marked incomplete."""
+        if self.verdict is None:
+            return None
+        return Round(
+            round=self.number, proposal=self.proposal,
+            evaluation=Evaluation(decision=self.verdict.decision, violations=self.verdict.violations,
+                                  checks=self.verdict.checks, feedback=self.text["coach"]),
+            tokens=usage.total, usage=usage, latency_ms=round(self.seconds * 1000, 3),
+            agent_path={"player": self.played.path, "coach": None} if self.played and self.played.path else None,
+            complete=False,
+        )
 
 
 def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
@@ -130,7 +159,10 @@ def run_exchange(
 
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
     ERROR. Either way every finished round stays in the artifact and in the store, and what the
-    unfinished round was already billed still counts in the exchange's usage.
+    unfinished round was already billed still counts in the exchange's usage. The unfinished
+    round itself is kept as it stood (`complete` false) once its proposal has been checked.
+    A round's `latency_ms` is the agents' own time: what the consumer spends between events
+    (an animation) is not counted.
     """
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
@@ -164,11 +196,17 @@ def run_exchange(
 
     finished = False
 
+    current: _RoundUnderWay | None = None
+
     def finish(outcome: str, reason: str | None, last_round: Round | None = None) -> None:
         nonlocal finished
+        if last_round is None and current is not None and not finished:
+            last_round = current.as_it_stood(unfinished)
+            if last_round is not None:
+                rounds.append(last_round)
         artifact.outcome = outcome
         artifact.approved = outcome == "APPROVE"
-        artifact.rounds_taken = len(rounds)
+        artifact.rounds_taken = sum(r.complete for r in rounds)
         artifact.termination_reason = reason
         artifact.total_tokens = usage.total
         artifact.usage = usage
@@ -182,14 +220,17 @@ def run_exchange(
             finish("ABORT", breaker)
             yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of))
         for number in range(1, 0 if breaker else constraints.max_rounds + 1):
+            current = _RoundUnderWay(number)
             yield RoundStarted(number)
-            started = time.perf_counter()
-            played = yield from _speak("player", player.propose(world, constraints, portfolio, rounds))
+            played = current.played = yield from current.speak("player", player.propose(world, constraints, portfolio,
+                                                                                        rounds))
             unfinished = played.usage
-            proposal = played.value
-            yield ProposalMade(number, proposal)
-            verdict = check_proposal(proposal, constraints, portfolio, world)
-            coached = yield from _speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
+            proposal = current.proposal = played.value
+            started = time.perf_counter()
+            verdict = current.verdict = check_proposal(proposal, constraints, portfolio, world)
+            current.seconds += time.perf_counter() - started
+            yield ProposalMade(number, proposal, verdict.model_copy())
+            coached = yield from current.speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
             verdict.feedback = coached.value
             spent = played.usage + coached.usage
             usage, unfinished = usage + spent, NO_USAGE
@@ -203,11 +244,12 @@ def run_exchange(
                 ),
                 tokens=spent.total,
                 usage=spent,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                latency_ms=round(current.seconds * 1000, 3),
                 # How a model agent got its answer (forced or auto tool, repair); None for the others.
                 agent_path={"player": played.path, "coach": coached.path} if played.path or coached.path else None,
             )
             rounds.append(record)
+            current = None  # finished: nothing left to keep as it stood
             ending = _ending(verdict, number, constraints)
             if ending:
                 finish(*ending, last_round=record)  # the last round and the outcome in one write
@@ -254,7 +296,9 @@ def replay_exchange(artifact: Artifact, words_per_fragment: int = 1) -> Iterator
         yield RoundStarted(record.round)
         for fragment in fragments(record.proposal.reasoning, words_per_fragment):
             yield TextFragment("player", fragment)
-        yield ProposalMade(record.round, record.proposal)
+        verdict = Verdict(decision=record.evaluation.decision, violations=record.evaluation.violations,
+                          checks=record.evaluation.checks, feedback="")
+        yield ProposalMade(record.round, record.proposal, verdict)
         evaluation = record.evaluation
         for fragment in fragments(evaluation.feedback, words_per_fragment):
             yield TextFragment("coach", fragment)

@@ -142,8 +142,14 @@ def _v5_portfolio_backtests(db: sqlite_utils.Database) -> None:
         days.transform(pk=("run_key", "day", "symbol"))
 
 
+def _v6_round_complete(db: sqlite_utils.Database) -> None:
+    """A round the exchange stopped in is kept as it stood: complete = 0 (every earlier round is complete)."""
+    if "complete" not in db["rounds"].columns_dict:
+        db["rounds"].add_column("complete", int, not_null_default=1)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,
-                                                              _v5_portfolio_backtests]
+                                                              _v5_portfolio_backtests, _v6_round_complete]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -278,7 +284,7 @@ def _portfolio_row(artifact: Artifact) -> dict:
 
 def _artifact_progress(artifact: Artifact) -> dict:
     """_progress of an artifact's rounds."""
-    rounds = artifact.rounds
+    rounds = [r for r in artifact.rounds if r.complete]  # a round cut short decided nothing
     actions = [a.model_dump() for a in rounds[-1].proposal.actions] if rounds else []
     return _progress(actions, [r.evaluation.violations for r in rounds])
 
@@ -389,8 +395,10 @@ class Store:
                 "disagrees": evaluation.disagrees, "tokens": record.tokens,
                 "usage": _dumps(record.usage), "latency_ms": record.latency_ms,
                 "agent_path": json.dumps(record.agent_path) if record.agent_path else None,
+                "complete": int(record.complete),
         })
-        _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
+        if record.complete:  # the coach memory learns from verdicts given, not from a round cut short
+            _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
 
     @staticmethod
     def _memory_rows(artifact: Artifact, record: Round) -> list[dict]:
@@ -537,11 +545,11 @@ class Store:
                     "disagrees": None if r["disagrees"] is None else bool(r["disagrees"]),
                 },
                 "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
-                "agent_path": _loads(r["agent_path"]),
+                "agent_path": _loads(r["agent_path"]), "complete": r["complete"] != 0,
             })
         stored = {
             "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],
-            "approved": bool(row["approved"]), "rounds_taken": len(rounds),
+            "approved": bool(row["approved"]), "rounds_taken": sum(r["complete"] for r in rounds),
             "termination_reason": row["termination_reason"], "total_tokens": row["total_tokens"],
             "usage": json.loads(row["usage"]), "rounds": rounds,
             "constraint_snapshot": json.loads(row["constraint_snapshot"]),

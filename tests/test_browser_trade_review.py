@@ -6,6 +6,8 @@
 import re
 import sqlite3
 
+import pytest
+
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
 
@@ -85,6 +87,31 @@ def test_the_sidebar_is_locked_while_an_exchange_plays_and_stop_only_then(app_se
     assert outcome != "INTERRUPTED"
 
 
+def test_stop_in_round_1_keeps_the_proposal_and_checks_being_read_marked_interrupted(app_server, page):
+    base, db = app_server
+    page.goto(base)
+    seed = sidebar_widget(page, "House Player seed")
+    seed.fill(str(reject_then_approve_seed()))  # round 1 is rejected: the Coach has failures to read out
+    seed.press("Enter")
+    wait_for_app(page)
+    set_speed(page, "Slow")
+    page.get_by_role("button", name="Run exchange").click()
+    page.locator('.pc-char[data-role="coach"][data-mood="speaking"]').wait_for(timeout=60_000)
+    reasoning = page.locator('.pc-char[data-role="player"] .pc-bubble').inner_text()
+    assert reasoning.strip()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("INTERRUPTED — stopped with the Stop button; 0 finished rounds kept, and round 1 as it "
+                     "stood").first.wait_for(timeout=30_000)
+    page.get_by_text("Round 1 — INTERRUPTED while the Coach spoke").wait_for()
+    assert page.locator('.pc-char[data-role="player"] .pc-bubble').inner_text() == reasoning  # still on screen
+    page.get_by_test_id("stTable").filter(has_text="arithmetic").first.wait_for()  # the checks being read
+    connection = sqlite3.connect(db)
+    run_id, outcome, taken = connection.execute(
+        "select run_id, outcome, rounds_taken from exchanges order by timestamp desc limit 1").fetchone()
+    assert (outcome, taken) == ("INTERRUPTED", 0)
+    assert connection.execute("select round, complete from rounds where run_id = ?", [run_id]).fetchall() == [(1, 0)]
+
+
 def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(browser, app_server):
     base, _ = app_server
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -103,9 +130,7 @@ def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(brow
         # the sidebar's controls are one tap away, and fit the screen too
         page.get_by_test_id("stExpandSidebarButton").click()
         symbol = page.get_by_test_id("stSidebar").get_by_label("Symbol", exact=True)
-        symbol.wait_for()
-        box = symbol.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        pytest.importorskip("playwright.sync_api").expect(symbol).to_be_in_viewport(ratio=1)  # wholly on screen once the sidebar has slid in
     finally:
         context.close()
 

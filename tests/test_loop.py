@@ -225,3 +225,70 @@ def test_replay_of_a_breaker_shows_the_breaker(world, moderate):
     _, artifact = run(world, moderate, ScriptedPlayer(GOOD), portfolio=core.Portfolio(equity=80_000, peak_equity=100_000))
     replayed = list(core.replay_exchange(artifact))
     assert isinstance(replayed[1], core.BreakerTripped) and replayed[1].name == "mll_breached"
+
+
+def test_stopping_while_the_coach_speaks_keeps_the_round_as_it_stood(world, moderate, store):
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG), core.HouseCoach(),
+                               store=store, strategy_id="s", run_id="stopped")
+    for event in events:
+        if isinstance(event, core.TextFragment) and event.role == "coach":
+            said = event.text
+            break
+    events.close()  # Stop: the proposal and the checks were on screen, the critique half said
+    stored = store.get_exchange("stopped")
+    assert (stored.outcome, stored.rounds_taken) == ("INTERRUPTED", 0)
+    (kept,) = stored.rounds
+    assert kept.complete is False and kept.round == 1
+    assert kept.proposal == TOO_BIG and kept.evaluation.decision == "REJECT"
+    assert kept.evaluation.checks == core.check_proposal(TOO_BIG, moderate, core.Portfolio(), world).checks
+    assert kept.evaluation.feedback == said
+    assert store.coach_memory("s") == []  # no verdict was given: the coach memory learns nothing from it
+    assert store.list_exchanges()[0]["rounds_taken"] == 0
+
+
+def test_stopping_while_the_player_speaks_keeps_no_round(world, moderate, store):
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), core.HouseCoach(),
+                               store=store, run_id="early")
+    for event in events:
+        if isinstance(event, core.TextFragment):
+            break
+    events.close()
+    stored = store.get_exchange("early")
+    assert (stored.outcome, stored.rounds) == ("INTERRUPTED", [])
+
+
+def test_a_coach_that_fails_leaves_the_checked_proposal_on_record(world, moderate, store):
+    class FailingCoach(core.HouseCoach):
+        def critique(self, *args):
+            yield "checking"
+            raise AgentError("overloaded")
+
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), FailingCoach(),
+                                      store=store)
+    assert (artifact.outcome, artifact.rounds_taken) == ("ERROR", 0)
+    assert [(r.round, r.complete, r.evaluation.feedback) for r in artifact.rounds] == [(1, False, "checking")]
+    assert store.get_exchange(artifact.run_id).rounds == artifact.rounds
+
+
+def test_the_verdict_is_known_when_the_proposal_is_made(world, moderate):
+    events, artifact = run(world, moderate, ScriptedPlayer(TOO_BIG, GOOD))
+    made = [e for e in events if isinstance(e, core.ProposalMade)]
+    reached = [e for e in events if isinstance(e, core.VerdictReached)]
+    assert [(m.verdict.decision, m.verdict.checks) for m in made] == [(r.verdict.decision, r.verdict.checks) for r in reached]
+
+
+def test_a_rounds_latency_is_the_agents_time_not_the_consumers(world, moderate, monkeypatch):
+    import core.loop
+
+    clock = [1000.0]
+    monkeypatch.setattr(core.loop.time, "perf_counter", lambda: clock[0])
+
+    class Thinker(ScriptedPlayer):
+        def propose(self, *args):
+            clock[0] += 0.25  # the agent's own time
+            return (yield from super().propose(*args))
+
+    for event in core.run_exchange(world, moderate, core.Portfolio(), Thinker(GOOD), core.HouseCoach()):
+        clock[0] += 5.0  # the consumer animates every event for five seconds
+    (record,) = event.artifact.rounds
+    assert record.latency_ms == 250.0

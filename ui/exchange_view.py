@@ -113,12 +113,15 @@ def _character(role: str, text: str, mood: str, active: bool, tag: str | None = 
 
 
 def headline(verdict: core.Verdict) -> str:
-    """The verdict in one line: 'REJECT — 2 violations: min_risk_reward, max_single_trade_pct'."""
+    """The verdict in one line: 'REJECT: 2 violations (min_risk_reward, max_single_trade_pct)'.
+
+    (Not 'REJECT — ...': a dash after the outcome is the banner's form.)
+    """
     violations = verdict.violations
     if not violations:
-        return f"{verdict.decision} — all {len(verdict.checks)} checks pass"
+        return f"{verdict.decision}: all {len(verdict.checks)} checks pass"
     plural = "s" if len(violations) > 1 else ""
-    return f"{verdict.decision} — {len(violations)} violation{plural}: {', '.join(violations)}"
+    return f"{verdict.decision}: {len(violations)} violation{plural} ({', '.join(violations)})"
 
 
 def actions_frame(proposal: core.Proposal) -> pd.DataFrame:
