@@ -227,16 +227,28 @@ def by_symbol(symbols: list[str], trades: pd.DataFrame, positions: pd.DataFrame)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["trades", "pnl", "win_rate", "exposure_pct"])
 
 
+NEEDS_TRADES = {"sharpe", "sortino", "calmar", "max_drawdown_pct", "longest_drawdown_days", "recovery_days",
+                "win_rate"}
+"""Risk metrics that say nothing about a run without trades: its flat curve has no drawdown to beat."""
+
+NOT_COMPARABLE = "not comparable (no trades)"
+
+
 def compare_table(results: dict) -> pd.DataFrame:
     """Metrics side by side (one column per result's `.metrics`), with the name of the better one per
-    metric ('=' for a tie, '' where neither direction is better)."""
+    metric ('=' for a tie, '' where neither direction is better, NOT_COMPARABLE for a risk metric of
+    a run that made no trade: it credits nobody)."""
     names = list(results)
     table = pd.DataFrame({name: results[name].metrics for name in names})
+    idle = any(int(results[name].metrics["trades"]) == 0 for name in names)
     better = []
     for metric, row in table.iterrows():
         a, b = row[names[0]], row[names[-1]]
         if len(names) < 2 or metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
             better.append("")
+            continue
+        if idle and metric in NEEDS_TRADES:
+            better.append(NOT_COMPARABLE)
             continue
         fa, fb = (float(x) if x is not None else math.nan for x in (a, b))
         if math.isnan(fa) or math.isnan(fb):
@@ -248,6 +260,19 @@ def compare_table(results: dict) -> pd.DataFrame:
             better.append(names[0] if higher == (metric in HIGHER_IS_BETTER) else names[-1])
     table["better"] = better
     return table
+
+
+def outcome_counts(days: pd.DataFrame) -> pd.Series:
+    """How many of a run's exchanges ended each way (APPROVE, REJECT-MAX, ABORT, SKIPPED, ...), most first."""
+    return days["outcome"].value_counts() if len(days) else pd.Series(dtype=int)
+
+
+def top_blockers(limits_table: pd.DataFrame, top: int = 3) -> pd.Series:
+    """The limits that kept most entries out: proposals rejected, aborted or refused at the fill, most first."""
+    if not len(limits_table):
+        return pd.Series(dtype=int)
+    stopped = limits_table[["rejected", "aborted", "unfilled"]].sum(axis=1).astype(int)
+    return stopped[stopped > 0].sort_values(ascending=False, kind="stable").head(top)
 
 
 LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days", "missed_pnl"]

@@ -148,8 +148,16 @@ def _v6_round_complete(db: sqlite_utils.Database) -> None:
         db["rounds"].add_column("complete", int, not_null_default=1)
 
 
+def _v7_backtest_jobs(db: sqlite_utils.Database) -> None:
+    """What the Backtest page ran as one: the form (symbols, dates, presets, agents, costs) and its runs, in order,
+    so a comparison of two presets is listed, reopened and resumed as one."""
+    db["backtest_jobs"].create({"job_key": str, "created": str, "form": str, "run_keys": str}, pk="job_key")
+    db["backtest_jobs"].create_index(["created"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,
-                                                              _v5_portfolio_backtests, _v6_round_complete]
+                                                              _v5_portfolio_backtests, _v6_round_complete,
+                                                              _v7_backtest_jobs]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -677,3 +685,16 @@ class Store:
     @staticmethod
     def _backtest_row(row: dict) -> dict:
         return {**row, "metrics": json.loads(row["metrics"] or "{}"), "settings": json.loads(row["settings"] or "{}")}
+
+    def save_backtest_job(self, job_key: str, form: dict, run_keys: list[str]) -> None:
+        """Write (or update) one run of the Backtest page: its form and the run keys it has started so far."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._write() as db:
+            existing = db.execute("select created from backtest_jobs where job_key = ?", [job_key]).fetchone()
+            _insert(db, "backtest_jobs", {"job_key": job_key, "created": existing[0] if existing else now,
+                                          "form": json.dumps(form), "run_keys": json.dumps(run_keys)}, key="job_key")
+
+    def backtest_jobs(self, limit: int = 50) -> list[dict]:
+        """The Backtest page's runs, newest first, with their forms and run keys parsed."""
+        return [{**r, "form": json.loads(r["form"]), "run_keys": json.loads(r["run_keys"])}
+                for r in self.db["backtest_jobs"].rows_where(order_by="created desc", limit=limit)]

@@ -1,6 +1,8 @@
 """Backtest: replay the Player–Coach loop over real daily bars, one symbol or a portfolio in one book;
 one or two presets on the same days."""
 
+import uuid
+
 import pandas as pd
 import streamlit as st
 
@@ -10,14 +12,12 @@ shell.require_app()
 
 import core  # noqa: E402
 from core import backtest, market, metrics, prices  # noqa: E402
-from ui import challenge_view, charts, market_defaults, session  # noqa: E402
+from core.past_runs import past_runs  # noqa: E402
+from ui import backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
-LIMIT_LABELS = {"rejected": "Rejected", "aborted": "Aborted", "unfilled": "Refused at fill",
-                "days_blocked": "Days blocked", "pnl_on_blocked_days": "Book P&L those days ($)",
-                "missed_pnl": "Entries kept out would have made ($)"}
 SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
 OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 state = st.session_state
@@ -52,6 +52,11 @@ st.caption("Each trading day the Player proposes on the previous close, the Coac
            "(stop first), fees and slippage come off every fill. No future bar reaches a decision.")
 
 # -- inputs ----------------------------------------------------------------------------------
+# A past run's form (Open, Resume) goes back into the widgets before they are drawn: sticky() reads it.
+for key, value in (state.pop(session.BT_RESTORE, None) or {}).items():
+    state.pop(key, None)
+    state[session.KEPT + key] = value
+
 symbols = market_defaults.symbols()
 top = st.columns([1, 1, 2])
 symbol = sticky(top[0].selectbox, "Symbol", key=session.BT_SYMBOL, options=symbols,
@@ -124,13 +129,20 @@ if kind == "claude":
                    "still applies.", icon=":material/payments:")
         confirmed = st.checkbox(f"I accept a cost of up to {about}${worst:,.2f}", key=session.BT_CONFIRM)
 
-if st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed):
+resuming = state.pop(session.BT_AUTORUN, False)
+if resuming and not confirmed:
+    st.info("Confirm the cost above, then press Run backtest: the run resumes from its stored days.")
+if (st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed)
+        or (resuming and confirmed and not job)):
+    settings = {"capital": float(capital), "fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
+                "max_hold_days": int(max_hold)}
     state[session.BT_JOB] = job = {
         "symbols": book, "start": start, "end": end, "kind": kind, "depth": depth,
         "schemas": [(name, c.model_dump_json()) for name, c in schemas],
-        "settings": {"capital": float(capital), "fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
-                     "max_hold_days": int(max_hold)},
-        "index": 0, "keys": [],
+        "settings": settings, "index": 0, "keys": [], "job_key": uuid.uuid4().hex,
+        # what Open and Resume put back into the widgets; one stored entry however many presets it compares
+        "form": {"symbols": book, "start": str(start), "end": str(end), "presets": [name for name, _ in schemas],
+                 "agents": agent_label, "depth": depth, **settings},
     }
     state[session.BT_SHOWN] = []
 
@@ -167,6 +179,7 @@ def advance() -> None:
         state.pop(session.BT_JOB, None)
         return
     job["current"] = result.run_key
+    store.save_backtest_job(job["job_key"], job["form"], [*job["keys"], result.run_key])
     if result.status == "paused":
         return  # the next run (the fragment's timer, or any rerun) carries on from the store
     state.setdefault(session.BT_RESULTS, {})[result.run_key] = result
@@ -207,69 +220,90 @@ if shown and not state.get(session.BT_JOB):
                        else f"**{literal(name)}** was {r.status} before its first day.", icon=":material/pause_circle:")
 
     figures = st.columns(5)
-    for col, (metric, fmt) in zip(figures, (("total_return_pct", "{:+.2f} %"), ("sharpe", "{:.2f}"),
-                                            ("max_drawdown_pct", "{:.2f} %"), ("win_rate", "{:.0f} %"),
-                                            ("trades", "{:d}"))):
-        col.metric(f"{metrics.METRIC_LABELS[metric]} · {literal(next(iter(results)))}", fmt.format(lead.metrics[metric]))
+    lead_name = next(iter(results))
+    for col, metric in zip(figures, ("total_return_pct", "sharpe", "max_drawdown_pct", "win_rate", "trades")):
+        idle = int(lead.metrics["trades"]) == 0 and metric in metrics.NEEDS_TRADES
+        col.metric(f"{metrics.METRIC_LABELS[metric]} · {literal(lead_name)}",
+                   "no trades" if idle else backtest_view.metric_text(metric, lead.metrics[metric]))
 
-    st.subheader("Metrics side by side")
-    table = metrics.compare_table(results).rename(index=metrics.METRIC_LABELS)
-    shown_table = table.map(lambda v: "—" if v is None or (isinstance(v, float) and v != v)  # NaN: not defined
-                        else f"{v:,.3f}" if isinstance(v, float) else str(v))
-    st.dataframe(shown_table, width="stretch")
+    st.subheader("Metrics side by side" if len(results) > 1 else "Metrics")
+    st.dataframe(backtest_view.metrics_table(results), width="stretch")
 
     left, right = st.columns(2)
-    left.plotly_chart(charts.equity_curves({n: r.equity for n, r in results.items()},
-                                           lead.buy_hold if len(lead.prices) else None), width="stretch")
-    right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch")
+    with_bench = left.toggle("Show buy & hold (on its own scale, right)", key=session.BT_BUY_HOLD, value=False,
+                             help=f"Buy & hold of the same capital: {lead.metrics['buy_hold_return_pct']:+.2f} % "
+                                  "over these days.")
+    left.plotly_chart(charts.returns_curves({n: r.equity for n, r in results.items()}, lead.settings["capital"],
+                                            lead.buy_hold if with_bench and len(lead.prices) else None),
+                      width="stretch", config=charts.CONFIG)
+    right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch",
+                       config=charts.CONFIG)
     challenge_view.render(results, choices)
 
     for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
         with tab:
+            if not len(r.trades):
+                st.info(backtest_view.why_no_trades(r), icon=":material/block:")
             for sym, prices_of in r.bars.items():
                 st.plotly_chart(charts.price_with_trades(prices_of, r.trades[r.trades["symbol"] == sym],
-                                                         f"{sym} with the trades of {name}"), width="stretch")
+                                                         f"{sym} with the trades of {name}"), width="stretch",
+                                config=charts.CONFIG)
             if len(r.symbols) > 1:
-                st.markdown("**By symbol** (P&L after fees; exposure: share of days held at the close)")
-                st.dataframe(r.by_symbol.round(2), width="stretch")
-                st.plotly_chart(charts.positions(r.positions), width="stretch")
+                st.markdown("**By symbol**")
+                st.dataframe(r.by_symbol, width="stretch", column_config=backtest_view.BY_SYMBOL)
+                st.plotly_chart(charts.positions(r.positions), width="stretch", config=charts.CONFIG)
             st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
                         "the fill, the days it kept an entry out of the book, the book's P&L on those days, and "
                         "what those entries would have made under the same stops, targets and costs")
             if len(r.limits):
-                st.dataframe(r.limits.rename(columns=LIMIT_LABELS).round(2), width="stretch")
+                st.dataframe(r.limits, width="stretch", column_config=backtest_view.LIMITS)
             else:
                 st.caption("None: no rule or breaker stopped a proposal.")
-            st.markdown(f"**Trades** ({len(r.trades)})")
-            st.dataframe(r.trades, width="stretch", hide_index=True)
+            st.markdown(f"**Trades** ({len(r.trades):,d})")
+            st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
             st.markdown("**Aborted, skipped and unfilled days**")
             exceptions = r.exceptions
             if len(exceptions):
-                st.dataframe(exceptions, width="stretch", hide_index=True)
+                st.dataframe(exceptions, width="stretch", hide_index=True, column_config=backtest_view.EXCEPTIONS)
             else:
                 st.caption("None: every day ran and every approved entry filled.")
             wf, regimes = st.columns(2)
             wf.markdown("**Walk-forward** (in-sample / out-of-sample Sharpe)")
-            wf.dataframe(pd.DataFrame({k: v for k, v in r.walk_forward.items() if isinstance(v, dict)}).T,
+            wf.dataframe(pd.DataFrame({k: v for k, v in r.walk_forward.items() if isinstance(v, dict)}).T.round(2),
                          width="stretch")
             regimes.markdown("**By volatility regime** (known before each day)")
-            regimes.dataframe(r.by_regime.round(3), width="stretch")
+            regimes.dataframe(r.by_regime.round(2), width="stretch")
 
 # -- past runs ----------------------------------------------------------------------------------------
 st.divider()
 st.subheader("Past runs")
-past = store.list_backtests(limit=50)
+running = state.get(session.BT_JOB)
+live = {running["job_key"], *running["keys"], running.get("current")} if running else set()
+past = {entry.key: entry for entry in past_runs(store, live=live)}
 if not past:
     st.caption("No stored backtests yet.")
 else:
-    labels_by_key = {
-        r["run_key"]: f"{r['symbol']} {r['start']} → {r['end']} · {r['preset']} · {r['player']} · {r['depth']} · "
-                      f"{r['status']} · {r['days_done']}/{r['days_total']} days · "
-                      + (f"return {r['metrics'].get('total_return_pct', 0):+.2f} %" if r["metrics"] else "")
-        for r in past
-    }
-    pick = st.selectbox("A stored backtest", list(labels_by_key), format_func=labels_by_key.get, key=session.BT_PAST)
-    if st.button("Open", key=session.BT_OPEN, disabled=bool(state.get(session.BT_JOB))):
-        state.get(session.BT_RESULTS, {}).pop(pick, None)
-        state[session.BT_SHOWN] = [pick]
+    pick = st.selectbox("A stored backtest (a comparison of two presets is one)", list(past),
+                        format_func=lambda key: backtest_view.past_label(past[key]), key=session.BT_PAST)
+    entry = past[pick]
+    buttons = st.columns([1, 1, 4])
+    missing = backtest_view.missing_presets(entry.form, labels)
+    if missing:
+        buttons[2].caption(f"Its preset {literal(', '.join(missing))} no longer exists: it can be shown, not resumed.")
+    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(running) or not entry.runs,
+                         help="Show its results and put its symbols, dates, presets and costs back into the form."):
+        for key in entry.run_keys:
+            state.get(session.BT_RESULTS, {}).pop(key, None)
+        state[session.BT_SHOWN] = entry.run_keys
+        if not missing:
+            state[session.BT_RESTORE] = backtest_view.restored_form(entry.form, agent_options)
         st.rerun()
+    if entry.state in ("interrupted", "cancelled") and not missing:
+        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(running), type="primary",
+                             help="Run it again with the same form: the days it decided are replayed from the "
+                                  "store, no agent is asked twice."):
+            state[session.BT_RESTORE] = backtest_view.restored_form(entry.form, agent_options)
+            state[session.BT_AUTORUN] = True
+            st.rerun()
+        buttons[2].caption("Stopped before its last day: Resume carries on from the days it decided."
+                           if entry.state == "interrupted" else "Cancelled: Resume carries on from the days it decided.")

@@ -1,11 +1,14 @@
 """The Backtest page: a short house-agent run shows metrics and charts; Cancel stops a run; past runs reopen."""
 
+import base64
 import json
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import pytest
 
 from core import backtest, market
+from core.past_runs import past_runs
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import texts
 from ui import session
@@ -27,8 +30,9 @@ def choose_short_msft(at, start=date(2021, 1, 4), end=date(2021, 3, 31), compare
     return at
 
 
-def run_to_the_end(at, limit=20):
-    at.button(key=session.BT_RUN).click().run()
+def run_to_the_end(at, limit=20, start=True):
+    if start:
+        at.button(key=session.BT_RUN).click().run()
     for _ in range(limit):
         assert not at.exception, [e.value for e in at.exception]
         if not at.session_state[session.BT_JOB] if session.BT_JOB in at.session_state else True:
@@ -75,11 +79,89 @@ def test_a_past_run_is_listed_and_reopens(app, app_store):
     run_to_the_end(at)
     key = at.session_state[session.BT_SHOWN][0]
     fresh = app(PAGE)
-    assert fresh.selectbox(key=session.BT_PAST).value == key
+    assert fresh.selectbox(key=session.BT_PAST).value == past_runs(app_store)[0].key
     fresh.button(key=session.BT_OPEN).click().run()
     assert not fresh.exception, [e.value for e in fresh.exception]
     assert fresh.session_state[session.BT_SHOWN] == [key]
-    assert any("better" in df.value.columns for df in fresh.dataframe)
+    assert any("Sharpe Ratio" in df.value.index for df in fresh.dataframe)
+
+
+def test_a_comparison_is_stored_listed_and_reopened_as_one(app, app_store):
+    at = choose_short_msft(app(PAGE))  # moderate against strict
+    run_to_the_end(at)
+    keys = at.session_state[session.BT_SHOWN]
+    (entry,) = past_runs(app_store)
+    assert entry.run_keys == keys and entry.form["presets"] == ["moderate", "strict"] and entry.state == "finished"
+    label = at.selectbox(key=session.BT_PAST).options[0]
+    assert "finished" in label and "moderate" in label and " vs strict" in label and "61/61 days" in label
+    fresh = app(PAGE)
+    fresh.selectbox(key=session.BT_COMPARE).set_value("(none)").run()  # the form says something else now
+    fresh.selectbox(key=session.BT_SYMBOL).set_value("AMZN").run()
+    fresh.button(key=session.BT_OPEN).click().run()
+    assert not fresh.exception, [e.value for e in fresh.exception]
+    assert fresh.session_state[session.BT_SHOWN] == keys
+    assert fresh.selectbox(key=session.BT_PRESET).value == "moderate"
+    assert fresh.selectbox(key=session.BT_COMPARE).value == "strict"  # the form says what is shown
+    assert fresh.selectbox(key=session.BT_SYMBOL).value == "MSFT"
+    assert fresh.select_slider(key=session.BT_DATES).value == (date(2021, 1, 4), date(2021, 3, 31))
+    assert [tab.label for tab in fresh.tabs] == ["moderate", "strict"]
+
+
+def test_a_crashed_run_is_listed_as_interrupted_and_resumes_from_its_days(app, app_store, monkeypatch):
+    at = choose_short_msft(app(PAGE), start=date(2020, 1, 2), end=date(2021, 12, 31), compare="(none)")
+    at.button(key=session.BT_RUN).click().run()  # the first slice, then the tab is closed
+    (row,) = app_store.list_backtests()
+    assert row["status"] == "paused" and 0 < row["days_done"] < row["days_total"]
+    decided = row["days_done"]
+    assert past_runs(app_store)[0].state == "running"  # just written to: another tab may be advancing it
+    monkeypatch.setattr("core.past_runs.STALE_AFTER", timedelta(0))  # ...until nothing has written for a while
+    assert past_runs(app_store)[0].state == "interrupted"
+    fresh = app(PAGE)
+    assert "interrupted" in fresh.selectbox(key=session.BT_PAST).options[0]
+    fresh.selectbox(key=session.BT_COMPARE).set_value("aggressive").run()
+    fresh.button(key=session.BT_RESUME).click().run()
+    assert not fresh.exception, [e.value for e in fresh.exception]
+    assert fresh.selectbox(key=session.BT_COMPARE).value == "(none)"  # the form it ran with, not the one on screen
+    assert fresh.session_state[session.BT_JOB]
+    run_to_the_end(fresh, start=False)
+    (row,) = app_store.list_backtests()  # the same run, carried on: no second row
+    assert row["status"] == "finished" and row["days_done"] == row["days_total"] > decided
+    assert past_runs(app_store)[0].state == "finished"
+
+
+def test_a_preset_that_made_no_trade_says_why_and_is_credited_with_nothing(app, app_store):
+    import core
+
+    app_store.save_preset("AMZN only", core.load_preset("moderate").model_copy(update={"allowed_symbols": ["AMZN"]}))
+    at = choose_short_msft(app(PAGE), compare="AMZN only (custom)")
+    run_to_the_end(at)
+    assert not at.exception, [e.value for e in at.exception]
+    why = next(i for i in texts(at, "info") if "No trade" in i)
+    assert "61 exchanges" in why and "`allowed_symbols`" in why
+    table = next(df.value for df in at.dataframe if "better" in df.value.columns)
+    assert table.loc["Max. Drawdown [%]", "better"] == "not comparable (no trades)"
+    assert table.loc["Sharpe Ratio", "AMZN only (custom)"] == "no trades"
+    assert table.loc["Return [%]", "better"] != "not comparable (no trades)"  # doing nothing is a comparable return
+
+
+def last_y(trace: dict) -> float:
+    """A trace's last y value from plotly's JSON (numbers arrive as a base64 typed array)."""
+    y = trace["y"]
+    return float(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])[-1]) if isinstance(y, dict) else y[-1]
+
+
+def test_returns_are_drawn_in_percent_with_buy_and_hold_on_its_own_scale_on_demand(app, app_store):
+    at = choose_short_msft(app(PAGE), compare="(none)")
+    run_to_the_end(at)
+    returns = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert returns["layout"]["title"]["text"] == "Return of each preset"
+    assert returns["layout"]["yaxis"]["ticksuffix"] == " %" and [t["name"] for t in returns["data"]] == ["moderate"]
+    result = at.session_state[session.BT_RESULTS][at.session_state[session.BT_SHOWN][0]]
+    assert last_y(returns["data"][0]) == pytest.approx(result.total_return_pct, abs=1e-6)
+    at.toggle(key=session.BT_BUY_HOLD).set_value(True).run()
+    returns = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bench = returns["data"][-1]
+    assert bench["yaxis"] == "y2" and last_y(bench) == pytest.approx(result.buy_hold_return_pct, abs=1e-6)
 
 
 def test_a_failed_download_shows_the_snapshot_fallback_as_a_warning(app, app_store, monkeypatch):

@@ -1,4 +1,5 @@
-"""Plotly figures for the pages (History here; the backtest charts join them)."""
+"""Plotly figures for the pages: History's and the Backtest's. Every chart names what it shows in its title
+and axes, and its title sits below the toolbar."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _title(text: str) -> dict:
             "yanchor": "top", "pad": {"t": 34}}
 
 
-_HISTORY_MARGIN = {"l": 10, "r": 10, "t": 70, "b": 10}
+_MARGIN = {"l": 10, "r": 10, "t": 70, "b": 10}  # room for the title under the toolbar
 
 
 def outcomes_over_time(by_day: list[tuple[str, str, int]], dates_by: str = "run") -> go.Figure:
@@ -38,7 +39,7 @@ def outcomes_over_time(by_day: list[tuple[str, str, int]], dates_by: str = "run"
     day = "market day (ET)" if dates_by == "market" else "day run (UTC)"
     tallest = max((sum(counts.get((d, o), 0) for o in OUTCOME_COLOURS) for d in days), default=0)
     figure.update_layout(title=_title(f"Exchanges per {day.split(' (')[0]}, by outcome"), barmode="stack",
-                         height=320, margin=_HISTORY_MARGIN, legend_title_text="", xaxis_title=day,
+                         height=320, margin=_MARGIN, legend_title_text="", xaxis_title=day,
                          yaxis=_counts_axis("exchanges", tallest), bargap=0.3, xaxis={"type": "category"},
                          legend={"orientation": "h", "y": -0.25})
     return figure
@@ -53,7 +54,7 @@ def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
     """The most frequent violations, most first: how many rounds named each constraint."""
     frame = pd.DataFrame(counts[:top], columns=["constraint", "rounds"])
     figure = px.bar(frame, x="rounds", y="constraint", orientation="h", color_discrete_sequence=["#f97316"])
-    figure.update_layout(title=_title("Most frequent violations"), height=320, margin=_HISTORY_MARGIN,
+    figure.update_layout(title=_title("Most frequent violations"), height=320, margin=_MARGIN,
                          xaxis=_counts_axis("rounds that broke it", int(frame["rounds"].max())), yaxis_title=None,
                          yaxis={"autorange": "reversed"})
     return figure
@@ -80,19 +81,26 @@ def _as_typed(text: str) -> str:
 
 
 PRESET_COLOURS = ("#2563eb", "#f97316")
-_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_LEGEND = {"orientation": "h", "y": -0.2, "title_text": ""}
 
 
-def equity_curves(curves: dict[str, pd.Series], buy_hold: pd.Series | None = None) -> go.Figure:
-    """Equity per preset (one line each), with buy-and-hold of the same capital dotted."""
+def returns_curves(curves: dict[str, pd.Series], capital: float, buy_hold: pd.Series | None = None) -> go.Figure:
+    """Cumulative return per preset in percent of the starting capital, so a 1 % edge shows; buy-and-hold
+    of the same capital, when given, dotted on a scale of its own (right), so its swings flatten nothing."""
     figure = go.Figure()
     for (name, equity), colour in zip(curves.items(), PRESET_COLOURS * 4):
-        figure.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name=_as_typed(name), mode="lines",
-                                    line={"color": colour}))
+        figure.add_trace(go.Scatter(x=equity.index, y=(equity.to_numpy() / capital - 1) * 100, name=_as_typed(name),
+                                    mode="lines", line={"color": colour},
+                                    hovertemplate="%{x|%d %b %Y}: %{y:+.2f} %<extra>" + _as_typed(name) + "</extra>"))
+    layout = {"yaxis": {"title": "return since the start [%]", "ticksuffix": " %", "zeroline": True}}
     if buy_hold is not None:
-        figure.add_trace(go.Scatter(x=buy_hold.index, y=buy_hold.to_numpy(), name="buy & hold", mode="lines",
-                                    line={"color": "#94a3b8", "dash": "dot"}))
-    figure.update_layout(title="Equity", height=320, margin=_MARGIN, yaxis_title="$", legend_title_text="")
+        figure.add_trace(go.Scatter(x=buy_hold.index, y=(buy_hold.to_numpy() / capital - 1) * 100, name="buy & hold (right scale)",
+                                    mode="lines", line={"color": "#94a3b8", "dash": "dot"}, yaxis="y2",
+                                    hovertemplate="%{x|%d %b %Y}: %{y:+.2f} %<extra>buy & hold</extra>"))
+        layout["yaxis2"] = {"title": "buy & hold [%]", "ticksuffix": " %", "overlaying": "y", "side": "right",
+                            "showgrid": False}
+    figure.update_layout(title=_title("Return of each preset"), height=340, margin=_MARGIN, legend=_LEGEND,
+                         xaxis_title="trading day", **layout)
     return figure
 
 
@@ -101,8 +109,11 @@ def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
     figure = go.Figure()
     for (name, drawdown), colour in zip(curves.items(), PRESET_COLOURS * 4):
         figure.add_trace(go.Scatter(x=drawdown.index, y=-drawdown.to_numpy(), name=_as_typed(name), mode="lines",
-                                    fill="tozeroy", line={"color": colour}))
-    figure.update_layout(title="Drawdown", height=260, margin=_MARGIN, yaxis_title="%", legend_title_text="")
+                                    fill="tozeroy", line={"color": colour},
+                                    hovertemplate="%{x|%d %b %Y}: %{y:.2f} %<extra>" + _as_typed(name) + "</extra>"))
+    figure.update_layout(title=_title("Drawdown: below the running peak"), height=340, margin=_MARGIN,
+                         yaxis={"title": "below the peak [%]", "ticksuffix": " %"}, xaxis_title="trading day",
+                         legend=_LEGEND)
     return figure
 
 
@@ -112,8 +123,9 @@ def positions(frame: pd.DataFrame) -> go.Figure:
     for symbol in frame.columns:
         figure.add_trace(go.Scatter(x=frame.index, y=frame[symbol].to_numpy() * 100, name=_as_typed(symbol),
                                     mode="lines", line={"shape": "hv"}))
-    figure.update_layout(title="Positions at each close", height=260, margin=_MARGIN, yaxis_title="% of equity",
-                         legend_title_text="")
+    figure.update_layout(title=_title("Positions at each close (short below 0)"), height=300, margin=_MARGIN,
+                         yaxis={"title": "position [% of equity]", "ticksuffix": " %"}, xaxis_title="trading day",
+                         legend=_LEGEND)
     return figure
 
 
@@ -138,6 +150,6 @@ def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "
             marker={"symbol": "x", "size": 9, "color": "#111"},
             hovertext=[f"{r}: P&L {p:,.2f}" for r, p in zip(trades["exit_reason"], trades["pnl"])],
         ))
-    figure.update_layout(title=_as_typed(title), height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
-                         legend_title_text="")
+    figure.update_layout(title=_title(_as_typed(title)), height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
+                         yaxis_title="price", xaxis_title="trading day", legend=_LEGEND)
     return figure
