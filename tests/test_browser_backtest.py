@@ -1,0 +1,69 @@
+"""The Backtest page's past runs in a real browser: a comparison reopens as one, a crashed run resumes."""
+
+import sqlite3
+
+import pytest
+
+import core
+from core import market
+from tests.ui_fixtures import *  # noqa: F403
+from tests.ui_fixtures import wait_for_app
+
+HOUSE = "House agents (offline, free)"  # the Backtest page's label for the house agents
+START, END = "2021-01-04", "2021-03-31"
+
+
+@pytest.fixture(autouse=True)
+def same_bars_as_the_app(app_server, monkeypatch):
+    """The runs seeded here load the bars the app does (offline, its cache folder), so their keys match."""
+    _, db = app_server
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", db.parent / "cache")
+
+
+def seed_job(db, job_key: str, presets: list[str], stop_after: int | None = None) -> list[str]:
+    """Backtests run and filed as the page files them (one job, a run per preset), as another tab would."""
+    store = core.Store(db)
+    keys = [core.run_backtest("MSFT", START, END, core.load_preset(name), core.HousePlayer(seed=0), core.HouseCoach(),
+                              store=store, preset=name, stop_after=stop_after).run_key for name in presets]
+    store.save_backtest_job(job_key, {"symbols": ["MSFT"], "start": START, "end": END, "presets": presets,
+                                      "agents": HOUSE, "depth": "standard", "capital": 100_000.0, "fee_bps": 1.0,
+                                      "slippage_bps": 2.0, "max_hold_days": 10}, keys)
+    return keys
+
+
+def pick_past_run(page, text: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text="A stored backtest").click()
+    page.get_by_role("option").filter(has_text=text).first.click()
+    wait_for_app(page)
+
+
+def test_a_comparison_reopens_as_one_with_its_form(app_server, page):
+    base, db = app_server
+    seed_job(db, "comparison", ["moderate", "aggressive"])
+    page.goto(f"{base}/backtest")
+    page.get_by_role("heading", name="Past runs").wait_for()
+    pick_past_run(page, "vs aggressive")
+    page.get_by_test_id("stButton").filter(has_text="Open").click()
+    wait_for_app(page)
+    tabs = page.get_by_role("tab")
+    tabs.filter(has_text="aggressive").wait_for()
+    assert [t.strip() for t in tabs.all_inner_texts()] == ["moderate", "aggressive"]
+    compare = page.get_by_test_id("stSelectbox").filter(has_text="Compare with")
+    assert compare.locator("input").input_value() == "aggressive"  # the form says what is shown
+
+
+def test_a_crashed_run_is_interrupted_and_resume_finishes_it(app_server, page):
+    base, db = app_server
+    (key,) = seed_job(db, "crashed", ["conservative"], stop_after=15)
+    with sqlite3.connect(db) as conn:  # the tab died long ago: nothing has written to the run since
+        conn.execute("update backtests set status = 'running', updated = '2020-01-01T00:00:00+00:00' "
+                     "where run_key = ?", [key])
+    page.goto(f"{base}/backtest")
+    page.get_by_role("heading", name="Past runs").wait_for()
+    pick_past_run(page, "interrupted")
+    page.get_by_test_id("stButton").filter(has_text="Resume").click()
+    page.get_by_role("tab", name="conservative").wait_for(timeout=60_000)
+    row = core.Store(db).get_backtest(key)
+    assert row["status"] == "finished" and row["days_done"] == row["days_total"]
+    assert [r["run_key"] for r in core.Store(db).list_backtests() if r["preset"] == "conservative"] == [key]  # carried on
