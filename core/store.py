@@ -151,8 +151,10 @@ def _v6_round_complete(db: sqlite_utils.Database) -> None:
 def _v7_backtest_jobs(db: sqlite_utils.Database) -> None:
     """What the Backtest page ran as one: the form (symbols, dates, presets, agents, costs) and its runs, in order,
     so a comparison of two presets is listed, reopened and resumed as one."""
-    db["backtest_jobs"].create({"job_key": str, "created": str, "form": str, "run_keys": str}, pk="job_key")
-    db["backtest_jobs"].create_index(["created"])
+    # if_not_exists: a file rolled back to an earlier version may have kept the table
+    db["backtest_jobs"].create({"job_key": str, "created": str, "form": str, "run_keys": str}, pk="job_key",
+                               if_not_exists=True)
+    db["backtest_jobs"].create_index(["created"], if_not_exists=True)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,

@@ -438,12 +438,25 @@ def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
     assert list(table.columns) == ["moderate", "strict", "better"]
     a, b = comparison.results["moderate"], comparison.results["strict"]
     assert list(a.days["day"]) == list(b.days["day"])
-    for metric in ("approval_rate", "max_drawdown_pct"):
-        x, y = table.loc[metric, "moderate"], table.loc[metric, "strict"]
-        higher = metric in metrics.HIGHER_IS_BETTER
-        expected = "=" if x == y else ("moderate" if (x > y) == higher else "strict")
-        assert table.loc[metric, "better"] == expected
-    assert table.loc["approval_rate", "better"] == "moderate"  # strict does not allow TSLA at all
+    x, y = table.loc["approval_rate", "moderate"], table.loc["approval_rate", "strict"]
+    assert x > y and table.loc["approval_rate", "better"] == "moderate"  # strict does not allow TSLA at all
+    assert len(b.trades) == 0 < len(a.trades)
+    # strict never traded: its flat curve's zero drawdown beats nobody
+    assert table.loc["max_drawdown_pct", "better"] == metrics.NOT_COMPARABLE
+    assert table.loc["sharpe", "better"] == metrics.NOT_COMPARABLE
+
+
+def test_risk_metrics_of_a_run_without_trades_credit_nobody_but_its_return_still_compares():
+    def result(**values):
+        return type("R", (), {"metrics": pd.Series(values, dtype=object)})()
+
+    table = metrics.compare_table({
+        "busy": result(total_return_pct=-1.0, max_drawdown_pct=4.0, sharpe=-0.3, win_rate=40.0, trades=12),
+        "idle": result(total_return_pct=0.0, max_drawdown_pct=0.0, sharpe=math.nan, win_rate=0.0, trades=0),
+    })
+    better = table["better"]
+    assert better["max_drawdown_pct"] == better["sharpe"] == better["win_rate"] == metrics.NOT_COMPARABLE
+    assert better["total_return_pct"] == "idle"  # doing nothing beat losing 1 %: that is a fair comparison
 
 
 def test_the_better_value_per_metric_follows_its_direction():

@@ -249,7 +249,7 @@ def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bou
     tables = [df.value for df in at.dataframe]
     by_symbol = next(t for t in tables if "exposure_pct" in t.columns)
     assert list(by_symbol.index) == ["MSFT", "BTC-USD"]
-    limits = next(t for t in tables if "Days blocked" in t.columns)
+    limits = next(t for t in tables if "days_blocked" in t.columns)  # labelled by its column config
     assert len(limits) >= 1
     trades = next(t for t in tables if "exit_reason" in t.columns)
     assert set(trades["symbol"]) <= {"MSFT", "BTC-USD"}
