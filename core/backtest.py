@@ -270,6 +270,8 @@ class Backtest:
             loaded = backtest_bars(symbol, self.start, self.end, given.get(symbol))
             self.feeds.append(_Feed.of(loaded.symbol if symbol not in given else symbol, loaded, self.start, self.end))
         self.symbols = [f.symbol for f in self.feeds]
+        if len(set(self.symbols)) < len(self.symbols):  # "msft" and "MSFT" are one symbol
+            raise InvalidInput(f"symbols: need different symbols, got {self.symbols!r}")
         self.settings = {
             "capital": self.capital, "fee_bps": costs.fee_bps, "slippage_bps": costs.slippage_bps,
             "max_hold_days": costs.max_hold_days, "depth": depth, "player_model": getattr(player, "model", None),
@@ -279,6 +281,7 @@ class Backtest:
 
     @property
     def symbol(self) -> str:
+        """The symbol, or the portfolio's symbols joined by commas."""
         return ",".join(self.symbols)
 
     def _run_key(self) -> str:

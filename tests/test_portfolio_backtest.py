@@ -365,3 +365,10 @@ def test_a_real_four_stock_year_respects_the_preset_every_day():
     assert held.max() >= 2 and (held <= rules.max_open_positions).all()
     assert (r.positions.abs().sum(axis=1) <= rules.max_leverage).all()
     assert set(r.by_symbol.index) == set(book) and (r.by_symbol["trades"] > 0).sum() >= 3
+
+
+def test_the_same_symbol_twice_is_refused_naming_the_field():
+    with pytest.raises(core.InvalidInput, match="symbols: need different symbols"):
+        Backtest(["MSFT", "msft"], "2020-03-02", "2020-03-31", OPEN_RULES, Script(), core.HouseCoach())
+    with pytest.raises(core.InvalidInput, match="fee_bps"):
+        Costs(fee_bps=-1)
