@@ -6,7 +6,8 @@ from ui import shell
 
 shell.require_app()
 
-from core import about, prices  # noqa: E402
+import core  # noqa: E402
+from core import about, prices, prompts  # noqa: E402
 from ui import pruning, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 
@@ -125,6 +126,13 @@ state[session.INDEPENDENT] = st.toggle(
     help="The Claude Coach judges each proposal without seeing the rules' checks and writes its own critique. "
          "The verdict still comes from the rules; the Coach's own verdict is stored beside it and every "
          "disagreement is flagged in the round card and the artifact.")
+state[session.GRADE_REASONING] = st.toggle(
+    "Grade the reasoning", value=state[session.GRADE_REASONING], key=session.S_GRADE,
+    help="After each proposal, a third Claude call grades the Player's reasoning from 1 to 5 with one sentence, "
+         "shown on the round card. It never changes the verdict.")
+grading = prompts.grade_estimate(state[session.MODEL], core.Constraints())
+st.caption(f"Grading adds one call per round: about {prices.cost_text(grading)} each with "
+           f"{literal(state[session.MODEL])} (the shared prompt read from the cache, one sentence back). Off by default.")
 
 st.subheader("Spend guard")
 st.caption("Paid calls stop (the exchange ends ABORT, reason spend_guard) once either limit is reached.")

@@ -23,6 +23,7 @@ MODEL_LIST = "model_list"  # the models the key may use, from the Models API: li
 MODEL_LIST_NOTE = "model_list_note"  # why the built-in list is shown instead (str), when it is
 BASE_URL = "base_url"  # a gateway that speaks Anthropic's API (Settings, advanced); None = ANTHROPIC_BASE_URL or Anthropic
 INDEPENDENT = "independent_coach"  # the Claude Coach also judges without the checks (bool)
+GRADE_REASONING = "grade_reasoning"  # a third Claude call per round grades the Player's reasoning (bool, off)
 CALLS_PER_HOUR = "spend_calls_per_hour"  # spend guard: most paid calls in any hour
 DOLLARS_PER_SESSION = "spend_dollars_per_session"  # spend guard: most dollars in this session
 SPEND_GUARD = "spend_guard"  # the session's core.SpendGuard, made on first use
@@ -97,6 +98,7 @@ S_KEY_INPUT = "s_key_input"
 S_MODEL = "s_model"
 S_BASE_URL = "s_base_url"
 S_INDEPENDENT = "s_independent_coach"
+S_GRADE = "s_grade_reasoning"
 S_CALLS = "s_calls_per_hour"
 S_DOLLARS = "s_dollars_per_session"
 S_PRUNE_SCOPE = "s_prune_scope"
@@ -111,6 +113,7 @@ def init() -> None:
     """Defaults for the app-state keys; called by app.py at the top of every run."""
     st.session_state.setdefault(MODEL, DEFAULT_MODEL)
     st.session_state.setdefault(INDEPENDENT, False)
+    st.session_state.setdefault(GRADE_REASONING, False)
     st.session_state.setdefault(CALLS_PER_HOUR, 60)
     st.session_state.setdefault(DOLLARS_PER_SESSION, 1.00)
 
@@ -215,6 +218,16 @@ def agents(seed: int = 0, strategy: str | None = None, choice: str | None = None
         return (claude.ClaudePlayer(**options, memory=memory),
                 claude.ClaudeCoach(**options, independent=bool(st.session_state[INDEPENDENT])))
     return core.HousePlayer(seed=seed), core.HouseCoach()
+
+
+def grader():
+    """The Claude grader when the session holds a key and grading is on (Settings), else None."""
+    if not (has_key() and st.session_state.get(GRADE_REASONING)):
+        return None
+    from core import claude
+
+    return claude.ClaudeGrader(st.session_state[API_KEY], model=st.session_state[MODEL], guard=spend_guard(),
+                               base_url=base_url())
 
 
 def schemas() -> dict[str, core.Constraints]:
