@@ -15,12 +15,17 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from pydantic import ValidationError
+
 from core.agent import Coach, Player, Turn
 from core.errors import AgentError, SpendLimitReached
+from core.plugins import agent_class
+from core.presets import explain
+from core.reasoning import reasoning_check
 from core.rules import breaker_detail, check_proposal, circuit_breaker
 from core.schema import (
-    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, Round, Usage, Verdict,
-    WorldState,
+    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, ReasoningCheck,
+    ReasoningGrade, Round, Usage, Verdict, WorldState,
 )
 
 log = logging.getLogger(__name__)
@@ -98,17 +103,24 @@ class _RoundUnderWay:
         self.proposal: Proposal | None = None
         self.verdict: Verdict | None = None
         self.played: Turn | None = None
+        self.checked: ReasoningCheck | None = None
 
-    def speak(self, role: str, stream: Generator[str, None, Turn]) -> Generator[TextFragment, None, Turn]:
-        """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent."""
+    def speak(self, role: str, agent: object, stream: object) -> Generator[TextFragment, None, Turn]:
+        """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent. A
+        user's own agent that streams or returns something else ends the exchange ERROR saying what."""
+        name = getattr(agent, "name", type(agent).__name__)
+        if not isinstance(stream, Iterator):  # a plain method that returns its answer without streaming
+            return _checked_turn(role, name, stream)
         while True:
             start = time.perf_counter()
             try:
                 fragment = next(stream)
             except StopIteration as done:
-                return done.value
+                return _checked_turn(role, name, done.value)
             finally:
                 self.seconds += time.perf_counter() - start
+            if not isinstance(fragment, str):
+                raise AgentError(f"the {role} {name} streamed {type(fragment).__name__}, not text")
             self.text[role] += fragment
             yield TextFragment(role, fragment)
 
@@ -122,8 +134,42 @@ class _RoundUnderWay:
                                   checks=self.verdict.checks, feedback=self.text["coach"]),
             tokens=usage.total, usage=usage, latency_ms=round(self.seconds * 1000, 3),
             agent_path={"player": self.played.path, "coach": None} if self.played and self.played.path else None,
-            complete=False,
+            complete=False, reasoning_check=self.checked,
         )
+
+
+def _checked_turn(role: str, name: str, answer: object) -> Turn:
+    """The agent's answer as a Turn holding a Proposal (Player) or the critique text (Coach)."""
+    turn = answer if isinstance(answer, Turn) else Turn(answer)
+    if role == "coach":
+        if not isinstance(turn.value, str):
+            raise AgentError(f"the coach {name} returned {type(turn.value).__name__}, not the critique as text")
+        return turn
+    if isinstance(turn.value, Proposal):
+        return turn
+    if isinstance(turn.value, dict):
+        try:
+            return Turn(Proposal.model_validate(turn.value), turn.usage, turn.opinion, turn.path)
+        except ValidationError as error:
+            raise AgentError(f"the player {name} returned an invalid proposal: {explain(error)}") from None
+    raise AgentError(f"the player {name} returned {type(turn.value).__name__} ({str(turn.value)[:60]!r}), "
+                     "not a Turn with a Proposal")
+
+
+def _grade(grader, proposal: Proposal, world: WorldState, constraints: Constraints, portfolio: Portfolio,
+           checked: ReasoningCheck) -> tuple[ReasoningGrade | None, Usage]:
+    """The optional grader's opinion and what it cost; a grader that fails leaves no grade, never an error."""
+    if grader is None:
+        return None, NO_USAGE
+    said = ("no numbers stated" if checked.score is None else
+            f"{sum(c.ok for c in checked.claims)} of {len(checked.claims)} statements hold"
+            + (f"; mismatches: {checked.mismatch_line()}" if checked.mismatches else ""))
+    try:
+        turn = grader.grade(proposal, world, constraints, portfolio, said)
+    except (AgentError, SpendLimitReached) as failure:
+        log.warning("no grade for this round: %s", failure)
+        return None, failure.usage
+    return turn.value, turn.usage
 
 
 def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
@@ -162,8 +208,12 @@ def run_exchange(
     *,
     run_id: str | None = None,
     now: Callable[[], datetime] | None = None,
+    grader=None,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
+
+    `grader` (optional, e.g. core.claude.ClaudeGrader) grades each proposal's reasoning; its grade is
+    recorded in the round and never changes the verdict.
 
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
     ERROR. Either way every finished round stays in the artifact and in the store, and what the
@@ -195,6 +245,7 @@ def run_exchange(
             player=getattr(player, "name", type(player).__name__),
             coach=getattr(coach, "name", type(coach).__name__),
             model=getattr(player, "model", None) or getattr(coach, "model", None),
+            player_class=agent_class(player), coach_class=agent_class(coach),
         ),
     )
     rounds = artifact.rounds
@@ -230,17 +281,21 @@ def run_exchange(
         for number in range(1, 0 if breaker else constraints.max_rounds + 1):
             current = _RoundUnderWay(number)
             yield RoundStarted(number)
-            played = current.played = yield from current.speak("player", player.propose(world, constraints, portfolio,
-                                                                                        rounds))
+            played = current.played = yield from current.speak(
+                "player", player, player.propose(world, constraints, portfolio, rounds))
             unfinished = played.usage
             proposal = current.proposal = played.value
             started = time.perf_counter()
+            checked = current.checked = reasoning_check(proposal)
+            grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
+            unfinished = unfinished + graded
             verdict = current.verdict = check_proposal(proposal, constraints, portfolio, world)
             current.seconds += time.perf_counter() - started
             yield ProposalMade(number, proposal, verdict.model_copy())
-            coached = yield from current.speak("coach", coach.critique(proposal, verdict, constraints, world, portfolio))
+            coached = yield from current.speak("coach", coach,
+                                               coach.critique(proposal, verdict, constraints, world, portfolio))
             verdict.feedback = coached.value
-            spent = played.usage + coached.usage
+            spent = played.usage + graded + coached.usage
             usage, unfinished = usage + spent, NO_USAGE
             record = Round(
                 round=number,
@@ -255,6 +310,8 @@ def run_exchange(
                 latency_ms=round(current.seconds * 1000, 3),
                 # How a model agent got its answer (forced or auto tool, repair); None for the others.
                 agent_path={"player": played.path, "coach": coached.path} if played.path or coached.path else None,
+                reasoning_check=checked,
+                reasoning_grade=grade,
             )
             rounds.append(record)
             current = None  # finished: nothing left to keep as it stood

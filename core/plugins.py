@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from core.presets import InvalidInput
+from core.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()  # broken entry points already logged: the pages list agents on every run

@@ -21,45 +21,9 @@ whichever is nearer; with several entries a statement matches the nearest of the
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from pydantic import BaseModel
-
-from core.schema import Action, Proposal
-
-Quantity = Literal["entry", "stop", "target", "risk", "reward", "ratio", "size", "side", "exit", "hold"]
-
-
-class Claim(BaseModel):
-    """One thing the reasoning says about its trade, against what the actions do."""
-
-    text: str  # the words of the reasoning the claim was read from
-    quantity: Quantity
-    said: float | str  # a number in `unit`, or a side/symbol as words ("long AMZN")
-    actual: float | str | None  # None when no action has that quantity (no entry at all)
-    unit: Literal["", "%"] = ""
-    ok: bool
-
-    def summary(self) -> str:
-        """`said ratio 4.00, actual 2.50` -- the one line a round card shows for a mismatch."""
-        def show(value: float | str | None) -> str:
-            if value is None:
-                return "no entry"
-            return f"{value:.2f}{self.unit}" if isinstance(value, float) else value
-        name = {"side": "", "exit": "", "hold": ""}.get(self.quantity, self.quantity + " ")
-        return f"said {name}{show(self.said)}, actual {show(self.actual)}"
-
-
-class ReasoningCheck(BaseModel):
-    """Faithfulness of one proposal's reasoning: the share of its claims that hold (None: it claims nothing)."""
-
-    score: float | None
-    claims: list[Claim]
-
-    @property
-    def mismatches(self) -> list[Claim]:
-        return [c for c in self.claims if not c.ok]
-
+from core.schema import Action, Claim, Proposal, ReasoningCheck
 
 # -- reading the text ------------------------------------------------------------------------
 

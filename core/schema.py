@@ -218,6 +218,49 @@ class Verdict(BaseModel):
     feedback: str = ""
 
 
+Quantity = Literal["entry", "stop", "target", "risk", "reward", "ratio", "size", "side", "exit", "hold"]
+
+
+class Claim(BaseModel):
+    """One thing the reasoning says about its trade, against what the actions do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str  # the words of the reasoning the claim was read from
+    quantity: Quantity
+    said: float | str  # a number in `unit`, or a side/symbol as words ("long AMZN")
+    actual: float | str | None  # None when no action has that quantity (no entry at all)
+    unit: Literal["", "%"] = ""
+    ok: bool
+
+    def summary(self) -> str:
+        """`said ratio 4.00, actual 2.50` -- the one line a round card shows for a mismatch."""
+        def show(value: float | str | None) -> str:
+            if value is None:
+                return "no entry"
+            return f"{value:.2f}{self.unit}" if isinstance(value, float) else value
+        name = {"side": "", "exit": "", "hold": ""}.get(self.quantity, self.quantity + " ")
+        return f"said {name}{show(self.said)}, actual {show(self.actual)}"
+
+
+class ReasoningCheck(BaseModel):
+    """Faithfulness of one proposal's reasoning: the share of its claims that hold (None: it claims nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float | None
+    claims: list[Claim]
+
+    @property
+    def mismatches(self) -> list[Claim]:
+        """The claims the actions contradict."""
+        return [c for c in self.claims if not c.ok]
+
+    def mismatch_line(self) -> str:
+        """Every mismatch on one line: 'said ratio 4.00, actual 2.50; said reward 8.00, actual 5.00'."""
+        return "; ".join(c.summary() for c in self.mismatches)
+
+
 class ReasoningGrade(BaseModel):
     """An optional Claude grader's opinion of the Player's reasoning; it never changes the verdict."""
 
@@ -285,16 +328,21 @@ class Round(BaseModel):
     latency_ms: float = Field(ge=0)
     agent_path: dict[str, str | None] | None = None
     complete: bool = True  # False: the round the exchange stopped in, kept as it stood when it stopped
+    # What the reasoning says about its own numbers against the actions (None: recorded before the check existed).
+    reasoning_check: ReasoningCheck | None = None
+    reasoning_grade: ReasoningGrade | None = None  # the optional Claude grader's 1-5, never part of the verdict
 
 
 class Agents(BaseModel):
-    """Who played: the Player's and the Coach's names and, for Claude, the model."""
+    """Who played: the Player's and the Coach's names and classes and, for Claude, the model."""
 
     model_config = ConfigDict(extra="forbid")
 
     player: str
     coach: str
     model: str | None = None
+    player_class: str | None = None  # module:Class of each agent, so a user's own agent is named exactly
+    coach_class: str | None = None
 
 
 class Artifact(BaseModel):

@@ -157,9 +157,20 @@ def _v7_backtest_jobs(db: sqlite_utils.Database) -> None:
     db["backtest_jobs"].create_index(["created"], if_not_exists=True)
 
 
+def _v8_reasoning(db: sqlite_utils.Database) -> None:
+    """Each round's reasoning check and optional grade (JSON); per exchange its lowest reasoning score (History
+    filters on it) and the agents' classes. Rounds stored before have no check: their score stays null."""
+    for table, columns in (("rounds", {"reasoning_check": str, "reasoning_grade": str}),
+                           ("exchanges", {"reasoning_score": float, "player_class": str, "coach_class": str})):
+        for column, kind in columns.items():
+            if column not in db[table].columns_dict:
+                db[table].add_column(column, kind)
+    db["exchanges"].create_index(["reasoning_score"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,
                                                               _v5_portfolio_backtests, _v6_round_complete,
-                                                              _v7_backtest_jobs]
+                                                              _v7_backtest_jobs, _v8_reasoning]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -168,8 +179,9 @@ DATES_BY = {"market": "market_time", "run": "timestamp"}
 
 
 def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-             dates_by: str = "run") -> tuple[str, list]:
-    """SQL where clause and parameters for the History filters."""
+             dates_by: str = "run", unfaithful: bool = False) -> tuple[str, list]:
+    """SQL where clause and parameters for the History filters (`unfaithful`: a round's reasoning misstated
+    its own trade, reasoning_score < 1)."""
     where, params = [], []
     dated = DATES_BY[dates_by]
     for column, value in (("outcome", outcome), ("symbol", symbol), ("strategy_id", strategy)):
@@ -191,6 +203,8 @@ def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, t
                      "or feedback like ? escape '\\')")
         literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params.extend([f"%{literal}%"] * 2)
+    if unfaithful:
+        where.append("reasoning_score < 1")
     return " and ".join(where) or "1 = 1", params
 
 
@@ -293,10 +307,13 @@ def _portfolio_row(artifact: Artifact) -> dict:
 
 
 def _artifact_progress(artifact: Artifact) -> dict:
-    """_progress of an artifact's rounds."""
+    """_progress of an artifact's rounds, and the lowest reasoning score among them (null: none stated a number)."""
     rounds = [r for r in artifact.rounds if r.complete]  # a round cut short decided nothing
     actions = [a.model_dump() for a in rounds[-1].proposal.actions] if rounds else []
-    return _progress(actions, [r.evaluation.violations for r in rounds])
+    scores = [r.reasoning_check.score for r in artifact.rounds  # what was said counts, cut short or not
+              if r.reasoning_check and r.reasoning_check.score is not None]
+    return {**_progress(actions, [r.evaluation.violations for r in rounds]),
+            "reasoning_score": min(scores) if scores else None}
 
 
 def _validated(artifact: Artifact | dict) -> Artifact:
@@ -406,6 +423,8 @@ class Store:
                 "usage": _dumps(record.usage), "latency_ms": record.latency_ms,
                 "agent_path": json.dumps(record.agent_path) if record.agent_path else None,
                 "complete": int(record.complete),
+                "reasoning_check": _dumps(record.reasoning_check) if record.reasoning_check else None,
+                "reasoning_grade": _dumps(record.reasoning_grade) if record.reasoning_grade else None,
         })
         if record.complete:  # the coach memory learns from verdicts given, not from a round cut short
             _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
@@ -470,7 +489,7 @@ class Store:
         return {
             "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
             "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
-            "model": agents.model, "constraint_snapshot": json.dumps(constraints),
+            "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class, "constraint_snapshot": json.dumps(constraints),
             "portfolio_snapshot": _dumps(artifact.portfolio_snapshot),
             "world_state": json.dumps(world), "market_time": world["as_of"],
             "preset": self._preset_name(constraints), **self._outcome_row(artifact, finished),
@@ -485,26 +504,28 @@ class Store:
 
     LIST_COLUMNS = ("run_id, market_time, timestamp, outcome, approved, rounds_taken, termination_reason, "
                     "total_tokens, cost_usd, symbol, strategy_id, preset, side, size_pct, entry, stop, target, "
-                    "violations, fixed, player, coach, model, finished")
+                    "violations, fixed, reasoning_score, player, coach, model, finished")
 
     def list_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                       dates_by: str = "run", limit: int | None = 50, offset: int | None = None) -> list[dict]:
+                       dates_by: str = "run", unfaithful: bool = False, limit: int | None = 50,
+                       offset: int | None = None) -> list[dict]:
         """Exchanges matching the filters, newest first by the dates they filter on, as summary rows."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by, unfaithful)
         return list(self.db["exchanges"].rows_where(
             where, params, order_by="timestamp desc" if dates_by == "run" else "market_time desc, rowid desc", select=self.LIST_COLUMNS,
             limit=limit, offset=offset,
         ))
 
     def count_exchanges(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                        dates_by: str = "run") -> int:
+                        dates_by: str = "run", unfaithful: bool = False) -> int:
         """How many exchanges match the filters."""
-        return self.db["exchanges"].count_where(*_filters(outcome, symbol, strategy, since, until, text, dates_by))
+        return self.db["exchanges"].count_where(*_filters(outcome, symbol, strategy, since, until, text, dates_by,
+                                                          unfaithful))
 
     def summary(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                dates_by: str = "run") -> dict:
+                dates_by: str = "run", unfaithful: bool = False) -> dict:
         """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by, unfaithful)
         row = self.db.execute(
             "select count(*), avg(approved), avg(rounds_taken), coalesce(sum(total_tokens), 0), "
             f"coalesce(sum(cost_usd), 0) from exchanges where {where}", params
@@ -513,9 +534,9 @@ class Store:
                 "tokens": row[3], "cost_usd": row[4]}
 
     def violation_counts(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                         dates_by: str = "run") -> list[tuple[str, int]]:
+                         dates_by: str = "run", unfaithful: bool = False) -> list[tuple[str, int]]:
         """How often each constraint was violated in the matching exchanges' rounds, most first."""
-        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by, unfaithful)
         # Unfiltered, every round counts: the subquery would only cost a pass over 100k exchanges.
         matching = "" if not params else f"where rounds.run_id in (select run_id from exchanges where {where}) "
         rows = self.db.execute(
@@ -525,13 +546,13 @@ class Store:
         return [(name, n) for name, n in rows]
 
     def outcomes_by_day(self, outcome=None, symbol=None, strategy=None, since=None, until=None, text=None,
-                        dates_by: str = "run") -> list[tuple[str, str, int]]:
+                        dates_by: str = "run", unfaithful: bool = False) -> list[tuple[str, str, int]]:
         """(day, outcome, exchanges) of the matching exchanges, oldest day first.
 
         The day is the market day (ET) or the day the exchange was run (UTC; a backtest's exchanges are
         dated on their simulated ET clock), as `dates_by` says.
         """
-        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by)
+        where, params = _filters(outcome, symbol, strategy, since, until, text, dates_by, unfaithful)
         return [tuple(row) for row in self.db.execute(
             f"select substr({DATES_BY[dates_by]}, 1, 10) as day, outcome, count(*) from exchanges where {where} "
             "group by day, outcome order by day, outcome", params
@@ -556,6 +577,7 @@ class Store:
                 },
                 "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
                 "agent_path": _loads(r["agent_path"]), "complete": r["complete"] != 0,
+                "reasoning_check": _loads(r["reasoning_check"]), "reasoning_grade": _loads(r["reasoning_grade"]),
             })
         stored = {
             "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],
@@ -565,7 +587,8 @@ class Store:
             "constraint_snapshot": json.loads(row["constraint_snapshot"]),
             "portfolio_snapshot": json.loads(row["portfolio_snapshot"]),
             "world_state": json.loads(row["world_state"]), "strategy_id": row["strategy_id"],
-            "symbol": row["symbol"], "agents": {"player": row["player"], "coach": row["coach"], "model": row["model"]},
+            "symbol": row["symbol"], "agents": {"player": row["player"], "coach": row["coach"], "model": row["model"],
+                                                "player_class": row["player_class"], "coach_class": row["coach_class"]},
         }
         try:
             return Artifact.model_validate(stored)

@@ -41,9 +41,12 @@ dates_by = sticky(row[4].radio, "Dates are", key=session.H_DATES_BY, options=lis
                   format_func=history_view.DATES_BY.get,
                   help="Filter and order by the market day the exchange decided on, or by when it was run.")
 text = sticky(row[5].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
+unfaithful = sticky(st.checkbox, "Only exchanges whose reasoning misstated its own trade", key=session.H_UNFAITHFUL,
+                    help="A round whose reasoning states a number or side its actions do not have (the reasoning "
+                         "column below 1).")
 since, until = history_view.dates_of(dates)
 filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": since, "until": until,
-           "text": text.strip() or None, "dates_by": dates_by}
+           "text": text.strip() or None, "dates_by": dates_by, "unfaithful": unfaithful}
 
 # -- summary --------------------------------------------------------------------------------
 summary = store.summary(**filters)

@@ -158,7 +158,7 @@ if run:
     strategy_id = strategy.strip() or None
     player, coach = session.agents(int(seed), strategy_id, agent_choice)
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
-                               strategy_id=strategy_id, run_id=run_id)
+                               strategy_id=strategy_id, run_id=run_id, grader=session.grader())
     exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live", schema=schema_label))
     del state[session.TR_LIVE]
     st.rerun()  # the exchange is over: unlock the sidebar, disable Stop

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import core
+import core.claude
 from core import prompts
 from core.claude import ClaudeGrader, ClaudePlayer
 from tests.fake_anthropic import GOOD_PROPOSAL, GRADE, FakeAnthropic, tool
@@ -50,3 +51,31 @@ def test_a_grader_that_fails_twice_raises_agent_error_with_its_cost(fake):
     with pytest.raises(core.AgentError) as failed:
         ClaudeGrader(make_key(), base_url=fake.base_url).grade(PROPOSAL, WORLD, core.Constraints(), core.Portfolio(), "")
     assert "Grader" in str(failed.value) and failed.value.usage.output > 0
+
+
+def test_the_grade_is_recorded_in_the_round_and_never_changes_the_verdict(fake, store):
+    key, moderate = make_key(), core.load_preset("moderate")
+
+    def exchange(grader=None):
+        player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.ClaudeCoach(key, base_url=fake.base_url)
+        return core.run_exchange_sync(WORLD, moderate, core.Portfolio(), player, coach, store=store, grader=grader)
+
+    plain = exchange()
+    graded = exchange(ClaudeGrader(key, base_url=fake.base_url))
+    assert graded.rounds[0].reasoning_grade == core.ReasoningGrade(**GRADE) and plain.rounds[0].reasoning_grade is None
+    assert (graded.outcome, graded.rounds[0].evaluation) == (plain.outcome, plain.rounds[0].evaluation)
+    grading = fake.messages_requests[-2]  # player, grader, coach
+    assert grading["body"]["tool_choice"]["name"] == prompts.GRADE_TOOL
+    reported = [r["usage"] for r in fake.messages_requests[-3:]]  # the grader's call is paid for and counted
+    assert graded.usage.total == sum(u["input"] + u["output"] + u["cache_read"] + u["cache_write"] for u in reported)
+    assert store.get_exchange(graded.run_id).rounds[0].reasoning_grade.score == 4
+
+
+def test_a_grader_that_fails_leaves_no_grade_and_the_exchange_goes_on(fake):
+    key = make_key()
+    fake.enqueue(tool(GOOD_PROPOSAL), tool({"score": 0, "reason": ""}), tool({"score": 9, "reason": ""}))
+    player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.ClaudeCoach(key, base_url=fake.base_url)
+    artifact = core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), player, coach,
+                                      grader=ClaudeGrader(key, base_url=fake.base_url))
+    assert artifact.outcome == "APPROVE" and artifact.rounds[0].reasoning_grade is None
+    assert len(fake.messages_requests) == 4  # the proposal, two grading attempts, the critique

@@ -199,12 +199,14 @@ def test_the_artifact_is_the_typed_model_and_its_json_validates_back(world, mode
     data = artifact.model_dump(mode="json")
     assert set(data) == set(core.Artifact.model_fields)
     assert core.Artifact.model_validate(data) == artifact
-    assert artifact.agents.model_dump() == {"player": "scripted-player", "coach": "house-coach", "model": None}
+    assert artifact.agents.model_dump() == {"player": "scripted-player", "coach": "house-coach", "model": None,
+                                            "player_class": "tests.test_loop:ScriptedPlayer",
+                                            "coach_class": "core.house:HouseCoach"}
     assert artifact.strategy_id == "s1" and artifact.symbol == "AMZN"
     assert artifact.model_dump(mode="json")["world_state"]["as_of"] == "2025-03-04T10:00:00-05:00"
     round_one = artifact.rounds[0]
     assert set(data["rounds"][0]) == {"round", "proposal", "evaluation", "tokens", "usage", "latency_ms", "agent_path",
-                                     "complete"}
+                                     "complete", "reasoning_check", "reasoning_grade"}
     assert set(round_one.evaluation.model_dump()) >= {"decision", "violations", "checks", "feedback"}
     assert round_one.latency_ms >= 0
 

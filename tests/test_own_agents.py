@@ -197,3 +197,42 @@ def test_an_installed_agent_is_offered_on_backtest_and_runs(site, monkeypatch, a
         at.run()
     (run_key,) = at.session_state[session.BT_SHOWN]
     assert app_store.get_backtest(run_key)["player"] == "stubborn"
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("Crashes", "RuntimeError: my model file is missing"),
+    ("Garbage", "the player Garbage returned str ('buy everything'), not a Turn with a Proposal"),
+])
+def test_an_agent_that_raises_or_returns_garbage_ends_the_exchange_error_with_its_message(site, monkeypatch, name,
+                                                                                          reason, world, moderate):
+    monkeypatch.syspath_prepend(str(site))
+    player = load_agent(f"byo_agents:{name}", "player")
+    player.name = name
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), player, core.HouseCoach())
+    assert (artifact.outcome, artifact.termination_reason, artifact.rounds_taken) == ("ERROR", reason, 0)
+
+
+def test_a_plain_method_and_a_proposal_as_a_dict_are_accepted_a_bad_dict_is_named(world, moderate):
+    class Plain:
+        name = "plain"
+
+        def __init__(self, actions):
+            self.actions = actions
+
+        def propose(self, world, constraints, portfolio, history):  # no streaming: the answer at once
+            return {"reasoning": "Long 3%.", "actions": self.actions}
+
+    good = [{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 100.0, "stop_loss": 98.0,
+             "take_profit": 105.0}]
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), Plain(good), core.HouseCoach())
+    assert artifact.outcome == "APPROVE" and artifact.rounds[0].reasoning_check.score == 1.0
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), Plain([{**good[0], "size_pct": "big"}]),
+                                      core.HouseCoach())
+    assert artifact.outcome == "ERROR"
+    assert artifact.termination_reason.startswith("the player plain returned an invalid proposal: actions.0.size_pct")
+
+
+def test_the_artifact_names_the_agent_classes(site, monkeypatch):
+    result = cli("exchange", *WORLD, "--player", "stubborn", "--coach", "terse", site=site)
+    agents = json.loads(result.stdout)["agents"]
+    assert agents["player_class"] == "byo_agents:Stubborn" and agents["coach_class"] == "byo_agents:Terse"

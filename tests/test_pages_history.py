@@ -232,3 +232,31 @@ def test_filters_are_still_set_after_a_visit_to_another_page(app, stocked):
     at.switch_page(PAGE).run()
     assert at.multiselect(key=session.H_SYMBOL).value == ["MSFT"]
     assert count(at) == 1
+
+
+class Liar:
+    """Says risk 2.00, reward 8.00, ratio 4.00; its prices give reward 5.00 and ratio 2.50."""
+
+    name = "liar"
+
+    def propose(self, world, constraints, portfolio, history):
+        said = "Long AMZN 3%: risk 2.00, reward 8.00, ratio 4.00."
+        yield said
+        return core.Turn(core.Proposal.model_validate({"reasoning": said, "actions": [{
+            "action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.03, "entry_price": 100.0, "stop_loss": 98.0,
+            "take_profit": 105.0}]}))
+
+
+def test_history_shows_the_reasoning_score_filters_unfaithful_rounds_and_the_card_says_what_was_misstated(
+        app, stocked):
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), Liar(), core.HouseCoach(),
+                           store=stocked, strategy_id="swing", run_id="run-liar")
+    at = app(PAGE)
+    table = exchanges_table(at)
+    scores = dict(zip(table["run_id"], table["reasoning"]))
+    assert scores["run-liar"] == pytest.approx(0.6) and scores["run-0"] == 1.0
+    at.checkbox(key=session.H_UNFAITHFUL).check().run()
+    assert list(exchanges_table(at)["run_id"]) == ["run-liar"] and count(at) == 1
+    pick(at, "run-liar")
+    assert "Reasoning vs actions: said reward 8.00, actual 5.00; said ratio 4.00, actual 2.50" in texts(at, "warning")

@@ -257,3 +257,23 @@ def test_a_gateway_base_url_set_on_settings_takes_any_key_shape_and_serves_trade
     assert not at.exception, [e.value for e in at.exception]
     sent = fake.messages_requests[0]["headers"]
     assert "gateway-token-42" in (sent.get("x-api-key"), sent.get("authorization", "").removeprefix("Bearer ")), sent
+
+
+def test_grading_the_reasoning_is_off_by_default_priced_first_and_shown_on_the_card(app, app_store, fake_anthropic):
+    from core import prompts
+
+    at = _validate(app(PAGE))
+    assert at.toggle(key=session.S_GRADE).value is False
+    cost = prices.cost_text(prompts.grade_estimate(at.session_state[session.MODEL], core.Constraints()))
+    assert any(f"about {cost} each" in c for c in texts(at, "caption"))  # said before it is turned on
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    assert not any(r["body"]["tool_choice"].get("name") == prompts.GRADE_TOOL for r in fake_anthropic.messages_requests)
+    at.switch_page(PAGE).run()
+    at.toggle(key=session.S_GRADE).set_value(True).run()
+    at.switch_page("pages/trade_review.py").run()
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])
+    assert stored.rounds[0].reasoning_grade.score == 4
+    assert any(c.startswith("Reasoning graded 4/5 by Claude: ") for c in texts(at, "caption"))

@@ -149,3 +149,29 @@ def test_the_house_player_always_scores_one(preset):
             assert result.score == 1.0, (record.proposal, [c.summary() for c in result.mismatches])
             scored += 1
     assert scored >= len(house_grid()) * 2
+
+
+class Liar:
+    """Says risk 2.00, reward 8.00, ratio 4.00 while its prices give reward 5.00, ratio 2.50."""
+
+    name = "liar"
+
+    def propose(self, world, constraints, portfolio, history):
+        said = "Long AMZN: risk 2.00, reward 8.00, ratio 4.00."
+        yield said
+        return core.Turn(proposal(LONG, reasoning=said))
+
+
+def test_every_round_of_the_artifact_carries_its_reasoning_check_and_the_store_keeps_it(world, moderate, store):
+    liar = core.run_exchange_sync(world, moderate, core.Portfolio(), Liar(), core.HouseCoach(), store=store)
+    check_ = liar.rounds[0].reasoning_check
+    assert check_.mismatch_line() == "said reward 8.00, actual 5.00; said ratio 4.00, actual 2.50"
+    assert check_.score == 0.5
+    assert liar.outcome == "APPROVE"  # the check is reported, it is not a rule
+    assert store.get_exchange(liar.run_id) == liar
+    honest = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+                                    store=store)
+    assert all(r.reasoning_check.score == 1.0 for r in honest.rounds)
+    assert [r["run_id"] for r in store.list_exchanges(unfaithful=True)] == [liar.run_id]
+    assert store.count_exchanges(unfaithful=True) == 1 and store.count_exchanges() == 2
+    assert store.list_exchanges(unfaithful=True)[0]["reasoning_score"] == 0.5

@@ -174,6 +174,7 @@ def round_card(record: core.Round, expanded: bool, key: str) -> None:
                        help="The agents' own time in this round; the animation's is not counted. A model that "
                             "thinks is asked with tool choice auto and strict schemas instead of a forced tool.")
         said("player", record.proposal.reasoning)
+        reasoning_notes(record)
         st.dataframe(actions_frame(record.proposal), hide_index=True, width="stretch")
         failed = sum(not c.passed for c in evaluation.checks)
         st.markdown(f"**Checks** — {len(evaluation.checks) - failed} passed, {failed} failed")
@@ -184,6 +185,16 @@ def round_card(record: core.Round, expanded: bool, key: str) -> None:
             opinion = evaluation.coach_opinion or {}
             st.warning(f"The Coach's own judgement differs from the rules: {literal(opinion.get('decision'))} "
                        f"({literal(', '.join(opinion.get('violations') or []) or 'no violations')}).")
+
+
+def reasoning_notes(record: core.Round) -> None:
+    """What the reasoning says that the actions do not do, on one line; the optional Claude grade under it."""
+    checked = record.reasoning_check
+    if checked is not None and checked.mismatches:
+        st.warning(f"Reasoning vs actions: {literal(checked.mismatch_line())}", icon=":material/rule:")
+    if record.reasoning_grade is not None:
+        grade = record.reasoning_grade
+        st.caption(f"Reasoning graded {grade.score}/5 by Claude: {literal(grade.reason)}")
 
 
 def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:

@@ -34,6 +34,10 @@ COLUMNS = {
     "rounds": st.column_config.NumberColumn("rounds", format="%d"),
     "violations": st.column_config.TextColumn("violations", width="medium",
                                               help="Standing in the last round; 'fixed:' ones an earlier round had."),
+    "reasoning": st.column_config.NumberColumn(
+        "reasoning", format="%.2f", help="How faithful the Player's reasoning was to its own trade: the share of the "
+                                         "numbers and sides it stated that its actions do, in its worst round (1.00: "
+                                         "all of them; blank: it stated none)."),
     "reason": st.column_config.TextColumn("reason", help="Why the exchange ended, when it did not approve."),
     "strategy": st.column_config.TextColumn("strategy"),
     "tokens": st.column_config.NumberColumn("tokens", format="%,d"),
@@ -58,7 +62,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
         "outcome": r["outcome"], "symbol": r["symbol"], "preset": r["preset"] or "", "side": r["side"] or "",
         "size": r["size_pct"], "entry": r["entry"], "stop": r["stop"], "target": r["target"],
         "rounds": r["rounds_taken"], "violations": _violations(r["violations"], r["fixed"]),
-        "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "", "tokens": r["total_tokens"],
+        "reasoning": r["reasoning_score"], "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "", "tokens": r["total_tokens"],
         "cost": r["cost_usd"], "agents": r["player"], "run_id": r["run_id"],
     } for r in rows], columns=list(COLUMNS))
 
@@ -88,6 +92,8 @@ def csv_name(filters: dict) -> str:
         parts.append(f"{filters.get('dates_by', 'run')}-{span}")
     if filters.get("text"):
         parts.append("matching-" + _slug(filters["text"])[:30])
+    if filters.get("unfaithful"):
+        parts.append("unfaithful")
     return "exchanges_" + ("_".join(p for p in parts if p) or "all") + ".csv"
 
 
