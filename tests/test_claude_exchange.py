@@ -69,7 +69,9 @@ def test_approve_in_round_one(fake, key, world, moderate, store):
     events = Session(fake, key).run(world, moderate, store)
     artifact = artifact_of(events)
     assert (artifact.outcome, artifact.rounds_taken, artifact.termination_reason) == ("APPROVE", 1, None)
-    assert artifact.agents.model_dump() == {"player": "claude-player", "coach": "claude-coach", "model": MODEL}
+    assert artifact.agents.model_dump() == {"player": "claude-player", "coach": "claude-coach", "model": MODEL,
+                                            "player_class": "core.claude:ClaudePlayer",
+                                            "coach_class": "core.claude:ClaudeCoach"}
     stored = store.get_exchange(artifact.run_id)
     assert stored.outcome == "APPROVE" and len(stored.rounds) == 1
     assert stored.rounds[0].proposal.actions[0].take_profit == 191.0
