@@ -1,6 +1,7 @@
 """Trade Review: a live Player–Coach exchange on the world state in the sidebar."""
 
 import json
+import threading
 import uuid
 from datetime import date, datetime
 
@@ -24,6 +25,9 @@ state = st.session_state
 live = bool(state.get(session.TR_RUN)) or bool(state.get(session.TR_RETRY))
 cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
 if cut_short:
+    # Streamlit may start this run before the cut-short one has finished closing its exchange in
+    # another thread: wait (briefly) until the round it stopped in is on record.
+    state.get(session.TR_CLOSED, threading.Event()).wait(timeout=5)
     state.setdefault(session.TR_CAUSES, {})[cut_short] = (
         "stopped with the Stop button" if state.get(session.TR_STOP) else "stopped because you left Trade Review")
 
@@ -159,7 +163,12 @@ if run:
     player, coach = session.agents(int(seed), strategy_id, agent_choice)
     events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
                                strategy_id=strategy_id, run_id=run_id, grader=session.grader())
-    exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live", schema=schema_label))
+    state[session.TR_CLOSED] = closed = threading.Event()
+    try:
+        exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live",
+                                                              schema=schema_label))
+    finally:
+        closed.set()  # the exchange is on record, finished or cut short
     del state[session.TR_LIVE]
     st.rerun()  # the exchange is over: unlock the sidebar, disable Stop
 elif session.LAST_RUN_ID in state:

@@ -96,13 +96,14 @@ def test_stop_in_round_1_keeps_the_proposal_and_checks_being_read_marked_interru
     wait_for_app(page)
     set_speed(page, "Slow")
     page.get_by_role("button", name="Run exchange").click()
-    page.locator('.pc-char[data-role="coach"][data-mood="speaking"]').wait_for(timeout=60_000)
+    # The Coach thinks, then reads out the failures: the proposal and its checks are on screen.
+    page.locator('.pc-char[data-role="coach"][data-mood="thinking"]').wait_for(timeout=60_000)
     reasoning = page.locator('.pc-char[data-role="player"] .pc-bubble').inner_text()
     assert reasoning.strip()
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("INTERRUPTED — stopped with the Stop button; 0 finished rounds kept, and round 1 as it "
                      "stood").first.wait_for(timeout=30_000)
-    page.get_by_text("Round 1 — INTERRUPTED while the Coach spoke").wait_for()
+    page.get_by_text("Round 1 — INTERRUPTED before the Coach's verdict; the checks said REJECT").wait_for()
     assert page.locator('.pc-char[data-role="player"] .pc-bubble').inner_text() == reasoning  # still on screen
     page.get_by_test_id("stTable").filter(has_text="arithmetic").first.wait_for()  # the checks being read
     connection = sqlite3.connect(db)

@@ -159,7 +159,7 @@ def round_card(record: core.Round, expanded: bool, key: str) -> None:
     decision = evaluation.decision
     violations = evaluation.violations
     unfinished = not record.complete
-    label = f"Round {record.round} — " + ("INTERRUPTED while the Coach spoke; the checks said " if unfinished else "") \
+    label = f"Round {record.round} — " + ("INTERRUPTED before the Coach's verdict; the checks said " if unfinished else "") \
         + decision + (f" ({literal(', '.join(violations))})" if violations else "")
     with st.expander(label, expanded=expanded, key=key):
         top = st.columns([1, 3, 2])

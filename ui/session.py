@@ -32,6 +32,7 @@ PUSHED_NAME = "pushed_name"  # its name: the preset it is, or "Edited schema (fr
 PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on its next run
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
 TR_LIVE = "tr_live"  # run_id of the exchange Trade Review is playing; still set next run = it was cut short
+TR_CLOSED = "tr_closed"  # threading.Event set once the exchange Trade Review played is on record (even cut short)
 TR_CAUSES = "tr_causes"  # run_id -> why an exchange of this session was interrupted, in words
 TR_SCHEMAS = "tr_schemas"  # run_id -> the preset or schema name the exchange ran under
 EDITOR = "constraints_editor"  # the Constraints editor's working copy (dict, maybe invalid)
