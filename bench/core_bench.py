@@ -1,9 +1,11 @@
-"""Speed of the engine: exchanges with and without the store, History queries on 100k rows."""
+"""Speed of the engine and the size of its store: exchanges with and without the store, History's
+list query on 100k rows, pruning half of them, bytes per house exchange, Store.record."""
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+import random
 import resource
 import statistics
 import tempfile
@@ -67,19 +69,70 @@ def _run(cases, n, store=None) -> float:
     return (time.perf_counter() - start) / n
 
 
-def _build(path: str, n: int) -> tuple[float, int]:
-    """Fill a database with n exchanges; return seconds taken and peak RSS in KiB of this process."""
+DISTINCT = 500  # exchanges actually run for a big database; the rest are copies with other ids and times
+STEP_MINUTES = 5  # one exchange every five minutes: 100k span about a year
+
+
+def build_exchanges(path, n: int, first: int = 0, newest: datetime = datetime(2025, 6, 30, 20, 0, tzinfo=timezone.utc)) -> float:
+    """A database of n exchanges with their rounds in seconds, through Store.record_many: DISTINCT real
+    house exchanges, then copies of them with new run ids, each run (and dated on the market)
+    STEP_MINUTES before the one after it. With `first`, the database already holds the first ones."""
+    start = time.perf_counter()
     store = core.Store(path)
     cases = _mix()
     player, coach, portfolio = core.HousePlayer(), core.HouseCoach(), core.Portfolio()
-    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    start = time.perf_counter()
+    played = [core.run_exchange_sync(world, constraints, portfolio, player, coach, strategy_id=f"s{i % 7}")
+              for i, (world, constraints) in ((i, cases[i % len(cases)]) for i in range(min(n, DISTINCT)))]
+    store.record_many(_copy(played[i % len(played)], f"r{i:06d}", newest - timedelta(minutes=STEP_MINUTES * i))
+                      for i in range(first, n))
+    return time.perf_counter() - start
+
+
+def _copy(artifact: core.Artifact, run_id: str, when: datetime) -> core.Artifact:
+    """The artifact as if run at `when`, on the market at that moment."""
+    world = artifact.world_state.model_copy(update={"as_of": when.astimezone(core.ET)})
+    return artifact.model_copy(update={"run_id": run_id, "timestamp": when.isoformat(), "world_state": world})
+
+
+def _build(path: str, n: int) -> tuple[float, int]:
+    """build_exchanges in a fresh process: seconds taken and peak RSS in KiB of that process."""
+    return build_exchanges(path, n), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _varied(n: int, seed: int = 14) -> list:
+    """n house exchanges on as many different worlds: symbols, prices, trends, volatility, presets, times."""
+    rng = random.Random(seed)
+    prices = {"AMZN": 185.0, "MSFT": 412.5, "TSLA": 251.2, "BTC-USD": 61_234.56, "AAPL": 228.4}
+    presets = {name: core.load_preset(name) for name in core.list_presets()}
+    player, coach, portfolio = core.HousePlayer(), core.HouseCoach(), core.Portfolio()
+    played = []
     for i in range(n):
-        world, constraints = cases[i % len(cases)]
-        artifact = core.run_exchange_sync(world, constraints, portfolio, player, coach,
-                                          strategy_id=f"s{i % 7}", now=lambda i=i: t0 + timedelta(seconds=i))
-        store.record(artifact)
-    return time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        symbol = rng.choice(list(prices))
+        price = round(prices[symbol] * rng.uniform(0.5, 1.5), 2)
+        world = core.WorldState(symbol=symbol, as_of=datetime(2020, 1, 2, 10, tzinfo=core.ET) + timedelta(days=i // 8),
+                                price=price, sma5=round(price * rng.uniform(0.96, 1.04), 2), sma10=price,
+                                volatility_regime=rng.choice(("low", "medium", "high")), atr=round(price * 0.02, 2))
+        played.append(core.run_exchange_sync(world, presets[rng.choice(list(presets))], portfolio, player, coach,
+                                             strategy_id=f"s{i % 7}", run_id=f"v{i:05d}"))
+    return played
+
+
+def _lean_store(n: int = 10_000) -> dict:
+    """Bytes per house exchange in a database of n different ones; Store.record's mean time."""
+    played = _varied(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = core.Store(Path(tmp) / "lean.db")
+        store.record_many(played)
+        store.checkpoint()
+        per_exchange = store.size_bytes() / n
+        timings = []
+        for batch in range(5):
+            start = time.perf_counter()
+            for artifact in played[:400]:
+                store.record(artifact.model_copy(update={"run_id": f"again-{batch}-{artifact.run_id}"}))
+            timings.append((time.perf_counter() - start) / 400)
+    return {"bytes_per_house_exchange_at_10k": round(per_exchange), "bytes_per_house_exchange_goal": 3 * 1024,
+            "store_record_mean_ms_best_batch": round(min(timings) * 1e3, 3)}
 
 
 _CLAUDE_LIKE = core.Proposal(
@@ -133,7 +186,14 @@ def run() -> dict:
             rows = store.list_exchanges(outcome=outcome, symbol=symbol, limit=50)
             timings.append(time.perf_counter() - start)
             assert len(rows) == 50
+        store.checkpoint()
         size_mb = store.size_bytes() / 1e6
+        newest = datetime(2025, 6, 30, 20, 0, tzinfo=timezone.utc)  # build_exchanges' default
+        start = time.perf_counter()
+        deleted = store.prune(newest - timedelta(minutes=STEP_MINUTES * n // 2 - 1))
+        prune_s = time.perf_counter() - start
+        assert deleted == n // 2 and store.count_exchanges() == n // 2
+        pruned_mb = store.size_bytes() / 1e6
 
     return {
         "house_grid_approvals_by_preset": house_approvals(),
@@ -151,4 +211,7 @@ def run() -> dict:
         "build_100k_db_seconds": round(build_s, 1),
         "build_100k_db_peak_rss_mb": round(peak_kib / 1024, 1),
         "db_100k_size_mb": round(size_mb, 1),
+        "prune_50k_of_100k_s_vacuum_included": round(prune_s, 2),
+        "db_size_after_prune_mb": round(pruned_mb, 1),
+        **_lean_store(),
     }

@@ -5,11 +5,12 @@
 * a full house-agent exchange on Trade Review at the fastest animation speed, from the click on
   Run exchange to the outcome banner (goal <= 1.5 s); and a two-round one (REJECT, then APPROVE)
   at the default speed, as a new user watches it (goal <= 5 s);
-* History with 100,000 exchanges in the database: a fresh session opens it, until the first page
-  of the table and both charts are drawn (goal <= 1.5 s); and a click on History in an open app,
-  its first visit (when the browser starts plotly.js, about 1.2 s here even for a one-bar chart)
-  and a later one. Beside them, the same page on a database of 500 exchanges (what the browser
-  alone costs) and the page script's own time at 100k, with cold and warm caches (the server).
+* History in a fresh tab against Settings in a fresh tab, the same server and browser, at 20,000
+  and at 100,000 exchanges: until the summary figures and the first page of the table are drawn
+  (History's first paint; its charts follow a beat later), against Settings drawn (goal: History
+  within 0.5 s of Settings); beside it, the charts drawn too;
+* a picked row: from the click on a row of History's table to its rounds on screen (goal <= 0.5 s);
+* History's page script on the server (AppTest) at 100k, caches cold and warm.
 
 Each figure is the best of a few tries, as timeit does: other load on the machine only adds time.
 """
@@ -17,56 +18,19 @@ Each figure is the best of a few tries, as timeit does: other load on the machin
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import core
-from bench.core_bench import _mix
+from bench.core_bench import build_exchanges
 from tests.ui_fixtures import (CHROMIUM, free_port, launch_chromium, reject_then_approve_seed, set_speed, start_app,
                                stop_app, wait_for_app)
 
 BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")
-HISTORY_ROWS = 100_000
-DISTINCT = 500  # exchanges actually run; the rest of the 100k are copies with other ids and times
-STEP_MINUTES = 5  # one exchange every five minutes: 100k span about a year
-
-
-def build_history(path: Path, n: int = HISTORY_ROWS) -> float:
-    """A database of n exchanges (with their rounds) in seconds, not minutes.
-
-    DISTINCT real house exchanges are recorded through core.Store, then copied in SQL with new
-    run ids and earlier timestamps until there are n.
-    """
-    assert n % DISTINCT == 0, n
-    start = time.perf_counter()
-    store = core.Store(path)
-    cases = _mix()
-    player, coach, portfolio = core.HousePlayer(), core.HouseCoach(), core.Portfolio()
-    newest = datetime(2025, 6, 30, 20, 0, tzinfo=timezone.utc)
-    for i in range(DISTINCT):
-        world, constraints = cases[i % len(cases)]
-        when = newest - timedelta(minutes=STEP_MINUTES * i)
-        store.record(core.run_exchange_sync(world, constraints, portfolio, player, coach, strategy_id=f"s{i % 7}",
-                                            run_id=f"r{i:03d}", now=lambda when=when: when))
-    db = store.db
-    exchange_columns = [c.name for c in db["exchanges"].columns]
-    round_columns = [c.name for c in db["rounds"].columns]
-    shift = f"printf('-%d minutes', k * {DISTINCT * STEP_MINUTES})"
-    copied = {"run_id": "run_id || '-' || k", "timestamp": f"strftime('%Y-%m-%dT%H:%M:%S+00:00', timestamp, {shift})"}
-    copies = f"with recursive c(k) as (select 1 union all select k + 1 from c where k < {n // DISTINCT - 1})"
-    with store._write():
-        if n == DISTINCT:
-            return time.perf_counter() - start
-        db.execute(f"{copies} insert into exchanges ({', '.join(exchange_columns)}) "
-                   f"select {', '.join(copied.get(c, c) for c in exchange_columns)} from exchanges, c")
-        db.execute(f"{copies} insert into rounds ({', '.join(round_columns)}) "
-                   f"select {', '.join(copied.get(c, c) for c in round_columns)} from rounds, c")
-    db.execute("analyze")
-    assert store.count_exchanges() == n
-    return time.perf_counter() - start
+HISTORY_SIZES = (20_000, 100_000)
 
 
 def _cold_start(browser) -> tuple[float, float]:
@@ -114,55 +78,54 @@ def _exchanges(browser, tries: int = 5, speed: str = "Instant", seed: int | None
     return timings[1:]
 
 
-def _history(browser, db: Path, tries: int = 4) -> list[float]:
-    """Seconds for a new session to draw History's first page and both charts on the big database."""
+def _fresh_tabs(browser, db: Path, tries: int = 4) -> dict[str, list[float]]:
+    """Seconds for a new session to draw Settings, History's first paint and History with its charts,
+    taken in turns on one server so that both pages see the same load."""
+    timings: dict[str, list[float]] = {"settings": [], "history": [], "history_charts": []}
+    server = start_app(db, port := free_port())
+    try:
+        for _ in range(tries + 1):  # the first round warms the server's imports and caches up, and is not counted
+            for path in ("settings", "history"):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = context.new_page()
+                start = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/{path}")
+                if path == "settings":
+                    page.get_by_role("button", name="Download the database").wait_for(timeout=60_000)
+                    timings["settings"].append(time.perf_counter() - start)
+                else:
+                    page.get_by_test_id("stMetric").first.wait_for(timeout=60_000)
+                    page.get_by_test_id("stDataFrame").first.locator("canvas").first.wait_for(timeout=60_000)
+                    timings["history"].append(time.perf_counter() - start)
+                    page.get_by_test_id("stPlotlyChart").nth(1).locator(".main-svg").first.wait_for(timeout=60_000)
+                    timings["history_charts"].append(time.perf_counter() - start)
+                wait_for_app(page)
+                context.close()
+    finally:
+        stop_app(server)
+    return {name: values[1:] for name, values in timings.items()}
+
+
+def _picked_rows(browser, db: Path, tries: int = 4) -> list[float]:
+    """Seconds from a click on a row of History's table to its round cards on screen."""
     timings = []
     server = start_app(db, port := free_port())
     try:
-        for _ in range(tries):
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            start = time.perf_counter()
+        for n in range(tries + 1):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/history")
-            _history_drawn(page)
+            page.get_by_test_id("stPlotlyChart").nth(1).locator(".main-svg").first.wait_for(timeout=60_000)
+            wait_for_app(page)
+            grid = page.get_by_test_id("stDataFrame").first.bounding_box()
+            start = time.perf_counter()
+            page.mouse.click(grid["x"] + 18, grid["y"] + 36 * (1.5 + n % 3))  # a row's selection box
+            page.get_by_text("Round 1 —").first.wait_for(timeout=60_000)
             timings.append(time.perf_counter() - start)
-            wait_for_app(page)
-            page.close()
+            context.close()
     finally:
         stop_app(server)
-    return timings
-
-
-def _history_in_app(browser, db: Path, tries: int = 3) -> tuple[list[float], list[float]]:
-    """Seconds from a click on History in the sidebar of an open app to its first page and both
-    charts drawn: the first visit of a session (plotly.js starts then), and a second one."""
-    first, again = [], []
-    server = start_app(db, port := free_port())
-    try:
-        for _ in range(tries):
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("button", name="Run exchange").wait_for(timeout=60_000)
-            wait_for_app(page)
-            for timings in (first, again):
-                start = time.perf_counter()
-                page.get_by_test_id("stSidebarNav").get_by_role("link", name="History").click()
-                _history_drawn(page)
-                timings.append(time.perf_counter() - start)
-                wait_for_app(page)
-                page.get_by_test_id("stSidebarNav").get_by_role("link", name="Trade Review").click()
-                page.get_by_role("button", name="Run exchange").wait_for(timeout=60_000)
-                wait_for_app(page)
-            page.close()
-    finally:
-        stop_app(server)
-    return first, again
-
-
-def _history_drawn(page) -> None:
-    page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
-    charts = page.get_by_test_id("stPlotlyChart")
-    for n in range(2):
-        charts.nth(n).locator(".main-svg").first.wait_for(timeout=60_000)
+    return timings[1:]
 
 
 def _history_script(db: Path) -> tuple[float, float]:
@@ -192,6 +155,7 @@ def run() -> dict:
         return {"skipped": f"{CHROMIUM} is missing (make browser)"}
     from playwright.sync_api import sync_playwright
 
+    figures: dict = {}
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
         browser = launch_chromium(playwright)
         try:
@@ -199,36 +163,44 @@ def run() -> dict:
             exchanges = _exchanges(browser)
             two_rounds = reject_then_approve_seed()
             paced = _exchanges(browser, tries=3, speed="Normal", seed=two_rounds) if two_rounds is not None else [float("nan")]
-            small = Path(tmp) / "small.db"
-            build_history(small, DISTINCT)
-            baseline = _history(browser, small, tries=3)
-            db = Path(tmp) / "history.db"
-            build_s = build_history(db)
-            history = _history(browser, db)
-            in_app_first, in_app_again = _history_in_app(browser, db)
+            healthy, drawn = min(starts, key=lambda pair: pair[1])
+            figures.update({
+                "cold_start_to_trade_review_s_best_of_3": round(drawn, 2),
+                "cold_start_server_healthy_s": round(healthy, 2),
+                "cold_start_goal_s": 3.0,
+                "house_exchange_click_to_banner_s_best": round(min(exchanges), 2),
+                "house_exchange_click_to_banner_s_median": round(statistics.median(exchanges), 2),
+                "house_exchange_goal_s": 1.5,
+                "house_exchange_two_rounds_default_speed_click_to_banner_s_best": round(min(paced), 2),
+                "house_exchange_two_rounds_default_speed_click_to_banner_s_median": round(statistics.median(paced), 2),
+                "house_exchange_two_rounds_default_speed_goal_s": 5.0,
+            })
+            built = 0
+            for n in HISTORY_SIZES:  # the 100k database is the 20k one with 80k more
+                db = Path(tmp) / f"history-{n}.db"
+                if built:
+                    core.Store(previous).checkpoint()
+                    shutil.copy(previous, db)
+                build_s = build_exchanges(db, n, first=built)
+                previous, built = db, n
+                tabs = _fresh_tabs(browser, db)
+                label = f"{n // 1000}k"
+                figures.update({
+                    f"history_{label}_db_build_s": round(build_s, 1),
+                    f"history_{label}_fresh_tab_first_paint_s_best": round(min(tabs["history"]), 2),
+                    f"settings_fresh_tab_s_best_same_run_as_{label}": round(min(tabs["settings"]), 2),
+                    f"history_{label}_minus_settings_s": round(min(tabs["history"]) - min(tabs["settings"]), 2),
+                    f"history_{label}_fresh_tab_with_charts_s_best": round(min(tabs["history_charts"]), 2),
+                })
+            figures["history_minus_settings_goal_s"] = 0.5
+            picked = _picked_rows(browser, db)
+            figures.update({"history_100k_picked_row_to_rounds_s_best": round(min(picked), 2),
+                            "history_100k_picked_row_to_rounds_s_median": round(statistics.median(picked), 2),
+                            "history_picked_row_goal_s": 0.5})
         finally:
             browser.close()
-        size_mb = core.Store(db).size_bytes() / 1e6
+        figures["history_100k_db_size_mb"] = round(core.Store(db).size_bytes() / 1e6, 1)
         script_cold, script_warm = _history_script(db)
-    healthy, drawn = min(starts, key=lambda pair: pair[1])
-    return {
-        "cold_start_to_trade_review_s_best_of_3": round(drawn, 2),
-        "cold_start_server_healthy_s": round(healthy, 2),
-        "cold_start_goal_s": 3.0,
-        "house_exchange_click_to_banner_s_best": round(min(exchanges), 2),
-        "house_exchange_click_to_banner_s_median": round(statistics.median(exchanges), 2),
-        "house_exchange_goal_s": 1.5,
-        "house_exchange_two_rounds_default_speed_click_to_banner_s_best": round(min(paced), 2),
-        "house_exchange_two_rounds_default_speed_click_to_banner_s_median": round(statistics.median(paced), 2),
-        "house_exchange_two_rounds_default_speed_goal_s": 5.0,
-        "history_100k_first_page_and_charts_s_first_visit": round(history[0], 2),
-        "history_100k_first_page_and_charts_s_best": round(min(history), 2),
-        "history_100k_in_app_click_first_visit_s_best": round(min(in_app_first), 2),
-        "history_100k_in_app_click_next_visit_s_best": round(min(in_app_again), 2),
-        "history_100k_goal_s": 1.5,
-        "history_500_rows_first_page_and_charts_s_best": round(min(baseline), 2),
-        "history_100k_page_script_s_cold_cache": round(script_cold, 2),
-        "history_100k_page_script_s_warm_cache": round(script_warm, 2),
-        "history_100k_db_build_s": round(build_s, 1),
-        "history_100k_db_size_mb": round(size_mb, 1),
-    }
+    figures.update({"history_100k_page_script_s_cold_cache": round(script_cold, 2),
+                    "history_100k_page_script_s_warm_cache": round(script_warm, 2)})
+    return figures

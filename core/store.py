@@ -7,11 +7,12 @@ WAL, a busy timeout and BEGIN IMMEDIATE writes let threads and processes share t
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import sqlite_utils
 from pydantic import ValidationError
 
+from core import compact
 from core.errors import InvalidInput, StoreError
 from core.presets import explain, list_presets, load_preset
 from core.schema import ENTRY_TYPES, ET, Artifact, Constraints, Round, Usage
@@ -168,9 +170,136 @@ def _v8_reasoning(db: sqlite_utils.Database) -> None:
     db["exchanges"].create_index(["reasoning_score"], if_not_exists=True)
 
 
+PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "termination_reason", "total_tokens",
+                "strategy_id", "symbol", "agents", "rounds")
+"""The artifact's fields that have columns (or tables) of their own; the rest are packed into exchanges.detail."""
+
+_SEP = (",", ":")
+
+
+def _json(value) -> str:
+    return json.dumps(value, separators=_SEP, ensure_ascii=False)
+
+
+def _v9_lean(db: sqlite_utils.Database) -> None:
+    """A lean store (issue 14): an exchange's snapshots and each round's JSON and texts packed with
+    core.compact, coach memory one row per checked action (the per-check rows are a view)."""
+    db.execute("create table dictionaries (id integer primary key, text blob not null)")
+    db.execute("insert into dictionaries (id, text) values (1, ?)", [compact.dictionary()])
+    packer = compact.Packer({1: compact.dictionary()})
+
+    db.execute("alter table exchanges add column detail blob")
+    for rowid, usage, constraints, portfolio, world in _batches(
+            db, "select rowid, usage, constraint_snapshot, portfolio_snapshot, world_state from exchanges "
+                "where rowid > ? order by rowid limit ?"):
+        detail = {"usage": json.loads(usage), "constraint_snapshot": json.loads(constraints),
+                  "portfolio_snapshot": json.loads(portfolio), "world_state": json.loads(world)}
+        db.execute("update exchanges set detail = ? where rowid = ?", [packer.pack(_json(detail)), rowid])
+    for column in ("usage", "constraint_snapshot", "portfolio_snapshot", "world_state"):
+        db.execute(f"alter table exchanges drop column {column}")
+
+    wide = ("proposal", "reasoning", "checks", "feedback", "coach_opinion", "disagrees", "tokens", "usage", "latency_ms",
+            "agent_path", "complete", "reasoning_check", "reasoning_grade")
+    kept = [(c.name, c.type) for c in db["rounds"].columns if c.name not in wide]  # later migrations' columns too
+    _create_rounds(db, "rounds_lean", [(n, t) for n, t in kept if n not in ("run_id", "round", "decision", "violations")])
+    _create_coach_entries(db)
+    rebuilt = ("run_id", "round", "decision", "violations", "body", *(n for n, _ in kept[4:]))
+    for row in _batches(db, "select r.rowid, r.*, e.strategy_id from rounds r join exchanges e using (run_id) "
+                            "where r.rowid > ? order by r.rowid limit ?"):
+        old = dict(zip(["rowid", *(c.name for c in db["rounds"].columns), "strategy_id"], row))
+        record = {
+            "round": old["round"], "proposal": json.loads(old["proposal"]),
+            "evaluation": {"decision": old["decision"], "violations": json.loads(old["violations"]),
+                           "checks": json.loads(old["checks"]), "feedback": old["feedback"],
+                           "coach_opinion": json.loads(old["coach_opinion"]) if old["coach_opinion"] else None,
+                           "disagrees": None if old["disagrees"] is None else bool(old["disagrees"])},
+            "tokens": old["tokens"], "usage": json.loads(old["usage"]), "latency_ms": old["latency_ms"],
+            "agent_path": json.loads(old["agent_path"]) if old.get("agent_path") else None,
+            "complete": old.get("complete", 1) != 0,
+            "reasoning_check": json.loads(old["reasoning_check"]) if old.get("reasoning_check") else None,
+            "reasoning_grade": json.loads(old["reasoning_grade"]) if old.get("reasoning_grade") else None,
+        }
+        columns = {**old, **_round_columns(old["run_id"], record, packer)}
+        _insert(db, "rounds_lean", {c: columns[c] for c in rebuilt})
+        if record["complete"]:
+            _insert_many(db, "coach_entries", _coach_entries(old["run_id"], old["strategy_id"], record))
+    db.execute("drop table rounds")
+    db.execute("alter table rounds_lean rename to rounds")
+    db.execute("drop table coach_memory")
+    db.execute(
+        "create view coach_memory as select e.run_id, e.round, e.action, e.strategy_id, e.symbol, e.action_type, "
+        "json_extract(c.value, '$[0]') as \"constraint\", json_extract(c.value, '$[2]') as value, "
+        "json_extract(c.value, '$[3]') as threshold, json_extract(c.value, '$[1]') as passed, e.rr, e.outcome "
+        "from coach_entries e, json_each(e.checks) c")
+
+
+def _batches(db: sqlite_utils.Database, select: str, size: int = 2000) -> Iterator[tuple]:
+    """The rows of `select` (rowid first; it ends "rowid > ? order by ... limit ?") a batch at a time, so the
+    table may be rewritten meanwhile and a large file never sits in memory at once."""
+    last = -1
+    while rows := db.execute(select, [last, size]).fetchall():
+        yield from rows
+        last = rows[-1][0]
+
+
+def _create_rounds(db: sqlite_utils.Database, name: str, extra: list[tuple[str, str]]) -> None:
+    """Rounds, clustered by exchange: the decision and violations in plain columns (History counts them),
+    the whole round packed in `body` (see _round_columns)."""
+    more = "".join(f', "{column}" {kind}' for column, kind in extra)
+    db.execute(f"create table {name} (run_id text not null references exchanges(run_id), round integer not null, "
+               f"decision text, violations text, body blob{more}, primary key (run_id, round)) without rowid")
+
+
+def _create_coach_entries(db: sqlite_utils.Database) -> None:
+    """Coach memory, one row per checked action of a round: its checks as [[constraint, passed, value,
+    threshold], ...] (proposal-wide checks in every entry's list). The `coach_memory` view spreads them out."""
+    db.execute("create table coach_entries (run_id text not null references exchanges(run_id), round integer not null, "
+               "action integer not null, strategy_id text, symbol text, action_type text, outcome text, rr real, "
+               "checks text, primary key (run_id, round, action)) without rowid")
+    db.execute("create index idx_coach_entries_strategy_id on coach_entries (strategy_id)")
+
+
+def _round_columns(run_id: str, record: dict, packer: compact.Packer) -> dict:
+    """A round (its JSON form) as its row. `body` packs one line of what was said, [reasoning, critique],
+    then one line of the rest: a text search unpacks only as far as the first line's end."""
+    evaluation = record["evaluation"]
+    rest = {**record, "proposal": {k: v for k, v in record["proposal"].items() if k != "reasoning"},
+            "evaluation": {k: v for k, v in evaluation.items() if k != "feedback"}}
+    said = _json([record["proposal"]["reasoning"], evaluation["feedback"]])  # JSON: no line break inside
+    return {"run_id": run_id, "round": record["round"], "decision": evaluation["decision"],
+            "violations": json.dumps(evaluation["violations"]), "body": packer.pack(f"{said}\n{_json(rest)}")}
+
+
+def _round_from(body: bytes, packer: compact.Packer) -> dict:
+    said, rest = packer.unpack(body).split("\n", 1)
+    (reasoning, feedback), record = json.loads(said), json.loads(rest)
+    record["proposal"] = {"reasoning": reasoning, **record["proposal"]}
+    record["evaluation"]["feedback"] = feedback
+    return record
+
+
+def _coach_entries(run_id: str, strategy_id: str | None, record: dict) -> list[dict]:
+    """One coach memory row per checked action; a proposal-wide check counts for every entry action."""
+    actions = record["proposal"]["actions"]
+    evaluation = record["evaluation"]
+    entries = [i for i, a in enumerate(actions) if a["action_type"] in ENTRY_TYPES]
+    checks: dict[int, list] = {}
+    rr: dict[int, float] = {}
+    for check in evaluation["checks"]:
+        for index in ([check["action"]] if check["action"] is not None else entries):
+            checks.setdefault(index, []).append(
+                [check["constraint"], int(check["passed"]), check.get("value"), check.get("threshold")])
+        if check["constraint"] == "min_risk_reward":
+            rr[check["action"]] = check.get("value")
+    return [{"run_id": run_id, "round": record["round"], "action": index, "strategy_id": strategy_id,
+             "symbol": actions[index]["symbol"], "action_type": actions[index]["action_type"],
+             "outcome": evaluation["decision"], "rr": rr.get(index), "checks": _json(rows)}
+            for index, rows in sorted(checks.items())]
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2_backtests, _v3_history, _v4_agent_path,
                                                               _v5_portfolio_backtests, _v6_round_complete,
-                                                              _v7_backtest_jobs, _v8_reasoning]
+                                                              _v7_backtest_jobs, _v8_reasoning, _v9_lean]
 """Forward migrations; schema version N means the first N have run. Append, never edit."""
 
 
@@ -198,11 +327,9 @@ def _filters(outcome=None, symbol=None, strategy=None, since=None, until=None, t
         where.append(f"{dated} < ?")
         params.append(_instant(bound, dates_by))
     if text:
-        # The trader's words are matched literally: % and _ in them are not wildcards.
-        where.append("run_id in (select run_id from rounds where reasoning like ? escape '\\' "
-                     "or feedback like ? escape '\\')")
-        literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.extend([f"%{literal}%"] * 2)
+        # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
+        where.append("run_id in (select run_id from rounds where said_contains(body, ?))")
+        params.append(text.lower())
     if unfaithful:
         where.append("reasoning_score < 1")
     return " and ".join(where) or "1 = 1", params
@@ -275,10 +402,11 @@ def _insert(db: sqlite_utils.Database, table: str, row: dict, key: str | None = 
     db.execute(sql, list(row.values()))
 
 
-def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
+def _insert_many(db: sqlite_utils.Database, table: str, rows: list[dict], replace: bool = False) -> None:
     if rows:
         columns = ", ".join(f'"{c}"' for c in rows[0])
-        db.conn.executemany(f"insert into {table} ({columns}) values ({', '.join('?' * len(rows[0]))})",
+        verb = "insert or replace" if replace else "insert"
+        db.conn.executemany(f"{verb} into {table} ({columns}) values ({', '.join('?' * len(rows[0]))})",
                             [list(r.values()) for r in rows])
 
 
@@ -287,8 +415,15 @@ def _known_cost(usage: Usage) -> float | None:
     return None if usage.cost_basis == "unknown" and not usage.cost_usd else usage.cost_usd
 
 
-def _loads(text: str | None):
-    return None if text is None else json.loads(text)
+def _chunks(items: Iterable, size: int) -> Iterator[tuple]:
+    """Tuples of `size` items, the last one shorter (itertools.batched, which Python 3.11 lacks)."""
+    items = iter(items)
+    while chunk := tuple(itertools.islice(items, size)):
+        yield chunk
+
+
+CHILDREN = ("coach_entries", "rounds", "portfolio_snapshots")
+"""The tables whose rows belong to one exchange (by run_id)."""
 
 
 def _dumps(model) -> str:
@@ -333,9 +468,11 @@ class Store:
         self.path = Path(path) if path else default_path()
         self._local = threading.local()
         self._presets: _Presets | None = None
+        self._packer: compact.Packer | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._migrate()
+            self._packer = compact.Packer(dict(self.db.execute("select id, text from dictionaries").fetchall()))
         except (OSError, sqlite3.DatabaseError) as error:
             raise StoreError(f"database {self.path}: {error}") from None
 
@@ -348,6 +485,7 @@ class Store:
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
             conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
+            conn.create_function("said_contains", 2, self._said_contains, deterministic=True)
             db = self._local.db = sqlite_utils.Database(conn)
         return db
 
@@ -375,9 +513,20 @@ class Store:
                 migration(db)
                 db.execute(f"pragma user_version = {number}")
 
+    def _said_contains(self, body: bytes | None, words: str) -> bool:
+        """SQL said_contains(body, words): a round's reasoning or critique holds `words` (lower case)."""
+        if body is None:
+            return False
+        said = self._packer.unpack_line(body)
+        return any(words in text.lower() for text in json.loads(said))
+
     @property
     def schema_version(self) -> int:
         return self.db.execute("pragma user_version").fetchone()[0]
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and truncate it (size_bytes then counts data only)."""
+        self.db.execute("pragma wal_checkpoint(truncate)")
 
     def size_bytes(self) -> int:
         """The database size on disk, WAL included."""
@@ -391,7 +540,7 @@ class Store:
         with self._write() as db:
             self._start(db, artifact)
 
-    def _start(self, db: sqlite_utils.Database, artifact: Artifact) -> None:
+    def _start(self, db: sqlite_utils.Database, artifact: Artifact, finished: bool = False) -> None:
         strategy = artifact.strategy_id
         if strategy:
             db.execute(
@@ -399,7 +548,7 @@ class Store:
                 "on conflict(strategy_id) do update set last_seen = excluded.last_seen",
                 [strategy, artifact.timestamp, artifact.timestamp],
             )
-        _insert(db, "exchanges", self._exchange_row(artifact, finished=False), key="run_id")
+        _insert(db, "exchanges", self._exchange_row(artifact, finished), key="run_id")
         _insert(db, "portfolio_snapshots", _portfolio_row(artifact))
 
     def record_round(self, artifact: Artifact, record: Round) -> None:
@@ -411,42 +560,11 @@ class Store:
                        [*progress.values(), artifact.run_id])
 
     def _round(self, db: sqlite_utils.Database, artifact: Artifact, record: Round) -> None:
-        evaluation = record.evaluation
-        proposal = record.proposal
-        _insert(db, "rounds", key="run_id, round", row={
-                "run_id": artifact.run_id, "round": record.round, "proposal": _dumps(proposal),
-                "reasoning": proposal.reasoning, "decision": evaluation.decision,
-                "violations": json.dumps(evaluation.violations),
-                "checks": json.dumps([c.model_dump(mode="json") for c in evaluation.checks]),
-                "feedback": evaluation.feedback, "coach_opinion": json.dumps(evaluation.coach_opinion),
-                "disagrees": evaluation.disagrees, "tokens": record.tokens,
-                "usage": _dumps(record.usage), "latency_ms": record.latency_ms,
-                "agent_path": json.dumps(record.agent_path) if record.agent_path else None,
-                "complete": int(record.complete),
-                "reasoning_check": _dumps(record.reasoning_check) if record.reasoning_check else None,
-                "reasoning_grade": _dumps(record.reasoning_grade) if record.reasoning_grade else None,
-        })
+        data = record.model_dump(mode="json")
+        _insert(db, "rounds", _round_columns(artifact.run_id, data, self._packer), key="run_id, round")
         if record.complete:  # the coach memory learns from verdicts given, not from a round cut short
-            _insert_many(db, "coach_memory", self._memory_rows(artifact, record))
-
-    @staticmethod
-    def _memory_rows(artifact: Artifact, record: Round) -> list[dict]:
-        """One row per checked action x constraint; proposal-wide checks count for every entry."""
-        actions = record.proposal.actions
-        evaluation = record.evaluation
-        rr = {c.action: c.value for c in evaluation.checks if c.constraint == "min_risk_reward"}
-        entries = [i for i, a in enumerate(actions) if a.action_type in ENTRY_TYPES]
-        rows = []
-        for check in evaluation.checks:
-            for index in ([check.action] if check.action is not None else entries):
-                rows.append({
-                    "run_id": artifact.run_id, "round": record.round, "action": index,
-                    "strategy_id": artifact.strategy_id, "symbol": actions[index].symbol,
-                    "action_type": actions[index].action_type, "constraint": check.constraint,
-                    "value": check.value, "threshold": check.threshold, "passed": int(check.passed),
-                    "rr": rr.get(index), "outcome": evaluation.decision,
-                })
-        return rows
+            _insert_many(db, "coach_entries", _coach_entries(artifact.run_id, artifact.strategy_id, data),
+                         replace=True)
 
     def finish_exchange(self, artifact: Artifact, last_round: Round | None = None) -> None:
         """Write the outcome of an exchange, with the round that decided it when given."""
@@ -464,22 +582,34 @@ class Store:
         """
         artifact = _validated(artifact)
         with self._write() as db:
-            # Children first, so a second import cannot double the coach memory the deriver counts.
-            for table in ("coach_memory", "rounds", "portfolio_snapshots"):
-                db.execute(f"delete from {table} where run_id = ?", [artifact.run_id])
-            self._start(db, artifact)
-            for record in artifact.rounds:
-                self._round(db, artifact, record)
-            _insert(db, "exchanges", self._exchange_row(artifact, finished=True), key="run_id")
+            self._record(db, artifact)
 
-    @staticmethod
-    def _outcome_row(artifact: Artifact, finished: bool) -> dict:
+    def record_many(self, artifacts: Iterable[Artifact | dict], batch: int = 2_000) -> int:
+        """Write whole artifacts, `batch` to a transaction (imports, backfills, benchmarks); returns how many."""
+        count = 0
+        for chunk in _chunks(artifacts, batch):
+            with self._write() as db:
+                for artifact in chunk:
+                    self._record(db, _validated(artifact))
+            count += len(chunk)
+        return count
+
+    def _record(self, db: sqlite_utils.Database, artifact: Artifact) -> None:
+        # Children first, so a second import cannot double the coach memory the deriver counts.
+        for table in CHILDREN:
+            db.execute(f"delete from {table} where run_id = ?", [artifact.run_id])
+        self._start(db, artifact, finished=True)
+        for record in artifact.rounds:
+            self._round(db, artifact, record)
+
+    def _outcome_row(self, artifact: Artifact, finished: bool) -> dict:
         """The columns that change as an exchange goes on."""
         return {
             "outcome": artifact.outcome, "approved": int(artifact.approved),
             "rounds_taken": artifact.rounds_taken, "termination_reason": artifact.termination_reason,
             "total_tokens": artifact.total_tokens, "cost_usd": _known_cost(artifact.usage),
-            "usage": _dumps(artifact.usage), "finished": int(finished), **_artifact_progress(artifact),
+            "detail": self._packer.pack(_json(artifact.model_dump(mode="json", exclude=set(PLAIN_FIELDS)))),
+            "finished": int(finished), **_artifact_progress(artifact),
         }
 
     def _exchange_row(self, artifact: Artifact, finished: bool) -> dict:
@@ -489,10 +619,10 @@ class Store:
         return {
             "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
             "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
-            "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class, "constraint_snapshot": json.dumps(constraints),
-            "portfolio_snapshot": _dumps(artifact.portfolio_snapshot),
-            "world_state": json.dumps(world), "market_time": world["as_of"],
-            "preset": self._preset_name(constraints), **self._outcome_row(artifact, finished),
+            "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class,
+            "market_time": artifact.world_state.model_dump(mode="json")["as_of"],
+            "preset": self._preset_name(artifact.constraint_snapshot.model_dump(mode="json")),
+            **self._outcome_row(artifact, finished),
         }
 
     def _preset_name(self, snapshot: dict) -> str:
@@ -560,35 +690,22 @@ class Store:
 
     def get_exchange(self, run_id: str) -> Artifact | None:
         """The artifact of one exchange, rebuilt from its rows, or None."""
-        rows = list(self.db["exchanges"].rows_where("run_id = ?", [run_id]))
-        if not rows:
+        row = self.db.execute("select run_id, timestamp, outcome, approved, termination_reason, total_tokens, "
+                              "strategy_id, symbol, player, coach, model, player_class, coach_class, detail "
+                              "from exchanges where run_id = ?",
+                              [run_id]).fetchone()
+        if row is None:
             return None
-        row = rows[0]
-        rounds = []
-        for r in self.db["rounds"].rows_where("run_id = ?", [run_id], order_by="round"):
-            rounds.append({
-                "round": r["round"],
-                "proposal": json.loads(r["proposal"]),
-                "evaluation": {
-                    "decision": r["decision"], "violations": json.loads(r["violations"]),
-                    "checks": json.loads(r["checks"]), "feedback": r["feedback"],
-                    "coach_opinion": _loads(r["coach_opinion"]),
-                    "disagrees": None if r["disagrees"] is None else bool(r["disagrees"]),
-                },
-                "tokens": r["tokens"], "usage": json.loads(r["usage"]), "latency_ms": r["latency_ms"],
-                "agent_path": _loads(r["agent_path"]), "complete": r["complete"] != 0,
-                "reasoning_check": _loads(r["reasoning_check"]), "reasoning_grade": _loads(r["reasoning_grade"]),
-            })
+        rounds = [_round_from(body, self._packer) for (body,) in self.db.execute(
+            "select body from rounds where run_id = ? order by round", [run_id])]
+        (run_id, timestamp, outcome, approved, reason, tokens, strategy, symbol, player, coach, model, player_class,
+         coach_class, detail) = row
         stored = {
-            "run_id": row["run_id"], "timestamp": row["timestamp"], "outcome": row["outcome"],
-            "approved": bool(row["approved"]), "rounds_taken": sum(r["complete"] for r in rounds),
-            "termination_reason": row["termination_reason"], "total_tokens": row["total_tokens"],
-            "usage": json.loads(row["usage"]), "rounds": rounds,
-            "constraint_snapshot": json.loads(row["constraint_snapshot"]),
-            "portfolio_snapshot": json.loads(row["portfolio_snapshot"]),
-            "world_state": json.loads(row["world_state"]), "strategy_id": row["strategy_id"],
-            "symbol": row["symbol"], "agents": {"player": row["player"], "coach": row["coach"], "model": row["model"],
-                                                "player_class": row["player_class"], "coach_class": row["coach_class"]},
+            "run_id": run_id, "timestamp": timestamp, "outcome": outcome, "approved": bool(approved),
+            "rounds_taken": sum(r.get("complete", True) for r in rounds), "termination_reason": reason, "total_tokens": tokens,
+            **json.loads(self._packer.unpack(detail)), "rounds": rounds, "strategy_id": strategy, "symbol": symbol,
+            "agents": {"player": player, "coach": coach, "model": model, "player_class": player_class,
+                       "coach_class": coach_class},
         }
         try:
             return Artifact.model_validate(stored)
@@ -606,7 +723,9 @@ class Store:
 
     def coach_memory(self, strategy_id: str) -> list[dict]:
         """Every memory row of one strategy."""
-        return list(self.db["coach_memory"].rows_where("strategy_id = ?", [strategy_id]))
+        cursor = self.db.execute("select * from coach_memory where strategy_id = ?", [strategy_id])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
 
     def memory_summary(self, strategy_id: str, limit: int = 10) -> list[dict]:
         """Which constraints this strategy broke most, per symbol: the Player's lessons."""
@@ -634,14 +753,14 @@ class Store:
         where, params = ("1 = 1", []) if before is None else _filters(until=before)
         doomed = f"select run_id from exchanges where {where}"
         with self._write() as db:
-            for table in ("coach_memory", "rounds", "portfolio_snapshots"):
+            for table in CHILDREN:
                 db.execute(f"delete from {table} where run_id in ({doomed})", params)
             deleted = db.execute(f"delete from exchanges where {where}", params).rowcount
             db.execute("delete from strategies where strategy_id not in "
                        "(select strategy_id from exchanges where strategy_id is not null)")
         if deleted:
             self.db.execute("vacuum")
-            self.db.execute("pragma wal_checkpoint(truncate)")  # the WAL the vacuum wrote goes too
+            self.checkpoint()  # the WAL the vacuum wrote goes too
         return deleted
 
     # -- custom presets ---------------------------------------------------------------------

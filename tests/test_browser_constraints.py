@@ -5,8 +5,8 @@
 
 import json
 import re
-import sqlite3
 
+import core
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import set_speed, wait_for_app
 
@@ -46,6 +46,6 @@ def test_fast_arrow_key_presses_reach_the_json_the_diff_and_trade_review(app_ser
     set_speed(page, "Instant")
     page.get_by_role("button", name="Run exchange").click()
     page.get_by_text(BANNER).first.wait_for(timeout=60_000)
-    snapshot = sqlite3.connect(db).execute(
-        "select constraint_snapshot from exchanges order by timestamp desc limit 1").fetchone()[0]
-    assert json.loads(snapshot)["max_leverage"] == 2.0
+    store = core.Store(db)
+    (newest,) = store.list_exchanges(limit=1)
+    assert store.get_exchange(newest["run_id"]).constraint_snapshot.max_leverage == 2.0

@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+import core
 from tests.ui_fixtures import *  # noqa: F403
 from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
 
@@ -106,11 +107,10 @@ def test_stop_in_round_1_keeps_the_proposal_and_checks_being_read_marked_interru
     page.get_by_text("Round 1 — INTERRUPTED before the Coach's verdict; the checks said REJECT").wait_for()
     assert page.locator('.pc-char[data-role="player"] .pc-bubble').inner_text() == reasoning  # still on screen
     page.get_by_test_id("stTable").filter(has_text="arithmetic").first.wait_for()  # the checks being read
-    connection = sqlite3.connect(db)
-    run_id, outcome, taken = connection.execute(
-        "select run_id, outcome, rounds_taken from exchanges order by timestamp desc limit 1").fetchone()
-    assert (outcome, taken) == ("INTERRUPTED", 0)
-    assert connection.execute("select round, complete from rounds where run_id = ?", [run_id]).fetchall() == [(1, 0)]
+    store = core.Store(db)
+    (newest,) = store.list_exchanges(limit=1)
+    assert (newest["outcome"], newest["rounds_taken"]) == ("INTERRUPTED", 0)
+    assert [(r.round, r.complete) for r in store.get_exchange(newest["run_id"]).rounds] == [(1, False)]
 
 
 def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(browser, app_server):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 import core
 from core.store import MIGRATIONS
+
+DATA = Path(__file__).resolve().parent / "data"
 
 WORLDS = [
     core.WorldState(symbol=s, as_of="2025-03-04 10:00", price=185, sma5=183 if up else 178, sma10=180)
@@ -63,7 +68,8 @@ def test_store_settings_wal_foreign_keys_version_and_indexes(store):
     assert store.schema_version == len(MIGRATIONS)
     indexed = {tuple(i.columns) for i in store.db["exchanges"].indexes}
     assert {("timestamp",), ("outcome", "symbol", "timestamp"), ("strategy_id", "timestamp")} <= indexed
-    assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_memory"} <= set(store.db.table_names())
+    assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_entries"} <= set(store.db.table_names())
+    assert "coach_memory" in store.db.view_names()
 
 
 def test_reopening_runs_no_migration_twice(store):
@@ -272,20 +278,49 @@ def test_history_can_filter_and_order_by_market_date(store):
     assert {day for day, _, _ in store.outcomes_by_day(dates_by="market")} == {"2021-03-04", "2010-06-01", "2015-01-02"}
 
 
-def test_a_version_2_database_gets_the_history_columns_filled_in(store):
-    fill(store, 6)
-    fill(store, 3, preset="strict", start=datetime(2025, 3, 5, tzinfo=timezone.utc))
-    before = store.list_exchanges(limit=None)
-    db = store.db
+def listed_as_before(store, before) -> bool:
+    """The list rows hold what version 3 listed (columns added since aside)."""
+    now = {r["run_id"]: r for r in store.list_exchanges(limit=None)}
+    return {r["run_id"]: {k: now[r["run_id"]][k] for k in r} for r in before["list"]} == \
+        {r["run_id"]: r for r in before["list"]}
+
+
+@pytest.fixture
+def version_3(tmp_path):
+    """A copy of a database the version 3 store wrote (tests/data), and what that store read back from it."""
+    path = tmp_path / "v3.db"
+    shutil.copy(DATA / "store_v3.db", path)
+    return path, json.loads((DATA / "store_v3.json").read_text())
+
+
+def test_a_version_3_database_reads_back_every_artifact_after_the_lean_migration(version_3):
+    path, before = version_3
+    store = core.Store(path)
+    assert store.schema_version == len(MIGRATIONS)
+    for artifact in before["artifacts"]:
+        assert store.get_exchange(artifact["run_id"]) == core.Artifact.model_validate(artifact)
+    assert listed_as_before(store, before)
+    memory = sorted(tuple(sorted(r.items())) for r in store.coach_memory("swing"))
+    assert memory == sorted(tuple(sorted((k, v) for k, v in r.items() if k != "id")) for r in before["coach_memory_swing"])
+    assert store.memory_summary("swing") == before["memory_summary_swing"]
+    said = {a["run_id"]: " ".join(r["proposal"]["reasoning"] + r["evaluation"]["feedback"] for r in a["rounds"]).lower()
+            for a in before["artifacts"]}
+    assert store.count_exchanges(text="aapl") == sum("aapl" in text for text in said.values()) > 0
+    assert store.count_exchanges(text="no such words") == 0
+
+
+def test_a_version_2_database_gets_the_history_columns_filled_in(version_3):
+    path, before = version_3
+    db = sqlite3.connect(path)
     db.execute("drop index idx_exchanges_market_time")
     for column in core.store.HISTORY_COLUMNS:
         db.execute(f"alter table exchanges drop column {column}")
     db.execute("update exchanges set violations = 'as version 2 had it'")
     db.execute("pragma user_version = 2")
-    db.conn.commit()
-    migrated = core.Store(store.path)
-    assert migrated.schema_version == len(MIGRATIONS)
-    assert migrated.list_exchanges(limit=None) == before
+    db.commit()
+    db.close()
+    store = core.Store(path)
+    assert listed_as_before(store, before)
 
 
 def test_prune_deletes_old_exchanges_with_everything_they_own_and_shrinks_the_file(store):
@@ -317,26 +352,17 @@ def test_prune_of_everything_leaves_an_empty_working_store(store):
 def raw_rows(store, run_id):
     """Every stored column of one exchange, as SQLite holds it (ids left out)."""
     tables = {"exchanges": "*", "rounds": "*", "portfolio_snapshots": "run_id, timestamp, equity, peak_equity, "
-              "start_of_day_equity, cumulative_pnl, today_pnl, positions",
-              "coach_memory": "run_id, round, action, strategy_id, symbol, action_type, \"constraint\", value, "
-              "threshold, passed, rr, outcome"}
+              "start_of_day_equity, cumulative_pnl, today_pnl, positions", "coach_entries": "*"}
     return {t: store.db.execute(f"select {cols} from {t} where run_id = ? order by 1, 2", [run_id]).fetchall()
             for t, cols in tables.items()}
 
 
-def test_the_stored_json_is_stable_and_survives_a_read_and_a_rewrite_byte_for_byte(store, tmp_path):
+def test_the_stored_rows_survive_a_read_and_a_rewrite_byte_for_byte(store, tmp_path):
     artifact = fill(store, 2)[1]
-    world_state, = store.db.execute("select world_state from exchanges where run_id = ?", [artifact.run_id]).fetchone()
-    assert world_state == ('{"symbol": "AMZN", "as_of": "2025-03-04T10:00:00-05:00", "price": 185.0, "sma5": 178.0, '
-                           '"sma10": 180.0, "volume": 0.0, "volatility_regime": "medium", "session": "NY_open", '
-                           '"position": "flat", "atr": null, "vwap": null}')
-    proposal, usage = store.db.execute("select proposal, usage from rounds where run_id = ? and round = 1",
-                                       [artifact.run_id]).fetchone()
-    assert proposal == json.dumps(artifact.rounds[0].proposal.model_dump(mode="json"))
-    assert usage == json.dumps(artifact.rounds[0].usage.model_dump())
     other = core.Store(tmp_path / "other.db")
     other.record(store.get_exchange(artifact.run_id))
     assert raw_rows(other, artifact.run_id) == raw_rows(store, artifact.run_id)
+    assert other.get_exchange(artifact.run_id).model_dump_json() == artifact.model_dump_json()
 
 
 @pytest.mark.parametrize("crafted", [
@@ -360,3 +386,45 @@ def test_record_takes_the_json_form_of_an_artifact_and_stores_the_model(store):
     data["run_id"] = "from-a-file"
     store.record(data)
     assert store.get_exchange("from-a-file") == artifact.model_copy(update={"run_id": "from-a-file"})
+
+
+def test_every_artifact_round_trips_byte_for_byte_through_the_packed_store(store):
+    odd = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+
+    class Talker:
+        name = "talker"
+
+        def propose(self, world, constraints, portfolio, history):
+            text = 'Ünïcödé “quotes” <b>html</b>\nnew line\ttab \\ back\x00nul $5 * _ 🚀'
+            yield text
+            return core.Turn(core.Proposal(reasoning=text, actions=[
+                {"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.1 + 0.2, "entry_price": 185.123456789,
+                 "stop_loss": 1e-3, "take_profit": 1e9}, {"action_type": "hold", "symbol": "MSFT"}]))
+
+    artifacts = fill(store, 12) + fill(store, 3, preset="strict", start=datetime(2025, 4, 1, tzinfo=timezone.utc))
+    artifacts.append(core.run_exchange_sync(odd, core.load_preset("moderate"), core.Portfolio(), Talker(),
+                                            core.HouseCoach(), store=store, run_id="odd"))
+    artifacts.append(core.run_exchange_sync(odd, core.load_preset("moderate"),
+                                            core.Portfolio(equity=80_000, peak_equity=100_000), core.HousePlayer(),
+                                            core.HouseCoach(), store=store, run_id="breaker"))
+    for artifact in artifacts:
+        assert store.get_exchange(artifact.run_id).model_dump_json() == artifact.model_dump_json()
+    assert store.count_exchanges(text="🚀") == 1 and store.count_exchanges(text="ÜNÏCÖDÉ") == 1
+    assert store.count_exchanges(text="new line\ttab") == 1
+
+
+def test_house_exchanges_take_under_3_kb_each(store):
+    fill(store, 300)
+    fill(store, 200, preset="strict", start=datetime(2025, 4, 1, tzinfo=timezone.utc))
+    store.db.execute("pragma wal_checkpoint(truncate)")
+    assert store.size_bytes() / 500 <= 3 * 1024
+
+
+def test_a_database_keeps_the_dictionary_it_was_written_with(tmp_path, monkeypatch):
+    first = core.Store(tmp_path / "first.db")
+    written = fill(first, 3)
+    monkeypatch.setattr(core.compact, "dictionary", lambda: b'{"round":1,"proposal":{"actions":[]}} a later dictionary')
+    later = core.Store(tmp_path / "later.db")
+    again = fill(later, 2)
+    for store, artifacts in ((core.Store(first.path), written), (later, again)):
+        assert [store.get_exchange(a.run_id) for a in artifacts] == artifacts
