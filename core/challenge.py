@@ -142,15 +142,20 @@ def _walk(draw: Draw, n_paths: int, rules: ChallengeRules, horizon: int,
         d1 = min(horizon, d0 + step)
         r = draw(alive, d0, d1)
         curve = equity[:, None] * np.cumprod(1 + r, axis=1)
-        before = np.concatenate([equity[:, None], curve[:, :-1]], axis=1)
-        peaks = np.maximum.accumulate(np.concatenate([peak[:, None], curve], axis=1), axis=1)[:, 1:]
-        bests = np.maximum.accumulate(np.concatenate([best[:, None], before * r], axis=1), axis=1)[:, 1:]
-        days_on = active[:, None] + np.cumsum(r != 0, axis=1)
+        peaks = np.maximum(np.maximum.accumulate(curve, axis=1), peak[:, None])
         no_data = np.isnan(r)
         daily = r <= -rules.max_daily_loss_pct + TOLERANCE
         drawdown = curve <= peaks * (1 - rules.max_drawdown_pct) + TOLERANCE
-        passed = (curve >= 1 + rules.profit_target_pct - TOLERANCE) & (days_on >= rules.min_trading_days)
+        passed = curve >= 1 + rules.profit_target_pct - TOLERANCE
+        days_on = bests = None  # counted only when a rule needs them (the walk's hot loop)
+        if rules.min_trading_days:
+            days_on = active[:, None] + np.cumsum(r != 0, axis=1)
+            passed &= days_on >= rules.min_trading_days
         if rules.consistency_rule_pct is not None:
+            gains = np.empty_like(curve)  # a day's gain: the equity before it times its return
+            gains[:, 0] = equity * r[:, 0]
+            gains[:, 1:] = curve[:, :-1] * r[:, 1:]
+            bests = np.maximum(np.maximum.accumulate(gains, axis=1), best[:, None])
             passed &= bests <= rules.consistency_rule_pct * (curve - 1) + TOLERANCE
         event = no_data | daily | drawdown | passed
         ended = event.any(axis=1)
@@ -162,7 +167,8 @@ def _walk(draw: Draw, n_paths: int, rules: ChallengeRules, horizon: int,
         day[alive[rows]] = d0 + first + np.where(code == OPEN, 0, 1)
         going = ~ended
         equity, peak = curve[going, -1], peaks[going, -1]
-        active, best = days_on[going, -1], bests[going, -1]
+        active = days_on[going, -1] if days_on is not None else active[going]
+        best = bests[going, -1] if bests is not None else best[going]
         alive = alive[going]
         d0 = d1
     return outcome, day
@@ -185,6 +191,8 @@ def pass_probability(daily_returns, rules: ChallengeRules, paths: int = 10_000, 
         # Every step of the walk is whole blocks (its length a multiple of `block`); the starts are
         # drawn for every path alike, so a path does not depend on which others are still running.
         starts = rng.integers(0, len(returns) - block + 1, size=(paths, -(-(d1 - d0) // block)))
+        if block == 1:
+            return returns[starts[rows]]
         index = (starts[rows][:, :, None] + steps).reshape(len(rows), -1)[:, :d1 - d0]
         return returns[index]
 
