@@ -102,7 +102,7 @@ top = st.columns([2, 3])
 if state.get(session.C_PRESET) not in labels:
     state[session.C_PRESET] = state[session.EDITOR_BASE] if state[session.EDITOR_BASE] in labels else labels[0]
 top[0].selectbox("Load a preset", labels, key=session.C_PRESET, on_change=load_chosen,
-                 help="The shipped presets, your saved presets and the schema pushed to Trade Review.")
+                 help="The shipped presets, your saved presets and the edited schema pushed to Trade Review.")
 top[1].file_uploader("Import a schema (JSON)", type=["json"], key=session.C_UPLOAD, on_change=import_upload,
                      help="Every field is required; unknown keys and bad values are refused.")
 notice = state.pop(session.EDITOR_NOTICE, None)
