@@ -351,7 +351,7 @@ class HouseCoach:
                  for check in failing]
         passed = len(verdict.checks) - len(failing)
         if not failing:
-            lines.append(f"All {passed} checks pass: approved.")
+            lines.append("Nothing to fix: the trade stays inside every limit, approved.")
         else:
             lines.append(f"The other {passed} checks pass." if passed else "No check passes.")
         if verdict.decision == "ABORT":
