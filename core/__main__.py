@@ -1,13 +1,15 @@
 """The command line: `python -m core presets | check | exchange | history | prune | backtest | challenge | sweep | agents`.
 
-Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Bad input never shows a
-traceback: one line on stderr names the field and the value.
+Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Of `exchange`: 0 APPROVE,
+1 REJECT-MAX, 2 ABORT, 3 invalid input, 4 ERROR or INTERRUPTED. Bad input never shows a traceback:
+one line on stderr names the field and quotes at most a short excerpt of the value.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -18,22 +20,42 @@ from pydantic import ValidationError
 from core.house import HouseCoach, HousePlayer
 from core.loop import run_exchange_sync
 from core.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
-from core.presets import InvalidInput, explain, list_presets, load_preset
+from core.errors import InvalidInput, PlayerCoachError
+from core.json_input import excerpt, read_json, shorten
+from core.presets import explain, list_presets, load_preset
 from core.rules import check_proposal
-from core.schema import ET, OUTCOMES, Portfolio, Proposal, WorldState
-from core.store import Store, StoreError
+from core.schema import ET, MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
+from core.store import Store
 
 INVALID = 3
 EXIT_CODES = {"APPROVE": 0, "REJECT": 1, "ABORT": 2}
+"""`check`: the verdict."""
+EXCHANGE_EXIT_CODES = {"APPROVE": 0, "REJECT-MAX": 1, "ABORT": 2, "ERROR": 4, "INTERRUPTED": 4}
+"""`exchange`: the outcome (3 stays invalid input)."""
 
 
 def _read_json(path: str, what: str) -> object:
     try:
-        return json.loads(Path(path).read_text())
+        text = Path(path).read_bytes()
     except OSError as error:
-        raise InvalidInput(f"{what}: cannot read {path}: {error.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{what}: {path} is not valid JSON: {error}") from None
+        raise InvalidInput(f"{what}: cannot read {shorten(path, 120)}: {error.strerror}") from None
+    return read_json(text, f"{what}: {shorten(path, 120)}")
+
+
+def _atr_value(text: str) -> tuple[str, float]:
+    """--atr SYMBOL=VALUE, e.g. MSFT=6.2."""
+    symbol, _, value = text.partition("=")
+    try:
+        atr = float(value)
+    except ValueError:
+        atr = math.nan
+    if not symbol or not math.isfinite(atr) or not 0 < atr <= MAX_PRICE:
+        raise argparse.ArgumentTypeError(f"expected SYMBOL=VALUE with a positive ATR, e.g. MSFT=6.2; "
+                                         f"got {excerpt(text, 60)}")
+    try:
+        return normalise_symbol(symbol), atr
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _model(cls, data: object, what: str):
@@ -53,7 +75,8 @@ def cmd_check(args) -> int:
     proposal = _model(Proposal, _read_json(args.proposal, "proposal"), "proposal")
     constraints = load_preset(args.preset)
     portfolio = _model(Portfolio, _read_json(args.portfolio, "portfolio"), "portfolio") if args.portfolio else Portfolio()
-    verdict = check_proposal(proposal, constraints, portfolio)
+    world = _model(WorldState, _read_json(args.world, "world"), "world") if args.world else None
+    verdict = check_proposal(proposal, constraints, portfolio, world, atr=dict(args.atr or []))
     print(verdict.model_dump_json(indent=2))
     return EXIT_CODES[verdict.decision]
 
@@ -71,7 +94,7 @@ def cmd_exchange(args) -> int:
     coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
     artifact = run_exchange_sync(world, constraints, Portfolio(), player, coach, store=store, strategy_id=args.strategy)
     print(json.dumps(artifact.model_dump(mode="json"), indent=2))
-    return 0
+    return EXCHANGE_EXIT_CODES[artifact.outcome]
 
 
 def cmd_agents(args) -> int:
@@ -318,8 +341,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors are invalid input too: exit 3, never argparse's 2 (which means ABORT here)."""
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(INVALID, f"error: {message}\n")
+        self.exit(INVALID, f"error: {shorten(message, 400)} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -332,9 +354,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("proposal", help="a JSON file: {reasoning, actions: [...]}")
     check.add_argument("--preset", default="moderate")
     check.add_argument("--portfolio", help="a JSON file with the portfolio state")
+    check.add_argument("--world", help="a JSON file with the world state (its atr counts for its symbol)")
+    check.add_argument("--atr", type=_atr_value, action="append", metavar="SYMBOL=VALUE",
+                       help="the 14-day ATR of a symbol, for min_stop_atr_multiple (repeatable)")
     check.set_defaults(run=cmd_check)
 
-    exchange = sub.add_parser("exchange", help="run one exchange (house agents unless --player/--coach), print the artifact")
+    exchange = sub.add_parser("exchange", help="run one exchange (house agents unless --player/--coach), print the "
+                                               "artifact; exit 0 APPROVE, 1 REJECT-MAX, 2 ABORT, 3 bad input, 4 ERROR")
     exchange.add_argument("--symbol", required=True)
     exchange.add_argument("--price", type=float, required=True)
     exchange.add_argument("--sma5", type=float, required=True)
@@ -413,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (InvalidInput, StoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except PlayerCoachError as error:
+        print(f"error: {shorten(str(error), 400)}", file=sys.stderr)
         return INVALID
 
 

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from core.errors import InvalidInput
+from core.json_input import excerpt, read_json, shorten
 from core.schema import Constraints
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
-def explain(error: ValidationError) -> str:
-    """One line per problem: 'field: message (got value)'."""
+def explain(error: ValidationError, most: int = 5) -> str:
+    """'field: message (got value)' per problem, the first `most` of them; input is quoted only in short excerpts."""
     lines = []
-    for problem in error.errors():
+    problems = error.errors()
+    for problem in problems[:most]:
         where = ".".join(str(part) for part in problem["loc"]) or "input"
         got = problem.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{where}: {problem['msg']}{shown}")
+        shown = "" if isinstance(got, dict) else f" (got {excerpt(got, 80)})"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{shorten(where, 80)}: {shorten(message)}{shown}")
+    if len(problems) > most:
+        lines.append(f"and {len(problems) - most} more")
     return "; ".join(lines)
 
 
 def parse_constraints(source: str | bytes | dict, *, require_all: bool = True) -> Constraints:
     """Validate a constraint schema from JSON text or a dict; every field is required in a preset."""
     if isinstance(source, (str, bytes)):
-        try:
-            source = json.loads(source)
-        except (json.JSONDecodeError, UnicodeDecodeError) as bad:
-            raise InvalidInput(f"not valid JSON: {bad}") from None
+        source = read_json(source)
     if not isinstance(source, dict):
         raise InvalidInput(f"a constraint schema must be a JSON object, got {type(source).__name__}")
     missing = [name for name in Constraints.model_fields if name not in source]

@@ -54,8 +54,15 @@ def check_proposal(
     constraints: Constraints,
     portfolio: Portfolio | None = None,
     world: WorldState | None = None,
+    *,
+    atr: dict[str, float] | None = None,
 ) -> Verdict:
-    """Check every action against every constraint; decide ABORT, REJECT or APPROVE."""
+    """Check every action against every constraint; decide ABORT, REJECT or APPROVE.
+
+    `atr` gives the 14-day ATR of symbols other than the world's (the world's own `atr` counts for its
+    symbol). With `min_stop_atr_multiple` set, an entry whose symbol has no known ATR fails: it cannot
+    be verified, so it is never waved through.
+    """
     portfolio = portfolio or _DEFAULT_PORTFOLIO
     c = constraints
     checks: list[dict] = []  # validated into Check models once, by the Verdict
@@ -70,7 +77,8 @@ def check_proposal(
     before = dict(positions)
     entry_of_symbol: dict[str, int] = {}
     risk_terms: list[tuple[float, float, float]] = []  # (w, e, s) of every entry
-    atr = world.atr if world is not None else None
+    atrs = {world.symbol: world.atr} if world is not None and world.atr is not None else {}
+    atrs.update(atr or {})
 
     for i, a in enumerate(proposal.actions):
         symbol_ok = a.symbol in allowed
@@ -99,13 +107,18 @@ def check_proposal(
                 text = f"({e:.2f}-{t:.2f})/({s:.2f}-{e:.2f}) = {e - t:.2f}/{s - e:.2f} = "
             add("min_risk_reward", i, passed, text + _cmp(rr, c.min_risk_reward, passed, False, 2), rr, c.min_risk_reward)
 
-            if c.min_stop_atr_multiple is not None and atr is not None and a.symbol == world.symbol:
-                need = c.min_stop_atr_multiple * atr
-                distance = abs(e - s)
-                passed = _at_least(distance, need)
-                add("min_stop_atr_multiple", i, passed,
-                    f"|{e:.2f}-{s:.2f}| = {distance:.2f} vs {c.min_stop_atr_multiple:.2f}x{atr:.2f} = "
-                    + _cmp(distance, need, passed, False, 2), distance, need)
+            if c.min_stop_atr_multiple is not None:
+                known = atrs.get(a.symbol)
+                if known is None:
+                    add("min_stop_atr_multiple", i, False, f"no ATR known for {a.symbol}, cannot verify FAIL",
+                        None, c.min_stop_atr_multiple)
+                else:
+                    need = c.min_stop_atr_multiple * known
+                    distance = abs(e - s)
+                    passed = _at_least(distance, need)
+                    add("min_stop_atr_multiple", i, passed,
+                        f"|{e:.2f}-{s:.2f}| = {distance:.2f} vs {c.min_stop_atr_multiple:.2f}x{known:.2f} = "
+                        + _cmp(distance, need, passed, False, 2), distance, need)
 
         positions[a.symbol] = positions.get(a.symbol, 0.0) + (w if side_long else -w)
         entry_of_symbol.setdefault(a.symbol, i)
@@ -116,8 +129,10 @@ def check_proposal(
         return _decide(checks, c)
 
     for symbol, i in entry_of_symbol.items():
-        old, new = before.get(symbol, 0.0), positions[symbol] - before.get(symbol, 0.0)
-        size = abs(positions[symbol])
+        # The position after all actions: an entry then an exit of the same symbol leaves none.
+        after = positions.get(symbol, 0.0)
+        old, new = before.get(symbol, 0.0), after - before.get(symbol, 0.0)
+        size = abs(after)
         passed = _at_most(size, c.max_position_pct)
         add("max_position_pct", i, passed, f"{symbol} |{old:+.4f} {new:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, 4),
             size, c.max_position_pct)

@@ -34,6 +34,10 @@ OUTCOMES = ("APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED")
 
 ENTRY_TYPES = ("enter_long", "enter_short")
 
+MAX_PRICE = 1e9
+"""The largest price a world state takes: far above any traded price, and far enough below float's
+limit that the sizing arithmetic (price x size x equity) stays finite."""
+
 _SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=/]{0,19}$")
 
 
@@ -60,9 +64,19 @@ def parse_cutoff(value: object) -> time | None:
 
 
 class Strict(BaseModel):
-    """Unknown keys, NaN/inf and wrong types are errors everywhere: no true-as-1.0, no "3"-as-3."""
+    """Unknown keys, NaN/inf and wrong types are errors everywhere: no true-as-1.0, no "3"-as-3.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    Assignments are validated too: `portfolio.today_pnl = float("nan")` is refused like the same value given at first.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, validate_assignment=True)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in type(self).model_fields:
+            # Check the whole model with the new value first: a rule across fields (peak >= equity) that
+            # fails must leave the model as it was, which pydantic's own assignment check does not promise.
+            type(self).model_validate({**self.__dict__, name: value})
+        super().__setattr__(name, value)
 
 
 class Constraints(Strict):
@@ -114,15 +128,15 @@ class WorldState(Strict):
 
     symbol: str
     as_of: datetime = Field(strict=False)  # ISO text from forms, files and JSON
-    price: float = Field(gt=0)
-    sma5: float = Field(gt=0)
-    sma10: float = Field(gt=0)
+    price: float = Field(gt=0, le=MAX_PRICE)
+    sma5: float = Field(gt=0, le=MAX_PRICE)
+    sma10: float = Field(gt=0, le=MAX_PRICE)
     volume: float = Field(0, ge=0)
     volatility_regime: Literal["low", "medium", "high"] = "medium"
     session: Literal["pre_market", "NY_open", "midday", "close", "after_hours"] = "NY_open"
     position: Literal["flat", "long", "short"] = "flat"
-    atr: float | None = Field(None, gt=0)
-    vwap: float | None = Field(None, gt=0)
+    atr: float | None = Field(None, gt=0, le=MAX_PRICE)
+    vwap: float | None = Field(None, gt=0, le=MAX_PRICE)
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -149,16 +163,36 @@ class Portfolio(Strict):
     @field_validator("positions", mode="before")
     @classmethod
     def _positions(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {normalise_symbol(k): v for k, v in value.items()}
-        return value
+        if not isinstance(value, dict):
+            return value
+        positions: dict[str, object] = {}
+        given: dict[str, object] = {}
+        for key, size in value.items():
+            symbol = normalise_symbol(key)
+            if symbol in positions:
+                # {"AMZN": 0.14, "amzn": 0.0} is one symbol twice: refuse it rather than keep the last one.
+                raise ValueError(f"{given[symbol]!r} and {key!r} are the same symbol {symbol}; give it once")
+            positions[symbol], given[symbol] = size, key
+        return positions
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: object) -> object:
+        # Peak and start-of-day equity default to equity. Filled in before validation, so that a
+        # validated assignment later never writes to the model from inside its own validator.
+        if isinstance(data, dict):
+            equity = data.get("equity", 100_000.0)
+            if isinstance(equity, (int, float)) and not isinstance(equity, bool):
+                data = {**data}
+                for name in ("peak_equity", "start_of_day_equity"):
+                    if data.get(name) is None:
+                        data[name] = float(equity)
+        return data
 
     @model_validator(mode="after")
-    def _fill(self) -> Portfolio:
-        if self.peak_equity is None:
-            self.peak_equity = self.equity
-        if self.start_of_day_equity is None:
-            self.start_of_day_equity = self.equity
+    def _peak(self) -> Portfolio:
+        if self.peak_equity is None or self.start_of_day_equity is None:
+            raise ValueError("peak_equity and start_of_day_equity must be amounts, not null")
         if self.peak_equity < self.equity:
             raise ValueError(f"peak_equity {self.peak_equity} is below equity {self.equity}")
         return self

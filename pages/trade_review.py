@@ -1,6 +1,5 @@
 """Trade Review: a live Player–Coach exchange on the world state in the sidebar."""
 
-import json
 import threading
 import uuid
 from datetime import date, datetime
@@ -13,6 +12,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
+from core.json_input import read_json  # noqa: E402
 from core.presets import explain  # noqa: E402
 from ui import exchange_view, market_defaults, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -139,9 +139,9 @@ except ValidationError as error:
     problems.append(f"World state — {explain(error)}")
 try:
     portfolio = core.Portfolio(equity=equity, peak_equity=peak, start_of_day_equity=start_of_day,
-                               cumulative_pnl=cumulative, today_pnl=today, positions=json.loads(held or "{}"))
-except json.JSONDecodeError as bad:
-    problems.append(f"Portfolio — positions: not valid JSON ({bad.msg})")
+                               cumulative_pnl=cumulative, today_pnl=today, positions=read_json(held or "{}", "positions"))
+except core.InvalidInput as error:  # broken or hostile JSON: nesting, huge numbers, a key given twice
+    problems.append(f"Portfolio — {error}")
 except ValidationError as error:
     problems.append(f"Portfolio — {explain(error)}")
 for problem in problems:

@@ -82,11 +82,87 @@ def test_exchange_prints_the_artifact_and_stores_it(tmp_path):
     assert cli("history", "--db", db, "--outcome", "ABORT").stdout == ""
 
 
-def test_exchange_after_the_cutoff_is_a_breaker():
+def test_exchange_after_the_cutoff_is_a_breaker_and_exits_2():
     result = cli("exchange", "--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180",
                  "--as-of", "2025-03-04 16:30")
     artifact = json.loads(result.stdout)
     assert (artifact["outcome"], artifact["termination_reason"], artifact["rounds_taken"]) == ("ABORT", "trading_cutoff", 0)
+    assert result.returncode == 2
+
+
+def test_exchange_exits_with_its_outcome():
+    world = ["--symbol", "AAPL", "--price", "230", "--sma5", "231", "--sma10", "228", "--as-of", "2025-03-04 10:00"]
+    rejected = cli("exchange", *world)  # AAPL is not an allowed symbol: rejected every round
+    assert json.loads(rejected.stdout)["outcome"] == "REJECT-MAX" and rejected.returncode == 1
+    failed = cli("exchange", *world, "--player", "tests.cli_agents:Broken")
+    assert json.loads(failed.stdout)["outcome"] == "ERROR" and failed.returncode == 4
+
+
+def test_a_price_too_large_to_trade_is_one_line_and_exit_3():
+    result = cli("exchange", "--symbol", "AMZN", "--price", "1e308", "--sma5", "183", "--sma10", "180")
+    assert result.returncode == 3 and result.stdout == ""
+    assert result.stderr.strip() == "error: world state: price: Input should be less than or equal to 1000000000 (got 1e+308)"
+
+
+ENTER_THEN_EXIT = {"reasoning": "r", "actions": [
+    action(entry_price=185, stop_loss=182, take_profit=191), {"action_type": "exit", "symbol": "AMZN"}]}
+
+
+def test_check_an_entry_and_an_exit_of_one_symbol_is_judged_not_a_crash(tmp_path):
+    result = cli("check", write(tmp_path, "p.json", ENTER_THEN_EXIT), "--preset", "moderate")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == "APPROVE"
+
+
+def test_check_fails_the_atr_minimum_closed_and_takes_atr_from_the_command_line_or_a_world(tmp_path):
+    tight = write(tmp_path, "p.json", {"reasoning": "r", "actions": [
+        action(symbol="MSFT", size_pct=0.01, entry_price=400, stop_loss=399.9, take_profit=401)]})
+    unknown = cli("check", tight, "--preset", "strict")
+    assert unknown.returncode == 1
+    checks = {c["constraint"]: c for c in json.loads(unknown.stdout)["checks"]}
+    assert checks["min_stop_atr_multiple"]["arithmetic"] == "min_stop_atr_multiple: no ATR known for MSFT, cannot verify FAIL"
+    told = json.loads(cli("check", tight, "--preset", "strict", "--atr", "MSFT=5").stdout)
+    assert "|400.00-399.90| = 0.10 vs " in {c["constraint"]: c for c in told["checks"]}["min_stop_atr_multiple"]["arithmetic"]
+    world = write(tmp_path, "w.json", {"symbol": "MSFT", "as_of": "2025-03-04 10:00", "price": 400, "sma5": 401,
+                                       "sma10": 399, "atr": 5.0})
+    from_world = json.loads(cli("check", tight, "--preset", "strict", "--world", world).stdout)
+    assert {c["constraint"]: c for c in from_world["checks"]}["min_stop_atr_multiple"] == \
+        {c["constraint"]: c for c in told["checks"]}["min_stop_atr_multiple"]
+    bad = cli("check", tight, "--atr", "MSFT")
+    assert bad.returncode == 3 and len(bad.stderr.strip().splitlines()) == 1 and "--atr" in bad.stderr
+
+
+HOSTILE = {
+    "deep": ("[" * 100_000, "nested too deeply to read"),
+    "long number": ('{"reasoning": "r", "actions": [{"action_type": "hold", "symbol": "AMZN", "size_pct": '
+                    + "9" * 5000 + "}]}", "a number with more than 4,300 digits"),
+    "duplicate key": ('{"reasoning": "r", "actions": [{"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.5, '
+                      '"size_pct": 0.03, "entry_price": 100, "stop_loss": 98, "take_profit": 104}]}',
+                      "duplicate key 'size_pct' in one object"),
+    "huge string": ('"' + "x" * 200_000 + '"', "Input should be a valid dictionary"),
+    "NaN": ('{"reasoning": "r", "actions": [{"action_type": "hold", "symbol": "AMZN", "size_pct": NaN}]}',
+            "NaN is not a number JSON allows"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+@pytest.mark.parametrize("where", ["proposal", "portfolio"])
+def test_hostile_json_is_one_short_line_and_exit_3(tmp_path, name, where):
+    text, message = HOSTILE[name]
+    proposal = write(tmp_path, "p.json", {"reasoning": "r", "actions": [action()]})
+    hostile = write(tmp_path, "h.json", text)
+    result = cli("check", hostile) if where == "proposal" else cli("check", proposal, "--portfolio", hostile)
+    assert result.returncode == 3 and result.stdout == ""
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {where}: ") and (message in line or where == "portfolio" and name == "huge string")
+    assert len(line) < 600 and "Traceback" not in result.stderr
+
+
+def test_portfolio_symbols_that_collide_are_refused(tmp_path):
+    proposal = write(tmp_path, "p.json", {"reasoning": "r", "actions": [action()]})
+    result = cli("check", proposal, "--portfolio", write(tmp_path, "pf.json", {"positions": {"AMZN": 0.14, "amzn": 0.0}}))
+    assert result.returncode == 3
+    assert result.stderr.strip().startswith("error: portfolio: positions: 'AMZN' and 'amzn' are the same symbol AMZN")
 
 
 @pytest.mark.parametrize("args,message", [

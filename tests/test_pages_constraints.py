@@ -152,6 +152,10 @@ BAD_FILES = {
     "unknown key": json.dumps({**core.Constraints().model_dump(mode="json"), "leverage_max": 2}).encode(),
     "missing fields": json.dumps({"max_leverage": 2}).encode(),
     "a list": b"[1, 2]",
+    "nested 100,000 deep": b"[" * 100_000,
+    "a 5,000-digit number": b'{"max_leverage": ' + b"7" * 5000 + b"}",
+    "a key given twice": json.dumps(core.Constraints().model_dump(mode="json"))[:-1].encode() + b', "max_leverage": 99}',
+    "a huge bad value": json.dumps({**core.Constraints().model_dump(mode="json"), "max_leverage": "x" * 100_000}).encode(),
 }
 
 
@@ -167,6 +171,9 @@ def test_a_bad_upload_shows_a_clear_error_and_changes_nothing(app, problem):
         assert "max_leverage" in errors
     if problem == "unknown key":
         assert "leverage_max" in errors
+    if problem == "a key given twice":
+        assert "duplicate key 'max_leverage'" in errors
+    assert len(errors) < 2000  # a short excerpt of the file at most, never the file
 
 
 def test_a_good_upload_replaces_the_schema(app):

@@ -73,6 +73,21 @@ def test_a_bad_portfolio_names_the_field_and_blocks_the_run(app):
     assert at.button(key=session.TR_RUN).disabled
 
 
+@pytest.mark.parametrize("typed,says", [
+    ("[" * 100_000, "positions: nested too deeply to read"),
+    ('{"AMZN": ' + "1" * 5000 + "}", "positions: a number with more than 4,300 digits"),
+    ('{"AMZN": 0.5, "AMZN": 0.03}', "positions: duplicate key 'AMZN' in one object"),
+    ('{"AMZN": 0.14, "amzn": 0.0}', "'AMZN' and 'amzn' are the same symbol AMZN"),
+])
+def test_hostile_positions_are_one_short_error_not_a_crash(app, typed, says):
+    at = app()
+    at.text_input(key=session.TR_POSITIONS).input(typed).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e for e in texts(at, "error") if "Portfolio" in e]
+    assert len(errors) == 1 and says.replace("'", "") in errors[0].replace("\\", "").replace("'", "")
+    assert len(errors[0]) < 600 and at.button(key=session.TR_RUN).disabled
+
+
 def test_house_agents_are_named_with_how_to_add_a_key(app):
     at = app()
     note = " ".join(texts(at, "info"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 import pytest
@@ -172,16 +173,65 @@ def test_drawdown_adds_the_current_drawdown():
     assert failed.decision == "ABORT"
 
 
-def test_stop_atr_multiple_only_when_set_and_atr_known():
+def test_stop_atr_multiple_is_checked_when_set_against_the_symbols_atr():
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=100, sma5=1, sma10=1, atr=1.0)
     action = entry(e=100, s=98.5, t=104)  # stop 1.5 away
     assert check_of(core.check_proposal(proposal(action), loose(min_stop_atr_multiple=1.5), world=world), "min_stop_atr_multiple").passed
     assert not check_of(core.check_proposal(proposal(action), loose(min_stop_atr_multiple=1.6), world=world), "min_stop_atr_multiple").passed
-    no_atr = world.model_copy(update={"atr": None})
-    names = [c.constraint for c in core.check_proposal(proposal(action), loose(min_stop_atr_multiple=1.6), world=no_atr).checks]
-    assert "min_stop_atr_multiple" not in names
     names = [c.constraint for c in core.check_proposal(proposal(action), loose(), world=world).checks]
-    assert "min_stop_atr_multiple" not in names
+    assert "min_stop_atr_multiple" not in names  # off: not checked at all
+
+
+def test_stop_atr_multiple_fails_closed_when_the_symbols_atr_is_unknown():
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=100, sma5=1, sma10=1, atr=1.0)
+    msft = entry(symbol="MSFT", e=400, s=399.9, t=401)  # a stop 0.10 from entry, and no ATR row for MSFT
+    for seen in (dict(world=world), dict(world=world.model_copy(update={"atr": None})), dict()):
+        verdict = core.check_proposal(proposal(msft), loose(min_stop_atr_multiple=1.0), **seen)
+        check = check_of(verdict, "min_stop_atr_multiple")
+        assert check.arithmetic == "min_stop_atr_multiple: no ATR known for MSFT, cannot verify FAIL"
+        assert not check.passed and verdict.decision == "REJECT"
+    # told the ATR of MSFT, the check is made (and passes with a stop wide enough)
+    wide = entry(symbol="MSFT", e=400, s=396, t=410)
+    verdict = core.check_proposal(proposal(wide), loose(min_stop_atr_multiple=1.0), world=world, atr={"MSFT": 3.5})
+    assert check_of(verdict, "min_stop_atr_multiple").arithmetic == (
+        "min_stop_atr_multiple: |400.00-396.00| = 4.00 vs 1.00x3.50 = 4.00 >= 3.50 PASS")
+
+
+def test_an_entry_then_an_exit_of_the_same_symbol_leaves_no_position_but_its_risk_counts():
+    both = proposal(entry(symbol="AMZN", size=0.03, e=185, s=182, t=191), {"action_type": "exit", "symbol": "AMZN"})
+    verdict = core.check_proposal(both, core.load_preset("moderate"), core.Portfolio(positions={"AMZN": 0.14}))
+    position = check_of(verdict, "max_position_pct")
+    assert position.passed and position.value == 0 and position.arithmetic.startswith("max_position_pct: AMZN |+0.1400 -0.1400| = 0.0000")
+    assert check_of(verdict, "max_daily_loss_pct", None).value == pytest.approx(0.03 * 3 / 185)
+    assert check_of(verdict, "max_drawdown_pct", None).value == pytest.approx(0.03 * 3 / 185)
+
+
+def _random_action(rng: random.Random, symbols: list[str]) -> dict:
+    kind = rng.choice(["enter_long", "enter_short", "exit", "hold"])
+    symbol = rng.choice(symbols)
+    if kind in ("exit", "hold"):
+        return {"action_type": kind, "symbol": symbol}
+    e = rng.choice([rng.uniform(1, 500), 100.0])
+    s, t = sorted([rng.uniform(0.5 * e, 1.5 * e), rng.uniform(0.5 * e, 1.5 * e)])
+    if rng.random() < 0.5:
+        s, t = t, s
+    return entry(kind, symbol, rng.choice([rng.uniform(0, 0.2), 0.03]), e, s, t)
+
+
+def test_fuzz_proposals_that_repeat_a_symbol_never_raise():
+    """Enter then exit, two entries, opposite sides, exits of symbols not held: always a verdict."""
+    rng = random.Random(20251126)
+    schemas = [core.load_preset(name) for name in core.list_presets()]
+    for n in range(3000):
+        symbols = rng.sample(["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"], rng.randint(1, 2))
+        actions = [_random_action(rng, symbols) for _ in range(rng.randint(2, 3))]
+        held = {s: rng.choice([-0.1, 0.0, 0.05, 0.14]) for s in rng.sample(symbols, rng.randint(0, len(symbols)))}
+        world = core.WorldState(symbol=symbols[0], as_of="2025-03-04 10:00", price=100, sma5=1, sma10=1,
+                                atr=rng.choice([None, 1.5]))
+        verdict = core.check_proposal(proposal(*actions), schemas[n % len(schemas)], core.Portfolio(positions=held),
+                                      world)
+        assert verdict.decision in ("APPROVE", "REJECT", "ABORT")
+        assert set(verdict.violations) == {c.constraint for c in verdict.checks if not c.passed}
 
 
 def test_decision_abort_beats_reject_and_names_every_violation():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from pydantic import ValidationError
@@ -148,3 +149,26 @@ def test_a_malformed_preset_file_is_named_with_its_field(tmp_path, monkeypatch):
         core.load_preset("broken")
     with pytest.raises(core.InvalidInput, match="preset negative: max_leverage: .*greater than 0.*-2"):
         core.load_preset("negative")
+
+
+def test_models_validate_on_assignment_and_a_refused_assignment_changes_nothing():
+    portfolio = core.Portfolio()
+    with pytest.raises(ValueError, match="today_pnl"):
+        portfolio.today_pnl = float("nan")
+    with pytest.raises(ValueError, match="peak_equity 100000.0 is below equity 200000.0"):
+        portfolio.equity = 200_000.0
+    assert (portfolio.today_pnl, portfolio.equity) == (0.0, 100_000.0)
+    assert core.circuit_breaker(core.load_preset("moderate"), portfolio, datetime(2025, 3, 4, 10, 0)) is None
+    constraints = core.load_preset("moderate")
+    with pytest.raises(ValueError, match="max_rounds"):
+        constraints.max_rounds = 10**9
+    assert constraints.max_rounds == 3
+    portfolio.positions = {"msft": 0.1}
+    assert portfolio.positions == {"MSFT": 0.1}  # normalised like at construction
+
+
+def test_portfolio_symbols_that_collide_after_normalisation_are_refused():
+    with pytest.raises(ValueError, match="'AMZN' and 'amzn' are the same symbol AMZN"):
+        core.Portfolio(positions={"AMZN": 0.14, "amzn": 0.0})
+    with pytest.raises(ValueError, match="same symbol BTC-USD"):
+        core.Portfolio(positions={"btc-usd": 0.1, " BTC-USD ": 0.1})
