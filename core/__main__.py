@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.exports import safe_csv
 from core.house import HouseCoach, HousePlayer
 from core.loop import run_exchange_sync
 from core.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
@@ -196,7 +197,7 @@ def cmd_sweep(args) -> int:
         if client is not None:
             client.close()
     if args.out:
-        frame.to_csv(args.out, index=False)
+        Path(args.out).write_text(safe_csv(frame))
     if args.json:
         print(frame.to_json(orient="records", indent=2))
         return 0

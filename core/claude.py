@@ -90,9 +90,29 @@ def gateway(base_url: str | None) -> str | None:
 
 # --- errors --------------------------------------------------------------------------------
 
+KEY_FRAGMENT = 8
+"""The shortest run of the key's characters that redact() removes: an error that quotes part of the key
+(its last 60 characters, say) gives none of it away."""
+
+
 def redact(text: str, key: str | None) -> str:
-    """The text with the key (and anything shaped like an Anthropic key) replaced by [key]."""
-    if key:
+    """The text with the key, any run of KEY_FRAGMENT or more of its characters, and anything shaped like
+    an Anthropic key replaced by [key]."""
+    if key and len(key) >= KEY_FRAGMENT:
+        pieces = {key[i:i + KEY_FRAGMENT] for i in range(len(key) - KEY_FRAGMENT + 1)}
+        out, i = [], 0
+        while i < len(text):
+            if text[i:i + KEY_FRAGMENT] in pieces:
+                end = i + KEY_FRAGMENT
+                while end < len(text) and text[i:end + 1] in key:  # the longest run of the key from here
+                    end += 1
+                out.append("[key]")
+                i = end
+            else:
+                out.append(text[i])
+                i += 1
+        text = "".join(out)
+    elif key:
         text = text.replace(key, "[key]")
     return _KEY_SHAPE.sub("[key]", text)
 

@@ -12,6 +12,7 @@ shell.require_app()
 
 import core  # noqa: E402
 from core import backtest, market, metrics, prices  # noqa: E402
+from core.exports import safe_csv  # noqa: E402
 from core.past_runs import past_runs  # noqa: E402
 from ui import backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
@@ -261,6 +262,9 @@ if shown and not state.get(session.BT_JOB):
                 st.caption("None: no rule or breaker stopped a proposal.")
             st.markdown(f"**Trades** ({len(r.trades):,d})")
             st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
+            slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+            st.download_button("Export trades CSV", safe_csv(r.trades), file_name=f"trades_{slug}.csv", mime="text/csv",
+                               key=f"bt.trades_csv.{name}", icon=":material/download:")
             st.markdown("**Aborted, skipped and unfilled days**")
             exceptions = r.exceptions
             if len(exceptions):

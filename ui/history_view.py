@@ -13,6 +13,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
+from core.exports import safe_csv
+
+
 EARLIEST, LATEST = date(1990, 1, 1), date(2100, 1, 1)
 """The date filter's reach: market data (and backtests) go back decades, beyond the widget's default ten years."""
 
@@ -74,7 +77,7 @@ def _utc_minutes(stamp: str) -> str:
 def csv(rows: list[dict]) -> str:
     """The same columns as the table, headed by their labels, numbers in full for a spreadsheet."""
     frame = table(rows)
-    return frame.rename(columns={k: c["label"] for k, c in COLUMNS.items()}).to_csv(index=False)
+    return safe_csv(frame.rename(columns={k: c["label"] for k, c in COLUMNS.items()}))
 
 
 def _slug(text: str) -> str:
