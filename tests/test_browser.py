@@ -147,10 +147,72 @@ def test_html_from_an_agent_shows_as_literal_text_and_runs_nothing(app_server, p
     said.wait_for()
     assert hostile in said.inner_text()
     wait_for_app(page)
-    page.wait_for_timeout(300)  # time for an injected onerror to fire, if there were one
+    # No element that could run anything exists, so nothing can fire later: no wait needed before saying so.
     assert page.locator(".pc-stage img, .pc-said img, .pc-stage script, .pc-said script, .pc-bubble b").count() == 0
     assert page.locator('a[href="http://example.com"]').count() == 0
     assert dialogs == []
+
+
+@pytest.fixture
+def listener():
+    """A local HTTP server that records every request it gets: what a page must never call."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Record(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            seen.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_reasoning_with_a_lone_cr_and_bare_urls_replays_as_text_and_calls_nothing(app_server, page, listener):
+    base, db = app_server
+    host, seen = listener
+    hostile = f"Trend up.\r\r![x]({host}/b.png) [link]({host}/) and {host}/bare and www.example.com"
+
+    class Player:
+        name = "stub-player"
+
+        def propose(self, world, constraints, portfolio, history):
+            yield hostile
+            return core.Turn(core.Proposal(reasoning=hostile, actions=[{"action_type": "hold", "symbol": "AMZN"}]))
+
+    class Failing:
+        name = "failing-player"
+
+        def propose(self, world, constraints, portfolio, history):
+            yield "thinking"
+            raise core.AgentError(f"the gateway at {host}/v1 said no")
+
+    seed(db, "cr-injection", Player(), preset="moderate")
+    seed(db, "cr-error", Failing(), preset="moderate")
+    for run_id, shown in (("cr-injection", "Trend up."), ("cr-error", "said no")):
+        page.goto(f"{base}/history")
+        page.get_by_role("heading", name="History", exact=True).wait_for()
+        pick_in_history(page, run_id)
+        page.get_by_test_id("stMain").get_by_text(shown).first.wait_for()
+        wait_for_app(page)
+        links = page.locator(f'a[href^="{host}"], img[src^="{host}"], a[href*="www.example.com"]')
+        assert links.count() == 0
+    bubble = page.locator(BUBBLE.format(role="player")).filter(has_text="Trend up.")
+    assert f"{host}/bare" in bubble.inner_text() if bubble.count() else True
+    # every image and link the page made exists in the DOM by now; none pointed at the listener
+    assert seen == []
 
 
 def test_history_paints_the_summary_and_table_before_the_charts(app_server, page):

@@ -12,7 +12,6 @@ built here around `escape(...)`d text.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import time
@@ -26,6 +25,7 @@ from core.loop import fragments
 from core.prices import cost_text
 from core.schema import ENTRY_TYPES
 from ui import characters
+from ui.text import escape, literal  # noqa: F401  (pages call exchange_view.literal)
 
 ROLES = {
     "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
@@ -67,23 +67,6 @@ LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still reje
           "**ABORT** a hard limit or a circuit breaker stopped it · **ERROR** an agent failed · "
           "**INTERRUPTED** stopped before the end")
 BEAT_WORDS = 20  # a character thinks, or takes in a verdict, for as long as it takes to say this many words
-
-def escape(text: object) -> str:
-    """Text made safe and literal inside HTML: tags escaped, line breaks kept, no markdown or maths."""
-    safe = html.escape(str(text), quote=True)
-    # Markdown would end an HTML block at a blank line and read `$` as maths; keep it one literal line.
-    return safe.replace("$", "&#36;").replace("*", "&#42;").replace("_", "&#95;").replace("`", "&#96;") \
-        .replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def literal(text: object) -> str:
-    """Text for st.markdown-based elements (banners, captions), shown as typed: no markup applies.
-
-    Backslash-escaping markdown's punctuation stops links, images, emphasis, maths, raw HTML
-    and HTML entities (`&lt;` stays as typed).
-    """
-    return re.sub(r"([\\`*_{}\[\]<>#|~$&])", r"\\\1", str(text))
-
 
 def _html(markup: str) -> None:
     """The app's one use of unsafe HTML; callers build `markup` around escape()d text only."""
