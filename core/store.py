@@ -7,6 +7,7 @@ WAL, a busy timeout and BEGIN IMMEDIATE writes let threads and processes share t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -469,9 +470,16 @@ class Store:
         self._local = threading.local()
         self._presets: _Presets | None = None
         self._packer: compact.Packer | None = None
+        # A file in a folder the app may not write to can still be read: WAL cannot make its side files
+        # there, so it is opened read-only (and immutable) instead, and any write is a StoreError.
+        self.read_only = self.path.exists() and not os.access(self.path.parent, os.W_OK)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._migrate()
+            if not self.read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._migrate()
+            elif self.schema_version < len(MIGRATIONS):
+                raise StoreError(f"database {self.path}: read-only and from an older version of the app; "
+                                 "open it once where it can be written to")
             self._packer = compact.Packer(dict(self.db.execute("select id, text from dictionaries").fetchall()))
         except (OSError, sqlite3.DatabaseError) as error:
             raise StoreError(f"database {self.path}: {error}") from None
@@ -481,7 +489,8 @@ class Store:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            target, uri = (f"file:{self.path}?mode=ro&immutable=1", True) if self.read_only else (self.path, False)
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, uri=uri)
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
             conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
@@ -783,9 +792,21 @@ class Store:
         return replaced
 
     def custom_presets(self) -> dict[str, Constraints]:
-        """The saved custom presets by name."""
-        return {r["name"]: Constraints.model_validate_json(r["constraints"])
-                for r in self.db["presets"].rows_where(order_by="name")}
+        """The saved custom presets that still validate, by name (see unusable_presets for the others)."""
+        return {name: found for name, found in self._saved_presets().items() if isinstance(found, Constraints)}
+
+    def unusable_presets(self) -> dict[str, str]:
+        """Saved custom presets that no longer validate (an older app's fields, a hand-edited file), with why."""
+        return {name: found for name, found in self._saved_presets().items() if isinstance(found, str)}
+
+    def _saved_presets(self) -> dict[str, Constraints | str]:
+        found: dict[str, Constraints | str] = {}
+        for row in self.db["presets"].rows_where(order_by="name"):
+            try:
+                found[row["name"]] = Constraints.model_validate_json(row["constraints"])
+            except ValidationError as error:
+                found[row["name"]] = explain(error)
+        return found
 
     # -- backtests (core.backtest): a row per run, a row per finished exchange so a run resumes --
 
@@ -842,3 +863,22 @@ class Store:
         """The Backtest page's runs, newest first, with their forms and run keys parsed."""
         return [{**r, "form": json.loads(r["form"]), "run_keys": json.loads(r["run_keys"])}
                 for r in self.db["backtest_jobs"].rows_where(order_by="created desc", limit=limit)]
+
+def _named_errors(method):
+    """A public Store method whose SQLite errors (a corrupt page, a read-only file, a full disk) come
+    out as a StoreError naming the file and the cause."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as error:
+            cause = "it is read-only here" if self.read_only or "readonly" in str(error) else error
+            raise StoreError(f"database {self.path}: {cause}") from None
+
+    return guarded
+
+
+for _name, _method in list(vars(Store).items()):
+    if not _name.startswith("_") and callable(_method) and not isinstance(_method, (staticmethod, classmethod)):
+        setattr(Store, _name, _named_errors(_method))

@@ -12,7 +12,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from core.json_input import read_json  # noqa: E402
+from core.json_input import read_json, shorten  # noqa: E402
 from core.presets import explain  # noqa: E402
 from ui import exchange_view, market_defaults, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -102,6 +102,9 @@ constraints = choices[schema_label]
 sidebar.caption(f"max {constraints.max_rounds} rounds · R/R ≥ {constraints.min_risk_reward:g} · "
                 f"trade ≤ {constraints.max_single_trade_pct:.1%} · cutoff {constraints.trading_cutoff_time or 'none'}")
 sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":material/tune:", disabled=live)
+for name, reason in session.store().unusable_presets().items():
+    sidebar.warning(f"Saved preset **{exchange_view.literal(name)}** is unusable and not offered: "
+                    f"{exchange_view.literal(shorten(reason))}", icon=":material/warning:")
 
 sidebar.header("Agents")
 strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following", disabled=live,

@@ -226,3 +226,20 @@ def test_prune_asks_first_and_deletes_only_what_is_older(tmp_path):
 def test_prune_bad_arguments_exit_3(tmp_path, args, message):
     result = cli("prune", "--db", str(tmp_path / "p.db"), "--yes", *args)
     assert result.returncode == 3 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_database_with_a_corrupt_page_is_one_line_and_exit_3(tmp_path):
+    db = str(tmp_path / "corrupt.db")
+    _stored(db, "2025-03-04 10:00", 30)
+    store = core.Store(db)
+    store.db.execute("pragma wal_checkpoint(truncate)")
+    size = Path(db).stat().st_size
+    with open(db, "r+b") as file:
+        file.seek(size // 2 // 4096 * 4096)
+        file.write(b"\xde\xad\xbe\xef" * (size // 8))
+    for args in (["history", "--db", db, "--limit", "1000"],
+                 ["exchange", "--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180", "--db", db]):
+        result = cli(*args)
+        assert result.returncode == 3, (args, result.stderr)
+        line, = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: database {db}: ") and "Traceback" not in result.stderr

@@ -280,3 +280,16 @@ def test_an_exchange_cut_short_by_leaving_the_page_says_so(app, app_store, world
     at.run()
     banners = texts(at, "info")
     assert any(b.startswith("**INTERRUPTED** — stopped because you left Trade Review") for b in banners), banners
+
+
+def test_a_saved_preset_that_no_longer_validates_is_named_unusable_not_a_crash(app, app_store):
+    app_store.save_preset("mine", core.load_preset("moderate"))
+    app_store.db.execute("insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
+                         ['{"max_rounds": 99}'])
+    app_store.db.conn.commit()
+    at = app()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "mine (custom)" in at.selectbox(key=session.TR_SCHEMA).options
+    assert "old (custom)" not in at.selectbox(key=session.TR_SCHEMA).options
+    warning, = [w for w in texts(at, "warning") if "unusable" in w]
+    assert warning.replace("**", "").startswith("Saved preset old is unusable and not offered: max_rounds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -428,3 +429,51 @@ def test_a_database_keeps_the_dictionary_it_was_written_with(tmp_path, monkeypat
     again = fill(later, 2)
     for store, artifacts in ((core.Store(first.path), written), (later, again)):
         assert [store.get_exchange(a.run_id) for a in artifacts] == artifacts
+
+
+def test_a_stored_preset_that_no_longer_validates_is_listed_unusable_with_its_reason(store):
+    store.save_preset("mine", core.load_preset("moderate"))
+    store.db.execute("insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
+                     [json.dumps({**core.load_preset("moderate").model_dump(mode="json"), "max_rounds": 99})])
+    store.db.conn.commit()
+    assert list(store.custom_presets()) == ["mine"]
+    assert store.unusable_presets() == {"old": "max_rounds: Input should be less than or equal to 10 (got 99)"}
+
+
+def test_a_corrupt_page_after_a_good_header_is_a_store_error_naming_the_file(store):
+    fill(store, 30)
+    store.db.execute("pragma wal_checkpoint(truncate)")
+    size = store.path.stat().st_size
+    with store.path.open("r+b") as file:  # the header and the schema stay good; the later half is garbage
+        file.seek(size // 2 // 4096 * 4096)
+        file.write(b"\xde\xad\xbe\xef" * (size // 8))
+    reopened = core.Store(store.path)
+    failed = []
+    for read in (reopened.list_exchanges, reopened.summary, reopened.violation_counts,
+                 lambda: reopened.memory_summary("s1")):
+        try:
+            read()
+        except core.StoreError as error:
+            failed.append(str(error))
+    assert failed and all(f.startswith(f"database {store.path}: ") and "malformed" in f for f in failed)
+
+
+def test_a_database_that_cannot_be_written_is_a_store_error_not_an_operational_error(store, world, moderate):
+    store.db.execute("pragma query_only = on")  # what a read-only file does to every write
+    with pytest.raises(core.StoreError, match="it is read-only here"):
+        store.save_preset("mine", moderate)
+    with pytest.raises(core.StoreError, match="it is read-only here"):
+        core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store)
+
+
+def test_a_database_in_a_folder_without_write_access_opens_read_only_for_reading(store, tmp_path, monkeypatch):
+    fill(store, 3)
+    store.db.execute("pragma wal_checkpoint(truncate)")
+    real = core.store.os.access
+    monkeypatch.setattr(core.store.os, "access", lambda path, mode: False if Path(path) == store.path.parent
+                        else real(path, mode))  # root may write anywhere: the folder's mode cannot say no
+    reader = core.Store(store.path)
+    assert reader.read_only and reader.count_exchanges() == 3
+    assert reader.get_exchange(reader.list_exchanges()[0]["run_id"]) is not None
+    with pytest.raises(core.StoreError, match="it is read-only here"):
+        reader.save_preset("mine", core.load_preset("moderate"))

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import streamlit as st
 
+import core
+from ui.text import literal
+
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 _run = threading.local()  # Streamlit runs each session's script in its own thread
@@ -25,10 +28,17 @@ _run = threading.local()  # Streamlit runs each session's script in its own thre
 
 @contextmanager
 def app_running() -> Iterator[None]:
-    """Mark this thread as inside app.py's navigation while the page runs."""
+    """Mark this thread as inside app.py's navigation while the page runs.
+
+    A database that fails part-way (a corrupt page, a file made read-only) stops the page with its
+    reason in words, never a traceback.
+    """
     _run.inside_app = True
     try:
         yield
+    except core.StoreError as error:
+        st.error(f"{literal(error)}. Set PLAYER_COACH_DB to another file, or move this one aside.",
+                 icon=":material/database:")
     finally:
         _run.inside_app = False
 
