@@ -30,7 +30,8 @@ from core.schema import ET, WorldState, normalise_symbol
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = ROOT / "data" / "snapshot"
 CACHE_ENV = "PLAYER_COACH_CACHE"  # another folder for downloaded bars (tests, read-only installs)
-CACHE_DIR = Path(os.environ.get(CACHE_ENV) or ROOT / "data" / "cache")  # read at call time: tests repoint it
+CACHE_DIR = Path(os.environ.get(CACHE_ENV) or ROOT / "data" / "cache")  # read once, at import: set the variable
+# before core is imported, or pass cache_dir (the tests do) to point one call elsewhere
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 PRICES = ("Open", "High", "Low", "Close")
 OFFLINE_ENV = "PLAYER_COACH_OFFLINE"  # "1": never ask yfinance (tests, air-gapped machines)

@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -24,6 +24,10 @@ class Broken:
         raise core.AgentError("the model returned nonsense twice")
 
 
+RUN_AT = datetime(2024, 5, 6, 12, 0, tzinfo=timezone.utc)
+"""When the stocked exchanges were run (a minute apart): a fixed clock, never the wall clock's today."""
+
+
 @pytest.fixture
 def stocked(app_store):
     """Exchanges of two symbols and two strategies, one ERROR and one INTERRUPTED among them."""
@@ -32,13 +36,15 @@ def stocked(app_store):
                                                     ("AMZN", strict, "scalp"), ("TSLA", moderate, "scalp")]):
         world = core.WorldState(symbol=symbol, as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
         core.run_exchange_sync(world, schema, core.Portfolio(), core.HousePlayer(seed=n), core.HouseCoach(),
-                               store=app_store, strategy_id=strategy, run_id=f"run-{n}")
+                               store=app_store, strategy_id=strategy, run_id=f"run-{n}",
+                               now=lambda n=n: RUN_AT + timedelta(minutes=n))
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     core.run_exchange_sync(world, moderate, core.Portfolio(), Broken(), core.HouseCoach(), store=app_store,
-                           strategy_id="swing", run_id="run-error")
+                           strategy_id="swing", run_id="run-error", now=lambda: RUN_AT + timedelta(minutes=4))
     no_amzn = strict.model_copy(update={"allowed_symbols": ["MSFT"]})  # round 1 rejects, so closing interrupts
     events = core.run_exchange(world, no_amzn, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
-                               store=app_store, strategy_id="swing", run_id="run-interrupted")
+                               store=app_store, strategy_id="swing", run_id="run-interrupted",
+                               now=lambda: RUN_AT + timedelta(minutes=5))
     for event in events:
         if isinstance(event, core.VerdictReached):
             events.close()
@@ -109,16 +115,15 @@ def test_the_date_filter_chooses_market_date_or_run_time(app, app_store):
     for day in ("2010-06-01", "2021-03-04"):
         world = core.WorldState(symbol="AMZN", as_of=f"{day} 10:00", price=185, sma5=183, sma10=180)
         core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
-                               store=app_store, run_id=f"on-{day}")
+                               store=app_store, run_id=f"on-{day}", now=lambda: RUN_AT)
     at = app(PAGE)
     assert at.radio(key=session.H_DATES_BY).value == "market"
     assert exchanges_table(at)["run_id"].tolist() == ["on-2021-03-04", "on-2010-06-01"]
     at.date_input(key=session.H_DATES).set_value((date(2010, 1, 1), date(2010, 12, 31))).run()
     assert count(at) == 1 and exchanges_table(at)["run_id"].tolist() == ["on-2010-06-01"]
     at.radio(key=session.H_DATES_BY).set_value("run").run()
-    assert count(at) == 0  # both were run today, not in 2010
-    today = datetime.now(timezone.utc).date()
-    at.date_input(key=session.H_DATES).set_value((today, today)).run()
+    assert count(at) == 0  # both were run on RUN_AT's day, not in 2010
+    at.date_input(key=session.H_DATES).set_value((RUN_AT.date(), RUN_AT.date())).run()
     assert count(at) == 2
 
 
@@ -142,9 +147,11 @@ def test_text_and_date_filters(app, stocked):
     assert any("No exchanges match" in i for i in texts(at, "info"))
     at.text_input(key=session.H_TEXT).input("").run()
     at.radio(key=session.H_DATES_BY).set_value("run").run()
-    today = datetime.now(timezone.utc).date()
-    at.date_input(key=session.H_DATES).set_value((today, today)).run()
+    at.date_input(key=session.H_DATES).set_value((RUN_AT.date(), RUN_AT.date())).run()
     assert count(at) == 6
+    day_before = RUN_AT.date() - timedelta(days=1)
+    at.date_input(key=session.H_DATES).set_value((day_before, day_before)).run()
+    assert count(at) == 0  # a date filter that did nothing would still show 6
 
 
 def test_selecting_an_exchange_shows_its_rounds_as_cards(app, stocked):

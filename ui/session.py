@@ -38,7 +38,6 @@ TR_SCHEMAS = "tr_schemas"  # run_id -> the preset or schema name the exchange ra
 EDITOR = "constraints_editor"  # the Constraints editor's working copy (dict, maybe invalid)
 EDITOR_BASE = "constraints_base"  # name of the preset the Constraints editor loaded
 EDITOR_NOTICE = "constraints_notice"  # a one-off message for the Constraints page (kind, text)
-IMPORTED_FILE = "constraints_imported_file"  # the upload already applied, so a rerun does not re-apply it
 DERIVED = "derived"  # the last derive result on Constraints: {strategy, schema, evidence}
 HISTORY_SELECTED = "history_selected"  # run_id selected on History
 HISTORY_CHARTS = "history_charts"  # History has painted once in this session: its charts draw at once from now on
