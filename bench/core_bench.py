@@ -160,6 +160,34 @@ def _reasoning_check_us(cases) -> float:
     return best * 1e6
 
 
+def _hardening_figures(cases) -> dict:
+    """What the typed artifact and the defensive JSON reader cost: reading one exchange back as a
+    validated core.Artifact, and refusing hostile JSON (100,000-deep nesting, a 1 MB string)."""
+    from core.json_input import read_json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = core.Store(Path(tmp) / "typed.db")
+        ids = [core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store).run_id
+               for w, c in cases[:200]]
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for run_id in ids:
+                store.get_exchange(run_id)
+            best = min(best, (time.perf_counter() - start) / len(ids))
+    hostile = {"deep": "[" * 100_000, "long_string": '"' + "x" * 1_000_000 + '"'}
+    refused = {}
+    for name, text in hostile.items():
+        start = time.perf_counter()
+        try:
+            read_json(text, "bench")
+        except core.InvalidInput:
+            pass
+        refused[name] = round((time.perf_counter() - start) * 1e3, 3)
+    return {"get_exchange_typed_mean_ms_best_batch": round(best * 1e3, 3),
+            "read_json_hostile_ms": refused}
+
+
 def run() -> dict:
     cases = _mix()
     rounds = Counter(core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(), core.HouseCoach()).rounds_taken
@@ -210,6 +238,7 @@ def run() -> dict:
         "list_exchanges_100k_p95_ms": round(sorted(timings)[int(len(timings) * 0.95)] * 1e3, 3),
         "list_exchanges_goal_ms": 20,
         "reasoning_check_per_round_us_best_batch": round(_reasoning_check_us(cases), 1),
+        **_hardening_figures(cases),
         "reasoning_check_goal_us": 1000,
         "build_100k_db_seconds": round(build_s, 1),
         "build_100k_db_peak_rss_mb": round(peak_kib / 1024, 1),
