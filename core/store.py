@@ -489,7 +489,8 @@ class Store:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            target, uri = (f"file:{self.path}?mode=ro&immutable=1", True) if self.read_only else (self.path, False)
+            read_only = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"  # as_uri quotes spaces and ?
+            target, uri = (read_only, True) if self.read_only else (self.path, False)
             conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, uri=uri)
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
