@@ -185,10 +185,12 @@ def app_store(tmp_path, app):
 
 
 def plain(markdown: str) -> str:
-    """Markdown as the reader sees it: backslash escapes removed."""
+    """Markdown as the reader sees it: backslash escapes and the invisible word joiners of ui.text removed."""
     import re
 
-    return re.sub(r"\\(.)", r"\1", markdown)
+    from ui.text import WORD_JOINER
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def texts(at, kind: str) -> list[str]:
