@@ -447,10 +447,15 @@ def test_a_corrupt_page_after_a_good_header_is_a_store_error_naming_the_file(sto
     with store.path.open("r+b") as file:  # the header and the schema stay good; the later half is garbage
         file.seek(size // 2 // 4096 * 4096)
         file.write(b"\xde\xad\xbe\xef" * (size // 8))
-    reopened = core.Store(store.path)
     failed = []
-    for read in (reopened.list_exchanges, reopened.summary, reopened.violation_counts,
-                 lambda: reopened.memory_summary("s1")):
+    try:  # whether opening already reads a bad page (the store's dictionaries) or a later read does
+        reopened = core.Store(store.path)
+        reads = (reopened.list_exchanges, reopened.summary, reopened.violation_counts,
+                 lambda: reopened.memory_summary("s1"))
+    except core.StoreError as error:
+        failed.append(str(error))
+        reads = ()
+    for read in reads:
         try:
             read()
         except core.StoreError as error:
