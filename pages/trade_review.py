@@ -127,7 +127,9 @@ speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SP
 st.title("Trade Review")
 agents_label = session.agents_label(agent_choice)
 if session.has_key():
-    st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents.")
+    grading = session.grading_cost()
+    st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents."
+               + (f" Claude also grades the reasoning: about {grading} a round (Settings)." if grading else ""))
 else:
     st.info(f"Agents: **{agents_label}**. To let Claude play both roles, add your Anthropic API key on "
             "Settings (it stays in this browser session only).", icon=":material/home:")

@@ -272,6 +272,7 @@ def test_grading_the_reasoning_is_off_by_default_priced_first_and_shown_on_the_c
     at.switch_page(PAGE).run()
     at.toggle(key=session.S_GRADE).set_value(True).run()
     at.switch_page("pages/trade_review.py").run()
+    assert any(f"Claude also grades the reasoning: about {cost} a round" in c for c in texts(at, "caption"))
     at.button(key=session.TR_RUN).click().run()
     assert not at.exception, [e.value for e in at.exception]
     stored = app_store.get_exchange(at.session_state[session.LAST_RUN_ID])

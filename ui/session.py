@@ -231,6 +231,15 @@ def grader():
                                base_url=base_url())
 
 
+def grading_cost() -> str | None:
+    """What grading the reasoning costs a round, in words, when it is on (Settings); else None."""
+    if not (has_key() and st.session_state.get(GRADE_REASONING)):
+        return None
+    from core import prices, prompts
+
+    return prices.cost_text(prompts.grade_estimate(st.session_state[MODEL], core.Constraints()))
+
+
 def schemas() -> dict[str, core.Constraints]:
     """Every schema the user can pick: the shipped presets, the saved custom ones, the pushed one."""
     choices: dict[str, core.Constraints] = {name: core.load_preset(name) for name in core.list_presets()}
