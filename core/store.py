@@ -538,6 +538,10 @@ class Store:
         """Fold the write-ahead log into the database file and truncate it (size_bytes then counts data only)."""
         self.db.execute("pragma wal_checkpoint(truncate)")
 
+    def copy_bytes(self) -> bytes:
+        """The whole database as one consistent file (the WAL included), for a download."""
+        return self.db.conn.serialize()
+
     def size_bytes(self) -> int:
         """The database size on disk, WAL included."""
         wal = self.path.with_name(self.path.name + "-wal")

@@ -155,7 +155,7 @@ st.subheader("Data")
 st.markdown(f"Exchanges, rounds, coach memory and custom presets live in one SQLite file:\n\n`{store.path}`")
 st.caption(f"Size: {store.size_bytes() / 1024:,.1f} KiB · set PLAYER_COACH_DB to use another file.")
 # Built only on a click: the file may hold gigabytes, and serialize() is a consistent copy, WAL included.
-st.download_button("Download the database", store.db.conn.serialize, file_name=store.path.name,
+st.download_button("Download the database", store.copy_bytes, file_name=store.path.name,
                    mime="application/vnd.sqlite3", icon=":material/download:", on_click="ignore")
 pruning.section(store)
 

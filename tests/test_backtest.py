@@ -18,7 +18,7 @@ from core.agent import Turn
 from core.market import MarketDataError, load_bars
 from core.schema import Constraints, Proposal
 
-from tests.test_market import frame
+from tests.bars import frame
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch, tmp_path):

@@ -16,19 +16,10 @@ import pytest
 from core import market
 from core.market import MarketDataError, load_bars, validate_bars, world_state
 from core.schema import ET
+from tests.bars import frame
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 YF_DOWNLOAD = market.yfinance_download  # the real function, before the autouse fixture replaces it
-
-
-def frame(closes, start="2024-01-02", **columns) -> pd.DataFrame:
-    """Hand-made daily bars on business days: open = close unless given, high/low 1 around."""
-    closes = np.asarray(closes, dtype=float)
-    index = pd.bdate_range(start, periods=len(closes))
-    return pd.DataFrame({
-        "Open": columns.get("Open", closes), "High": columns.get("High", closes + 1),
-        "Low": columns.get("Low", closes - 1), "Close": closes, "Volume": columns.get("Volume", np.full(len(closes), 1000.0)),
-    }, index=index)
 
 
 def failing(symbol, start, end):
