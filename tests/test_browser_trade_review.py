@@ -116,9 +116,6 @@ def test_stop_in_round_1_keeps_the_proposal_and_checks_being_read_marked_interru
     assert [(r.round, r.complete) for r in store.get_exchange(newest["run_id"]).rounds] == [(1, False)]
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, not yet found: after the module's other exchanges, a round "
-                   "card's checks table at 390 px sometimes reaches 28 px past the screen (its frame, not only its "
-                   "content); alone the test passes")
 def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(browser, app_server):
     base, _ = app_server
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -145,10 +142,12 @@ def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(brow
 # Elements reaching past the right edge, except inside a frame that scrolls or clips them (a table).
 WIDER_THAN_SCREEN = """() => {
     const edge = window.innerWidth + 1;
+    // framed: some frame of its own (a table's scroller; not the page's) clips it and itself fits the screen
     const framed = el => {
         for (let up = el.parentElement; up; up = up.parentElement) {
+            if (['stMain', 'stAppViewContainer', 'stApp'].includes(up.dataset?.testid)) return false;
             const style = getComputedStyle(up);
-            if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX)) return up.getBoundingClientRect().right <= edge;
+            if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX) && up.getBoundingClientRect().right <= edge) return true;
         }
         return false;
     };

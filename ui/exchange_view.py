@@ -60,9 +60,7 @@ _CSS = """
 @keyframes pc-blink{50%{opacity:0}}
 .pc-said{border-left:3px solid #cbd5e1;padding:.4rem .7rem;background:#f8fafc;border-radius:6px;font-size:.9rem;
   line-height:1.45;margin:.2rem 0 .6rem 0;overflow-wrap:anywhere}
-@media (max-width: 700px){.pc-stage{flex-direction:column}
-  [data-testid="stMarkdownContainer"] p{overflow-wrap:anywhere}
-  [data-testid="stTable"]{display:block;max-width:calc(100vw - 2rem);overflow-x:auto}}  /* a wide table scrolls in its frame */
+@media (max-width: 700px){.pc-stage{flex-direction:column}}
 """ + characters.CSS + """</style>
 """
 LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still rejected after the last round (max\\_rounds) · "
