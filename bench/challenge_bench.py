@@ -11,19 +11,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 import core
+from bench.backtest_bench import _timed
 from core import market
 
 PRESETS = ("moderate", "aggressive")
-
-
-def _best(fn, repeats: int) -> float:
-    """Best of `repeats` (other load on the machine only ever adds time)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _sweep_s(executor) -> tuple[float, int]:
@@ -48,7 +39,7 @@ def run() -> dict:
     returns = np.random.default_rng(0).normal(0.001, 0.01, 250)
     rules = core.ChallengeRules(0.06, 0.10, 0.02, 0.5, max_days=60)
     core.pass_probability(returns, rules)
-    pass_s = _best(lambda: core.pass_probability(returns, rules, paths=10_000), 7)
+    pass_s = _timed(lambda: core.pass_probability(returns, rules, paths=10_000), 7)
 
     members = market.universe_symbols("sp500-2009")  # read once here: forked workers inherit it
     cores = os.cpu_count() or 1
