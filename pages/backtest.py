@@ -283,7 +283,7 @@ st.divider()
 st.subheader("Past runs")
 running = state.get(session.BT_JOB)
 live = {running["job_key"], *running["keys"], running.get("current")} if running else set()
-past = {entry.key: entry for entry in past_runs(store, live=live)}
+past = {entry.key: entry for entry in past_runs(store, live=live, now=session.now())}
 if not past:
     st.caption("No stored backtests yet.")
 else:

@@ -25,7 +25,7 @@ def validate() -> None:
     except ImportError:
         state[session.KEY_STATUS] = ("error", "The Claude agents are not installed in this build.")
         return
-    check = claude.validate_key(key, model=state[session.MODEL], base_url=session.base_url())
+    check = claude.validate_key(key, model=state[session.MODEL], base_url=session.base_url(), today=session.today())
     message = str(check.message).replace(key, "[key]")  # belt and braces: a key never reaches the screen
     if check.keep:
         state[session.API_KEY] = key
@@ -72,12 +72,12 @@ def offered_models() -> tuple[list[prices.ModelInfo], str | None]:
         from core import claude
 
         try:
-            state[session.MODEL_LIST] = claude.list_models(state[session.API_KEY], base_url=session.base_url())
+            state[session.MODEL_LIST] = claude.list_models(state[session.API_KEY], base_url=session.base_url(), today=session.today())
             return state[session.MODEL_LIST], None
         except claude.AgentError as failure:
             state[session.MODEL_LIST_NOTE] = f"Could not list the models for this key ({failure})."
     note = state.get(session.MODEL_LIST_NOTE, "Validate a key to see the models it may use.")
-    return prices.builtin_models(), f"{note} Showing the built-in list instead."
+    return prices.builtin_models(session.today()), f"{note} Showing the built-in list instead."
 
 
 st.title("Settings")

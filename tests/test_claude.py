@@ -253,7 +253,7 @@ def test_a_model_the_key_may_not_use_is_named(fake, key):
 
 def test_list_models_is_newest_first_without_retired_models_and_marks_deprecated_ones(fake, key):
     fake.models = list(reversed(fake.models))  # whatever order the API sends
-    listed = core.list_models(key, base_url=fake.base_url)
+    listed = core.list_models(key, base_url=fake.base_url, today=date(2026, 11, 1))
     ids = [m.id for m in listed]
     assert ids[:4] == ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"]
     assert "claude-opus-4-1-20250805" not in ids
@@ -262,7 +262,7 @@ def test_list_models_is_newest_first_without_retired_models_and_marks_deprecated
     assert all(m.priced for m in listed)
     fake.models.append({"id": "claude-sonnet-6", "display_name": "Claude Sonnet 6",
                         "created_at": "2026-11-20T00:00:00Z", "lifecycle": "active"})
-    newest = core.list_models(key, base_url=fake.base_url)[0]
+    newest = core.list_models(key, base_url=fake.base_url, today=date(2026, 11, 1))[0]
     assert (newest.id, newest.priced) == ("claude-sonnet-6", False) and "estimated" in newest.label()
     # a deprecated model whose day has come is not offered even if a list still names it
     assert "claude-sonnet-4-5-20250929" not in [m.id for m in core.list_models(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import time_machine
 
 import core
 from core import prices
@@ -204,6 +205,7 @@ def test_a_network_failure_is_not_key_refused_and_keeps_key_and_field(app, fake_
     assert any("Could not list the models for this key" in c and "built-in list" in c for c in texts(at, "caption"))
 
 
+@time_machine.travel(datetime(2026, 11, 1, 12, tzinfo=timezone.utc), tick=True)
 def test_the_models_of_the_key_are_offered_newest_first_with_name_and_price(app, fake_anthropic):
     at = _validate(app(PAGE))
     picker = at.selectbox(key=session.S_MODEL)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -13,7 +13,7 @@ SCOPES = {"older": "Older than N days", "all": "All exchanges"}
 
 
 def _before(scope: str, days: int) -> datetime | None:
-    return None if scope == "all" else datetime.now(timezone.utc) - timedelta(days=days)
+    return None if scope == "all" else session.now() - timedelta(days=days)
 
 
 def section(store: core.Store) -> None:

@@ -7,6 +7,7 @@ It is never written to a file, the database, a log, a query parameter or an erro
 from __future__ import annotations
 
 import os
+from datetime import date, datetime, timezone
 
 import streamlit as st
 
@@ -14,6 +15,16 @@ import core
 from core.plugins import InstalledAgent, installed_agents
 from core.prices import DEFAULT_MODEL
 from ui.exchange_view import literal
+
+def today() -> date:
+    """The calendar day the pages reason from (model retirements, date defaults); tests set it with time-machine."""
+    return date.today()
+
+
+def now() -> datetime:
+    """The moment the pages reason from (past runs' state, pruning ages), in UTC."""
+    return datetime.now(timezone.utc)
+
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
