@@ -14,7 +14,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import core
-from core import backtest, market
+from core import market
+from core.backtest import engine as backtest
 
 SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
 PORTFOLIO = ["AAPL", "IBM", "MSFT", "GOOG"]  # in core.market's "stocks-2000-2013" set

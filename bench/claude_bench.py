@@ -24,8 +24,9 @@ from pathlib import Path
 import anthropic
 
 import core
-from core import claude, prices
-from tests.fake_anthropic import CRITIQUE, GOOD_PROPOSAL, THIN_PROPOSAL, FakeAnthropic, tool
+from core import prices
+from core.claude import agents as claude
+from tests.support.fake_anthropic import CRITIQUE, GOOD_PROPOSAL, THIN_PROPOSAL, FakeAnthropic, tool
 
 KEY = "sk-ant-bench-" + "".join(secrets.choice(string.ascii_letters) for _ in range(48))
 FIRST_WORD_TRIES = 5
@@ -118,7 +119,7 @@ def _first_word_on_screen() -> dict:
     """Seconds from the first reasoning delta sent by the fake to the first word in the browser's bubble."""
     from playwright.sync_api import sync_playwright
 
-    from tests.ui_fixtures import free_port, launch_chromium, start_app, stop_app, wait_for_app
+    from tests.support.ui_fixtures import free_port, launch_chromium, start_app, stop_app, wait_for_app
 
     latencies = []
     # A stream that takes its time, as a model writing does: 20 ms between deltas of 12 characters.

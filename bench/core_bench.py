@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import core
-from core.house import house_grid
+from core.exchange.house import house_grid
 
 
 def _mix() -> list[tuple[core.WorldState, core.Constraints]]:
@@ -163,7 +163,7 @@ def _reasoning_check_us(cases) -> float:
 def _hardening_figures(cases) -> dict:
     """What the typed artifact and the defensive JSON reader cost: reading one exchange back as a
     validated core.Artifact, and refusing hostile JSON (100,000-deep nesting, a 1 MB string)."""
-    from core.json_input import read_json
+    from core.exchange.json_input import read_json
 
     with tempfile.TemporaryDirectory() as tmp:
         store = core.Store(Path(tmp) / "typed.db")

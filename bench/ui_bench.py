@@ -26,7 +26,7 @@ from pathlib import Path
 
 import core
 from bench.core_bench import build_exchanges
-from tests.ui_fixtures import (CHROMIUM, free_port, launch_chromium, reject_then_approve_seed, set_speed, start_app,
+from tests.support.ui_fixtures import (CHROMIUM, free_port, launch_chromium, reject_then_approve_seed, set_speed, start_app,
                                stop_app, wait_for_app)
 
 BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")

@@ -12,32 +12,32 @@
 
 import importlib
 
-from core.agent import Coach, Player, Turn
-from core.deriver import derive_constraints
-from core.errors import AgentError, InvalidInput, MarketDataError, PlayerCoachError, SpendLimitReached, StoreError
-from core.house import HouseCoach, HousePlayer
-from core.loop import (
+from core.exchange.agent import Coach, Player, Turn
+from core.journal.deriver import derive_constraints
+from core.exchange.errors import AgentError, InvalidInput, MarketDataError, PlayerCoachError, SpendLimitReached, StoreError
+from core.exchange.house import HouseCoach, HousePlayer
+from core.exchange.loop import (
     BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment,
     VerdictReached, replay_exchange, run_exchange, run_exchange_sync,
 )
-from core.presets import list_presets, load_preset, parse_constraints
-from core.reasoning import Claim, ReasoningCheck, reasoning_check
-from core.rules import check_proposal, circuit_breaker, risk_reward
-from core.schema import (
+from core.exchange.presets import list_presets, load_preset, parse_constraints
+from core.exchange.reasoning import Claim, ReasoningCheck, reasoning_check
+from core.exchange.rules import check_proposal, circuit_breaker, risk_reward
+from core.exchange.schema import (
     BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Agents, Artifact, Check, Constraints, Evaluation, Portfolio,
     Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState,
 )
-from core.spend_guard import SpendGuard
-from core.store import Store
+from core.claude.spend_guard import SpendGuard
+from core.journal.store import Store
 
 _LAZY = {
-    "ClaudeCoach": "claude", "ClaudeGrader": "claude", "ClaudePlayer": "claude", "list_models": "claude",
-    "validate_key": "claude",
-    "Backtest": "backtest", "BacktestResult": "backtest", "compare_presets": "backtest", "run_backtest": "backtest",
-    "Costs": "book",
+    "ClaudeCoach": "claude.agents", "ClaudeGrader": "claude.agents", "ClaudePlayer": "claude.agents",
+    "list_models": "claude.agents", "validate_key": "claude.agents",
+    "Backtest": "backtest.engine", "BacktestResult": "backtest.engine", "compare_presets": "backtest.engine",
+    "run_backtest": "backtest.engine", "Costs": "backtest.book",
     "load_bars": "market", "world_state": "market",
-    "ChallengeResult": "challenge", "ChallengeRules": "challenge", "pass_probability": "challenge",
-    "rolling_pass_rate": "challenge", "sweep": "sweeps",
+    "ChallengeResult": "backtest.challenge", "ChallengeRules": "backtest.challenge",
+    "pass_probability": "backtest.challenge", "rolling_pass_rate": "backtest.challenge", "sweep": "backtest.sweeps",
 }
 """Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.exports import safe_csv
-from core.house import HouseCoach, HousePlayer
-from core.loop import run_exchange_sync
-from core.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
-from core.errors import InvalidInput, PlayerCoachError
-from core.json_input import excerpt, read_json, shorten
-from core.presets import explain, list_presets, load_preset
-from core.rules import check_proposal
-from core.schema import ET, MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
-from core.store import Store
+from core.exchange.house import HouseCoach, HousePlayer
+from core.exchange.loop import run_exchange_sync
+from core.exchange.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
+from core.exchange.errors import InvalidInput, PlayerCoachError
+from core.exchange.json_input import excerpt, read_json, shorten
+from core.exchange.presets import explain, list_presets, load_preset
+from core.exchange.rules import check_proposal
+from core.exchange.schema import ET, MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
+from core.journal.store import Store
 
 INVALID = 3
 EXIT_CODES = {"APPROVE": 0, "REJECT": 1, "ABORT": 2}
@@ -122,11 +122,11 @@ def cmd_history(args) -> int:
 
 def cmd_challenge(args) -> int:
     """Pass probability of a challenge for a stored backtest's daily returns or a returns file."""
-    from core.challenge import ChallengeRules, pass_probability, read_returns, rolling_pass_rate
+    from core.backtest.challenge import ChallengeRules, pass_probability, read_returns, rolling_pass_rate
 
     preset, source = args.preset, args.returns
     if args.from_backtest:
-        from core.backtest import reopen_backtest
+        from core.backtest.engine import reopen_backtest
 
         try:
             result = reopen_backtest(Store(args.db) if args.db else Store(), args.from_backtest)
@@ -167,9 +167,9 @@ def _progress_bar(done: int, total: int, width: int = 30) -> None:
 
 def cmd_sweep(args) -> int:
     """Backtest every symbol x preset x seed, locally or on a Dask cluster; print a summary per preset."""
-    from core.errors import MarketDataError
+    from core.exchange.errors import MarketDataError
     from core.market import universe_symbols
-    from core.sweeps import sweep
+    from core.backtest.sweeps import sweep
 
     executor = client = None
     if args.dask:
@@ -294,7 +294,9 @@ def cmd_backtest(args) -> int:
     limits that bound) or, with --json, the whole result."""
     import os
 
-    from core import backtest, market, metrics
+    from core import market
+    from core.backtest import engine as backtest
+    from core.backtest import result as metrics
 
     if args.offline:
         os.environ[market.OFFLINE_ENV] = "1"

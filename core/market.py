@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import MarketDataError
-from core.schema import ET, WorldState, normalise_symbol
+from core.exchange.errors import MarketDataError
+from core.exchange.schema import ET, WorldState, normalise_symbol
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = ROOT / "data" / "snapshot"

@@ -20,8 +20,8 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from core.errors import InvalidInput
-from core.schema import Usage
+from core.exchange.errors import InvalidInput
+from core.exchange.schema import Usage
 
 
 def _entry(input_usd: float, output_usd: float, cache_read: float = 0.1) -> dict[str, float]:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import core  # noqa: E402
-from tests.ui_fixtures import free_port, launch_chromium, set_speed, start_app, stop_app, wait_for_app  # noqa: E402
+from tests.support.ui_fixtures import free_port, launch_chromium, set_speed, start_app, stop_app, wait_for_app  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 WIDTH = 1400

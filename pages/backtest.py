@@ -11,9 +11,11 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from core import backtest, market, metrics, prices  # noqa: E402
+from core import market, prices
+from core.backtest import engine as backtest
+from core.backtest import result as metrics  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
-from core.past_runs import past_runs  # noqa: E402
+from core.backtest.job import past_runs  # noqa: E402
 from ui import backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402

@@ -12,8 +12,8 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from core.json_input import read_json, shorten  # noqa: E402
-from core.presets import explain  # noqa: E402
+from core.exchange.json_input import read_json, shorten  # noqa: E402
+from core.exchange.presets import explain  # noqa: E402
 from ui import exchange_view, market_defaults, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 

@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core  # noqa: E402
-from core.claude import DEFAULT_MODEL, ClaudeCoach, ClaudePlayer, SpendGuard, validate_key  # noqa: E402
-from core.loop import TextFragment, VerdictReached  # noqa: E402
+from core.claude.agents import DEFAULT_MODEL, ClaudeCoach, ClaudePlayer, SpendGuard, validate_key  # noqa: E402
+from core.exchange.loop import TextFragment, VerdictReached  # noqa: E402
 
 
 def main() -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-import string
-
 import pytest
 
 import core
-from tests.fake_anthropic import FakeAnthropic
+from tests.support.builders import make_key
+from tests.support.fake_anthropic import FakeAnthropic
+
+pytest_plugins = ["tests.support.ui_fixtures"]
 
 
 @pytest.fixture
@@ -26,20 +26,6 @@ def moderate():
     return core.load_preset("moderate")
 
 
-def entry(side="enter_long", symbol="AMZN", size=0.03, e=264.14, s=262.14, t=267.14) -> dict:
-    """An entry action as a dict (what a Player or a file would send)."""
-    return {"action_type": side, "symbol": symbol, "size_pct": size, "entry_price": e, "stop_loss": s, "take_profit": t}
-
-
-def proposal(*actions: dict, reasoning: str = "test") -> core.Proposal:
-    return core.Proposal.model_validate({"reasoning": reasoning, "actions": list(actions)})
-
-
-def make_key() -> str:
-    """A fresh, distinctive Anthropic-shaped key, so a stray copy of it anywhere is easy to find."""
-    return "sk-ant-test-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
-
-
 @pytest.fixture
 def key():
     return make_key()
@@ -47,6 +33,6 @@ def key():
 
 @pytest.fixture
 def fake():
-    """The fake Anthropic server (tests/fake_anthropic.py), running for one test."""
+    """The fake Anthropic server (tests/support/fake_anthropic.py), running for one test."""
     with FakeAnthropic() as server:
         yield server

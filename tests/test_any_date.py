@@ -12,8 +12,7 @@ import time_machine
 
 import core
 from core import market, prices
-from core.past_runs import STALE_AFTER, past_runs
-from tests.ui_fixtures import *  # noqa: F403
+from core.backtest.job import STALE_AFTER, past_runs
 from ui import session
 
 DAYS = [datetime(2026, 1, 1, 15, tzinfo=timezone.utc), datetime(2027, 6, 30, 15, tzinfo=timezone.utc),
@@ -44,7 +43,7 @@ def test_the_models_of_a_key_follow_the_clock(clock, fake, key):
 
 
 def test_settings_offers_what_the_day_allows(clock, app, monkeypatch, key):
-    from tests.fake_anthropic import FakeAnthropic
+    from tests.support.fake_anthropic import FakeAnthropic
 
     with FakeAnthropic() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)

@@ -1,4 +1,4 @@
-"""core.backtest: no lookahead, fills, stops and gaps, fees, metrics by hand, breakers, resume."""
+"""core.backtest.engine: no lookahead, fills, stops and gaps, fees, metrics by hand, breakers, resume."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import pandas as pd
 import pytest
 
 import core
-from core import backtest as bt
-from core import market, metrics, prices
+from core.backtest import engine as bt
+from core import market, prices
+from core.backtest import result as metrics
 from core.__main__ import main as cli
-from core.agent import Turn
+from core.exchange.agent import Turn
 from core.market import MarketDataError, load_bars
-from core.schema import Constraints, Proposal
+from core.exchange.schema import Constraints, Proposal
 
-from tests.bars import frame
+from tests.support.bars import frame
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch, tmp_path):

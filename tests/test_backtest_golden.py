@@ -1,7 +1,7 @@
 """A single-symbol backtest gives today what it gave before the portfolio engine (issue 11).
 
 Recorded from the engine before the rewrite (main at 3540e42) with a Player and Coach of the test's
-own (tests/backtest_golden.py), so the house agents may improve without moving these figures; two
+own (tests/support/backtest_golden.py), so the house agents may improve without moving these figures; two
 deliberate changes since:
 * a calendar that runs seven days a week (BTC-USD) annualises its ratios over 365 days, not 252;
 * the fill re-check sees the symbol's ATR (issue 10, item 14), so the presets with
@@ -15,7 +15,7 @@ import math
 import pytest
 
 from core import market
-from tests.backtest_golden import CASES, load, run_case, summary
+from tests.support.backtest_golden import CASES, load, run_case, summary
 
 SEVEN_DAYS = {"btc-aggressive"}
 RESCALE = math.sqrt(365 / 252)

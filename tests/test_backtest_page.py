@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from core import backtest, market
-from core.past_runs import past_runs
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from core import market
+from core.backtest import engine as backtest
+from core.backtest.job import past_runs
+from tests.support.ui_fixtures import texts
 from ui import session
 
 PAGE = "pages/backtest.py"
@@ -114,7 +114,7 @@ def test_a_crashed_run_is_listed_as_interrupted_and_resumes_from_its_days(app, a
     assert row["status"] == "paused" and 0 < row["days_done"] < row["days_total"]
     decided = row["days_done"]
     assert past_runs(app_store)[0].state == "running"  # just written to: another tab may be advancing it
-    monkeypatch.setattr("core.past_runs.STALE_AFTER", timedelta(0))  # ...until nothing has written for a while
+    monkeypatch.setattr("core.backtest.job.STALE_AFTER", timedelta(0))  # ...until nothing has written for a while
     assert past_runs(app_store)[0].state == "interrupted"
     fresh = app(PAGE)
     assert "interrupted" in fresh.selectbox(key=session.BT_PAST).options[0]
@@ -213,7 +213,7 @@ def test_a_custom_preset_name_is_shown_as_typed(app, app_store):
 
 def test_the_challenge_panel_shows_each_presets_pass_probability_with_editable_rules(app, app_store):
     import core
-    from core.challenge import ChallengeRules, pass_probability
+    from core.backtest.challenge import ChallengeRules, pass_probability
 
     at = choose_short_msft(app(PAGE))
     run_to_the_end(at)

@@ -9,8 +9,7 @@ import sqlite3
 import pytest
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
+from tests.support.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
 
 PAGES = {"": "Trade Review", "constraints": "Constraints", "history": "History", "backtest": "Backtest",
          "settings": "Settings"}
@@ -279,9 +278,9 @@ def test_deleting_old_exchanges_on_settings_asks_before_it_deletes(app_server, p
 
 def test_claude_agents_play_with_a_session_key_that_is_written_nowhere(browser, tmp_path):
     """Validate a key on Settings (fake Anthropic server), run an exchange with Claude agents, look for the key."""
-    pytest.importorskip("core.claude", reason="core.claude is not in this build")
-    from tests.fake_anthropic import FakeAnthropic
-    from tests.ui_fixtures import free_port, start_app
+
+    from tests.support.fake_anthropic import FakeAnthropic
+    from tests.support.ui_fixtures import free_port, start_app
 
     key = "sk-ant-test-" + "Br0wS3rK3y" * 4
     db = tmp_path / "claude.db"

@@ -6,8 +6,7 @@ import pytest
 
 import core
 from core import market
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import wait_for_app
+from tests.support.ui_fixtures import wait_for_app
 
 HOUSE = "House agents (offline, free)"  # the Backtest page's label for the house agents
 START, END = "2021-01-04", "2021-03-31"

@@ -7,8 +7,7 @@ import json
 import re
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import set_speed, wait_for_app
+from tests.support.ui_fixtures import set_speed, wait_for_app
 
 LEVERAGE = "Most leverage (max_leverage)"
 BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")

@@ -9,8 +9,7 @@ import sqlite3
 import pytest
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
+from tests.support.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
 
 BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")
 

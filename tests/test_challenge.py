@@ -1,4 +1,4 @@
-"""core.challenge: pass probability against closed forms, an exact enumeration and a plain walker."""
+"""core.backtest.challenge: pass probability against closed forms, an exact enumeration and a plain walker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 import core
 from core.__main__ import main
-from core.challenge import ChallengeRules, pass_probability, read_returns, rolling_pass_rate, wilson_interval
+from core.backtest.challenge import ChallengeRules, pass_probability, read_returns, rolling_pass_rate, wilson_interval
 
 
 def walk(returns, rules: ChallengeRules) -> tuple[str, int]:

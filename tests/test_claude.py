@@ -12,9 +12,11 @@ from datetime import date
 import pytest
 
 import core
-from core import claude, prices, prompts
-from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
-from tests.fake_anthropic import (
+from core import prices
+from core.claude import agents as claude
+from core.claude import prompts
+from core.claude.agents import ClaudeCoach, ClaudePlayer, SpendGuard
+from tests.support.fake_anthropic import (
     GOOD_PROPOSAL, FakeAnthropic, approx_tokens, error, minimum_cacheable, overloaded, rate_limited, stall, tool,
 )
 
@@ -287,7 +289,7 @@ def test_the_fake_accepts_the_key_as_x_api_key_or_bearer_and_refuses_none(fake, 
 
 
 def test_the_fake_starts_from_a_plain_script_with_a_scenario(key):
-    process = subprocess.Popen([sys.executable, "tests/fake_anthropic.py", "--port", "0", "--scenario", "slow",
+    process = subprocess.Popen([sys.executable, "tests/support/fake_anthropic.py", "--port", "0", "--scenario", "slow",
                                 "--delay", "0.001"], stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

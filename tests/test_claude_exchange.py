@@ -8,10 +8,12 @@ import logging
 import pytest
 
 import core
-from core import claude, prices, prompts
-from core.claude import ClaudeCoach, ClaudePlayer, SpendGuard
-from core.loop import ExchangeFinished, TextFragment
-from tests.fake_anthropic import (
+from core import prices
+from core.claude import agents as claude
+from core.claude import prompts
+from core.claude.agents import ClaudeCoach, ClaudePlayer, SpendGuard
+from core.exchange.loop import ExchangeFinished, TextFragment
+from tests.support.fake_anthropic import (
     BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, error, overloaded, rate_limited,
     tool,
 )
@@ -71,8 +73,8 @@ def test_approve_in_round_one(fake, key, world, moderate, store):
     artifact = artifact_of(events)
     assert (artifact.outcome, artifact.rounds_taken, artifact.termination_reason) == ("APPROVE", 1, None)
     assert artifact.agents.model_dump() == {"player": "claude-player", "coach": "claude-coach", "model": MODEL,
-                                            "player_class": "core.claude:ClaudePlayer",
-                                            "coach_class": "core.claude:ClaudeCoach"}
+                                            "player_class": "core:ClaudePlayer",
+                                            "coach_class": "core:ClaudeCoach"}
     stored = store.get_exchange(artifact.run_id)
     assert stored.outcome == "APPROVE" and len(stored.rounds) == 1
     assert stored.rounds[0].proposal.actions[0].take_profit == 191.0

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 import core
-from core import claude, prices
-from core.claude import ClaudeCoach, ClaudePlayer
-from tests.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, rate_limited, refusal, stall, tool
+from core import prices
+from core.claude import agents as claude
+from core.claude.agents import ClaudeCoach, ClaudePlayer
+from tests.support.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, rate_limited, refusal, stall, tool
 
 
 def run(fake, key, world, constraints, store=None, model=claude.DEFAULT_MODEL, guard=None, **options) -> dict:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 import core
-import core.claude
-from core import prompts
-from core.claude import ClaudeGrader, ClaudePlayer
-from tests.fake_anthropic import GOOD_PROPOSAL, GRADE, FakeAnthropic, tool
-from tests.conftest import make_key
+import core.claude.agents
+from core.claude import prompts
+from core.claude.agents import ClaudeGrader, ClaudePlayer
+from tests.support.fake_anthropic import GOOD_PROPOSAL, GRADE, FakeAnthropic, tool
+from tests.support.builders import make_key
 
 WORLD = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
 PROPOSAL = core.Proposal.model_validate(GOOD_PROPOSAL)
@@ -57,7 +57,7 @@ def test_the_grade_is_recorded_in_the_round_and_never_changes_the_verdict(fake, 
     key, moderate = make_key(), core.load_preset("moderate")
 
     def exchange(grader=None):
-        player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.ClaudeCoach(key, base_url=fake.base_url)
+        player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.agents.ClaudeCoach(key, base_url=fake.base_url)
         return core.run_exchange_sync(WORLD, moderate, core.Portfolio(), player, coach, store=store, grader=grader)
 
     plain = exchange()
@@ -74,7 +74,7 @@ def test_the_grade_is_recorded_in_the_round_and_never_changes_the_verdict(fake, 
 def test_a_grader_that_fails_leaves_no_grade_and_the_exchange_goes_on(fake):
     key = make_key()
     fake.enqueue(tool(GOOD_PROPOSAL), tool({"score": 0, "reason": ""}), tool({"score": 9, "reason": ""}))
-    player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.ClaudeCoach(key, base_url=fake.base_url)
+    player, coach = ClaudePlayer(key, base_url=fake.base_url), core.claude.agents.ClaudeCoach(key, base_url=fake.base_url)
     artifact = core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), player, coach,
                                       grader=ClaudeGrader(key, base_url=fake.base_url))
     assert artifact.outcome == "APPROVE" and artifact.rounds[0].reasoning_grade is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import core
-from tests.conftest import entry, proposal
+from tests.support.builders import entry, proposal
 
 
 def seed_round(store, symbol: str, rr: float, approved: bool, strategy="s1"):

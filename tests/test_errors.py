@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 
 import core
-from core import backtest, prices
-from core.agent import Turn
-from tests.conftest import entry, proposal
+from core import prices
+from core.backtest import engine as backtest
+from core.exchange.agent import Turn
+from tests.support.builders import entry, proposal
 
 FAMILY = (core.InvalidInput, core.StoreError, core.MarketDataError, core.AgentError, core.SpendLimitReached)
 
 
 def test_every_error_is_a_player_coach_error_and_importable_from_where_it_was():
-    from core.agent import AgentError, SpendLimitReached
+    from core.exchange.agent import AgentError, SpendLimitReached
     from core.market import MarketDataError
-    from core.presets import InvalidInput
-    from core.store import StoreError
+    from core.exchange.presets import InvalidInput
+    from core.journal.store import StoreError
 
     assert (InvalidInput, StoreError, MarketDataError, AgentError, SpendLimitReached) == FAMILY
     assert all(issubclass(error, core.PlayerCoachError) for error in FAMILY)

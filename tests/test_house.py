@@ -9,8 +9,9 @@ from functools import cache
 import pytest
 
 import core
-from core.house import describe, house_grid
-from tests.conftest import entry, proposal
+import core.exchange.house
+from core.exchange.house import describe, house_grid
+from tests.support.builders import entry, proposal
 
 PRESETS = ("aggressive", "conservative", "futures_compatible", "moderate", "strict")
 
@@ -130,7 +131,7 @@ def test_sizes_to_the_tightest_limit_and_says_which(moderate):
     artifact = core.run_exchange_sync(world, moderate, book, core.HousePlayer(), core.HouseCoach())
     assert artifact.approved
     trade = core.Action.model_validate(artifact.rounds[-1].proposal.actions[0])
-    limits = core.house.size_limits(moderate, book, "AMZN", trade.entry_price, trade.stop_loss)
+    limits = core.exchange.house.size_limits(moderate, book, "AMZN", trade.entry_price, trade.stop_loss)
     assert trade.size_pct == pytest.approx(limits["max_daily_loss_pct"], abs=1e-4)
     assert trade.size_pct < moderate.max_single_trade_pct
     assert "the most max_daily_loss_pct allows" in artifact.rounds[-1].proposal.reasoning
@@ -184,7 +185,7 @@ def test_house_player_exits_a_long_when_the_trend_turns(moderate):
 
 def test_a_strict_backtest_on_an_allowed_symbol_trades():
     # The first plan leaves headroom over strict's R/R and ATR minimums, so a fill at the next open still passes.
-    from core import backtest
+    from core.backtest import engine as backtest
     from core.market import load_bars
 
     result = backtest.run_backtest("MSFT", "2021-01-04", "2021-06-30", core.load_preset("strict"), core.HousePlayer(),

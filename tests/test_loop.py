@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import core
-from core.agent import AgentError, SpendLimitReached, Turn
-from tests.conftest import entry, proposal
+from core.exchange.agent import AgentError, SpendLimitReached, Turn
+from tests.support.builders import entry, proposal
 
 
 class ScriptedPlayer:
@@ -201,7 +201,7 @@ def test_the_artifact_is_the_typed_model_and_its_json_validates_back(world, mode
     assert core.Artifact.model_validate(data) == artifact
     assert artifact.agents.model_dump() == {"player": "scripted-player", "coach": "house-coach", "model": None,
                                             "player_class": "tests.test_loop:ScriptedPlayer",
-                                            "coach_class": "core.house:HouseCoach"}
+                                            "coach_class": "core:HouseCoach"}
     assert artifact.strategy_id == "s1" and artifact.symbol == "AMZN"
     assert artifact.model_dump(mode="json")["world_state"]["as_of"] == "2025-03-04T10:00:00-05:00"
     round_one = artifact.rounds[0]
@@ -280,10 +280,10 @@ def test_the_verdict_is_known_when_the_proposal_is_made(world, moderate):
 
 
 def test_a_rounds_latency_is_the_agents_time_not_the_consumers(world, moderate, monkeypatch):
-    import core.loop
+    import core.exchange.loop
 
     clock = [1000.0]
-    monkeypatch.setattr(core.loop.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(core.exchange.loop.time, "perf_counter", lambda: clock[0])
 
     class Thinker(ScriptedPlayer):
         def propose(self, *args):

@@ -15,8 +15,8 @@ import pytest
 
 from core import market
 from core.market import MarketDataError, load_bars, validate_bars, world_state
-from core.schema import ET
-from tests.bars import frame
+from core.exchange.schema import ET
+from tests.support.bars import frame
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 YF_DOWNLOAD = market.yfinance_download  # the real function, before the autouse fixture replaces it

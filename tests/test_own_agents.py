@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import core
-from core.plugins import ENTRY_POINT_GROUP, agent_class, installed_agents, load_agent
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from core.exchange.plugins import ENTRY_POINT_GROUP, agent_class, installed_agents, load_agent
+from tests.support.ui_fixtures import texts
 from ui import session
 
 ROOT = Path(__file__).resolve().parent.parent

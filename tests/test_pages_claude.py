@@ -3,9 +3,8 @@ understands and a Retry; the round card says what the round cost and how the mod
 
 import pytest
 
-from tests.fake_anthropic import rate_limited
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from tests.support.fake_anthropic import rate_limited
+from tests.support.ui_fixtures import texts
 from ui import session
 
 PAGE = "pages/trade_review.py"

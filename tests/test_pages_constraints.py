@@ -5,8 +5,7 @@ import json
 import pytest
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from tests.support.ui_fixtures import texts
 from ui import constraint_editor as editor
 from ui import session
 

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from tests.support.ui_fixtures import texts
 from ui import session
 
 PAGE = "pages/history.py"

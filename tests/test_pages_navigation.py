@@ -7,8 +7,7 @@ draws is the proof that app.py ran.
 
 import pytest
 
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import texts
+from tests.support.ui_fixtures import texts
 
 PAGES = {
     "pages/trade_review.py": "Trade Review",

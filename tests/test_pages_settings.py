@@ -11,8 +11,7 @@ import time_machine
 
 import core
 from core import prices
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import ROOT, texts
+from tests.support.ui_fixtures import ROOT, texts
 from ui import session
 
 PAGE = "pages/settings.py"
@@ -52,8 +51,8 @@ def test_model_and_spend_guard_limits_are_kept_in_the_session(app):
 
 @pytest.fixture
 def fake_anthropic(monkeypatch):
-    pytest.importorskip("core.claude", reason="core.claude (the Claude agents) is not in this build yet")
-    from tests.fake_anthropic import FakeAnthropic
+
+    from tests.support.fake_anthropic import FakeAnthropic
 
     with FakeAnthropic() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
@@ -103,7 +102,7 @@ def test_a_valid_key_is_kept_in_session_state_and_written_nowhere(app, fake_anth
 
 def test_the_claude_player_hears_its_memory_and_the_coach_can_judge_on_its_own(app, app_store, fake_anthropic):
     import core
-    from core.prompts import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
+    from core.claude.prompts import CRITIQUE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL
 
     # the default strategy on Trade Review has a history: strict rejects the house Player's hurried first proposal
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180, atr=2.8)
@@ -262,7 +261,7 @@ def test_a_gateway_base_url_set_on_settings_takes_any_key_shape_and_serves_trade
 
 
 def test_grading_the_reasoning_is_off_by_default_priced_first_and_shown_on_the_card(app, app_store, fake_anthropic):
-    from core import prompts
+    from core.claude import prompts
 
     at = _validate(app(PAGE))
     assert at.toggle(key=session.S_GRADE).value is False

@@ -7,8 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import core
-from tests.ui_fixtures import *  # noqa: F403
-from tests.ui_fixtures import plain, reject_then_approve_seed, texts
+from tests.support.ui_fixtures import plain, reject_then_approve_seed, texts
 from ui import exchange_view, session
 
 

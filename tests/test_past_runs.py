@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import core
-from core.past_runs import STALE_AFTER, past_runs, run_state
+from core.backtest.job import STALE_AFTER, past_runs, run_state
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 

@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 
 import core
+import core.backtest.engine
 from core import market
 from core.__main__ import main as cli
-from core.agent import Turn
-from core.backtest import Backtest, run_backtest
-from core.book import Costs
-from core.metrics import periods_per_year
-from core.rules import check_proposal
-from core.schema import Constraints, Proposal
+from core.exchange.agent import Turn
+from core.backtest.engine import Backtest, run_backtest
+from core.backtest.book import Costs
+from core.backtest.result import periods_per_year
+from core.exchange.rules import check_proposal
+from core.exchange.schema import Constraints, Proposal
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 NO_COSTS = Costs(fee_bps=0, slippage_bps=0, max_hold_days=10)
@@ -143,7 +144,7 @@ def test_the_fill_recheck_sees_the_book_as_it_stands_at_the_open(monkeypatch):
         seen.append((proposal.actions[0].symbol, world, portfolio))
         return check_proposal(proposal, constraints, portfolio, world)
 
-    monkeypatch.setattr(core.backtest, "check_proposal", spy)
+    monkeypatch.setattr(core.backtest.engine, "check_proposal", spy)
     frames = {"AAA": flat(), "BBB": flat(), "CCC": flat()}
     d = days_of(frames["AAA"])
     frames["AAA"].iloc[16, :4] = [90.0, 91.0, 89.0, 90.0]  # AAA gaps through its stop at d16's open
@@ -306,7 +307,7 @@ def test_a_portfolio_run_resumes_from_the_store_after_a_crash(store):
                        run_key="crash").run(store)
     pd.testing.assert_series_equal(resumed.equity, whole.equity)
     pd.testing.assert_frame_equal(resumed.trades, whole.trades)
-    reopened = core.backtest.reopen_backtest(store, "crash", bars=frames)
+    reopened = core.backtest.engine.reopen_backtest(store, "crash", bars=frames)
     pd.testing.assert_frame_equal(reopened.positions, whole.positions)
     pd.testing.assert_frame_equal(reopened.limits, whole.limits)
 

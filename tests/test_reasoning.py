@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 import core
-from core.house import house_grid
-from core.reasoning import reasoning_check
-from tests.conftest import entry, proposal
+from core.exchange.house import house_grid
+from core.exchange.reasoning import reasoning_check
+from tests.support.builders import entry, proposal
 
 LONG = entry(size=0.03, e=100, s=98, t=105)  # risk 2, reward 5, ratio 2.5
 SHORT = entry("enter_short", "TSLA", size=0.02, e=250, s=255, t=240)  # risk 5, reward 10, ratio 2

@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 import core
-from core.rules import TOLERANCE
-from tests.conftest import entry, proposal
+from core.exchange.rules import TOLERANCE
+from tests.support.builders import entry, proposal
 
 LOOSE = dict(max_position_pct=1.0, max_single_trade_pct=1.0, max_leverage=10, max_drawdown_pct=1.0,
              max_daily_loss_pct=1.0, min_risk_reward=0.1, max_open_positions=10, abort_on_violations=[])

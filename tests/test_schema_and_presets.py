@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 import core
-from core.presets import PRESETS_DIR
+import core.exchange.presets
+from core.exchange.presets import PRESETS_DIR
 
 
 def test_every_preset_loads_and_has_every_field():
@@ -141,7 +142,7 @@ def test_reasoning_comes_first_in_the_proposal_schema():
 
 
 def test_a_malformed_preset_file_is_named_with_its_field(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.presets, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(core.exchange.presets, "PRESETS_DIR", tmp_path)
     (tmp_path / "broken.json").write_text("{oops")
     bad = {**core.Constraints().model_dump(), "max_leverage": -2}
     (tmp_path / "negative.json").write_text(json.dumps(bad))

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import core
-from core.store import MIGRATIONS
+import core.journal.compact
+import core.journal.store
+from core.journal.store import MIGRATIONS
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -215,7 +217,7 @@ def test_two_processes_writing_at_once_lose_nothing(store):
         "w = core.WorldState(symbol='AMZN', as_of='2025-03-04 10:00', price=185, sma5=183, sma10=180)\n"
         "for i in range(150): core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(seed=i), core.HouseCoach(), store=s)\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(store.path)], cwd=core.store.DEFAULT_PATH.parent.parent)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(store.path)], cwd=core.journal.store.DEFAULT_PATH.parent.parent)
              for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert store.count_exchanges(outcome="APPROVE") == 300
@@ -245,7 +247,7 @@ def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_viol
         assert row["market_time"] == artifact.world_state.as_of.isoformat()
         assert row["preset"] == ("strict" if artifact.constraint_snapshot == core.load_preset("strict") else "moderate")
         assert (row["side"], row["size_pct"], row["entry"], row["stop"], row["target"]) == (
-            core.store.SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
+            core.journal.store.SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
             action.get("entry_price"), action.get("stop_loss"), action.get("take_profit"))
         assert row["violations"] == ", ".join(last.evaluation.violations)
         earlier = {v for r in artifact.rounds[:-1] for v in r.evaluation.violations}
@@ -314,7 +316,7 @@ def test_a_version_2_database_gets_the_history_columns_filled_in(version_3):
     path, before = version_3
     db = sqlite3.connect(path)
     db.execute("drop index idx_exchanges_market_time")
-    for column in core.store.HISTORY_COLUMNS:
+    for column in core.journal.store.HISTORY_COLUMNS:
         db.execute(f"alter table exchanges drop column {column}")
     db.execute("update exchanges set violations = 'as version 2 had it'")
     db.execute("pragma user_version = 2")
@@ -424,7 +426,7 @@ def test_house_exchanges_take_under_3_kb_each(store):
 def test_a_database_keeps_the_dictionary_it_was_written_with(tmp_path, monkeypatch):
     first = core.Store(tmp_path / "first.db")
     written = fill(first, 3)
-    monkeypatch.setattr(core.compact, "dictionary", lambda: b'{"round":1,"proposal":{"actions":[]}} a later dictionary')
+    monkeypatch.setattr(core.journal.compact, "dictionary", lambda: b'{"round":1,"proposal":{"actions":[]}} a later dictionary')
     later = core.Store(tmp_path / "later.db")
     again = fill(later, 2)
     for store, artifacts in ((core.Store(first.path), written), (later, again)):
@@ -474,8 +476,8 @@ def test_a_database_that_cannot_be_written_is_a_store_error_not_an_operational_e
 def test_a_database_in_a_folder_without_write_access_opens_read_only_for_reading(store, tmp_path, monkeypatch):
     fill(store, 3)
     store.db.execute("pragma wal_checkpoint(truncate)")
-    real = core.store.os.access
-    monkeypatch.setattr(core.store.os, "access", lambda path, mode: False if Path(path) == store.path.parent
+    real = core.journal.store.os.access
+    monkeypatch.setattr(core.journal.store.os, "access", lambda path, mode: False if Path(path) == store.path.parent
                         else real(path, mode))  # root may write anywhere: the folder's mode cannot say no
     reader = core.Store(store.path)
     assert reader.read_only and reader.count_exchanges() == 3

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import core
-from core import backtest, market
+from core import market
+from core.backtest import engine as backtest
 from core.__main__ import main
-from core.challenge import ChallengeRules
-from core.sweeps import Case, run_case, sweep
+from core.backtest.challenge import ChallengeRules
+from core.backtest.sweeps import Case, run_case, sweep
 
 SYMBOLS = ["AMZN", "XOM"]  # both from the sp500-2009 set's days
 START, END = "2010-01-04", "2010-02-26"

@@ -9,8 +9,8 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from core import metrics
-from core.past_runs import PastRun
+from core.backtest import result as metrics
+from core.backtest.job import PastRun
 from ui import session
 from ui.exchange_view import literal
 

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core.challenge import ChallengeRules, pass_probability, rolling_pass_rate
+from core.backtest.challenge import ChallengeRules, pass_probability, rolling_pass_rate
 from ui import session
 from ui.exchange_view import literal
 

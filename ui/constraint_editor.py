@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 import core
+import core.exchange.schema
 from ui import session
 from ui.exchange_view import literal
 
@@ -132,7 +133,7 @@ def load(values: dict) -> None:
         state[widget(field)] = _to_widget(field, value)
         decimals[field] = _decimals(field, state[widget(field)]) if not _integer(field) else 0
     state[session.C_DECIMALS] = decimals
-    cutoff = core.schema.parse_cutoff(values.get("trading_cutoff_time"))
+    cutoff = core.exchange.schema.parse_cutoff(values.get("trading_cutoff_time"))
     state[session.C_NO_CUTOFF] = cutoff is None
     state[widget("trading_cutoff_time")] = cutoff or time(16, 0)
     state[widget("allowed_symbols")] = list(values.get("allowed_symbols") or [])

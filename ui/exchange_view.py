@@ -21,9 +21,9 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core.loop import fragments
+from core.exchange.loop import fragments
 from core.prices import cost_text
-from core.schema import ENTRY_TYPES
+from core.exchange.schema import ENTRY_TYPES
 from ui import characters
 from ui.text import escape, literal  # noqa: F401  (pages call exchange_view.literal)
 

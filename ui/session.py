@@ -12,7 +12,9 @@ from datetime import date, datetime, timezone
 import streamlit as st
 
 import core
-from core.plugins import InstalledAgent, installed_agents
+import core.journal.store
+import core.backtest.engine
+from core.exchange.plugins import InstalledAgent, installed_agents
 from core.prices import DEFAULT_MODEL
 from ui.exchange_view import literal
 
@@ -141,7 +143,7 @@ def store() -> core.Store:
     A file the app cannot use stops the page with the reason in words, never a traceback.
     """
     try:
-        return _store(str(core.store.default_path()))
+        return _store(str(core.journal.store.default_path()))
     except core.StoreError as error:
         st.error(f"{literal(error)}. Set PLAYER_COACH_DB to another file, or move this one aside.",
                  icon=":material/database:")
@@ -222,7 +224,7 @@ def agents(seed: int = 0, strategy: str | None = None, choice: str | None = None
         return (own.make("player") if "player" in own.roles else core.HousePlayer(seed=seed),
                 own.make("coach") if "coach" in own.roles else core.HouseCoach())
     if choice != HOUSE and has_key():
-        from core import claude  # imported on demand: the house agents need no SDK
+        from core.claude import agents as claude  # imported on demand: the house agents need no SDK
 
         options = {"api_key": st.session_state[API_KEY], "model": st.session_state[MODEL], "guard": spend_guard(),
                    "base_url": base_url()}
@@ -236,7 +238,7 @@ def grader():
     """The Claude grader when the session holds a key and grading is on (Settings), else None."""
     if not (has_key() and st.session_state.get(GRADE_REASONING)):
         return None
-    from core import claude
+    from core.claude import agents as claude
 
     return claude.ClaudeGrader(st.session_state[API_KEY], model=st.session_state[MODEL], guard=spend_guard(),
                                base_url=base_url())
@@ -246,7 +248,8 @@ def grading_cost() -> str | None:
     """What grading the reasoning costs a round, in words, when it is on (Settings); else None."""
     if not (has_key() and st.session_state.get(GRADE_REASONING)):
         return None
-    from core import prices, prompts
+    from core import prices
+    from core.claude import prompts
 
     return prices.cost_text(prompts.grade_estimate(st.session_state[MODEL], core.Constraints()))
 
@@ -291,7 +294,7 @@ def known_symbols() -> list[str]:
 # -- the Backtest page ---------------------------------------------------------------------
 BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbols, dates, schemas, settings, keys)
 BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
-BT_RESULTS = "bt_results"  # run_key -> core.backtest.BacktestResult already built this session
+BT_RESULTS = "bt_results"  # run_key -> core.backtest.engine.BacktestResult already built this session
 BT_SYMBOL = "bt_symbol"
 BT_MORE = "bt_more_symbols"  # the other symbols of a portfolio backtest (one book with BT_SYMBOL)
 BT_DATES = "bt_dates"

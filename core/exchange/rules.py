@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from core.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.exchange.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()

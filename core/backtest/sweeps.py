@@ -23,14 +23,14 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from core.backtest import WARMUP_CALENDAR_DAYS, run_backtest
-from core.challenge import ChallengeRules, pass_probability
-from core.house import HouseCoach, HousePlayer
-from core.errors import InvalidInput, MarketDataError
+from core.backtest.engine import WARMUP_CALENDAR_DAYS, run_backtest
+from core.backtest.challenge import ChallengeRules, pass_probability
+from core.exchange.house import HouseCoach, HousePlayer
+from core.exchange.errors import InvalidInput, MarketDataError
 from core.market import SETS, load_bars, universe_range, universe_symbols
-from core.metrics import METRIC_LABELS
-from core.presets import load_preset
-from core.schema import Constraints
+from core.backtest.result import METRIC_LABELS
+from core.exchange.presets import load_preset
+from core.exchange.schema import Constraints
 
 THREADS = 4  # agents that wait on the network: a few calls in flight, the spend guard bounds the total
 CHALLENGE_PATHS = 2_000  # per case: the interval stays within about +-2 points

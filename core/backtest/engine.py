@@ -36,13 +36,13 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from core import metrics
-from core.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
-from core.loop import run_exchange_sync
+from core.backtest import result as metrics
+from core.backtest.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
+from core.exchange.loop import run_exchange_sync
 from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
-from core.errors import InvalidInput
-from core.rules import check_proposal, circuit_breaker
-from core.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.errors import InvalidInput
+from core.exchange.rules import check_proposal, circuit_breaker
+from core.exchange.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
 
 DEPTHS = ("fast", "standard")
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
@@ -679,7 +679,7 @@ def compare_presets(symbols: str | list[str], start, end, first, second, player,
                     progress: Progress | None = None, cancel=None, **settings) -> Comparison:
     """Backtest two schemas on the same bars and days; each is a preset name, a Constraints, or
     (name, Constraints). Returns the side-by-side table with the better value per metric marked."""
-    from core.presets import load_preset
+    from core.exchange.presets import load_preset
 
     named = []
     for schema in (first, second):

@@ -1,6 +1,6 @@
 """Fixtures for the page and browser tests: a running app server and a headless chromium.
 
-Import the fixtures into a test module with `from tests.ui_fixtures import *`. `start_app` and
+The fixtures reach every test through `pytest_plugins` in tests/conftest.py. `start_app` and
 `launch_chromium` also serve the UI bench and `make screenshots`.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 __all__ = ["app", "app_store", "app_server", "browser", "page"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's chromium, never a downloaded one; no background traffic, so nothing leaves the machine.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

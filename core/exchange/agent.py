@@ -12,8 +12,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
-from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, Round, Usage, Verdict, WorldState
+from core.exchange.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
+from core.exchange.schema import NO_USAGE, Constraints, Portfolio, Proposal, Round, Usage, Verdict, WorldState
 
 
 @dataclass(frozen=True, slots=True)

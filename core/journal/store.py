@@ -21,12 +21,12 @@ from pathlib import Path
 import sqlite_utils
 from pydantic import ValidationError
 
-from core import compact
-from core.errors import InvalidInput, StoreError
-from core.presets import explain, list_presets, load_preset
-from core.schema import ENTRY_TYPES, ET, Artifact, Constraints, Round, Usage
+from core.journal import compact
+from core.exchange.errors import InvalidInput, StoreError
+from core.exchange.presets import explain, list_presets, load_preset
+from core.exchange.schema import ENTRY_TYPES, ET, Artifact, Constraints, Round, Usage
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "player_coach.db"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
 
 

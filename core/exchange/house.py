@@ -18,9 +18,9 @@ import math
 import zlib
 from collections.abc import Generator
 
-from core.agent import Turn
-from core.rules import check_proposal, risk_reward
-from core.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict, WorldState
+from core.exchange.agent import Turn
+from core.exchange.rules import check_proposal, risk_reward
+from core.exchange.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict, WorldState
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less

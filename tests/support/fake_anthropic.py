@@ -49,7 +49,7 @@ From a test:
 
 From a shell (for UI tests run by hand or by another process):
 
-    python tests/fake_anthropic.py --port 8765 --scenario slow --delay 0.05
+    python tests/support/fake_anthropic.py --port 8765 --scenario slow --delay 0.05
     ANTHROPIC_BASE_URL=http://127.0.0.1:8765 streamlit run app.py
 """
 

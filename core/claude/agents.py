@@ -28,17 +28,17 @@ import httpx2
 import jiter
 from pydantic import ValidationError
 
-from core.agent import Turn
-from core.errors import AgentError, InvalidInput, RetryLater, SpendLimitReached
+from core.exchange.agent import Turn
+from core.exchange.errors import AgentError, InvalidInput, RetryLater, SpendLimitReached
 from core.prices import (
     DEFAULT_MODEL, PRICES, RETIRED, RETIRING, ModelInfo, canonical, usage as priced_usage,
 )
-from core.prompts import (
+from core.claude.prompts import (
     CRITIQUE_TOOL, GRADE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL, Critique, Judgement, coach_messages, grader_messages,
     player_messages, system_blocks, tools,
 )
-from core.schema import NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
-from core.spend_guard import SpendGuard
+from core.exchange.schema import NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
+from core.claude.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from core.errors import SpendLimitReached
+from core.exchange.errors import SpendLimitReached
 
 
 class SpendGuard:

@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
-from core.agent import Coach, Player, Turn
-from core.errors import AgentError, SpendLimitReached
-from core.plugins import agent_class
-from core.presets import explain
-from core.reasoning import reasoning_check
-from core.rules import breaker_detail, check_proposal, circuit_breaker
-from core.schema import (
+from core.exchange.agent import Coach, Player, Turn
+from core.exchange.errors import AgentError, SpendLimitReached
+from core.exchange.plugins import agent_class
+from core.exchange.presets import explain
+from core.exchange.reasoning import reasoning_check
+from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker
+from core.exchange.schema import (
     BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, ReasoningCheck,
     ReasoningGrade, Round, Usage, Verdict, WorldState,
 )

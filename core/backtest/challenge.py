@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import InvalidInput
-from core.schema import Constraints
+from core.exchange.errors import InvalidInput
+from core.exchange.schema import Constraints
 
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 TOLERANCE = 1e-9  # as the rules: a return of exactly -2.00 % breaches a 2 % daily limit

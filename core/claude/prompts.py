@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.rules import check_proposal
-from core.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
+from core.exchange.rules import check_proposal
+from core.exchange.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
 
 PROPOSAL_TOOL = "submit_proposal"
 CRITIQUE_TOOL = "submit_critique"

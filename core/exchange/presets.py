@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.errors import InvalidInput
-from core.json_input import excerpt, read_json, shorten
-from core.schema import Constraints
+from core.exchange.errors import InvalidInput
+from core.exchange.json_input import excerpt, read_json, shorten
+from core.exchange.schema import Constraints
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 
 def explain(error: ValidationError, most: int = 5) -> str:

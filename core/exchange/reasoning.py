@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from core.schema import Action, Claim, Proposal, ReasoningCheck
+from core.exchange.schema import Action, Claim, Proposal, ReasoningCheck
 
 # -- reading the text ------------------------------------------------------------------------
 

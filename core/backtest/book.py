@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from core.errors import InvalidInput
-from core.schema import ENTRY_TYPES
+from core.exchange.errors import InvalidInput
+from core.exchange.schema import ENTRY_TYPES
 
 TRADE_COLUMNS = ["symbol", "side", "size_pct", "qty", "entry_day", "entry_price", "stop", "target", "exit_day",
                  "exit_price", "exit_reason", "bars_held", "fees", "pnl", "return_pct", "regime"]

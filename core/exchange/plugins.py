@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from core.errors import InvalidInput
+from core.exchange.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()  # broken entry points already logged: the pages list agents on every run
@@ -34,8 +34,13 @@ def roles_of(agent: object) -> tuple[str, ...]:
 
 
 def agent_class(agent: object) -> str:
-    """Where an agent's class lives, as `module:Class`: what the artifact records."""
+    """Where an agent's class lives, as `module:Class`: what the artifact records. A class `core`
+    exports is named by its public name (`core:HousePlayer`), which no reorganisation inside core moves."""
+    import core
+
     kind = type(agent)
+    if kind.__module__.startswith("core.") and getattr(core, kind.__qualname__, None) is kind:
+        return f"core:{kind.__qualname__}"
     return f"{kind.__module__}:{kind.__qualname__}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.errors import InvalidInput
+from core.exchange.errors import InvalidInput
 
 EXCERPT_CHARS = 200
 """The most characters of a caller's input an error message quotes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.schema import ENTRY_TYPES, Constraints
+from core.exchange.schema import ENTRY_TYPES, Constraints
 
 MIN_PROPOSALS = 5  # a symbol needs this many proposed entries before its confidence counts
 MIN_CONFIDENCE = 0.6

@@ -1,6 +1,6 @@
 """The single-symbol backtests whose results must not change when the engine changes shape.
 
-`python -m tests.backtest_golden` wrote tests/data/backtest_golden.json.gz from the engine as it was
+`python -m tests.support.backtest_golden` wrote tests/data/backtest_golden.json.gz from the engine as it was
 before the portfolio rewrite (issue 11); tests/test_backtest_golden.py compares today's engine with it.
 Record a case again only for a deliberate change of semantics, and say which in that test's docstring.
 """
@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-GOLDEN = Path(__file__).with_name("data") / "backtest_golden.json.gz"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "backtest_golden.json.gz"
 
 CASES = {
     # name: (symbol, start, end, preset, seed): every shipped preset on a symbol it allows
@@ -43,8 +43,8 @@ class TrendPlayer:
     seed = 0
 
     def propose(self, world, constraints, portfolio, history):
-        from core.agent import Turn
-        from core.schema import Proposal
+        from core.exchange.agent import Turn
+        from core.exchange.schema import Proposal
 
         n = world.as_of.toordinal()
         up = world.sma5 >= world.sma10
@@ -75,7 +75,7 @@ class QuietCoach:
     model = None
 
     def critique(self, proposal, verdict, constraints, world, portfolio):
-        from core.agent import Turn
+        from core.exchange.agent import Turn
 
         yield "ok"
         return Turn("ok")
@@ -112,7 +112,7 @@ def load() -> dict:
     return json.loads(gzip.decompress(GOLDEN.read_bytes()))
 
 
-if __name__ == "__main__":  # python -m tests.backtest_golden [NAME ...]: record those cases (default: all)
+if __name__ == "__main__":  # python -m tests.support.backtest_golden [NAME ...]: record those cases (default: all)
     import os
     import sys
 

@@ -1,0 +1,1 @@
+"""The Claude agents: the only place the Anthropic SDK is used."""
