@@ -230,7 +230,7 @@ if shown and not state.get(session.BT_JOB):
                    "no trades" if idle else backtest_view.metric_text(metric, lead.metrics[metric]))
 
     st.subheader("Metrics side by side" if len(results) > 1 else "Metrics")
-    st.dataframe(backtest_view.metrics_table(results), width="stretch")
+    st.dataframe(backtest_view.metrics_table(results), width="stretch", column_config=backtest_view.METRICS)
 
     left, right = st.columns(2)
     with_bench = left.toggle("Show buy & hold (on its own scale, right)", key=session.BT_BUY_HOLD, value=False,

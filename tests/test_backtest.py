@@ -441,11 +441,11 @@ def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
     a, b = comparison.results["moderate"], comparison.results["strict"]
     assert list(a.days["day"]) == list(b.days["day"])
     x, y = table.loc["approval_rate", "moderate"], table.loc["approval_rate", "strict"]
-    assert x > y and table.loc["approval_rate", "better"] == "moderate"  # strict does not allow TSLA at all
+    assert x > y and table.loc["approval_rate", "better"] == ""  # strict does not allow TSLA: activity, not merit
     assert len(b.trades) == 0 < len(a.trades)
-    # strict never traded: its flat curve's zero drawdown beats nobody
-    assert table.loc["max_drawdown_pct", "better"] == metrics.NOT_COMPARABLE
+    # strict never traded: its flat curve's risk-adjusted figures beat nobody, its drawdown is not a merit
     assert table.loc["sharpe", "better"] == metrics.NOT_COMPARABLE
+    assert table.loc["max_drawdown_pct", "better"] == ""
 
 
 def test_risk_metrics_of_a_run_without_trades_credit_nobody_but_its_return_still_compares():
@@ -457,7 +457,8 @@ def test_risk_metrics_of_a_run_without_trades_credit_nobody_but_its_return_still
         "idle": result(total_return_pct=0.0, max_drawdown_pct=0.0, sharpe=math.nan, win_rate=0.0, trades=0),
     })
     better = table["better"]
-    assert better["max_drawdown_pct"] == better["sharpe"] == better["win_rate"] == metrics.NOT_COMPARABLE
+    assert better["sharpe"] == metrics.NOT_COMPARABLE
+    assert better["max_drawdown_pct"] == better["win_rate"] == ""  # never marked, traded or not
     assert better["total_return_pct"] == "idle"  # doing nothing beat losing 1 %: that is a fair comparison
 
 
@@ -471,11 +472,11 @@ def test_the_better_value_per_metric_follows_its_direction():
     })
     better = table["better"]
     assert better["sharpe"] == "a"  # higher is better
-    assert better["max_drawdown_pct"] == "b"  # a shallower drawdown is better
+    assert better["max_drawdown_pct"] == ""  # shallower but with what return: a trade-off, unmarked
     assert better["sortino"] == "="  # no downside on either side: a tie, not a winner
     assert better["calmar"] == ""  # undefined on one side: no winner
     assert better["trades"] == ""  # more trades is neither better nor worse
-    assert better["cost_usd"] == "="
+    assert better["cost_usd"] == ""  # activity, not merit
 
 
 def test_cost_estimate_arithmetic():
@@ -506,9 +507,7 @@ def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"moderate", "strict", "comparison"}
     assert out["moderate"]["source"] == "snapshot" and out["moderate"]["metrics"]["days"] == 62
-    rates = out["moderate"]["metrics"]["approval_rate"], out["strict"]["metrics"]["approval_rate"]
-    assert out["comparison"]["approval_rate"]["better"] == ("=" if rates[0] == rates[1] else
-                                                            "moderate" if rates[0] > rates[1] else "strict")
+    assert out["comparison"]["approval_rate"]["better"] == ""  # a higher approval rate is not better in itself
     assert out["strict"]["metrics"]["trades"] < out["moderate"]["metrics"]["trades"]  # strict lets fewer through
 
 

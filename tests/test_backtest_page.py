@@ -9,6 +9,7 @@ import pytest
 
 from core import market
 from core.backtest import engine as backtest
+from core.backtest import result as metrics
 from core.backtest.job import past_runs
 from tests.support.ui_fixtures import texts
 from ui import session
@@ -51,6 +52,11 @@ def test_a_short_house_run_shows_metrics_side_by_side_charts_and_trades(app, app
     side_by_side = next(t for t in tables if "better" in t.columns)
     assert list(side_by_side.columns) == ["moderate", "strict", "better"]
     assert "Sharpe Ratio" in side_by_side.index and "Max. Drawdown [%]" in side_by_side.index
+    assert side_by_side.loc["Return [%]", "better"] in ("moderate", "strict", "=")
+    for activity in ("Approval Rate [%]", "Avg. Rounds", "# Trades", "Max. Drawdown [%]", "Win Rate [%]"):
+        assert side_by_side.loc[activity, "better"] == "", activity  # a trade-off or a behaviour, not a merit
+    table = next(df for df in at.dataframe if "better" in df.value.columns)
+    assert json.loads(table.proto.columns)["better"]["help"] == metrics.BETTER_RULE  # the rule, where it is used
     assert len(at.get("plotly_chart")) >= 4  # equity, drawdown and a price chart per preset
     assert any(m.label.startswith("Return [%]") for m in at.metric)
     stored = {r["run_key"]: r for r in app_store.list_backtests()}
@@ -139,7 +145,8 @@ def test_a_preset_that_made_no_trade_says_why_and_is_credited_with_nothing(app, 
     why = next(i for i in texts(at, "info") if "No trade" in i)
     assert "61 exchanges" in why and "`allowed_symbols`" in why
     table = next(df.value for df in at.dataframe if "better" in df.value.columns)
-    assert table.loc["Max. Drawdown [%]", "better"] == "not comparable (no trades)"
+    assert table.loc["Sharpe Ratio", "better"] == "not comparable (no trades)"
+    assert table.loc["Max. Drawdown [%]", "better"] == ""  # a drawdown is never marked
     assert table.loc["Sharpe Ratio", "AMZN only (custom)"] == "no trades"
     assert table.loc["Return [%]", "better"] != "not comparable (no trades)"  # doing nothing is a comparable return
 

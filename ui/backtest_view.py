@@ -59,6 +59,9 @@ EXCEPTIONS = {
     "note": st.column_config.TextColumn("note", width="large"),
 }
 
+METRICS = {"better": st.column_config.TextColumn("better", help=metrics.BETTER_RULE)}
+"""The side-by-side table's columns: the `better` column states its rule."""
+
 _PERCENT = {"total_return_pct", "buy_hold_return_pct", "cagr_pct", "max_drawdown_pct", "win_rate", "approval_rate"}
 _MONEY = {"cost_usd", "final_equity"}
 _COUNTS = {"trades", "days_traded", "days_aborted", "days_skipped", "tokens", "days", "longest_drawdown_days",

@@ -41,10 +41,16 @@ METRIC_LABELS = {
 }
 """Every metric of a result, in display order, with its label (percentages are in percent)."""
 
-HIGHER_IS_BETTER = {"total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "win_rate", "approval_rate",
-                    "final_equity"}
-LOWER_IS_BETTER = {"max_drawdown_pct", "longest_drawdown_days", "recovery_days", "days_aborted", "avg_rounds",
-                   "tokens", "cost_usd"}
+HIGHER_IS_BETTER = {"total_return_pct", "cagr_pct", "final_equity", "sharpe", "sortino", "calmar"}
+"""The only metrics a comparison marks as better: return and risk-adjusted return, higher wins. A shallower
+drawdown bought with a lower return is a trade-off, and a higher approval rate, fewer rounds or more trades
+describe how a preset behaves, not how well it did: those rows are left unmarked."""
+
+BETTER_RULE = ("Marked only on return (return, CAGR, final equity) and risk-adjusted return (Sharpe, Sortino, "
+               "Calmar): the higher one; '=' for a tie. Drawdown, win rate and activity (approval rate, rounds, "
+               "trades) are trade-offs, not better in themselves: unmarked. A risk-adjusted figure of a run "
+               "without trades is not comparable.")
+"""The rule of the `better` column, in words, for a table's help."""
 
 
 def periods_per_year(days: Iterable[date]) -> int:
@@ -235,16 +241,16 @@ NOT_COMPARABLE = "not comparable (no trades)"
 
 
 def compare_table(results: dict) -> pd.DataFrame:
-    """Metrics side by side (one column per result's `.metrics`), with the name of the better one per
-    metric ('=' for a tie, '' where neither direction is better, NOT_COMPARABLE for a risk metric of
-    a run that made no trade: it credits nobody)."""
+    """Metrics side by side (one column per result's `.metrics`), with the name of the better one on
+    the return and risk-adjusted rows (HIGHER_IS_BETTER; BETTER_RULE says it in words): '=' for a tie,
+    '' on every other row, NOT_COMPARABLE for a risk-adjusted figure of a run that made no trade."""
     names = list(results)
     table = pd.DataFrame({name: results[name].metrics for name in names})
     idle = any(int(results[name].metrics["trades"]) == 0 for name in names)
     better = []
     for metric, row in table.iterrows():
         a, b = row[names[0]], row[names[-1]]
-        if len(names) < 2 or metric not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+        if len(names) < 2 or metric not in HIGHER_IS_BETTER:
             better.append("")
             continue
         if idle and metric in NEEDS_TRADES:
@@ -256,8 +262,7 @@ def compare_table(results: dict) -> pd.DataFrame:
         elif fa == fb or abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb)):  # fa == fb: inf ties inf
             better.append("=")
         else:
-            higher = fa > fb
-            better.append(names[0] if higher == (metric in HIGHER_IS_BETTER) else names[-1])
+            better.append(names[0] if fa > fb else names[-1])
     table["better"] = better
     return table
 
