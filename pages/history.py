@@ -24,7 +24,8 @@ store = session.store()
 st.title("History")
 
 # -- filters --------------------------------------------------------------------------------
-row = st.columns([2, 2, 2, 3, 2, 3])
+# Two rows, so that a chip such as REJECT-MAX is never cut to "R…" (issue 20).
+row = st.columns([3, 2, 2, 3])
 # sticky(): the filters are still set after a visit to another page (a kept value a new database
 # lacks is dropped first, so the multiselects never hold an unknown option).
 symbols, strategies = store.symbols(), store.strategies()
@@ -34,17 +35,21 @@ for key, known in ((session.H_SYMBOL, symbols), (session.H_STRATEGY, strategies)
 outcome = sticky(row[0].multiselect, "Outcome", key=session.H_OUTCOME, options=list(core.OUTCOMES))
 symbol = sticky(row[1].multiselect, "Symbol", key=session.H_SYMBOL, options=symbols)
 strategy = sticky(row[2].multiselect, "Strategy", key=session.H_STRATEGY, options=strategies)
-dates = sticky(row[3].date_input, "Dates", key=session.H_DATES, value=(), min_value=history_view.EARLIEST,
-               max_value=history_view.LATEST,
-               help="A day or a range.")
-dates_by = sticky(row[4].radio, "Dates are", key=session.H_DATES_BY, options=list(history_view.DATES_BY),
-                  format_func=history_view.DATES_BY.get,
+text = sticky(row[3].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
+row = st.columns([2, 2, 3, 3], vertical_alignment="bottom")
+# Two boxes, not one range: typing the first date and pressing Tab moves on to the second.
+since = sticky(row[0].date_input, "From", key=session.H_SINCE, value=None, min_value=history_view.EARLIEST,
+               max_value=history_view.LATEST, help="The first day, included (empty: from the first exchange).")
+until = sticky(row[1].date_input, "To", key=session.H_UNTIL, value=None, min_value=history_view.EARLIEST,
+               max_value=history_view.LATEST, help="The last day, included (empty: up to the newest).")
+dates_by = sticky(row[2].radio, "Dates are", key=session.H_DATES_BY, options=list(history_view.DATES_BY),
+                  format_func=history_view.DATES_BY.get, horizontal=True,
                   help="Filter and order by the market day the exchange decided on, or by when it was run.")
-text = sticky(row[5].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
-unfaithful = sticky(st.checkbox, "Only exchanges whose reasoning misstated its own trade", key=session.H_UNFAITHFUL,
+unfaithful = sticky(row[3].checkbox, "Only exchanges whose reasoning misstated its own trade", key=session.H_UNFAITHFUL,
                     help="A round whose reasoning states a number or side its actions do not have (the reasoning "
                          "column below 1).")
-since, until = history_view.dates_of(dates)
+if since and until and until < since:
+    st.warning(f"To ({until:%d %b %Y}) is before From ({since:%d %b %Y}): no day is in between.", icon=":material/event_busy:")
 filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": since, "until": until,
            "text": text.strip() or None, "dates_by": dates_by, "unfaithful": unfaithful}
 

@@ -13,6 +13,7 @@ import time_machine
 import core
 from core import market, prices
 from core.backtest.job import STALE_AFTER, past_runs
+from tests.support.ui_fixtures import set_dates
 from ui import session
 
 DAYS = [datetime(2026, 1, 1, 15, tzinfo=timezone.utc), datetime(2027, 6, 30, 15, tzinfo=timezone.utc),
@@ -62,11 +63,11 @@ def test_history_filters_run_times_by_the_day_they_ran(clock, app, app_store):
     at = app("pages/history.py")
     at.radio(key=session.H_DATES_BY).set_value("run").run()
     today = datetime.now(timezone.utc).date()
-    at.date_input(key=session.H_DATES).set_value((today, today)).run()
+    set_dates(at, today, today)
     table = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert table["run_id"].tolist() == ["ran-today"]
     yesterday = today - timedelta(days=1)
-    at.date_input(key=session.H_DATES).set_value((yesterday, yesterday)).run()
+    set_dates(at, yesterday, yesterday)
     assert not any("run_id" in df.value.columns and len(df.value) for df in at.dataframe)
 
 

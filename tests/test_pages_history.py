@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import core
-from tests.support.ui_fixtures import texts
+from tests.support.ui_fixtures import set_dates, texts
 from ui import session
 
 PAGE = "pages/history.py"
@@ -93,8 +93,9 @@ def test_the_table_shows_market_and_run_time_the_preset_and_the_trade(app, stock
     action = stored.rounds[-1].proposal.actions[0]
     assert row["market"] == "2025-03-04 10:00" and row["run"] == stored.timestamp[:16].replace("T", " ")
     assert row["preset"] == "moderate" and table.set_index("run_id").loc["run-1", "preset"] == "strict"
-    assert row["side"] == "long" and row["size"] == action.size_pct
-    assert (row["entry"], row["stop"], row["target"]) == (action.entry_price, action.stop_loss, action.take_profit)
+    assert row["side"] == "long" and row["size"] == f"{action.size_pct * 100:,.2f}"
+    assert (row["entry"], row["stop"], row["target"]) == tuple(
+        f"{price:,.2f}" for price in (action.entry_price, action.stop_loss, action.take_profit))
     assert "None" not in table["reason"].tolist() and table.set_index("run_id").loc["run-0", "reason"] == ""
 
 
@@ -109,6 +110,44 @@ def test_an_approved_exchange_shows_earlier_violations_as_fixed(app, app_store):
     assert violations == "fixed: " + ", ".join(first)
 
 
+def test_rows_without_a_trade_show_empty_cells_never_none(app, stocked):
+    """ERROR, INTERRUPTED (and holds, breakers) have no size, prices or score: an empty cell, not a grey None."""
+    at = app(PAGE)
+    table = exchanges_table(at).set_index("run_id")
+    for run_id in ("run-error", "run-interrupted"):
+        row = table.loc[run_id]
+        for column in ("size", "entry", "stop", "target"):
+            assert row[column] == "", (run_id, column, row[column])
+    assert table.loc["run-error", "reasoning"] == ""
+    label = next(df for df in at.dataframe if "run_id" in df.value.columns).proto.columns
+    assert '"size %"' in label  # the unit in the header, as the CSV has it
+
+
+def test_the_csv_exports_what_the_table_shows_with_the_unit_in_the_header(stocked):
+    from ui import history_view
+
+    frame = pd.read_csv(io.StringIO(history_view.csv(stocked.list_exchanges(limit=None))), keep_default_na=False)
+    frame = frame.set_index("run id")
+    action = stocked.get_exchange("run-0").rounds[-1].proposal.actions[0]
+    assert float(frame.loc["run-0", "size %"]) == pytest.approx(action.size_pct * 100)  # 3 (%), not 0.03
+    assert float(frame.loc["run-0", "entry"]) == pytest.approx(action.entry_price)
+    assert frame.loc["run-error", "size %"] == "" and frame.loc["run-error", "entry"] == ""
+
+
+def test_the_dates_are_two_boxes_from_and_to(app, stocked):
+    """Typing a range: the first day in From, then Tab to To (a single range box kept the focus on the start)."""
+    at = app(PAGE)
+    at.radio(key=session.H_DATES_BY).set_value("run").run()
+    at.date_input(key=session.H_SINCE).set_value(RUN_AT.date()).run()
+    assert count(at) == 6  # From alone: from that day on
+    at.date_input(key=session.H_UNTIL).set_value(RUN_AT.date() - timedelta(days=1)).run()
+    assert count(at) == 0 and any("is before From" in w for w in texts(at, "warning"))
+    at.date_input(key=session.H_SINCE).set_value(None).run()
+    assert count(at) == 0  # To alone: up to that day
+    at.date_input(key=session.H_UNTIL).set_value(RUN_AT.date()).run()
+    assert count(at) == 6
+
+
 def test_the_date_filter_chooses_market_date_or_run_time(app, app_store):
     moderate = core.load_preset("moderate")
     for day in ("2010-06-01", "2021-03-04"):
@@ -118,11 +157,11 @@ def test_the_date_filter_chooses_market_date_or_run_time(app, app_store):
     at = app(PAGE)
     assert at.radio(key=session.H_DATES_BY).value == "market"
     assert exchanges_table(at)["run_id"].tolist() == ["on-2021-03-04", "on-2010-06-01"]
-    at.date_input(key=session.H_DATES).set_value((date(2010, 1, 1), date(2010, 12, 31))).run()
+    set_dates(at, date(2010, 1, 1), date(2010, 12, 31))
     assert count(at) == 1 and exchanges_table(at)["run_id"].tolist() == ["on-2010-06-01"]
     at.radio(key=session.H_DATES_BY).set_value("run").run()
     assert count(at) == 0  # both were run on RUN_AT's day, not in 2010
-    at.date_input(key=session.H_DATES).set_value((RUN_AT.date(), RUN_AT.date())).run()
+    set_dates(at, RUN_AT.date(), RUN_AT.date())
     assert count(at) == 2
 
 
@@ -146,10 +185,10 @@ def test_text_and_date_filters(app, stocked):
     assert any("No exchanges match" in i for i in texts(at, "info"))
     at.text_input(key=session.H_TEXT).input("").run()
     at.radio(key=session.H_DATES_BY).set_value("run").run()
-    at.date_input(key=session.H_DATES).set_value((RUN_AT.date(), RUN_AT.date())).run()
+    set_dates(at, RUN_AT.date(), RUN_AT.date())
     assert count(at) == 6
     day_before = RUN_AT.date() - timedelta(days=1)
-    at.date_input(key=session.H_DATES).set_value((day_before, day_before)).run()
+    set_dates(at, day_before, day_before)
     assert count(at) == 0  # a date filter that did nothing would still show 6
 
 
@@ -262,7 +301,7 @@ def test_history_shows_the_reasoning_score_filters_unfaithful_rounds_and_the_car
     at = app(PAGE)
     table = exchanges_table(at)
     scores = dict(zip(table["run_id"], table["reasoning"]))
-    assert scores["run-liar"] == pytest.approx(0.6) and scores["run-0"] == 1.0
+    assert scores["run-liar"] == "0.60" and scores["run-0"] == "1.00"
     at.checkbox(key=session.H_UNFAITHFUL).check().run()
     assert list(exchanges_table(at)["run_id"]) == ["run-liar"] and count(at) == 1
     pick(at, "run-liar")

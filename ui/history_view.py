@@ -30,21 +30,21 @@ COLUMNS = {
     "preset": st.column_config.TextColumn("preset", help="The preset the Coach checked against; 'edited' for an "
                                                          "edited schema that matches no preset."),
     "side": st.column_config.TextColumn("side", help="The last round's trade; +N: more actions in that proposal."),
-    "size": st.column_config.NumberColumn("size", format="percent", help="Fraction of equity."),
-    "entry": st.column_config.NumberColumn("entry", format="%,.2f"),
-    "stop": st.column_config.NumberColumn("stop", format="%,.2f"),
-    "target": st.column_config.NumberColumn("target", format="%,.2f"),
+    "size": st.column_config.TextColumn("size %", alignment="right", help="Percent of equity."),
+    "entry": st.column_config.TextColumn("entry", alignment="right"),
+    "stop": st.column_config.TextColumn("stop", alignment="right"),
+    "target": st.column_config.TextColumn("target", alignment="right"),
     "rounds": st.column_config.NumberColumn("rounds", format="%d"),
     "violations": st.column_config.TextColumn("violations", width="medium",
                                               help="Standing in the last round; 'fixed:' ones an earlier round had."),
-    "reasoning": st.column_config.NumberColumn(
-        "reasoning", format="%.2f", help="How faithful the Player's reasoning was to its own trade: the share of the "
+    "reasoning": st.column_config.TextColumn(
+        "reasoning", alignment="right", help="How faithful the Player's reasoning was to its own trade: the share of the "
                                          "numbers and sides it stated that its actions do, in its worst round (1.00: "
                                          "all of them; blank: it stated none)."),
     "reason": st.column_config.TextColumn("reason", help="Why the exchange ended, when it did not approve."),
     "strategy": st.column_config.TextColumn("strategy"),
     "tokens": st.column_config.NumberColumn("tokens", format="%,d"),
-    "cost": st.column_config.NumberColumn("cost $", format="%.4f"),
+    "cost": st.column_config.TextColumn("cost $", alignment="right"),
     "agents": st.column_config.TextColumn("agents"),
     "run_id": st.column_config.TextColumn("run id", width="small"),
 }
@@ -57,17 +57,32 @@ def _violations(standing: str | None, fixed: str | None) -> str:
     return " · ".join(parts)
 
 
-def table(rows: list[dict]) -> pd.DataFrame:
-    """The rows of Store.list_exchanges as History shows them, one column per COLUMNS entry."""
+def figures(rows: list[dict]) -> pd.DataFrame:
+    """The rows of Store.list_exchanges as History shows them, numbers as numbers (size in %), missing as None."""
     return pd.DataFrame([{
         "market": (r["market_time"] or "")[:16].replace("T", " "),
         "run": _utc_minutes(r["timestamp"]),
         "outcome": r["outcome"], "symbol": r["symbol"], "preset": r["preset"] or "", "side": r["side"] or "",
-        "size": r["size_pct"], "entry": r["entry"], "stop": r["stop"], "target": r["target"],
+        "size": None if r["size_pct"] is None else round(r["size_pct"] * 100, 4),
+        "entry": r["entry"], "stop": r["stop"], "target": r["target"],
         "rounds": r["rounds_taken"], "violations": _violations(r["violations"], r["fixed"]),
-        "reasoning": r["reasoning_score"], "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "", "tokens": r["total_tokens"],
-        "cost": r["cost_usd"], "agents": r["player"], "run_id": r["run_id"],
+        "reasoning": r["reasoning_score"], "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "",
+        "tokens": r["total_tokens"], "cost": r["cost_usd"], "agents": r["player"], "run_id": r["run_id"],
     } for r in rows], columns=list(COLUMNS))
+
+
+SHOWN = {"size": "{:,.2f}", "entry": "{:,.2f}", "stop": "{:,.2f}", "target": "{:,.2f}", "reasoning": "{:.2f}",
+         "cost": "{:.4f}"}
+"""How the table writes the figures a row may lack (a hold, a breaker, an ERROR): a missing one is an empty
+cell, never a grey "None" (a number column would show one)."""
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """The rows as History's table shows them, one column per COLUMNS entry."""
+    frame = figures(rows)
+    for column, form in SHOWN.items():
+        frame[column] = [("" if value is None or pd.isna(value) else form.format(value)) for value in frame[column]]
+    return frame
 
 
 def _utc_minutes(stamp: str) -> str:
@@ -75,8 +90,9 @@ def _utc_minutes(stamp: str) -> str:
 
 
 def csv(rows: list[dict]) -> str:
-    """The same columns as the table, headed by their labels, numbers in full for a spreadsheet."""
-    frame = table(rows)
+    """What the table shows, headed by its labels (the unit in the header: size %), numbers in full for a
+    spreadsheet, a missing figure as an empty cell."""
+    frame = figures(rows)
     return safe_csv(frame.rename(columns={k: c["label"] for k, c in COLUMNS.items()}))
 
 
@@ -103,9 +119,3 @@ def csv_name(filters: dict) -> str:
 def label(row: dict) -> str:
     """One exchange in a picker: market time, symbol, outcome, run id."""
     return f"{(row['market_time'] or '')[:16].replace('T', ' ')} ET · {row['symbol']} · {row['outcome']} · {row['run_id'][:8]}"
-
-
-def dates_of(value: tuple[date, ...]) -> tuple[date | None, date | None]:
-    """A date input's value (nothing, a day, or a range) as (since, until)."""
-    since = value[0] if len(value) > 0 else None
-    return since, value[1] if len(value) > 1 else since

@@ -197,3 +197,11 @@ def texts(at, kind: str) -> list[str]:
     """The plain text of every element of one kind (success, error, warning, info, markdown, caption)."""
     return [plain(element.value if kind in ("markdown", "caption") else element.body)
             for element in getattr(at, kind)]
+
+
+def set_dates(at, since, until):
+    """History's date filter: From, then To (two boxes), each a run as a user's typing is."""
+    from ui import session
+
+    at.date_input(key=session.H_SINCE).set_value(since).run()
+    return at.date_input(key=session.H_UNTIL).set_value(until).run()
