@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer
 from core.exchange.loop import run_exchange_sync
+from core.exchange.guard import AgentLimits
 from core.exchange.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
 from core.exchange.errors import InvalidInput, PlayerCoachError
 from core.exchange.json_input import excerpt, read_json, shorten
@@ -91,8 +92,7 @@ def cmd_exchange(args) -> int:
     }, "world state")
     constraints = load_preset(args.preset)
     store = Store(args.db) if args.db else None
-    player = load_agent(args.player, "player") if args.player else HousePlayer(seed=args.seed)
-    coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
+    player, coach = agents_of(args)
     artifact = run_exchange_sync(world, constraints, Portfolio(), player, coach, store=store, strategy_id=args.strategy)
     print(json.dumps(artifact.model_dump(mode="json"), indent=2))
     return EXCHANGE_EXIT_CODES[artifact.outcome]
@@ -108,9 +108,33 @@ def cmd_agents(args) -> int:
 
 
 def add_agent_options(command: argparse.ArgumentParser) -> None:
-    """--player / --coach: your own agent as module:Class or an installed agent's name (default: the house's)."""
+    """--player / --coach: your own agent as module:Class or an installed agent's name (default: the house's),
+    with the leash each of its turns runs on."""
     command.add_argument("--player", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
     command.add_argument("--coach", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
+    limits = AgentLimits()
+    command.add_argument("--agent-timeout", type=_turn_seconds, default=limits.turn_seconds, metavar="SECONDS",
+                         help=f"longest turn of your own agent before the exchange ends ERROR (default {limits.turn_seconds:g})")
+    command.add_argument("--agent-max-text", type=_positive, default=limits.max_text, metavar="CHARS",
+                         help=f"most text your own agent may stream in one turn (default {limits.max_text:,})")
+
+
+def _turn_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most 3600, got {text!r}")
+    return seconds
+
+
+def agents_of(args) -> tuple[object, object]:
+    """The Player and the Coach the options name: your own (guarded) or the house's."""
+    limits = AgentLimits(args.agent_timeout, args.agent_max_text)
+    player = load_agent(args.player, "player", limits) if args.player else HousePlayer(seed=args.seed)
+    coach = load_agent(args.coach, "coach", limits) if args.coach else HouseCoach()
+    return player, coach
 
 
 def cmd_history(args) -> int:
@@ -303,8 +327,7 @@ def cmd_backtest(args) -> int:
     store = Store(args.db) if args.db else None
     settings = dict(capital=args.capital, fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
                     max_hold_days=args.max_hold_days, depth=args.depth)
-    player = load_agent(args.player, "player") if args.player else HousePlayer(seed=args.seed)
-    coach = load_agent(args.coach, "coach") if args.coach else HouseCoach()
+    player, coach = agents_of(args)
     symbols = args.symbols if len(args.symbols) > 1 else args.symbols[0]
     try:
         presets = [load_preset(args.preset)] + ([load_preset(args.compare)] if args.compare else [])

@@ -235,3 +235,133 @@ def test_the_artifact_names_the_agent_classes(site, monkeypatch):
     result = cli("exchange", *WORLD, "--player", "stubborn", "--coach", "terse", site=site)
     agents = json.loads(result.stdout)["agents"]
     assert agents["player_class"] == "byo_agents:Stubborn" and agents["coach_class"] == "byo_agents:Terse"
+
+
+UNRULY_MODULE = '''
+import core
+
+
+class Exits:
+    name = "exits"
+
+    def propose(self, world, constraints, portfolio, history):
+        yield "thinking..."
+        raise SystemExit(0)
+
+
+class Interrupts(Exits):
+    name = "interrupts"
+
+    def propose(self, world, constraints, portfolio, history):
+        yield "thinking..."
+        raise KeyboardInterrupt
+
+
+class Spins:
+    """Too big in round 1 (rejected), then loops forever in round 2."""
+
+    name = "spins"
+
+    def propose(self, world, constraints, portfolio, history):
+        if history:
+            while True:
+                pass
+        said = "Long 50% at 100.00, stop 98.00, target 105.00."
+        yield said
+        return core.Turn(core.Proposal(reasoning=said, actions=[core.Action(
+            action_type="enter_long", symbol=world.symbol, size_pct=0.5, entry_price=100.0, stop_loss=98.0,
+            take_profit=105.0)]))
+
+
+class Chatters(Exits):
+    name = "chatters"
+
+    def propose(self, world, constraints, portfolio, history):
+        while True:
+            yield "and another thing... "
+
+
+class NameRaises(Exits):
+    @property
+    def name(self):
+        raise RuntimeError("no name today")
+
+
+class NameIsANumber(Exits):
+    name = 42
+'''
+
+
+@pytest.fixture
+def unruly(site):
+    """`site` plus the package `unruly` (agents that misbehave at run time) and modules that fail at import."""
+    (site / "unruly.py").write_text(textwrap.dedent(UNRULY_MODULE))
+    (site / "boom.py").write_text("raise RuntimeError('boom at import')\n")
+    (site / "broken_syntax.py").write_text("def propose(:\n")
+    (site / "exits_at_import.py").write_text("import sys\nsys.exit(0)\n")
+    (site / "interrupts_at_import.py").write_text("raise KeyboardInterrupt\n")
+    (site / "byo_agents-1.0.dist-info" / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nstubborn = byo_agents:Stubborn\nquits = exits_at_import:Agent\n"
+        "stops = interrupts_at_import:Agent\n")
+    return site
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("boom:Agent", "cannot import boom (RuntimeError: boom at import)"),
+    ("broken_syntax:Agent", "cannot import broken_syntax (SyntaxError:"),
+    ("exits_at_import:Agent", "cannot import exits_at_import (SystemExit: 0)"),
+    ("interrupts_at_import:Agent", "cannot import interrupts_at_import (KeyboardInterrupt"),
+    (":Agent", "give module:Class, both parts (got ':Agent')"),
+    ("unruly:NameRaises", "cannot make one with no arguments (RuntimeError: no name today)"),
+    ("unruly:NameIsANumber", "its name must be non-empty text, not int '42'"),
+])
+def test_an_agent_that_fails_to_load_is_exit_3_and_one_line(unruly, spec, message):
+    result = cli("exchange", *WORLD, "--player", spec, site=unruly)
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("spec,reason", [
+    ("unruly:Exits", "the player exits raised SystemExit(0): ended, not obeyed"),
+    ("unruly:Interrupts", "the player interrupts raised KeyboardInterrupt(): ended, not obeyed"),
+    ("unruly:Chatters", "the player chatters streamed more than 20,000 characters in one turn"),
+])
+def test_an_agent_that_exits_or_never_stops_talking_ends_error_exit_4(unruly, spec, reason):
+    result = cli("exchange", *WORLD, "--player", spec, site=unruly)
+    assert result.returncode == 4, (result.returncode, result.stderr)
+    artifact = json.loads(result.stdout)
+    assert artifact["outcome"] == "ERROR" and reason in artifact["termination_reason"]
+
+
+def test_a_runaway_agent_ends_error_after_its_time_limit_keeping_the_rounds_before(unruly, tmp_path):
+    result = cli("exchange", *WORLD, "--player", "unruly:Spins", "--agent-timeout", "1", "--db", str(tmp_path / "x.db"),
+                 site=unruly)
+    assert result.returncode == 4, (result.returncode, result.stderr)
+    artifact = json.loads(result.stdout)
+    assert artifact["outcome"] == "ERROR"
+    assert "the player spins took longer than 1 s for one turn" in artifact["termination_reason"]
+    assert artifact["rounds_taken"] == 1 and artifact["rounds"][0]["evaluation"]["decision"] == "REJECT"
+    assert core.Store(tmp_path / "x.db").get_exchange(artifact["run_id"]).rounds_taken == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon", "3601"])
+def test_a_bad_agent_timeout_is_exit_3(value):
+    result = cli("exchange", *WORLD, "--agent-timeout", value)
+    assert result.returncode == 3
+    assert "--agent-timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_entry_point_that_exits_at_import_is_listed_broken_and_the_pages_still_draw(unruly, monkeypatch, app):
+    listed = cli("agents", site=unruly)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert "quits\texits_at_import:Agent\tbroken: cannot be loaded (SystemExit: 0)" in lines
+    assert any(line.startswith("stops\tinterrupts_at_import:Agent\tbroken: cannot be loaded (KeyboardInterrupt")
+               for line in lines)
+    monkeypatch.syspath_prepend(str(unruly))
+    at = app()
+    assert at.button(key=session.TR_RUN) is not None and at.title
+    assert at.selectbox(key=session.TR_AGENTS).options == ["House agents", "stubborn"]
+    backtest = app("pages/backtest.py")
+    assert backtest.button(key=session.BT_RUN) is not None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from core.exchange.errors import InvalidInput
+from core.exchange.guard import AgentLimits, Guarded
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()  # broken entry points already logged: the pages list agents on every run
@@ -38,44 +39,60 @@ def agent_class(agent: object) -> str:
     exports is named by its public name (`core:HousePlayer`), which no reorganisation inside core moves."""
     import core
 
-    kind = type(agent)
+    kind = type(getattr(agent, "wrapped", agent))  # a guarded agent is named by the class it guards
     if kind.__module__.startswith("core.") and getattr(core, kind.__qualname__, None) is kind:
         return f"core:{kind.__qualname__}"
     return f"{kind.__module__}:{kind.__qualname__}"
 
 
-def _make(target: object, role: str, what: str) -> object:
-    """An instance from a class or a factory; an object that already plays the role is used as is."""
-    if isinstance(target, type) or (callable(target) and not roles_of(target)):
-        try:
+UNRULY = (Exception, SystemExit, KeyboardInterrupt)
+"""What a user's module or class may raise while we load it: all of it is theirs, said in one line (a
+SystemExit at import must not end the command with the APPROVE code, nor blank a page)."""
+
+
+def _make(target: object, role: str, what: str, limits: AgentLimits) -> Guarded:
+    """An instance from a class or a factory (an object that already plays the role is used as is),
+    with a name that is text, run under `limits`."""
+    try:
+        if isinstance(target, type) or (callable(target) and not roles_of(target)):
             target = target()
-        except Exception as error:  # a user's constructor: any failure is theirs, said in one line
-            raise InvalidInput(f"{what}: cannot make one with no arguments ({type(error).__name__}: {error})") from None
+        name = getattr(target, "name", type(target).__name__)
+    except UNRULY as error:
+        raise InvalidInput(f"{what}: cannot make one with no arguments ({type(error).__name__}: {error})") from None
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{what}: its name must be non-empty text, not {type(name).__name__} {str(name)[:40]!r}")
     if role not in roles_of(target):
         raise InvalidInput(f"{what}: {type(target).__name__} has no {METHODS[role]}() method, so it cannot be the {role}")
-    return target
+    return Guarded(target, limits)
 
 
-def load_agent(spec: str, role: str) -> object:
-    """An agent for `role` ('player' or 'coach') from `pkg.module:Class` or an installed agent's name."""
+def _import(target: str, what: str) -> object:
+    """The object `module:attribute` names; any failure of the user's module is an InvalidInput."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name.strip() or not attribute.strip():
+        raise InvalidInput(f"{what}: give module:Class, both parts (got {target!r})")
+    try:
+        found = importlib.import_module(module_name)
+    except UNRULY as error:
+        raise InvalidInput(f"{what}: cannot import {module_name} ({type(error).__name__}: {error})") from None
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise InvalidInput(f"{what}: {module_name} has no {attribute}")
+    return found
+
+
+def load_agent(spec: str, role: str, limits: AgentLimits = AgentLimits()) -> Guarded:
+    """An agent for `role` ('player' or 'coach') from `pkg.module:Class` or an installed agent's name,
+    each of its turns run under `limits` (core.exchange.guard)."""
     what = f"--{role} {spec!r}"
     if ":" not in spec:
         installed = {agent.name: agent for agent in installed_agents()}
         if spec not in installed:
             names = ", ".join(sorted(installed)) or "none installed"
             raise InvalidInput(f"{what}: not module:Class and not an installed agent ({names})")
-        return installed[spec].make(role)
-    module_name, _, attribute = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise InvalidInput(f"{what}: cannot import {module_name} ({error})") from None
-    target = module
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise InvalidInput(f"{what}: {module_name} has no {attribute}")
-    return _make(target, role, what)
+        return installed[spec].make(role, limits)
+    return _make(_import(spec, what), role, what, limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +104,12 @@ class InstalledAgent:
     roles: tuple[str, ...]  # what its class can play; empty when it cannot be loaded
     problem: str | None = None  # why it cannot be loaded
 
-    def make(self, role: str) -> object:
-        """A fresh instance, to play `role`."""
+    def make(self, role: str, limits: AgentLimits = AgentLimits()) -> Guarded:
+        """A fresh instance, to play `role` under `limits`."""
+        what = f"agent {self.name!r}"
         if self.problem:
-            raise InvalidInput(f"agent {self.name!r}: {self.problem}")
-        module_name, _, attribute = self.target.partition(":")
-        target = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-        return _make(target, role, f"agent {self.name!r}")
+            raise InvalidInput(f"{what}: {self.problem}")
+        return _make(_import(self.target, what), role, what, limits)
 
 
 def installed_agents(role: str | None = None) -> list[InstalledAgent]:
@@ -105,7 +119,7 @@ def installed_agents(role: str | None = None) -> list[InstalledAgent]:
         try:
             roles = roles_of(point.load())
             problem = None if roles else "it has neither propose() nor critique()"
-        except Exception as error:  # an installed package that fails to import must not take the app down
+        except UNRULY as error:  # an installed package that fails to import must not take the app down
             if point.value not in _reported:
                 _reported.add(point.value)
                 log.warning("agent %s (%s) cannot be loaded: %s", point.name, point.value, error)
