@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history | prune | backtest | challenge | sweep | agents`.
+"""The command line: `python -m core presets | check | exchange | history | prune | backtest | challenge | sweep | agents | mcp`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Of `exchange`: 0 APPROVE,
 1 REJECT-MAX, 2 ABORT, 3 invalid input, 4 ERROR or INTERRUPTED. Bad input never shows a traceback:
@@ -458,6 +458,9 @@ def parser() -> argparse.ArgumentParser:
     grid.set_defaults(run=cmd_sweep)
 
     _add_backtest(sub)
+    from core.mcp.serve import add_parser as add_mcp
+
+    add_mcp(sub)
     return top
 
 
