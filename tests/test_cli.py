@@ -30,10 +30,11 @@ def action(**kw):
             "take_profit": 104, **kw}
 
 
-def test_presets_lists_the_five():
+def test_presets_lists_the_shipped_ones():
     result = cli("presets")
     assert result.returncode == 0
-    assert result.stdout.split() == ["aggressive", "conservative", "futures_compatible", "moderate", "strict"]
+    assert result.stdout.split() == ["aggressive", "conservative", "funded_challenge", "futures_compatible", "moderate",
+                                     "strict"]
 
 
 @pytest.mark.parametrize("act,portfolio,code,decision", [

@@ -13,7 +13,7 @@ import core.exchange.house
 from core.exchange.house import describe, house_grid
 from tests.support.builders import entry, proposal
 
-PRESETS = ("aggressive", "conservative", "futures_compatible", "moderate", "strict")
+PRESETS = ("aggressive", "conservative", "funded_challenge", "futures_compatible", "moderate", "strict")
 
 
 @cache

@@ -138,6 +138,7 @@ def load(values: dict) -> None:
     state[widget("trading_cutoff_time")] = cutoff or time(16, 0)
     state[widget("allowed_symbols")] = list(values.get("allowed_symbols") or [])
     state[widget("abort_on_violations")] = list(values.get("abort_on_violations") or [])
+    state[widget("tiers")] = [dict(tier) for tier in values.get("tiers") or []]
 
 
 def ensure_loaded(default: dict) -> None:
@@ -158,7 +159,9 @@ def current() -> dict:
     values["trading_cutoff_time"] = None if state[session.C_NO_CUTOFF] or cutoff is None else cutoff.strftime("%H:%M")
     values["allowed_symbols"] = list(state[widget("allowed_symbols")])
     values["abort_on_violations"] = list(state[widget("abort_on_violations")])
-    ordered = {name: values[name] for name in core.Constraints.model_fields}
+    values["tiers"] = list(state.get(widget("tiers"), []))
+    # Without tiers the schema reads as it did before tiers existed (the JSON view, export and diff).
+    ordered = {name: values[name] for name in core.Constraints.model_fields if name != "tiers" or values[name]}
     state[EDITOR] = ordered
     return ordered
 
@@ -199,7 +202,8 @@ def controls() -> None:
 
 def diff_frame(before: dict, after: dict) -> pd.DataFrame:
     """The fields whose values differ (indexed by name), in words with the name beside, shown as the editor shows them."""
-    names = [f for f in core.Constraints.model_fields if before.get(f) != after.get(f)]
+    names = [f for f in core.Constraints.model_fields if before.get(f, [] if f == "tiers" else None)
+             != after.get(f, [] if f == "tiers" else None)]
     rows = [{"field": label(f), "before": shown(f, before.get(f)), "after": shown(f, after.get(f))} for f in names]
     return pd.DataFrame(rows, columns=["field", "before", "after"], index=pd.Index(names, dtype=object))
 

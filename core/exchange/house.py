@@ -21,6 +21,7 @@ from collections.abc import Generator
 from core.exchange.agent import Turn
 from core.exchange.rules import check_proposal, risk_reward
 from core.exchange.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict, WorldState
+from core.exchange.tiers import in_force
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
@@ -118,6 +119,7 @@ class HousePlayer:
         self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[Round]
     ) -> Generator[str, None, Turn]:
         """Stream the reasoning a sentence at a time, return the proposal."""
+        constraints = in_force(constraints, portfolio, world)[0]  # plan to the limits the tiers set now
         if history:
             sentences, actions = self._revise(world, constraints, portfolio, history)
         else:

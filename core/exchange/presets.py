@@ -34,7 +34,8 @@ def parse_constraints(source: str | bytes | dict, *, require_all: bool = True) -
         source = read_json(source)
     if not isinstance(source, dict):
         raise InvalidInput(f"a constraint schema must be a JSON object, got {type(source).__name__}")
-    missing = [name for name in Constraints.model_fields if name not in source]
+    # Every field but `tiers`: a schema without tiers (every preset written before them) is complete.
+    missing = [name for name in Constraints.model_fields if name not in source and name != "tiers"]
     if require_all and missing:
         raise InvalidInput(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     try:

@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 
 from core.exchange.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()
@@ -64,12 +65,13 @@ def check_proposal(
     be verified, so it is never waved through.
     """
     portfolio = portfolio or _DEFAULT_PORTFOLIO
-    c = constraints
+    c, tier = in_force(constraints, portfolio, world)  # the limits the tiers set now, and which tier set each
     checks: list[dict] = []  # validated into Check models once, by the Verdict
 
     def add(constraint: str, action: int | None, passed: bool, arithmetic: str, value=None, threshold=None) -> None:
+        named = f"{constraint} ({tier[constraint]})" if constraint in tier else constraint
         checks.append({"constraint": constraint, "action": action, "passed": passed,
-                       "arithmetic": f"{constraint}: {arithmetic}", "value": value, "threshold": threshold})
+                       "arithmetic": f"{named}: {arithmetic}", "value": value, "threshold": threshold})
 
     allowed = c.allowed_symbols
     allowed_text = ", ".join(allowed)
@@ -184,8 +186,8 @@ def _decide(checks: list[dict], constraints: Constraints) -> Verdict:
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
-    """The first breaker that fires before round 1, in priority order, or None."""
-    p, c = portfolio, constraints
+    """The first breaker that fires before round 1, in priority order, or None (with the portfolio's tiers in force)."""
+    p, c = portfolio, in_force(constraints, portfolio)[0]
     if p.equity <= p.peak_equity * (1 - c.max_drawdown_pct):
         return "mll_breached"
     if -p.today_pnl >= c.max_daily_loss_pct * p.start_of_day_equity:
@@ -201,8 +203,14 @@ def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datet
 
 
 def breaker_detail(name: str, constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str:
-    """The arithmetic behind a breaker that fired, in the trader's words."""
-    p, c = portfolio, constraints
+    """The arithmetic behind a breaker that fired, in the trader's words (naming the tier that set its limit)."""
+    p, (c, tier) = portfolio, in_force(constraints, portfolio)
+    by = {"mll_breached": "max_drawdown_pct", "daily_loss_limit": "max_daily_loss_pct",
+          "consistency_rule": "consistency_rule_pct"}.get(name)
+    return _breaker_words(name, c, p, as_of) + (f" ({tier[by]})" if by in tier else "")
+
+
+def _breaker_words(name: str, c: Constraints, p: Portfolio, as_of: datetime) -> str:
     if name == "mll_breached":
         return f"equity {p.equity:.2f} <= peak {p.peak_equity:.2f} x (1 - {c.max_drawdown_pct:.4f}) = {p.peak_equity * (1 - c.max_drawdown_pct):.2f}"
     if name == "daily_loss_limit":

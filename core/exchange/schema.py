@@ -10,7 +10,8 @@ from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_serializer, model_validator
+from pydantic.fields import FieldInfo
 
 ET = ZoneInfo("America/New_York")
 
@@ -37,6 +38,21 @@ ENTRY_TYPES = ("enter_long", "enter_short")
 MAX_PRICE = 1e9
 """The largest price a world state takes: far above any traded price, and far enough below float's
 limit that the sizing arithmetic (price x size x equity) stays finite."""
+
+MAX_SYMBOLS = 1000
+"""The most symbols `allowed_symbols` lists: the S&P 500 and a crypto list fit, while the Constraints page's
+multiselect (which slows with the square of its chosen values) stays quick and the schema in Claude's prompt stays
+a few thousand tokens. A 380,000-symbol import is refused instead of freezing the page."""
+
+MAX_TIERS = 20
+"""The most tiers a schema holds: one per condition and threshold a trader would write, with room to spare."""
+
+TIER_CONDITIONS = ("drawdown_pct_at_least", "daily_loss_pct_at_least", "profit_pct_at_least", "volatility_regime")
+"""What a tier's `when` may name: three measures of the portfolio and the world's volatility regime."""
+
+TIER_LIMITS = ("max_position_pct", "max_single_trade_pct", "max_leverage", "max_drawdown_pct", "max_daily_loss_pct",
+               "consistency_rule_pct", "max_open_positions", "min_risk_reward", "min_stop_atr_multiple")
+"""The limits a tier may set: the numbers. A `min_` limit is stricter higher, every other one stricter lower."""
 
 _SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=/]{0,19}$")
 
@@ -89,12 +105,21 @@ class Constraints(Strict):
     max_daily_loss_pct: float = Field(0.02, gt=0, le=1, description="Largest loss today, counting the risk to the stops of the new entries, as a fraction of start-of-day equity.")
     consistency_rule_pct: float = Field(0.50, gt=0, le=1, description="No trading once today's gain exceeds this fraction of the cumulative profit.")
     trading_cutoff_time: str | None = Field("16:20", description="No new exchange at or after this time of day (ET, HH:MM); null for no cutoff.")
-    allowed_symbols: list[str] = Field(default_factory=lambda: ["AMZN", "MSFT", "TSLA", "BTC-USD"], min_length=1, description="Symbols the Player may trade.")
+    allowed_symbols: list[str] = Field(default_factory=lambda: ["AMZN", "MSFT", "TSLA", "BTC-USD"], min_length=1, max_length=MAX_SYMBOLS, description="Symbols the Player may trade.")
     max_open_positions: int = Field(3, ge=1, le=100, description="Most symbols held at once after the proposal.")
     min_risk_reward: float = Field(1.5, gt=0, le=100, description="Smallest reward-to-risk ratio of an entry (target distance over stop distance).")
     max_rounds: int = Field(3, ge=1, le=10, description="Most Player-Coach rounds before the exchange ends REJECT-MAX.")
-    abort_on_violations: list[str] = Field(default_factory=lambda: ["max_leverage", "max_drawdown_pct"], description="Violations that end the exchange at once (ABORT).")
+    abort_on_violations: list[str] = Field(default_factory=lambda: ["max_leverage", "max_drawdown_pct"], max_length=len(RULE_NAMES), description="Violations that end the exchange at once (ABORT).")
     min_stop_atr_multiple: float | None = Field(None, gt=0, le=100, description="Smallest stop distance in multiples of the 14-day ATR; null for off.")
+    tiers: list[Tier] = Field(default_factory=list, max_length=MAX_TIERS, description="Limits that change with the book: every tier whose `when` holds sets its values, the strictest winning where several set one limit.")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_tiers(self, handler) -> dict:
+        # A schema without tiers dumps as it did before tiers existed: stored run keys, artifacts and prompts stay the same.
+        data = handler(self)
+        if not data.get("tiers"):
+            data.pop("tiers", None)
+        return data
 
     @field_validator("trading_cutoff_time", mode="before")
     @classmethod
@@ -107,6 +132,8 @@ class Constraints(Strict):
     def _symbols(cls, value: object) -> list[str]:
         if not isinstance(value, list):
             raise ValueError("must be a list of symbols")
+        if len(value) > MAX_SYMBOLS:
+            raise ValueError(f"{len(value)} symbols is more than the {MAX_SYMBOLS} a schema may list")
         symbols = [normalise_symbol(v) for v in value]
         return list(dict.fromkeys(symbols))
 
@@ -121,6 +148,68 @@ class Constraints(Strict):
     def cutoff(self) -> time | None:
         """The trading cutoff as a time of day, or None."""
         return parse_cutoff(self.trading_cutoff_time)
+
+
+class _Sparse(Strict):
+    """A model whose unset (None) fields are left out of its JSON: a tier shows only what it names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _sparse(self, handler) -> dict:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class TierWhen(_Sparse):
+    """When a tier is in force: exactly one condition, read from the portfolio or the world the rules already get."""
+
+    drawdown_pct_at_least: float | None = Field(None, gt=0, le=1, description="In force while 1 - equity/peak_equity is at least this.")
+    daily_loss_pct_at_least: float | None = Field(None, gt=0, le=1, description="In force while today's loss over start-of-day equity is at least this.")
+    profit_pct_at_least: float | None = Field(None, gt=0, le=10, description="In force while cumulative profit over the starting equity is at least this (the phase after a target).")
+    volatility_regime: Literal["low", "medium", "high"] | None = Field(None, description="In force while the world's volatility regime is this.")
+
+    @model_validator(mode="after")
+    def _one(self) -> TierWhen:
+        named = [name for name in TIER_CONDITIONS if getattr(self, name) is not None]
+        if len(named) != 1:
+            raise ValueError(f"name exactly one condition of {', '.join(TIER_CONDITIONS)}, got {len(named)}")
+        return self
+
+    @property
+    def condition(self) -> str:
+        """The one condition this names."""
+        return next(name for name in TIER_CONDITIONS if getattr(self, name) is not None)
+
+
+# The values a tier sets: the same fields, bounds and words as Constraints (one definition), each optional.
+TierSet = create_model(
+    "TierSet", __base__=_Sparse, __doc__="The limit values a tier sets; a limit it does not name keeps its value.",
+    **{name: (Constraints.model_fields[name].annotation | None,
+              FieldInfo.merge_field_infos(Constraints.model_fields[name], default=None)) for name in TIER_LIMITS},
+)
+
+
+class Tier(Strict):
+    """Limits that apply while a condition holds: `{"when": {"drawdown_pct_at_least": 0.05}, "set": {...}}`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    when: TierWhen
+    set: TierSet  # type: ignore[valid-type]
+
+    @field_validator("set")
+    @classmethod
+    def _sets_something(cls, value: BaseModel) -> BaseModel:
+        if not value.model_dump():
+            raise ValueError(f"set at least one limit of {', '.join(TIER_LIMITS)}")
+        return value
+
+    def values(self) -> dict[str, float | int]:
+        """The limits this tier sets, by name."""
+        return self.set.model_dump()
+
+
+Constraints.model_rebuild()
 
 
 class WorldState(Strict):

@@ -1,0 +1,152 @@
+"""Tiers (SPEC §4): limits that change with the drawdown, the day's loss, the profit or the volatility regime."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+import core
+from core.exchange.presets import PRESETS_DIR
+from core.exchange.schema import MAX_SYMBOLS, RULE_NAMES
+from core.exchange.tiers import in_force, tiers_in_force
+from tests.support.builders import entry, proposal
+
+LOOSE = dict(max_position_pct=1.0, max_single_trade_pct=0.05, max_leverage=10, max_drawdown_pct=1.0,
+             max_daily_loss_pct=1.0, min_risk_reward=0.1, max_open_positions=10, abort_on_violations=[])
+AT_5 = {"when": {"drawdown_pct_at_least": 0.05}, "set": {"max_single_trade_pct": 0.01, "max_open_positions": 1}}
+AT_3 = {"when": {"drawdown_pct_at_least": 0.03}, "set": {"max_single_trade_pct": 0.02, "min_risk_reward": 2.0}}
+HIGH = {"when": {"volatility_regime": "high"}, "set": {"min_risk_reward": 3.0, "max_single_trade_pct": 0.04}}
+
+
+def schema(*tiers: dict, **overrides) -> core.Constraints:
+    return core.Constraints(**{**LOOSE, **overrides, "tiers": list(tiers)})
+
+
+def down(fraction: float) -> core.Portfolio:
+    """A book `fraction` below its peak of 100,000, flat today."""
+    equity = 100_000 * (1 - fraction)
+    return core.Portfolio(equity=equity, peak_equity=100_000, start_of_day_equity=equity,
+                          cumulative_pnl=equity - 100_000)
+
+
+def check(verdict: core.Verdict, name: str) -> core.Check:
+    return next(c for c in verdict.checks if c.constraint == name)
+
+
+def test_the_arithmetic_names_the_tier_that_set_the_limit():
+    verdict = core.check_proposal(proposal(entry(size=0.02)), schema(AT_5), down(0.05))
+    assert check(verdict, "max_single_trade_pct").arithmetic == \
+        "max_single_trade_pct (tier drawdown >= 5.00 %): 0.0200 > 0.0100 FAIL"
+    assert verdict.violations == ["max_single_trade_pct"]
+    # A limit no tier set keeps its own name and value.
+    assert check(verdict, "min_risk_reward").arithmetic.startswith("min_risk_reward: ")
+
+
+def test_a_tier_is_in_force_from_its_threshold_only():
+    below = core.check_proposal(proposal(entry(size=0.02)), schema(AT_5), down(0.0499))
+    assert below.decision == "APPROVE"
+    assert check(below, "max_single_trade_pct").arithmetic == "max_single_trade_pct: 0.0200 <= 0.0500 PASS"
+
+
+def test_every_matching_tier_applies_and_the_strictest_value_wins():
+    c, named = in_force(schema(AT_3, AT_5, HIGH), down(0.06),
+                        core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180,
+                                        volatility_regime="high"))
+    assert c.max_single_trade_pct == 0.01 and named["max_single_trade_pct"] == "tier drawdown >= 5.00 %"
+    assert c.min_risk_reward == 3.0 and named["min_risk_reward"] == "tier volatility high"  # a min_ limit: highest
+    assert c.max_open_positions == 1
+    assert c.max_leverage == 10 and "max_leverage" not in named
+
+
+def test_a_regime_tier_needs_the_world_and_a_schema_without_tiers_is_itself():
+    plain = schema()
+    assert in_force(plain, down(0.2)) == (plain, {})
+    tiered = schema(HIGH)
+    assert in_force(tiered, down(0.0))[0] is tiered  # no world: no regime
+    calm = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    assert tiers_in_force(tiered, down(0.0), calm) == []
+
+
+def test_tiers_that_do_not_hold_change_nothing(world):
+    p = down(0.01)
+    for actions in ([entry(size=0.02)], [entry(size=0.08)], [entry(size=0.03, t=264.5)]):
+        assert core.check_proposal(proposal(*actions), schema(AT_3, AT_5), p, world) == \
+            core.check_proposal(proposal(*actions), schema(), p, world)
+
+
+def test_daily_loss_and_profit_tiers_read_the_portfolio():
+    daily = {"when": {"daily_loss_pct_at_least": 0.02}, "set": {"max_single_trade_pct": 0.01}}
+    profit = {"when": {"profit_pct_at_least": 0.08}, "set": {"max_single_trade_pct": 0.02}}
+    lost = core.Portfolio(equity=98_000, peak_equity=100_000, start_of_day_equity=100_000, today_pnl=-2_000)
+    ahead = core.Portfolio(equity=108_000, peak_equity=108_000, start_of_day_equity=108_000, cumulative_pnl=8_000)
+    assert in_force(schema(daily, profit), lost)[0].max_single_trade_pct == 0.01
+    assert in_force(schema(daily, profit), ahead)[0].max_single_trade_pct == 0.02
+    assert in_force(schema(daily, profit), core.Portfolio())[0].max_single_trade_pct == 0.05
+
+
+def test_the_breakers_follow_the_portfolio_tiers_and_say_which():
+    tighter = {"when": {"drawdown_pct_at_least": 0.03}, "set": {"max_drawdown_pct": 0.04}}
+    c = schema(tighter, max_drawdown_pct=0.10)
+    when = datetime(2025, 3, 4, 10, 0)
+    assert core.circuit_breaker(c, down(0.039), when) is None
+    assert core.circuit_breaker(c, down(0.04), when) == "mll_breached"
+    assert core.circuit_breaker(schema(max_drawdown_pct=0.10), down(0.04), when) is None
+    from core.exchange.rules import breaker_detail
+    assert breaker_detail("mll_breached", c, down(0.04), when).endswith("(tier drawdown >= 3.00 %)")
+
+
+def test_the_house_player_plans_to_the_limits_in_force(world):
+    tiered = schema(AT_5, max_single_trade_pct=0.05, min_risk_reward=1.5)
+    player = core.HousePlayer(seed=0, flaw_rate=0.0)
+    artifact = core.run_exchange_sync(world, tiered, down(0.06), player, core.HouseCoach())
+    assert artifact.outcome == "APPROVE"
+    sizes = [a.size_pct for a in artifact.rounds[-1].proposal.actions if a.is_entry]
+    assert sizes and max(sizes) <= 0.01
+    untiered = core.run_exchange_sync(world, schema(max_single_trade_pct=0.05, min_risk_reward=1.5), down(0.06),
+                                      player, core.HouseCoach())
+    assert max(a.size_pct for a in untiered.rounds[-1].proposal.actions if a.is_entry) > 0.01
+
+
+def test_a_schema_without_tiers_dumps_as_before_and_one_with_tiers_round_trips():
+    assert "tiers" not in core.Constraints().model_dump(mode="json")
+    assert "tiers" not in json.loads(core.Constraints().model_dump_json())
+    tiered = schema(AT_3, HIGH)
+    dumped = tiered.model_dump(mode="json")
+    assert dumped["tiers"][1] == HIGH  # only what a tier names, no nulls
+    assert core.parse_constraints(json.dumps(dumped)) == tiered
+
+
+@pytest.mark.parametrize("tier,named", [
+    ({"when": {}, "set": {"max_leverage": 1}}, "tiers.0.when"),
+    ({"when": {"drawdown_pct_at_least": 0.05, "volatility_regime": "high"}, "set": {"max_leverage": 1}}, "exactly one"),
+    ({"when": {"drawdown_pct_at_least": 1.5}, "set": {"max_leverage": 1}}, "tiers.0.when.drawdown_pct_at_least"),
+    ({"when": {"volatility_regime": "wild"}, "set": {"max_leverage": 1}}, "tiers.0.when.volatility_regime"),
+    ({"when": {"volatility_regime": "high"}, "set": {}}, "set at least one limit"),
+    ({"when": {"volatility_regime": "high"}, "set": {"max_leverage": -1}}, "tiers.0.set.max_leverage"),
+    ({"when": {"volatility_regime": "high"}, "set": {"max_rounds": 1}}, "tiers.0.set.max_rounds"),
+    ({"when": {"recent_loss": 0.1}, "set": {"max_leverage": 1}}, "tiers.0.when.recent_loss"),
+])
+def test_a_bad_tier_is_refused_naming_the_field(tier, named):
+    with pytest.raises(core.InvalidInput, match=named.replace(".", r"\.")):
+        core.parse_constraints({**core.Constraints().model_dump(mode="json"), "tiers": [tier]})
+
+
+def test_funded_challenge_is_shipped_with_tiers_that_tighten_as_the_drawdown_deepens():
+    c = core.load_preset("funded_challenge")
+    raw = json.loads((PRESETS_DIR / "funded_challenge.json").read_text())
+    assert core.parse_constraints(raw) == c and raw["tiers"] == c.model_dump(mode="json")["tiers"]
+    sizes = [in_force(c, down(d))[0].max_single_trade_pct for d in (0.0, 0.03, 0.05)]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+
+
+def test_the_schema_caps_the_lists_a_page_or_a_prompt_would_choke_on():
+    many = [f"S{i}" for i in range(MAX_SYMBOLS + 1)]
+    with pytest.raises(core.InvalidInput, match=f"allowed_symbols: {MAX_SYMBOLS + 1} symbols is more than the "
+                                                f"{MAX_SYMBOLS}"):
+        core.parse_constraints({**core.Constraints().model_dump(mode="json"), "allowed_symbols": many})
+    assert len(core.Constraints(allowed_symbols=many[:MAX_SYMBOLS]).allowed_symbols) == MAX_SYMBOLS
+    names = list(RULE_NAMES) + ["max_leverage"]
+    with pytest.raises(core.InvalidInput, match="abort_on_violations: List should have at most 10 items"):
+        core.parse_constraints({**core.Constraints().model_dump(mode="json"), "abort_on_violations": names})
