@@ -233,7 +233,7 @@ def test_a_database_with_a_corrupt_page_is_one_line_and_exit_3(tmp_path):
     db = str(tmp_path / "corrupt.db")
     _stored(db, "2025-03-04 10:00", 30)
     store = core.Store(db)
-    store.db.execute("pragma wal_checkpoint(truncate)")
+    store.checkpoint()
     size = Path(db).stat().st_size
     with open(db, "r+b") as file:
         file.seek(size // 2 // 4096 * 4096)

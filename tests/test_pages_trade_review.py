@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import core
 from tests.support.ui_fixtures import plain, reject_then_approve_seed, texts
+from tests.support.files import sql
 from ui import exchange_view, session
 
 
@@ -283,9 +284,8 @@ def test_an_exchange_cut_short_by_leaving_the_page_says_so(app, app_store, world
 
 def test_a_saved_preset_that_no_longer_validates_is_named_unusable_not_a_crash(app, app_store):
     app_store.save_preset("mine", core.load_preset("moderate"))
-    app_store.db.execute("insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
-                         ['{"max_rounds": 99}'])
-    app_store.db.conn.commit()
+    sql(app_store.path, "insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
+        ['{"max_rounds": 99}'])
     at = app()
     assert not at.exception, [e.value for e in at.exception]
     assert "mine (custom)" in at.selectbox(key=session.TR_SCHEMA).options

@@ -13,11 +13,15 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 import core
 import core.journal.compact
-import core.journal.store
-from core.journal.store import MIGRATIONS
+import core.journal.db
+from core.journal.exchanges import SIDES
+from core.journal.history import HISTORY_COLUMNS
+from core.journal.migrations import MIGRATIONS
+from tests.support.files import sql
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -60,25 +64,26 @@ def test_recording_an_artifact_again_replaces_it(store):
     store.record(artifact)
     store.record(artifact)
     assert len(store.coach_memory("s1")) == memory
-    assert store.db["portfolio_snapshots"].count == 1 and store.count_exchanges() == 1
+    assert sql(store.path, "select count(*) from portfolio_snapshots") == [(1,)] and store.count_exchanges() == 1
     assert store.get_exchange(artifact.run_id) == artifact
 
 
-def test_store_settings_wal_foreign_keys_version_and_indexes(store):
-    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert store.db.execute("pragma busy_timeout").fetchone()[0] > 0
-    assert store.schema_version == len(MIGRATIONS)
-    indexed = {tuple(i.columns) for i in store.db["exchanges"].indexes}
+def test_store_file_is_wal_at_the_newest_version_with_its_indexes(store):
+    file = sqlite_utils.Database(store.path)
+    assert file.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version == len(MIGRATIONS.names)
+    assert [m.name for m in MIGRATIONS.applied(file)] == MIGRATIONS.names
+    assert file.execute("pragma user_version").fetchone()[0] == len(MIGRATIONS.names)
+    indexed = {tuple(i.columns) for i in file["exchanges"].indexes}
     assert {("timestamp",), ("outcome", "symbol", "timestamp"), ("strategy_id", "timestamp")} <= indexed
-    assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_entries"} <= set(store.db.table_names())
-    assert "coach_memory" in store.db.view_names()
+    assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_entries"} <= set(file.table_names())
+    assert "coach_memory" in file.view_names()
 
 
 def test_reopening_runs_no_migration_twice(store):
     fill(store, 1)
     again = core.Store(store.path)
-    assert again.schema_version == len(MIGRATIONS) and again.count_exchanges() == 1
+    assert again.schema_version == len(MIGRATIONS.names) and again.count_exchanges() == 1
 
 
 def test_list_filters(store):
@@ -205,8 +210,8 @@ def test_four_threads_writing_250_exchanges_each_lose_nothing(store):
     assert errors == []
     assert store.count_exchanges() == 1000
     assert store.count_exchanges(outcome=["INTERRUPTED", "ERROR"]) == 0
-    rounds = store.db.execute("select sum(rounds_taken) from exchanges").fetchone()[0]
-    assert store.db.execute("select count(*) from rounds").fetchone()[0] == rounds
+    rounds = sql(store.path, "select sum(rounds_taken) from exchanges")
+    assert sql(store.path, "select count(*) from rounds") == rounds
     assert {s: store.count_exchanges(strategy=s) for s in store.strategies()} == {f"t{n}": 250 for n in range(4)}
 
 
@@ -217,7 +222,7 @@ def test_two_processes_writing_at_once_lose_nothing(store):
         "w = core.WorldState(symbol='AMZN', as_of='2025-03-04 10:00', price=185, sma5=183, sma10=180)\n"
         "for i in range(150): core.run_exchange_sync(w, c, core.Portfolio(), core.HousePlayer(seed=i), core.HouseCoach(), store=s)\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(store.path)], cwd=core.journal.store.DEFAULT_PATH.parent.parent)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(store.path)], cwd=core.journal.db.DEFAULT_PATH.parent.parent)
              for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert store.count_exchanges(outcome="APPROVE") == 300
@@ -231,10 +236,18 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path):
 
 
 def test_a_database_from_a_newer_version_is_refused_untouched(store):
-    store.db.execute(f"pragma user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(core.StoreError, match=f"schema version {len(MIGRATIONS) + 1} is newer"):
+    sql(store.path, f"pragma user_version = {len(MIGRATIONS.names) + 1}")
+    with pytest.raises(core.StoreError, match=f"schema version {len(MIGRATIONS.names) + 1} is newer"):
         core.Store(store.path)
-    assert store.schema_version == len(MIGRATIONS) + 1
+    assert sql(store.path, "pragma user_version") == [(len(MIGRATIONS.names) + 1,)]
+
+
+def test_a_database_that_ran_a_migration_this_app_does_not_know_is_refused_untouched(store):
+    sql(store.path, "insert into _sqlite_migrations (migration_set, name, applied_at) values (?, ?, ?)",
+        [MIGRATIONS.name, "_v99_from_the_future", "2030-01-01"])
+    with pytest.raises(core.StoreError, match=f"schema version {len(MIGRATIONS.names) + 1} is newer"):
+        core.Store(store.path)
+    assert len(sql(store.path, "select * from _sqlite_migrations")) == len(MIGRATIONS.names) + 1
 
 
 def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_violations(store):
@@ -247,7 +260,7 @@ def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_viol
         assert row["market_time"] == artifact.world_state.as_of.isoformat()
         assert row["preset"] == ("strict" if artifact.constraint_snapshot == core.load_preset("strict") else "moderate")
         assert (row["side"], row["size_pct"], row["entry"], row["stop"], row["target"]) == (
-            core.journal.store.SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
+            SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
             action.get("entry_price"), action.get("stop_loss"), action.get("take_profit"))
         assert row["violations"] == ", ".join(last.evaluation.violations)
         earlier = {v for r in artifact.rounds[:-1] for v in r.evaluation.violations}
@@ -299,7 +312,7 @@ def version_3(tmp_path):
 def test_a_version_3_database_reads_back_every_artifact_after_the_lean_migration(version_3):
     path, before = version_3
     store = core.Store(path)
-    assert store.schema_version == len(MIGRATIONS)
+    assert store.schema_version == len(MIGRATIONS.names)
     for artifact in before["artifacts"]:
         assert store.get_exchange(artifact["run_id"]) == core.Artifact.model_validate(artifact)
     assert listed_as_before(store, before)
@@ -316,7 +329,7 @@ def test_a_version_2_database_gets_the_history_columns_filled_in(version_3):
     path, before = version_3
     db = sqlite3.connect(path)
     db.execute("drop index idx_exchanges_market_time")
-    for column in core.journal.store.HISTORY_COLUMNS:
+    for column in HISTORY_COLUMNS:
         db.execute(f"alter table exchanges drop column {column}")
     db.execute("update exchanges set violations = 'as version 2 had it'")
     db.execute("pragma user_version = 2")
@@ -329,7 +342,7 @@ def test_a_version_2_database_gets_the_history_columns_filled_in(version_3):
 def test_prune_deletes_old_exchanges_with_everything_they_own_and_shrinks_the_file(store):
     old = fill(store, 30, strategy="old", start=datetime(2025, 1, 1, tzinfo=timezone.utc))
     new = fill(store, 5, strategy="new", start=datetime(2025, 6, 1, tzinfo=timezone.utc))
-    store.db.execute("pragma wal_checkpoint(truncate)")
+    store.checkpoint()
     size = store.size_bytes()
     cutoff = datetime(2025, 3, 1, tzinfo=timezone.utc)
     assert store.count_older(cutoff) == 30
@@ -338,8 +351,8 @@ def test_prune_deletes_old_exchanges_with_everything_they_own_and_shrinks_the_fi
     assert store.get_exchange(old[0].run_id) is None and store.coach_memory("old") == []
     assert store.strategies() == ["new"]
     for table in ("rounds", "coach_memory", "portfolio_snapshots"):
-        assert store.db.execute(f"select count(*) from {table} where run_id not in "
-                                "(select run_id from exchanges)").fetchone()[0] == 0
+        assert sql(store.path, f"select count(*) from {table} where run_id not in (select run_id from exchanges)") \
+            == [(0,)]
     assert store.size_bytes() < size
     assert store.get_exchange(new[0].run_id) == new[0]
 
@@ -356,7 +369,7 @@ def raw_rows(store, run_id):
     """Every stored column of one exchange, as SQLite holds it (ids left out)."""
     tables = {"exchanges": "*", "rounds": "*", "portfolio_snapshots": "run_id, timestamp, equity, peak_equity, "
               "start_of_day_equity, cumulative_pnl, today_pnl, positions", "coach_entries": "*"}
-    return {t: store.db.execute(f"select {cols} from {t} where run_id = ? order by 1, 2", [run_id]).fetchall()
+    return {t: sql(store.path, f"select {cols} from {t} where run_id = ? order by 1, 2", [run_id])
             for t, cols in tables.items()}
 
 
@@ -380,7 +393,8 @@ def test_record_refuses_an_artifact_whose_keys_are_not_the_models_and_writes_not
     with pytest.raises(core.InvalidInput, match="artifact: portfolio_snapshot"):
         store.record(data)
     assert store.get_exchange("crafted") is None and store.count_exchanges() == 1
-    assert store.db["portfolio_snapshots"].count == 1 and "rounds" in store.db.table_names()
+    assert sql(store.path, "select count(*) from portfolio_snapshots") == [(1,)]
+    assert sql(store.path, "select count(*) from sqlite_master where name = 'rounds'") == [(1,)]
 
 
 def test_record_takes_the_json_form_of_an_artifact_and_stores_the_model(store):
@@ -419,7 +433,7 @@ def test_every_artifact_round_trips_byte_for_byte_through_the_packed_store(store
 def test_house_exchanges_take_under_3_kb_each(store):
     fill(store, 300)
     fill(store, 200, preset="strict", start=datetime(2025, 4, 1, tzinfo=timezone.utc))
-    store.db.execute("pragma wal_checkpoint(truncate)")
+    store.checkpoint()
     assert store.size_bytes() / 500 <= 3 * 1024
 
 
@@ -435,16 +449,15 @@ def test_a_database_keeps_the_dictionary_it_was_written_with(tmp_path, monkeypat
 
 def test_a_stored_preset_that_no_longer_validates_is_listed_unusable_with_its_reason(store):
     store.save_preset("mine", core.load_preset("moderate"))
-    store.db.execute("insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
-                     [json.dumps({**core.load_preset("moderate").model_dump(mode="json"), "max_rounds": 99})])
-    store.db.conn.commit()
+    sql(store.path, "insert into presets (name, constraints, saved_at) values ('old', ?, '2024-01-01')",
+        [json.dumps({**core.load_preset("moderate").model_dump(mode="json"), "max_rounds": 99})])
     assert list(store.custom_presets()) == ["mine"]
     assert store.unusable_presets() == {"old": "max_rounds: Input should be less than or equal to 10 (got 99)"}
 
 
 def test_a_corrupt_page_after_a_good_header_is_a_store_error_naming_the_file(store):
     fill(store, 30)
-    store.db.execute("pragma wal_checkpoint(truncate)")
+    store.checkpoint()
     size = store.path.stat().st_size
     with store.path.open("r+b") as file:  # the header and the schema stay good; the later half is garbage
         file.seek(size // 2 // 4096 * 4096)
@@ -465,22 +478,17 @@ def test_a_corrupt_page_after_a_good_header_is_a_store_error_naming_the_file(sto
     assert failed and all(f.startswith(f"database {store.path}: ") and "malformed" in f for f in failed)
 
 
-def test_a_database_that_cannot_be_written_is_a_store_error_not_an_operational_error(store, world, moderate):
-    store.db.execute("pragma query_only = on")  # what a read-only file does to every write
-    with pytest.raises(core.StoreError, match="it is read-only here"):
-        store.save_preset("mine", moderate)
-    with pytest.raises(core.StoreError, match="it is read-only here"):
-        core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store)
-
-
 def test_a_database_in_a_folder_without_write_access_opens_read_only_for_reading(store, tmp_path, monkeypatch):
     fill(store, 3)
-    store.db.execute("pragma wal_checkpoint(truncate)")
-    real = core.journal.store.os.access
-    monkeypatch.setattr(core.journal.store.os, "access", lambda path, mode: False if Path(path) == store.path.parent
+    store.checkpoint()
+    real = core.journal.db.os.access
+    monkeypatch.setattr(core.journal.db.os, "access", lambda path, mode: False if Path(path) == store.path.parent
                         else real(path, mode))  # root may write anywhere: the folder's mode cannot say no
     reader = core.Store(store.path)
     assert reader.read_only and reader.count_exchanges() == 3
     assert reader.get_exchange(reader.list_exchanges()[0]["run_id"]) is not None
     with pytest.raises(core.StoreError, match="it is read-only here"):
         reader.save_preset("mine", core.load_preset("moderate"))
+    with pytest.raises(core.StoreError, match="it is read-only here"):
+        core.run_exchange_sync(WORLDS[0], core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(),
+                               core.HouseCoach(), store=reader)

@@ -1,0 +1,216 @@
+"""The SQLite file under the journal: where it is, one connection per thread, its pragmas, write
+transactions, the one translation of SQLite's errors into StoreError, and running the migrations.
+
+WAL, a busy timeout and BEGIN IMMEDIATE writes let threads and processes share the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from core.exchange.errors import StoreError
+from core.journal import compact
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "player_coach.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_path() -> Path:
+    """The database file: $PLAYER_COACH_DB, else data/player_coach.db."""
+    return Path(os.environ.get("PLAYER_COACH_DB") or DEFAULT_PATH)
+
+
+def named_errors(method):
+    """A store method whose SQLite errors (a corrupt page, a read-only file, a full disk) come out as a
+    StoreError naming the file and the cause. Every public method of the store's parts wears it."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as error:
+            cause = "it is read-only here" if self.read_only or "readonly" in str(error) else error
+            raise StoreError(f"database {self.path}: {cause}") from None
+
+    return guarded
+
+
+class StoreFile:
+    """The file and its connections; the parts of the store (exchanges, history, presets, backtests) build
+    on it. Safe to share between threads; every process may open its own."""
+
+    migrations: Schema  # the schema's history (core.journal.migrations), set by core.journal.store.Store
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+        self._local = threading.local()
+        self._packer: compact.Packer | None = None
+        # A file in a folder the app may not write to can still be read: WAL cannot make its side files
+        # there, so it is opened read-only (and immutable) instead, and any write is a StoreError.
+        self.read_only = self.path.exists() and not os.access(self.path.parent, os.W_OK)
+        try:
+            if not self.read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._migrate()
+            elif self.migrations.pending(self._db) or self.migrations.newer(self._db) is not None:
+                raise StoreError(f"database {self.path}: read-only and from another version of the app; "
+                                 "open it once where it can be written to")
+            self._packer = compact.Packer(dict(self._db.execute("select id, text from dictionaries").fetchall()))
+        except (OSError, sqlite3.DatabaseError) as error:
+            raise StoreError(f"database {self.path}: {error}") from None
+
+    @property
+    def _db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            read_only = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"  # as_uri quotes spaces and ?
+            target, uri = (read_only, True) if self.read_only else (self.path, False)
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, uri=uri)
+            conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("pragma foreign_keys = on")
+            conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
+            conn.create_function("said_contains", 2, self._said_contains)  # History's text search (history.py)
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db
+
+    def _said_contains(self, body: bytes | None, words: str) -> bool:
+        raise NotImplementedError  # History's
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction that takes the write lock up front, so concurrent writers queue."""
+        db = self._db
+        db.execute("begin immediate")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+
+    def _migrate(self) -> None:
+        """Run the pending migrations, each in its own write transaction (a crash keeps every finished one).
+        The write lock is taken before looking: two processes opening a new file never both migrate it."""
+        db = self._db
+        db.execute("pragma journal_mode = wal")
+        while True:
+            with self._write():
+                if (version := self.migrations.newer(db)) is not None:
+                    raise StoreError(f"database {self.path}: schema version {version} is newer than this app's "
+                                     f"{len(self.migrations.names)}; open it with a newer version of the app")
+                self.migrations.adopt(db)
+                if not self.migrations.apply_next(db):
+                    return
+
+    @property
+    def schema_version(self) -> int:
+        """How many of the schema's migrations this file has had."""
+        return self.migrations.version(self._db)
+
+    @named_errors
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and truncate it (size_bytes then counts data only)."""
+        self._db.execute("pragma wal_checkpoint(truncate)")
+
+    @named_errors
+    def copy_bytes(self) -> bytes:
+        """The whole database as one consistent file (the WAL included), for a download."""
+        return self._db.conn.serialize()
+
+    def size_bytes(self) -> int:
+        """The database size on disk, WAL included."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+class Schema(sqlite_utils.Migrations):
+    """sqlite-utils' Migrations over steps in a fixed order; the schema version counts the applied ones
+    (also kept in `pragma user_version`, which files from before this class counted migrations in)."""
+
+    def __init__(self, name: str, steps: list[Callable[[sqlite_utils.Database], None]]):
+        super().__init__(name)
+        self.names = [step.__name__ for step in steps]
+        for step in steps:
+            self()(step)
+
+    def version(self, db: sqlite_utils.Database) -> int:
+        """How many steps this file has had."""
+        return len(self.applied(db))
+
+    def newer(self, db: sqlite_utils.Database) -> int | None:
+        """The schema version of a file a newer app wrote (it had steps this app does not know), else None."""
+        version = db.execute("pragma user_version").fetchone()[0]
+        unknown = [m for m in self.applied(db) if m.name not in self.names]
+        return max(version, len(self.applied(db))) if unknown or version > len(self.names) else None
+
+    def adopt(self, db: sqlite_utils.Database) -> None:
+        """A file written before the store used Migrations counted its steps in user_version: record its
+        first N as applied, so none runs twice."""
+        if db[self.migrations_table].exists():
+            return
+        version = db.execute("pragma user_version").fetchone()[0]
+        self.ensure_migrations_table(db)
+        db[self.migrations_table].insert_all(
+            {"migration_set": self.name, "name": name, "applied_at": "before sqlite-utils Migrations"}
+            for name in self.names[:version])
+
+    def apply_next(self, db: sqlite_utils.Database) -> bool:
+        """Apply the first pending step (in a savepoint of the caller's transaction); False when none was."""
+        pending = self.pending(db)
+        if pending:
+            self.apply(db, stop_before=[m.name for m in pending[1:]])
+            db.execute(f"pragma user_version = {self.version(db)}")
+        return bool(pending)
+
+
+# -- writing rows -------------------------------------------------------------------------------
+# The loop's writes go through these two rather than Table.insert: sqlite-utils re-reads the
+# table's schema on every insert, which measured at five times the cost of the write itself.
+def insert(db: sqlite_utils.Database, table: str, row: dict, key: str | None = None) -> None:
+    """Insert a row; with `key`, update the row that has that key instead (an upsert keeps its children)."""
+    columns = ", ".join(f'"{c}"' for c in row)
+    sql = f"insert into {table} ({columns}) values ({', '.join('?' * len(row))})"
+    if key:
+        sql += f" on conflict({key}) do update set " + ", ".join(f'"{c}" = excluded."{c}"' for c in row if c != key)
+    db.execute(sql, list(row.values()))
+
+
+def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict], replace: bool = False) -> None:
+    """Insert rows that all have the first one's columns (`replace`: a row with the same key is replaced)."""
+    if rows:
+        columns = ", ".join(f'"{c}"' for c in rows[0])
+        verb = "insert or replace" if replace else "insert"
+        db.conn.executemany(f"{verb} into {table} ({columns}) values ({', '.join('?' * len(rows[0]))})",
+                            [list(r.values()) for r in rows])
+
+
+def batches(db: sqlite_utils.Database, select: str, size: int = 2000) -> Iterator[tuple]:
+    """The rows of `select` (rowid first; it ends "rowid > ? order by ... limit ?") a batch at a time, so the
+    table may be rewritten meanwhile and a large file never sits in memory at once."""
+    last = -1
+    while rows := db.execute(select, [last, size]).fetchall():
+        yield from rows
+        last = rows[-1][0]
+
+
+def chunks(items: Iterable, size: int) -> Iterator[tuple]:
+    """Tuples of `size` items, the last one shorter (itertools.batched, which Python 3.11 lacks)."""
+    items = iter(items)
+    while chunk := tuple(itertools.islice(items, size)):
+        yield chunk
+
+
+def compact_json(value) -> str:
+    """JSON as the store packs it: no spaces, non-ASCII kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,266 @@
+"""Exchanges in the journal: written as they happen (an exchange when it starts, each round when it ends,
+so a crash leaves an INTERRUPTED exchange with every finished round), packed, and read back as artifacts.
+
+An exchange is a row of `exchanges` (History's columns plain, the rest packed in `detail`), its rounds
+(decision and violations plain, the rest packed in `body`: see `round_columns`), its portfolio snapshot
+and its coach memory (`coach_entries`, one row per checked action; the `coach_memory` view spreads them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import sqlite_utils
+from pydantic import ValidationError
+
+from core.exchange.errors import InvalidInput, StoreError
+from core.exchange.presets import explain
+from core.exchange.schema import ENTRY_TYPES, Artifact, Round, Usage
+from core.journal import compact
+from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors
+from core.journal.presets import PresetNames
+
+PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "termination_reason", "total_tokens",
+                "strategy_id", "symbol", "agents", "rounds")
+"""The artifact's fields that have columns (or tables) of their own; the rest are packed into exchanges.detail."""
+
+CHILDREN = ("coach_entries", "rounds", "portfolio_snapshots")
+"""The tables whose rows belong to one exchange (by run_id)."""
+
+SIDES = {"enter_long": "long", "enter_short": "short"}
+
+
+def round_columns(run_id: str, record: dict, packer: compact.Packer) -> dict:
+    """A round (its JSON form) as its row. `body` packs one line of what was said, [reasoning, critique],
+    then one line of the rest: a text search unpacks only as far as the first line's end."""
+    evaluation = record["evaluation"]
+    rest = {**record, "proposal": {k: v for k, v in record["proposal"].items() if k != "reasoning"},
+            "evaluation": {k: v for k, v in evaluation.items() if k != "feedback"}}
+    said = compact_json([record["proposal"]["reasoning"], evaluation["feedback"]])  # JSON: no line break inside
+    return {"run_id": run_id, "round": record["round"], "decision": evaluation["decision"],
+            "violations": json.dumps(evaluation["violations"]),
+            "body": packer.pack(f"{said}\n{compact_json(rest)}")}
+
+
+def round_from(body: bytes, packer: compact.Packer) -> dict:
+    """The JSON form of a round from its packed body (raises what a damaged body raises: see read_round)."""
+    said, rest = packer.unpack(body).split("\n", 1)
+    (reasoning, feedback), record = json.loads(said), json.loads(rest)
+    record["proposal"] = {"reasoning": reasoning, **record["proposal"]}
+    record["evaluation"]["feedback"] = feedback
+    return record
+
+
+def coach_entries(run_id: str, strategy_id: str | None, record: dict) -> list[dict]:
+    """One coach memory row per checked action; a proposal-wide check counts for every entry action."""
+    actions = record["proposal"]["actions"]
+    evaluation = record["evaluation"]
+    entries = [i for i, a in enumerate(actions) if a["action_type"] in ENTRY_TYPES]
+    checks: dict[int, list] = {}
+    rr: dict[int, float] = {}
+    for check in evaluation["checks"]:
+        for index in ([check["action"]] if check["action"] is not None else entries):
+            checks.setdefault(index, []).append(
+                [check["constraint"], int(check["passed"]), check.get("value"), check.get("threshold")])
+        if check["constraint"] == "min_risk_reward":
+            rr[check["action"]] = check.get("value")
+    return [{"run_id": run_id, "round": record["round"], "action": index, "strategy_id": strategy_id,
+             "symbol": actions[index]["symbol"], "action_type": actions[index]["action_type"],
+             "outcome": evaluation["decision"], "rr": rr.get(index), "checks": compact_json(rows)}
+            for index, rows in sorted(checks.items())]
+
+
+def progress(actions: list[dict], violations: list[list[str]]) -> dict:
+    """The columns that follow the rounds: the last round's trade (`actions`, as dicts), its standing
+    violations and the fixed ones (`violations`: each round's, in order)."""
+    if not violations:
+        return {"side": None, "size_pct": None, "entry": None, "stop": None, "target": None, "violations": "",
+                "fixed": ""}
+    shown = next((a for a in actions if a["action_type"] in ENTRY_TYPES), actions[0])
+    side = SIDES.get(shown["action_type"], shown["action_type"])
+    if len(actions) > 1:
+        side += f" +{len(actions) - 1}"
+    standing = violations[-1]
+    earlier = dict.fromkeys(v for vs in violations[:-1] for v in vs if v not in standing)
+    return {"side": side, "size_pct": shown.get("size_pct"), "entry": shown.get("entry_price"),
+            "stop": shown.get("stop_loss"), "target": shown.get("take_profit"), "violations": ", ".join(standing),
+            "fixed": ", ".join(earlier)}
+
+
+def _artifact_progress(artifact: Artifact) -> dict:
+    """progress() of an artifact's rounds, and the lowest reasoning score among them (null: none stated a number)."""
+    rounds = [r for r in artifact.rounds if r.complete]  # a round cut short decided nothing
+    actions = [a.model_dump() for a in rounds[-1].proposal.actions] if rounds else []
+    scores = [r.reasoning_check.score for r in artifact.rounds  # what was said counts, cut short or not
+              if r.reasoning_check and r.reasoning_check.score is not None]
+    return {**progress(actions, [r.evaluation.violations for r in rounds]),
+            "reasoning_score": min(scores) if scores else None}
+
+
+def _known_cost(usage: Usage) -> float | None:
+    """The exchange's dollars for the list and sums; NULL (not 0) when no price was known (an unpriced model)."""
+    return None if usage.cost_basis == "unknown" and not usage.cost_usd else usage.cost_usd
+
+
+def _portfolio_row(artifact: Artifact) -> dict:
+    """The portfolio_snapshots row: every column named here, never taken from the snapshot's keys."""
+    snap = artifact.portfolio_snapshot
+    return {
+        "run_id": artifact.run_id, "timestamp": artifact.timestamp, "equity": snap.equity,
+        "peak_equity": snap.peak_equity, "start_of_day_equity": snap.start_of_day_equity,
+        "cumulative_pnl": snap.cumulative_pnl, "today_pnl": snap.today_pnl, "positions": json.dumps(snap.positions),
+    }
+
+
+def _validated(artifact: Artifact | dict) -> Artifact:
+    """The artifact as the model, validated: no caller's key ever reaches the database."""
+    if isinstance(artifact, Artifact):
+        return artifact
+    try:
+        return Artifact.model_validate(artifact)
+    except ValidationError as error:
+        raise InvalidInput(f"artifact: {explain(error)}") from None
+
+
+class Exchanges(StoreFile):
+    """Writing exchanges as they happen or whole, and reading them back."""
+
+    _preset_names: PresetNames | None = None
+
+    @named_errors
+    def start_exchange(self, artifact: Artifact) -> None:
+        """Write the exchange as INTERRUPTED before any agent speaks, with its portfolio."""
+        with self._write() as db:
+            self._start(db, artifact)
+
+    def _start(self, db: sqlite_utils.Database, artifact: Artifact, finished: bool = False) -> None:
+        strategy = artifact.strategy_id
+        if strategy:
+            db.execute(
+                "insert into strategies (strategy_id, first_seen, last_seen) values (?, ?, ?) "
+                "on conflict(strategy_id) do update set last_seen = excluded.last_seen",
+                [strategy, artifact.timestamp, artifact.timestamp],
+            )
+        insert(db, "exchanges", self._exchange_row(artifact, finished), key="run_id")
+        insert(db, "portfolio_snapshots", _portfolio_row(artifact))
+
+    @named_errors
+    def record_round(self, artifact: Artifact, record: Round) -> None:
+        """Write one finished round, its checks into coach memory, and the exchange's progress."""
+        with self._write() as db:
+            self._round(db, artifact, record)
+            columns = {"rounds_taken": record.round, **_artifact_progress(artifact)}
+            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in columns)} where run_id = ?",
+                       [*columns.values(), artifact.run_id])
+
+    def _round(self, db: sqlite_utils.Database, artifact: Artifact, record: Round) -> None:
+        data = record.model_dump(mode="json")
+        insert(db, "rounds", round_columns(artifact.run_id, data, self._packer), key="run_id, round")
+        if record.complete:  # the coach memory learns from verdicts given, not from a round cut short
+            insert_many(db, "coach_entries", coach_entries(artifact.run_id, artifact.strategy_id, data), replace=True)
+
+    @named_errors
+    def finish_exchange(self, artifact: Artifact, last_round: Round | None = None) -> None:
+        """Write the outcome of an exchange, with the round that decided it when given."""
+        with self._write() as db:
+            if last_round is not None:
+                self._round(db, artifact, last_round)
+            outcome = self._outcome_row(artifact, finished=True)
+            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in outcome)} where run_id = ?",
+                       [*outcome.values(), artifact.run_id])
+
+    @named_errors
+    def record(self, artifact: Artifact | dict) -> None:
+        """Write a whole artifact at once (imports, tests, backfills); recording it again replaces it.
+
+        A dict (an imported file) is validated through `Artifact` first: InvalidInput names what is wrong.
+        """
+        artifact = _validated(artifact)
+        with self._write() as db:
+            self._record(db, artifact)
+
+    @named_errors
+    def record_many(self, artifacts: Iterable[Artifact | dict], batch: int = 2_000) -> int:
+        """Write whole artifacts, `batch` to a transaction (imports, backfills, benchmarks); returns how many."""
+        count = 0
+        for chunk in chunks(artifacts, batch):
+            with self._write() as db:
+                for artifact in chunk:
+                    self._record(db, _validated(artifact))
+            count += len(chunk)
+        return count
+
+    def _record(self, db: sqlite_utils.Database, artifact: Artifact) -> None:
+        # Children first, so a second import cannot double the coach memory the deriver counts.
+        for table in CHILDREN:
+            db.execute(f"delete from {table} where run_id = ?", [artifact.run_id])
+        self._start(db, artifact, finished=True)
+        for record in artifact.rounds:
+            self._round(db, artifact, record)
+
+    def _outcome_row(self, artifact: Artifact, finished: bool) -> dict:
+        """The columns that change as an exchange goes on."""
+        return {
+            "outcome": artifact.outcome, "approved": int(artifact.approved),
+            "rounds_taken": artifact.rounds_taken, "termination_reason": artifact.termination_reason,
+            "total_tokens": artifact.total_tokens, "cost_usd": _known_cost(artifact.usage),
+            "detail": self._packer.pack(compact_json(artifact.model_dump(mode="json", exclude=set(PLAIN_FIELDS)))),
+            "finished": int(finished), **_artifact_progress(artifact),
+        }
+
+    def _exchange_row(self, artifact: Artifact, finished: bool) -> dict:
+        agents = artifact.agents
+        if self._preset_names is None:
+            self._preset_names = PresetNames(self._db)
+        return {
+            "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
+            "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
+            "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class,
+            "market_time": artifact.world_state.model_dump(mode="json")["as_of"],
+            "preset": self._preset_names.name(artifact.constraint_snapshot.model_dump(mode="json")),
+            **self._outcome_row(artifact, finished),
+        }
+
+    @named_errors
+    def get_exchange(self, run_id: str) -> Artifact | None:
+        """The artifact of one exchange, rebuilt from its rows, or None."""
+        row = self._db.execute("select run_id, timestamp, outcome, approved, termination_reason, total_tokens, "
+                               "strategy_id, symbol, player, coach, model, player_class, coach_class, detail "
+                               "from exchanges where run_id = ?", [run_id]).fetchone()
+        if row is None:
+            return None
+        rounds = [round_from(body, self._packer) for (body,) in self._db.execute(
+            "select body from rounds where run_id = ? order by round", [run_id])]
+        (run_id, timestamp, outcome, approved, reason, tokens, strategy, symbol, player, coach, model, player_class,
+         coach_class, detail) = row
+        stored = {
+            "run_id": run_id, "timestamp": timestamp, "outcome": outcome, "approved": bool(approved),
+            "rounds_taken": sum(r.get("complete", True) for r in rounds), "termination_reason": reason,
+            "total_tokens": tokens, **json.loads(self._packer.unpack(detail)), "rounds": rounds,
+            "strategy_id": strategy, "symbol": symbol,
+            "agents": {"player": player, "coach": coach, "model": model, "player_class": player_class,
+                       "coach_class": coach_class},
+        }
+        try:
+            return Artifact.model_validate(stored)
+        except ValidationError as error:
+            raise StoreError(f"database {self.path}: exchange {run_id} does not read back as an artifact: "
+                             f"{explain(error)}") from None
+
+    @named_errors
+    def coach_memory(self, strategy_id: str) -> list[dict]:
+        """Every memory row of one strategy."""
+        cursor = self._db.execute("select * from coach_memory where strategy_id = ?", [strategy_id])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    @named_errors
+    def memory_summary(self, strategy_id: str, limit: int = 10) -> list[dict]:
+        """Which constraints this strategy broke most, per symbol: the Player's lessons."""
+        rows = self._db.execute(
+            "select symbol, \"constraint\", sum(1 - passed) as failures, count(*) as checks from coach_memory "
+            "where strategy_id = ? group by symbol, \"constraint\" having failures > 0 "
+            "order by failures desc, symbol, \"constraint\" limit ?", [strategy_id, limit]
+        ).fetchall()
+        return [{"symbol": s, "constraint": c, "failures": f, "checks": n} for s, c, f, n in rows]

@@ -1,0 +1,203 @@
+"""History in the journal: the stored exchanges a set of filters picks (`HistoryFilter`, built once from
+History's widgets or the CLI's flags), listed, counted, summarised, and pruned."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+
+from core.exchange.errors import InvalidInput
+from core.exchange.schema import ET
+from core.journal.db import StoreFile, named_errors
+from core.journal.exchanges import CHILDREN
+
+HISTORY_COLUMNS = {"market_time": str, "preset": str, "side": str, "size_pct": float, "entry": float, "stop": float,
+                   "target": float, "fixed": str}
+"""What History shows of each exchange beside its outcome: the market time (ET), the preset, the trade,
+and the violations earlier rounds had that the last one fixed (`violations` then holds the standing ones)."""
+
+DATES_BY = {"market": "market_time", "run": "timestamp"}
+"""What History's dates mean: the market time the exchange decided on (ET), or when it was run (UTC)."""
+
+Bound = date | datetime | str | None
+Choice = str | Sequence[str] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryFilter:
+    """Which stored exchanges History shows. Empty fields pick everything; `outcome`, `symbol` and
+    `strategy` take one value or several; a date bound means the whole day, a datetime an exact instant;
+    `text` matches the reasoning and critiques literally, regardless of case; `unfaithful` keeps the
+    exchanges whose reasoning misstated its own trade (reasoning_score < 1)."""
+
+    outcome: Choice = None
+    symbol: Choice = None
+    strategy: Choice = None
+    since: Bound = None
+    until: Bound = None
+    text: str | None = None
+    dates_by: str = "run"
+    unfaithful: bool = False
+
+    def __post_init__(self):
+        if self.dates_by not in DATES_BY:
+            raise InvalidInput(f"dates_by: must be one of {', '.join(DATES_BY)}, got {self.dates_by!r}")
+
+    @property
+    def dated(self) -> str:
+        """The column the dates filter and order on."""
+        return DATES_BY[self.dates_by]
+
+    def where(self) -> tuple[str, list]:
+        """The SQL where clause over `exchanges` and its parameters."""
+        where, params = [], []
+        for column, value in (("outcome", self.outcome), ("symbol", self.symbol), ("strategy_id", self.strategy)):
+            if value:
+                values = [value] if isinstance(value, str) else list(value)
+                where.append(f"{column} in ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if self.since:
+            where.append(f"{self.dated} >= ?")
+            params.append(_instant(self.since, self.dates_by))
+        if self.until:
+            # A date means the whole day; a datetime is an exact bound.
+            until = self.until
+            bound = until + timedelta(days=1) if isinstance(until, date) and not isinstance(until, datetime) else until
+            where.append(f"{self.dated} < ?")
+            params.append(_instant(bound, self.dates_by))
+        if self.text:
+            # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
+            where.append("run_id in (select run_id from rounds where said_contains(body, ?))")
+            params.append(self.text.lower())
+        if self.unfaithful:
+            where.append("reasoning_score < 1")
+        return " and ".join(where) or "1 = 1", params
+
+
+def _chosen(matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
+    """The filter a call means: a HistoryFilter, the same fields as keywords (user code), or both."""
+    if matching is None:
+        return HistoryFilter(**filters)
+    return dataclasses.replace(matching, **filters) if filters else matching
+
+
+def _instant(value: date | datetime | str, dates_by: str = "run") -> str:
+    """A bound as the stored text compares: UTC ISO for run times; for market times the ET wall clock,
+    which the stored ISO text starts with whatever its offset (a date bound is just the date)."""
+    if isinstance(value, str):
+        return value
+    if dates_by == "market":
+        if not isinstance(value, datetime):
+            return value.isoformat()
+        return (value.astimezone(ET) if value.tzinfo else value).strftime("%Y-%m-%dT%H:%M:%S")
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+class History(StoreFile):
+    """The stored exchanges as History shows them. Each query takes a HistoryFilter, or its fields as keywords."""
+
+    LIST_COLUMNS = ("run_id, market_time, timestamp, outcome, approved, rounds_taken, termination_reason, "
+                    "total_tokens, cost_usd, symbol, strategy_id, preset, side, size_pct, entry, stop, target, "
+                    "violations, fixed, reasoning_score, player, coach, model, finished")
+
+    @named_errors
+    def list_exchanges(self, matching: HistoryFilter | None = None, /, *, limit: int | None = 50,
+                       offset: int | None = None, **filters) -> list[dict]:
+        """Exchanges matching the filters, newest first by the dates they filter on, as summary rows."""
+        chosen = _chosen(matching, filters)
+        where, params = chosen.where()
+        order = "timestamp desc" if chosen.dates_by == "run" else "market_time desc, rowid desc"
+        return list(self._db["exchanges"].rows_where(where, params, order_by=order, select=self.LIST_COLUMNS,
+                                                     limit=limit, offset=offset))
+
+    @named_errors
+    def count_exchanges(self, matching: HistoryFilter | None = None, /, **filters) -> int:
+        """How many exchanges match the filters."""
+        return self._db["exchanges"].count_where(*_chosen(matching, filters).where())
+
+    @named_errors
+    def summary(self, matching: HistoryFilter | None = None, /, **filters) -> dict:
+        """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
+        where, params = _chosen(matching, filters).where()
+        row = self._db.execute(
+            "select count(*), avg(approved), avg(rounds_taken), coalesce(sum(total_tokens), 0), "
+            f"coalesce(sum(cost_usd), 0) from exchanges where {where}", params
+        ).fetchone()
+        return {"count": row[0], "approval_rate": row[1] or 0.0, "mean_rounds": row[2] or 0.0,
+                "tokens": row[3], "cost_usd": row[4]}
+
+    @named_errors
+    def violation_counts(self, matching: HistoryFilter | None = None, /, **filters) -> list[tuple[str, int]]:
+        """How often each constraint was violated in the matching exchanges' rounds, most first."""
+        where, params = _chosen(matching, filters).where()
+        # Unfiltered, every round counts: the subquery would only cost a pass over 100k exchanges.
+        matching_rounds = "" if not params else f"where rounds.run_id in (select run_id from exchanges where {where}) "
+        rows = self._db.execute(
+            "select v.value, count(*) from rounds, json_each(rounds.violations) v "
+            f"{matching_rounds}group by v.value order by count(*) desc, v.value", params
+        ).fetchall()
+        return [(name, n) for name, n in rows]
+
+    @named_errors
+    def outcomes_by_day(self, matching: HistoryFilter | None = None, /, **filters) -> list[tuple[str, str, int]]:
+        """(day, outcome, exchanges) of the matching exchanges, oldest day first.
+
+        The day is the market day (ET) or the day the exchange was run (UTC; a backtest's exchanges are
+        dated on their simulated ET clock), as `dates_by` says.
+        """
+        chosen = _chosen(matching, filters)
+        where, params = chosen.where()
+        return [tuple(row) for row in self._db.execute(
+            f"select substr({chosen.dated}, 1, 10) as day, outcome, count(*) from exchanges where {where} "
+            "group by day, outcome order by day, outcome", params
+        ).fetchall()]
+
+    @named_errors
+    def strategies(self) -> list[str]:
+        """Every strategy that has exchanges, most recent first."""
+        return [r["strategy_id"] for r in self._db["strategies"].rows_where(order_by="last_seen desc")]
+
+    @named_errors
+    def symbols(self) -> list[str]:
+        """Every symbol that has exchanges."""
+        return [r[0] for r in self._db.execute("select distinct symbol from exchanges order by symbol")]
+
+    def _said_contains(self, body: bytes | None, words: str) -> bool:
+        """SQL said_contains(body, words): a round's reasoning or critique holds `words` (lower case)."""
+        if body is None:
+            return False
+        said = self._packer.unpack_line(body)
+        return any(words in text.lower() for text in json.loads(said))
+
+    # -- pruning --------------------------------------------------------------------------------
+
+    @named_errors
+    def count_older(self, before: datetime | None) -> int:
+        """How many exchanges were run before `before` (None: every exchange); what prune would delete."""
+        return self.count_exchanges() if before is None else self.count_exchanges(until=before)
+
+    @named_errors
+    def prune(self, before: datetime | None) -> int:
+        """Delete the exchanges run before `before` (None: all) with their rounds, coach memory and
+        portfolio snapshots, then VACUUM so the file shrinks. Returns how many exchanges went.
+
+        A backtest's exchanges are dated on their simulated day; the backtests' own results stay.
+        """
+        where, params = ("1 = 1", []) if before is None else HistoryFilter(until=before).where()
+        doomed = f"select run_id from exchanges where {where}"
+        with self._write() as db:
+            for table in CHILDREN:
+                db.execute(f"delete from {table} where run_id in ({doomed})", params)
+            deleted = db.execute(f"delete from exchanges where {where}", params).rowcount
+            db.execute("delete from strategies where strategy_id not in "
+                       "(select strategy_id from exchanges where strategy_id is not null)")
+        if deleted:
+            self._db.execute("vacuum")
+            self.checkpoint()  # the WAL the vacuum wrote goes too
+        return deleted

@@ -1,0 +1,77 @@
+"""Custom presets in the journal: schemas the trader saved under a name of their own, and naming a
+stored exchange's schema after the preset it equals."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlite_utils
+from pydantic import ValidationError
+
+from core.exchange.errors import InvalidInput
+from core.exchange.presets import explain, list_presets, load_preset
+from core.exchange.schema import Constraints
+from core.journal.db import StoreFile, named_errors
+
+EDITED = "edited"
+"""The preset column of an exchange whose schema matches no shipped or saved preset."""
+
+
+class PresetNames:
+    """Names a constraint snapshot after the preset it equals: shipped first, then saved, else "edited"."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.shipped = {name: load_preset(name).model_dump(mode="json") for name in list_presets()}
+
+    def name(self, snapshot: dict) -> str:
+        """The preset's name, or EDITED."""
+        for name, constraints in self.shipped.items():
+            if constraints == snapshot:
+                return name
+        for name, text in self.db.execute("select name, constraints from presets order by name"):
+            if json.loads(text) == snapshot:
+                return name
+        return EDITED
+
+
+class Presets(StoreFile):
+    """The saved custom presets."""
+
+    @named_errors
+    def save_preset(self, name: str, constraints: Constraints) -> bool:
+        """Save a named custom preset; True when it replaced one. Shipped names are refused."""
+        name = name.strip()
+        if not name:
+            raise InvalidInput("preset name: must not be empty")
+        if name.lower() in {shipped.lower() for shipped in list_presets()}:
+            # A shipped preset is a fixed reference point (tests, backtests, the derive diff): never shadow it.
+            raise InvalidInput(f"preset name: “{name}” is a shipped preset and stays as shipped; choose another name")
+        with self._write() as db:
+            replaced = db["presets"].count_where("name = ?", [name]) > 0
+            db["presets"].insert(
+                {"name": name, "constraints": constraints.model_dump_json(),
+                 "saved_at": datetime.now(timezone.utc).isoformat()},
+                replace=True,
+            )
+        return replaced
+
+    @named_errors
+    def custom_presets(self) -> dict[str, Constraints]:
+        """The saved custom presets that still validate, by name (see unusable_presets for the others)."""
+        return {name: found for name, found in self._saved_presets().items() if isinstance(found, Constraints)}
+
+    @named_errors
+    def unusable_presets(self) -> dict[str, str]:
+        """Saved custom presets that no longer validate (an older app's fields, a hand-edited file), with why."""
+        return {name: found for name, found in self._saved_presets().items() if isinstance(found, str)}
+
+    def _saved_presets(self) -> dict[str, Constraints | str]:
+        found: dict[str, Constraints | str] = {}
+        for row in self._db["presets"].rows_where(order_by="name"):
+            try:
+                found[row["name"]] = Constraints.model_validate_json(row["constraints"])
+            except ValidationError as error:
+                found[row["name"]] = explain(error)
+        return found
