@@ -150,3 +150,70 @@ def test_the_schema_caps_the_lists_a_page_or_a_prompt_would_choke_on():
     names = list(RULE_NAMES) + ["max_leverage"]
     with pytest.raises(core.InvalidInput, match="abort_on_violations: List should have at most 10 items"):
         core.parse_constraints({**core.Constraints().model_dump(mode="json"), "abort_on_violations": names})
+
+
+# -- in a backtest: the tier in force per day -------------------------------------------------
+
+class _Script:
+    """Enters TEST on the days of its script at the world price, holds otherwise."""
+
+    name = "script"
+
+    def __init__(self, script: dict):
+        self.script = script
+
+    def propose(self, world, constraints, portfolio, history):
+        from core.exchange.agent import Turn
+
+        plan = self.script.get(world.as_of.date())
+        actions = [{"action_type": "hold", "symbol": world.symbol}] if not plan else [
+            {"action_type": "enter_long", "symbol": world.symbol, "size_pct": plan["size"],
+             "entry_price": world.price, "stop_loss": 80.0, "take_profit": 150.0}]
+        yield "plan"
+        return Turn(core.Proposal.model_validate({"reasoning": "script", "actions": actions}))
+
+
+def _dip_bars(dip_days: range):
+    """Flat at 100, with closes at 90 on `dip_days` (a long of half the book is then 5 % down)."""
+    import numpy as np
+
+    from tests.support.bars import frame
+
+    closes = np.full(40, 100.0)
+    closes[list(dip_days)] = 90.0
+    return frame(closes, Open=closes.copy())
+
+
+def _tiered_backtest(bars, script):
+    from core.backtest.engine import run_backtest
+
+    rules = core.Constraints(**{**LOOSE, "max_single_trade_pct": 1.0, "max_drawdown_pct": 0.5,
+                                "max_daily_loss_pct": 0.5, "consistency_rule_pct": 1.0, "trading_cutoff_time": None,
+                                "allowed_symbols": ["TEST"], "max_rounds": 1, "tiers": [AT_5]})
+    days = [d.date() for d in bars.index]
+    return days, run_backtest("TEST", days[12], days[30], rules, _Script(script), core.HouseCoach(), bars=bars,
+                              fee_bps=0, slippage_bps=0)
+
+
+def test_a_tier_switches_on_the_first_day_the_drawdown_reaches_it_and_off_after_recovery(monkeypatch, tmp_path):
+    from core import market
+
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    bars = _dip_bars(range(17, 20))  # closes 90 on days 17-19, 100 again from day 20
+    d = [x.date() for x in bars.index]
+    # Half the book long from day 15's open at 100; days 19 and 23 ask for 30 % more.
+    days, r = _tiered_backtest(bars, {d[15]: {"size": 0.5}, d[19]: {"size": 0.3}, d[23]: {"size": 0.3}})
+    tier = r.days.set_index("day")["tier"]
+    on = "tier drawdown >= 5.00 %"
+    # Day t is decided on t-1's close: day 17's close is 5 % down, so the tier holds on days 18-20 and no other.
+    assert [day for day in tier.index if tier[day] == on] == [d[18], d[19], d[20]]
+    assert set(tier[tier.index < d[18]]) | set(tier[tier.index > d[20]]) == {""}
+    outcome = r.days.set_index("day")["outcome"]
+    assert outcome[d[19]] == "REJECT-MAX" and outcome[d[23]] == "APPROVE"  # 0.30 > the tier's 0.01, then no tier
+
+    # Only data up to each day: a different future (the dip lasting to day 25) leaves days up to 20 as they were.
+    _, longer = _tiered_backtest(_dip_bars(range(17, 26)), {d[15]: {"size": 0.5}, d[19]: {"size": 0.3},
+                                                            d[23]: {"size": 0.3}})
+    upto = r.days["day"] <= d[20]
+    assert list(longer.days[upto]["tier"]) == list(r.days[upto]["tier"])
+    assert longer.days.set_index("day")["tier"][d[23]] == on  # the change did reach the later days

@@ -42,13 +42,14 @@ from core.exchange.loop import run_exchange_sync
 from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
 from core.exchange.errors import InvalidInput
 from core.exchange.rules import check_proposal, circuit_breaker
+from core.exchange.tiers import tier_names
 from core.exchange.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
 
 DEPTHS = ("fast", "standard")
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
-               "equity"]
+               "equity", "tier"]
 
 Progress = Callable[[int, int, date], None]
 
@@ -237,6 +238,7 @@ class _Decision:
     run_id: str | None = None
     verdicts: list = field(default_factory=list)  # per round: {decision, violations, entries}
     world: WorldState | None = None
+    tier: str = ""  # the tiers in force when it was decided (core.exchange.tiers)
 
 
 class Backtest:
@@ -390,6 +392,8 @@ class _Run:
                 d = self._exchange(day, feed, world, pending, breaker)
                 new = True
             d.world = world
+            if self.rules.tiers:  # from the book at t-1's close and the world of bars up to t-1, as the rules see them
+                d.tier = tier_names(self.rules, self._portfolio(pending), world)
             decisions[feed.symbol] = d
             self._note_blocks(day, feed.symbol, d)
             if d.outcome == "APPROVE":
@@ -465,6 +469,7 @@ class _Run:
                 "day": day, "symbol": feed.symbol, "regime": str(feed.regime[feed.row[day]]), "outcome": d.outcome,
                 "reason": d.reason or "", "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
                 "fills": ", ".join(fills[feed.symbol]), "note": "; ".join(notes[feed.symbol]), "equity": equity,
+                "tier": d.tier,
             })
 
     def _fill(self, day: date, feed: _Feed, d: _Decision, fills: list[str], notes: list[str]) -> None:

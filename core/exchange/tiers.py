@@ -69,6 +69,11 @@ def tiers_in_force(constraints: Constraints, portfolio: Portfolio, world: WorldS
     return [tier for tier in constraints.tiers if holds(tier.when, portfolio, world)]
 
 
+def tier_names(constraints: Constraints, portfolio: Portfolio, world: WorldState | None = None) -> str:
+    """The tiers in force, named and joined ('tier drawdown >= 5.00 %; tier volatility high'), '' for none."""
+    return "; ".join(tier_name(tier.when) for tier in tiers_in_force(constraints, portfolio, world))
+
+
 def in_force(constraints: Constraints, portfolio: Portfolio,
              world: WorldState | None = None) -> tuple[Constraints, dict[str, str]]:
     """The limits in force now and, per limit a tier set, the tier's name ({} and the schema itself without tiers)."""
