@@ -60,7 +60,7 @@ def _three_rounds() -> dict:
         "cache_share_rounds_2_3": round(read / total, 3),
         "cache_share_goal": 0.60,
         "cost_usd_3_rounds": artifact.usage.cost_usd,
-        "cost_usd_3_rounds_without_cache": prices.cost_usd(claude.DEFAULT_MODEL, input=sum(tokens),
+        "cost_usd_3_rounds_without_cache": prices.cost_usd(prices.DEFAULT_MODEL, input=sum(tokens),
                                                            output=artifact.usage.output),
     }
 

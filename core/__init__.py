@@ -32,7 +32,7 @@ from core.journal.store import Store
 
 _LAZY = {
     "ClaudeCoach": "claude.agents", "ClaudeGrader": "claude.agents", "ClaudePlayer": "claude.agents",
-    "list_models": "claude.agents", "validate_key": "claude.agents",
+    "list_models": "claude.models", "validate_key": "claude.models",
     "Backtest": "backtest.engine", "BacktestResult": "backtest.engine", "compare_presets": "backtest.engine",
     "run_backtest": "backtest.engine", "Costs": "backtest.book",
     "load_bars": "market", "world_state": "market",

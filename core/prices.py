@@ -1,7 +1,11 @@
 """The Claude models the app knows: prices in dollars per million tokens, names and lifecycle.
 
 Prices are Anthropic's price list as of 2026-11-26 (platform.claude.com/docs/en/about-claude/pricing
-and each model's page). A 5-minute cache write costs 1.25x the input price; a cache read costs
+and each model's page), except Claude Fable 5.2 and Mythos 5.2 (released 2026-11-09): no page of
+Anthropic's that we could read gives their price yet, so theirs are ESTIMATED from secondary sources
+(the planestro 1.3.1 release notes, 2026-11-11: "$8 / $40 per million tokens against Fable 5.1's
+$10 / $50"; Mythos has shared Fable's price in every release so far) and ESTIMATED_PRICES marks them,
+with the cache read at Fable 5.1's 0.025x. Thinking tokens are output tokens and billed as output. A 5-minute cache write costs 1.25x the input price; a cache read costs
 0.1x, except where a model's page says otherwise (Fable 5.1 and Mythos 5.1 0.025x, Opus 5.5 and
 Sonnet 5.5 0.05x). Claude Haiku 5.5 charges more for a request whose prompt (input, cache writes
 and cache reads together) is over 100,000 tokens: every token of that request, output included,
@@ -30,13 +34,16 @@ def _entry(input_usd: float, output_usd: float, cache_read: float = 0.1) -> dict
 
 
 DEFAULT_MODEL = "claude-haiku-5-5"
-"""The model both agents use unless the trader picks another: current, the cheapest, and it takes a
-forced tool choice (Haiku 5.5's migration guide lists no error for it, unlike Sonnet and Opus 5.5)."""
+"""The model both agents use unless the trader picks another: current, the cheapest, and, though it thinks
+by default, its thinking can be turned off (`thinking: {"type": "disabled"}`, at effort low to high), so it
+takes a forced tool choice and spends no thinking tokens (core.claude.models)."""
 
 PRICES: dict[str, dict[str, float]] = {
     "claude-haiku-5-5": _entry(0.10, 0.50),
     "claude-sonnet-5-5": _entry(2.0, 10.0, cache_read=0.05),
     "claude-opus-5-5": _entry(4.0, 20.0, cache_read=0.05),
+    "claude-fable-5-2": _entry(8.0, 40.0, cache_read=0.025),
+    "claude-mythos-5-2": _entry(8.0, 40.0, cache_read=0.025),
     "claude-fable-5-1": _entry(10.0, 50.0, cache_read=0.025),
     "claude-mythos-5-1": _entry(10.0, 50.0, cache_read=0.025),
     "claude-opus-5": _entry(5.0, 25.0),
@@ -53,6 +60,9 @@ PRICES: dict[str, dict[str, float]] = {
 }
 """Dollars per million tokens (input, output, cache_write, cache_read), newest first within a family."""
 
+ESTIMATED_PRICES = frozenset({"claude-fable-5-2", "claude-mythos-5-2"})
+"""Prices from secondary sources only (see above): their costs are shown as estimated."""
+
 LONG_PROMPT_TOKENS = 100_000
 LONG_PROMPT_PRICES: dict[str, dict[str, float]] = {"claude-haiku-5-5": _entry(0.50, 2.50)}
 """The rates of a request whose prompt is over LONG_PROMPT_TOKENS, for the models that have them."""
@@ -62,7 +72,7 @@ _ALIASES = {"claude-haiku-4-5": "claude-haiku-4-5-20251001", "claude-sonnet-4-5"
 
 DISPLAY_NAMES = {
     "claude-haiku-5-5": "Claude Haiku 5.5", "claude-sonnet-5-5": "Claude Sonnet 5.5",
-    "claude-opus-5-5": "Claude Opus 5.5", "claude-fable-5-1": "Claude Fable 5.1", "claude-opus-5": "Claude Opus 5",
+    "claude-opus-5-5": "Claude Opus 5.5", "claude-fable-5-2": "Claude Fable 5.2", "claude-fable-5-1": "Claude Fable 5.1", "claude-opus-5": "Claude Opus 5",
     "claude-sonnet-5": "Claude Sonnet 5", "claude-fable-5": "Claude Fable 5", "claude-opus-4-8": "Claude Opus 4.8",
     "claude-opus-4-7": "Claude Opus 4.7", "claude-sonnet-4-6": "Claude Sonnet 4.6", "claude-opus-4-6": "Claude Opus 4.6",
     "claude-opus-4-5-20251101": "Claude Opus 4.5", "claude-haiku-4-5-20251001": "Claude Haiku 4.5",
@@ -92,10 +102,11 @@ class ModelInfo(BaseModel):
     display_name: str
     priced: bool
     retires: str | None = None  # YYYY-MM-DD for a deprecated model
+    line: str | None = None  # the Models API's `line` (haiku, sonnet, opus, fable, mythos), when it gives one
 
     def label(self) -> str:
         """One line for a model picker: name, price per million tokens, and the retirement date if any."""
-        text = f"{self.display_name} · {price_text(self.id)}"
+        text = f"{self.display_name} · {price_text(self.id, self.line)}"
         return text + (f" · deprecated, retires {self.retires}" if self.retires else "")
 
 
@@ -104,18 +115,21 @@ def canonical(model: str) -> str:
     return _ALIASES.get(model, model)
 
 
-def family(model: str) -> str | None:
-    """haiku | sonnet | opus | fable | mythos, read from the id; None when it names none of them."""
-    match = _FAMILY.match(model)
+def family(model: str, line: str | None = None) -> str | None:
+    """haiku | sonnet | opus | fable | mythos: the Models API's `line` when it gives one, else read from a
+    table id (the API asks not to infer a line from an id; only ids of this table are read so)."""
+    if line:
+        return line
+    match = _FAMILY.match(canonical(model))
     return match.group(1) if match else None
 
 
-def estimate_from(model: str) -> str | None:
-    """The priced model whose prices stand in for `model`: itself when priced, else its family's newest."""
+def estimate_from(model: str, line: str | None = None) -> str | None:
+    """The priced model whose prices stand in for `model`: itself when priced, else its line's newest."""
     name = canonical(model)
     if name in PRICES:
         return name
-    kind = family(name)
+    kind = family(name, line)
     return next((priced for priced in PRICES if family(priced) == kind), None) if kind else None
 
 
@@ -127,13 +141,15 @@ def model_prices(model: str) -> dict[str, float]:
     return PRICES[name]
 
 
-def price_text(model: str) -> str:
+def price_text(model: str, line: str | None = None) -> str:
     """'$0.10 / $0.50 per M tokens (in / out)', marked when estimated, or 'price unknown'."""
-    source = estimate_from(model)
+    source = estimate_from(model, line)
     if source is None:
         return "price unknown"
     p = PRICES[source]
     text = f"${p['input']:g} / ${p['output']:g} per M tokens (in / out)"
+    if source in ESTIMATED_PRICES:
+        return f"≈{text}, estimated (no price list yet)"
     return text if source == canonical(model) else f"≈{text}, estimated from {DISPLAY_NAMES.get(source, source)}"
 
 
@@ -152,13 +168,17 @@ def _dollars(name: str, input: int, output: int, cache_write: int, cache_read: i
     return round(dollars, 8)
 
 
-def usage(model: str, input: int = 0, output: int = 0, cache_write: int = 0, cache_read: int = 0) -> Usage:
-    """A Usage with its cost: from the table, estimated from the model's family, or unknown (never $0)."""
-    source = estimate_from(model)
-    tokens = dict(input=input, output=output, cache_write=cache_write, cache_read=cache_read)
+def usage(model: str, input: int = 0, output: int = 0, cache_write: int = 0, cache_read: int = 0,
+          thinking: int = 0, line: str | None = None) -> Usage:
+    """A Usage with its cost: from the table, estimated from the model's line, or unknown (never $0).
+
+    `thinking` is the part of `output` the model spent thinking: counted apart, billed within output.
+    """
+    source = estimate_from(model, line)
+    tokens = dict(input=input, output=output, cache_write=cache_write, cache_read=cache_read, thinking=thinking)
     if source is None:
         return Usage(**tokens, cost_basis="unknown")
-    basis = "price list" if source == canonical(model) else "estimated"
+    basis = "price list" if source == canonical(model) and source not in ESTIMATED_PRICES else "estimated"
     return Usage(**tokens, cost_usd=_dollars(source, input, output, cache_write, cache_read), cost_basis=basis)
 
 
@@ -180,7 +200,8 @@ def builtin_models(today: date | None = None) -> list[ModelInfo]:
 
 # Typical tokens of a Claude backtest, as bench/claude_bench measures them against the fake server:
 # every call sends a short new part and reads the cached rulebook and schema; each exchange writes
-# that cached prefix once (counted per exchange, so the estimate errs on the dear side).
+# that cached prefix once (counted per exchange, so the estimate errs on the dear side). A model that
+# cannot stop thinking adds its thinking to every call's output (core.claude.models.expected_thinking).
 TOKENS_PER_CALL = {"input": 400, "cache_read": 5_800, "output": 350}
 TOKENS_PER_EXCHANGE = {"cache_write": 5_800}
 
@@ -190,11 +211,15 @@ def estimate_cost(days: int, constraints, depth: str, model: str) -> dict:
     typical case (1.5 rounds an exchange in standard depth) and the worst (every one uses max_rounds)."""
     rounds_worst = 1 if depth == "fast" else constraints.max_rounds
     rounds_typical = 1 if depth == "fast" else min(1.5, rounds_worst)
-    per_call = usage(model, **TOKENS_PER_CALL).cost_usd
+    from core.claude.models import expected_thinking  # no SDK: the thinking table only
+
+    thinking = expected_thinking(model)
+    per_call = usage(model, **{**TOKENS_PER_CALL, "output": TOKENS_PER_CALL["output"] + thinking}).cost_usd
     per_day = usage(model, **TOKENS_PER_EXCHANGE).cost_usd
     calls_typical, calls_worst = days * 2 * rounds_typical, days * 2 * rounds_worst
     return {"days": days, "calls_typical": int(math.ceil(calls_typical)), "calls_worst": int(calls_worst),
             "dollars_typical": round(calls_typical * per_call + days * per_day, 4),
             "dollars_worst": round(calls_worst * per_call + days * per_day, 4),
+            "thinking_per_call": thinking,
             # "estimated" for a model priced by its family, "unknown" when nothing prices it (dollars then 0)
             "cost_basis": usage(model, **TOKENS_PER_CALL).cost_basis}

@@ -22,7 +22,7 @@ def validate() -> None:
         state[session.KEY_STATUS] = ("error", "Enter a key first.")
         return
     try:
-        from core.claude import agents as claude
+        from core.claude import models as claude
     except ImportError:
         state[session.KEY_STATUS] = ("error", "The Claude agents are not installed in this build.")
         return
@@ -70,7 +70,7 @@ def offered_models() -> tuple[list[prices.ModelInfo], str | None]:
     if listed:
         return listed, None
     if session.has_key() and session.MODEL_LIST_NOTE not in state:
-        from core.claude import agents as claude
+        from core.claude import models as claude
 
         try:
             state[session.MODEL_LIST] = claude.list_models(state[session.API_KEY], base_url=session.base_url(), today=session.today())

@@ -13,7 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core  # noqa: E402
-from core.claude.agents import DEFAULT_MODEL, ClaudeCoach, ClaudePlayer, SpendGuard, validate_key  # noqa: E402
+from core.claude.agents import ClaudeCoach, ClaudePlayer  # noqa: E402
+from core.claude.models import validate_key  # noqa: E402
+from core.claude.spend_guard import SpendGuard  # noqa: E402
+from core.prices import DEFAULT_MODEL  # noqa: E402
 from core.exchange.loop import TextFragment, VerdictReached  # noqa: E402
 
 

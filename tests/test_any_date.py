@@ -40,7 +40,7 @@ def test_the_built_in_models_offer_a_retiring_model_only_before_its_day(clock):
 def test_the_models_of_a_key_follow_the_clock(clock, fake, key):
     ids = [m.id for m in core.list_models(key, base_url=fake.base_url)]
     assert (SONNET_4_5 in ids) == (date.today() < RETIRES)
-    assert ids[0] == "claude-haiku-5-5"
+    assert ids[0] == "claude-fable-5-2"
 
 
 def test_settings_offers_what_the_day_allows(clock, app, monkeypatch, key):

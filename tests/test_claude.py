@@ -13,9 +13,10 @@ import pytest
 
 import core
 from core import prices
-from core.claude import agents as claude
+from core.claude import keys, models, transport
 from core.claude import prompts
-from core.claude.agents import ClaudeCoach, ClaudePlayer, SpendGuard
+from core.claude.agents import ClaudeCoach, ClaudePlayer
+from core.claude.spend_guard import SpendGuard
 from tests.support.fake_anthropic import (
     GOOD_PROPOSAL, FakeAnthropic, approx_tokens, error, minimum_cacheable, overloaded, rate_limited, stall, tool,
 )
@@ -151,13 +152,13 @@ def test_spend_guard_limits_can_change_and_the_spending_is_kept():
 # --- streamed text ---------------------------------------------------------------------------
 
 def test_partial_tool_json_gives_the_growing_text():
-    assert claude._partial_text('{"reasoning": "AMZN is abo', "reasoning") == "AMZN is abo"
-    assert claude._partial_text('{"reas', "reasoning") is None
-    assert claude._partial_text('{"feedback": "ok", "decision": "APP', "feedback") == "ok"
+    assert transport.partial_text('{"reasoning": "AMZN is abo', "reasoning") == "AMZN is abo"
+    assert transport.partial_text('{"reas', "reasoning") is None
+    assert transport.partial_text('{"feedback": "ok", "decision": "APP', "feedback") == "ok"
 
 
 def test_the_bubble_never_repeats_words_after_a_retry():
-    bubble = claude._Bubble()
+    bubble = transport.Bubble()
     shown = [bubble.update(t) for t in ("AMZN", "AMZN is", "AMZN is up")]
     # a retried stream replays the same words, then goes on
     shown += [bubble.update(t) for t in ("AM", "AMZN is", "AMZN is up; buy")]
@@ -167,8 +168,8 @@ def test_the_bubble_never_repeats_words_after_a_retry():
 
 
 def test_redact_removes_the_key_and_key_shaped_strings(key):
-    assert key not in claude.redact(f"bad key {key} here", key)
-    assert "[key]" in claude.redact("x sk-ant-api03-abcdefghijkl y", None)
+    assert key not in keys.redact(f"bad key {key} here", key)
+    assert "[key]" in keys.redact("x sk-ant-api03-abcdefghijkl y", None)
 
 
 def test_agents_keep_the_key_out_of_their_repr(key, fake):
@@ -176,7 +177,7 @@ def test_agents_keep_the_key_out_of_their_repr(key, fake):
     coach = ClaudeCoach(key, base_url=fake.base_url, independent=True)
     assert key not in repr(player) and key not in repr(coach) and key not in repr(vars(player))
     assert (player.name, coach.name, player.model) == ("claude-player", "claude-coach-independent",
-                                                       claude.DEFAULT_MODEL)
+                                                       prices.DEFAULT_MODEL)
     with pytest.raises(ValueError, match="api_key"):
         ClaudePlayer("  ")
 
@@ -194,36 +195,36 @@ def test_agents_keep_the_key_out_of_their_repr(key, fake):
     ("sk-ant-api03-" + "x" * 40 + "\u2019", "not plain text"),
 ])
 def test_a_malformed_key_is_told_what_is_actually_wrong_without_quoting_it(typed, says):
-    problem = claude.key_problem(typed)
+    problem = keys.key_problem(typed)
     assert says in problem and ("x" * 20 not in problem)
-    assert claude.key_problem("sk-ant-api03-" + "Ab3_-" * 19) is None
+    assert keys.key_problem("sk-ant-api03-" + "Ab3_-" * 19) is None
 
 
 def test_a_malformed_key_is_refused_without_a_call(fake):
-    check = claude.validate_key("sk ant", base_url=fake.base_url)
+    check = models.validate_key("sk ant", base_url=fake.base_url)
     assert (check.status, check.keep) == ("invalid", False) and "space" in check.message
     assert fake.requests == []
 
 
 def test_a_base_url_accepts_any_key_shape_a_header_can_carry(fake):
-    assert claude.validate_key("gateway-token-1", base_url=fake.base_url).ok
-    assert ClaudePlayer("gw", base_url=fake.base_url).model == claude.DEFAULT_MODEL
-    assert claude.key_problem("gw") is not None  # without a base URL the Anthropic shape is required
+    assert models.validate_key("gateway-token-1", base_url=fake.base_url).ok
+    assert ClaudePlayer("gw", base_url=fake.base_url).model == prices.DEFAULT_MODEL
+    assert keys.key_problem("gw") is not None  # without a base URL the Anthropic shape is required
 
 
 def test_a_good_key_is_accepted_and_the_chosen_model_checked_for_free(fake, key):
-    check = claude.validate_key(key, base_url=fake.base_url, model="claude-sonnet-5-5")
+    check = models.validate_key(key, base_url=fake.base_url, model="claude-sonnet-5-5")
     assert check.ok and check.keep and "claude-sonnet-5-5" in check.message
     assert [r["path"].split("?")[0] for r in fake.requests] == ["/v1/models", "/v1/messages/count_tokens"]
     assert fake.requests[1]["body"]["model"] == "claude-sonnet-5-5"
     sent = fake.requests[0]["headers"]
     assert key in (sent.get("x-api-key", ""), sent.get("authorization", "").removeprefix("Bearer "))
-    assert check.models[0].id == "claude-haiku-5-5"
+    assert check.models[0].id == "claude-fable-5-2"
 
 
 def test_a_rejected_key_says_so_and_hides_the_key(fake, key):
     fake.scenario("auth_401")
-    check = claude.validate_key(key, base_url=fake.base_url)
+    check = models.validate_key(key, base_url=fake.base_url)
     assert check.status == "invalid" and not check.keep and "rejected (401)" in check.message
     assert key not in check.message
 
@@ -232,7 +233,7 @@ def test_a_rejected_key_says_so_and_hides_the_key(fake, key):
                                        (error(503, "api_error", "down"), "503")])
 def test_a_busy_api_means_could_not_check_now_and_the_key_stays(fake, key, step, why):
     fake.always = step
-    check = claude.validate_key(key, base_url=fake.base_url)
+    check = models.validate_key(key, base_url=fake.base_url)
     assert (check.status, check.keep) == ("unchecked", True)
     assert check.message.startswith("Could not check the key now (") and why in check.message
     assert key not in check.message
@@ -242,13 +243,13 @@ def test_no_connection_means_could_not_check_now_not_refused(key):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    check = claude.validate_key(key, base_url=f"http://127.0.0.1:{port}", timeout=2)
+    check = models.validate_key(key, base_url=f"http://127.0.0.1:{port}", timeout=2)
     assert (check.status, check.keep) == ("unchecked", True) and "Could not reach" in check.message
 
 
 def test_a_model_the_key_may_not_use_is_named(fake, key):
     fake.model_errors["claude-fable-5-1"] = error(403, "permission_error", "not allowed")
-    check = claude.validate_key(key, base_url=fake.base_url, model="claude-fable-5-1")
+    check = models.validate_key(key, base_url=fake.base_url, model="claude-fable-5-1")
     assert (check.status, check.keep) == ("model refused", True)
     assert "may not use claude-fable-5-1 (403)" in check.message
 
@@ -257,7 +258,7 @@ def test_list_models_is_newest_first_without_retired_models_and_marks_deprecated
     fake.models = list(reversed(fake.models))  # whatever order the API sends
     listed = core.list_models(key, base_url=fake.base_url, today=date(2026, 11, 1))
     ids = [m.id for m in listed]
-    assert ids[:4] == ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"]
+    assert ids[:5] == ["claude-fable-5-2", "claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1"]
     assert "claude-opus-4-1-20250805" not in ids
     sonnet_4_5 = next(m for m in listed if m.id == "claude-sonnet-4-5-20250929")
     assert sonnet_4_5.retires == "2026-11-30" and sonnet_4_5.display_name == "Claude Sonnet 4.5"
@@ -295,7 +296,7 @@ def test_the_fake_starts_from_a_plain_script_with_a_scenario(key):
         line = process.stdout.readline()
         assert "scenario slow" in line
         base_url = line.split(" on ")[1].split()[0]
-        assert claude.validate_key(key, base_url=base_url).ok
+        assert models.validate_key(key, base_url=base_url).ok
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -342,7 +343,7 @@ def test_live_check_runs_one_exchange_and_prints_no_key(fake, key):
                                     lambda k: k + "\u2019", lambda k: k[:20] + " " + k[20:]])
 def test_a_key_no_header_could_carry_is_refused_before_any_call_and_never_quoted(fake, key, mangle):
     bad = mangle(key)
-    check = claude.validate_key(bad, base_url=fake.base_url)  # even a gateway cannot take these
+    check = models.validate_key(bad, base_url=fake.base_url)  # even a gateway cannot take these
     assert check.status == "invalid" and key[12:30] not in check.message
     with pytest.raises(ValueError, match="api_key: The key contains") as refused:
         ClaudePlayer(bad, base_url=fake.base_url)
@@ -352,7 +353,7 @@ def test_a_key_no_header_could_carry_is_refused_before_any_call_and_never_quoted
 
 def test_a_gateway_without_the_models_api_leaves_the_key_unchecked_and_the_list_unavailable(fake, key):
     fake.models = None
-    check = claude.validate_key(key, base_url=fake.base_url)
+    check = models.validate_key(key, base_url=fake.base_url)
     assert (check.status, check.keep) == ("unchecked", True)
     assert "this server has no Models API (404)" in check.message
     with pytest.raises(core.AgentError, match="no Models API"):

@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import logging
 
+import anthropic
 import pytest
 
 import core
 from core import prices
-from core.claude import agents as claude
+from core.claude import keys, models
 from core.claude import prompts
-from core.claude.agents import ClaudeCoach, ClaudePlayer, SpendGuard
+from core.claude.agents import ClaudeCoach, ClaudePlayer
+from core.claude.spend_guard import SpendGuard
 from core.exchange.loop import ExchangeFinished, TextFragment
 from tests.support.fake_anthropic import (
     BROKEN_JSON, CRITIQUE, GOOD_PROPOSAL, SCENARIOS, THIN_PROPOSAL, FakeAnthropic, error, overloaded, rate_limited,
     tool,
 )
 
-MODEL = claude.DEFAULT_MODEL
+MODEL = prices.DEFAULT_MODEL
 
 
 class Session:
@@ -224,13 +226,14 @@ def test_the_spend_guard_refusing_a_retry_keeps_the_paid_attempt(fake, key, worl
     assert guard.spent_usd == pytest.approx(refused.value.usage.cost_usd)
 
 
-def test_an_unexpected_sdk_failure_ends_error_with_the_key_redacted(fake, key, world, moderate, store, caplog):
+def test_an_unexpected_sdk_failure_ends_error_with_the_key_redacted(fake, key, world, moderate, store, caplog,
+                                                                    monkeypatch):
     session = Session(fake, key)
 
-    def explode(**params):
+    def explode(self, **params):
         raise RuntimeError(f"header x-api-key: {key} was odd")
 
-    session.player._client.messages.stream = explode
+    monkeypatch.setattr(anthropic.resources.messages.Messages, "stream", explode)  # the SDK itself fails
     artifact = artifact_of(session.run(world, moderate, store))
     assert artifact.outcome == "ERROR"
     assert artifact.termination_reason == ("The Player's call to the Anthropic API failed: RuntimeError: "
@@ -401,7 +404,7 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
             server.scenario(name, delay=0.001)
             session = Session(server, key, guard=SpendGuard(calls_per_hour=100, dollars_per_session=5))
             artifacts.append(artifact_of(session.run(world, moderate, store, strategy_id="scan")))
-            messages.append(claude.validate_key(key, base_url=server.base_url).message)
+            messages.append(models.validate_key(key, base_url=server.base_url).message)
     assert {a.outcome for a in artifacts} == {"APPROVE", "ERROR"}
     assert len(store.list_exchanges(limit=100)) == len(SCENARIOS)
     secret = key.encode()
@@ -413,7 +416,7 @@ def test_no_trace_of_the_key_after_every_scenario(tmp_path, key, world, moderate
     assert key[12:] not in caplog.text  # not even the key without its prefix
 
 
-def runs_of_the_key(text: str, key: str, shortest: int = claude.KEY_FRAGMENT) -> list[str]:
+def runs_of_the_key(text: str, key: str, shortest: int = keys.KEY_FRAGMENT) -> list[str]:
     """Every run of `shortest` or more characters of the key found in the text."""
     return [key[i:i + shortest] for i in range(len(key) - shortest + 1) if key[i:i + shortest] in text]
 
@@ -432,5 +435,5 @@ def test_an_upstream_error_quoting_part_of_the_key_leaves_no_fragment_anywhere(t
 
 
 def test_redact_keeps_text_that_only_shares_short_runs_with_the_key(key):
-    assert claude.redact(f"model {key[15:22]} is fine", key) == f"model {key[15:22]} is fine"  # 7 characters
-    assert claude.redact(f"a{key[15:23]}b", key) == "a[key]b"
+    assert keys.redact(f"model {key[15:22]} is fine", key) == f"model {key[15:22]} is fine"  # 7 characters
+    assert keys.redact(f"a{key[15:23]}b", key) == "a[key]b"

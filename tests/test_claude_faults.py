@@ -7,12 +7,12 @@ import pytest
 
 import core
 from core import prices
-from core.claude import agents as claude
+from core.claude import models
 from core.claude.agents import ClaudeCoach, ClaudePlayer
 from tests.support.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, rate_limited, refusal, stall, tool
 
 
-def run(fake, key, world, constraints, store=None, model=claude.DEFAULT_MODEL, guard=None, **options) -> dict:
+def run(fake, key, world, constraints, store=None, model=prices.DEFAULT_MODEL, guard=None, **options) -> dict:
     """One exchange with both Claude agents against the fake; the artifact's JSON form, with what the agents slept."""
     slept: list[float] = []
     agents = [cls(key, model=model, base_url=fake.base_url, guard=guard, sleep=slept.append, **options)
@@ -35,7 +35,7 @@ def test_a_model_that_refuses_a_forced_tool_choice_completes_through_the_fallbac
         assert all(t["input_schema"]["additionalProperties"] is False for t in body["tools"])
         assert f"calling the tool {name}, exactly once" in body["messages"][-1]["content"][-1]["text"]
     # remembered: the Coach went straight to the fallback, and so does the next exchange
-    assert claude.refuses_forced_tool(model, fake.base_url) and not claude.refuses_forced_tool(model, "elsewhere")
+    assert models.refuses_forced_tool(model, fake.base_url) and not models.refuses_forced_tool(model, "elsewhere")
     path = "auto tool + strict schema"
     assert artifact["rounds"][0]["agent_path"] == {"player": path, "coach": path}
     assert store.get_exchange(artifact["run_id"]).rounds[0].agent_path == {"player": path, "coach": path}
@@ -131,7 +131,7 @@ def test_an_unpriced_model_is_held_by_the_call_limit_and_the_guard_says_what_it_
 @pytest.mark.parametrize("model", ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1",
                                    "claude-sonnet-4-6", "claude-haiku-4-5-20251001"])
 def test_every_current_model_runs_an_exchange(fake, key, world, moderate, model):
-    fake.refuse_forced = set(claude.REFUSES_FORCED_TOOL)
+    fake.refuse_forced = set(models.REFUSES_FORCED_TOOL)
     artifact = run(fake, key, world, moderate, model=model)
     assert artifact["outcome"] == "APPROVE" and artifact["agents"]["model"] == model
     assert artifact["usage"]["cost_basis"] == "price list" and artifact["usage"]["cost_usd"] > 0

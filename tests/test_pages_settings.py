@@ -208,7 +208,8 @@ def test_a_network_failure_is_not_key_refused_and_keeps_key_and_field(app, fake_
 def test_the_models_of_the_key_are_offered_newest_first_with_name_and_price(app, fake_anthropic):
     at = _validate(app(PAGE))
     picker = at.selectbox(key=session.S_MODEL)
-    assert picker.options[0] == "Claude Haiku 5.5 · $0.1 / $0.5 per M tokens (in / out)"
+    assert picker.options[0] == "Claude Fable 5.2 · ≈$8 / $40 per M tokens (in / out), estimated (no price list yet)"
+    assert picker.options[1] == "Claude Haiku 5.5 · $0.1 / $0.5 per M tokens (in / out)"
     assert picker.value == prices.DEFAULT_MODEL  # the default preselected
     assert any(o.startswith("Claude Sonnet 4.5 · $3 / $15") and o.endswith("deprecated, retires 2026-11-30")
                for o in picker.options)

@@ -6,7 +6,6 @@ It is never written to a file, the database, a log, a query parameter or an erro
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timezone
 
 import streamlit as st
@@ -181,7 +180,9 @@ def spend_guard() -> core.SpendGuard:
 
 def base_url() -> str | None:
     """Where Claude requests go: the gateway set on Settings, else $ANTHROPIC_BASE_URL, else None (Anthropic)."""
-    return st.session_state.get(BASE_URL) or os.environ.get("ANTHROPIC_BASE_URL") or None
+    from core.claude.keys import gateway  # the one rule; no SDK in it
+
+    return gateway(st.session_state.get(BASE_URL))
 
 
 def has_key() -> bool:

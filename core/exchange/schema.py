@@ -403,6 +403,9 @@ class Usage(BaseModel):
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
+    # Of `output`: the tokens a model spent thinking (billed as output; an artifact stored before this
+    # field existed reads back as 0). Only the count is kept, never the thinking itself.
+    thinking: int = 0
     cost_usd: float = 0.0
     # How cost_usd was found: the price list, an estimate from the model's family, or unknown (a
     # model nobody priced: cost_usd then counts only the priced part, and the screen says so).
@@ -420,6 +423,7 @@ class Usage(BaseModel):
             output=self.output + other.output,
             cache_read=self.cache_read + other.cache_read,
             cache_write=self.cache_write + other.cache_write,
+            thinking=self.thinking + other.thinking,
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
             cost_basis=max(self.cost_basis, other.cost_basis, key=_COST_BASES.index),
         )

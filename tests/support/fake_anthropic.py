@@ -101,7 +101,7 @@ GRADE = {"score": 4, "reason": "The trend justifies the long and the stated stop
 def tool(input: dict | str, *, name: str | None = None, chunk: int = 12, delay: float = 0.0,
          stop_reason: str = "tool_use", output_tokens: int | None = None, drop_after: int | None = None,
          stop_details: dict | None = None, stall_after: int | None = None, stall_s: float = 0.0,
-         drop_before_stop: bool = False) -> dict:
+         drop_before_stop: bool = False, thinking: int | None = None) -> dict:
     """A streamed tool call. `input` is a dict (sent as JSON) or raw JSON text (possibly broken).
 
     stop_reason "max_tokens" sends only the first half of the JSON, as a truncated answer does;
@@ -110,11 +110,12 @@ def tool(input: dict | str, *, name: str | None = None, chunk: int = 12, delay: 
     stall_after N sends nothing for `stall_s` seconds after N chunks (a stalled stream), then goes on.
     drop_before_stop closes the connection after message_delta (usage reported), before message_stop.
     name None answers with the tool the request forced (or, with tool choice auto, the one it names).
+    thinking N: a model whose thinking is on thinks N tokens first (None: as much as the model would).
     """
     return {"kind": "tool", "input": input, "name": name, "chunk": chunk, "delay": delay,
             "stop_reason": stop_reason, "output_tokens": output_tokens, "drop_after": drop_after,
             "stop_details": stop_details, "stall_after": stall_after, "stall_s": stall_s,
-            "drop_before_stop": drop_before_stop}
+            "drop_before_stop": drop_before_stop, "thinking": thinking}
 
 
 def refusal(input: dict | None = None, category: str | None = "cyber",
@@ -129,9 +130,12 @@ def stall(input: dict | None = None, after: int = 3, seconds: float = 5.0) -> di
     return tool(input or GOOD_PROPOSAL, stall_after=after, stall_s=seconds)
 
 
-def error(status: int, kind: str, message: str, retry_after: float | None = None) -> dict:
-    """An HTTP error reply in the API's JSON error shape."""
-    return {"kind": "error", "status": status, "type": kind, "message": message, "retry_after": retry_after}
+def error(status: int, kind: str, message: str, retry_after: float | None = None,
+          should_retry: bool | None = None) -> dict:
+    """An HTTP error reply in the API's JSON error shape; `x-should-retry` as the API sends it (true for
+    408, 409, 429 and >= 500) unless should_retry says otherwise."""
+    return {"kind": "error", "status": status, "type": kind, "message": message, "retry_after": retry_after,
+            "should_retry": should_retry}
 
 
 def unauthorized() -> dict:
@@ -146,6 +150,9 @@ def overloaded() -> dict:
     return error(529, "overloaded_error", "Overloaded")
 
 
+THOUGHT = "PRIVATE THOUGHT: the trend is up and the size is within the limit"
+"""The text of every thinking block (sent whatever `display` asks, as a gateway might): never to be shown or stored."""
+
 FORCED_TOOL_REFUSED = ("Thinking may not be enabled when tool_choice forces tool use.")
 
 
@@ -154,25 +161,71 @@ def forced_tool_refused() -> dict:
     return error(400, "invalid_request_error", FORCED_TOOL_REFUSED)
 
 
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+EFFORT_SCALE = {"low": 0.5, "medium": 1.0, "high": 2.0, "xhigh": 4.0, "max": 8.0}
+"""How much more an adaptive model thinks at each effort than at medium."""
+
+
+def capabilities(*, disabled: bool = True, adaptive: bool = False, enabled: bool = False,
+                 between_tools: bool = False, effort: bool = True) -> dict:
+    """The Models API's `capabilities` of a model, every key present as the API sends it."""
+    def yes(value: bool) -> dict:
+        return {"supported": bool(value)}
+
+    thinks = adaptive or enabled or between_tools
+    return {"batch": yes(True), "citations": yes(True), "code_execution": yes(False),
+            "context_management": {"supported": False, "clear_thinking_20251015": None,
+                                   "clear_tool_uses_20250919": None, "compact_20260112": None},
+            "effort": {"supported": effort, **{level: yes(effort) for level in EFFORTS}},
+            "image_input": yes(True), "pdf_input": yes(True),
+            "server_tools": {"supported": False, "code_execution": yes(False), "web_search": yes(False)},
+            "structured_outputs": yes(True),
+            "thinking": {"supported": thinks, "types": {"adaptive": yes(adaptive), "between_tools": yes(between_tools),
+                                                        "disabled": yes(disabled), "enabled": yes(enabled)}}}
+
+
+def _model(id: str, name: str, released: str, line: str | None, caps: dict | None, thinks: str | None = None,
+           default_effort: str = "high", **lifecycle) -> dict:
+    """A Models API entry; the keys starting with _ are the fake's own (how the model behaves), never sent."""
+    return {"id": id, "display_name": name, "created_at": f"{released}T00:00:00Z", "lifecycle": "active", "line": line,
+            "capabilities": caps, "max_tokens": 128_000, "max_input_tokens": 1_000_000, **lifecycle,
+            "_thinks": thinks, "_effort": default_effort}
+
+
+ALWAYS_THINKS = capabilities(disabled=False, adaptive=True)
 MODELS = [
-    {"id": "claude-haiku-5-5", "display_name": "Claude Haiku 5.5", "created_at": "2026-10-07T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-sonnet-5-5", "display_name": "Claude Sonnet 5.5", "created_at": "2026-09-24T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-opus-5-5", "display_name": "Claude Opus 5.5", "created_at": "2026-09-22T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-fable-5-1", "display_name": "Claude Fable 5.1", "created_at": "2026-09-01T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6", "created_at": "2026-02-17T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z",
-     "lifecycle": "active"},
-    {"id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z",
-     "lifecycle": "deprecated", "deprecated_at": "2026-08-30T00:00:00Z", "retires_at": "2026-11-30T00:00:00Z"},
-    {"id": "claude-opus-4-1-20250805", "display_name": "Claude Opus 4.1", "created_at": "2025-08-05T00:00:00Z",
-     "lifecycle": "retired", "deprecated_at": "2026-05-01T00:00:00Z", "retires_at": "2026-08-05T00:00:00Z"},
+    _model("claude-haiku-5-5", "Claude Haiku 5.5", "2026-10-07", "haiku", capabilities(adaptive=True),
+           thinks="adaptive", default_effort="medium"),
+    _model("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-09-24", "sonnet",
+           capabilities(disabled=False, adaptive=True, between_tools=True), thinks="adaptive"),
+    _model("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22", "opus", ALWAYS_THINKS, thinks="adaptive",
+           default_effort="medium"),
+    _model("claude-fable-5-2", "Claude Fable 5.2", "2026-11-09", "fable", ALWAYS_THINKS, thinks="adaptive"),
+    _model("claude-fable-5-1", "Claude Fable 5.1", "2026-09-01", "fable", ALWAYS_THINKS, thinks="adaptive"),
+    _model("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17", "sonnet", capabilities(adaptive=True, enabled=True)),
+    _model("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01", "haiku",
+           capabilities(enabled=True, effort=False)),
+    _model("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29", "sonnet",
+           capabilities(enabled=True, effort=False), lifecycle="deprecated", deprecated_at="2026-08-30T00:00:00Z",
+           retires_at="2026-11-30T00:00:00Z"),
+    _model("claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05", "opus", capabilities(enabled=True, effort=False),
+           lifecycle="retired", deprecated_at="2026-05-01T00:00:00Z", retires_at="2026-08-05T00:00:00Z"),
 ]
-"""What GET /v1/models answers by default (shuffled order on purpose: the client sorts newest first)."""
+"""What GET /v1/models answers by default (not in release order on purpose: the client sorts newest first).
+`_thinks` is how a model thinks when a request sends no thinking setting (None: it does not); an
+adaptive model thinks more on a longer prompt and at a higher effort (`thinking_for`)."""
+
+
+def public(model: dict) -> dict:
+    """A model entry as the API sends it (the fake's own keys left out)."""
+    return {"type": "model", "deprecated_at": None, "retires_at": None,
+            **{k: v for k, v in model.items() if not k.startswith("_")}}
+
+
+def thinking_for(body: dict, effort: str) -> int:
+    """Tokens an adaptive model thinks on this request: more for a longer (harder) conversation, more at
+    a higher effort (about 640 on a first round at medium, well over 1,000 on a revision)."""
+    return int(EFFORT_SCALE[effort] * (200 + approx_tokens(body.get("messages")) // 2))
 
 
 def scenario_steps(name: str, delay: float = 0.05) -> tuple[list[dict], dict]:
@@ -277,6 +330,7 @@ class FakeAnthropic:
         self.models: list[dict] | None = list(MODELS)  # None: GET /v1/models answers 404
         self.model_errors: dict[str, dict] = {}  # model -> error step for count_tokens and messages
         self.refuse_forced: set[str] | bool = set()  # models (or True: all) that 400 a forced tool choice
+        self.thinking_tokens: int | None = None  # every thinking model thinks this much (None: as it would)
         self.released = threading.Event()  # set on stop(): a stalled stream gives up its wait
         self.cache = PromptCache()
         self.lock = threading.Lock()
@@ -334,6 +388,10 @@ class FakeAnthropic:
                 return self.always
             return self.queue.popleft() if self.queue else None
 
+    def model(self, model: str) -> dict | None:
+        """The Models API entry of a model (None: not listed, or no Models API)."""
+        return next((m for m in self.models or [] if m["id"] == model), None)
+
     @property
     def messages_requests(self) -> list[dict]:
         """The recorded POST /v1/messages requests (the token counts left out)."""
@@ -379,8 +437,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, step: dict) -> None:
         headers = {"retry-after": str(step["retry_after"])} if step.get("retry_after") is not None else {}
-        # The SDK honours x-should-retry; say "false" so only the caller's own policy decides.
-        headers["x-should-retry"] = "false"
+        # As the API does: x-should-retry says whether trying again may help (a step may say otherwise).
+        should = step.get("should_retry")
+        if should is None:
+            should = step["status"] in (408, 409, 429) or step["status"] >= 500
+        headers["x-should-retry"] = "true" if should else "false"
         self._json(step["status"], {"type": "error", "error": {"type": step["type"], "message": step["message"]}},
                    headers)
 
@@ -404,8 +465,14 @@ class _Handler(BaseHTTPRequestHandler):
             if self.fake.models is None:  # a gateway without the Models API
                 return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
             # As the API does: retired models only when asked for (lifecycle=retired).
-            listed = [{"type": "model", "deprecated_at": None, "retires_at": None, **m} for m in self.fake.models
-                      if m.get("lifecycle") != "retired" or "retired" in self.path]
+            one = self.path.split("?")[0][len("/v1/models/"):]
+            if one:  # GET /v1/models/{id}: one model, its capabilities included
+                found = self.fake.model(one)
+                if found is None:
+                    return self._json(404, {"type": "error", "error": {"type": "not_found_error",
+                                                                       "message": f"model: {one}"}})
+                return self._json(200, public(found))
+            listed = [public(m) for m in self.fake.models if m.get("lifecycle") != "retired" or "retired" in self.path]
             ids = [m["id"] for m in listed]
             return self._json(200, {"data": listed, "has_more": False, "first_id": ids[0] if ids else None,
                                     "last_id": ids[-1] if ids else None})
@@ -428,14 +495,42 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"input_tokens": approx_tokens(body.get("messages"))})
         if model in self.fake.model_errors:
             return self._error(self.fake.model_errors[model])
-        if (body.get("tool_choice") or {}).get("type") in ("tool", "any") and self.fake.refuses_forced(model):
-            return self._error(forced_tool_refused())  # before the queue: the scripted reply is still owed
+        thinking, refused = self._thinking(body, model)
+        if refused is not None:
+            return self._error(refused)  # before the queue: the scripted reply is still owed
+        forced = (body.get("tool_choice") or {}).get("type") in ("tool", "any")
+        if forced and (self.fake.refuses_forced(model) or thinking is not None):
+            return self._error(forced_tool_refused())
+        body["_thinking"] = thinking  # how this request thinks, for _send_stream
         step = self.fake.next_step()
         if step is None:
             step = tool(self._auto_input(body))
         if step["kind"] == "error":
             return self._error(step)
         self._stream(body, step)
+
+    def _thinking(self, body: dict, model: str) -> tuple[str | None, dict | None]:
+        """(effort this request thinks at, or None when it does not think; the 400 its settings earn, if any),
+        as the API checks a request against the model's capabilities."""
+        entry = self.fake.model(model) or {}
+        caps = entry.get("capabilities")
+        sent = body.get("thinking")
+        kind = sent.get("type") if isinstance(sent, dict) else ("adaptive" if entry.get("_thinks") else "disabled")
+        effort = (body.get("output_config") or {}).get("effort")
+        if caps is not None:
+            if sent is not None and not caps["thinking"]["types"].get(kind, {}).get("supported"):
+                return None, error(400, "invalid_request_error", f"thinking.type: {kind!r} is not supported by {model}")
+            if effort is not None and not caps["effort"].get(effort, {}).get("supported"):
+                return None, error(400, "invalid_request_error", f"output_config.effort: {effort!r} is not supported "
+                                                                 f"by {model}")
+        if kind == "enabled":
+            budget = sent.get("budget_tokens") or 0
+            if not 1024 <= budget < body.get("max_tokens", 0):
+                return None, error(400, "invalid_request_error",
+                                   "thinking.budget_tokens: must be at least 1024 and less than max_tokens")
+        if kind in ("adaptive", "enabled"):
+            return effort or entry.get("_effort") or "high", None
+        return None, None
 
     def _forced_tool(self, body: dict) -> str:
         """The tool the request forces or, with tool choice auto, the one its last user turn asks for."""
@@ -472,16 +567,32 @@ class _Handler(BaseHTTPRequestHandler):
             raw = raw[: len(raw) // 2]
         elif step["stop_reason"] == "refusal":
             raw = raw[: len(raw) // 3]
-        output_tokens = step["output_tokens"] or approx_tokens(raw) + 10
+        effort = body.get("_thinking")
+        thinking = 0
+        if effort is not None:
+            thinking = next(n for n in (step.get("thinking"), self.fake.thinking_tokens) if n is not None) \
+                if step.get("thinking") is not None or self.fake.thinking_tokens is not None \
+                else thinking_for(body, effort)
+            budget = (body.get("thinking") or {}).get("budget_tokens")
+            thinking = min(thinking, budget) if budget else thinking
+        limit = body.get("max_tokens") or 4096
+        stop_reason = step["stop_reason"]
+        answer_tokens = step["output_tokens"] or approx_tokens(raw) + 10
+        if thinking >= limit:  # thinking took the whole budget: no tool call at all
+            thinking, raw, answer_tokens, stop_reason = limit, "", 0, "max_tokens"
+        elif thinking + answer_tokens > limit:  # the tool input is cut where max_tokens runs out
+            answer_tokens = limit - thinking
+            raw, stop_reason = raw[: max(0, answer_tokens - 10) * 4], "max_tokens"
+        output_tokens = thinking + answer_tokens
         started = {"input_tokens": uncached, "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
         # What this reply reports in the end, so tests can sum it: a dropped stream never gets past
         # message_start, whose usage (input and cache, output 1) is all the client learns.
         self.entry["usage"] = {"input": uncached, "cache_write": write, "cache_read": read,
-                               "output": 1 if step["drop_after"] is not None else output_tokens}
+                               "output": 1 if step["drop_after"] is not None else output_tokens, "thinking": thinking}
         delay = step["delay"] or self.fake.delay
         name = step["name"] or self._forced_tool(body)
-        # A model asked with tool choice auto thinks first (adaptive thinking): a thinking block, then the call.
-        thinks = (body.get("tool_choice") or {}).get("type") == "auto"
+        # A model whose thinking is on thinks first: a thinking block with its signature, then the call.
+        thinks = effort is not None and thinking > 0
 
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -496,8 +607,10 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {**started, "output_tokens": 1}}})
         index = 0
         if thinks:
-            self._thinking_block(index)
+            self._thinking_block(index, thinking)
             index += 1
+        if not raw and stop_reason == "max_tokens":
+            return self._finish(index, stop_reason, started, output_tokens, thinking, step, open_block=False)
         self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
             "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}}})
         self._event("ping", {"type": "ping"})
@@ -515,23 +628,29 @@ class _Handler(BaseHTTPRequestHandler):
                 "type": "input_json_delta", "partial_json": raw[start:start + size]}})
             if "text_at" not in self.entry and start + size > text_from:
                 self.entry["text_at"] = time.perf_counter()  # the first delta with words in it has left
-        self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+        self._finish(index, stop_reason, started, output_tokens, thinking, step)
+
+    def _finish(self, index: int, stop_reason: str, started: dict, output_tokens: int, thinking: int, step: dict,
+                open_block: bool = True) -> None:
+        if open_block:
+            self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         self._event("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": step["stop_reason"], "stop_sequence": None,
+                                      "delta": {"stop_reason": stop_reason, "stop_sequence": None,
                                                 "stop_details": step["stop_details"]},
                                       # cumulative totals, as the API sends them: a client that
                                       # added them to message_start's would count the input twice
-                                      "usage": {**started, "output_tokens": output_tokens}})
+                                      "usage": {**started, "output_tokens": output_tokens,
+                                                "output_tokens_details": {"thinking_tokens": thinking}}})
         if step["drop_before_stop"]:
             return self._cut()
         self._event("message_stop", {"type": "message_stop"})
         self._chunk(b"")  # end of the chunked body
 
-    def _thinking_block(self, index: int) -> None:
+    def _thinking_block(self, index: int, tokens: int) -> None:
         self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
             "type": "thinking", "thinking": "", "signature": ""}})
         self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
-            "type": "thinking_delta", "thinking": "The trend is up; size within the limit."}})
+            "type": "thinking_delta", "thinking": f"{THOUGHT} ({tokens} tokens of it)."}})
         self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
             "type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
         self._event("content_block_stop", {"type": "content_block_stop", "index": index})
