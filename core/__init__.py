@@ -18,7 +18,7 @@ from core.exchange.errors import AgentError, InvalidInput, MarketDataError, Play
 from core.exchange.house import HouseCoach, HousePlayer
 from core.exchange.loop import (
     BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment,
-    VerdictReached, replay_exchange, run_exchange, run_exchange_sync,
+    VerdictReached, replay_exchange,
 )
 from core.exchange.presets import list_presets, load_preset, parse_constraints
 from core.exchange.reasoning import Claim, ReasoningCheck, reasoning_check
@@ -28,6 +28,7 @@ from core.exchange.schema import (
     Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState,
 )
 from core.claude.spend_guard import SpendGuard
+from core.journal.record import run_exchange, run_exchange_sync  # the loop, recorded when given a store=
 from core.journal.store import Store
 
 _LAZY = {

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer
-from core.exchange.loop import run_exchange_sync
+from core.journal.record import run_exchange_sync
 from core.exchange.guard import AgentLimits
 from core.exchange.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
 from core.exchange.errors import InvalidInput, PlayerCoachError

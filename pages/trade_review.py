@@ -14,6 +14,7 @@ shell.require_app()
 import core  # noqa: E402
 from core.exchange.json_input import read_json, shorten  # noqa: E402
 from core.exchange.presets import explain  # noqa: E402
+from core.journal import record  # noqa: E402
 from ui import exchange_view, market_defaults, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
@@ -166,8 +167,8 @@ if run:
     state.setdefault(session.TR_SCHEMAS, {})[run_id] = schema_label
     strategy_id = strategy.strip() or None
     player, coach = session.agents(int(seed), strategy_id, agent_choice)
-    events = core.run_exchange(world, constraints, portfolio, player, coach, store=store,
-                               strategy_id=strategy_id, run_id=run_id, grader=session.grader())
+    events = record(core.run_exchange(world, constraints, portfolio, player, coach, strategy_id=strategy_id,
+                                      run_id=run_id, grader=session.grader()), store)
     state[session.TR_CLOSED] = closed = threading.Event()
     try:
         exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live",

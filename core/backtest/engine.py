@@ -38,7 +38,7 @@ import pandas as pd
 
 from core.backtest import result as metrics
 from core.backtest.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
-from core.exchange.loop import run_exchange_sync
+from core.journal.record import run_exchange_sync
 from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
 from core.exchange.errors import InvalidInput
 from core.exchange.rules import check_proposal, circuit_breaker

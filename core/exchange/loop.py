@@ -1,8 +1,8 @@
 """The Player-Coach loop as a generator of events.
 
-The UI, the backtest, the command line and the tests all consume the same events. The store,
-when given, is written at the start and after every finished round, so an exchange that dies
-half-way is still on record with what it had.
+The UI, the backtest, the command line and the tests all consume the same events. The loop stores
+nothing: `core.journal.record` writes the events as they come (the exchange when it starts, each
+round as it ends), so an exchange that dies half-way is still on record with what it had.
 """
 
 from __future__ import annotations
@@ -33,13 +33,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ExchangeStarted:
-    """The exchange is on record (INTERRUPTED until it ends) and about to run: what it runs on."""
+    """The exchange is about to run: what it runs on, and its artifact as it stands (INTERRUPTED, no rounds).
+
+    The loop keeps `artifact` current (each round appended, the outcome set when it ends), so a journal
+    that holds it can record progress and close an exchange cut short with what it had."""
 
     run_id: str
     world: WorldState
     constraints: Constraints
     portfolio: Portfolio
     strategy_id: str | None
+    artifact: Artifact | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +80,13 @@ class ProposalMade:
 
 @dataclass(frozen=True, slots=True)
 class VerdictReached:
-    """Round `round` is over: the rules' verdict with the Coach's critique, and the round as stored."""
+    """Round `round` is over: the rules' verdict with the Coach's critique, and the round as stored.
+    `last`: this round ends the exchange (its outcome is already on the artifact)."""
 
     round: int
     verdict: Verdict
     record: Round
+    last: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +209,8 @@ def run_exchange(
     portfolio: Portfolio,
     player: Player,
     coach: Coach,
-    store=None,
-    strategy_id: str | None = None,
     *,
+    strategy_id: str | None = None,
     run_id: str | None = None,
     now: Callable[[], datetime] | None = None,
     grader=None,
@@ -215,8 +220,9 @@ def run_exchange(
     `grader` (optional, e.g. core.claude.ClaudeGrader) grades each proposal's reasoning; its grade is
     recorded in the round and never changes the verdict.
 
+    It stores nothing: wrap it in `core.journal.record(events, store)` to keep it on record.
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
-    ERROR. Either way every finished round stays in the artifact and in the store, and what the
+    ERROR. Either way every finished round stays in the artifact, and what the
     unfinished round was already billed still counts in the exchange's usage. The unfinished
     round itself is kept as it stood (`complete` false) once its proposal has been checked.
     A round's `latency_ms` is the agents' own time: what the consumer spends between events
@@ -249,31 +255,26 @@ def run_exchange(
         ),
     )
     rounds = artifact.rounds
-    if store is not None:
-        store.start_exchange(artifact)
-    yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id)
-
     finished = False
 
     current: _RoundUnderWay | None = None
 
-    def finish(outcome: str, reason: str | None, last_round: Round | None = None) -> None:
+    def finish(outcome: str, reason: str | None) -> None:
         nonlocal finished
-        if last_round is None and current is not None and not finished:
-            last_round = current.as_it_stood(unfinished)
-            if last_round is not None:
-                rounds.append(last_round)
+        if current is not None and not finished:  # cut short in a round: keep it as it stood
+            as_it_stood = current.as_it_stood(unfinished)
+            if as_it_stood is not None:
+                rounds.append(as_it_stood)
         artifact.outcome = outcome
         artifact.approved = outcome == "APPROVE"
         artifact.rounds_taken = sum(r.complete for r in rounds)
         artifact.termination_reason = reason
         artifact.total_tokens = usage.total
         artifact.usage = usage
-        if store is not None:
-            store.finish_exchange(artifact, last_round)
         finished = True
 
     try:
+        yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id, artifact)
         breaker = circuit_breaker(constraints, portfolio, world.as_of)
         if breaker:
             finish("ABORT", breaker)
@@ -317,10 +318,8 @@ def run_exchange(
             current = None  # finished: nothing left to keep as it stood
             ending = _ending(verdict, number, constraints)
             if ending:
-                finish(*ending, last_round=record)  # the last round and the outcome in one write
-            elif store is not None:
-                store.record_round(artifact, record)
-            yield VerdictReached(number, verdict, record)
+                finish(*ending)
+            yield VerdictReached(number, verdict, record, last=bool(ending))
             if ending:
                 break
     except (GeneratorExit, KeyboardInterrupt):
@@ -353,7 +352,7 @@ def run_exchange_sync(*args, **kwargs) -> Artifact:
 def replay_exchange(artifact: Artifact, words_per_fragment: int = 1) -> Iterator[Event]:
     """The events of a stored exchange, in order, without calling any agent."""
     world, constraints, portfolio = artifact.world_state, artifact.constraint_snapshot, artifact.portfolio_snapshot
-    yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, artifact.strategy_id)
+    yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, artifact.strategy_id, artifact)
     if artifact.rounds_taken == 0 and artifact.termination_reason in BREAKER_NAMES:
         name = artifact.termination_reason
         yield BreakerTripped(name, breaker_detail(name, constraints, portfolio, world.as_of))
@@ -369,7 +368,7 @@ def replay_exchange(artifact: Artifact, words_per_fragment: int = 1) -> Iterator
             yield TextFragment("coach", fragment)
         verdict = Verdict(decision=evaluation.decision, violations=evaluation.violations, checks=evaluation.checks,
                           feedback=evaluation.feedback)
-        yield VerdictReached(record.round, verdict, record)
+        yield VerdictReached(record.round, verdict, record, last=record is artifact.rounds[-1])
     yield ExchangeFinished(artifact)
 
 
