@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from core.exchange.agent import Coach, Turn
 from core.exchange.errors import InvalidInput
-from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached, run_exchange
+from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached
+from core.journal.record import run_exchange  # the loop, recorded in `store` when there is one
 from core.exchange.schema import Artifact, Constraints, Portfolio, Proposal, Round, WorldState
 
 HOUR_S = 3600.0
