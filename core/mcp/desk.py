@@ -119,7 +119,7 @@ class Desk:
         self._coach, self._clock, self._now = coach, clock, now
         self._open: dict[str, OpenExchange] = {}
         self._calls: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # consult() runs inside start()'s hold
 
     def consult(self, client: str) -> None:
         """Count one consultation of the Coach, or refuse it with the limit it would break."""
@@ -138,7 +138,8 @@ class Desk:
 
     def start(self, client: str, world: WorldState, constraints: Constraints, portfolio: Portfolio,
               strategy_id: str | None = None) -> Opened:
-        """Open an exchange in which `client` plays the Player; the breakers run now, as in the loop."""
+        """Open an exchange in which `client` plays the Player (one consultation); the breakers run now, as in
+        the loop."""
         self.expire()
         run_id = str(uuid.uuid4())
         with self._lock:
@@ -146,36 +147,41 @@ class Desk:
             if mine >= self.limits.open_exchanges:
                 raise InvalidInput(f"open exchanges: this client already has {mine} (the most allowed); finish "
                                    "one with submit_proposal or wait for it to time out")
+            self.consult(client)
             player = ExternalPlayer(client)
             events = run_exchange(world, constraints, portfolio, player, self._coach(), store=self.store,
                                   strategy_id=strategy_id, run_id=run_id, now=self._now)
             exchange = self._open[run_id] = OpenExchange(client, events, player, constraints.max_rounds,
                                                                self._clock())
             exchange.lock.acquire()
-        try:
-            exchange.advance()
-        finally:
-            exchange.lock.release()
-            if exchange.artifact is not None:
-                self._close(run_id)
+        self._step(run_id, exchange)
         return Opened(run_id, exchange.breaker, exchange.artifact)
 
     def submit(self, client: str, run_id: str, proposal: Proposal) -> Played:
-        """Play one round of `client`'s open exchange `run_id` with `proposal`."""
+        """Play one round of `client`'s open exchange `run_id` with `proposal` (one consultation)."""
         self.expire()
         exchange = self._mine(client, run_id)
+        self.consult(client)
         if not exchange.lock.acquire(blocking=False):
             raise InvalidInput(f"exchange {run_id}: a proposal is already being checked; wait for its verdict")
-        try:
-            exchange.player.hand_in(proposal)
-            events = exchange.advance()
-            exchange.last_seen = self._clock()
-        finally:
-            exchange.lock.release()
-            if exchange.artifact is not None:
-                self._close(run_id)
+        exchange.player.hand_in(proposal)
+        events = self._step(run_id, exchange)
         record = next((e.record for e in events if isinstance(e, VerdictReached)), None)
         return Played(record, exchange.artifact, exchange.max_rounds)
+
+    def _step(self, run_id: str, exchange: OpenExchange) -> list[Event]:
+        """Advance an exchange whose lock the caller holds; one that ended, or failed, is no longer open."""
+        try:
+            events = exchange.advance()
+        except BaseException:
+            self._close(run_id)  # the loop itself failed (the store, say): nothing more can be played
+            raise
+        finally:
+            exchange.last_seen = self._clock()
+            exchange.lock.release()
+        if exchange.artifact is not None:
+            self._close(run_id)
+        return events
 
     def open_count(self, client: str | None = None) -> int:
         with self._lock:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import logging
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp.server.auth.provider import AccessToken
@@ -24,12 +23,12 @@ from pydantic import ValidationError
 from core import market
 from core.exchange.errors import InvalidInput, PlayerCoachError
 from core.exchange.presets import explain, list_presets, load_preset
-from core.exchange.rules import breaker_detail, check_proposal
-from core.exchange.schema import OUTCOMES, Artifact, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.exchange.rules import check_proposal
+from core.exchange.schema import (
+    OUTCOMES, Artifact, Constraints, Portfolio, Proposal, Verdict, WorldState, normalise_symbol,
+)
 from core.mcp.desk import Desk
 from core.mcp.replies import ChallengeAnswer, ExchangeOpened, History, Preset, Presets, RoundResult
-
-log = logging.getLogger(__name__)
 
 UNKNOWN_CLIENT = "unnamed client"
 MAX_ID = 64
@@ -138,6 +137,21 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
     auth = dict(token_verifier=StaticToken(token), auth=AuthSettings(issuer_url=url or "http://127.0.0.1",
                                                                      resource_server_url=None)) if token else {}
     server = CoachServer("player-coach", instructions=INSTRUCTIONS, lifespan=lifespan, **auth)
+    _reference_tools(server, desk)
+    _exchange_tools(server, desk)
+    _resources(server, store)
+
+    @server.prompt()
+    def play_the_player() -> str:
+        """How to play the Player against this Coach: the rules you are judged by and the order of the tools."""
+        return INSTRUCTIONS + "\n\n" + RULES
+
+    return server
+
+
+def _reference_tools(server: MCPServer, desk: Desk) -> None:
+    """The tools that play no round: presets, a check that stores nothing, stored exchanges, the challenge."""
+    store = desk.store
 
     @server.tool(name="list_presets")
     def presets() -> Presets:
@@ -159,43 +173,6 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
         return check_proposal(proposal, _constraints(store, preset, constraints), portfolio or Portfolio(), world)
 
     @server.tool()
-    def start_exchange(symbol: str, ctx: Context, preset: str | None = None, constraints: Constraints | None = None,
-                       as_of: date | None = None, world: WorldState | None = None,
-                       portfolio: Portfolio | None = None, strategy: str | None = None) -> ExchangeOpened:
-        """Open an exchange in which you are the Player: the world is the market's on `as_of` (the newest day by
-        default) or yours. The circuit breakers run now: a tripped one ends the exchange ABORT at once."""
-        client = client_of(ctx)
-        schema = _constraints(store, preset, constraints)
-        if world is not None and as_of is not None:
-            raise InvalidInput("give as_of or world, not both")
-        if world is not None and world.symbol != symbol.strip().upper():
-            raise InvalidInput(f"world: its symbol {world.symbol} is not {symbol[:MAX_ID]!r}")
-        world = world or market_world(symbol, as_of)
-        portfolio = portfolio or Portfolio()
-        desk.consult(client)
-        opened = desk.start(client, world, schema, portfolio, strategy)
-        done = opened.artifact
-        return ExchangeOpened(
-            exchange_id=opened.run_id, open=done is None, outcome=done and done.outcome,
-            termination_reason=done and done.termination_reason,
-            breaker_detail=opened.breaker.detail if opened.breaker else None,
-            max_rounds=schema.max_rounds, world=world, portfolio=portfolio, constraints=schema,
-        )
-
-    @server.tool()
-    def submit_proposal(exchange_id: str, proposal: Proposal, ctx: Context) -> RoundResult:
-        """Play one round: the Coach checks the proposal and answers with its verdict and critique. Revise what
-        it names and submit again while another_round_allowed is true."""
-        client = client_of(ctx)
-        desk.consult(client)
-        played = desk.submit(client, exchange_id, proposal)
-        artifact = played.artifact
-        if played.record is None:  # the round did not finish: the Coach failed
-            raise InvalidInput(f"the round did not finish: the exchange ended {artifact.outcome} "
-                               f"({artifact.termination_reason})")
-        return _round_result(exchange_id, played.record, artifact, played.max_rounds)
-
-    @server.tool()
     def get_exchange(exchange_id: str) -> Artifact:
         """One stored exchange: every round's proposal, checks, critique and reasoning check, as the CLI prints it."""
         found = store.get_exchange(exchange_id) if store is not None and len(exchange_id) <= MAX_ID else None
@@ -205,15 +182,16 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
 
     @server.tool()
     def history(outcome: str | None = None, symbol: str | None = None, strategy: str | None = None,
-                since: str | None = None, until: str | None = None, text: str | None = None,
-                limit: int = 20) -> History:
-        """Stored exchanges, newest first, filtered; external ones name their Player `external: <client>`."""
+                since: date | None = None, until: date | None = None, text: str | None = None,
+                dates_by: Literal["run", "market"] = "run", limit: int = 20) -> History:
+        """Stored exchanges, newest first, filtered (the days run or the market days, `dates_by`, both ends
+        included); exchanges played over MCP name their Player `external: <client name and version>`."""
         if outcome is not None and outcome not in OUTCOMES:
             raise InvalidInput(f"outcome: {outcome[:MAX_ID]!r} is not one of {', '.join(OUTCOMES)}")
         if not 1 <= limit <= 500:
             raise InvalidInput(f"limit: {limit} is not between 1 and 500")
         rows = store.list_exchanges(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
-                                    text=text, limit=limit) if store is not None else []
+                                    text=text, dates_by=dates_by, limit=limit) if store is not None else []
         return History(exchanges=rows)
 
     @server.tool()
@@ -230,14 +208,48 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
                                    dict(max_days=max_days, min_trading_days=min_trading_days),
                                    dict(paths=paths, block=block, seed=seed))
 
-    _resources(server, store)
 
-    @server.prompt()
-    def play_the_player() -> str:
-        """How to play the Player against this Coach: the rules you are judged by and the order of the tools."""
-        return INSTRUCTIONS + "\n\n" + RULES
+def _exchange_tools(server: MCPServer, desk: Desk) -> None:
+    """The tools of an exchange played from outside: open it, then one proposal a round."""
+    store = desk.store
 
-    return server
+    @server.tool()
+    def start_exchange(symbol: str, ctx: Context, preset: str | None = None, constraints: Constraints | None = None,
+                       as_of: date | None = None, world: WorldState | None = None,
+                       portfolio: Portfolio | None = None, strategy: str | None = None) -> ExchangeOpened:
+        """Open an exchange in which you are the Player: the world is the market's on `as_of` (the newest day by
+        default) or yours. The circuit breakers run now: a tripped one ends the exchange ABORT at once."""
+        client = client_of(ctx)
+        schema = _constraints(store, preset, constraints)
+        try:
+            symbol = normalise_symbol(symbol)
+        except ValueError as error:
+            raise InvalidInput(f"symbol: {error}") from None
+        if world is not None and as_of is not None:
+            raise InvalidInput("give as_of or world, not both")
+        if world is not None and world.symbol != symbol:
+            raise InvalidInput(f"world: its symbol {world.symbol} is not {symbol}")
+        world = world or market_world(symbol, as_of)
+        portfolio = portfolio or Portfolio()
+        opened = desk.start(client, world, schema, portfolio, strategy)
+        done = opened.artifact
+        return ExchangeOpened(
+            exchange_id=opened.run_id, open=done is None, outcome=done and done.outcome,
+            termination_reason=done and done.termination_reason,
+            breaker_detail=opened.breaker.detail if opened.breaker else None,
+            max_rounds=schema.max_rounds, world=world, portfolio=portfolio, constraints=schema,
+        )
+
+    @server.tool()
+    def submit_proposal(exchange_id: str, proposal: Proposal, ctx: Context) -> RoundResult:
+        """Play one round: the Coach checks the proposal and answers with its verdict and critique. Revise what
+        it names and submit again while another_round_allowed is true."""
+        played = desk.submit(client_of(ctx), exchange_id, proposal)
+        artifact = played.artifact
+        if played.record is None:  # the round did not finish: the Coach failed
+            raise InvalidInput(f"the round did not finish: the exchange ended {artifact.outcome} "
+                               f"({artifact.termination_reason})")
+        return _round_result(exchange_id, played.record, artifact, played.max_rounds)
 
 
 RULES = """The rules (fractions: 0.05 = 5 %). For each entry with entry e, stop s, target t, size w:
