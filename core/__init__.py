@@ -35,7 +35,7 @@ _LAZY = {
     "ClaudeCoach": "claude.agents", "ClaudeGrader": "claude.agents", "ClaudePlayer": "claude.agents",
     "list_models": "claude.models", "validate_key": "claude.models",
     "Backtest": "backtest.engine", "BacktestResult": "backtest.engine", "compare_presets": "backtest.engine",
-    "run_backtest": "backtest.engine", "Costs": "backtest.book",
+    "run_backtest": "backtest.engine", "Costs": "backtest.spec", "BacktestSpec": "backtest.spec",
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "backtest.challenge", "ChallengeRules": "backtest.challenge",
     "pass_probability": "backtest.challenge", "rolling_pass_rate": "backtest.challenge", "sweep": "backtest.sweeps",
@@ -50,7 +50,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Action", "AgentError", "Agents", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BreakerTripped",
+    "Action", "AgentError", "Agents", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BacktestSpec", "BreakerTripped",
     "ChallengeResult", "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach",
     "Constraints", "Costs", "ET", "Evaluation", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
     "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",

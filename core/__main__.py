@@ -289,6 +289,40 @@ def _symbols(text: str) -> list[str]:
     return symbols
 
 
+def _day(text: str):
+    """A YYYY-MM-DD date within the days a backtest may ask for (nothing after it)."""
+    from core.backtest.spec import parse_day
+
+    try:
+        return parse_day(text, "date")
+    except InvalidInput as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("date: ")) from None
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    """A backtest's capital, costs, depth and seed, with the defaults of core.BacktestSpec."""
+    from core.backtest.spec import DEPTHS, BacktestSpec, Costs
+
+    spec, costs = BacktestSpec.model_fields, Costs.model_fields
+    p.add_argument("--capital", type=float, default=spec["capital"].default)
+    p.add_argument("--fee-bps", type=float, default=costs["fee_bps"].default, help="fees in basis points per fill")
+    p.add_argument("--slippage-bps", type=float, default=costs["slippage_bps"].default,
+                   help="slippage in basis points per fill")
+    p.add_argument("--max-hold-days", type=int, default=costs["max_hold_days"].default,
+                   help="close a trade after this many bars")
+    p.add_argument("--depth", choices=DEPTHS, default=spec["depth"].default)
+    p.add_argument("--seed", type=int, default=spec["seed"].default, help="the house Player's seed")
+
+
+def _spec(args, symbols, presets):
+    """The BacktestSpec of a command's options (bad values: InvalidInput naming the option's field)."""
+    from core.backtest.spec import BacktestSpec, Costs
+
+    return BacktestSpec(symbols=symbols, start=args.start, end=args.end, presets=presets, agents=args.player or "house",
+                        seed=args.seed, depth=args.depth, capital=args.capital,
+                        costs=Costs(args.fee_bps, args.slippage_bps, args.max_hold_days))
+
+
 def _add_backtest(sub) -> None:
     p = sub.add_parser("backtest", help="backtest a preset (house agents unless --player/--coach) over daily bars: one symbol or a "
                                         "portfolio")
@@ -296,16 +330,11 @@ def _add_backtest(sub) -> None:
     which.add_argument("--symbol", type=_symbols, dest="symbols", help="one symbol")
     which.add_argument("--symbols", type=_symbols, help="a portfolio: symbols separated by commas, in the order "
                                                         "of each day's exchanges (MSFT,AAPL,IBM)")
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=_day, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=_day, help="YYYY-MM-DD")
     p.add_argument("--preset", default="moderate")
     p.add_argument("--compare", help="a second preset to run on the same days")
-    p.add_argument("--capital", type=float, default=100_000.0)
-    p.add_argument("--fee-bps", type=float, default=1.0)
-    p.add_argument("--slippage-bps", type=float, default=2.0)
-    p.add_argument("--max-hold-days", type=int, default=10)
-    p.add_argument("--depth", choices=("fast", "standard"), default="standard")
-    p.add_argument("--seed", type=int, default=0, help="the house Player's seed")
+    _add_spec_options(p)
     add_agent_options(p)
     p.add_argument("--db", help="store (and resume) the run in this SQLite file")
     p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
@@ -324,21 +353,16 @@ def cmd_backtest(args) -> int:
 
     if args.offline:
         os.environ[market.OFFLINE_ENV] = "1"
+    spec = _spec(args, args.symbols, [args.preset] + ([args.compare] if args.compare else []))
     store = Store(args.db) if args.db else None
-    settings = dict(capital=args.capital, fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
-                    max_hold_days=args.max_hold_days, depth=args.depth)
     player, coach = agents_of(args)
-    symbols = args.symbols if len(args.symbols) > 1 else args.symbols[0]
     try:
-        presets = [load_preset(args.preset)] + ([load_preset(args.compare)] if args.compare else [])
         if args.compare:
-            comparison = backtest.compare_presets(symbols, args.start, args.end, (args.preset, presets[0]),
-                                                  (args.compare, presets[1]), player, coach, store=store, **settings)
+            comparison = backtest.compare(spec, player, coach, store=store)
             results, table = comparison.results, comparison.table
         else:
-            result = backtest.run_backtest(symbols, args.start, args.end, presets[0], player, coach, store=store,
-                                           preset=args.preset, **settings)
-            results, table = {args.preset: result}, metrics.compare_table({args.preset: result})
+            result = backtest.Backtest(spec, player, coach).run(store)
+            results, table = {spec.preset.name: result}, metrics.compare_table({spec.preset.name: result})
     except (market.MarketDataError, ValueError) as error:
         raise InvalidInput(str(error)) from None
     if args.json:

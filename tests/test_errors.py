@@ -58,9 +58,9 @@ def test_the_loop_tells_the_spend_guard_from_an_agent_failure_and_keeps_the_bill
     (lambda store: prices.model_prices("gpt-4"), "model: no price for model 'gpt-4'"),
     (lambda store: backtest.reopen_backtest(store, "nope"), "run_key: no backtest 'nope'"),
     (lambda store: core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),
-                                     core.HousePlayer(), core.HouseCoach(), depth="deep"), "depth: 'deep'"),
+                                     core.HousePlayer(), core.HouseCoach(), depth="deep"), "depth: .*got 'deep'"),
     (lambda store: core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),
-                                     core.HousePlayer(), core.HouseCoach(), capital=-1), "capital: .* got -1"),
+                                     core.HousePlayer(), core.HouseCoach(), capital=-1), "capital: .*got -1"),
     (lambda store: store.record({"run_id": "x"}), "artifact: "),
 ])
 def test_bad_arguments_to_the_public_api_are_invalid_input_naming_the_field(store, call, message):

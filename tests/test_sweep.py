@@ -61,8 +61,8 @@ def test_any_executor_and_a_case_that_crossed_a_process_boundary_give_the_same_r
         threaded = sweep(SYMBOLS, ["moderate", "aggressive"], START, END, executor=pool, online=False,
                          challenge=0.03)
     pd.testing.assert_frame_equal(threaded, local)
-    case = Case("AMZN", "moderate", core.load_preset("moderate"), pd.Timestamp(START).date(),
-                pd.Timestamp(END).date(), 0, core.HousePlayer(), core.HouseCoach(), online=False)
+    spec = core.BacktestSpec(symbols=["AMZN"], start=START, end=END, presets=["moderate"])
+    case = Case(spec, core.HousePlayer(), core.HouseCoach(), online=False)
     assert run_case(pickle.loads(pickle.dumps(case))) == run_case(case)
 
 

@@ -13,31 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from core.exchange.errors import InvalidInput
+from core.backtest.spec import Costs
 from core.exchange.schema import ENTRY_TYPES
 
 TRADE_COLUMNS = ["symbol", "side", "size_pct", "qty", "entry_day", "entry_price", "stop", "target", "exit_day",
                  "exit_price", "exit_reason", "bars_held", "fees", "pnl", "return_pct", "regime"]
 """The columns of a result's trade list."""
-
-
-@dataclass(frozen=True)
-class Costs:
-    """What trading costs in a backtest: fees and slippage in basis points per fill, and the holding
-    limit in bars after which an open trade is closed at the close."""
-
-    fee_bps: float = 1.0
-    slippage_bps: float = 2.0
-    max_hold_days: int = 10
-
-    def __post_init__(self):
-        for name in ("fee_bps", "slippage_bps"):
-            value = getattr(self, name)
-            if not value >= 0 or value == float("inf"):
-                raise InvalidInput(f"{name}: must be a finite number >= 0, got {value!r}")
-        if isinstance(self.max_hold_days, bool) or int(self.max_hold_days) != self.max_hold_days \
-                or self.max_hold_days < 1:
-            raise InvalidInput(f"max_hold_days: must be a whole number >= 1, got {self.max_hold_days!r}")
 
 
 @dataclass(slots=True)

@@ -37,17 +37,19 @@ import numpy as np
 import pandas as pd
 
 from core.backtest import result as metrics
-from core.backtest.book import TRADE_COLUMNS, Book, Costs, apply_actions, side_of
+from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
+from core.backtest.feed import WARMUP_CALENDAR_DAYS, Feed, SymbolFeed, backtest_bars  # noqa: F401 (re-exported)
+from core.backtest.spec import DEPTHS, BacktestSpec, Costs  # noqa: F401 (DEPTHS re-exported for the page)
 from core.journal.record import run_exchange_sync
-from core.market import MIN_HISTORY, Bars, MarketDataError, _world, as_of, indicators, load_bars, validate_bars
+from core.market import Bars, as_of
 from core.exchange.errors import InvalidInput
 from core.exchange.rules import check_proposal, circuit_breaker
 from core.exchange.tiers import tier_names
-from core.exchange.schema import BREAKER_NAMES, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import (
+    BREAKER_NAMES, CAPITAL, ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, Proposal, WorldState,
+)
 
-DEPTHS = ("fast", "standard")
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
-WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
                "equity", "tier"]
 
@@ -145,80 +147,6 @@ def _plain(value):
     return value
 
 
-# -- the bars -----------------------------------------------------------------------------
-
-def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
-    """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
-    year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
-    if bars is None:
-        try:
-            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
-        except MarketDataError:
-            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
-    if isinstance(bars, Bars):
-        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
-    return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
-
-
-@dataclass
-class _Feed:
-    """One symbol's bars and what is known before each day's open, as arrays; `row` maps a date to its bar."""
-
-    symbol: str
-    loaded: Bars
-    dates: np.ndarray
-    row: dict[date, int]
-    price: np.ndarray
-    sma5: np.ndarray
-    sma10: np.ndarray
-    volume: np.ndarray
-    atr: np.ndarray
-    regime: np.ndarray
-    history: np.ndarray
-    opens: np.ndarray
-    highs: np.ndarray
-    lows: np.ndarray
-    closes: np.ndarray
-
-    @classmethod
-    def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> _Feed:
-        frame = loaded.frame
-        days = frame.index.date
-        known = indicators(frame)  # row t: what is known before t's open (bars up to t-1 only)
-        if not ((days >= start) & (days <= end)).any():
-            raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
-                                  f"(the data has {days[0]} to {days[-1]})")
-        return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
-                   *(known[c].to_numpy() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
-                   *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
-
-    def warm_up(self, i: int) -> str | None:
-        """Why day i cannot be decided yet, or None."""
-        if self.history[i] < MIN_HISTORY or not math.isfinite(self.sma10[i]):
-            return f"warm-up: {int(self.history[i])} earlier bars, the world state needs {MIN_HISTORY}"
-        return None
-
-    def world(self, i: int, day: date, position: str) -> WorldState:
-        return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
-                      str(self.regime[i]), position)
-
-    def fingerprint(self) -> tuple:
-        frame = self.loaded.frame
-        return (str(frame.index[0].date()), str(frame.index[-1].date()), len(frame),
-                round(float(self.closes.sum()), 4))
-
-
-def _date(value) -> date:
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            raise InvalidInput(f"date: {value[:40]!r} is not a date as YYYY-MM-DD") from None
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
 def _key(*parts) -> str:
     return "bt-" + hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -244,42 +172,43 @@ class _Decision:
 class Backtest:
     """A backtest of one symbol or a portfolio, in backtesting.py's shape: build it, then `.run()`.
 
-    `symbols` is one symbol or a list (the order is the order of the day's exchanges); `bars` an
-    optional {symbol: DataFrame or core.market.Bars} replacing loading. `depth` "fast" is one round
-    with no revision, "standard" up to `max_rounds`. `preset` names the schema in the result; with
-    `record_exchanges=True` every exchange also goes to the exchanges table (History, the deriver)."""
+        Backtest(spec, player, coach).run()
 
-    def __init__(self, symbols: str | list[str], start: date | str, end: date | str, constraints: Constraints,
-                 player, coach, *, capital: float = 100_000.0, costs: Costs = Costs(), depth: str = "standard",
-                 bars: dict | None = None, preset: str = "custom", record_exchanges: bool = False,
-                 walk_forward_split: float = 0.7, run_key: str | None = None):
-        self.symbols = [symbols] if isinstance(symbols, str) else list(symbols)
-        if not self.symbols or len(set(self.symbols)) < len(self.symbols):
-            raise InvalidInput(f"symbols: need one or more different symbols, got {self.symbols!r}")
-        if depth not in DEPTHS:
-            raise InvalidInput(f"depth: {depth!r} is not one of {', '.join(DEPTHS)}")
-        if not capital > 0 or not math.isfinite(capital):
-            raise InvalidInput(f"capital: must be a finite amount > 0, got {capital!r}")
-        self.start, self.end = _date(start), _date(end)
-        if self.start > self.end:
-            raise MarketDataError(f"{self.symbol}: start {self.start} is after end {self.end}")
-        self.constraints, self.player, self.coach = constraints, player, coach
-        self.capital, self.costs, self.depth, self.preset = float(capital), costs, depth, preset
-        self.record_exchanges, self.walk_forward_split = record_exchanges, walk_forward_split
-        given = bars or {}
-        self.feeds = []
-        for symbol in self.symbols:
-            loaded = backtest_bars(symbol, self.start, self.end, given.get(symbol))
-            self.feeds.append(_Feed.of(loaded.symbol if symbol not in given else symbol, loaded, self.start, self.end))
-        self.symbols = [f.symbol for f in self.feeds]
-        if len(set(self.symbols)) < len(self.symbols):  # "msft" and "MSFT" are one symbol
-            raise InvalidInput(f"symbols: need different symbols, got {self.symbols!r}")
-        self.settings = {
-            "capital": self.capital, "fee_bps": costs.fee_bps, "slippage_bps": costs.slippage_bps,
-            "max_hold_days": costs.max_hold_days, "depth": depth, "player_model": getattr(player, "model", None),
-            "player_seed": getattr(player, "seed", None),
-        }
+    `spec` is a BacktestSpec with one schema (`spec.one(i)` picks one of a comparison's); `feed`
+    the bars it reads (core.backtest.feed.Feed; loaded from the spec's symbols and dates when not
+    given, or built from `bars`, an optional {symbol: DataFrame or core.market.Bars}). With
+    `record_exchanges=True` every exchange also goes to the exchanges table (History, the deriver).
+
+    The call of earlier versions, `Backtest(symbols, start, end, constraints, player, coach, *,
+    capital, costs, depth, bars, preset, record_exchanges, walk_forward_split, run_key)`, still works."""
+
+    def __init__(self, spec, *args, feed: Feed | None = None, bars: dict | None = None,
+                 record_exchanges: bool = False, run_key: str | None = None, **old):
+        if not isinstance(spec, BacktestSpec):
+            spec, args = _spec_of(spec, *args, **old)
+        elif old:
+            raise TypeError(f"Backtest(spec, player, coach) takes no {', '.join(old)}: they are the spec's")
+        if len(spec.presets) != 1:
+            raise InvalidInput(f"presets: a Backtest runs one schema, got {len(spec.presets)} "
+                               "(spec.one(i) picks one; compare_presets runs two)")
+        self.spec = spec
+        self.player, self.coach = args
+        self.feed = feed or Feed.load(spec.symbols, spec.start, spec.end, bars)
+        self.feeds = self.feed.symbols
+        self.record_exchanges = record_exchanges
+        self.settings = spec.settings(self.player)
         self.run_key = run_key or self._run_key()
+
+    # the spec's parts under the names the engine and older callers use
+    symbols = property(lambda self: self.spec.symbols)
+    start = property(lambda self: self.spec.start)
+    end = property(lambda self: self.spec.end)
+    constraints = property(lambda self: self.spec.preset.constraints)
+    preset = property(lambda self: self.spec.preset.name)
+    capital = property(lambda self: self.spec.capital)
+    costs = property(lambda self: self.spec.costs)
+    depth = property(lambda self: self.spec.depth)
+    walk_forward_split = property(lambda self: self.spec.walk_forward_split)
 
     @property
     def symbol(self) -> str:
@@ -290,8 +219,7 @@ class Backtest:
         one = len(self.feeds) == 1  # a single symbol keeps the key it had before portfolios, so stored runs resume
         return _key(self.symbols[0] if one else self.symbols, str(self.start), str(self.end),
                     self.constraints.model_dump(mode="json"), _name(self.player), self.settings["player_model"],
-                    self.settings["player_seed"], _name(self.coach), self.settings,
-                    self.feeds[0].fingerprint() if one else [f.fingerprint() for f in self.feeds])
+                    self.settings["player_seed"], _name(self.coach), self.settings, self.feed.fingerprint())
 
     def run(self, store=None, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
             stop_after: int | None = None) -> BacktestResult:
@@ -319,11 +247,10 @@ class _Run:
         self.test, self.store = test, store
         self.rules = test.constraints if test.depth == "standard" else test.constraints.model_copy(
             update={"max_rounds": 1})
-        starts = [d for f in test.feeds for d in f.row if test.start <= d <= test.end]
-        self.calendar = sorted(set(starts))
+        self.calendar = test.feed.calendar()
         self.book = Book(test.capital, test.costs)
-        self.marks = {f.symbol: f.closes[_before(f, self.calendar[0])] for f in test.feeds
-                      if _before(f, self.calendar[0]) is not None}
+        self.marks = {f.symbol: f.closes[f.before(self.calendar[0])] for f in test.feeds
+                      if f.before(self.calendar[0]) is not None}
         self.eq_close = self.eq_before = self.peak = test.capital  # equity at the last close, the one before, its peak
         self.equity_points = [test.capital]
         self.rows: list[dict] = []
@@ -358,7 +285,7 @@ class _Run:
             self._simulate(day, todays, decisions)
         return "finished"
 
-    def _undecided(self, feed: _Feed, day: date) -> bool:
+    def _undecided(self, feed: SymbolFeed, day: date) -> bool:
         previous = self.stored.get((str(day), feed.symbol))
         replay = previous is not None and previous["outcome"] not in RETRY_OUTCOMES
         return not replay and feed.warm_up(feed.row[day]) is None
@@ -370,7 +297,7 @@ class _Run:
         return Portfolio(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
                          cumulative_pnl=eq - self.test.capital, today_pnl=eq - before, positions=positions)
 
-    def _decide(self, day: date, todays: list[_Feed]) -> dict[str, _Decision]:
+    def _decide(self, day: date, todays: list[SymbolFeed]) -> dict[str, _Decision]:
         pending = self.book.exposure(self.marks, self.eq_close)
         breaker = None
         if any(self._undecided(f, day) for f in todays):
@@ -401,7 +328,7 @@ class _Run:
         self.decided += new
         return decisions
 
-    def _exchange(self, day: date, feed: _Feed, world: WorldState, pending: dict, breaker: str | None) -> _Decision:
+    def _exchange(self, day: date, feed: SymbolFeed, world: WorldState, pending: dict, breaker: str | None) -> _Decision:
         t = self.test
         if breaker and not t.record_exchanges:  # the whole book is stopped: no agent is asked
             d = _Decision("ABORT", breaker)
@@ -445,7 +372,7 @@ class _Run:
 
     # -- simulating day t: the open, the fills, the bar, the close ------------------------------
 
-    def _simulate(self, day: date, todays: list[_Feed], decisions: dict[str, _Decision]) -> None:
+    def _simulate(self, day: date, todays: list[SymbolFeed], decisions: dict[str, _Decision]) -> None:
         fills = {f.symbol: [] for f in todays}
         notes = {f.symbol: [] for f in todays}
         for feed in todays:
@@ -472,7 +399,7 @@ class _Run:
                 "tier": d.tier,
             })
 
-    def _fill(self, day: date, feed: _Feed, d: _Decision, fills: list[str], notes: list[str]) -> None:
+    def _fill(self, day: date, feed: SymbolFeed, d: _Decision, fills: list[str], notes: list[str]) -> None:
         """Fill the exchange's approved entries at the open, after the rules re-check them there."""
         foreign = sorted({a["symbol"] for a in d.actions if a["symbol"] != feed.symbol and a["action_type"] != "hold"})
         if foreign:
@@ -513,7 +440,7 @@ class _Run:
             for row in self.rows:
                 if row["day"] == ran[-1]:
                     row["equity"] = self.book.cash
-        index = pd.DatetimeIndex([self._anchor(), *(pd.Timestamp(d).tz_localize(_tz(t)) for d in ran)], name="Date")
+        index = pd.DatetimeIndex([self._anchor(), *(pd.Timestamp(d).tz_localize(t.feed.tz) for d in ran)], name="Date")
         equity = pd.Series(self.equity_points, index=index, name="equity")
         days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
         trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)
@@ -550,7 +477,7 @@ class _Run:
                 for b in self.blocks]
         return pd.DataFrame(rows, columns=["day", "symbol", "constraint", "kind", "blocked", "missed_pnl"])
 
-    def _what_if(self, feed: _Feed, day: date, entry: dict, equity: float, last: date) -> float:
+    def _what_if(self, feed: SymbolFeed, day: date, entry: dict, equity: float, last: date) -> float:
         """The P&L an entry kept out would have made: filled at `day`'s open, exited by the same stops,
         targets, holding limit and costs, by `last` at the latest (a what-if, told after the run)."""
         book = Book(0.0, self.test.costs)
@@ -570,18 +497,8 @@ class _Run:
     def _anchor(self) -> pd.Timestamp:
         """The close before the first day: the latest earlier bar of any symbol, else the day before."""
         first = self.calendar[0]
-        earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := _before(f, first)) is not None]
-        return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(_tz(self.test))
-
-
-def _tz(test: Backtest):
-    return test.feeds[0].loaded.frame.index.tz
-
-
-def _before(feed: _Feed, day: date) -> int | None:
-    """The row of the feed's last bar before `day`, or None."""
-    i = int(np.searchsorted(feed.loaded.frame.index.date, day)) - 1
-    return i if i >= 0 else None
+        earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := f.before(first)) is not None]
+        return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(self.test.feed.tz)
 
 
 def _decision_of(artifact: Artifact, recorded: bool) -> _Decision:
@@ -603,6 +520,23 @@ def _replayed(row: dict) -> _Decision:
 
 # -- the single-symbol call, reopening, comparing -----------------------------------------------
 
+def _spec_of(symbols, start, end, constraints, player, coach, *, capital: float = CAPITAL, costs: Costs = Costs(),
+             depth: str = "standard", preset: str = "custom", walk_forward_split: float = 0.7):
+    """The spec of the call of earlier versions: Backtest(symbols, start, end, constraints, player, coach, ...)."""
+    if not isinstance(constraints, Constraints):
+        raise InvalidInput(f"constraints: need a Constraints, got {type(constraints).__name__}")
+    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[(preset, constraints)], depth=depth,
+                        costs=costs, capital=capital, walk_forward_split=walk_forward_split,
+                        seed=_seed(player))
+    return spec, (player, coach)
+
+
+def _seed(player) -> int:
+    """The Player's seed as a spec records it (0 for an agent without a whole-number seed)."""
+    seed = getattr(player, "seed", None)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else 0
+
+
 def run_backtest(
     symbol: str,
     start: date | str,
@@ -610,10 +544,10 @@ def run_backtest(
     constraints: Constraints,
     player,
     coach,
-    capital: float = 100_000.0,
-    fee_bps: float = 1.0,
-    slippage_bps: float = 2.0,
-    max_hold_days: int = 10,
+    capital: float = CAPITAL,
+    fee_bps: float = Costs().fee_bps,
+    slippage_bps: float = Costs().slippage_bps,
+    max_hold_days: int = Costs().max_hold_days,
     bars: Bars | pd.DataFrame | dict | None = None,
     store=None,
     progress: Progress | None = None,
@@ -626,15 +560,26 @@ def run_backtest(
     run_key: str | None = None,
     stop_after: int | None = None,
 ) -> BacktestResult:
-    """`Backtest(symbol, ...).run(...)` with the costs spelled out: one symbol (or a list) over the
-    trading days in [start, end]. `bars` replaces loading (a DataFrame or core.market.Bars, or a dict
-    by symbol)."""
+    """`Backtest(BacktestSpec(...), player, coach).run(...)` with the spec's fields spelled out: one
+    symbol (or a list) over the trading days in [start, end]. `bars` replaces loading (a DataFrame or
+    core.market.Bars, or a dict by symbol)."""
     if bars is not None and not isinstance(bars, dict):
-        bars = {symbol: bars}
-    test = Backtest(symbol, start, end, constraints, player, coach, capital=capital,
-                    costs=Costs(fee_bps, slippage_bps, max_hold_days), depth=depth, bars=bars, preset=preset,
-                    record_exchanges=record_exchanges, walk_forward_split=walk_forward_split, run_key=run_key)
+        bars = {symbol if isinstance(symbol, str) else symbol[0]: bars}
+    spec, agents = _spec_of(symbol, start, end, constraints, player, coach, capital=capital,
+                            costs=Costs(fee_bps, slippage_bps, max_hold_days), depth=depth, preset=preset,
+                            walk_forward_split=walk_forward_split)
+    test = Backtest(spec, *agents, bars=bars, record_exchanges=record_exchanges, run_key=run_key)
     return test.run(store, progress, cancel, stop_after)
+
+
+def stored_spec(row: dict) -> BacktestSpec:
+    """The spec of a stored run, from its row (core.journal's backtests table)."""
+    settings = row["settings"]
+    return BacktestSpec(
+        symbols=row["symbol"].split(","), start=row["start"], end=row["end"],
+        presets=[(row["preset"], Constraints.model_validate_json(row["constraints"]))], depth=row["depth"],
+        costs=Costs(settings["fee_bps"], settings["slippage_bps"], settings["max_hold_days"]),
+        capital=settings["capital"], seed=settings.get("player_seed") or 0)
 
 
 def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None = None) -> BacktestResult:
@@ -644,16 +589,12 @@ def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None
     if row is None:
         raise InvalidInput(f"run_key: no backtest {run_key!r}")
     settings = row["settings"]
-    symbols = row["symbol"].split(",")
+    spec = stored_spec(row)
     player = _Replayed(row["player"], settings.get("player_model"), settings.get("player_seed"))
     coach = _Replayed(row["coach"], None, None)
     if bars is not None and not isinstance(bars, dict):
-        bars = {symbols[0]: bars}
-    test = Backtest(symbols, row["start"], row["end"], Constraints.model_validate_json(row["constraints"]), player,
-                    coach, capital=settings["capital"],
-                    costs=Costs(settings["fee_bps"], settings["slippage_bps"], settings["max_hold_days"]),
-                    depth=row["depth"], bars=bars, preset=row["preset"], run_key=run_key)
-    result = test.run(store, stop_after=0)
+        bars = {spec.symbols[0]: bars}
+    result = Backtest(spec, player, coach, bars=bars, run_key=run_key).run(store, stop_after=0)
     if result.status == "paused":  # stopped at the first undecided day: keep the stored status
         result.status = row["status"]
         store.set_backtest_status(run_key, row["status"])
@@ -680,32 +621,28 @@ class Comparison:
     results: dict[str, BacktestResult]
 
 
+def compare(spec: BacktestSpec, player, coach, *, feed: Feed | None = None, bars: dict | None = None, store=None,
+            progress: Progress | None = None, cancel=None) -> Comparison:
+    """Run each schema of `spec` on the same bars and days, one after the other."""
+    feed = feed or Feed.load(spec.symbols, spec.start, spec.end, bars)  # loaded once: every run sees the same days
+    results, runs = {}, spec.runs()
+    for k, one in enumerate(runs):
+        step = None if progress is None else (
+            lambda n, total, day, k=k: progress(k * total + n, len(runs) * total, day))
+        results[one.preset.name] = Backtest(one, player, coach, feed=feed).run(store, step, cancel)
+    return Comparison(metrics.compare_table(results), results)
+
+
 def compare_presets(symbols: str | list[str], start, end, first, second, player, coach, *, bars=None, store=None,
-                    progress: Progress | None = None, cancel=None, **settings) -> Comparison:
+                    progress: Progress | None = None, cancel=None, capital: float = CAPITAL,
+                    fee_bps: float = Costs().fee_bps, slippage_bps: float = Costs().slippage_bps,
+                    max_hold_days: int = Costs().max_hold_days, depth: str = "standard",
+                    walk_forward_split: float = 0.7) -> Comparison:
     """Backtest two schemas on the same bars and days; each is a preset name, a Constraints, or
     (name, Constraints). Returns the side-by-side table with the better value per metric marked."""
-    from core.exchange.presets import load_preset
-
-    named = []
-    for schema in (first, second):
-        if isinstance(schema, str):
-            named.append((schema, load_preset(schema)))
-        elif isinstance(schema, Constraints):
-            named.append((f"schema {len(named) + 1}", schema))
-        else:
-            named.append(tuple(schema))
-    if named[0][0] == named[1][0]:
-        named[1] = (named[1][0] + " (2)", named[1][1])
-    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
-    start, end = _date(start), _date(end)
     if bars is not None and not isinstance(bars, dict):
-        bars = {symbols[0]: bars}
-    bars = bars or {}
-    loaded = {s: backtest_bars(s, start, end, bars.get(s)) for s in symbols}  # loaded once: both see the same days
-    results = {}
-    for k, (name, constraints) in enumerate(named):
-        step = None if progress is None else (lambda n, total, day, k=k: progress(k * total + n, 2 * total, day))
-        results[name] = run_backtest(symbols if len(symbols) > 1 else symbols[0], start, end, constraints, player,
-                                     coach, bars=loaded, store=store, progress=step, cancel=cancel, preset=name,
-                                     **settings)
-    return Comparison(metrics.compare_table(results), results)
+        bars = {symbols if isinstance(symbols, str) else symbols[0]: bars}
+    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[first, second], depth=depth,
+                        costs=Costs(fee_bps, slippage_bps, max_hold_days), capital=capital,
+                        walk_forward_split=walk_forward_split, seed=_seed(player))
+    return compare(spec, player, coach, bars=bars, store=store, progress=progress, cancel=cancel)

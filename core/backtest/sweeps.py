@@ -2,8 +2,7 @@
 
     frame = core.sweep("sp500-2009", ["moderate", "aggressive"], None, None, challenge=0.06)
 
-Every case is one `run_backtest` of plain, picklable values (the symbol, the constraints, the
-dates, the agents), so the same grid runs on a process pool over every core (the default with the
+Every case is one BacktestSpec (one symbol, one schema, one seed) and its agents, all picklable, so the same grid runs on a process pool over every core (the default with the
 house agents), on threads (agents that cannot be pickled: Claude's wait on the network, and share
 the session's spend guard), or on a Dask cluster through `Client(address).get_executor()`: no
 scheduler of our own. Rows come back in grid order whatever order the cases finish in, so every
@@ -18,18 +17,19 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
 
-from core.backtest.engine import WARMUP_CALENDAR_DAYS, run_backtest
+from core.backtest.engine import Backtest
+from core.backtest.feed import WARMUP_CALENDAR_DAYS
+from core.backtest.spec import BacktestSpec, Costs, NamedSchema, named_schemas
 from core.backtest.challenge import ChallengeRules, pass_probability
 from core.exchange.house import HouseCoach, HousePlayer
 from core.exchange.errors import InvalidInput, MarketDataError
 from core.market import SETS, load_bars, universe_range, universe_symbols
 from core.backtest.result import METRIC_LABELS
-from core.exchange.presets import load_preset
 from core.exchange.schema import Constraints
 
 THREADS = 4  # agents that wait on the network: a few calls in flight, the spend guard bounds the total
@@ -48,29 +48,34 @@ def house_agents(seed: int) -> tuple[HousePlayer, HouseCoach]:
 
 @dataclass(frozen=True)
 class Case:
-    """One backtest of a sweep: everything a worker needs, picklable."""
+    """One backtest of a sweep: everything a worker needs, picklable. `spec` has one symbol and one schema."""
 
-    symbol: str
-    preset: str
-    constraints: Constraints
-    start: date
-    end: date
-    seed: int
+    spec: BacktestSpec
     player: object
     coach: object
     challenge: ChallengeRules | None = None
     online: bool | None = None
-    settings: dict = field(default_factory=dict)
+
+    @property
+    def symbol(self) -> str:
+        return self.spec.symbols[0]
+
+    @property
+    def preset(self) -> str:
+        return self.spec.preset.name
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
 
 
 def run_case(case: Case) -> dict:
     """Backtest one case and return its row: the metrics, the challenge figures, or the error."""
     row = {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": ""}
+    spec = case.spec
     try:
-        bars = load_bars(case.symbol, case.start - timedelta(days=WARMUP_CALENDAR_DAYS), case.end,
-                         online=case.online)
-        result = run_backtest(case.symbol, case.start, case.end, case.constraints, case.player, case.coach,
-                              bars=bars, preset=case.preset, **case.settings)
+        bars = load_bars(case.symbol, spec.start - timedelta(days=WARMUP_CALENDAR_DAYS), spec.end, online=case.online)
+        result = Backtest(spec, case.player, case.coach, bars={case.symbol: bars}).run()
     except (MarketDataError, InvalidInput, ValueError) as error:
         return {**row, "error": str(error)}
     row["source"] = result.source
@@ -89,15 +94,7 @@ def _number(value) -> float | int:
 
 
 def _presets(presets: Iterable) -> list[tuple[str, Constraints]]:
-    named = []
-    for item in [presets] if isinstance(presets, str) else presets:
-        if isinstance(item, str):
-            named.append((item, load_preset(item)))
-        elif isinstance(item, Constraints):
-            named.append((f"schema {len(named) + 1}", item))
-        else:
-            named.append(tuple(item))
-    return named
+    return [(schema.name, schema.constraints) for schema in named_schemas(presets)]
 
 
 def _symbols(symbols: str | Sequence[str], start, end) -> tuple[list[str], date, date]:
@@ -167,19 +164,22 @@ def sweep(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Se
     preset's own limits, or ChallengeRules.from_constraints' keywords ({"profit_target_pct": 0.06,
     "max_days": 60}). `allow_symbol` adds each swept symbol to its case's `allowed_symbols`, so
     a preset's limits are tried on every symbol instead of rejecting all but its own list.
-    `settings` go to run_backtest (capital, fee_bps, slippage_bps, max_hold_days, depth).
+    `settings` are the spec's (capital, depth, walk_forward_split) or its costs' (fee_bps, slippage_bps,
+    max_hold_days); every value is checked before any case starts.
     """
     symbols, start, end = _symbols(symbols, start, end)
     named = _presets(presets)
+    base = _base_spec(symbols, named, start, end, seeds, settings)  # every value checked before any case runs
     made = {seed: (agents or house_agents)(seed) for seed in seeds}
     cases = []
-    for symbol in symbols:
+    for symbol in base.symbols:
         for name, constraints in named:
             if allow_symbol and symbol not in constraints.allowed_symbols:
                 constraints = constraints.model_copy(update={"allowed_symbols": [*constraints.allowed_symbols, symbol]})
+            schema = NamedSchema.model_construct(name=name, constraints=constraints)  # both checked in `base`
             for seed in seeds:
-                cases.append(Case(symbol, name, constraints, start, end, seed, *made[seed],
-                                  challenge=_rules(challenge, constraints), online=online, settings=settings))
+                spec = base.model_copy(update={"symbols": [symbol], "presets": [schema], "seed": seed})
+                cases.append(Case(spec, *made[seed], challenge=_rules(challenge, constraints), online=online))
     own = executor is None
     if own:
         threads = not _picklable(*made.values())
@@ -192,6 +192,17 @@ def sweep(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Se
     columns = ["symbol", "preset", "seed", "source", "error", *METRIC_LABELS,
                *(CHALLENGE_COLUMNS if challenge is not None else ())]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _base_spec(symbols: list[str], named: list[tuple[str, Constraints]], start: date, end: date,
+               seeds: Sequence[int], settings: dict) -> BacktestSpec:
+    """The spec every case copies, validated once: symbols, dates, schemas, seeds and costs."""
+    costs = {k: settings.pop(k) for k in ("fee_bps", "slippage_bps", "max_hold_days") if k in settings}
+    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[named[0]] if named else [],
+                        costs=Costs(**costs), **settings)
+    for seed in seeds:
+        spec.changed(seed=seed)
+    return spec
 
 
 def _run(cases: list[Case], executor: Executor, progress: Progress | None) -> list[dict]:

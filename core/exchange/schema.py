@@ -35,6 +35,9 @@ OUTCOMES = ("APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED")
 
 ENTRY_TYPES = ("enter_long", "enter_short")
 
+CAPITAL = 100_000.0
+"""A fresh account's equity: a Portfolio's default and a backtest's starting capital."""
+
 MAX_PRICE = 1e9
 """The largest price a world state takes: far above any traded price, and far enough below float's
 limit that the sizing arithmetic (price x size x equity) stays finite."""
@@ -242,7 +245,7 @@ class WorldState(Strict):
 class Portfolio(Strict):
     """Account state before the proposal. Positions are signed fractions of equity."""
 
-    equity: float = Field(100_000.0, gt=0)
+    equity: float = Field(CAPITAL, gt=0)
     peak_equity: float | None = Field(None, gt=0)
     start_of_day_equity: float | None = Field(None, gt=0)
     cumulative_pnl: float = 0.0
@@ -270,7 +273,7 @@ class Portfolio(Strict):
         # Peak and start-of-day equity default to equity. Filled in before validation, so that a
         # validated assignment later never writes to the model from inside its own validator.
         if isinstance(data, dict):
-            equity = data.get("equity", 100_000.0)
+            equity = data.get("equity", CAPITAL)
             if isinstance(equity, (int, float)) and not isinstance(equity, bool):
                 data = {**data}
                 for name in ("peak_equity", "start_of_day_equity"):

@@ -1,0 +1,129 @@
+"""The bars a backtest reads: loaded once per spec (with a warm-up), validated, and laid out as
+arrays of what is known before each day's open. The engine reads a Feed and never loads bars, so
+two presets, a sweep's seeds or a what-if re-run share one Feed and see the same days.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from core.exchange.errors import InvalidInput, MarketDataError
+from core.exchange.schema import WorldState, normalise_symbol
+from core.market import MIN_HISTORY, Bars, _world, indicators, load_bars, validate_bars
+
+WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
+
+
+def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
+    """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
+    year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
+    if bars is None:
+        try:
+            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
+        except MarketDataError:
+            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
+    if isinstance(bars, Bars):
+        return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
+    return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
+
+
+@dataclass
+class SymbolFeed:
+    """One symbol's bars and what is known before each day's open, as arrays; `row` maps a date to its bar."""
+
+    symbol: str
+    loaded: Bars
+    dates: np.ndarray
+    row: dict[date, int]
+    price: np.ndarray
+    sma5: np.ndarray
+    sma10: np.ndarray
+    volume: np.ndarray
+    atr: np.ndarray
+    regime: np.ndarray
+    history: np.ndarray
+    opens: np.ndarray
+    highs: np.ndarray
+    lows: np.ndarray
+    closes: np.ndarray
+
+    @classmethod
+    def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> SymbolFeed:
+        frame = loaded.frame
+        days = frame.index.date
+        known = indicators(frame)  # row t: what is known before t's open (bars up to t-1 only)
+        if not ((days >= start) & (days <= end)).any():
+            raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
+                                  f"(the data has {days[0]} to {days[-1]})")
+        return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
+                   *(known[c].to_numpy() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
+                   *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
+
+    def warm_up(self, i: int) -> str | None:
+        """Why day i cannot be decided yet, or None."""
+        if self.history[i] < MIN_HISTORY or not math.isfinite(self.sma10[i]):
+            return f"warm-up: {int(self.history[i])} earlier bars, the world state needs {MIN_HISTORY}"
+        return None
+
+    def world(self, i: int, day: date, position: str) -> WorldState:
+        return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
+                      str(self.regime[i]), position)
+
+    def before(self, day: date) -> int | None:
+        """The row of the last bar before `day`, or None."""
+        i = int(np.searchsorted(self.dates, day)) - 1
+        return i if i >= 0 else None
+
+    def fingerprint(self) -> tuple:
+        frame = self.loaded.frame
+        return (str(frame.index[0].date()), str(frame.index[-1].date()), len(frame),
+                round(float(self.closes.sum()), 4))
+
+
+@dataclass
+class Feed:
+    """Every symbol's bars for one backtest's days, in the order of the day's exchanges."""
+
+    symbols: list[SymbolFeed]
+    start: date
+    end: date
+
+    @classmethod
+    def load(cls, symbols: list[str], start: date, end: date, bars: dict | None = None) -> Feed:
+        """Each symbol's bars: from `bars` ({symbol: DataFrame or Bars}, any case) when given, else loaded."""
+        given: dict[str, object] = {}
+        for key, value in (bars or {}).items():
+            symbol = _symbol(key)
+            if symbol in given:
+                raise InvalidInput(f"bars: {key!r} and another key are the same symbol {symbol}; give it once")
+            given[symbol] = value
+        feeds = []
+        for symbol in symbols:
+            loaded = backtest_bars(symbol, start, end, given.get(symbol))
+            feeds.append(SymbolFeed.of(symbol, loaded, start, end))
+        return cls(feeds, start, end)
+
+    def calendar(self) -> list[date]:
+        """The union of the symbols' trading days in [start, end]."""
+        return sorted({d for f in self.symbols for d in f.row if self.start <= d <= self.end})
+
+    def fingerprint(self):
+        """What identifies the bars in a run key (one symbol's alone keeps the key it had before portfolios)."""
+        prints = [f.fingerprint() for f in self.symbols]
+        return prints[0] if len(prints) == 1 else prints
+
+    @property
+    def tz(self):
+        return self.symbols[0].loaded.frame.index.tz
+
+
+def _symbol(key: object) -> str:
+    try:
+        return normalise_symbol(key)
+    except ValueError as error:
+        raise InvalidInput(f"bars: {error}") from None
