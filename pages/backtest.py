@@ -16,7 +16,7 @@ from core.backtest import engine as backtest
 from core.backtest import result as metrics  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.job import past_runs  # noqa: E402
-from ui import backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
+from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
@@ -55,10 +55,7 @@ st.caption("Each trading day the Player proposes on the previous close, the Coac
            "(stop first), fees and slippage come off every fill. No future bar reaches a decision.")
 
 # -- inputs ----------------------------------------------------------------------------------
-# A past run's form (Open, Resume) goes back into the widgets before they are drawn: sticky() reads it.
-for key, value in (state.pop(session.BT_RESTORE, None) or {}).items():
-    state.pop(key, None)
-    state[session.KEPT + key] = value
+backtest_form.restore(state.pop(session.BT_RESTORE, None) or {})  # Open, Resume: the past run's form
 
 symbols = market_defaults.symbols()
 top = st.columns([1, 1, 2])
@@ -68,18 +65,13 @@ more = sticky(top[1].multiselect, "With (one book)", key=session.BT_MORE, option
               default=[], help="Backtest a portfolio: each day one exchange per symbol, in this order, sharing one "
                                "equity, so max_open_positions, max_leverage and the daily loss bind across symbols.")
 book = [symbol, *(s for s in more if s != symbol)]
-days = sorted(set().union(*(market.available_dates(s) for s in book)))
-if len(days) < market.MIN_HISTORY + 2:
-    st.error(f"Not enough local data for {', '.join(book)} to backtest.")
+days = market_defaults.shared_days(book)
+if len(days) < 2:
+    spans = "; ".join(f"{s} {d[0]:%d %b %Y} to {d[-1]:%d %b %Y}" if (d := market_defaults.dates(s)) else f"{s} none"
+                      for s in book)
+    st.error(f"{', '.join(book)} have no trading days in common in the local data ({spans}).")
     st.stop()
-options = days[market.MIN_HISTORY:]
-default = (options[max(0, len(options) - 252)], options[-1])
-kept = state.get(session.KEPT + session.BT_DATES)  # a range slider keeps its value through `value`, not sticky()
-if not kept or not set(kept) <= set(options):
-    kept = default
-start, end = state[session.KEPT + session.BT_DATES] = top[2].select_slider(
-    "Trading days (only the days the data has)", key=session.BT_DATES, options=options, value=kept,
-    format_func=lambda d: d.strftime("%d %b %Y"))
+start, end = backtest_form.date_inputs(days, top[2], book)
 
 choices = session.schemas()
 labels = list(choices)
@@ -107,8 +99,10 @@ n_days = sum(1 for d in days if start <= d <= end)
 job = state.get(session.BT_JOB)
 
 # -- the cost of a paid run, confirmed before it starts -------------------------------------------
-confirmed = True
-if kind == "claude":
+confirmed = start <= end
+if not confirmed:
+    st.error(f"Start {start:%d %b %Y} is after end {end:%d %b %Y}.")
+if kind == "claude" and confirmed:
     model = state.get(session.MODEL)
     estimate = [prices.estimate_cost(n_days * len(book), c, depth, model) for _, c in schemas]  # exchanges
     span = f" × {len(book)} symbols" if len(book) > 1 else ""

@@ -24,9 +24,19 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")
 
 
+def set_dates(at, start, end):
+    at.date_input(key=session.BT_START).set_value(start).run()
+    at.date_input(key=session.BT_END).set_value(end).run()
+    return at
+
+
+def dates_of(at):
+    return at.date_input(key=session.BT_START).value, at.date_input(key=session.BT_END).value
+
+
 def choose_short_msft(at, start=date(2021, 1, 4), end=date(2021, 3, 31), compare="strict"):
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
-    at.select_slider(key=session.BT_DATES).set_value((start, end)).run()
+    set_dates(at, start, end)
     at.selectbox(key=session.BT_COMPARE).set_value(compare).run()
     return at
 
@@ -109,7 +119,7 @@ def test_a_comparison_is_stored_listed_and_reopened_as_one(app, app_store):
     assert fresh.selectbox(key=session.BT_PRESET).value == "moderate"
     assert fresh.selectbox(key=session.BT_COMPARE).value == "strict"  # the form says what is shown
     assert fresh.selectbox(key=session.BT_SYMBOL).value == "MSFT"
-    assert fresh.select_slider(key=session.BT_DATES).value == (date(2021, 1, 4), date(2021, 3, 31))
+    assert dates_of(fresh) == (date(2021, 1, 4), date(2021, 3, 31))
     assert [tab.label for tab in fresh.tabs] == ["moderate", "strict"]
 
 
@@ -245,7 +255,7 @@ def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bou
     at = app(PAGE)
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
     at.multiselect(key=session.BT_MORE).set_value(["BTC-USD"]).run()
-    at.select_slider(key=session.BT_DATES).set_value((date(2020, 6, 1), date(2020, 8, 31))).run()
+    set_dates(at, date(2020, 6, 1), date(2020, 8, 31))
     at.selectbox(key=session.BT_PRESET).set_value("aggressive").run()
     at.selectbox(key=session.BT_COMPARE).set_value("(none)").run()
     run_to_the_end(at)
@@ -271,5 +281,25 @@ def test_the_stocks_2000_2013_set_is_offered_for_portfolios(app):
     assert {"AAPL", "GOOG", "IBM", "MSFT"} <= set(options) and "XOM" not in options  # sp500-2009 is not listed
     at.selectbox(key=session.BT_SYMBOL).set_value("IBM").run()
     assert not at.exception
-    days = at.select_slider(key=session.BT_DATES).options
-    assert "2000" in days[0] and "2013" in days[-1]  # IBM: the set's thirteen years
+    dates = at.date_input(key=session.BT_START)
+    assert dates.min.year == 2000 and dates.max == date(2013, 3, 1)  # IBM: the set's thirteen years
+
+
+def test_dates_default_to_the_days_every_chosen_symbol_has_and_survive_a_change_of_symbols_that_fits(app):
+    at = app(PAGE)
+    assert dates_of(at)[1] == date(2022, 3, 10)  # MSFT alone: the last year of its bars
+    at.selectbox(key=session.BT_SYMBOL).set_value("AAPL").run()
+    assert dates_of(at)[1] == date(2022, 3, 10)  # AAPL has those days too: kept
+    at.multiselect(key=session.BT_MORE).set_value(["IBM"]).run()  # IBM's bars end on 1 Mar 2013
+    start, end = dates_of(at)
+    assert end == date(2013, 3, 1) and date(2012, 2, 1) <= start < date(2012, 3, 15)  # a year both have
+    assert at.date_input(key=session.BT_END).max == date(2013, 3, 1)
+    set_dates(at, date(2011, 1, 3), date(2011, 6, 30))
+    at.multiselect(key=session.BT_MORE).set_value(["IBM", "GOOG"]).run()  # GOOG from 2004: the dates still fit
+    assert dates_of(at) == (date(2011, 1, 3), date(2011, 6, 30))
+    at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
+    assert dates_of(at) == (date(2011, 1, 3), date(2011, 6, 30))
+    at.multiselect(key=session.BT_MORE).set_value(["TSLA"]).run()  # 2017-2018: no day in common with 2011
+    assert not at.exception
+    assert all(date(2017, 1, 1) <= d <= date(2018, 12, 31) for d in dates_of(at))
+    assert any("Dates moved" in c for c in texts(at, "caption"))

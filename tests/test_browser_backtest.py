@@ -20,12 +20,14 @@ def same_bars_as_the_app(app_server, monkeypatch):
     monkeypatch.setattr(market, "CACHE_DIR", db.parent / "cache")
 
 
-def seed_job(db, job_key: str, presets: list[str], stop_after: int | None = None) -> list[str]:
+def seed_job(db, job_key: str, presets: list[str], stop_after: int | None = None, symbols=("MSFT",), start=START,
+             end=END) -> list[str]:
     """Backtests run and filed as the page files them (one job, a run per preset), as another tab would."""
     store = core.Store(db)
-    keys = [core.run_backtest("MSFT", START, END, core.load_preset(name), core.HousePlayer(seed=0), core.HouseCoach(),
-                              store=store, preset=name, stop_after=stop_after).run_key for name in presets]
-    store.save_backtest_job(job_key, {"symbols": ["MSFT"], "start": START, "end": END, "presets": presets,
+    keys = [core.run_backtest(list(symbols), start, end, core.load_preset(name), core.HousePlayer(seed=0),
+                              core.HouseCoach(), store=store, preset=name, stop_after=stop_after).run_key
+            for name in presets]
+    store.save_backtest_job(job_key, {"symbols": list(symbols), "start": start, "end": end, "presets": presets,
                                       "agents": HOUSE, "depth": "standard", "capital": 100_000.0, "fee_bps": 1.0,
                                       "slippage_bps": 2.0, "max_hold_days": 10}, keys)
     return keys
@@ -66,3 +68,22 @@ def test_a_crashed_run_is_interrupted_and_resume_finishes_it(app_server, page):
     row = core.Store(db).get_backtest(key)
     assert row["status"] == "finished" and row["days_done"] == row["days_total"]
     assert [r["run_key"] for r in core.Store(db).list_backtests() if r["preset"] == "conservative"] == [key]  # carried on
+
+
+def date_box(page, label: str):
+    return page.get_by_test_id("stDateInput").filter(has_text=label).locator("input")
+
+
+def test_opening_a_past_run_shows_its_symbols_and_dates_at_once(app_server, page):
+    base, db = app_server
+    seed_job(db, "portfolio-2012", ["moderate"], symbols=("MSFT", "IBM"), start="2012-01-03", end="2012-02-29")
+    page.goto(f"{base}/backtest")
+    page.get_by_role("heading", name="Past runs").wait_for()
+    assert date_box(page, "End").input_value() == "2022-03-10"  # the fresh form: MSFT's last year
+    pick_past_run(page, "MSFT,IBM")
+    page.get_by_test_id("stButton").filter(has_text="Open").click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="moderate").wait_for()
+    # What Run will do, in the browser, without leaving the page (a widget default alone left the old range)
+    assert (date_box(page, "Start").input_value(), date_box(page, "End").input_value()) == ("2012-01-03", "2012-02-29")
+    assert page.get_by_test_id("stMultiSelect").filter(has_text="With").get_by_text("IBM").count() == 1

@@ -186,7 +186,8 @@ def test_an_installed_agent_is_offered_on_backtest_and_runs(site, monkeypatch, a
     assert agents.options == ["House agents (offline, free)", "stubborn", "terse"]
     agents.set_value("stubborn").run()
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
-    at.select_slider(key=session.BT_DATES).set_value((date(2021, 1, 4), date(2021, 1, 15))).run()
+    at.date_input(key=session.BT_START).set_value(date(2021, 1, 4)).run()
+    at.date_input(key=session.BT_END).set_value(date(2021, 1, 15)).run()
     at.selectbox(key=session.BT_COMPARE).set_value("(none)").run()
     at.button(key=session.BT_RUN).click().run()
     for _ in range(200):  # a slice of a few days per run, as the page redraws its progress

@@ -139,7 +139,7 @@ def restored_form(form: dict, agent_options: list[str]) -> dict:
     chosen = form["presets"]
     values = {
         session.BT_SYMBOL: form["symbols"][0], session.BT_MORE: form["symbols"][1:],
-        session.BT_DATES: (date.fromisoformat(form["start"]), date.fromisoformat(form["end"])),
+        session.BT_START: date.fromisoformat(form["start"]), session.BT_END: date.fromisoformat(form["end"]),
         session.BT_PRESET: chosen[0], session.BT_COMPARE: chosen[1] if len(chosen) > 1 else "(none)",
         # a run started outside the page, or by agents no longer offered, comes back with the house agents
         session.BT_AGENTS: form["agents"] if form.get("agents") in agent_options else agent_options[0],

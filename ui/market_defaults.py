@@ -1,4 +1,4 @@
-"""Defaults for Trade Review's sidebar from the local market data (core.market, offline).
+"""Defaults for Trade Review's sidebar and the Backtest's dates from the local market data (core.market, offline).
 
 The sidebar never waits on the network: it reads the cache and the shipped snapshot only. For a
 symbol the data does not have, a fixed AMZN-like world the user can edit.
@@ -62,3 +62,13 @@ def world(symbol: str, day: date) -> tuple[dict, str]:
     fields = state.model_dump(include={"price", "sma5", "sma10", "volume", "volatility_regime", "session", "atr"})
     fields = {k: round(v, 2) if isinstance(v, float) and k != "volume" else v for k, v in fields.items()}
     return fields, f"From the {bars.source} bars before {day:%d %b %Y} (close of the previous day); editable below."
+
+
+def shared_days(symbols: list[str] | tuple[str, ...]) -> list[date]:
+    """The days a backtest of all `symbols` can decide on, from the latest first day to the earliest last day
+    any of them has (each with its warm-up before it), over the union of their days; empty when they share none."""
+    each = [dates(s) for s in symbols]
+    if not all(each):
+        return []
+    first, last = max(d[0] for d in each), min(d[-1] for d in each)
+    return sorted({d for days in each for d in days if first <= d <= last})

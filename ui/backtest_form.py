@@ -1,0 +1,59 @@
+"""The Backtest page's form: what a run will be, shown before it runs.
+
+The dates are two date boxes bounded by the days every chosen symbol has, and they keep the user's
+choice when the symbols change while it still fits. A past run's form (Open, Resume) is written
+into session state before the widgets are drawn, so the browser shows what Run will do at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from ui import session
+
+DEFAULT_DAYS = 252  # a new form backtests the last year of the days every chosen symbol has
+state = st.session_state
+
+
+def restore(form: dict) -> None:
+    """Put a past run's widget values (backtest_view.restored_form) where the widgets will read them.
+
+    Setting a widget's key before it is drawn makes Streamlit send the value to the browser; a value
+    passed only as a widget's default would leave the browser showing the old one."""
+    for key, value in form.items():
+        state.pop(key, None)
+        state[session.KEPT + key] = value
+
+
+def _fitted(days: list[date], start: date | None, end: date | None) -> tuple[date, date, bool]:
+    """(start, end, moved): the user's dates when they fit in `days`' range; clamped to it when they
+    overlap it; else the default, the last DEFAULT_DAYS days."""
+    first, last = days[0], days[-1]
+    default = days[max(0, len(days) - DEFAULT_DAYS)], last
+    if start is None or end is None:
+        return *default, False
+    if first <= start <= last and first <= end <= last:
+        return start, end, False
+    if start <= last and end >= first and start <= end:
+        return max(start, first), min(end, last), True
+    return *default, True
+
+
+def date_inputs(days: list[date], column, book: list[str]) -> tuple[date, date]:
+    """Start and end date boxes in `column`, bounded by `days` (the days all of `book` have)."""
+    kept = [state.get(key, state.get(session.KEPT + key)) for key in (session.BT_START, session.BT_END)]
+    start, end, moved = _fitted(days, *kept)
+    left, right = column.columns(2)
+    chosen = {}
+    span = "" if len(book) == 1 else f" (the days {', '.join(book)} all have)"
+    for col, key, label, value in ((left, session.BT_START, "Start", start), (right, session.BT_END, "End", end)):
+        if state.get(key) != value:
+            state[key] = value  # through session state: the browser shows it (see restore)
+        chosen[key] = state[session.KEPT + key] = col.date_input(
+            label, key=key, min_value=days[0], max_value=days[-1], format="YYYY-MM-DD",
+            help=f"From {days[0]:%d %b %Y} to {days[-1]:%d %b %Y}{span}; only trading days are run.")
+    if moved:
+        column.caption(f"Dates moved to fit the days {', '.join(book)} all have.")
+    return chosen[session.BT_START], chosen[session.BT_END]
