@@ -30,6 +30,7 @@ def validate() -> None:
     message = str(check.message).replace(key, "[key]")  # belt and braces: a key never reaches the screen
     if check.keep:
         state[session.API_KEY] = key
+        state[session.KEY_VERIFIED] = check.status != "unchecked"  # the API answered for it (a refused model too)
     if check.models:
         state[session.MODEL_LIST] = check.models
         state.pop(session.MODEL_LIST_NOTE, None)
@@ -45,7 +46,7 @@ def validate() -> None:
 
 
 def clear() -> None:
-    for key in (session.API_KEY, session.S_KEY_INPUT, session.MODEL_LIST, session.MODEL_LIST_NOTE):
+    for key in (session.API_KEY, session.KEY_VERIFIED, session.S_KEY_INPUT, session.MODEL_LIST, session.MODEL_LIST_NOTE):
         state.pop(key, None)
     state[session.KEY_STATUS] = ("success", "Key cleared: the house agents play from now on.")
 
@@ -87,8 +88,12 @@ st.subheader("Anthropic API key")
 st.info("Your key is kept **only in this browser session's memory** (Streamlit session state). It is never "
         "written to a file, the database, a log, the URL or an error message, and it is gone when you close the "
         "tab or click Clear.", icon=":material/lock:")
-if session.has_key():
+if session.key_verified():
     st.success("A key is set for this session: Claude plays both roles on Trade Review.", icon=":material/key:")
+elif session.has_key():  # kept, but never seen working: amber, and the house agents one click away
+    st.warning("A key is kept for this session but **not verified**: the Anthropic API could not be asked. "
+               "Trade Review offers Claude marked *key not verified*, with the house agents one click away; "
+               "Validate again once you are online.", icon=":material/key_off:")
 else:
     st.caption("No key set: the built-in house agents play (offline, free, deterministic).")
 st.text_input("API key", type="password", key=session.S_KEY_INPUT, placeholder="sk-ant-…", autocomplete="off")

@@ -14,6 +14,7 @@ shell.require_app()
 import core  # noqa: E402
 from core.exchange.json_input import read_json, shorten  # noqa: E402
 from core.exchange.presets import explain  # noqa: E402
+from core.exchange.schema import normalise_symbol  # noqa: E402
 from core.journal import record  # noqa: E402
 from ui import exchange_view, market_defaults, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -23,7 +24,7 @@ sidebar = st.sidebar
 state = st.session_state
 # A click on Run starts this run: the sidebar is locked until the exchange ends, so nothing the
 # user touches can cut it short without a word (Stop and leaving the page still can, and say so).
-live = bool(state.get(session.TR_RUN)) or bool(state.get(session.TR_RETRY))
+live = any(bool(state.get(button)) for button in (session.TR_RUN, session.TR_RETRY, session.TR_HOUSE_RUN))
 cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
 if cut_short:
     # Streamlit may start this run before the cut-short one has finished closing its exchange in
@@ -102,6 +103,15 @@ if schema_label not in choices:
 constraints = choices[schema_label]
 sidebar.caption(f"max {constraints.max_rounds} rounds · R/R ≥ {constraints.min_risk_reward:g} · "
                 f"trade ≤ {constraints.max_single_trade_pct:.1%} · cutoff {constraints.trading_cutoff_time or 'none'}")
+try:
+    allowed = normalise_symbol(symbol) in constraints.allowed_symbols
+except ValueError:  # not a ticker: the world state says so below
+    allowed = True
+if not allowed:  # said before Run: such an exchange ends ABORT before round 1, no agent called, nothing spent
+    sidebar.warning(f"**{exchange_view.literal(symbol)}** is not in {exchange_view.literal(schema_label)}'s "
+                    f"allowed_symbols ({exchange_view.literal(', '.join(constraints.allowed_symbols))}): an exchange on "
+                    "it ends ABORT before round 1, with no agent called. Pick another symbol or preset.",
+                    icon=":material/block:")
 sidebar.page_link("pages/constraints.py", label="Edit on Constraints", icon=":material/tune:", disabled=live)
 for name, reason in session.store().unusable_presets().items():
     sidebar.warning(f"Saved preset **{exchange_view.literal(name)}** is unusable and not offered: "
@@ -111,26 +121,31 @@ sidebar.header("Agents")
 strategy = sticky(sidebar.text_input, "Strategy", key=session.TR_STRATEGY, value="trend-following", disabled=live,
                   help="Exchanges are grouped by strategy on History and for deriving constraints.")
 agent_choice = None  # the automatic pair: Claude with a key, else House
-if session.own_agents():
-    offered = session.agent_choices()
+offered = session.agent_choices()
+if len(offered) > 1:  # a key or an installed agent: say who plays, the house agents one click away
     if state.get(session.TR_AGENTS) not in offered:  # e.g. Claude, after the key was cleared
         state.pop(session.TR_AGENTS, None)
         state.pop(session.KEPT + session.TR_AGENTS, None)
     agent_choice = sticky(sidebar.selectbox, "Agents", key=session.TR_AGENTS, options=offered, disabled=live,
                           index=offered.index(session.CLAUDE if session.has_key() else session.HOUSE),
-                          help="House, Claude, or an agent installed as a player_coach.agents entry point.")
+                          format_func=lambda choice: session.agents_label(choice) if choice == session.CLAUDE else choice,
+                          help="House (offline, free), Claude with the session's key, or an agent installed as a "
+                               "player_coach.agents entry point.")
+house_seed = agent_choice == session.HOUSE or not session.has_key()
 seed = sticky(sidebar.number_input, "House Player seed", key=session.TR_SEED, value=0, min_value=0, step=1,
-              disabled=live or session.has_key())
+              disabled=live or not house_seed)
 speed_label = sticky(sidebar.select_slider, "Animation speed", key=session.TR_SPEED, options=list(session.SPEEDS), disabled=live,
                      value="Normal", help="Slow to Fast; Instant draws the whole exchange at once.")
 
 # -- main ------------------------------------------------------------------------------------
 st.title("Trade Review")
 agents_label = session.agents_label(agent_choice)
-if session.has_key():
+if session.has_key() and agent_choice != session.HOUSE:
     grading = session.grading_cost()
-    st.caption(f"Agents: **{agents_label}**. Clear the key on Settings to use the house agents."
+    st.caption(f"Agents: **{agents_label}**. The house agents are one click away: Agents, in the sidebar."
                + (f" Claude also grades the reasoning: about {grading} a round (Settings)." if grading else ""))
+elif session.has_key():
+    st.info(f"Agents: **{agents_label}**. Claude is one click away: Agents, in the sidebar.", icon=":material/home:")
 else:
     st.info(f"Agents: **{agents_label}**. To let Claude play both roles, add your Anthropic API key on "
             "Settings (it stays in this browser session only).", icon=":material/home:")
@@ -167,8 +182,8 @@ if run:
     state.setdefault(session.TR_SCHEMAS, {})[run_id] = schema_label
     strategy_id = strategy.strip() or None
     player, coach = session.agents(int(seed), strategy_id, agent_choice)
-    events = record(core.run_exchange(world, constraints, portfolio, player, coach, strategy_id=strategy_id,
-                                      run_id=run_id, grader=session.grader()), store)
+    events = record(core.run_exchange(world, constraints, portfolio, player, coach, strategy_id=strategy_id, run_id=run_id,
+                                      grader=None if agent_choice == session.HOUSE else session.grader()), store)
     state[session.TR_CLOSED] = closed = threading.Event()
     try:
         exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live",
@@ -196,6 +211,11 @@ elif session.LAST_RUN_ID in state:
             st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
                       help="Run the exchange again with the inputs in the sidebar (the reason above says how "
                            "long the API asked to wait, when it did).")
+        if session.connection_failed(artifact) and artifact.agents.model:  # Claude could not be reached
+            st.warning("Claude could not be reached from here. The house agents play offline, at no cost.",
+                       icon=":material/wifi_off:")
+            st.button("Run with the house agents", key=session.TR_HOUSE_RUN, icon=":material/home:",
+                      disabled=bool(problems), on_click=session.choose_house)
 else:
     exchange_view.ExchangeView(key="waiting").waiting(
         f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "

@@ -61,3 +61,21 @@ def test_an_unpriced_model_shows_its_cost_as_unknown_not_zero(claude_app, fake):
     at.button(key=session.TR_RUN).click().run()
     assert any("APPROVE" in s for s in texts(at, "success"))
     assert "unknown (not priced)" in [m.value for m in at.metric if m.label == "Cost"]
+
+
+def test_when_claude_cannot_be_reached_trade_review_offers_the_house_agents(app, key, monkeypatch):
+    from tests.support.ui_fixtures import free_port
+
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    at = app()
+    at.session_state[session.API_KEY] = key
+    at.switch_page(PAGE).run()
+    at.button(key=session.TR_RUN).click().run()
+    assert any("ERROR" in e and "Could not reach the Anthropic API" in e for e in texts(at, "error"))
+    assert any("could not be reached" in w for w in texts(at, "warning"))
+    at.button(key=session.TR_HOUSE_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    stored = at.session_state[session.LAST_RUN_ID]
+    assert at.sidebar.selectbox(key=session.TR_AGENTS).value == session.HOUSE
+    assert not any("ERROR" in e for e in texts(at, "error")), stored
+    assert any("House agents" in i for i in texts(at, "info"))

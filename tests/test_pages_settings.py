@@ -204,6 +204,25 @@ def test_a_network_failure_is_not_key_refused_and_keeps_key_and_field(app, fake_
     assert any("Could not list the models for this key" in c and "built-in list" in c for c in texts(at, "caption"))
 
 
+def test_a_key_that_could_not_be_checked_is_shown_unverified_in_amber_not_green(app, fake_anthropic):
+    fake_anthropic.always = {"kind": "error", "status": 529, "type": "overloaded_error", "message": "Overloaded",
+                             "retry_after": None}
+    at = _validate(app(PAGE))
+    assert not any("A key is set" in s for s in texts(at, "success"))  # no green box beside the doubt
+    assert any("not verified" in w for w in texts(at, "warning"))
+    at.switch_page("pages/trade_review.py").run()
+    agents = at.sidebar.selectbox(key=session.TR_AGENTS)
+    assert agents.value == session.CLAUDE  # the key was given to be used; who plays is said, and why to doubt it
+    assert agents.options[0] == session.HOUSE and "key not verified" in agents.options[1]
+    assert any("key not verified" in c and "house agents are one click away" in c for c in texts(at, "caption"))
+    agents.set_value(session.HOUSE).run()  # one click: the house agents play, nothing is asked of the API
+    requests = len(fake_anthropic.messages_requests)
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("House agents" in i for i in texts(at, "info"))
+    assert len(fake_anthropic.messages_requests) == requests
+
+
 @time_machine.travel(datetime(2026, 11, 1, 12, tzinfo=timezone.utc), tick=True)
 def test_the_models_of_the_key_are_offered_newest_first_with_name_and_price(app, fake_anthropic):
     at = _validate(app(PAGE))

@@ -292,3 +292,14 @@ def test_a_saved_preset_that_no_longer_validates_is_named_unusable_not_a_crash(a
     assert "old (custom)" not in at.selectbox(key=session.TR_SCHEMA).options
     warning, = [w for w in texts(at, "warning") if "unusable" in w]
     assert warning.replace("**", "").startswith("Saved preset old is unusable and not offered: max_rounds")
+
+
+def test_the_sidebar_warns_as_soon_as_the_symbol_is_not_in_the_presets_allowed_symbols(app):
+    at = app()
+    at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()
+    at.selectbox(key=session.TR_SYMBOL).set_value("MSFT").run()
+    assert not any("allowed_symbols" in w for w in texts(at.sidebar, "warning"))
+    at.selectbox(key=session.TR_SYMBOL).set_value("TSLA").run()  # strict allows AMZN and MSFT only
+    warnings = [w for w in texts(at.sidebar, "warning") if "allowed_symbols" in w]
+    assert warnings and "TSLA" in warnings[0] and "strict" in warnings[0] and "AMZN, MSFT" in warnings[0]
+    assert "no agent called" in warnings[0]

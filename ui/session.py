@@ -6,6 +6,7 @@ It is never written to a file, the database, a log, a query parameter or an erro
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 
 import streamlit as st
@@ -29,6 +30,7 @@ def now() -> datetime:
 
 # -- keys that hold app state (not widgets) ------------------------------------------------
 API_KEY = "api_key"  # the validated Anthropic key (str); absent = house agents
+KEY_VERIFIED = "api_key_verified"  # False: the key is kept but the API could not be asked whether it works
 KEY_STATUS = "api_key_status"  # the last validation message shown on Settings
 MODEL = "model"  # the Claude model for both agents
 MODEL_LIST = "model_list"  # the models the key may use, from the Models API: list of core.prices.ModelInfo
@@ -83,6 +85,7 @@ TR_STRATEGY = "tr_strategy"
 TR_SEED = "tr_seed"
 TR_SPEED = "tr_speed"
 TR_RUN = "tr_run"
+TR_HOUSE_RUN = "tr_house_run"  # after Claude could not be reached: run the exchange with the house agents
 TR_RETRY = "tr_retry"  # the Retry button under an ERROR outcome: runs the exchange again as Run does
 TR_STOP = "tr_stop"
 CONSTRAINT_FIELD = "c."  # prefix: one editor widget per Constraints field, e.g. "c.max_leverage"
@@ -189,6 +192,17 @@ def has_key() -> bool:
     return bool(st.session_state.get(API_KEY))
 
 
+def key_verified() -> bool:
+    """Whether the session's key is known to work: only a check that could not reach the API says it is not."""
+    return has_key() and st.session_state.get(KEY_VERIFIED) is not False
+
+
+def connection_failed(artifact: core.Artifact) -> bool:
+    """An exchange that ended ERROR because Claude could not be reached (no network, a dropped or stalled line)."""
+    reason = artifact.termination_reason or ""
+    return artifact.outcome == "ERROR" and bool(re.search(r"could not reach|connection", reason, re.IGNORECASE))
+
+
 HOUSE, CLAUDE = "House agents", "Claude"
 
 
@@ -202,6 +216,11 @@ def agent_choices() -> list[str]:
     return [HOUSE, *([CLAUDE] if has_key() else []), *(agent.name for agent in own_agents())]
 
 
+def choose_house() -> None:
+    """Trade Review's agents choice set to the house agents (a button's callback: before the widget is drawn)."""
+    st.session_state[TR_AGENTS] = st.session_state[KEPT + TR_AGENTS] = HOUSE
+
+
 def agents_label(choice: str | None = None) -> str:
     """Which agents will play, in the trader's words (choice None: Claude with a key, else House)."""
     own = {agent.name: agent for agent in own_agents()}.get(choice)
@@ -209,7 +228,7 @@ def agents_label(choice: str | None = None) -> str:
         roles = " and ".join(own.roles)
         return f"{own.name} ({own.target}) as {roles}" + ("" if len(own.roles) == 2 else ", the house agent as the other")
     if choice != HOUSE and has_key():
-        return f"Claude ({st.session_state[MODEL]})"
+        return f"Claude ({st.session_state[MODEL]}" + ("" if key_verified() else ", key not verified") + ")"
     return "House agents (offline, deterministic)"
 
 
