@@ -126,9 +126,11 @@ if len(offered) > 1:  # a key or an installed agent: say who plays, the house ag
     if state.get(session.TR_AGENTS) not in offered:  # e.g. Claude, after the key was cleared
         state.pop(session.TR_AGENTS, None)
         state.pop(session.KEPT + session.TR_AGENTS, None)
+    # The labels are made here, in the run: a format_func reading the session later may not see the key.
+    claude_label = session.agents_label(session.CLAUDE)
     agent_choice = sticky(sidebar.selectbox, "Agents", key=session.TR_AGENTS, options=offered, disabled=live,
                           index=offered.index(session.CLAUDE if session.has_key() else session.HOUSE),
-                          format_func=lambda choice: session.agents_label(choice) if choice == session.CLAUDE else choice,
+                          format_func=lambda choice: claude_label if choice == session.CLAUDE else choice,
                           help="House (offline, free), Claude with the session's key, or an agent installed as a "
                                "player_coach.agents entry point.")
 house_seed = agent_choice == session.HOUSE or not session.has_key()
