@@ -187,35 +187,34 @@ def _decide(checks: list[dict], constraints: Constraints) -> Verdict:
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
     """The first breaker that fires before round 1, in priority order, or None (with the portfolio's tiers in force)."""
-    p, c = portfolio, in_force(constraints, portfolio)[0]
-    if p.equity <= p.peak_equity * (1 - c.max_drawdown_pct):
-        return "mll_breached"
-    if -p.today_pnl >= c.max_daily_loss_pct * p.start_of_day_equity:
-        return "daily_loss_limit"
-    if p.cumulative_pnl > 0 and p.today_pnl > c.consistency_rule_pct * p.cumulative_pnl:
-        return "consistency_rule"
-    cutoff = c.cutoff()
-    if cutoff is not None:
-        local = as_of.astimezone(ET) if as_of.tzinfo else as_of
-        if local.time() >= cutoff:
-            return "trading_cutoff"
-    return None
+    c = in_force(constraints, portfolio)[0]
+    return next((name for name, fired, _ in _breakers(c, portfolio, as_of) if fired), None)
 
 
 def breaker_detail(name: str, constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str:
     """The arithmetic behind a breaker that fired, in the trader's words (naming the tier that set its limit)."""
-    p, (c, tier) = portfolio, in_force(constraints, portfolio)
+    c, tier = in_force(constraints, portfolio)
+    words = next(words for breaker, _, words in _breakers(c, portfolio, as_of) if breaker == name)
     by = {"mll_breached": "max_drawdown_pct", "daily_loss_limit": "max_daily_loss_pct",
           "consistency_rule": "consistency_rule_pct"}.get(name)
-    return _breaker_words(name, c, p, as_of) + (f" ({tier[by]})" if by in tier else "")
+    return words() + (f" ({tier[by]})" if by in tier else "")
 
 
-def _breaker_words(name: str, c: Constraints, p: Portfolio, as_of: datetime) -> str:
-    if name == "mll_breached":
-        return f"equity {p.equity:.2f} <= peak {p.peak_equity:.2f} x (1 - {c.max_drawdown_pct:.4f}) = {p.peak_equity * (1 - c.max_drawdown_pct):.2f}"
-    if name == "daily_loss_limit":
-        return f"today's loss {-p.today_pnl:.2f} >= {c.max_daily_loss_pct:.4f} x {p.start_of_day_equity:.2f} = {c.max_daily_loss_pct * p.start_of_day_equity:.2f}"
-    if name == "consistency_rule":
-        return f"today's gain {p.today_pnl:.2f} > {c.consistency_rule_pct:.4f} x cumulative {p.cumulative_pnl:.2f} = {c.consistency_rule_pct * p.cumulative_pnl:.2f}"
+def _breakers(c: Constraints, p: Portfolio, as_of: datetime):
+    """(name, fired, its arithmetic in words) of each breaker in priority order, each threshold computed
+    once for both; lazily, so the breakers after the first that fires cost nothing."""
+    floor = p.peak_equity * (1 - c.max_drawdown_pct)
+    yield ("mll_breached", p.equity <= floor,
+           lambda: f"equity {p.equity:.2f} <= peak {p.peak_equity:.2f} x (1 - {c.max_drawdown_pct:.4f}) = {floor:.2f}")
+    allowed_loss = c.max_daily_loss_pct * p.start_of_day_equity
+    yield ("daily_loss_limit", -p.today_pnl >= allowed_loss,
+           lambda: f"today's loss {-p.today_pnl:.2f} >= {c.max_daily_loss_pct:.4f} x {p.start_of_day_equity:.2f} "
+                   f"= {allowed_loss:.2f}")
+    most_today = c.consistency_rule_pct * p.cumulative_pnl
+    yield ("consistency_rule", p.cumulative_pnl > 0 and p.today_pnl > most_today,
+           lambda: f"today's gain {p.today_pnl:.2f} > {c.consistency_rule_pct:.4f} x cumulative "
+                   f"{p.cumulative_pnl:.2f} = {most_today:.2f}")
+    cutoff = c.cutoff()
     local = as_of.astimezone(ET) if as_of.tzinfo else as_of
-    return f"{local:%H:%M} ET is at or after the {c.trading_cutoff_time} cutoff"
+    yield ("trading_cutoff", cutoff is not None and local.time() >= cutoff,
+           lambda: f"{local:%H:%M} ET is at or after the {c.trading_cutoff_time} cutoff")
