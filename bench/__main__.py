@@ -9,7 +9,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-SUITES = ["bench.core_bench", "bench.claude_bench", "bench.backtest_bench", "bench.challenge_bench", "bench.ui_bench"]
+SUITES = ["bench.core_bench", "bench.claude_bench", "bench.backtest_bench", "bench.challenge_bench", "bench.ui_bench",
+          "bench.mcp_bench"]
 
 
 def main() -> int:
