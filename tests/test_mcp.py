@@ -314,3 +314,14 @@ async def test_the_key_appears_in_no_tool_result_log_or_row(tmp_path, fake, key,
     assert store.get_exchange(opened["exchange_id"]).agents.coach.startswith("claude")
     assert not any(key in text for text in seen + [caplog.text])
     assert not any(key.encode() in path.read_bytes() for path in tmp_path.glob("mcp.db*"))
+
+
+def test_history_shows_who_played_an_external_exchange(tmp_path):
+    from ui.history_view import table
+
+    store = core.Store(tmp_path / "mcp.db")
+    desk = Desk(core.HouseCoach, store, OPEN_LIMITS)
+    opened = desk.start("claude-code 2.1", core.WorldState(**WORLD), core.load_preset("moderate"), core.Portfolio())
+    desk.submit("claude-code 2.1", opened.run_id, core.Proposal.model_validate(FIXED))
+    shown = table(store.list_exchanges())
+    assert list(shown["player"]) == ["external: claude-code 2.1"] and list(shown["outcome"]) == ["APPROVE"]

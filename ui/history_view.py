@@ -45,7 +45,8 @@ COLUMNS = {
     "strategy": st.column_config.TextColumn("strategy"),
     "tokens": st.column_config.NumberColumn("tokens", format="%,d"),
     "cost": st.column_config.TextColumn("cost $", alignment="right"),
-    "agents": st.column_config.TextColumn("agents"),
+    "player": st.column_config.TextColumn("player", help="Who played the Player: house-player, claude-player, your "
+                                          "own agent, or external: <client> for an agent that played over MCP."),
     "run_id": st.column_config.TextColumn("run id", width="small"),
 }
 
@@ -67,7 +68,7 @@ def figures(rows: list[dict]) -> pd.DataFrame:
         "entry": r["entry"], "stop": r["stop"], "target": r["target"],
         "rounds": r["rounds_taken"], "violations": _violations(r["violations"], r["fixed"]),
         "reasoning": r["reasoning_score"], "reason": r["termination_reason"] or "", "strategy": r["strategy_id"] or "",
-        "tokens": r["total_tokens"], "cost": r["cost_usd"], "agents": r["player"], "run_id": r["run_id"],
+        "tokens": r["total_tokens"], "cost": r["cost_usd"], "player": r["player"], "run_id": r["run_id"],
     } for r in rows], columns=list(COLUMNS))
 
 
