@@ -39,6 +39,7 @@ _LAZY = {
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "backtest.challenge", "ChallengeRules": "backtest.challenge",
     "pass_probability": "backtest.challenge", "rolling_pass_rate": "backtest.challenge", "sweep": "backtest.sweeps",
+    "Challenge": "backtest.challenge", "list_challenges": "backtest.templates", "load_challenge": "backtest.templates",
 }
 """Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 
@@ -60,4 +61,5 @@ __all__ = [
     "list_models", "list_presets", "load_bars", "load_preset", "parse_constraints", "pass_probability",
     "reasoning_check", "replay_exchange", "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange",
     "run_exchange_sync", "sweep", "validate_key", "world_state",
+    "Challenge", "list_challenges", "load_challenge",  # named challenge templates (issue 18 §5)
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.challenge_cli import add_parser as add_challenge
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer
 from core.journal.record import run_exchange_sync
@@ -141,44 +142,6 @@ def cmd_history(args) -> int:
     store = Store(args.db) if args.db else Store()
     for row in store.list_exchanges(outcome=args.outcome, symbol=args.symbol, strategy=args.strategy, limit=args.limit):
         print(json.dumps(row))
-    return 0
-
-
-def cmd_challenge(args) -> int:
-    """Pass probability of a challenge for a stored backtest's daily returns or a returns file."""
-    from core.backtest.challenge import ChallengeRules, pass_probability, read_returns, rolling_pass_rate
-
-    preset, source = args.preset, args.returns
-    if args.from_backtest:
-        from core.backtest.engine import reopen_backtest
-
-        try:
-            result = reopen_backtest(Store(args.db) if args.db else Store(), args.from_backtest)
-        except InvalidInput as error:
-            raise InvalidInput(f"--from-backtest: {str(error).removeprefix('run_key: ')}") from None
-        returns = result.equity.pct_change().iloc[1:]
-        preset = preset or (result.preset if result.preset in list_presets() else "moderate")
-        source = f"backtest {result.run_key} ({result.symbol} {result.start} .. {result.end}, {result.preset})"
-    else:
-        returns = read_returns(args.returns)
-    preset = preset or "moderate"
-    rules = ChallengeRules.from_constraints(load_preset(preset), args.target, min_trading_days=args.min_days,
-                                            max_days=args.max_days, consistency=not args.no_consistency)
-    outcome = pass_probability(returns, rules, paths=args.paths, block=args.block, seed=args.seed)
-    rolling = rolling_pass_rate(returns, rules)
-    if args.json:
-        print(json.dumps({"source": source, "days": len(returns), "preset": preset, "rules": vars(rules),
-                          "result": outcome.to_dict(), "rolling_pass_rate": None if rolling != rolling else rolling},
-                         indent=2))
-        return 0
-    median = "—" if outcome.median_days_to_pass is None else f"{outcome.median_days_to_pass:g} days"
-    print(f"{source}: {len(returns)} daily returns; rules of {preset}, target {rules.profit_target_pct:.2%}")
-    print(f"pass probability {outcome.p_pass:.1%} (95 % interval {outcome.ci_low:.1%} to {outcome.ci_high:.1%}, "
-          f"{outcome.paths:,} paths, blocks of {outcome.block})")
-    print(f"failed on drawdown {outcome.p_fail_drawdown:.1%}, on the daily limit {outcome.p_fail_daily:.1%}, "
-          f"timed out {outcome.p_timeout:.1%}; median days to pass {median}")
-    print("from each historical start day: " + ("no start day with enough history" if rolling != rolling
-                                                  else f"{rolling:.1%} passed"))
     return 0
 
 
@@ -436,22 +399,7 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=_positive, default=50)
     history.set_defaults(run=cmd_history)
 
-    challenge = sub.add_parser("challenge", help="probability of passing a challenge (bootstrap of daily returns)")
-    source = challenge.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from-backtest", metavar="RUN_ID", help="a stored backtest's run key (see --db)")
-    source.add_argument("--returns", metavar="FILE.csv", help="daily returns: a return or equity column")
-    challenge.add_argument("--target", type=float, required=True, help="profit target as a fraction (0.06 = 6 %%)")
-    challenge.add_argument("--preset", help="the drawdown, daily loss and consistency limits (default: the "
-                                            "backtest's preset, else moderate)")
-    challenge.add_argument("--paths", type=_positive, default=10_000)
-    challenge.add_argument("--block", type=_positive, default=1, help="days drawn together (1 = independent)")
-    challenge.add_argument("--max-days", type=_positive, help="time limit in trading days (default: none)")
-    challenge.add_argument("--min-days", type=int, default=0, help="days with a non-zero return needed to pass")
-    challenge.add_argument("--no-consistency", action="store_true", help="drop the preset's consistency rule")
-    challenge.add_argument("--seed", type=int, default=0)
-    challenge.add_argument("--db", help="the SQLite file of --from-backtest")
-    challenge.add_argument("--json", action="store_true")
-    challenge.set_defaults(run=cmd_challenge)
+    add_challenge(sub)
 
     sub.add_parser("agents", help=f"list the agents installed as entry points ({ENTRY_POINT_GROUP})").set_defaults(
         run=cmd_agents)

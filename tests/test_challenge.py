@@ -221,3 +221,143 @@ def test_cli_challenge_bad_input_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: returns: cannot read")
     assert main(["challenge", "--from-backtest", "bt-nope", "--db", str(tmp_path / "x.db"), "--target", "0.05"]) == 3
     assert "no backtest 'bt-nope'" in capsys.readouterr().err
+
+
+# -- static or trailing drawdown, named templates (issue 18 §5) ----------------------------------------
+
+DISAGREE = [0.05, -0.07, 0.13]  # up 5 %, then 7 % down: 6.65 % below the peak, but only 2.35 % below the start
+
+
+def test_static_and_trailing_drawdown_disagree_where_the_peak_moved():
+    trailing = ChallengeRules(0.10, 0.06, None)
+    static = ChallengeRules(0.10, 0.06, None, drawdown="static")
+    # One path that is the series itself (a block as long as the series, from its only start).
+    failed = pass_probability(DISAGREE, trailing, paths=1, block=3)
+    passed = pass_probability(DISAGREE, static, paths=1, block=3)
+    assert (failed.p_pass, failed.p_fail_drawdown) == (0.0, 1.0)
+    assert (passed.p_pass, passed.median_days_to_pass) == (1.0, 3.0)
+    # From each start: 0 passes only when static; 1 (-7 %) breaks both; 2 (+13 %) passes both.
+    assert rolling_pass_rate(DISAGREE, trailing) == pytest.approx(1 / 3)
+    assert rolling_pass_rate(DISAGREE, static) == pytest.approx(2 / 3)
+
+
+def test_the_cli_follows_the_drawdown_rule(tmp_path, capsys):
+    # conservative: 6 % drawdown, 1 % daily. Up 5 %, seven days of -0.9 % (6.2 % below the peak, 1.5 % below
+    # the start), then +12 %: past a 10 % target.
+    days = [0.05] + [-0.009] * 7 + [0.12]
+    (tmp_path / "r.csv").write_text("return\n" + "".join(f"{r}\n" for r in days))
+    shown = {}
+    for rule in ("trailing", "static"):
+        assert main(["challenge", "--returns", str(tmp_path / "r.csv"), "--target", "0.10", "--preset", "conservative",
+                     "--drawdown", rule, "--block", "9", "--paths", "1", "--no-consistency", "--json"]) == 0
+        shown[rule] = json.loads(capsys.readouterr().out)
+    assert shown["trailing"]["rules"]["drawdown"] == "trailing" and shown["trailing"]["result"]["p_pass"] == 0.0
+    assert shown["static"]["rules"]["drawdown"] == "static" and shown["static"]["result"]["p_pass"] == 1.0
+
+
+def test_the_shipped_templates_as_a_trader_knows_them():
+    from core.backtest.templates import list_challenges, load_challenge
+
+    assert list_challenges() == ["one_step", "two_step"]
+    one, two = load_challenge("one_step"), load_challenge("two_step")
+    assert [(p.profit_target_pct, p.max_drawdown_pct, p.drawdown, p.max_daily_loss_pct) for p in one.phases] == \
+        [(0.10, 0.06, "trailing", None)]
+    assert [(p.profit_target_pct, p.max_drawdown_pct, p.drawdown, p.max_daily_loss_pct) for p in two.phases] == \
+        [(0.08, 0.10, "static", 0.05), (0.05, 0.10, "static", 0.05)]
+    with pytest.raises(core.InvalidInput, match="unknown challenge 'ftmo'"):
+        load_challenge("ftmo")
+
+
+def test_two_steps_pass_one_after_the_other_from_a_fresh_account():
+    from core.backtest.templates import load_challenge
+
+    days = [0.01] * 20  # phase 1 (8 %) on day 8, then phase 2 (5 %) on its day 5, from a fresh account
+    two = load_challenge("two_step")
+    assert pass_probability(days, two, paths=50).median_days_to_pass == 13.0
+    assert pass_probability(days, load_challenge("one_step"), paths=50).median_days_to_pass == 10.0
+    assert rolling_pass_rate(days, two) == pytest.approx(8 / 20)  # starts 0-7 have the 13 days both phases need
+    # A start that passes phase 1 and then loses 5 % in a day fails the challenge; phase 1 alone it passed.
+    crash = [0.01] * 8 + [-0.05] + [0.01] * 12
+    assert rolling_pass_rate(crash, two) == 0.0
+    assert rolling_pass_rate(crash, two.phases[0]) > 0
+
+
+def test_the_cli_runs_a_template_and_refuses_rules_beside_it(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("return\n" + "0.01\n" * 20)
+    assert main(["challenge", "--returns", str(tmp_path / "r.csv"), "--template", "two_step", "--paths", "100",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["template"] == "two_step" and len(out["rules"]) == 2 and out["result"]["median_days_to_pass"] == 13.0
+    assert main(["challenge", "--returns", str(tmp_path / "r.csv"), "--template", "two_step", "--target", "0.05"]) == 3
+    assert "two_step sets its own rules; leave out --target" in capsys.readouterr().err
+    assert main(["challenge", "--returns", str(tmp_path / "r.csv")]) == 3
+    assert "--target: give a profit target, or --template (one_step, two_step)" in capsys.readouterr().err
+
+
+# -- a bounded horizon and bounded memory (issue 21 items 6 and 7) -------------------------------------
+
+@pytest.mark.parametrize("field", ["max_days", "min_trading_days"])
+def test_the_horizon_is_capped_at_ten_years_of_trading_days(field):
+    from core.backtest.challenge import MAX_HORIZON_DAYS
+
+    assert MAX_HORIZON_DAYS == 2520
+    ChallengeRules(0.06, 0.1, 0.02, **{field: MAX_HORIZON_DAYS})
+    for huge in (MAX_HORIZON_DAYS + 1, 999_999_999, 10**30):
+        with pytest.raises(core.InvalidInput, match=f"{field}: .* is more than the 2,520 \\(ten years"):
+            ChallengeRules(0.06, 0.1, 0.02, **{field: huge})
+
+
+@pytest.mark.parametrize("flag", ["--max-days", "--min-days"])
+def test_the_cli_refuses_a_horizon_above_the_cap(tmp_path, capsys, flag):
+    (tmp_path / "r.csv").write_text("return\n" + "0.000001\n-0.000001\n" * 125)
+    with pytest.raises(SystemExit) as stopped:
+        main(["challenge", "--returns", str(tmp_path / "r.csv"), "--target", "0.05", flag, "999999999"])
+    assert stopped.value.code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "from 0 to 2,520" in err or "from 1 to 2,520" in err
+
+
+def test_sizes_above_the_stated_limits_are_refused_before_any_work(tmp_path, capsys):
+    from core.backtest import challenge
+
+    rules = ChallengeRules(0.06, 0.1, 0.02)
+    with pytest.raises(core.InvalidInput, match="paths: 1,000,000,000 is more than the 100,000"):
+        pass_probability([0.01, -0.01], rules, paths=10**9)
+    with pytest.raises(core.InvalidInput, match="100,001 days is more than the 100,000"):
+        rolling_pass_rate(np.zeros(challenge.MAX_RETURN_DAYS + 1), rules)
+    big = tmp_path / "big.csv"
+    with big.open("w") as out:
+        out.write("return\n")
+        out.truncate(challenge.MAX_RETURNS_FILE_BYTES + 1)
+    assert main(["challenge", "--returns", str(big), "--target", "0.05"]) == 3
+    assert "a returns file may be at most 32 MiB" in capsys.readouterr().err
+    long = tmp_path / "long.csv"
+    long.write_text("return\n" + "0.0\n" * (challenge.MAX_RETURN_DAYS + 5))
+    with pytest.raises(core.InvalidInput, match="more than the 100,000 days"):
+        read_returns(long)
+
+
+def _peak_bytes(work) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_walk_holds_a_bounded_number_of_cells_whatever_the_number_of_starts_or_paths(monkeypatch):
+    from core.backtest import challenge
+
+    days = np.tile([1e-6, -1e-6], 2_000)  # never decides: every start walks to the end of the history
+    rules = ChallengeRules(0.05, 0.1, 0.02)
+    whole = rolling_pass_rate(days, rules)
+    monkeypatch.setattr(challenge, "PATH_CELLS", 100 * challenge.CHUNK_DAYS)  # 100 starts a step
+    peak = _peak_bytes(lambda: rolling_pass_rate(days, rules))
+    assert rolling_pass_rate(days, rules) == whole  # the same walk, a batch at a time
+    # 4,000 starts x 256 days at once would hold 8 MB an array; 100 at a time holds 0.2 MB an array.
+    assert peak < 3_000_000
+    peak = _peak_bytes(lambda: pass_probability(days, rules, paths=4_000))
+    assert peak < 3_000_000
