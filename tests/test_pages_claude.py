@@ -79,3 +79,15 @@ def test_when_claude_cannot_be_reached_trade_review_offers_the_house_agents(app,
     assert at.sidebar.selectbox(key=session.TR_AGENTS).value == session.HOUSE
     assert not any("ERROR" in e for e in texts(at, "error")), stored
     assert any("House agents" in i for i in texts(at, "info"))
+
+
+def test_a_round_shows_its_thinking_tokens_apart_and_never_the_thinking(claude_app, fake):
+    from tests.support.fake_anthropic import THOUGHT
+
+    fake.thinking_tokens = 800
+    at = claude_app(model="claude-opus-5-5")
+    at.button(key=session.TR_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("APPROVE" in s for s in texts(at, "success"))
+    assert any("(1,600 thinking)" in c for c in texts(at, "caption")), texts(at, "caption")  # Player + Coach
+    assert not any(THOUGHT in t for kind in ("markdown", "caption", "text", "info") for t in texts(at, kind))

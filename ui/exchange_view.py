@@ -152,7 +152,8 @@ def round_card(record: core.Round, expanded: bool, key: str) -> None:
         else:
             top[1].markdown("No violations")
         paths = {p for p in (record.agent_path or {}).values() if p and p != "forced tool"}
-        top[2].caption(f"{record.tokens:,} tokens · {cost_text(record.usage)} · "
+        thought = f" ({record.usage.thinking:,} thinking)" if record.usage.thinking else ""  # within the output
+        top[2].caption(f"{record.tokens:,} tokens{thought} · {cost_text(record.usage)} · "
                        f"agents {record.latency_ms:,.0f} ms" + "".join(f" · {literal(p)}" for p in sorted(paths)),
                        help="The agents' own time in this round; the animation's is not counted. A model that "
                             "thinks is asked with tool choice auto and strict schemas instead of a forced tool.")
@@ -218,8 +219,9 @@ def totals(artifact: core.Artifact, key: str) -> None:
     cols = st.columns(4)
     cols[0].metric("Rounds", artifact.rounds_taken)
     cols[1].metric("Tokens", f"{artifact.total_tokens:,}",
-                   help=f"input {usage.input:,} · output {usage.output:,} · cache read "
-                        f"{usage.cache_read:,} · cache write {usage.cache_write:,}")
+                   help=f"input {usage.input:,} · output {usage.output:,}"
+                        + (f" (of which thinking {usage.thinking:,})" if usage.thinking else "")
+                        + f" · cache read {usage.cache_read:,} · cache write {usage.cache_write:,}")
     cols[2].metric("Cost", cost_text(usage))
     cols[3].metric("Agents", artifact.agents.player.split("-")[0].title(),
                    help=f"{artifact.agents.player} / {artifact.agents.coach}"

@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 import jiter
 
-from core.claude.keys import redact
+from core.claude.keys import KEY_FRAGMENT, redact
 from core.claude.spend_guard import SpendGuard
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached
 from core.exchange.schema import NO_USAGE, Usage
@@ -146,6 +146,12 @@ def refusal_text(role: str, message: Any) -> str:
 
 
 # --- the stream ----------------------------------------------------------------------------
+
+HELD_BACK = 2 * KEY_FRAGMENT
+"""Characters of streamed text shown only once more has arrived: enough for a key's first KEY_FRAGMENT
+characters even when spaces separate them, so the screen never shows a part of the key that redaction
+would hide a moment later."""
+
 
 class Bubble:
     """The text already shown in a speech bubble, so a retry or a repair never repeats words."""
@@ -312,13 +318,20 @@ class Caller:
                     if current == tool:
                         tool_id = event.content_block.id
                 elif event.type == "input_json" and current == tool:
-                    # The SDK's snapshot drops an unfinished string; the bubble wants its words now.
+                    # The SDK's snapshot drops an unfinished string; the bubble wants its words now. The
+                    # last HELD_BACK characters wait for the next delta: they may be the start of a key
+                    # that redaction can only recognise once more of it has arrived.
                     raw += event.partial_json
                     text = partial_text(raw, field_name)
-                    fragment = bubble.update(self.redact(text)) if text else ""
+                    fragment = bubble.update(self.redact(text)[:-HELD_BACK]) if text else ""
                     if fragment:
                         yield fragment
-            return stream.get_final_message(), tool_id
+            message = stream.get_final_message()
+        text = partial_text(raw, field_name)
+        fragment = bubble.update(self.redact(text)) if text else ""  # the whole answer is in: show its end
+        if fragment:
+            yield fragment
+        return message, tool_id
 
     def _wait(self, kind: str, exc: Exception, attempt: int, spent: Usage) -> float:
         """Seconds before the next attempt; RetryLater when the API asks for more than max_wait."""
