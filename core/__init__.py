@@ -40,6 +40,7 @@ _LAZY = {
     "ChallengeResult": "backtest.challenge", "ChallengeRules": "backtest.challenge",
     "pass_probability": "backtest.challenge", "rolling_pass_rate": "backtest.challenge", "sweep": "backtest.sweeps",
     "Challenge": "backtest.challenge", "list_challenges": "backtest.templates", "load_challenge": "backtest.templates",
+    "attribution": "backtest.whatif", "sensitivity": "backtest.whatif", "frontier": "backtest.whatif",
 }
 """Names whose modules load on first use: the Anthropic SDK and yfinance each take a second to import."""
 
@@ -57,7 +58,7 @@ __all__ = [
     "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",
     "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "Round", "RoundStarted",
     "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
-    "VerdictReached", "WorldState", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints",
+    "VerdictReached", "WorldState", "attribution", "frontier", "sensitivity", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints",
     "list_models", "list_presets", "load_bars", "load_preset", "parse_constraints", "pass_probability",
     "reasoning_check", "replay_exchange", "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange",
     "run_exchange_sync", "sweep", "validate_key", "world_state",
