@@ -171,6 +171,15 @@ async def test_rate_limits_refuse_with_a_clear_message(tmp_path):
             await call(client, "check_proposal", proposal=FIXED)
 
 
+def test_the_server_bounds_open_exchanges_across_clients(tmp_path):
+    desk = Desk(core.HouseCoach, core.Store(tmp_path / "mcp.db"), Limits(open_exchanges_total=2, min_interval_s=0))
+    world, moderate = core.WorldState(**WORLD), core.load_preset("moderate")
+    for name in ("a 1", "b 1"):
+        desk.start(name, world, moderate, core.Portfolio())
+    with pytest.raises(core.InvalidInput, match="the server has 2 open"):
+        desk.start("c 1", world, moderate, core.Portfolio())
+
+
 async def test_rate_limit_over_stdio(tmp_path):
     async with connected("stdio", tmp_path / "mcp.db", limits=Limits(consultations_per_hour=2, min_interval_s=0)) as c:
         await call(c, "check_proposal", proposal=FIXED)
@@ -198,6 +207,8 @@ async def test_bad_input_is_one_sentence_and_the_server_goes_on(transport, tmp_p
             "proposal.reasoning: Input should be a valid string": dict(
                 exchange_id=opened["exchange_id"], proposal={"reasoning": {"a": [1]}, "actions": FIXED["actions"]}),
             "no open exchange 'xxxxxxxx": dict(exchange_id="x" * 100_000, proposal=FIXED),
+            "proposal.reasoning: 100,000 characters; at most 20,000": dict(
+                exchange_id=opened["exchange_id"], proposal=proposal(190, reasoning="x" * 100_000)),
         }
         for expected, arguments in cases.items():
             assert expected in await refused(client, "submit_proposal", **arguments)
@@ -205,6 +216,8 @@ async def test_bad_input_is_one_sentence_and_the_server_goes_on(transport, tmp_p
         assert "give as_of or world, not both" in await refused(client, "start_exchange", symbol="AMZN",
                                                                  world=WORLD, as_of="2025-03-04")
         assert "outcome: 'WIN' is not one of" in await refused(client, "history", outcome="WIN")
+        assert "strategy: 1,000 characters; at most 64" in await refused(client, "start_exchange", symbol="AMZN",
+                                                                        world=WORLD, strategy="s" * 1000)
         # The exchange the bad calls aimed at is untouched: it still plays its next round.
         last = await call(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=FIXED)
         assert (last["round"], last["outcome"]) == (2, "APPROVE")

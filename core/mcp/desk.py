@@ -20,11 +20,14 @@ from dataclasses import dataclass
 
 from core.exchange.agent import Coach, Turn
 from core.exchange.errors import InvalidInput
+from core.exchange.guard import AgentLimits
 from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached
 from core.journal.record import run_exchange  # the loop, recorded in `store` when there is one
 from core.exchange.schema import Artifact, Constraints, Portfolio, Proposal, Round, WorldState
 
 HOUR_S = 3600.0
+MAX_REASONING = AgentLimits().max_text
+"""The longest reasoning stored from outside: what a user's own agent may stream in a turn."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Limits:
     """
 
     open_exchanges: int = 3
+    open_exchanges_total: int = 100  # all clients together: client names are the clients' own to choose
     consultations_per_hour: int = 120  # check_proposal, start_exchange, submit_proposal, challenge
     min_interval_s: float = 0.2
     open_timeout_s: float = 1800.0  # an exchange waiting longer for its next proposal ends INTERRUPTED
@@ -143,6 +147,8 @@ class Desk:
         self.expire()
         run_id = str(uuid.uuid4())
         with self._lock:
+            if len(self._open) >= self.limits.open_exchanges_total:
+                raise InvalidInput(f"open exchanges: the server has {len(self._open)} open (its most); try later")
             mine = sum(e.client == client for e in self._open.values())
             if mine >= self.limits.open_exchanges:
                 raise InvalidInput(f"open exchanges: this client already has {mine} (the most allowed); finish "
@@ -160,6 +166,8 @@ class Desk:
     def submit(self, client: str, run_id: str, proposal: Proposal) -> Played:
         """Play one round of `client`'s open exchange `run_id` with `proposal` (one consultation)."""
         self.expire()
+        if len(proposal.reasoning) > MAX_REASONING:
+            raise InvalidInput(f"proposal.reasoning: {len(proposal.reasoning):,} characters; at most {MAX_REASONING:,}")
         exchange = self._mine(client, run_id)
         self.consult(client)
         if not exchange.lock.acquire(blocking=False):

@@ -74,7 +74,8 @@ def run(args) -> int:
             raise InvalidInput(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
     if args.min_interval < 0 or args.timeout <= 0:
         raise InvalidInput("--min-interval must be 0 or more and --timeout more than 0")
-    limits = Limits(args.max_open, args.per_hour, args.min_interval, args.timeout)
+    limits = Limits(open_exchanges=args.max_open, consultations_per_hour=args.per_hour,
+                    min_interval_s=args.min_interval, open_timeout_s=args.timeout)
     desk = Desk(_coach_factory(args.coach), Store(args.db) if args.db else Store(), limits)
     if not args.http:
         build_server(desk).run("stdio")

@@ -227,6 +227,8 @@ def _exchange_tools(server: MCPServer, desk: Desk) -> None:
             raise InvalidInput(f"symbol: {error}") from None
         if world is not None and as_of is not None:
             raise InvalidInput("give as_of or world, not both")
+        if strategy is not None and len(strategy) > MAX_ID:
+            raise InvalidInput(f"strategy: {len(strategy):,} characters; at most {MAX_ID}")
         if world is not None and world.symbol != symbol:
             raise InvalidInput(f"world: its symbol {world.symbol} is not {symbol}")
         world = world or market_world(symbol, as_of)
