@@ -122,8 +122,10 @@ if kind == "claude" and confirmed:
         st.warning(f"Claude ({model}) on {n_days} days{span} × {len(schemas)} preset(s): "
                    f"about **{calls:,} calls, "
                    f"{about}${dollars:,.2f}** (at most {worst_calls:,} calls, {about}${worst:,.2f})"
-                   + (", estimated from its family's prices" if about else "") + ". The spend guard on Settings "
-                   "still applies.", icon=":material/payments:")
+                   + (", estimated" if about else "")
+                   + (f", counting about {estimate[0]['thinking_per_call']:,} thinking tokens a call (billed as "
+                      "output: this model cannot stop thinking)" if estimate[0]["thinking_per_call"] else "")
+                   + ". The spend guard on Settings still applies.", icon=":material/payments:")
         confirmed = st.checkbox(f"I accept a cost of up to {about}${worst:,.2f}", key=session.BT_CONFIRM)
 
 resuming = state.pop(session.BT_AUTORUN, False)

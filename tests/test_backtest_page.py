@@ -208,6 +208,17 @@ def test_a_claude_run_needs_its_estimated_cost_confirmed_first(app):
     at.checkbox(key=session.BT_CONFIRM).check().run()
     assert not at.button(key=session.BT_RUN).disabled
     assert session.BT_JOB not in at.session_state  # confirming does not start it: the Run button does
+    assert "thinking" not in estimate  # the default model's thinking is turned off
+
+
+def test_the_estimate_of_a_model_that_cannot_stop_thinking_counts_its_thinking(app):
+    at = choose_short_msft(app(PAGE), compare="(none)")
+    at.session_state[session.API_KEY] = "sk-ant-api03-test"  # only shown the choice; no call is made
+    at.session_state[session.MODEL] = "claude-opus-5-5"
+    at.run()
+    at.radio(key=session.BT_AGENTS).set_value(at.radio(key=session.BT_AGENTS).options[1]).run()
+    estimate = next(w for w in texts(at, "warning") if "calls" in w)
+    assert "about 1,000 thinking tokens a call" in estimate
 
 
 def test_a_custom_preset_name_is_shown_as_typed(app, app_store):

@@ -201,3 +201,18 @@ def test_x_should_retry_is_obeyed_either_way(fake, key, world, moderate):
     _, turn = drive(ClaudePlayer(key, base_url=fake.base_url, sleep=lambda s: None)
                     .propose(world, moderate, core.Portfolio(), []))
     assert len(fake.messages_requests) == 3 and turn.value.reasoning == GOOD_PROPOSAL["reasoning"]
+
+
+def test_the_model_list_tells_the_agents_how_to_ask_each_model(fake, key, world, moderate):
+    core.list_models(key, base_url=fake.base_url)
+    drive(ClaudePlayer(key, model="claude-opus-5-5", base_url=fake.base_url).propose(world, moderate, core.Portfolio(), []))
+    assert [r["path"] for r in fake.requests if r["method"] == "GET"] == ["/v1/models?limit=1000"]
+    assert fake.messages_requests[0]["body"]["thinking"]["type"] == "adaptive"
+
+
+def test_an_agent_asks_the_models_api_once_for_its_model(fake, key, world, moderate):
+    player = ClaudePlayer(key, base_url=fake.base_url)
+    drive(player.propose(world, moderate, core.Portfolio(), []))
+    drive(ClaudeCoach(key, base_url=fake.base_url).critique(
+        core.Proposal.model_validate(GOOD_PROPOSAL), None, moderate, world, core.Portfolio()))
+    assert [r["path"] for r in fake.requests if r["method"] == "GET"] == [f"/v1/models/{prices.DEFAULT_MODEL}"]

@@ -224,6 +224,11 @@ def _models(client: Any, today: date) -> list[ModelInfo]:
         if lifecycle == "retired" or entry.id in RETIRED or (retires and retires <= today.isoformat()):
             continue
         deprecated = lifecycle == "deprecated" or entry.id in RETIRING
+        capabilities = getattr(entry, "capabilities", None)
+        if capabilities is not None:  # the agents of this key need not ask for it again
+            with _plans_lock:
+                _plans[(str(client.base_url), entry.id)] = plan_from(capabilities, getattr(entry, "max_tokens", None),
+                                                                     getattr(entry, "line", None))
         # A gateway may leave out the release date or the name: the list keeps its order, the id names it.
         released = str(getattr(entry, "created_at", None) or "")
         listed.append((released, ModelInfo(id=entry.id, display_name=getattr(entry, "display_name", None) or entry.id,

@@ -12,6 +12,19 @@ server answers on its own ("auto"): a valid proposal that the `moderate` preset 
 tool `submit_proposal`, a short critique for `submit_critique` / `submit_judgement`, a grade of 4 for
 `submit_grade`.
 
+Models think as the current ones do. Each entry of `MODELS` carries the Models API's `capabilities`
+(thinking types, effort levels) and `max_tokens`, and how the model thinks when a request sends no
+thinking setting (`_thinks`: Haiku, Sonnet and Opus 5.5 and Fable think adaptively by default). A
+request is checked against them as the API checks it: a thinking type or effort the model does not
+take is a 400, and so is a forced tool choice while thinking is on. A model whose thinking is on
+streams a `thinking` block (text and signature) before the tool call; its tokens are counted in
+`output_tokens` (and in `output_tokens_details.thinking_tokens`) and against `max_tokens`: thinking
+that reaches max_tokens ends the reply there (`stop_reason: "max_tokens"`, no tool call), and a tool
+input that no longer fits is cut. An adaptive model thinks more on a longer conversation and at a
+higher effort (`thinking_for`); `server.thinking_tokens` or `tool(..., thinking=N)` fixes the amount.
+GET /v1/models/{id} answers one model with its capabilities. Errors carry `x-should-retry` as the API
+sends it (true for 408, 409, 429 and >= 500).
+
 Prompt caching is modelled the way the API documents it: every block that carries
 `cache_control` (tools, then system, then messages) is a breakpoint; a breakpoint whose prefix
 reaches the model's minimum (4096 tokens for Haiku 4.5 and Opus 4.5, 1024 otherwise) is written
@@ -31,8 +44,9 @@ Scenarios (the names `scenario()` and `--scenario` accept):
     overloaded_529       529 overloaded_error twice, then normal replies
     drop                 a proposal stream cut mid-way (the connection closes), then normal replies
     slow                 normal replies streamed slowly (`--delay` seconds between chunks)
-    thinking             the default model refuses a forced tool choice (400, as thinking models do);
-                         the agent falls back to tool choice auto, answered after a thinking block
+    thinking             every model refuses a forced tool choice (400, as a model that cannot stop
+                         thinking does); the agent falls back to tool choice auto, answered after a
+                         thinking block
     refusal              the Player's stream ends with stop_reason "refusal" and stop_details
     stall                a stream that stops sending bytes mid-way (for `--delay` x 100 seconds)
     retry_later          429 with retry-after: 600 (longer than any client waits on its own)
