@@ -304,9 +304,18 @@ async def test_tools_are_typed_and_the_prompt_and_resources_are_there(tmp_path):
         assert "submit_proposal" in prompt.messages[0].content.text
         strict = await client.read_resource("coach://presets/strict")
         assert '"max_open_positions": 1' in strict.contents[0].text
-        answer = await call(client, "challenge", profit_target_pct=0.05, returns=[0.01, -0.005, 0.004] * 20,
-                            paths=500)
-        assert 0 <= answer["p_pass"] <= 1 and answer["days"] == 60
+        returns = [0.01, -0.005, 0.004] * 20
+        answer = await call(client, "challenge", profit_target_pct=0.05, preset="moderate", returns=returns, paths=500)
+        assert 0 <= answer["p_pass"] <= 1 and answer["days"] == 60 and answer["rules"]["max_drawdown_pct"] == 0.1
+        two_step = await call(client, "challenge", template="two_step", returns=returns, paths=500)
+        assert len(two_step["rules"]["phases"]) == 2
+        own = await call(client, "challenge", rules={"profit_target_pct": 0.02, "max_drawdown_pct": 0.5,
+                                                     "max_daily_loss_pct": None}, returns=returns, paths=500)
+        assert own["p_pass"] == 1.0
+        assert "give one of template, rules, or profit_target_pct" in await refused(client, "challenge",
+                                                                                   returns=returns)
+        assert "max_drawdown_pct" in await refused(client, "challenge", returns=returns, rules={
+            "profit_target_pct": 0.02, "max_drawdown_pct": 2, "max_daily_loss_pct": None})
     assert core.Store(tmp_path / "mcp.db").count_exchanges() == 0  # checking stores nothing
 
 

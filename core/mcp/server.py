@@ -21,6 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from core import market
+from core.backtest.challenge import ChallengeRules
 from core.exchange.errors import InvalidInput, PlayerCoachError
 from core.exchange.presets import explain, list_presets, load_preset
 from core.exchange.rules import check_proposal
@@ -195,18 +196,20 @@ def _reference_tools(server: MCPServer, desk: Desk) -> None:
         return History(exchanges=rows)
 
     @server.tool()
-    def challenge(ctx: Context, profit_target_pct: float, returns: list[float] | None = None,
-                  backtest_id: str | None = None, preset: str | None = None, max_days: int | None = None,
-                  min_trading_days: int = 0, paths: int = 10_000, block: int = 1, seed: int = 0) -> ChallengeAnswer:
-        """Probability of passing a funded-account challenge with a preset's drawdown, daily-loss and consistency
-        rules and a profit target, from daily returns or a stored backtest's."""
-        from core.mcp.challenge import pass_probability_of
+    def challenge(ctx: Context, returns: list[float] | None = None, backtest_id: str | None = None,
+                  template: str | None = None, rules: ChallengeRules | None = None, preset: str | None = None,
+                  profit_target_pct: float | None = None, max_days: int | None = None, min_trading_days: int = 0,
+                  paths: int = 10_000, block: int = 1, seed: int = 0) -> ChallengeAnswer:
+        """Probability of passing a funded-account challenge, from daily returns or a stored backtest's. The
+        challenge: a shipped template (one_step, two_step), rules of your own, or a preset's drawdown, daily-loss
+        and consistency limits with profit_target_pct."""
+        from core.mcp.challenge import pass_probability_of, rules_of
 
+        limits = dict(max_days=max_days, min_trading_days=min_trading_days)
+        schema = _constraints(store, preset, None) if profit_target_pct is not None else None
+        chosen = rules_of(template, rules, schema, profit_target_pct, limits)
         desk.consult(client_of(ctx))
-        return pass_probability_of(store, profit_target_pct, returns, backtest_id,
-                                   _constraints(store, preset, None), preset or "moderate",
-                                   dict(max_days=max_days, min_trading_days=min_trading_days),
-                                   dict(paths=paths, block=block, seed=seed))
+        return pass_probability_of(store, returns, backtest_id, chosen, dict(paths=paths, block=block, seed=seed))
 
 
 def _exchange_tools(server: MCPServer, desk: Desk) -> None:
