@@ -113,6 +113,7 @@ if notice:
 controls_column, json_column = st.columns([3, 2], gap="large")
 with controls_column:
     editor.controls()
+    editor.tier_controls()
 schema = editor.current()  # after the widgets took the latest change: everything below reads this
 try:
     valid = core.parse_constraints(schema)

@@ -314,3 +314,31 @@ def test_dates_default_to_the_days_every_chosen_symbol_has_and_survive_a_change_
     assert not at.exception
     assert all(date(2017, 1, 1) <= d <= date(2018, 12, 31) for d in dates_of(at))
     assert any("Dates moved" in c for c in texts(at, "caption"))
+
+
+def test_the_challenge_chooser_runs_a_template_and_the_horizon_is_capped(app, app_store):
+    import core
+    from core.backtest.challenge import MAX_HORIZON_DAYS, pass_probability, rolling_pass_rate
+
+    at = choose_short_msft(app(PAGE))
+    run_to_the_end(at)
+    # Issue 21 item 6: neither the time limit nor the minimum of trading days goes past ten years of trading days.
+    assert at.number_input(key=session.BT_CH + "max_days").max == MAX_HORIZON_DAYS == 2520
+    assert at.number_input(key=session.BT_CH + "min_days").max == MAX_HORIZON_DAYS
+    at.selectbox(key=session.BT_CH + "drawdown").set_value("static").run()
+    assert not at.exception
+    at.selectbox(key=session.BT_CH + "template").set_value("two_step").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(df.value for df in at.dataframe if "P(pass)" in df.value.columns)
+    result = backtest.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
+    returns = result.equity.pct_change().iloc[1:]
+    two = core.load_challenge("two_step")
+    def percent(p):  # as the panel shows a share: two decimals under 1 %
+        return f"{p:.2%}" if 0 < p < 0.01 else f"{p:.1%}"
+
+    assert table.loc["moderate", "P(pass)"] == percent(pass_probability(returns, two).p_pass)
+    assert table.loc["moderate", "from each start day"] == percent(rolling_pass_rate(returns, two))
+    assert not any(n.key == session.BT_CH + "target" for n in at.number_input)  # the template sets the target
+    shown = " ".join(texts(at, "caption"))
+    assert "Phase 1: reach 8 % profit" in shown and "drawn at random from this backtest's own daily returns" in shown
+    assert "2,520 trading days (ten years)" in shown and "keeps the real order of the days" in shown

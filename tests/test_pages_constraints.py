@@ -275,3 +275,49 @@ def test_an_edit_survives_a_visit_to_another_page(app):
     at.switch_page(PAGE).run()
     assert at.slider(key="c.max_single_trade_pct").value == 2.5
     assert live_json(at)["max_single_trade_pct"] == 0.025 and live_json(at)["trading_cutoff_time"] is None
+
+
+# -- tiers (issue 18 §4) ---------------------------------------------------------------------------------
+
+def test_tiers_are_added_edited_and_removed_and_the_json_and_diff_show_them(app):
+    at = app(PAGE)
+    assert "tiers" not in live_json(at)  # a schema without tiers reads as before
+    button(at, "Add a tier").click().run()
+    assert live_json(at)["tiers"] == [{"when": {"drawdown_pct_at_least": 0.05}, "set": {"max_single_trade_pct": 0.025}}]
+    at.number_input(key="c.tier0.at").set_value(3.0).run()
+    at.slider(key="c.tier0.max_single_trade_pct").set_value(1.0).run()
+    at.selectbox(key="c.tier0.add").set_value("max_open_positions").run()
+    at.slider(key="c.tier0.max_open_positions").set_value(1).run()
+    assert live_json(at)["tiers"] == [{"when": {"drawdown_pct_at_least": 0.03},
+                                       "set": {"max_single_trade_pct": 0.01, "max_open_positions": 1}}]
+    assert diff(at) == [{"field": "Limits that change with the book (tiers)", "moderate": "—",
+                         "edited": "drawdown ≥ 3.00 %: max_single_trade_pct 1.0 %, max_open_positions 1"}]
+    # A second tier on the volatility regime; then the first one goes and the second keeps its values.
+    button(at, "Add a tier").click().run()
+    at.selectbox(key="c.tier1.when").set_value("volatility_regime").run()
+    at.selectbox(key="c.tier1.regime").set_value("high").run()
+    assert live_json(at)["tiers"][1] == {"when": {"volatility_regime": "high"}, "set": {"max_single_trade_pct": 0.025}}
+    next(b for b in at.button if b.key == "c.tier0.remove").click().run()
+    assert live_json(at)["tiers"] == [{"when": {"volatility_regime": "high"}, "set": {"max_single_trade_pct": 0.025}}]
+    assert core.parse_constraints(live_json(at)).tiers[0].when.volatility_regime == "high"
+    next(b for b in at.button if b.key == "c.tier0.remove").click().run()
+    assert "tiers" not in live_json(at) and not at.exception
+
+
+def test_a_preset_with_tiers_loads_into_the_tier_controls_and_saves_unchanged(app, app_store):
+    at = app(PAGE)
+    at.selectbox(key=session.C_PRESET).set_value("funded_challenge").run()
+    shipped = core.load_preset("funded_challenge").model_dump(mode="json")
+    assert live_json(at) == shipped
+    assert at.slider(key="c.tier1.max_single_trade_pct").value == 1.0  # the 5 % drawdown tier's 1 %
+    assert at.selectbox(key="c.tier4.regime").value == "high"
+    at.text_input(key=session.C_SAVE_NAME).input("my funded").run()
+    button(at, "Save as preset").click().run()
+    assert app_store.custom_presets()["my funded"] == core.load_preset("funded_challenge")
+
+
+def test_an_invalid_tier_names_its_field(app):
+    at = app(PAGE)
+    button(at, "Add a tier").click().run()
+    at.number_input(key="c.tier0.at").set_value(150.0).run()  # a drawdown of 150 %
+    assert any("tiers.0.when" in e.value and "less than or equal to 1 (got 1.5)" in e.value for e in at.error)

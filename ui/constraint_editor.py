@@ -17,6 +17,7 @@ import streamlit as st
 
 import core
 import core.exchange.schema
+from core.exchange.schema import TIER_CONDITIONS, TIER_LIMITS
 from ui import session
 from ui.exchange_view import literal
 
@@ -52,6 +53,7 @@ WORDS = {
     "trading_cutoff_time": "No new exchange from, ET",
     "allowed_symbols": "Symbols the Player may trade",
     "abort_on_violations": "Violations that end the exchange at once",
+    "tiers": "Limits that change with the book",
 }
 KNOWN_SYMBOLS = ["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL", "NVDA", "SPY", "QQQ", "ES=F"]
 
@@ -97,6 +99,8 @@ def shown(field: str, value) -> str:
     """A schema value as the editor shows it: 5.0 %, 1.50, 16:20, a list, or 'off'."""
     if value is None:
         return "off" if field == "min_stop_atr_multiple" else "none"
+    if field == "tiers":
+        return "; ".join(tier_text(tier) for tier in value) or "—"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
     if field in KNOBS and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -138,7 +142,7 @@ def load(values: dict) -> None:
     state[widget("trading_cutoff_time")] = cutoff or time(16, 0)
     state[widget("allowed_symbols")] = list(values.get("allowed_symbols") or [])
     state[widget("abort_on_violations")] = list(values.get("abort_on_violations") or [])
-    state[widget("tiers")] = [dict(tier) for tier in values.get("tiers") or []]
+    _load_tiers(values.get("tiers") or [])
 
 
 def ensure_loaded(default: dict) -> None:
@@ -159,7 +163,7 @@ def current() -> dict:
     values["trading_cutoff_time"] = None if state[session.C_NO_CUTOFF] or cutoff is None else cutoff.strftime("%H:%M")
     values["allowed_symbols"] = list(state[widget("allowed_symbols")])
     values["abort_on_violations"] = list(state[widget("abort_on_violations")])
-    values["tiers"] = list(state.get(widget("tiers"), []))
+    values["tiers"] = _current_tiers()
     # Without tiers the schema reads as it did before tiers existed (the JSON view, export and diff).
     ordered = {name: values[name] for name in core.Constraints.model_fields if name != "tiers" or values[name]}
     state[EDITOR] = ordered
@@ -200,11 +204,154 @@ def controls() -> None:
                    help=help_for("abort_on_violations"))
 
 
+# -- tiers: limits that change with the book ----------------------------------------------------------
+
+CONDITION_WORDS = {"drawdown_pct_at_least": "Drawdown from the peak at least (%)",
+                   "daily_loss_pct_at_least": "Today's loss at least (%)",
+                   "profit_pct_at_least": "Profit since the start at least (%)",
+                   "volatility_regime": "Volatility regime is"}
+FIRST_THRESHOLD = {"drawdown_pct_at_least": 0.05, "daily_loss_pct_at_least": 0.02, "profit_pct_at_least": 0.08,
+                   "volatility_regime": "high"}
+REGIMES = ["low", "medium", "high"]
+
+
+def _tier_key(i: int, part: str) -> str:
+    return widget(f"tier{i}.{part}")
+
+
+def _load_tiers(tiers: list[dict]) -> None:
+    """Set the tier widgets from `tiers` (the list is kept as the tiers' shape: which limits each sets)."""
+    state = st.session_state
+    state[widget("tiers")] = [{"when": dict(t.get("when") or {}), "set": dict(t.get("set") or {})} for t in tiers]
+    for i, tier in enumerate(state[widget("tiers")]):
+        condition = next(iter(tier["when"]), "drawdown_pct_at_least")
+        threshold = tier["when"].get(condition)
+        state[_tier_key(i, "when")] = condition
+        if condition == "volatility_regime":
+            state[_tier_key(i, "regime")] = threshold if threshold in REGIMES else "high"
+        elif isinstance(threshold, (int, float)):
+            state[_tier_key(i, "at")] = round(threshold * 100, 10)
+        for limit, value in tier["set"].items():
+            if limit in KNOBS and isinstance(value, (int, float)):
+                state[_tier_key(i, limit)] = _to_widget(limit, value)
+
+
+def _current_tiers() -> list[dict]:
+    """The tiers the widgets hold now (not yet validated), in the schema's JSON form."""
+    state = st.session_state
+    tiers = []
+    for i, tier in enumerate(state.get(widget("tiers"), [])):
+        condition = state.get(_tier_key(i, "when"), next(iter(tier["when"]), "drawdown_pct_at_least"))
+        if condition == "volatility_regime":
+            threshold = state.get(_tier_key(i, "regime"), tier["when"].get(condition, "high"))
+        else:
+            shown_at = state.get(_tier_key(i, "at"))
+            threshold = round(shown_at / 100, 10) if shown_at is not None else tier["when"].get(condition)
+        values = {limit: _from_widget(limit, state[_tier_key(i, limit)]) if _tier_key(i, limit) in state else value
+                  for limit, value in tier["set"].items()}
+        tiers.append({"when": {condition: threshold}, "set": values})
+    state[widget("tiers")] = tiers
+    return tiers
+
+
+def _change_tiers(change, *args) -> None:
+    """A button's change to the tiers' shape: read the widgets, change the list, set every tier widget again."""
+    tiers = _current_tiers()
+    change(tiers, *args)  # first: a change may read the widget that asked for it
+    for i in range(len(tiers) + 2):  # a removed tier's widgets go too, so a later one never inherits them
+        for key in [k for k in st.session_state if str(k).startswith(_tier_key(i, ""))]:
+            del st.session_state[key]
+    _load_tiers(tiers)
+
+
+def _add_tier(tiers: list[dict]) -> None:
+    base = st.session_state.get(EDITOR, {}).get("max_single_trade_pct", 0.05)
+    tiers.append({"when": {"drawdown_pct_at_least": 0.05}, "set": {"max_single_trade_pct": round(base / 2, 4)}})
+
+
+def _remove_tier(tiers: list[dict], i: int) -> None:
+    del tiers[i]
+
+
+def _set_condition(tiers: list[dict], i: int) -> None:
+    condition = st.session_state[_tier_key(i, "when")]
+    tiers[i]["when"] = {condition: FIRST_THRESHOLD[condition]}
+
+
+def _add_limit(tiers: list[dict], i: int) -> None:
+    limit = st.session_state.get(_tier_key(i, "add"))
+    if limit:
+        base = st.session_state.get(EDITOR, {}).get(limit)
+        tiers[i]["set"][limit] = base if base is not None else 1.0  # only min_stop_atr_multiple may be off (None)
+
+
+def _drop_limit(tiers: list[dict], i: int, limit: str) -> None:
+    tiers[i]["set"].pop(limit, None)
+
+
+def _tier(i: int, tier: dict) -> None:
+    """One tier: its condition and threshold, a slider per limit it sets, and buttons to change it."""
+    state = st.session_state
+    head, threshold, remove = st.columns([3, 2, 1], vertical_alignment="bottom")
+    head.selectbox(f"Tier {i + 1}: in force while", list(TIER_CONDITIONS), key=_tier_key(i, "when"),
+                   format_func=CONDITION_WORDS.get, on_change=_change_tiers, args=(_set_condition, i))
+    if state[_tier_key(i, "when")] == "volatility_regime":
+        threshold.selectbox("Regime", REGIMES, key=_tier_key(i, "regime"))
+    else:
+        threshold.number_input("Threshold (%)", min_value=0.01, max_value=1000.0, step=0.5, format="%.2f",
+                               key=_tier_key(i, "at"))
+    remove.button("Remove tier", key=_tier_key(i, "remove"), on_click=_change_tiers, args=(_remove_tier, i),
+                  icon=":material/delete:")
+    for limit in tier["set"]:
+        slider, drop = st.columns([6, 1], vertical_alignment="bottom")
+        knob = KNOBS[limit]
+        value = state.get(_tier_key(i, limit), knob.low)
+        number = int if _integer(limit) else float
+        fmt = None if _integer(limit) else f"%.{_decimals(limit, value)}f" + (" %%" if knob.percent else "")
+        slider.slider(label(limit), min_value=number(min(knob.low, value)), max_value=number(max(knob.high, value)),
+                      step=number(knob.step), format=fmt, key=_tier_key(i, limit), help=help_for(limit))
+        drop.button("Drop", key=_tier_key(i, f"drop.{limit}"), on_click=_change_tiers, args=(_drop_limit, i, limit),
+                    help=f"Stop setting {limit} in this tier")
+    unset = [limit for limit in TIER_LIMITS if limit not in tier["set"]]
+    if unset:
+        st.selectbox("Add a limit to this tier", unset, index=None, key=_tier_key(i, "add"),
+                     placeholder="Choose a limit…", on_change=_change_tiers, args=(_add_limit, i))
+
+
+def tier_controls() -> None:
+    """The tiers: limits that apply while the book is down, losing today, in profit, or in a volatility regime."""
+    st.subheader("Tiers: limits that change with the book")
+    st.caption("While a tier's condition holds, the limits it sets replace the ones above; where several tiers "
+               "hold, the strictest value wins. The conditions are read from the portfolio (drawdown from its "
+               "peak, today's loss, profit since the start) or the world's volatility regime, as of the "
+               "decision: nothing later.")
+    for i, tier in enumerate(st.session_state.get(widget("tiers"), [])):
+        with st.container(border=True):
+            _tier(i, tier)
+    st.button("Add a tier", key=widget("tiers.add"), on_click=_change_tiers, args=(_add_tier,),
+              icon=":material/add:")
+
+
+def tier_text(tier: dict) -> str:
+    """A tier as the diff shows it: 'drawdown ≥ 5.00 %: max_single_trade_pct 1.0 %'."""
+    (condition, threshold), = (tier.get("when") or {"?": None}).items()
+    if condition == "volatility_regime":
+        when = f"volatility {threshold}"
+    else:
+        words = condition.removesuffix("_pct_at_least").replace("_", " ")
+        when = f"{words} ≥ {threshold * 100:.2f} %" if isinstance(threshold, (int, float)) else f"{words} ≥ ?"
+    sets = ", ".join(f"{limit} {shown(limit, value)}" for limit, value in (tier.get("set") or {}).items())
+    return f"{when}: {sets or 'nothing'}"
+
+
 def diff_frame(before: dict, after: dict) -> pd.DataFrame:
     """The fields whose values differ (indexed by name), in words with the name beside, shown as the editor shows them."""
-    names = [f for f in core.Constraints.model_fields if before.get(f, [] if f == "tiers" else None)
-             != after.get(f, [] if f == "tiers" else None)]
-    rows = [{"field": label(f), "before": shown(f, before.get(f)), "after": shown(f, after.get(f))} for f in names]
+    def value(schema: dict, f: str):
+        return schema.get(f, [] if f == "tiers" else None)  # a schema without tiers has none
+
+    names = [f for f in core.Constraints.model_fields if value(before, f) != value(after, f)]
+    rows = [{"field": label(f), "before": shown(f, value(before, f)), "after": shown(f, value(after, f))}
+            for f in names]
     return pd.DataFrame(rows, columns=["field", "before", "after"], index=pd.Index(names, dtype=object))
 
 
