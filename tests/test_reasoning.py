@@ -175,3 +175,40 @@ def test_every_round_of_the_artifact_carries_its_reasoning_check_and_the_store_k
     assert [r["run_id"] for r in store.list_exchanges(unfaithful=True)] == [liar.run_id]
     assert store.count_exchanges(unfaithful=True) == 1 and store.count_exchanges() == 2
     assert store.list_exchanges(unfaithful=True)[0]["reasoning_score"] == 0.5
+
+
+CORPUS = [
+    "Long AMZN: risk 2.00, reward 8.00, ratio 4.00.",
+    "Long AMZN at 100.00, stop 98.00, target 105.00: risk 2.00, reward 5.00, R/R 2.5 on 3% of equity.",
+    "Going long with a reward-to-risk of two and a half, risking two dollars on three percent of equity.",
+    "Target three times the risk. A reward twice the risk. Reward four times the risk.",
+    "Long, risk/reward 1:2.5, a 2.5:1 reward-to-risk, target at 2.5R, ratio of 1 to 2.5, 2.5x the risk.",
+    "sized at three percent; 0.03 of equity; 3.0% of the account; size cut from 8 % to 5 %; stop 97 -> 98.",
+    "Not going short TSLA; I would rather not buy. Sell short TSLA at 250.00 with the stop at 255 and TP 240.",
+    "Exit MSFT now. Close the long. Closing at 10:30 ET. Hold. Stand aside for now. Don't hold AMZN. Stay flat.",
+    "min_risk_reward is 1.50 and the max size 5 % allowed; ATR 3.2, sma5 101.3 vs sma10 99.0, entry price 100",
+    "Buy 3% AMZN at $100.00, stop-loss 98, take-profit 105 (upside 5, downside 2); twenty-five point five R.",
+    "In AMZN at 100, filled at 100.00, enter at 100. Risking 2 to make 5: payoff 2.5 R, objective 105.",
+    "Half a percent of equity, a half R, forty two and a half, one point five risk to reward, 1,250.50 target",
+]
+
+
+@pytest.mark.parametrize("actions", [(LONG,), (SHORT,), (LONG, SHORT), ({"action_type": "hold", "symbol": "AMZN"},)])
+def test_the_fast_reading_of_ascii_text_finds_exactly_what_the_case_blind_patterns_find(actions):
+    """ASCII text is lowered once and read with case-sensitive copies of the patterns (for speed); every
+    claim must be the one the original case-blind patterns read, in any case the text is written in."""
+    from core.exchange import reasoning
+
+    house = [r.proposal.reasoning for w, p in house_grid()[:40]
+             for r in core.run_exchange_sync(w, core.load_preset("moderate"), p, core.HousePlayer(flaw_rate=0.9),
+                                             core.HouseCoach()).rounds]
+    for text in CORPUS + house:
+        for variant in (text, text.upper(), text.title(), text.swapcase()):
+            p = proposal(*actions, reasoning=variant)
+            fast = reasoning._check(p, reasoning._read(variant))
+            assert reasoning._read(variant).rx is reasoning._ASCII_TEXT
+            assert fast == reasoning._check(p, reasoning._Text(variant, variant, reasoning._ANY_TEXT)), variant
+            assert fast.model_dump() == reasoning_check(p).model_dump()
+            # built without validation: the JSON is what validated models would write (2.0, not 2)
+            assert fast.model_dump_json() == core.ReasoningCheck.model_validate(fast.model_dump()).model_dump_json()
+    assert reasoning._read("Long AMZN → 100 é").rx is reasoning._ANY_TEXT  # beyond ASCII: the case-blind patterns

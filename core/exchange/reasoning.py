@@ -20,6 +20,7 @@ whichever is nearer; with several entries a statement matches the nearest of the
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import NamedTuple
 
@@ -82,6 +83,85 @@ _HOLD = re.compile(r"(?<![\w'])(?<!no )(?<!not )(?<!don't )\b(?:hold|stand\s+asi
                    r"(?=\s*(?:instead|for\s+now|here|this\s+one)?\s*(?:[.!;,:\n]|$)|\s+[A-Z]{1,6}\b)", re.IGNORECASE)
 
 
+_AT = re.compile(r"\bat\b", re.IGNORECASE)
+_RATIO_WORD = re.compile(r"\s*(?:times|r\s*/|rr|ratio|risk[\s/_-]*(?:to[\s-]*)?reward|reward)", re.IGNORECASE)
+_NAMED_AFTER = re.compile(r"\s*(stop|target|risk|reward)\b", re.IGNORECASE)
+_SIZED_BEFORE = re.compile(r"\d\s?(?:%|percent|pct)\s*$")
+_SIZED_AFTER = re.compile(r"\s+(?:at\s+)?\$?\d")
+_EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))", re.IGNORECASE)
+
+
+class _Rx(NamedTuple):
+    """The case-blind patterns, run over `_Text.low`; the others always run over the text as written."""
+
+    words: re.Pattern
+    multiple: re.Pattern
+    unit: re.Pattern
+    keywords: re.Pattern
+    of_equity: re.Pattern
+    limit_after: re.Pattern
+    ratio_after: re.Pattern
+    ratio_word: re.Pattern
+    named_after: re.Pattern
+    times_risk: re.Pattern
+    at: re.Pattern
+    side: re.Pattern
+    side_before: re.Pattern
+    exit: re.Pattern
+    exit_after: re.Pattern
+    hold: re.Pattern
+
+
+_ANY_TEXT = _Rx(_WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD, _NAMED_AFTER,
+                _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
+
+
+def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
+    """The same pattern for ASCII text already lowered, matching case-sensitively: on ASCII the two find
+    exactly the same spans, and re runs a case-sensitive scan several times faster. `word_start`: every
+    alternative starts with a letter, so the leading \\b is "no word character before, a letter next",
+    which re rejects sooner at every other position."""
+    source = rx.pattern.replace("(?P<", "\0").lower().replace("\0", "(?P<")
+    if word_start:
+        if not source.startswith("\\b("):
+            raise ValueError(f"not a word-start pattern: {source[:20]}")
+        source = r"(?<!\w)(?=[a-z])" + source[2:]
+    return re.compile(source, rx.flags & ~re.IGNORECASE)
+
+
+_ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords", "side"))
+                    for name, rx in zip(_Rx._fields, _ANY_TEXT)))
+
+
+# Words one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
+_WORD_NUMBERS = re.compile("|".join([*_SMALL, *_TENS, "half"]))  # a literal alternation: re scans it fast
+_GATES = {"multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
+          "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
+
+
+def _may_match(t, name: str) -> bool:
+    """False when pattern `name` cannot match the text: a cheap look before a costly scan (ASCII text only)."""
+    if t.rx is _ANY_TEXT:
+        return True
+    if name == "words":
+        return _WORD_NUMBERS.search(t.low) is not None
+    return any(word in t.low for word in _GATES[name])
+
+
+class _Text(NamedTuple):
+    """The reasoning as written, lowered when that is exact (ASCII), and the patterns that go with it."""
+
+    text: str
+    low: str
+    rx: _Rx
+
+
+def _read(text: str) -> _Text:
+    if text.isascii():
+        return _Text(text, text.lower(), _ASCII_TEXT)
+    return _Text(text, text, _ANY_TEXT)  # lower() is not exact beyond ASCII (Kelvin sign, dotted I): ask re
+
+
 class _Number(NamedTuple):
     start: int
     end: int
@@ -104,19 +184,21 @@ def _word_number(m: re.Match) -> tuple[float, int]:
     return value, 0
 
 
-def _numbers(text: str) -> list[_Number]:
+def _numbers(t: _Text) -> list[_Number]:
     """Every number in the text, in figures or in words, with its unit (%, R) when one follows."""
+    text, low, rx = t
     found = []
     for m in _FIGURE.finditer(text):
         whole = m["int"].replace(",", "")
         found.append((m.start(), m.end(), float(f"{whole}.{m['frac'] or 0}"), len(m["frac"] or "")))
-    for m in _WORDS.finditer(text):
-        found.append((m.start(), m.end(), *_word_number(m)))
-    multiples = [(m.start(), m.end(), {"twice": 2, "double": 2, "triple": 3}[m["times"].lower()])
-                 for m in _MULTIPLE.finditer(text)]
+    if _may_match(t, "words"):
+        for m in rx.words.finditer(low):
+            found.append((m.start(), m.end(), *_word_number(m)))
+    multiples = [(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[m["times"].lower()])
+                 for m in rx.multiple.finditer(low)] if _may_match(t, "multiple") else []
     numbers = [_Number(start, end, value, 0, "R") for start, end, value in multiples]
     for start, end, value, decimals in sorted(found):
-        unit_match = _UNIT.match(text, end)
+        unit_match = rx.unit.match(low, end)
         unit = ""
         if unit_match:
             unit = "%" if unit_match["pct"] else "R"
@@ -133,14 +215,14 @@ class _Said(NamedTuple):
     text: str
 
 
-def _quantity(keyword: str, number: _Number, gap: str) -> str | None:
+def _quantity(keyword: str, number: _Number, gap: str, rx: _Rx) -> str | None:
     """What a number means after this keyword, given its unit; None when it is no trade claim."""
     if number.unit == "R":
         return "ratio" if keyword in ("ratio", "target", "reward", "") else None
     if keyword == "side":
         if number.unit == "%" or number.value < 1:
             return "size"
-        return "entry" if re.search(r"\bat\b", gap, re.IGNORECASE) else None
+        return "entry" if rx.at.search(gap) else None
     if keyword == "ratio" and number.unit == "%":
         return None
     if keyword == "entry" and number.unit == "%":
@@ -148,35 +230,37 @@ def _quantity(keyword: str, number: _Number, gap: str) -> str | None:
     return keyword or None
 
 
-def _keyword_before(text: str, keywords: list[re.Match], floor: int, number: _Number) -> tuple[str, int] | None:
+def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int,
+                    number: _Number) -> tuple[str, int] | None:
     """The last keyword in the number's clause, since the previous number, at most 30 characters back."""
-    for kw in reversed(keywords):
-        if kw.end() > number.start:
-            continue
-        if kw.start() < floor or number.start - kw.end() > 30:
-            return None
-        if _BOUNDARY.search(text, kw.end(), number.start):
-            return None
-        return kw.lastgroup, kw.start()
-    return None
+    last = bisect.bisect_right(ends, number.start) - 1  # the last keyword that ends before the number
+    if last < 0:
+        return None
+    kw = keywords[last]
+    if kw.start() < floor or number.start - kw.end() > 30:
+        return None
+    if _BOUNDARY.search(text, kw.end(), number.start):
+        return None
+    return kw.lastgroup, kw.start()
 
 
-def _keyword_after(text: str, number: _Number) -> str | None:
+def _keyword_after(t: _Text, number: _Number) -> str | None:
     """A keyword right after a number with none before it: '3 % of equity', '2.5 R/R', 'a 2.00 stop'."""
-    rest = text[number.end:number.end + 30]
-    if _OF_EQUITY.match(rest):
+    rest, rx = t.low[number.end:number.end + 30], t.rx
+    if rx.of_equity.match(rest):
         return "size" if number.unit == "%" or number.value < 1 else None
-    if _RATIO_AFTER.match(rest) and re.match(r"\s*(?:times|r\s*/|rr|ratio|risk[\s/_-]*(?:to[\s-]*)?reward|reward)",
-                                              rest, re.IGNORECASE):
+    if rx.ratio_after.match(rest) and rx.ratio_word.match(rest):
         return "ratio"
-    m = re.match(r"\s*(stop|target|risk|reward)\b", rest, re.IGNORECASE)
+    m = rx.named_after.match(rest)
     return m[1].lower() if m else None
 
 
-def _read_numbers(text: str) -> list[_Said]:
+def _read_numbers(t: _Text) -> list[_Said]:
     """The numbers the reasoning ties to its trade, with what each one is."""
-    numbers = _numbers(text)
-    keywords = list(_KEYWORDS.finditer(text))
+    text, low, rx = t
+    numbers = _numbers(t)
+    keywords = list(rx.keywords.finditer(low))
+    ends = [kw.end() for kw in keywords]  # ascending: matches do not overlap
     said: list[_Said] = []
     carry: tuple[str | None, int] | None = None  # "from X to Y": X's meaning and words pass to Y
     skip = set()
@@ -186,7 +270,7 @@ def _read_numbers(text: str) -> list[_Said]:
         nxt = numbers[i + 1] if i + 1 < len(numbers) else None
         between = text[number.end:nxt.start] if nxt else ""
         floor = numbers[i - 1].end if i else 0
-        found = _keyword_before(text, keywords, floor, number)
+        found = _keyword_before(text, keywords, ends, floor, number)
         keyword, at = found if found else ("", number.start)
         if keyword == "name" or keyword == "block":
             carry = None
@@ -194,7 +278,7 @@ def _read_numbers(text: str) -> list[_Said]:
         # A pair such as 1:2.5, 2.5:1 or "1 to 3" is a reward/risk ratio (never a time of day like 10:30).
         if nxt and _PAIR.fullmatch(between) and 1.0 in (number.value, nxt.value) and not number.unit and not nxt.unit:
             is_time = ":" in between and nxt.decimals == 0 and len(text[nxt.start:nxt.end]) == 2 and number.value <= 23
-            ratio_context = keyword == "ratio" or ":" in between or _RATIO_AFTER.match(text, nxt.end)
+            ratio_context = keyword == "ratio" or ":" in between or rx.ratio_after.match(low, nxt.end)
             if ratio_context and not is_time:
                 other = nxt if number.value == 1.0 else number
                 if other.value != 1.0 or nxt.value == number.value:
@@ -202,46 +286,46 @@ def _read_numbers(text: str) -> list[_Said]:
                     skip.add(i + 1)
                     continue
         if not keyword:
-            keyword = _keyword_after(text, number) or ""
-        times_risk = _TIMES_RISK.match(text, number.end)
+            keyword = _keyword_after(t, number) or ""
+        times_risk = rx.times_risk.match(low, number.end)
         if times_risk:  # "three times the risk" is a ratio, whatever came before it
             number = number._replace(end=times_risk.end())
-        quantity = "ratio" if times_risk else _quantity(keyword, number, text[at:number.start])
+        quantity = "ratio" if times_risk else _quantity(keyword, number, low[at:number.start], rx)
         if carry:
             quantity, at = carry
         if nxt and _THEN.fullmatch(between):
             carry = quantity, at  # replaced by the next number: only the new value is a claim
             continue
         carry = None
-        if quantity is None or _LIMIT_AFTER.match(text, number.end):
+        if quantity is None or rx.limit_after.match(low, number.end):
             continue
         said.append(_Said(quantity, number, text[at:number.end]))
     return said
 
 
-def _read_actions(text: str) -> list[tuple[str, str, str | None, str]]:
+def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
     """(kind, side, symbol, words) for each side, exit or hold the reasoning announces."""
+    text, low, rx = t
     found = []
-    for m in _SIDE.finditer(text):
-        before = _SIDE_BEFORE.search(text, max(0, m.start() - 25), m.start())
+    for m in rx.side.finditer(low) if _may_match(t, "side") else ():
+        before = rx.side_before.search(low, max(0, m.start() - 25), m.start())
         if before and before["neg"]:
             continue
         verb = bool(before and before["verb"])
         side = "long" if m["side"].lower().startswith(("long", "buy")) else "short"
         ticker = _TICKER.match(text, m.end())
         symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
-        sized_before = re.search(r"\d\s?(?:%|percent|pct)\s*$", text[max(0, m.start() - 12):m.start()])
-        sized_after = re.match(r"\s+(?:at\s+)?\$?\d", text[m.end():])
+        sized_before = _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
+        sized_after = _SIZED_AFTER.match(text, m.end())
         if verb or symbol or sized_before or sized_after or m["side"].lower().startswith(("buy", "sell")):
             begin = before.start() if verb else m.start()
             found.append(("side", side, symbol, text[begin:ticker.end() if symbol else m.end()].strip()))
-    for m in _EXIT.finditer(text):
+    for m in rx.exit.finditer(low) if _may_match(t, "exit") else ():
         ticker = _TICKER.match(text, m.end())
         symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
-        after = text[m.end():m.end() + 20]
-        if symbol or re.match(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))", after, re.IGNORECASE):
+        if symbol or rx.exit_after.match(low[m.end():m.end() + 20]):
             found.append(("exit", "exit", symbol, text[m.start():ticker.end() if symbol else m.end()]))
-    for m in _HOLD.finditer(text):
+    for m in rx.hold.finditer(low) if _may_match(t, "hold") else ():
         ticker = _TICKER.match(text, m.end())
         symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
         found.append(("hold", "hold", symbol, text[m.start():ticker.end() if symbol else m.end()]))
@@ -297,11 +381,14 @@ def _compare_action(kind: str, side: str, symbol: str | None, actions: list[Acti
 
 def reasoning_check(proposal: Proposal) -> ReasoningCheck:
     """Compare what the reasoning says about its trade with the proposal's actions."""
-    text = proposal.reasoning
+    return _check(proposal, _read(proposal.reasoning))
+
+
+def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
     entries = [a for a in proposal.actions if a.is_entry]
     claims: list[Claim] = []
     seen = set()
-    for said in _read_numbers(text):
+    for said in _read_numbers(t):
         value, decimals, unit = said.number.value, said.number.decimals, said.number.unit
         if said.quantity == "size":
             if unit != "%" and value <= 1:  # a fraction of equity: 0.03 is 3 %
@@ -313,7 +400,7 @@ def reasoning_check(proposal: Proposal) -> ReasoningCheck:
         seen.add((said.quantity, value))
         actual, ok = _compare(said.quantity, value, unit, decimals, entries)
         claims.append(Claim(text=said.text.strip(), quantity=said.quantity, said=value, actual=actual, unit=unit, ok=ok))
-    for kind, side, symbol, words in _read_actions(text):
+    for kind, side, symbol, words in _read_actions(t):
         if (kind, side, symbol) in seen:
             continue
         seen.add((kind, side, symbol))
