@@ -22,6 +22,7 @@ from core.exchange.loop import (
 )
 from core.exchange.presets import list_presets, load_preset, parse_constraints
 from core.exchange.reasoning import Claim, ReasoningCheck, reasoning_check
+from core.exchange.repeat import Repeatability, Spread, repeat
 from core.exchange.rules import check_proposal, circuit_breaker, risk_reward
 from core.exchange.schema import (
     BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Agents, Artifact, Check, Constraints, Evaluation, Portfolio,
@@ -56,11 +57,11 @@ __all__ = [
     "ChallengeResult", "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach",
     "Constraints", "Costs", "ET", "Evaluation", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
     "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",
-    "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "ReasoningGrade", "Round", "RoundStarted",
-    "SpendGuard", "SpendLimitReached", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
+    "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "Repeatability", "ReasoningGrade", "Round", "RoundStarted",
+    "SpendGuard", "SpendLimitReached", "Spread", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
     "VerdictReached", "WorldState", "attribution", "frontier", "sensitivity", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints",
     "list_models", "list_presets", "load_bars", "load_preset", "parse_constraints", "pass_probability",
-    "reasoning_check", "replay_exchange", "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange",
+    "reasoning_check", "repeat", "replay_exchange", "risk_reward", "rolling_pass_rate", "run_backtest", "run_exchange",
     "run_exchange_sync", "sweep", "validate_key", "world_state",
     "Challenge", "list_challenges", "load_challenge",  # named challenge templates (issue 18 §5)
 ]

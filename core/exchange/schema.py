@@ -499,6 +499,15 @@ class Artifact(BaseModel):
     strategy_id: str | None
     symbol: str
     agents: Agents
+    repeat_id: str | None = None  # the group of `core.repeat` this exchange is one of; None: a single exchange
+
+    @model_serializer(mode="wrap")
+    def _without_repeat_id(self, handler) -> dict:
+        # A single exchange dumps as it did before repeats existed: its files and stored details stay the same.
+        data = handler(self)
+        if data.get("repeat_id") is None:
+            data.pop("repeat_id", None)
+        return data
 
     def violations(self) -> list[str]:
         """Every constraint violated in any round, in the order first seen."""

@@ -22,7 +22,7 @@ from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many
 from core.journal.presets import PresetNames
 
 PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "termination_reason", "total_tokens",
-                "strategy_id", "symbol", "agents", "rounds")
+                "strategy_id", "symbol", "agents", "rounds", "repeat_id")
 """The artifact's fields that have columns (or tables) of their own; the rest are packed into exchanges.detail."""
 
 CHILDREN = ("coach_entries", "rounds", "portfolio_snapshots")
@@ -219,26 +219,26 @@ class Exchanges(StoreFile):
             "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class,
             "market_time": artifact.world_state.model_dump(mode="json")["as_of"],
             "preset": self._preset_names.name(artifact.constraint_snapshot.model_dump(mode="json")),
-            **self._outcome_row(artifact, finished),
+            "repeat_id": artifact.repeat_id, **self._outcome_row(artifact, finished),
         }
 
     @named_errors
     def get_exchange(self, run_id: str) -> Artifact | None:
         """The artifact of one exchange, rebuilt from its rows, or None."""
         row = self._db.execute("select run_id, timestamp, outcome, approved, termination_reason, total_tokens, "
-                               "strategy_id, symbol, player, coach, model, player_class, coach_class, detail "
+                               "strategy_id, symbol, player, coach, model, player_class, coach_class, detail, repeat_id "
                                "from exchanges where run_id = ?", [run_id]).fetchone()
         if row is None:
             return None
         rounds = [round_from(body, self._packer) for (body,) in self._db.execute(
             "select body from rounds where run_id = ? order by round", [run_id])]
         (run_id, timestamp, outcome, approved, reason, tokens, strategy, symbol, player, coach, model, player_class,
-         coach_class, detail) = row
+         coach_class, detail, repeat_id) = row
         stored = {
             "run_id": run_id, "timestamp": timestamp, "outcome": outcome, "approved": bool(approved),
             "rounds_taken": sum(r.get("complete", True) for r in rounds), "termination_reason": reason,
             "total_tokens": tokens, **json.loads(self._packer.unpack(detail)), "rounds": rounds,
-            "strategy_id": strategy, "symbol": symbol,
+            "strategy_id": strategy, "symbol": symbol, "repeat_id": repeat_id,
             "agents": {"player": player, "coach": coach, "model": model, "player_class": player_class,
                        "coach_class": coach_class},
         }

@@ -30,7 +30,8 @@ class HistoryFilter:
     """Which stored exchanges History shows. Empty fields pick everything; `outcome`, `symbol` and
     `strategy` take one value or several; a date bound means the whole day, a datetime an exact instant;
     `text` matches the reasoning and critiques literally, regardless of case; `unfaithful` keeps the
-    exchanges whose reasoning misstated its own trade (reasoning_score < 1)."""
+    exchanges whose reasoning misstated its own trade (reasoning_score < 1); `repeat_id` keeps one group of
+    core.repeat; `one_per_group` lists a group as one row (its first matching exchange)."""
 
     outcome: Choice = None
     symbol: Choice = None
@@ -40,6 +41,8 @@ class HistoryFilter:
     text: str | None = None
     dates_by: str = "run"
     unfaithful: bool = False
+    repeat_id: str | None = None
+    one_per_group: bool = False
 
     def __post_init__(self):
         if self.dates_by not in DATES_BY:
@@ -73,7 +76,14 @@ class HistoryFilter:
             params.append(self.text.lower())
         if self.unfaithful:
             where.append("reasoning_score < 1")
-        return " and ".join(where) or "1 = 1", params
+        if self.repeat_id:
+            where.append("repeat_id = ?")
+            params.append(self.repeat_id)
+        matching = " and ".join(where) or "1 = 1"
+        if self.one_per_group:  # a group's first exchange among those the other filters keep stands for it
+            return (f"{matching} and (repeat_id is null or rowid in (select min(rowid) from exchanges "
+                    f"where {matching} and repeat_id is not null group by repeat_id))"), params + params
+        return matching, params
 
 
 def _chosen(matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
@@ -104,7 +114,8 @@ class History(StoreFile):
 
     LIST_COLUMNS = ("run_id, market_time, timestamp, outcome, approved, rounds_taken, termination_reason, "
                     "total_tokens, cost_usd, symbol, strategy_id, preset, side, size_pct, entry, stop, target, "
-                    "violations, fixed, reasoning_score, player, coach, model, finished")
+                    "violations, fixed, reasoning_score, player, coach, model, finished, repeat_id, "
+                    "(select count(*) from exchanges as g where g.repeat_id = exchanges.repeat_id) as repeats")
 
     @named_errors
     def list_exchanges(self, matching: HistoryFilter | None = None, /, *, limit: int | None = 50,

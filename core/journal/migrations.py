@@ -214,6 +214,15 @@ def create_coach_entries(db: sqlite_utils.Database) -> None:
 
 
 
+def _v10_repeat_groups(db: sqlite_utils.Database) -> None:
+    """Exchanges run as one group by core.repeat (the same inputs k times) share a repeat_id; History shows a
+    group as one row. Exchanges stored before were each on their own: null."""
+    if "repeat_id" not in db["exchanges"].columns_dict:
+        db["exchanges"].add_column("repeat_id", str)
+    db["exchanges"].create_index(["repeat_id"], if_not_exists=True)
+
+
 MIGRATIONS = Schema("player_coach", [_v1, _v2_backtests, _v3_history, _v4_agent_path, _v5_portfolio_backtests,
-                                     _v6_round_complete, _v7_backtest_jobs, _v8_reasoning, _v9_lean])
+                                     _v6_round_complete, _v7_backtest_jobs, _v8_reasoning, _v9_lean,
+                                     _v10_repeat_groups])
 """The schema's steps in order; schema version N means the first N have run."""
