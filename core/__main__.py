@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | history | prune | backtest | challenge | sweep | agents | mcp`.
+"""The command line: `python -m core presets | check | exchange | repeat | history | prune | backtest | challenge | sweep | agents | mcp`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Of `exchange`: 0 APPROVE,
 1 REJECT-MAX, 2 ABORT, 3 invalid input, 4 ERROR or INTERRUPTED. Bad input never shows a traceback:
@@ -84,13 +84,36 @@ def cmd_check(args) -> int:
     return EXIT_CODES[verdict.decision]
 
 
-def cmd_exchange(args) -> int:
+def world_of(args) -> WorldState:
+    """The world state the options of add_world_options give (bad values: InvalidInput naming the field)."""
     as_of = args.as_of or datetime.now(ET).strftime("%Y-%m-%d %H:%M")
-    world = _model(WorldState, {
+    return _model(WorldState, {
         "symbol": args.symbol, "as_of": as_of, "price": args.price, "sma5": args.sma5, "sma10": args.sma10,
         "volume": args.volume, "volatility_regime": args.volatility, "session": args.session,
         "position": args.position, "atr": args.atr,
     }, "world state")
+
+
+def add_world_options(command: argparse.ArgumentParser) -> None:
+    """The world state, preset, database, strategy and house seed of an exchange (`exchange`, `repeat`)."""
+    command.add_argument("--symbol", required=True)
+    command.add_argument("--price", type=float, required=True)
+    command.add_argument("--sma5", type=float, required=True)
+    command.add_argument("--sma10", type=float, required=True)
+    command.add_argument("--volume", type=float, default=0)
+    command.add_argument("--volatility", default="medium", help="low | medium | high")
+    command.add_argument("--session", default="NY_open")
+    command.add_argument("--position", default="flat")
+    command.add_argument("--atr", type=float)
+    command.add_argument("--preset", default="moderate")
+    command.add_argument("--as-of", help='ET date and time, e.g. "2025-03-04 10:00" (default: now)')
+    command.add_argument("--db", help="store the exchange in this SQLite file")
+    command.add_argument("--strategy", help="strategy id to file the exchange under")
+    command.add_argument("--seed", type=int, default=0, help="the house Player's seed")
+
+
+def cmd_exchange(args) -> int:
+    world = world_of(args)
     constraints = load_preset(args.preset)
     store = Store(args.db) if args.db else None
     player, coach = agents_of(args)
@@ -374,20 +397,7 @@ def parser() -> argparse.ArgumentParser:
 
     exchange = sub.add_parser("exchange", help="run one exchange (house agents unless --player/--coach), print the "
                                                "artifact; exit 0 APPROVE, 1 REJECT-MAX, 2 ABORT, 3 bad input, 4 ERROR")
-    exchange.add_argument("--symbol", required=True)
-    exchange.add_argument("--price", type=float, required=True)
-    exchange.add_argument("--sma5", type=float, required=True)
-    exchange.add_argument("--sma10", type=float, required=True)
-    exchange.add_argument("--volume", type=float, default=0)
-    exchange.add_argument("--volatility", default="medium", help="low | medium | high")
-    exchange.add_argument("--session", default="NY_open")
-    exchange.add_argument("--position", default="flat")
-    exchange.add_argument("--atr", type=float)
-    exchange.add_argument("--preset", default="moderate")
-    exchange.add_argument("--as-of", help='ET date and time, e.g. "2025-03-04 10:00" (default: now)')
-    exchange.add_argument("--db", help="store the exchange in this SQLite file")
-    exchange.add_argument("--strategy", help="strategy id to file the exchange under")
-    exchange.add_argument("--seed", type=int, default=0, help="the house Player's seed")
+    add_world_options(exchange)
     add_agent_options(exchange)
     exchange.set_defaults(run=cmd_exchange)
 
@@ -431,7 +441,9 @@ def parser() -> argparse.ArgumentParser:
 
     _add_backtest(sub)
     from core.mcp.serve import add_parser as add_mcp
+    from core.repeat_cli import add_parser as add_repeat
 
+    add_repeat(sub)
     add_mcp(sub)
     return top
 

@@ -85,3 +85,49 @@ def test_the_group_is_stored_as_k_exchanges_tied_by_the_repeat_id(world, moderat
 def test_a_bad_k_is_refused_naming_it(world, moderate, k):
     with pytest.raises(core.InvalidInput, match="^k: "):
         core.repeat(world, moderate, core.Portfolio(), lambda i: core.HousePlayer(), lambda i: core.HouseCoach(), k=k)
+
+
+WORLD_ARGS = ["--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180", "--as-of", "2025-03-04 10:00"]
+
+
+def test_the_command_line_repeats_stores_the_group_and_prints_json(tmp_path, capsys):
+    import json
+
+    from core.__main__ import main
+
+    db = tmp_path / "repeat.db"
+    assert main(["repeat", *WORLD_ARGS, "--k", "3", "--json", "--db", str(db)]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["k"] == 3 and figures["outcome_agreement"] == 1.0 and figures["side_agreement"] == 1.0
+    store = core.Store(db)
+    assert store.count_exchanges(repeat_id=figures["repeat_id"]) == 3
+    assert sorted(r["run_id"] for r in store.list_exchanges(repeat_id=figures["repeat_id"])) == sorted(figures["run_ids"])
+    assert main(["repeat", *WORLD_ARGS, "--k", "4", "--vary-seed", "--json"]) == 0
+    spread = json.loads(capsys.readouterr().out)["spread"]
+    assert spread["rounds_taken"]["min"] < spread["rounds_taken"]["max"]  # seeds 0-3 take 1 or 2 rounds
+
+
+@pytest.mark.parametrize("bad, says", [(["--k", "0"], "--k: must be a whole number from 1 to 100"),
+                                       (["--k", "five"], "--k: must be a whole number"),
+                                       (["--price", "-1"], "price")])
+def test_the_command_line_refuses_bad_input_in_one_line(capsys, bad, says):
+    from core.__main__ import main
+
+    args = [*WORLD_ARGS, *bad] if bad[0] != "--price" else [a if a != "185" else "-1" for a in WORLD_ARGS]
+    try:
+        code = main(["repeat", *args])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 3 and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_history_lists_a_group_as_one_row_and_keeps_its_exchanges(world, moderate, store):
+    result = core.repeat(world, moderate, core.Portfolio(), lambda i: core.HousePlayer(seed=i),
+                         lambda i: core.HouseCoach(), k=3)
+    store.record_many(result.artifacts)
+    core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store)
+    grouped = store.list_exchanges(one_per_group=True, limit=None)
+    assert store.count_exchanges(one_per_group=True) == len(grouped) == 2
+    assert sorted((r["repeat_id"] is not None, r["repeats"]) for r in grouped) == [(False, 0), (True, 3)]
+    assert store.count_exchanges() == 4
