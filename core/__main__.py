@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | repeat | history | prune | backtest | challenge | sweep | agents | mcp`.
+"""The command line: `python -m core presets | check | exchange | repeat | history | prune | backtest | challenge | sweep | attribution | sensitivity | frontier | agents | mcp`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Of `exchange`: 0 APPROVE,
 1 REJECT-MAX, 2 ABORT, 3 invalid input, 4 ERROR or INTERRUPTED. Bad input never shows a traceback:
@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.challenge_cli import add_parser as add_challenge
+from core.cli.whatif import add_parsers as add_whatif
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer
 from core.journal.record import run_exchange_sync
@@ -410,6 +411,7 @@ def parser() -> argparse.ArgumentParser:
     history.set_defaults(run=cmd_history)
 
     add_challenge(sub)
+    add_whatif(sub)
 
     sub.add_parser("agents", help=f"list the agents installed as entry points ({ENTRY_POINT_GROUP})").set_defaults(
         run=cmd_agents)

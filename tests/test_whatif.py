@@ -1,5 +1,9 @@
 """What each rule costs: counterfactual backtests on hand-made bars, computed by hand."""
 
+import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -134,3 +138,36 @@ def test_bad_relaxations_are_named(kwargs, message):
 def test_a_spec_naming_agents_it_was_not_given_is_refused():
     with pytest.raises(core.InvalidInput, match="agents: the spec names 'polite-script'"):
         attribution(spec(), bars=bars())
+
+
+def cli(*args: str):
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PLAYER_COACH_OFFLINE": "1"})
+
+
+def test_the_command_line_ranks_the_limits_of_a_shipped_portfolio_as_json():
+    result = cli("attribution", "--symbols", "MSFT,AAPL", "--start", "2012-01-03", "--end", "2012-02-29",
+                 "--preset", "moderate", "--offline", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["deterministic"] is True and out["base"]["trades"] > 0
+    gains = [row["delta_return_pct"] for row in out["rows"]]
+    assert gains == sorted(gains, reverse=True)  # ranked by what each limit costs
+    allowed = next(row for row in out["rows"] if row["limit"] == "allowed_symbols")
+    assert allowed["delta_trades"] > 0 and "AAPL" in allowed["relaxed"]  # moderate forbids AAPL
+    assert {"delta_return_pct", "delta_drawdown_pct", "delta_trades", "within_noise"} <= set(out["rows"][0])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["attribution", "--preset", "nope"], "nope"),
+    (["sensitivity", "--limit", "max_fun", "--values", "1,2"], "constraint: 'max_fun' is not a limit"),
+    (["frontier", "--grid", "max_leverage=1,2"], "--template: the frontier needs a challenge"),
+    (["frontier", "--grid", "max_leverage", "--template", "one_step"], "give LIMIT=V1,V2,..."),
+    (["attribution", "--seed", "-1"], "seed"),
+    (["attribution", "--dask", "garbage", "--dask-timeout", "2"], "--dask: cannot reach a scheduler at 'garbage'"),
+    (["attribution", "--dask", "tcp://127.0.0.1:9", "--dask-timeout", "nan"], "--dask-timeout"),
+])
+def test_bad_options_are_exit_3_and_one_line(args, message):
+    result = cli(*args, "--symbols", "MSFT", "--start", "2012-01-03", "--end", "2012-01-31", "--offline")
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from core.backtest.challenge import ChallengeRules, pass_probability
+from core.backtest.challenge import Challenge, ChallengeRules, pass_probability
 from core.backtest.engine import Backtest
 from core.backtest.feed import Feed
 from core.backtest.spec import BacktestSpec, NamedSchema
@@ -179,6 +179,17 @@ def _run_all(specs: list[BacktestSpec], player, coach, challenge, executor: Exec
     return rows
 
 
+def _challenge(challenge) -> ChallengeRules | Challenge | None:
+    """Rules as given, or a shipped template by name (presets/challenges)."""
+    if challenge is None or isinstance(challenge, (ChallengeRules, Challenge)):
+        return challenge
+    if isinstance(challenge, str):
+        from core.backtest.templates import load_challenge
+
+        return load_challenge(challenge)
+    raise InvalidInput(f"challenge: ChallengeRules, a Challenge or a template's name, got {type(challenge).__name__}")
+
+
 def _one_schema(spec: BacktestSpec) -> BacktestSpec:
     if not isinstance(spec, BacktestSpec):
         raise InvalidInput(f"spec: a BacktestSpec, got {type(spec).__name__}")
@@ -187,7 +198,7 @@ def _one_schema(spec: BacktestSpec) -> BacktestSpec:
     return spec
 
 
-def attribution(spec: BacktestSpec, *, relax="off", challenge: ChallengeRules | None = None,
+def attribution(spec: BacktestSpec, *, relax="off", challenge: ChallengeRules | Challenge | str | None = None,
                 executor: Executor | None = None, agents: tuple | None = None, bars: dict | None = None,
                 progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
     """What each limit costs: the backtest of `spec` re-run once per limit with that limit relaxed
@@ -197,7 +208,7 @@ def attribution(spec: BacktestSpec, *, relax="off", challenge: ChallengeRules | 
     total return, max drawdown and trades, P(pass) before and after with their intervals when
     `challenge` is given, and whether the difference is within noise. `agents` (player, coach) default to
     the house agents with the spec's seed; `bars` ({symbol: DataFrame}) stand in for the market data."""
-    spec = _one_schema(spec)
+    spec, challenge = _one_schema(spec), _challenge(challenge)
     player, coach, deterministic = _agents(spec, agents)
     constraints = spec.preset.constraints
     relaxed = {f: v for f, v in _relaxed(relax, constraints, spec).items() if v != getattr(constraints, f)}
@@ -245,12 +256,12 @@ def _shown(value) -> str:
     return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def sensitivity(spec: BacktestSpec, constraint: str, values: Sequence, *, challenge: ChallengeRules | None = None,
+def sensitivity(spec: BacktestSpec, constraint: str, values: Sequence, *, challenge: ChallengeRules | Challenge | str | None = None,
                 executor: Executor | None = None, agents: tuple | None = None, bars: dict | None = None,
                 progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
     """How the results move with one limit: return, max drawdown, Sharpe, trades (and P(pass) with its
     interval when `challenge` is given) at each value of `constraint`, same days, agents and seed."""
-    spec = _one_schema(spec)
+    spec, challenge = _one_schema(spec), _challenge(challenge)
     if constraint not in Constraints.model_fields or constraint in ("tiers", "abort_on_violations"):
         raise InvalidInput(f"constraint: {constraint!r} is not a limit of the schema")
     if not values:
@@ -262,15 +273,15 @@ def sensitivity(spec: BacktestSpec, constraint: str, values: Sequence, *, challe
     return pd.DataFrame(rows, columns=[constraint, *FIGURES, *(("p_pass", "ci_low", "ci_high") if challenge else ())])
 
 
-def frontier(spec: BacktestSpec, grid: dict[str, Sequence], challenge: ChallengeRules, *, p_min: float = 0.8,
+def frontier(spec: BacktestSpec, grid: dict[str, Sequence], challenge: ChallengeRules | Challenge | str, *, p_min: float = 0.8,
              executor: Executor | None = None, agents: tuple | None = None, bars: dict | None = None,
                 progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> pd.DataFrame:
     """The rule sets on the Pareto front of (return, P(pass)) over a grid of limit values ({constraint:
     values}): no other rule set of the grid has both a higher return and a higher P(pass). `passes`
     flags those whose P(pass) lower bound is at least `p_min`. Best return first."""
-    spec = _one_schema(spec)
-    if not isinstance(challenge, ChallengeRules):
-        raise InvalidInput("challenge: the frontier needs ChallengeRules (P(pass) is one of its two axes)")
+    spec, challenge = _one_schema(spec), _challenge(challenge)
+    if challenge is None:
+        raise InvalidInput("challenge: the frontier needs one (P(pass) is one of its two axes)")
     if not grid or any(not values for values in grid.values()):
         raise InvalidInput("grid: give each constraint at least one value")
     if not 0 <= p_min <= 1:
@@ -293,11 +304,12 @@ def _pareto(returns: np.ndarray, odds: np.ndarray) -> np.ndarray:
     return ~(better_or_equal & strictly).any(axis=1)
 
 
-def frontier_preset(spec: BacktestSpec, row: dict, challenge: ChallengeRules) -> tuple[Constraints, dict]:
+def frontier_preset(spec: BacktestSpec, row: dict, challenge: ChallengeRules | Challenge | str) -> tuple[Constraints, dict]:
     """A frontier row as a schema to save as a preset, with its evidence: the spec it was found on, the
     challenge rules, and the figures."""
     changes = {k: row[k] for k in row if k in Constraints.model_fields}
     constraints = _with(_one_schema(spec), changes).preset.constraints
+    challenge = _challenge(challenge)
     evidence = {"spec": spec.model_dump(mode="json"), "challenge": dataclasses.asdict(challenge),
                 "figures": {k: float(row[k]) for k in (*FIGURES, "p_pass", "ci_low", "ci_high") if k in row}}
     return constraints, evidence
