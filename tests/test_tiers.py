@@ -217,3 +217,42 @@ def test_a_tier_switches_on_the_first_day_the_drawdown_reaches_it_and_off_after_
     upto = r.days["day"] <= d[20]
     assert list(longer.days[upto]["tier"]) == list(r.days[upto]["tier"])
     assert longer.days.set_index("day")["tier"][d[23]] == on  # the change did reach the later days
+
+
+def test_a_tier_that_never_holds_leaves_a_golden_backtest_as_it_was(monkeypatch, tmp_path):
+    """Tiers that never hold cost nothing: the golden case under moderate, with and without them, day for day."""
+    from core import market
+    from tests.support.backtest_golden import CASES, QuietCoach, TrendPlayer, load, summary
+
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")
+    symbol, start, end, preset, _ = CASES["amzn-moderate"]
+    never = {"when": {"drawdown_pct_at_least": 0.99}, "set": {"max_single_trade_pct": 0.001}}
+    tiered = core.load_preset(preset).model_copy(update={"tiers": [core.Constraints(tiers=[never]).tiers[0]]})
+    result = core.run_backtest(symbol, start, end, tiered, TrendPlayer(), QuietCoach(),
+                               bars=market.load_bars(symbol, online=False), preset=preset)
+    assert set(result.days["tier"]) == {""}
+    golden = load()["amzn-moderate"]
+    now = summary(result)
+    assert (now["days"], now["trades"], now["equity"], now["metrics"]) == \
+        (golden["days"], golden["trades"], golden["equity"], golden["metrics"])
+
+
+def test_funded_challenge_backtests_and_records_its_tiers(monkeypatch, tmp_path):
+    from core import market
+
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+    monkeypatch.setattr(market, "CACHE_DIR", tmp_path / "cache")
+    result = core.run_backtest("TSLA", "2018-01-02", "2018-12-31", core.load_preset("funded_challenge"),
+                               core.HousePlayer(), core.HouseCoach(), bars=market.load_bars("TSLA", online=False),
+                               preset="funded_challenge")
+    recorded = set(result.days["tier"]) - {""}
+    assert recorded and all(name.startswith("tier ") for part in recorded for name in part.split("; "))
+    # Each day's tiers follow from what was known before it: the world's regime (bars up to t-1) and the drawdown
+    # at t-1's close (with the house agents the book stays within 3 % here, so only the regime tier holds).
+    drawn = 1 - result.equity / result.equity.cummax()
+    for day, regime, outcome, tier in result.days[["day", "regime", "outcome", "tier"]].itertuples(index=False):
+        if outcome != "SKIPPED":
+            assert ("tier volatility high" in tier) == (regime == "high")
+        before = drawn[drawn.index.date < day].iloc[-1]
+        assert ("tier drawdown >= 3.00 %" in tier) == (before >= 0.03 - 1e-9)
