@@ -149,7 +149,7 @@ class _ClaudeAgent:
                 problem = f"the answer was cut off at max_tokens={sent.max_tokens} before the {tool} input was complete"
             if problem is None:
                 try:
-                    value = parse(redact_all(reply.input, self._caller.client.api_key))
+                    value = parse(redact_all(reply.input, self._caller.redact))
                     return value, spent, path + (" + repair" if attempt == 2 else "")
                 except ValidationError as exc:
                     problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"

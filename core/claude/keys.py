@@ -108,22 +108,51 @@ def _hide(text: str, needle: str, fragment: int, *, fold_case: bool) -> str:
     return text
 
 
+def _anchors(needle: str, fragment: int, step: int) -> list[str]:
+    """Pieces of the needle that any run of `fragment` of its characters contains one of: the
+    (fragment - step + 1)-character pieces that start at multiples of `step`."""
+    size = fragment - step + 1
+    return [needle[i:i + size] for i in range(0, len(needle) - size + 1, step)]
+
+
+class Redactor:
+    """redact() for one key, its forms worked out once: a stream redacts its growing text at every delta,
+    so a text that holds none of the key costs two regular-expression scans, not a walk per form."""
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key or ""
+        self.forms = _encoded(self.key) if len(self.key) >= KEY_FRAGMENT else []
+        folded = _anchors(self.key.translate(_ASCII_LOWER), KEY_FRAGMENT, 4) if self.forms else []
+        encoded = [a for form in self.forms for a in _anchors(form, _B64_FRAGMENT, 6)]
+        self._folded = re.compile("|".join(map(re.escape, folded))) if folded else None
+        self._encoded = re.compile("|".join(map(re.escape, encoded))) if encoded else None
+
+    def __call__(self, text: str) -> str:
+        if not self.key:
+            return _KEY_SHAPE.sub("[key]", text)
+        if not self.forms:
+            return _KEY_SHAPE.sub("[key]", text.replace(self.key, "[key]"))
+        squeezed = "".join(text.split())
+        if self._folded is not None and self._folded.search(squeezed.translate(_ASCII_LOWER)):
+            text = _hide(text, self.key, KEY_FRAGMENT, fold_case=True)
+        if self._encoded is not None and self._encoded.search(squeezed):
+            for form in self.forms:
+                text = _hide(text, form, _B64_FRAGMENT, fold_case=False)
+        return _KEY_SHAPE.sub("[key]", text)
+
+
 def redact(text: str, key: str | None) -> str:
     """The text with the key hidden as [key]: the key in any case, split by whitespace, base64-encoded,
     any run of KEY_FRAGMENT or more of its characters, and anything shaped like an Anthropic key."""
-    if key:
-        text = _hide(text, key, KEY_FRAGMENT, fold_case=True) if len(key) >= KEY_FRAGMENT else text.replace(key, "[key]")
-        for form in _encoded(key):
-            text = _hide(text, form, _B64_FRAGMENT, fold_case=False)
-    return _KEY_SHAPE.sub("[key]", text)
+    return Redactor(key)(text)
 
 
-def redact_all(value, key: str | None):
+def redact_all(value, redactor: Redactor):
     """Every string inside a JSON-like value (a tool input: dicts, lists, strings) redacted."""
     if isinstance(value, str):
-        return redact(value, key)
+        return redactor(value)
     if isinstance(value, dict):
-        return {name: redact_all(item, key) for name, item in value.items()}
+        return {name: redact_all(item, redactor) for name, item in value.items()}
     if isinstance(value, list):
-        return [redact_all(item, key) for item in value]
+        return [redact_all(item, redactor) for item in value]
     return value

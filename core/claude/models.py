@@ -31,10 +31,12 @@ from core.prices import DEFAULT_MODEL, PRICES, RETIRED, RETIRING, ModelInfo, can
 THINKING_BUDGET = 1024
 """The smallest `budget_tokens` the API takes (a model that only thinks with a fixed budget)."""
 THINKING_ROOM = 4096
-"""Tokens of `max_tokens` kept for thinking on top of the answer's room, when a model may think: adaptive
-thinking at low effort stays well under it on these prompts (about 1,000 tokens, see bench/claude_bench)."""
+"""Tokens of `max_tokens` kept for thinking on top of the answer's room, when a model may think. A margin,
+not a measurement (no key here): max_tokens costs nothing unused, and a model that thinks past it is cut
+off and gets the one repair, with twice the answer's room."""
 TYPICAL_THINKING = 1000
-"""Thinking tokens a call of a model that cannot stop thinking is expected to spend (cost estimates)."""
+"""Thinking tokens a call of a model that cannot stop thinking is assumed to spend at low effort, for cost
+estimates (an assumption to replace with a live measurement: scripts/live_check.py prints the usage)."""
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 Behaviour = Literal["off by default", "can disable", "between tools", "always"]

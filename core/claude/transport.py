@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 import jiter
 
-from core.claude.keys import KEY_FRAGMENT, redact
+from core.claude.keys import KEY_FRAGMENT, Redactor
 from core.claude.spend_guard import SpendGuard
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached
 from core.exchange.schema import NO_USAGE, Usage
@@ -222,6 +222,7 @@ class Caller:
         self.model, self.guard, self.role = model, guard, role
         self.retries, self.max_wait, self.stall_timeout_s, self.sleep = retries, max_wait, stall_timeout_s, sleep
         self.line: str | None = None  # the model's line from the Models API, for estimated prices
+        self.redact = Redactor(api_key)  # the text with the key hidden (it holds the key, as the client does)
         # max_retries=0: this class's loop is the only retry policy, so requests can be counted. The
         # read timeout is the stall detector: no byte for stall_timeout_s ends the attempt.
         timeout = anthropic.Timeout(stall_timeout_s, connect=min(stall_timeout_s, 10.0))
@@ -231,10 +232,6 @@ class Caller:
     def address(self) -> str:
         """Where requests go (a gateway may treat a model differently from Anthropic's API)."""
         return str(self.client.base_url)
-
-    def redact(self, text: str) -> str:
-        """The text with the key hidden."""
-        return redact(text, self.client.api_key)
 
     def bill(self, meter: Meter) -> Usage:
         """Price what the stream reported for one attempt and count it against the spend guard."""

@@ -515,7 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
         forced = (body.get("tool_choice") or {}).get("type") in ("tool", "any")
         if forced and (self.fake.refuses_forced(model) or thinking is not None):
             return self._error(forced_tool_refused())
-        body["_thinking"] = thinking  # how this request thinks, for _send_stream
+        self.effort = thinking  # how this request thinks (None: it does not), for _send_stream
         step = self.fake.next_step()
         if step is None:
             step = tool(self._auto_input(body))
@@ -581,7 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw = raw[: len(raw) // 2]
         elif step["stop_reason"] == "refusal":
             raw = raw[: len(raw) // 3]
-        effort = body.get("_thinking")
+        effort = self.effort
         thinking = 0
         if effort is not None:
             thinking = next(n for n in (step.get("thinking"), self.fake.thinking_tokens) if n is not None) \
