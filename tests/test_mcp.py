@@ -347,3 +347,34 @@ def test_history_shows_who_played_an_external_exchange(tmp_path):
     desk.submit("claude-code 2.1", opened.run_id, core.Proposal.model_validate(FIXED))
     shown = table(store.list_exchanges())
     assert list(shown["player"]) == ["external: claude-code 2.1"] and list(shown["outcome"]) == ["APPROVE"]
+
+
+def test_a_round_under_way_is_never_timed_out(tmp_path):
+    import threading
+
+    started, go_on = threading.Event(), threading.Event()
+
+    class SlowCoach(core.HouseCoach):
+        def critique(self, *args):
+            started.set()
+            go_on.wait(30)
+            return (yield from super().critique(*args))
+
+    clock = Clock()
+    desk = Desk(SlowCoach, core.Store(tmp_path / "mcp.db"), Limits(min_interval_s=0, open_timeout_s=600), clock=clock)
+    opened = desk.start("a 1", core.WorldState(**WORLD), core.load_preset("moderate"), core.Portfolio())
+    played = []
+    worker = threading.Thread(target=lambda: played.append(desk.submit("a 1", opened.run_id,
+                                                                       core.Proposal.model_validate(THIN))))
+    worker.start()
+    assert started.wait(30)
+    clock.now += 601
+    desk.expire()  # the Coach is still speaking: this exchange is not waiting on its Player
+    go_on.set()
+    worker.join(30)
+    assert played[0].record.evaluation.decision == "REJECT" and played[0].artifact is None
+    assert desk.open_count("a 1") == 1
+    clock.now += 601
+    desk.expire()
+    assert desk.open_count() == 0
+    assert core.Store(tmp_path / "mcp.db").get_exchange(opened.run_id).outcome == "INTERRUPTED"

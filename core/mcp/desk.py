@@ -53,6 +53,7 @@ class ExternalPlayer:
         self._next: Proposal | None = None
 
     def hand_in(self, proposal: Proposal) -> None:
+        """The next round's proposal, for the loop to take when it is advanced."""
         self._next, self.waiting = proposal, False
 
     def propose(self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[Round]):
@@ -172,6 +173,11 @@ class Desk:
         self.consult(client)
         if not exchange.lock.acquire(blocking=False):
             raise InvalidInput(f"exchange {run_id}: a proposal is already being checked; wait for its verdict")
+        with self._lock:
+            ended = self._open.get(run_id) is not exchange
+        if ended:  # it timed out, or the server is stopping, between the look-up and now
+            exchange.lock.release()
+            raise self._not_open(run_id)
         exchange.player.hand_in(proposal)
         events = self._step(run_id, exchange)
         record = next((e.record for e in events if isinstance(e, VerdictReached)), None)
@@ -192,6 +198,7 @@ class Desk:
         return events
 
     def open_count(self, client: str | None = None) -> int:
+        """Exchanges under way: one client's, or all."""
         with self._lock:
             return sum(client is None or e.client == client for e in self._open.values())
 
@@ -199,22 +206,28 @@ class Desk:
         """End INTERRUPTED every exchange that waited longer than the timeout for its next proposal."""
         cutoff = self._clock() - self.limits.open_timeout_s
         with self._lock:
-            stale = [run_id for run_id, e in self._open.items() if e.last_seen < cutoff and not e.lock.locked()]
-        for run_id in stale:
-            self._interrupt(run_id)
+            stale = [(run_id, e) for run_id, e in self._open.items() if e.last_seen < cutoff]
+        for run_id, exchange in stale:
+            if exchange.lock.acquire(blocking=False):  # a round under way is not waiting
+                try:
+                    if exchange.last_seen < cutoff:
+                        self._interrupt(run_id, exchange)
+                finally:
+                    exchange.lock.release()
 
     def close_all(self) -> None:
-        """End INTERRUPTED every open exchange: the client went away or the server stops."""
+        """End INTERRUPTED every open exchange (after the round under way): the client went away or the server
+        stops."""
         with self._lock:
-            open_ids = list(self._open)
-        for run_id in open_ids:
-            self._interrupt(run_id)
-
-    def _interrupt(self, run_id: str) -> None:
-        exchange = self._close(run_id)
-        if exchange is not None:
+            still_open = list(self._open.items())
+        for run_id, exchange in still_open:
             with exchange.lock:
-                exchange.interrupt()
+                self._interrupt(run_id, exchange)
+
+    def _interrupt(self, run_id: str, exchange: OpenExchange) -> None:
+        """End an exchange whose lock the caller holds, unless it has ended meanwhile."""
+        if self._close(run_id) is exchange:
+            exchange.interrupt()
 
     def _close(self, run_id: str) -> OpenExchange | None:
         with self._lock:
@@ -227,9 +240,13 @@ class Desk:
             return exchange
         if exchange is not None:
             raise InvalidInput(f"exchange_id: exchange {run_id} belongs to another client")
+        raise self._not_open(run_id)
+
+    def _not_open(self, run_id: str) -> InvalidInput:
+        """Why `run_id` takes no proposal: it ended (and how), or there is no such exchange."""
         stored = self.store.get_exchange(run_id) if self.store is not None and len(run_id) <= 64 else None
         if stored is not None:
-            raise InvalidInput(f"exchange_id: exchange {run_id} is closed ({stored.outcome}"
-                               f"{', ' + stored.termination_reason if stored.termination_reason else ''}); "
-                               "start a new one")
-        raise InvalidInput(f"exchange_id: no open exchange {run_id[:64]!r}; start_exchange gives the id")
+            return InvalidInput(f"exchange_id: exchange {run_id} is closed ({stored.outcome}"
+                                f"{', ' + stored.termination_reason if stored.termination_reason else ''}); "
+                                "start a new one")
+        return InvalidInput(f"exchange_id: no open exchange {run_id[:64]!r}; start_exchange gives the id")

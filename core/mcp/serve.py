@@ -47,6 +47,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost): no one else can connect."""
     if host in LOOPBACK_NAMES:
         return True
     try:
