@@ -35,8 +35,8 @@ from core.journal.store import Store
 _LAZY = {
     "ClaudeCoach": "claude.agents", "ClaudeGrader": "claude.agents", "ClaudePlayer": "claude.agents",
     "list_models": "claude.models", "validate_key": "claude.models",
-    "Backtest": "backtest.engine", "BacktestResult": "backtest.engine", "compare_presets": "backtest.engine",
-    "run_backtest": "backtest.engine", "Costs": "backtest.spec", "BacktestSpec": "backtest.spec",
+    "Backtest": "backtest.engine", "BacktestResult": "backtest.result", "compare_presets": "backtest.job",
+    "run_backtest": "backtest.job", "Costs": "backtest.spec", "BacktestSpec": "backtest.spec",
     "load_bars": "market", "world_state": "market",
     "ChallengeResult": "backtest.challenge", "ChallengeRules": "backtest.challenge",
     "pass_probability": "backtest.challenge", "rolling_pass_rate": "backtest.challenge", "sweep": "backtest.sweeps",

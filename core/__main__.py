@@ -335,7 +335,7 @@ def cmd_backtest(args) -> int:
     import os
 
     from core import market
-    from core.backtest import engine as backtest
+    from core.backtest import engine, job
     from core.backtest import result as metrics
 
     if args.offline:
@@ -345,10 +345,10 @@ def cmd_backtest(args) -> int:
     player, coach = agents_of(args)
     try:
         if args.compare:
-            comparison = backtest.compare(spec, player, coach, store=store)
+            comparison = job.compare(spec, player, coach, store=store)
             results, table = comparison.results, comparison.table
         else:
-            result = backtest.Backtest(spec, player, coach).run(store)
+            result = engine.Backtest(spec, player, coach).run(store)
             results, table = {spec.preset.name: result}, metrics.compare_table({spec.preset.name: result})
     except (market.MarketDataError, ValueError) as error:
         raise InvalidInput(str(error)) from None

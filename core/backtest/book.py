@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from core.backtest.spec import Costs
-from core.exchange.schema import ENTRY_TYPES
+from core.exchange.schema import ENTRY_TYPES, Action
 
 TRADE_COLUMNS = ["symbol", "side", "size_pct", "qty", "entry_day", "entry_price", "stop", "target", "exit_day",
                  "exit_price", "exit_reason", "bars_held", "fees", "pnl", "return_pct", "regime"]
@@ -38,9 +38,9 @@ class Trade:
     held: int = 0
 
 
-def side_of(action: dict) -> int:
+def side_of(action: Action) -> int:
     """+1 for enter_long, -1 for enter_short."""
-    return 1 if action["action_type"] == "enter_long" else -1
+    return 1 if action.action_type == "enter_long" else -1
 
 
 class Book:
@@ -54,18 +54,18 @@ class Book:
         self.open: list[Trade] = []
         self.closed: list[dict] = []
 
-    def fill_price(self, action: dict, open_price: float) -> float:
+    def fill_price(self, action: Action, open_price: float) -> float:
         """An entry's fill at the open, slippage against the trader."""
         return open_price * (1 + side_of(action) * self.slip)
 
-    def enter(self, action: dict, price: float, equity: float, day: date, regime: str) -> None:
+    def enter(self, action: Action, price: float, equity: float, day: date, regime: str) -> None:
         """Open a trade of `size_pct` of `equity` at `price` (already slipped)."""
         side = side_of(action)
-        qty = action["size_pct"] * equity / price
+        qty = action.size_pct * equity / price
         entry_fee = qty * price * self.fee
         self.cash -= side * qty * price + entry_fee
-        self.open.append(Trade(action["symbol"], side, qty, day, price, action["stop_loss"], action["take_profit"],
-                               action["size_pct"], entry_fee, regime))
+        self.open.append(Trade(action.symbol, side, qty, day, price, action.stop_loss, action.take_profit,
+                               action.size_pct, entry_fee, regime))
 
     def exit_at_open(self, symbol: str, day: date, price: float, exit_asked: bool) -> list[str]:
         """Close the symbol's trades that gapped through a level at the open, or all of them when an
@@ -143,13 +143,13 @@ class Book:
         return out
 
 
-def apply_actions(positions: dict[str, float], actions: list[dict]) -> dict[str, float]:
+def apply_actions(positions: dict[str, float], actions: list[Action]) -> dict[str, float]:
     """Positions (fractions of equity) after approved actions: an exit removes the symbol, an entry
     adds its signed size. What the next exchange of the day sees of orders that fill at the open."""
     out = dict(positions)
     for a in actions:
-        if a["action_type"] == "exit":
-            out.pop(a["symbol"], None)
-        elif a["action_type"] in ENTRY_TYPES:
-            out[a["symbol"]] = out.get(a["symbol"], 0.0) + side_of(a) * a["size_pct"]
+        if a.action_type == "exit":
+            out.pop(a.symbol, None)
+        elif a.action_type in ENTRY_TYPES:
+            out[a.symbol] = out.get(a.symbol, 0.0) + side_of(a) * a.size_pct
     return {s: v for s, v in out.items() if v}

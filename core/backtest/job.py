@@ -1,5 +1,10 @@
-"""Stored backtests as a trader looks them up: one entry per thing that was run (a comparison of two
-presets is one), each with its true state.
+"""Backtests kept in the journal: a run stored as it goes (resumable, cancellable, run a slice at a
+time), reopened without asking an agent, and looked up as a trader does: one entry per thing that was
+run (a comparison of two presets is one), each with its true state.
+
+The engine (core.backtest.engine) stores nothing: `run_stored` reads the days a run already decided
+from the store, hands them to the engine, and writes each new decision the engine reports before that
+day is simulated. `run_backtest`, `compare` and `compare_presets` are the calls with a `store=`.
 
 A run is stored as "running" when it starts and "paused" between the page's slices; neither says
 whether anything is still advancing it. A run that no page has written to for STALE_AFTER (a crash,
@@ -8,10 +13,23 @@ a closed tab) is *interrupted*: its decided days are kept, and running it again 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
+import pandas as pd
+
+from core.backtest import result as metrics
+from core.backtest.engine import Backtest, Decided, Decision, Progress, agent_name, spec_seed
+from core.backtest.feed import Feed
+from core.backtest.result import BacktestResult, plain
+from core.backtest.spec import BacktestSpec, Costs
+from core.exchange.errors import InvalidInput
+from core.exchange.schema import CAPITAL, Action, Constraints
+from core.market import Bars
+
+RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
 STALE_AFTER = timedelta(minutes=2)
 """A run not written to for this long is interrupted; the page writes after every slice (a few seconds)."""
 
@@ -77,3 +95,169 @@ def past_runs(store, live: Collection[str] = (), now: datetime | None = None, li
             entries.append(PastRun(key, row["created"], _form_of(row), [row], run_state(row, now, live)))
     entries.sort(key=lambda e: e.created, reverse=True)
     return entries[:limit]
+
+
+# -- a run stored as it goes ------------------------------------------------------------------------
+
+def run_stored(test: Backtest, store, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+               stop_after: int | None = None) -> BacktestResult:
+    """Run `test` with the journal at its edge: the days it already decided are replayed, each new
+    decision is written before its day is simulated, and the run's row says where it stands after."""
+    from core.journal.record import run_exchange_sync as recorded
+
+    stored = store.backtest_days(test.run_key)
+    decided = {(date.fromisoformat(day), symbol): _decision(row) for (day, symbol), row in stored.items()
+               if row["outcome"] not in RETRY_OUTCOMES}
+    _start(test, store, days_done=len({day for day, _ in stored}))
+
+    def write(event: Decided) -> None:
+        store.save_backtest_day(_row(test.run_key, event))
+
+    exchange = (lambda *args, **kw: recorded(*args, store=store, **kw)) if test.record_exchanges else None
+    result = test.run(None, progress, cancel, stop_after, decided=decided, events=write, exchange=exchange)
+    store.finish_backtest(test.run_key, result.status, len(result.equity) - 1,
+                          {k: plain(v) for k, v in result.metrics.items()})
+    return result
+
+
+def _start(test: Backtest, store, days_done: int) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    store.start_backtest({
+        "run_key": test.run_key, "created": now, "updated": now, "status": "running", "symbol": test.symbol,
+        "start": str(test.start), "end": str(test.end), "preset": test.preset,
+        "constraints": test.constraints.model_dump_json(), "player": agent_name(test.player),
+        "coach": agent_name(test.coach),
+        "model": test.settings["player_model"], "depth": test.depth, "settings": json.dumps(test.settings),
+        "days_total": len(test.calendar), "days_done": days_done, "metrics": None,
+    })
+
+
+def _row(run_key: str, event: Decided) -> dict:
+    """A decision as the backtest_days table keeps it."""
+    d = event.decision
+    verdicts = [{**v, "entries": [a.model_dump(mode="json") for a in v["entries"]]} for v in d.verdicts]
+    return {"run_key": run_key, "day": str(event.day), "symbol": event.symbol, "outcome": d.outcome,
+            "reason": d.reason, "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
+            "actions": json.dumps([a.model_dump(mode="json") for a in d.actions]), "exchange_run_id": d.run_id,
+            "verdicts": json.dumps(verdicts)}
+
+
+def _decision(row: dict) -> Decision:
+    """A stored decision, read back."""
+    verdicts = [{**v, "entries": [Action.model_validate(a) for a in v.get("entries") or []]}
+                for v in json.loads(row.get("verdicts") or "[]")]
+    return Decision(row["outcome"], row["reason"], row["rounds"], row["tokens"], row["cost_usd"],
+                    [Action.model_validate(a) for a in json.loads(row["actions"])], row["exchange_run_id"], verdicts)
+
+
+# -- the calls with a store: one run, reopening, comparing ------------------------------------------------
+
+def run_backtest(
+    symbol: str,
+    start: date | str,
+    end: date | str,
+    constraints: Constraints,
+    player,
+    coach,
+    capital: float = CAPITAL,
+    fee_bps: float = Costs().fee_bps,
+    slippage_bps: float = Costs().slippage_bps,
+    max_hold_days: int = Costs().max_hold_days,
+    bars: Bars | pd.DataFrame | dict | None = None,
+    store=None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    depth: str = "standard",
+    preset: str = "custom",
+    record_exchanges: bool = False,
+    walk_forward_split: float = 0.7,
+    run_key: str | None = None,
+    stop_after: int | None = None,
+) -> BacktestResult:
+    """`Backtest(BacktestSpec(...), player, coach).run(store, ...)` with the spec's fields spelled out:
+    one symbol (or a list) over the trading days in [start, end]. `bars` replaces loading (a DataFrame
+    or core.market.Bars, or a dict by symbol)."""
+    if bars is not None and not isinstance(bars, dict):
+        bars = {symbol if isinstance(symbol, str) else symbol[0]: bars}
+    test = Backtest(symbol, start, end, constraints, player, coach, capital=capital,
+                    costs=Costs(fee_bps, slippage_bps, max_hold_days), depth=depth, preset=preset,
+                    walk_forward_split=walk_forward_split, bars=bars, record_exchanges=record_exchanges,
+                    run_key=run_key)
+    return test.run(store, progress, cancel, stop_after)
+
+
+def stored_spec(row: dict) -> BacktestSpec:
+    """The spec of a stored run, from its row (core.journal's backtests table)."""
+    settings = row["settings"]
+    return BacktestSpec(
+        symbols=row["symbol"].split(","), start=row["start"], end=row["end"],
+        presets=[(row["preset"], Constraints.model_validate_json(row["constraints"]))], depth=row["depth"],
+        costs=Costs(settings["fee_bps"], settings["slippage_bps"], settings["max_hold_days"]),
+        capital=settings["capital"], seed=spec_seed(settings.get("player_seed")))
+
+
+def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None = None) -> BacktestResult:
+    """Rebuild a stored backtest from its stored exchanges, calling no agent (a run cancelled
+    part-way comes back as far as it got)."""
+    row = store.get_backtest(run_key)
+    if row is None:
+        raise InvalidInput(f"run_key: no backtest {run_key!r}")
+    settings = row["settings"]
+    spec = stored_spec(row)
+    player = _Replayed(row["player"], settings.get("player_model"), settings.get("player_seed"))
+    coach = _Replayed(row["coach"], None, None)
+    if bars is not None and not isinstance(bars, dict):
+        bars = {spec.symbols[0]: bars}
+    result = run_stored(Backtest(spec, player, coach, bars=bars, run_key=run_key), store, stop_after=0)
+    if result.status == "paused":  # stopped at the first undecided day: keep the stored status
+        result.status = row["status"]
+        store.set_backtest_status(run_key, row["status"])
+    return result
+
+
+class _Replayed:
+    """Stands in for the agents of a stored run; never asked (stop_after=0 stops at the first undecided day)."""
+
+    def __init__(self, name, model, seed):
+        self.name, self.model, self.seed = name, model, seed
+
+    def propose(self, *args):
+        raise RuntimeError("a reopened backtest never calls an agent")
+
+    critique = propose
+
+
+@dataclass
+class Comparison:
+    """Two backtests on the same days: `table` has one column per preset and `better` per metric."""
+
+    table: pd.DataFrame
+    results: dict[str, BacktestResult]
+
+
+def compare(spec: BacktestSpec, player, coach, *, feed: Feed | None = None, bars: dict | None = None, store=None,
+            progress: Progress | None = None, cancel=None) -> Comparison:
+    """Run each schema of `spec` on the same bars and days, one after the other (kept in `store` when given)."""
+    feed = feed or Feed.load(spec.symbols, spec.start, spec.end, bars)  # loaded once: every run sees the same days
+    results, runs = {}, spec.runs()
+    for k, one in enumerate(runs):
+        step = None if progress is None else (
+            lambda n, total, day, k=k: progress(k * total + n, len(runs) * total, day))
+        results[one.preset.name] = Backtest(one, player, coach, feed=feed).run(store, step, cancel)
+    return Comparison(metrics.compare_table(results), results)
+
+
+def compare_presets(symbols: str | list[str], start, end, first, second, player, coach, *, bars=None, store=None,
+                    progress: Progress | None = None, cancel=None, capital: float = CAPITAL,
+                    fee_bps: float = Costs().fee_bps, slippage_bps: float = Costs().slippage_bps,
+                    max_hold_days: int = Costs().max_hold_days, depth: str = "standard",
+                    walk_forward_split: float = 0.7) -> Comparison:
+    """Backtest two schemas on the same bars and days; each is a preset name, a Constraints, or
+    (name, Constraints). Returns the side-by-side table with the better value per metric marked."""
+    if bars is not None and not isinstance(bars, dict):
+        bars = {symbols if isinstance(symbols, str) else symbols[0]: bars}
+    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[first, second], depth=depth,
+                        costs=Costs(fee_bps, slippage_bps, max_hold_days), capital=capital,
+                        walk_forward_split=walk_forward_split, seed=spec_seed(getattr(player, "seed", None)))
+    return compare(spec, player, coach, bars=bars, store=store, progress=progress, cancel=cancel)

@@ -1,4 +1,5 @@
-"""The figures of a backtest: ratios, drawdowns, the comparison table, walk-forward and regimes.
+"""The figures of a backtest: ratios, drawdowns, the comparison table, walk-forward and regimes, and
+`BacktestResult`, which holds them.
 
 Small pure functions over an equity curve, daily returns or a trade list; each is checked against a
 hand computation in the tests. Ratios annualise with `periods` a year: 252 for exchange-traded
@@ -7,8 +8,10 @@ symbols, 365 when the calendar runs seven days a week (crypto); see `periods_per
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -307,3 +310,94 @@ def limits(blocks: pd.DataFrame, equity: pd.Series) -> pd.DataFrame:
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=LIMIT_COLUMNS)
     return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)
+
+
+@dataclass
+class BacktestResult:
+    """A finished (or cancelled, or paused) backtest. Metrics are in `.metrics` and readable as
+    attributes (`result.sharpe`); `days` has a row per exchange (day x symbol)."""
+
+    symbols: list[str]
+    start: date
+    end: date
+    run_key: str
+    preset: str
+    status: str  # finished | cancelled | paused
+    source: str  # where the bars came from (core.market.Bars.source)
+    note: str
+    settings: dict
+    metrics: pd.Series
+    equity: pd.Series
+    trades: pd.DataFrame
+    days: pd.DataFrame
+    walk_forward: dict
+    by_regime: pd.DataFrame
+    by_symbol: pd.DataFrame  # a row per symbol: trades, pnl, win_rate, exposure_pct
+    positions: pd.DataFrame  # a row per day, a column per symbol: signed size / equity at the close
+    limits: pd.DataFrame  # a row per limit that acted: what it rejected, aborted, refused, and the P&L then
+    bars: dict[str, pd.DataFrame] = field(repr=False)  # each symbol's bars over the days run
+    periods_per_year: int = TRADING_DAYS
+    fallback: bool = False  # the bars came from the snapshot because yfinance failed (see `note`)
+    spec: object = None  # the core.backtest.spec.BacktestSpec it ran (None for results built by hand)
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("metrics")
+        if values is not None and name in values.index:
+            return values[name]
+        raise AttributeError(name)
+
+    @property
+    def symbol(self) -> str:
+        """The symbol, or the portfolio's symbols joined by commas."""
+        return ",".join(self.symbols)
+
+    @property
+    def prices(self) -> pd.DataFrame:
+        """The first symbol's bars over the days run (every symbol's are in `bars`)."""
+        return self.bars[self.symbols[0]]
+
+    @property
+    def drawdown(self) -> pd.Series:
+        """Percent below the running peak, per day."""
+        return drawdown(self.equity) * 100
+
+    @property
+    def buy_hold(self) -> pd.Series:
+        """The benchmark curve: the capital split equally over the symbols, bought at the first open and held."""
+        return buy_and_hold(self.bars, self.settings["capital"], self.equity.index[1:])
+
+    @property
+    def exceptions(self) -> pd.DataFrame:
+        """Exchanges that were aborted, skipped or failed, or whose orders were not filled, with the reasons."""
+        d = self.days
+        return d[d["outcome"].isin(["ABORT", "SKIPPED", "ERROR", "INTERRUPTED"])
+                 | d["note"].astype(bool)][["day", "symbol", "outcome", "reason", "note"]]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: metrics, walk-forward, regimes, symbols, limits, trades, equity and positions."""
+        def records(frame: pd.DataFrame) -> dict:
+            return json.loads(frame.to_json(orient="index"))
+
+        return {
+            "run_key": self.run_key, "symbol": self.symbol, "symbols": self.symbols, "start": str(self.start),
+            "end": str(self.end), "preset": self.preset, "status": self.status, "source": self.source,
+            "note": self.note, "fallback": self.fallback, "settings": self.settings,
+            "periods_per_year": self.periods_per_year,
+            "metrics": {k: plain(v) for k, v in self.metrics.items()},
+            "walk_forward": self.walk_forward,
+            "by_regime": records(self.by_regime), "by_symbol": records(self.by_symbol), "limits": records(self.limits),
+            "trades": json.loads(self.trades.astype({"entry_day": str, "exit_day": str}).to_json(orient="records")),
+            "equity": {str(k.date()): round(float(v), 2) for k, v in self.equity.items()},
+            "positions": {str(k.date()): {s: round(float(v), 6) for s, v in row.items() if v}
+                          for k, row in self.positions.iterrows()},
+        }
+
+
+def plain(value):
+    """A metric as JSON takes it: a plain int or float, NaN and infinity as None."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if not math.isfinite(value) else round(value, 6)
+    return value

@@ -1,0 +1,67 @@
+"""The engine decides and simulates and stores nothing: decided days come in, new decisions go out as events."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import core
+from core import market
+from core.backtest.engine import Backtest, Decided
+from core.backtest.feed import Feed
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv(market.OFFLINE_ENV, "1")
+
+
+class Silent:
+    """A Player that must never be asked."""
+
+    name, model, seed = "house", None, 0
+
+    def propose(self, *args):
+        raise AssertionError("an agent was asked for a day already decided")
+
+
+def spec(**fields):
+    return core.BacktestSpec(**{"symbols": ["MSFT", "AAPL"], "start": "2012-02-01", "end": "2012-04-30",
+                                "presets": [("moderate", core.load_preset("moderate").model_copy(
+                                    update={"allowed_symbols": ["MSFT", "AAPL"]}))], **fields})
+
+
+def test_decisions_go_out_as_events_and_come_back_in_without_asking_an_agent():
+    s = spec()
+    feed = Feed.load(s.symbols, s.start, s.end)
+    events: list[Decided] = []
+    first = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run(events=events.append)
+    assert events and {e.symbol for e in events} == {"MSFT", "AAPL"}
+    decided = {(e.day, e.symbol): e.decision for e in events}
+    again = Backtest(s, Silent(), core.HouseCoach(), feed=feed).run(decided=decided)
+    pd.testing.assert_series_equal(again.equity, first.equity)
+    pd.testing.assert_frame_equal(again.trades, first.trades)
+
+
+def test_a_slice_stops_at_the_first_undecided_day_after_n_new_ones_and_carries_on_from_its_events():
+    s = spec()
+    feed = Feed.load(s.symbols, s.start, s.end)
+    whole = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run()
+    events: list[Decided] = []
+    part = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run(stop_after=5, events=events.append)
+    assert part.status == "paused" and len({e.day for e in events}) == 5
+    rest = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run(
+        decided={(e.day, e.symbol): e.decision for e in events})
+    assert rest.status == "finished"
+    pd.testing.assert_series_equal(rest.equity, whole.equity)
+
+
+def test_the_same_spec_with_one_limit_changed_reruns_on_the_same_feed():
+    s = spec()
+    feed = Feed.load(s.symbols, s.start, s.end)
+    base = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run()
+    tight = Backtest(s.with_limit("max_single_trade_pct", 0.001), core.HousePlayer(), core.HouseCoach(),
+                     feed=feed).run()
+    assert list(tight.equity.index) == list(base.equity.index)
+    assert tight.trades["size_pct"].max() <= 0.001 < base.trades["size_pct"].max()  # the house Player obeys it
+    assert tight.preset == "moderate, max_single_trade_pct=0.001"
