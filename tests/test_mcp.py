@@ -378,3 +378,19 @@ def test_a_round_under_way_is_never_timed_out(tmp_path):
     desk.expire()
     assert desk.open_count() == 0
     assert core.Store(tmp_path / "mcp.db").get_exchange(opened.run_id).outcome == "INTERRUPTED"
+
+
+async def test_start_exchange_builds_the_world_from_market_data_as_trade_review_does(tmp_path):
+    from datetime import date
+
+    from ui.market_defaults import world as trade_review_world
+
+    async with connected("http", tmp_path / "mcp.db") as client:
+        opened = await call(client, "start_exchange", symbol="msft", as_of="2021-06-01")
+        missing = await refused(client, "start_exchange", symbol="MSFT", as_of="1950-01-03")
+    fields, _ = trade_review_world("MSFT", date(2021, 6, 1))
+    world = opened["world"]
+    assert world["symbol"] == "MSFT" and world["as_of"].startswith("2021-06-01T09:30")
+    assert {k: round(world[k], 2) for k in ("price", "sma5", "sma10", "atr")} == {
+        k: fields[k] for k in ("price", "sma5", "sma10", "atr")}
+    assert missing.startswith("start_exchange: world: ") and "pass a world of your own" in missing
