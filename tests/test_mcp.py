@@ -394,3 +394,14 @@ async def test_start_exchange_builds_the_world_from_market_data_as_trade_review_
     assert {k: round(world[k], 2) for k in ("price", "sma5", "sma10", "atr")} == {
         k: fields[k] for k in ("price", "sma5", "sma10", "atr")}
     assert missing.startswith("start_exchange: world: ") and "pass a world of your own" in missing
+
+
+async def test_a_client_of_the_older_protocol_is_named_from_its_initialize_handshake(tmp_path):
+    store = core.Store(tmp_path / "mcp.db")
+    with serve_http(Desk(core.HouseCoach, store, OPEN_LIMITS)) as url:
+        async with http_client(url, "claude-code", mode="legacy") as client:
+            assert client.protocol_version < "2026"
+            opened = await start(client)
+            answer = await call(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=FIXED)
+    assert answer["outcome"] == "APPROVE"
+    assert store.get_exchange(opened["exchange_id"]).agents.player == "external: claude-code 1.0"

@@ -51,11 +51,12 @@ def stdio_client(db: Path, name: str = "scripted-player", *options: str) -> Clie
     return Client(params, client_info=me(name))
 
 
-def http_client(url: str, name: str = "scripted-player", token: str | None = None) -> Client:
-    """A client of the server at `url`, carrying `token` as a bearer token when given."""
+def http_client(url: str, name: str = "scripted-player", token: str | None = None, mode: str = "auto") -> Client:
+    """A client of the server at `url`, carrying `token` as a bearer token when given; `mode` "legacy" speaks
+    the protocol of before 2026 (an initialize handshake and a session), as many agents still do."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=30))
-    return Client(transport, client_info=me(name))
+    return Client(transport, client_info=me(name), mode=mode)
 
 
 def _free_port() -> int:
