@@ -5,6 +5,10 @@
 * the time the agents add on top of the fake's stream: one round (the Player's and the Coach's
   calls) through the agents, against the very same requests streamed with the bare SDK
   (goal <= 5 ms per round);
+* models that think: one exchange on the default model (thinking turned off: no thinking tokens) and
+  on Opus 5.5 (cannot stop thinking: asked at the lowest effort), calls per round (2: no refused
+  forced tool choice, no repair), thinking tokens per call and cost per round, against the fake's
+  adaptive thinking (a model of the behaviour, not of a real model's amounts);
 * in a real browser (`streamlit run` with the fake as ANTHROPIC_BASE_URL, Playwright and Debian's
   chromium), the time from the fake's first reasoning delta leaving the server to the first word
   in the Player's bubble, at the app's default animation speed (goal <= 0.2 s; best and median of
@@ -162,9 +166,24 @@ def _first_word_on_screen() -> dict:
             "first_word_on_screen_all_s": [round(x, 3) for x in latencies], "first_word_on_screen_goal_s": 0.2}
 
 
+def _thinking() -> dict:
+    """One round on a model that cannot stop thinking (Opus 5.5) and on the default model, against the fake's
+    adaptive thinking: calls (no refused forced tool choice, no repair), thinking tokens and cost."""
+    figures = {}
+    for label, model in (("default_model", prices.DEFAULT_MODEL), ("always_thinking", "claude-opus-5-5")):
+        with FakeAnthropic() as fake:
+            player = claude.ClaudePlayer(KEY, model=model, base_url=fake.base_url)
+            coach = claude.ClaudeCoach(KEY, model=model, base_url=fake.base_url)
+            artifact = core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), player, coach)
+            figures.update({f"{label}_calls_per_round": len(fake.messages_requests) / artifact.rounds_taken,
+                            f"{label}_thinking_tokens_per_call": artifact.usage.thinking // len(fake.messages_requests),
+                            f"{label}_cost_usd_per_round": round(artifact.usage.cost_usd / artifact.rounds_taken, 6)})
+    return figures
+
+
 def run() -> dict:
     """The measured figures of the Claude agents (see the module docstring)."""
-    return {**_three_rounds(), **_overhead(), **_first_word_on_screen()}
+    return {**_three_rounds(), **_overhead(), **_thinking(), **_first_word_on_screen()}
 
 
 if __name__ == "__main__":

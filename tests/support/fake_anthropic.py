@@ -582,21 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif step["stop_reason"] == "refusal":
             raw = raw[: len(raw) // 3]
         effort = self.effort
-        thinking = 0
-        if effort is not None:
-            thinking = next(n for n in (step.get("thinking"), self.fake.thinking_tokens) if n is not None) \
-                if step.get("thinking") is not None or self.fake.thinking_tokens is not None \
-                else thinking_for(body, effort)
-            budget = (body.get("thinking") or {}).get("budget_tokens")
-            thinking = min(thinking, budget) if budget else thinking
-        limit = body.get("max_tokens") or 4096
-        stop_reason = step["stop_reason"]
-        answer_tokens = step["output_tokens"] or approx_tokens(raw) + 10
-        if thinking >= limit:  # thinking took the whole budget: no tool call at all
-            thinking, raw, answer_tokens, stop_reason = limit, "", 0, "max_tokens"
-        elif thinking + answer_tokens > limit:  # the tool input is cut where max_tokens runs out
-            answer_tokens = limit - thinking
-            raw, stop_reason = raw[: max(0, answer_tokens - 10) * 4], "max_tokens"
+        thinking, raw, answer_tokens, stop_reason = self._budget(body, step, raw, effort)
         output_tokens = thinking + answer_tokens
         started = {"input_tokens": uncached, "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
         # What this reply reports in the end, so tests can sum it: a dropped stream never gets past
@@ -644,6 +630,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self.entry["text_at"] = time.perf_counter()  # the first delta with words in it has left
         self._finish(index, stop_reason, started, output_tokens, thinking, step)
 
+    def _budget(self, body: dict, step: dict, raw: str, effort: str | None) -> tuple[int, str, int, str]:
+        """(thinking tokens, the tool input that fits, its tokens, stop reason) within the request's max_tokens."""
+        thinking = 0
+        if effort is not None:
+            fixed = next((n for n in (step.get("thinking"), self.fake.thinking_tokens) if n is not None), None)
+            thinking = fixed if fixed is not None else thinking_for(body, effort)
+            budget = (body.get("thinking") or {}).get("budget_tokens")
+            thinking = min(thinking, budget) if budget else thinking
+        limit = body.get("max_tokens") or 4096
+        answer_tokens = step["output_tokens"] or approx_tokens(raw) + 10
+        if thinking >= limit:  # thinking took the whole budget: no tool call at all
+            return limit, "", 0, "max_tokens"
+        if thinking + answer_tokens > limit:  # the tool input is cut where max_tokens runs out
+            answer_tokens = limit - thinking
+            return thinking, raw[: max(0, answer_tokens - 10) * 4], answer_tokens, "max_tokens"
+        return thinking, raw, answer_tokens, step["stop_reason"]
+
     def _finish(self, index: int, stop_reason: str, started: dict, output_tokens: int, thinking: int, step: dict,
                 open_block: bool = True) -> None:
         if open_block:
@@ -682,8 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=SCENARIOS, default="approve",
                         help="scripted replies first; afterwards every call is answered automatically")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds between deltas (slow scenario)")
+    parser.add_argument("--thinking", type=int, default=None,
+                        help="tokens every thinking model thinks (default: as much as the prompt asks)")
     args = parser.parse_args(argv)
     server = FakeAnthropic(port=args.port)
+    server.thinking_tokens = args.thinking
     server.scenario(args.scenario, delay=args.delay)
     server.start()
     print(f"fake Anthropic server on {server.base_url} (scenario {args.scenario}); Ctrl-C to stop", flush=True)
