@@ -50,7 +50,7 @@ def main() -> int:
             u = event.record.usage
             share = u.cache_read / max(1, u.input + u.cache_read + u.cache_write)
             print(f"\n-- round {event.round}: {event.verdict.decision} {event.verdict.violations} "
-                  f"tokens {event.record.tokens} (cache read {share:.0%}) ${u.cost_usd:.5f}")
+                  f"tokens {event.record.tokens} (cache read {share:.0%}, thinking {u.thinking}) ${u.cost_usd:.5f}")
         elif hasattr(event, "artifact"):
             artifact = event.artifact
     print(f"\noutcome {artifact.outcome} after {artifact.rounds_taken} round(s); "
