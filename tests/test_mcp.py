@@ -405,3 +405,11 @@ async def test_a_client_of_the_older_protocol_is_named_from_its_initialize_hands
             answer = await call(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=FIXED)
     assert answer["outcome"] == "APPROVE"
     assert store.get_exchange(opened["exchange_id"]).agents.player == "external: claude-code 1.0"
+
+
+async def test_a_client_name_is_kept_to_one_printable_line(tmp_path):
+    store = core.Store(tmp_path / "mcp.db")
+    with serve_http(Desk(core.HouseCoach, store, OPEN_LIMITS)) as url:
+        async with http_client(url, "evil\nname\x1b[31m" + "x" * 500) as client:
+            opened = await start(client)
+    assert store.get_exchange(opened["exchange_id"]).agents.player == "external: evil name [31m" + "x" * 50 + " 1.0"

@@ -77,7 +77,9 @@ def client_of(ctx: Context) -> str:
     if params is None:
         return UNKNOWN_CLIENT
     info = params.client_info
-    return f"{info.name[:MAX_ID]} {info.version[:MAX_ID]}".strip() or UNKNOWN_CLIENT
+    said = f"{info.name[:MAX_ID]} {info.version[:MAX_ID]}"
+    # The client names itself: keep it one printable line, since History and logs show it as it is.
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in said).split()) or UNKNOWN_CLIENT
 
 
 def _constraints(store, preset: str | None, constraints: Constraints | None) -> Constraints:
