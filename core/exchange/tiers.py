@@ -88,10 +88,3 @@ def in_force(constraints: Constraints, portfolio: Portfolio,
         return constraints, NOTHING
     effective = constraints.model_copy(update={limit: value for limit, (value, _) in chosen.items()})
     return effective, {limit: name for limit, (_, name) in chosen.items()}
-
-
-def describe_tier(tier: Tier) -> str:
-    """One line: 'tier drawdown >= 5.00 %: max_single_trade_pct 0.01, max_open_positions 1'."""
-    values = ", ".join(f"{limit} {value:g}" for limit, value in tier.values().items())
-    return f"{tier_name(tier.when)}: {values}"
-
