@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 SUITES = ["bench.core_bench", "bench.claude_bench", "bench.backtest_bench", "bench.challenge_bench", "bench.ui_bench",
-          "bench.mcp_bench"]
+          "bench.mcp_bench", "bench.whatif_bench"]
 
 
 def main() -> int:
