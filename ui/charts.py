@@ -8,6 +8,7 @@ import html
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 
 OUTCOME_COLOURS = {"APPROVE": "#16a34a", "REJECT-MAX": "#f59e0b", "ABORT": "#dc2626", "ERROR": "#7c3aed",
@@ -152,4 +153,57 @@ def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "
         ))
     figure.update_layout(title=_title(_as_typed(title)), height=380, margin=_MARGIN, xaxis_rangeslider_visible=False,
                          yaxis_title="price", xaxis_title="trading day", legend=_LEGEND)
+    return figure
+
+
+# -- what each rule costs -------------------------------------------------------------------
+
+def rule_costs(rows: list[dict]) -> go.Figure:
+    """What relaxing each limit would have added to the return, costliest on top; beside it, when a
+    challenge was set, what it would have done to P(pass) (in points)."""
+    frame = pd.DataFrame(rows)
+    odds = "delta_p_pass" in frame
+    figure = make_subplots(rows=1, cols=2 if odds else 1, shared_yaxes=True, horizontal_spacing=0.04,
+                           subplot_titles=("Δ return [%]", "Δ P(pass) [points]") if odds else None)
+    colours = ["#dc2626" if v > 0 else "#16a34a" if v < 0 else "#94a3b8" for v in frame["delta_return_pct"]]
+    figure.add_trace(go.Bar(x=frame["delta_return_pct"], y=frame["limit"], orientation="h", marker_color=colours,
+                            name="Δ return [%]", hovertemplate="%{y}: %{x:+.2f} % return<extra></extra>"), 1, 1)
+    if odds:
+        figure.add_trace(go.Bar(x=frame["delta_p_pass"] * 100, y=frame["limit"], orientation="h",
+                                marker_color="#2563eb", name="Δ P(pass)",
+                                hovertemplate="%{y}: %{x:+.1f} points of P(pass)<extra></extra>"), 1, 2)
+    figure.update_layout(title=_title("What each limit costs: the change if it were relaxed"), showlegend=False,
+                         height=120 + 32 * len(frame), margin=_MARGIN, yaxis={"autorange": "reversed"})
+    figure.update_xaxes(zeroline=True, zerolinecolor="#64748b")
+    return figure
+
+
+def sensitivity_lines(rows: list[dict], limit: str) -> go.Figure:
+    """Return and max drawdown (left, %) and P(pass) (right, when known) at each value of one limit."""
+    frame = pd.DataFrame(rows)
+    figure = make_subplots(specs=[[{"secondary_y": "p_pass" in frame}]])
+    figure.add_trace(go.Scatter(x=frame[limit], y=frame["total_return_pct"], name="return [%]", mode="lines+markers",
+                                line_color=PRESET_COLOURS[0]))
+    figure.add_trace(go.Scatter(x=frame[limit], y=-frame["drawdown_pct"], name="max drawdown [%]",
+                                mode="lines+markers", line_color="#dc2626"))
+    if "p_pass" in frame:
+        figure.add_trace(go.Scatter(x=frame[limit], y=frame["p_pass"] * 100, name="P(pass) [%]", mode="lines+markers",
+                                    line={"color": "#16a34a", "dash": "dot"}), secondary_y=True)
+        figure.update_yaxes(title_text="P(pass) [%]", range=[0, 100], secondary_y=True)
+    figure.update_layout(title=_title(f"How the results move with {limit}"), height=340, margin=_MARGIN,
+                         legend=_LEGEND, xaxis_title=limit, yaxis_title="%")
+    return figure
+
+
+def frontier_scatter(rows: list[dict], limits: list[str]) -> go.Figure:
+    """Rule sets of the front: return against P(pass), each point labelled with its limits."""
+    frame = pd.DataFrame(rows)
+    labels = [", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in limits)
+              for row in rows]
+    colours = ["#16a34a" if passes else "#f59e0b" for passes in frame.get("passes", [False] * len(frame))]
+    figure = go.Figure(go.Scatter(x=frame["p_pass"] * 100, y=frame["total_return_pct"], mode="markers",
+                                  marker={"size": 12, "color": colours}, text=labels,
+                                  hovertemplate="%{text}<br>P(pass) %{x:.1f} %, return %{y:+.2f} %<extra></extra>"))
+    figure.update_layout(title=_title("The front: no other rule set has both more return and more P(pass)"),
+                         height=340, margin=_MARGIN, xaxis_title="P(pass) [%]", yaxis_title="return [%]")
     return figure

@@ -75,3 +75,19 @@ class Backtests(StoreFile):
         """The Backtest page's runs, newest first, with their forms and run keys parsed."""
         return [{**r, "form": json.loads(r["form"]), "run_keys": json.loads(r["run_keys"])}
                 for r in self._db["backtest_jobs"].rows_where(order_by="created desc", limit=limit)]
+
+    @named_errors
+    def save_what_if(self, run_key: str, kind: str, rows: list[dict], notes: dict) -> None:
+        """Keep a counterfactual study of a stored backtest (kind: "attribution", "sensitivity <limit>",
+        "frontier"): its rows and notes, replacing an earlier one of the same kind."""
+        with self._write() as db:
+            insert(db, "backtest_what_ifs", {"run_key": run_key, "kind": kind, "created": _now(),
+                                             "rows": json.dumps(rows, default=str),
+                                             "notes": json.dumps(notes, default=str)}, key="run_key, kind")
+
+    @named_errors
+    def what_ifs(self, run_key: str) -> dict[str, dict]:
+        """The stored studies of a backtest by kind: {"rows": [...], "notes": {...}, "created": ...}."""
+        return {r["kind"]: {"rows": json.loads(r["rows"]), "notes": json.loads(r["notes"]), "created": r["created"]}
+                for r in self._db["backtest_what_ifs"].rows_where("run_key = ?", [run_key])}
+

@@ -222,7 +222,17 @@ def _v10_repeat_groups(db: sqlite_utils.Database) -> None:
     db["exchanges"].create_index(["repeat_id"], if_not_exists=True)
 
 
+def _v11_what_ifs(db: sqlite_utils.Database) -> None:
+    """What each rule costs, stored with the backtest it was computed for (reopened with it), and the
+    evidence behind a preset saved from a frontier (the spec, the challenge, the figures)."""
+    db["backtest_what_ifs"].create({"run_key": str, "kind": str, "created": str, "rows": str, "notes": str},
+                                   pk=("run_key", "kind"), foreign_keys=[("run_key", "backtests", "run_key")],
+                                   if_not_exists=True)
+    if "evidence" not in db["presets"].columns_dict:
+        db["presets"].add_column("evidence", str)
+
+
 MIGRATIONS = Schema("player_coach", [_v1, _v2_backtests, _v3_history, _v4_agent_path, _v5_portfolio_backtests,
                                      _v6_round_complete, _v7_backtest_jobs, _v8_reasoning, _v9_lean,
-                                     _v10_repeat_groups])
+                                     _v10_repeat_groups, _v11_what_ifs])
 """The schema's steps in order; schema version N means the first N have run."""

@@ -40,8 +40,9 @@ class Presets(StoreFile):
     """The saved custom presets."""
 
     @named_errors
-    def save_preset(self, name: str, constraints: Constraints) -> bool:
-        """Save a named custom preset; True when it replaced one. Shipped names are refused."""
+    def save_preset(self, name: str, constraints: Constraints, evidence: dict | None = None) -> bool:
+        """Save a named custom preset, with the evidence it came from when it has one (a frontier's row:
+        the spec, the challenge, the figures); True when it replaced one. Shipped names are refused."""
         name = name.strip()
         if not name:
             raise InvalidInput("preset name: must not be empty")
@@ -52,10 +53,17 @@ class Presets(StoreFile):
             replaced = db["presets"].count_where("name = ?", [name]) > 0
             db["presets"].insert(
                 {"name": name, "constraints": constraints.model_dump_json(),
-                 "saved_at": datetime.now(timezone.utc).isoformat()},
+                 "saved_at": datetime.now(timezone.utc).isoformat(),
+                 "evidence": json.dumps(evidence, default=str) if evidence is not None else None},
                 replace=True,
             )
         return replaced
+
+    @named_errors
+    def preset_evidence(self, name: str) -> dict | None:
+        """What a saved preset was derived from, or None."""
+        rows = list(self._db["presets"].rows_where("name = ?", [name], select="evidence"))
+        return json.loads(rows[0]["evidence"]) if rows and rows[0]["evidence"] else None
 
     @named_errors
     def custom_presets(self) -> dict[str, Constraints]:
