@@ -16,7 +16,7 @@ from core.backtest import engine as backtest
 from core.backtest import result as metrics  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.job import past_runs  # noqa: E402
-from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, session  # noqa: E402
+from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
@@ -252,12 +252,13 @@ if shown and not state.get(session.BT_JOB):
                 st.dataframe(r.by_symbol, width="stretch", column_config=backtest_view.BY_SYMBOL)
                 st.plotly_chart(charts.positions(r.positions), width="stretch", config=charts.CONFIG)
             st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
-                        "the fill, the days it kept an entry out of the book, the book's P&L on those days, and "
-                        "what those entries would have made under the same stops, targets and costs")
+                        "the fill, and the days each kept an entry out of the book")
             if len(r.limits):
-                st.dataframe(r.limits, width="stretch", column_config=backtest_view.LIMITS)
+                st.dataframe(r.limits, width="stretch", column_config=backtest_view.LIMITS,
+                             column_order=backtest_view.LIMIT_COUNTS)
             else:
                 st.caption("None: no rule or breaker stopped a proposal.")
+            rule_costs_view.section(store, r.run_key)
             st.markdown(f"**Trades** ({len(r.trades):,d})")
             st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
             slug = "".join(ch if ch.isalnum() else "-" for ch in name)

@@ -47,9 +47,10 @@ LIMITS = {
     "aborted": st.column_config.NumberColumn("exchanges aborted", format="%d"),
     "unfilled": st.column_config.NumberColumn("refused at the fill", format="%d"),
     "days_blocked": st.column_config.NumberColumn("days it kept an entry out", format="%d"),
-    "pnl_on_blocked_days": st.column_config.NumberColumn("book P&L those days ($)", format="%+,.2f"),
-    "missed_pnl": st.column_config.NumberColumn("entries kept out would have made ($)", format="%+,.2f"),
 }
+
+LIMIT_COUNTS = ("rejected", "aborted", "unfilled", "days_blocked")
+"""What the Limits table shows: counts. What a limit cost in money is "What each rule costs" (counterfactual runs)."""
 
 EXCEPTIONS = {
     "day": st.column_config.DateColumn("day", format="D MMM YYYY"),

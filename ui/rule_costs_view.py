@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import streamlit as st
 
 import core
-from core.backtest.engine import stored_spec
+from core.backtest.job import stored_spec
 from core.backtest.templates import list_challenges
 from core.backtest.whatif import LIMITS, attribution, frontier, frontier_preset, sensitivity
 from ui import charts, session
@@ -47,17 +47,19 @@ def _values(constraints: core.Constraints, limit: str) -> list:
     return [max(1, round(v)) for v in values] if isinstance(current, int) else [round(v, 4) for v in values]
 
 
-def section(store: core.Store, run_key: str, agents: tuple | None) -> None:
-    """The section for one stored run; `agents` are its (player, coach), None when they cost money (Claude)."""
+def section(store: core.Store, run_key: str) -> None:
+    """The section for one stored run."""
     studies = store.what_ifs(run_key)
-    spec = stored_spec(store.get_backtest(run_key)).one(0)
+    row = store.get_backtest(run_key)
+    spec = stored_spec(row)
     st.markdown("**What each rule costs**: the same backtest re-run with one limit relaxed at a time (same days, "
                 "agents and seed). It sees what the counts above cannot: entries the Player held back on its own.")
-    if agents is None:
-        st.info(f"With Claude each study is {len(LIMITS) + 1} paid backtests: run it from Python or the command line "
-                "(`python -m core attribution`), where the spend guard and an estimate come first.",
-                icon=":material/payments:")
+    if row["player"] != core.HousePlayer.name:
+        st.info(f"These are {literal(row['player'])}'s runs: each study is {len(LIMITS) + 1} backtests of them (paid "
+                "ones with Claude). Run it from Python or the command line (`python -m core attribution`), where "
+                "the agents, an estimate and the spend guard come first.", icon=":material/payments:")
         return
+    agents = (core.HousePlayer(seed=spec.seed), core.HouseCoach())
     template = st.selectbox("Challenge, for P(pass)", [NO_CHALLENGE, *list_challenges()],
                             key=f"{session.BT_WHATIF_CHALLENGE}.{run_key}",
                             help="P(pass) is drawn from each re-run's own daily returns (see the challenge above).")
