@@ -140,7 +140,8 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
     auth = dict(token_verifier=StaticToken(token), auth=AuthSettings(issuer_url=url or "http://127.0.0.1",
                                                                      resource_server_url=None)) if token else {}
     server = CoachServer("player-coach", instructions=INSTRUCTIONS, lifespan=lifespan, **auth)
-    _reference_tools(server, desk)
+    _reading_tools(server, store)
+    _consulting_tools(server, desk)
     _exchange_tools(server, desk)
     _resources(server, store)
 
@@ -152,9 +153,8 @@ def build_server(desk: Desk, *, token: str | None = None, url: str | None = None
     return server
 
 
-def _reference_tools(server: MCPServer, desk: Desk) -> None:
-    """The tools that play no round: presets, a check that stores nothing, stored exchanges, the challenge."""
-    store = desk.store
+def _reading_tools(server: MCPServer, store) -> None:
+    """The tools that only read: presets and stored exchanges."""
 
     @server.tool(name="list_presets")
     def presets() -> Presets:
@@ -167,13 +167,6 @@ def _reference_tools(server: MCPServer, desk: Desk) -> None:
     def get_constraints(preset: str = "moderate") -> Constraints:
         """One preset's constraint schema: the limits every proposal is checked against."""
         return _constraints(store, preset, None)
-
-    @server.tool(name="check_proposal")
-    def check(proposal: Proposal, ctx: Context, preset: str | None = None, constraints: Constraints | None = None,
-              portfolio: Portfolio | None = None, world: WorldState | None = None) -> Verdict:
-        """Check a proposal against a preset (or a schema of your own) without playing a round; nothing is stored."""
-        desk.consult(client_of(ctx))
-        return check_proposal(proposal, _constraints(store, preset, constraints), portfolio or Portfolio(), world)
 
     @server.tool()
     def get_exchange(exchange_id: str) -> Artifact:
@@ -196,6 +189,18 @@ def _reference_tools(server: MCPServer, desk: Desk) -> None:
         rows = store.list_exchanges(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
                                     text=text, dates_by=dates_by, limit=limit) if store is not None else []
         return History(exchanges=rows)
+
+
+def _consulting_tools(server: MCPServer, desk: Desk) -> None:
+    """The Coach consulted outside an exchange: a check that stores nothing, the challenge's odds."""
+    store = desk.store
+
+    @server.tool(name="check_proposal")
+    def check(proposal: Proposal, ctx: Context, preset: str | None = None, constraints: Constraints | None = None,
+              portfolio: Portfolio | None = None, world: WorldState | None = None) -> Verdict:
+        """Check a proposal against a preset (or a schema of your own) without playing a round; nothing is stored."""
+        desk.consult(client_of(ctx))
+        return check_proposal(proposal, _constraints(store, preset, constraints), portfolio or Portfolio(), world)
 
     @server.tool()
     def challenge(ctx: Context, returns: list[float] | None = None, backtest_id: str | None = None,
