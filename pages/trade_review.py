@@ -13,10 +13,12 @@ shell.require_app()
 
 import core  # noqa: E402
 from core.exchange.json_input import read_json, shorten  # noqa: E402
+from core import prices  # noqa: E402
 from core.exchange.presets import explain  # noqa: E402
+from core.exchange.repeat import repeat_exchanges  # noqa: E402
 from core.exchange.schema import normalise_symbol  # noqa: E402
 from core.journal import record  # noqa: E402
-from ui import exchange_view, market_defaults, session  # noqa: E402
+from ui import exchange_view, market_defaults, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 store = session.store()
@@ -24,7 +26,9 @@ sidebar = st.sidebar
 state = st.session_state
 # A click on Run starts this run: the sidebar is locked until the exchange ends, so nothing the
 # user touches can cut it short without a word (Stop and leaving the page still can, and say so).
-live = any(bool(state.get(button)) for button in (session.TR_RUN, session.TR_RETRY, session.TR_HOUSE_RUN))
+live = any(bool(state.get(button)) for button in (session.TR_RUN, session.TR_RETRY, session.TR_HOUSE_RUN,
+                                                  session.TR_REPEAT_RUN))
+repeating = bool(state.get(session.TR_REPEAT_RUN))
 cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
 if cut_short:
     # Streamlit may start this run before the cut-short one has finished closing its exchange in
@@ -170,15 +174,77 @@ except ValidationError as error:
 for problem in problems:
     st.error(exchange_view.literal(problem))
 
-buttons = st.container(horizontal=True)  # side by side on a phone too
+buttons = st.container(horizontal=True, vertical_alignment="bottom")  # side by side on a phone too
 # Disabled while its own exchange plays (a disabled button reads False, hence `live` from the top).
 buttons.button("Run exchange", key=session.TR_RUN, type="primary", icon=":material/play_arrow:",
             disabled=bool(problems) or live)
 run = live and not problems
 stop = buttons.button("Stop", key=session.TR_STOP, icon=":material/stop:", disabled=not live,
                     help="End the running exchange as INTERRUPTED, keeping what is on screen.")
+times = sticky(buttons.number_input, "Times", key=session.TR_REPEAT_K, min_value=2, max_value=10, value=5, step=1,
+               disabled=live, width=120, help="How many times Run k times plays the same exchange (2 to 10).")
+buttons.button(f"Run {times} times", key=session.TR_REPEAT_RUN, icon=":material/repeat:", disabled=bool(problems) or live,
+               help="The same exchange, with fresh agents each time: do they agree on the outcome and the trade?")
+if session.has_key() and agent_choice in (None, session.CLAUDE):  # paid calls: their cost before they run
+    estimate = prices.estimate_cost(times, constraints, "standard", state[session.MODEL])
+    st.caption(f"Run {times} times with Claude: about ${estimate['dollars_typical']:,.4f} "
+               f"({estimate['calls_typical']} calls), at most ${estimate['dollars_worst']:,.4f} "
+               f"({estimate['calls_worst']} calls) if every exchange takes all {constraints.max_rounds} rounds.")
+# Everything below the buttons is drawn into this one place: a new run replaces the previous result whole,
+# so nothing of it lingers (faded) while the new exchange plays.
+result_area = st.empty()
 
-if run:
+def last_result() -> None:
+    """The exchange Trade Review ran last, drawn at once, with Retry and the house agents after an ERROR."""
+    run_id = state[session.LAST_RUN_ID]
+    artifact = store.get_exchange(run_id)
+    if artifact is None:
+        st.warning("The last exchange is no longer in the database.")
+        return
+    cause = state.get(session.TR_CAUSES, {}).get(run_id)
+    if cut_short == run_id:
+        st.toast(f"Exchange {cause}.", icon=":material/stop:")
+    ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
+    if artifact.constraint_snapshot != constraints:
+        st.info(f"This result came from **{exchange_view.literal(ran_under or 'the constraints of that run')}**; the "
+                f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
+                "under it.", icon=":material/swap_horiz:")
+    exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
+    if artifact.outcome == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
+        st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
+                  help="Run the exchange again with the inputs in the sidebar (the reason above says how "
+                       "long the API asked to wait, when it did).")
+    if session.connection_failed(artifact) and artifact.agents.model:  # Claude could not be reached
+        st.warning("Claude could not be reached from here. The house agents play offline, at no cost.",
+                   icon=":material/wifi_off:")
+        st.button("Run with the house agents", key=session.TR_HOUSE_RUN, icon=":material/home:",
+                  disabled=bool(problems), on_click=session.choose_house)
+
+
+if run and repeating:
+    group = str(uuid.uuid4())
+    state.pop(session.LAST_RUN_ID, None)
+    state[session.TR_LAST_REPEAT] = group
+    strategy_id = strategy.strip() or None
+    pairs = {}  # fresh agents for each exchange: the Player made first, its Coach beside it
+
+    def player(i: int):
+        pairs[i] = session.agents(int(seed), strategy_id, agent_choice)
+        return pairs[i][0]
+
+    with result_area.container():
+        st.caption(f"Playing the same exchange {times} times with {agents_label}…")
+        progress, shown, outcomes = st.progress(0.0), st.empty(), []
+        for artifact in repeat_exchanges(world, constraints, portfolio, player, lambda i: pairs[i][1], times,
+                                         repeat_id=group, strategy_id=strategy_id):
+            store.record(artifact)  # each on record as it ends: Stop keeps the finished ones
+            outcomes.append(artifact.outcome)
+            progress.progress(len(outcomes) / times, text=f"{len(outcomes)} of {times} exchanges")
+            with shown.container():
+                repeat_view.strip(outcomes)
+    st.rerun()
+elif run:
+    state.pop(session.TR_LAST_REPEAT, None)
     run_id = str(uuid.uuid4())
     state[session.LAST_RUN_ID] = state[session.TR_LIVE] = run_id
     state.setdefault(session.TR_SCHEMAS, {})[run_id] = schema_label
@@ -188,39 +254,29 @@ if run:
                                       grader=None if agent_choice == session.HOUSE else session.grader()), store)
     state[session.TR_CLOSED] = closed = threading.Event()
     try:
-        exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live",
-                                                              schema=schema_label))
+        with result_area.container():
+            exchange_view.play(events, exchange_view.ExchangeView(session.SPEEDS[speed_label], key="live",
+                                                                  schema=schema_label))
     finally:
         closed.set()  # the exchange is on record, finished or cut short
     del state[session.TR_LIVE]
     st.rerun()  # the exchange is over: unlock the sidebar, disable Stop
+elif session.TR_LAST_REPEAT in state:
+    with result_area.container():
+        group = repeat_view.group_of(store, state[session.TR_LAST_REPEAT])
+        if not group:
+            st.warning("The last exchanges are no longer in the database.")
+        else:
+            repeat_view.show(core.Repeatability(state[session.TR_LAST_REPEAT], tuple(group)))
+            st.caption("The last of them, round by round:")
+            exchange_view.show(group[-1], key="last")
 elif session.LAST_RUN_ID in state:
-    run_id = state[session.LAST_RUN_ID]
-    artifact = store.get_exchange(run_id)
-    if artifact is None:
-        st.warning("The last exchange is no longer in the database.")
-    else:
-        cause = state.get(session.TR_CAUSES, {}).get(run_id)
-        if cut_short == run_id:
-            st.toast(f"Exchange {cause}.", icon=":material/stop:")
-        ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
-        if artifact.constraint_snapshot != constraints:
-            st.info(f"This result came from **{exchange_view.literal(ran_under or 'the constraints of that run')}**; the "
-                    f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
-                    "under it.", icon=":material/swap_horiz:")
-        exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
-        if artifact.outcome == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
-            st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
-                      help="Run the exchange again with the inputs in the sidebar (the reason above says how "
-                           "long the API asked to wait, when it did).")
-        if session.connection_failed(artifact) and artifact.agents.model:  # Claude could not be reached
-            st.warning("Claude could not be reached from here. The house agents play offline, at no cost.",
-                       icon=":material/wifi_off:")
-            st.button("Run with the house agents", key=session.TR_HOUSE_RUN, icon=":material/home:",
-                      disabled=bool(problems), on_click=session.choose_house)
+    with result_area.container():
+        last_result()
 else:
-    exchange_view.ExchangeView(key="waiting").waiting(
-        f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "
-        f"from the market on {day:%a %d %b %Y}.",
-        f"I will check every action against every constraint of {schema_label}, "
-        f"for up to {constraints.max_rounds} rounds.")
+    with result_area.container():
+        exchange_view.ExchangeView(key="waiting").waiting(
+            f"Ready. Press Run exchange and I will propose a trade on {symbol} at {price:,.2f}, "
+            f"from the market on {day:%a %d %b %Y}.",
+            f"I will check every action against every constraint of {schema_label}, "
+            f"for up to {constraints.max_rounds} rounds.")

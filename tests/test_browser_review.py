@@ -14,6 +14,7 @@ BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED 
 
 def test_run_clears_the_previous_result_before_round_1(app_server, page):
     base, _ = app_server
+    page.set_default_timeout(90_000)  # a loaded machine takes 20 s and more to draw the first page
     page.goto(base)
     page.get_by_role("button", name="Run exchange").wait_for()
     wait_for_app(page)
@@ -21,7 +22,7 @@ def test_run_clears_the_previous_result_before_round_1(app_server, page):
     page.get_by_role("button", name="Run exchange").click()
     page.get_by_text(BANNER).first.wait_for(timeout=90_000)
     wait_for_app(page)
-    assert page.get_by_text("Download artifact JSON").count() == 1
+    page.get_by_text("Download artifact JSON").wait_for()  # the finished exchange, totals and all
     set_speed(page, "Slow")
     page.get_by_role("button", name="Run exchange").click()
     page.locator('.pc-char[data-role="player"][data-mood="speaking"]').wait_for(timeout=60_000)

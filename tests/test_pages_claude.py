@@ -91,3 +91,11 @@ def test_a_round_shows_its_thinking_tokens_apart_and_never_the_thinking(claude_a
     assert any("APPROVE" in s for s in texts(at, "success"))
     assert any("(1,600 thinking)" in c for c in texts(at, "caption")), texts(at, "caption")  # Player + Coach
     assert not any(THOUGHT in t for kind in ("markdown", "caption", "text", "info") for t in texts(at, kind))
+
+
+def test_run_k_times_with_claude_says_what_k_exchanges_cost_before_it_runs(claude_app, fake):
+    at = claude_app()
+    at.number_input(key=session.TR_REPEAT_K).set_value(4).run()
+    cost = [c for c in texts(at, "caption") if c.startswith("Run 4 times with Claude: about $")]
+    assert cost and "8 calls" in cost[0] or "calls" in cost[0]
+    assert not fake.messages_requests  # said before anything is asked

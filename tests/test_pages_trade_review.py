@@ -303,3 +303,22 @@ def test_the_sidebar_warns_as_soon_as_the_symbol_is_not_in_the_presets_allowed_s
     warnings = [w for w in texts(at.sidebar, "warning") if "allowed_symbols" in w]
     assert warnings and "TSLA" in warnings[0] and "strict" in warnings[0] and "AMZN, MSFT" in warnings[0]
     assert "no agent called" in warnings[0]
+
+
+def test_run_k_times_shows_the_outcomes_as_a_strip_and_the_agreement(app, app_store):
+    at = app()
+    at.number_input(key=session.TR_REPEAT_K).set_value(3).run()
+    at.button(key=session.TR_REPEAT_RUN).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    group = at.session_state[session.TR_LAST_REPEAT]
+    stored = app_store.list_exchanges(repeat_id=group, limit=None)
+    assert len(stored) == 3 and len({r["outcome"] for r in stored}) == 1  # the house agents, one seed
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Outcome agreement"] == "100%" and metrics["Side agreement"] == "100%"
+    badges = [m for m in texts(at, "markdown") if re.search(r"-badge\[\d · ", m)]
+    assert len(badges) == 3 and all(stored[0]["outcome"] in b for b in badges)
+    spread = next(t.value for t in at.table if "median" in t.value.columns)
+    assert {"entry", "rounds", "cost $"} <= set(spread["figure"])
+    assert round_cards(at)  # the last of them, round by round
+    at.button(key=session.TR_RUN).click().run()  # a single run shows a single exchange again
+    assert session.TR_LAST_REPEAT not in at.session_state and not [m for m in at.metric if m.label == "Outcome agreement"]
