@@ -284,6 +284,10 @@ def test_serving_beyond_loopback_needs_a_token_and_claude_a_key(capsys, monkeypa
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     assert main(["mcp", "--http", "0.0.0.0:8765", "--db", str(tmp_path / "mcp.db")]) == 3
     assert "needs --token" in capsys.readouterr().err
+    monkeypatch.setenv("PLAYER_COACH_MCP_TOKEN", "from-the-environment")
+    from core.__main__ import parser
+
+    assert parser().parse_args(["mcp", "--http", "0.0.0.0:8765"]).token == "from-the-environment"
     assert main(["mcp", "--coach", "claude", "--db", str(tmp_path / "mcp.db")]) == 3
     assert "set ANTHROPIC_API_KEY in the server's environment" in capsys.readouterr().err
 

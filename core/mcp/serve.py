@@ -16,6 +16,8 @@ from core.journal.store import Store
 from core.mcp.desk import Desk, Limits
 
 KEY_ENV = "ANTHROPIC_API_KEY"
+TOKEN_ENV = "PLAYER_COACH_MCP_TOKEN"
+"""Where the bearer token may come from instead of --token, which every user of the machine can read in `ps`."""
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -24,7 +26,8 @@ def add_parser(sub) -> None:
     defaults = Limits()
     p = sub.add_parser("mcp", help="serve the Coach over MCP: an outside agent plays the Player (stdio by default)")
     p.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
-    p.add_argument("--token", help="bearer token every HTTP request must carry (required off loopback)")
+    p.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None,
+                   help=f"bearer token every HTTP request must carry (required off loopback; default ${TOKEN_ENV})")
     p.add_argument("--coach", choices=("house", "claude"), default="house",
                    help=f"the Coach; claude needs {KEY_ENV} in the environment")
     p.add_argument("--db", help="store the exchanges in this SQLite file (default: the app's)")
