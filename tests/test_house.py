@@ -191,3 +191,87 @@ def test_a_strict_backtest_on_an_allowed_symbol_trades():
     result = backtest.run_backtest("MSFT", "2021-01-04", "2021-06-30", core.load_preset("strict"), core.HousePlayer(),
                                    core.HouseCoach(), bars=load_bars("MSFT", online=False))
     assert len(result.trades) >= 10
+
+
+def test_the_issue_21_world_no_longer_crashes_the_revision():
+    """An ATR-wide stop put a short's target below zero; the revision then added a tuple to a list (ERROR)."""
+    world = core.WorldState(symbol="MSFT", as_of="2025-03-04 09:30", price=35, sma5=40, sma10=45, atr=20)
+    for preset in core.list_presets():
+        artifact = core.run_exchange_sync(world, core.load_preset(preset), core.Portfolio(), core.HousePlayer(seed=0),
+                                          core.HouseCoach())
+        assert artifact.outcome != "ERROR", (preset, artifact.termination_reason)
+    held = core.run_exchange_sync(world, core.load_preset("aggressive"), core.Portfolio(), core.HousePlayer(),
+                                  core.HouseCoach())
+    assert held.rounds[0].proposal.actions[0].action_type == "hold"
+    assert "at or below zero: no valid bracket, hold." in held.rounds[0].proposal.reasoning
+
+
+def test_a_revision_that_starts_over_returns_its_words_and_actions():
+    """_start_over's (words, actions) joins the revision's words: the crash of issue 21 item 16."""
+    player = core.HousePlayer()
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    moderate = core.load_preset("moderate")
+    rejected = proposal(entry(size=0.03, e=185, s=184.99, t=185.02), reasoning="thin")
+    verdict = core.check_proposal(rejected, moderate, core.Portfolio(), world)
+    history = [core.Round(round=1, proposal=rejected, evaluation=core.Evaluation(
+        decision=verdict.decision, violations=verdict.violations, checks=verdict.checks, feedback=""),
+        tokens=0, usage=core.Usage(), latency_ms=0)]
+    said, actions = player._revise(world, moderate, core.Portfolio(), history)
+    assert isinstance(said, list) and all(isinstance(a, core.Action) for a in actions)
+
+
+def _random_world(rng, symbol: str) -> core.WorldState:
+    price = 10 ** rng.uniform(-3, 6)
+    return core.WorldState(
+        symbol=symbol, as_of=f"2025-03-{rng.randint(3, 7):02d} {rng.randint(9, 15):02d}:{rng.choice(('00', '30'))}",
+        price=price, sma5=price * 10 ** rng.uniform(-0.3, 0.3), sma10=price * 10 ** rng.uniform(-0.3, 0.3),
+        volatility_regime=rng.choice(("low", "medium", "high")),
+        atr=rng.choice((None, price * 10 ** rng.uniform(-4, 0.7))), position=rng.choice(("flat", "flat", "long", "short")))
+
+
+@pytest.mark.parametrize("preset", core.list_presets())
+def test_no_house_exchange_ends_error_on_random_worlds_and_no_bracket_reaches_zero(preset):
+    """Prices from a tenth of a cent to a million, SMAs and ATRs far from the price: never ERROR, and
+    every entry the house Player proposes has its stop and target above zero."""
+    import random
+
+    rng = random.Random(f"fuzz-{preset}")
+    constraints = core.load_preset(preset)
+    books = [core.Portfolio(), core.Portfolio(positions={"NVDA": 0.02}),
+             core.Portfolio(equity=99_000, peak_equity=100_000, today_pnl=-500)]
+    for n in range(150):
+        symbol = rng.choice([*constraints.allowed_symbols[:3], "ZZZ"])
+        world = _random_world(rng, symbol)
+        artifact = core.run_exchange_sync(world, constraints, rng.choice(books), core.HousePlayer(seed=n),
+                                          core.HouseCoach())
+        assert artifact.outcome != "ERROR", (world, artifact.termination_reason)
+        for record in artifact.rounds:
+            for action in record.proposal.actions:
+                if action.is_entry:
+                    assert action.stop_loss > 0 and action.take_profit > 0, (world, action)
+
+
+def test_the_flaw_draw_depends_on_the_seed_symbol_and_day_never_on_float_digits():
+    """SMAs computed over different warm-ups differ in their last digits; the house Player's choices must not."""
+    base = dict(symbol="MSFT", as_of="2025-03-04 10:00", price=412.5, volatility_regime="medium", atr=6.2)
+    moderate = core.load_preset("moderate")
+    for seed in range(12):
+        runs = {str([r.proposal for r in core.run_exchange_sync(
+            core.WorldState(**base, sma5=sma5, sma10=405.0), moderate, core.Portfolio(),
+            core.HousePlayer(seed=seed), core.HouseCoach()).rounds])
+            for sma5 in (410.0, 410.00000000000006, 409.99999999999994)}
+        assert len(runs) == 1, seed
+
+
+def test_a_book_run_over_the_same_days_with_three_warm_ups_ends_at_the_same_equity_to_the_cent():
+    """Issue 21 item 17: the house Player's choices followed the last digits of SMAs computed over the
+    loaded history, so the same 2012 book ended elsewhere when the bars started elsewhere."""
+    symbols = ["AAPL", "IBM", "MSFT", "GOOG"]
+    full = {s: core.load_bars(s, "2010-06-01", "2012-12-31", online=False).frame for s in symbols}
+    ends = set()
+    for first in ("2010-06-01", "2011-01-03", "2011-05-02"):
+        bars = {s: frame[frame.index >= first] for s, frame in full.items()}
+        result = core.run_backtest(symbols, "2011-09-01", "2012-06-29", core.load_preset("aggressive"),
+                                   core.HousePlayer(seed=3), core.HouseCoach(), bars=bars)
+        ends.add(round(float(result.equity.iloc[-1]), 2))
+    assert len(ends) == 1, ends

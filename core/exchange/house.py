@@ -155,10 +155,30 @@ class HousePlayer:
             return (f"{len(held)} positions are open ({', '.join(held)}) and max_open_positions is "
                     f"{c.max_open_positions}: no room for {symbol}, hold.")
         entry = round(world.price, 2)
+        if entry <= 0:
+            return f"{symbol} at {world.price:g} is below a cent: no bracket can be priced, hold."
+        invalid = self._invalid_bracket(world, c)
+        if invalid:
+            return invalid
         size, binding = _largest_size(c, p, symbol, entry, _stop_at(True, entry, self._distance(world, c)))
         if size <= 0:
             return f"{binding} leaves no room for a new entry: hold."
         return None
+
+    def _invalid_bracket(self, world: WorldState, c: Constraints) -> str | None:
+        """Why the trend's entry has no valid bracket (a stop or target at or below zero), or None.
+
+        A stop as wide as volatility (and the schema's ATR minimum) asks, below a short's entry by the
+        R/R asked, can fall under zero; a narrower stop would break the schema or the house style, so hold."""
+        long = self._trend(world) == "up"
+        entry, distance = round(world.price, 2), self._distance(world, c)
+        stop = _stop_at(long, entry, distance)
+        target = _target_at(long, entry, stop, max(c.min_risk_reward * HEADROOM, TARGET_R))
+        if stop > 0 and target > 0:
+            return None
+        side, name = ("long", "stop") if long else ("short", "target")
+        return (f"At a price of {entry:.2f} the {side} needs a stop so wide (volatility, the ATR minimum) that "
+                f"its {name} would be at or below zero: no valid bracket, hold.")
 
     @staticmethod
     def _distance(world: WorldState, c: Constraints) -> float:
@@ -212,8 +232,9 @@ class HousePlayer:
 
     def _maybe_flawed(self, world: WorldState, c: Constraints, p: Portfolio, ideal: Action) -> list[Action]:
         """Sometimes (by the seed) a hurried version of the ideal entry: one the Coach rejects but never aborts."""
-        # A stable hash of the seed and the world: the same inputs give the same flaw in any process.
-        draw = zlib.crc32(f"{self.seed}|{world.symbol}|{world.price}|{world.sma5}|{world.sma10}|{world.as_of}".encode())
+        # A stable hash of what identifies the decision (the seed, the symbol, the market day): the same flaw in
+        # any process, and never the last digits of a float, which move with how much history was loaded.
+        draw = zlib.crc32(f"{self.seed}|{world.symbol}|{world.as_of.date().isoformat()}".encode())
         if draw % 1000 >= self.flaw_rate * 1000:
             return [ideal]
         first = (draw // 1000) % len(_FLAWS)
@@ -261,7 +282,8 @@ class HousePlayer:
         passes = check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "APPROVE"
         if passes and not any(_same(actions, r) for r in rejected):
             return said + self._now(actions), actions
-        return said + self._start_over(world, c, p, rejected)
+        more, actions = self._start_over(world, c, p, rejected)
+        return said + more, actions
 
     def _start_over(self, world: WorldState, c: Constraints, p: Portfolio,
                     rejected: list[list[Action]]) -> tuple[list[str], list[Action]]:
