@@ -294,3 +294,21 @@ def test_a_rounds_latency_is_the_agents_time_not_the_consumers(world, moderate, 
         clock[0] += 5.0  # the consumer animates every event for five seconds
     (record,) = event.artifact.rounds
     assert record.latency_ms == 250.0
+
+
+def test_without_streaming_the_same_exchange_yields_no_text_fragments(world, moderate):
+    """stream=False (a backtest shows no speech bubbles) changes the events, never the artifact."""
+    def strip(artifact):
+        data = artifact.model_dump()
+        for r in data["rounds"]:
+            r["latency_ms"] = 0
+        return {k: v for k, v in data.items() if k not in ("run_id", "timestamp")}
+
+    streamed = list(core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
+                                      core.HouseCoach()))
+    quiet = list(core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach(),
+                                   stream=False))
+    assert not any(isinstance(e, core.TextFragment) for e in quiet)
+    assert [type(e) for e in quiet] == [type(e) for e in streamed if not isinstance(e, core.TextFragment)]
+    assert strip(quiet[-1].artifact) == strip(streamed[-1].artifact)
+    assert quiet[-1].artifact.rounds[0].evaluation.feedback.startswith("[action 1] max_single_trade_pct")

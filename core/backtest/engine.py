@@ -263,7 +263,7 @@ class _Run:
             world, self.rules, self._portfolio(pending), t.player, t.coach,
             strategy_id=f"backtest:{t.run_key}" if t.record_exchanges else None,
             run_id=f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}"),
-            now=lambda: world.as_of,
+            now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
         )
         return Decision.of(artifact, t.record_exchanges)
 

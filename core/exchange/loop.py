@@ -130,6 +130,27 @@ class _RoundUnderWay:
             self.text[role] += fragment
             yield TextFragment(role, fragment)
 
+    def hear(self, role: str, agent: object, stream: object) -> Turn:
+        """`speak` without events, for a consumer that shows none (a backtest): the agent's text is
+        drained in one go and only the agent's time counted."""
+        name = getattr(agent, "name", type(agent).__name__)
+        if not isinstance(stream, Iterator):
+            return _checked_turn(role, name, stream)
+        said = []
+        start = time.perf_counter()
+        try:
+            while True:
+                try:
+                    fragment = next(stream)
+                except StopIteration as done:
+                    return _checked_turn(role, name, done.value)
+                if not isinstance(fragment, str):
+                    raise AgentError(f"the {role} {name} streamed {type(fragment).__name__}, not text")
+                said.append(fragment)
+        finally:
+            self.text[role] += "".join(said)
+            self.seconds += time.perf_counter() - start
+
     def as_it_stood(self, usage: Usage) -> Round | None:
         """The round the exchange stopped in, once its proposal and checks exist: kept, marked incomplete."""
         if self.verdict is None:
@@ -214,9 +235,11 @@ def run_exchange(
     run_id: str | None = None,
     now: Callable[[], datetime] | None = None,
     grader=None,
+    stream: bool = True,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
+    `stream=False` yields no TextFragment (a backtest shows none; building them costs time).
     `grader` (optional, e.g. core.claude.ClaudeGrader) grades each proposal's reasoning; its grade is
     recorded in the round and never changes the verdict.
 
@@ -282,8 +305,9 @@ def run_exchange(
         for number in range(1, 0 if breaker else constraints.max_rounds + 1):
             current = _RoundUnderWay(number)
             yield RoundStarted(number)
-            played = current.played = yield from current.speak(
-                "player", player, player.propose(world, constraints, portfolio, rounds))
+            said = player.propose(world, constraints, portfolio, rounds)
+            played = current.played = (yield from current.speak("player", player, said)) if stream else \
+                current.hear("player", player, said)
             unfinished = played.usage
             proposal = current.proposal = played.value
             started = time.perf_counter()
@@ -293,8 +317,8 @@ def run_exchange(
             verdict = current.verdict = check_proposal(proposal, constraints, portfolio, world)
             current.seconds += time.perf_counter() - started
             yield ProposalMade(number, proposal, verdict.model_copy())
-            coached = yield from current.speak("coach", coach,
-                                               coach.critique(proposal, verdict, constraints, world, portfolio))
+            said = coach.critique(proposal, verdict, constraints, world, portfolio)
+            coached = (yield from current.speak("coach", coach, said)) if stream else current.hear("coach", coach, said)
             verdict.feedback = coached.value
             spent = played.usage + graded + coached.usage
             usage, unfinished = usage + spent, NO_USAGE
