@@ -10,7 +10,8 @@ import pytest
 
 import core
 import core.exchange.house
-from core.exchange.house import describe, house_grid
+from core.exchange.house import describe
+from tests.support.house_grid import house_grid
 from tests.support.builders import entry, proposal
 
 PRESETS = ("aggressive", "conservative", "funded_challenge", "futures_compatible", "moderate", "strict")

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 import core
-from core.exchange.house import house_grid
+from tests.support.house_grid import house_grid
 from core.exchange.reasoning import reasoning_check
 from tests.support.builders import entry, proposal
 
