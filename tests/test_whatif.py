@@ -171,3 +171,18 @@ def test_bad_options_are_exit_3_and_one_line(args, message):
     result = cli(*args, "--symbols", "MSFT", "--start", "2012-01-03", "--end", "2012-01-31", "--offline")
     assert result.returncode == 3, (result.returncode, result.stderr)
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_relaxing_a_limit_relaxes_it_in_the_tiers_too():
+    from core.backtest.whatif import _with
+
+    tiered = core.load_preset("funded_challenge")
+    setting = {k for t in tiered.tiers for k in t.values()}
+    assert "max_single_trade_pct" in setting  # the shipped preset tightens it when the book is hurt
+    spec = BacktestSpec(symbols=["MSFT"], start="2012-01-03", end="2012-01-31", presets=[("funded", tiered)])
+    relaxed = _with(spec, {"max_single_trade_pct": 1.0}, in_tiers=True).preset.constraints
+    assert relaxed.max_single_trade_pct == 1.0
+    assert all("max_single_trade_pct" not in t.values() for t in relaxed.tiers)
+    assert {k for t in relaxed.tiers for k in t.values()} == setting - {"max_single_trade_pct"}
+    swept = _with(spec, {"max_single_trade_pct": 0.2}).preset.constraints  # a sensitivity keeps the tiers
+    assert swept.tiers == tiered.tiers

@@ -104,17 +104,31 @@ def _relaxed(relax, constraints: Constraints, spec: BacktestSpec) -> dict:
     return {field: pick(field, constraints, spec) for field in LIMITS}
 
 
-def _with(spec: BacktestSpec, changes: dict) -> BacktestSpec:
-    """The spec with some constraints of its schema changed, named after the change."""
+def _with(spec: BacktestSpec, changes: dict, *, in_tiers: bool = False) -> BacktestSpec:
+    """The spec with some constraints of its schema changed, named after the change. `in_tiers`: a tier
+    that sets a changed limit no longer does (relaxing a limit relaxes it whatever tier holds)."""
     schema = spec.preset
+    data = schema.constraints.model_dump()
+    if in_tiers and "tiers" not in changes:
+        data["tiers"] = _tiers_without(data.get("tiers") or [], set(changes))
     try:
-        constraints = Constraints.model_validate({**schema.constraints.model_dump(), **changes})
+        constraints = Constraints.model_validate({**data, **changes})
     except ValidationError as error:
         from core.exchange.presets import explain
 
         raise InvalidInput(f"limits: {explain(error)}") from None
     name = schema.name + "".join(f", {k}={_short(v)}" for k, v in changes.items())
     return spec.model_copy(update={"presets": [NamedSchema.model_construct(name=name, constraints=constraints)]})
+
+
+def _tiers_without(tiers: list[dict], limits: set[str]) -> list[dict]:
+    """The tiers with `limits` taken out of what they set; a tier left setting nothing goes."""
+    kept = []
+    for tier in tiers:
+        sets = {k: v for k, v in tier["set"].items() if k not in limits and v is not None}
+        if sets:
+            kept.append({**tier, "set": sets})
+    return kept
 
 
 def _short(value) -> str:
@@ -212,7 +226,7 @@ def attribution(spec: BacktestSpec, *, relax="off", challenge: ChallengeRules | 
     player, coach, deterministic = _agents(spec, agents)
     constraints = spec.preset.constraints
     relaxed = {f: v for f, v in _relaxed(relax, constraints, spec).items() if v != getattr(constraints, f)}
-    specs = [spec] + [_with(spec, {field: value}) for field, value in relaxed.items()]
+    specs = [spec] + [_with(spec, {field: value}, in_tiers=True) for field, value in relaxed.items()]
     runs = _run_all(specs, player, coach, challenge, executor, bars, progress, cancel)
     base = runs[0] or {}
     rows = [_attribution_row(field, LIMITS[field], getattr(constraints, field), value, base, run, deterministic)
