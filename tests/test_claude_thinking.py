@@ -216,3 +216,18 @@ def test_an_agent_asks_the_models_api_once_for_its_model(fake, key, world, moder
     drive(ClaudeCoach(key, base_url=fake.base_url).critique(
         core.Proposal.model_validate(GOOD_PROPOSAL), None, moderate, world, core.Portfolio()))
     assert [r["path"] for r in fake.requests if r["method"] == "GET"] == [f"/v1/models/{prices.DEFAULT_MODEL}"]
+
+
+def test_a_thinking_setting_the_model_refuses_costs_one_unbilled_400_then_is_dropped(fake, key, world, moderate):
+    # The Models API says nothing of Sonnet 5.5 here, and the model does not take what the table says
+    fake.models = [{**m, "capabilities": None, "_capabilities": ALWAYS_THINKS} if m["id"] == "claude-sonnet-5-5" else m
+                   for m in fake.models]
+    player = ClaudePlayer(key, model="claude-sonnet-5-5", base_url=fake.base_url)
+    _, turn = drive(player.propose(world, moderate, core.Portfolio(), []))
+    refused, answered = fake.messages_requests
+    assert refused["body"]["thinking"] == {"type": "between_tools"} and refused["usage"] is None
+    assert "thinking" not in answered["body"] and answered["body"]["tool_choice"] == {"type": "auto"}
+    assert turn.value.reasoning == GOOD_PROPOSAL["reasoning"] and turn.usage.thinking > 0
+    drive(ClaudePlayer(key, model="claude-sonnet-5-5", base_url=fake.base_url).propose(world, moderate,
+                                                                                      core.Portfolio(), []))
+    assert len(fake.messages_requests) == 3  # learnt: the next agent asks without the setting at once

@@ -27,13 +27,15 @@ import anthropic
 from pydantic import ValidationError
 
 from core.claude.keys import gateway, key_problem, redact_all
-from core.claude.models import ThinkingPlan, learn_refuses_forced_tool, refuses_forced_tool, thinking_plan
+from core.claude.models import (
+    ThinkingPlan, learn_refuses_forced_tool, refuses_forced_tool, thinking_plan, without_settings,
+)
 from core.claude.prompts import (
     CRITIQUE_TOOL, GRADE_TOOL, JUDGEMENT_TOOL, PROPOSAL_TOOL, Critique, Judgement, coach_messages, grader_messages,
     player_messages, system_blocks, tools,
 )
 from core.claude.spend_guard import SpendGuard
-from core.claude.transport import Bubble, Caller, ForcedToolRefused, Reply
+from core.claude.transport import Bubble, Caller, ForcedToolRefused, Reply, SettingRefused
 from core.exchange.agent import Turn
 from core.exchange.errors import AgentError, InvalidInput, SpendLimitReached
 from core.exchange.schema import (
@@ -114,8 +116,17 @@ class _ClaudeAgent:
         path = self._path()
         max_tokens = self.plan().max_tokens_for(answer_tokens, auto=path == AUTO)
         try:
-            reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens), field_name,
-                                                   bubble, tool)
+            try:
+                reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens),
+                                                       field_name, bubble, tool)
+            except SettingRefused:
+                # The table (or a gateway) was wrong about the thinking setting: ask as the model is by default.
+                self._plan = without_settings(self.plan(), self.model, self._caller.address)
+                log.info("%s refused its thinking setting: asking without one from now on", self.model)
+                path = self._path()
+                max_tokens = self.plan().max_tokens_for(answer_tokens, auto=path == AUTO)
+                reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens),
+                                                       field_name, bubble, tool)
         except ForcedToolRefused:
             learn_refuses_forced_tool(self.model, self._caller.address)
             log.info("%s refuses a forced tool choice: asking with tool choice auto from now on", self.model)

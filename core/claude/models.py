@@ -138,7 +138,7 @@ def thinking_plan(client: Any, model: str) -> ThinkingPlan:
     import anthropic  # loaded with the agents already; imported here so `core.prices` users never pay for it
 
     try:
-        info = client.models.retrieve(model)
+        info = client.models.retrieve(model, timeout=5.0)  # free, and not worth a long wait: the table stands in
     except anthropic.APIStatusError as exc:
         plan = table_plan(model)
         if exc.status_code >= 500 or exc.status_code in (408, 409, 429):
@@ -154,6 +154,16 @@ def thinking_plan(client: Any, model: str) -> ThinkingPlan:
     with _plans_lock:
         _plans[where] = plan
     return plan
+
+
+def without_settings(plan: ThinkingPlan, model: str, base_url: str) -> ThinkingPlan:
+    """The plan for a model that refused its thinking setting (a 400, unbilled): no setting, tool choice
+    auto (it may think by default), kept for this address and model from now on."""
+    learnt = ThinkingPlan(None, None, forced_tool=False, thinks=True, max_tokens=plan.max_tokens, line=plan.line,
+                          source="learnt")
+    with _plans_lock:
+        _plans[(base_url, model)] = learnt
+    return learnt
 
 
 def forget_plans() -> None:

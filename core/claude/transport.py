@@ -134,6 +134,18 @@ class ForcedToolRefused(Exception):
     """Raised by one request when the model refused the forced tool choice; nothing was billed."""
 
 
+def refuses_thinking_setting_error(exc: Exception) -> bool:
+    """A 400 about the request's thinking or effort setting (a model, or a gateway, that does not take it)."""
+    if not isinstance(exc, anthropic.BadRequestError):
+        return False
+    text = api_message(exc).lower()
+    return "tool_choice" not in text and ("thinking" in text or "effort" in text)
+
+
+class SettingRefused(Exception):
+    """Raised by one request when the model refused its thinking or effort setting; nothing was billed."""
+
+
 def refusal_text(role: str, message: Any) -> str:
     """Why the model refused, in the API's words (stop_details), and what that means for the exchange."""
     details = getattr(message, "stop_details", None)
@@ -265,6 +277,8 @@ class Caller:
                 spent = spent + self.bill(meter)
                 if refuses_forced_tool_error(exc) and params["tool_choice"]["type"] == "tool":
                     raise ForcedToolRefused() from None
+                if refuses_thinking_setting_error(exc) and ("thinking" in params or "output_config" in params):
+                    raise SettingRefused() from None
                 kind = error_kind(exc)
                 stalls += kind == "timeout"
                 wait = self._wait(kind, exc, attempt, spent)

@@ -527,7 +527,7 @@ class _Handler(BaseHTTPRequestHandler):
         """(effort this request thinks at, or None when it does not think; the 400 its settings earn, if any),
         as the API checks a request against the model's capabilities."""
         entry = self.fake.model(model) or {}
-        caps = entry.get("capabilities")
+        caps = entry.get("_capabilities") or entry.get("capabilities")  # what it takes, reported or not
         sent = body.get("thinking")
         kind = sent.get("type") if isinstance(sent, dict) else ("adaptive" if entry.get("_thinks") else "disabled")
         effort = (body.get("output_config") or {}).get("effort")
