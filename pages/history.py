@@ -14,7 +14,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from ui import charts, exchange_view, history_view, session  # noqa: E402
+from ui import charts, exchange_view, history_view, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 PAGE_SIZE = 20
@@ -70,7 +70,8 @@ if summary["count"] == 0:
 # -- the table, a page at a time, and the picked exchange (a fragment: paging and picking rerun only this) --
 @st.fragment
 def exchanges() -> None:
-    pages = max(1, math.ceil(summary["count"] / PAGE_SIZE))
+    rows_count = store.count_exchanges(**filters, one_per_group=True)  # a group of Run k times is one row
+    pages = max(1, math.ceil(rows_count / PAGE_SIZE))
     head = st.columns([3, 1, 1], vertical_alignment="bottom")
     order = "market day" if dates_by == "market" else "run time"
     head[0].subheader(f"Exchanges ({summary['count']:,}, newest {order} first)")
@@ -79,7 +80,9 @@ def exchanges() -> None:
         "Export CSV", lambda: history_view.csv(store.list_exchanges(**filters, limit=None)),
         file_name=history_view.csv_name(filters), mime="text/csv", icon=":material/download:", on_click="ignore",
         help="Every exchange that matches the filters, with the table's columns (built when you click).")
-    rows = store.list_exchanges(**filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    rows = store.list_exchanges(**filters, one_per_group=True, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    groups = {r["repeat_id"]: [g["outcome"] for g in store.list_exchanges(repeat_id=r["repeat_id"], limit=None)]
+              for r in rows if r["repeat_id"]}
     labels = {r["run_id"]: history_view.label(r) for r in rows}
 
     def picked_row() -> None:
@@ -87,7 +90,7 @@ def exchanges() -> None:
         if selected:
             state[session.HISTORY_SELECTED] = rows[selected[0]]["run_id"]
 
-    st.dataframe(history_view.table(rows), hide_index=True, width="stretch", on_select=picked_row,
+    st.dataframe(history_view.table(rows, groups), hide_index=True, width="stretch", on_select=picked_row,
                  selection_mode="single-row", key=session.H_TABLE, column_config=history_view.COLUMNS)
     picked(labels)
 
@@ -110,6 +113,15 @@ def picked(labels: dict[str, str]) -> None:
                       index=None, placeholder="Pick a row in the table, or here", help="Its rounds show below.")
     if artifact is None:
         return
+    if artifact.repeat_id:  # one of a group: the group's figures, and any of its exchanges one pick away
+        group = repeat_view.group_of(store, artifact.repeat_id)
+        repeat_view.show(core.Repeatability(artifact.repeat_id, tuple(group)))
+        by_id = {a.run_id: a for a in group}
+        ids = list(by_id)
+        opened = st.selectbox("Exchange of the group", ids, index=ids.index(chosen) if chosen in ids else 0,
+                              format_func=lambda run_id: f"{ids.index(run_id) + 1} · {by_id[run_id].outcome} · {run_id[:8]}",
+                              key=session.H_GROUP_PICK)
+        artifact = by_id[opened]
     speed = sticky(pick[1].select_slider, "Replay speed", key=session.H_SPEED, options=list(session.SPEEDS),
                    value="Normal")
     replay = pick[2].button("Replay", type="primary", icon=":material/replay:")

@@ -330,3 +330,31 @@ def test_safe_csv_defuses_text_and_headers_and_leaves_numbers():
     back = pd.read_csv(io.StringIO(text), keep_default_na=False)
     assert back["'=cmd"].tolist() == ["'=1+1", "plain", "'-x", ""]
     assert back["pnl"].tolist() == [-1.5, 2.0, -0.25, 0.0]
+
+
+def test_a_group_of_run_k_times_is_one_row_that_opens_to_its_exchanges(app, app_store):
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    moderate = core.load_preset("moderate")
+    result = core.repeat(world, moderate, core.Portfolio(), lambda i: core.HousePlayer(seed=i),
+                         lambda i: core.HouseCoach(), k=3)
+    app_store.record_many(result.artifacts)
+    core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=app_store,
+                           run_id="single")
+    at = app(PAGE)
+    assert count(at) == 4  # the summary counts every exchange
+    table = exchanges_table(at)
+    assert len(table) == 2  # the table lists the group once
+    group_row = table[table["run_id"] != "single"].iloc[0]
+    outcome, _ = result.most_common()
+    assert group_row["runs"] == f"3 runs · {outcome} {result.outcomes.count(outcome)}/3"
+    assert table.set_index("run_id").loc["single", "runs"] == ""
+    pick(at, group_row["run_id"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Outcome agreement"] == f"{result.outcome_agreement:.0%}"
+    inside = at.selectbox(key=session.H_GROUP_PICK)
+    assert len(inside.options) == 3
+    other = next(a.run_id for a in result.artifacts if a.run_id != group_row["run_id"])
+    inside.set_value(other).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e for e in at.expander if e.label.startswith("Round ")]  # the opened exchange, round by round
+    assert any(b.label == "Export JSON" for b in at.get("download_button"))

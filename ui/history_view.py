@@ -35,6 +35,9 @@ COLUMNS = {
     "stop": st.column_config.TextColumn("stop", alignment="right"),
     "target": st.column_config.TextColumn("target", alignment="right"),
     "rounds": st.column_config.NumberColumn("rounds", format="%d"),
+    "runs": st.column_config.TextColumn("runs", help="Exchanges run as one group (Run k times): how many, and how "
+                                                     "many of them ended on the most common outcome. Pick the row "
+                                                     "to open the group."),
     "violations": st.column_config.TextColumn("violations", width="medium",
                                               help="Standing in the last round; 'fixed:' ones an earlier round had."),
     "reasoning": st.column_config.TextColumn(
@@ -58,12 +61,25 @@ def _violations(standing: str | None, fixed: str | None) -> str:
     return " · ".join(parts)
 
 
-def figures(rows: list[dict]) -> pd.DataFrame:
-    """The rows of Store.list_exchanges as History shows them, numbers as numbers (size in %), missing as None."""
+def _runs(row: dict, groups: dict[str, list[str]] | None) -> str:
+    """A group's row: '5 runs · APPROVE 4/5'; in an export of every exchange, the group it belongs to."""
+    group = row.get("repeat_id")
+    if not group:
+        return ""
+    if groups is None or group not in groups:
+        return f"group {group[:8]}"
+    outcomes = groups[group]
+    top = max(set(outcomes), key=outcomes.count)
+    return f"{len(outcomes)} runs · {top} {outcomes.count(top)}/{len(outcomes)}"
+
+
+def figures(rows: list[dict], groups: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The rows of Store.list_exchanges as History shows them, numbers as numbers (size in %), missing as None.
+    `groups` (repeat_id -> the group's outcomes) marks the rows that stand for a group."""
     return pd.DataFrame([{
         "market": (r["market_time"] or "")[:16].replace("T", " "),
         "run": _utc_minutes(r["timestamp"]),
-        "outcome": r["outcome"], "symbol": r["symbol"], "preset": r["preset"] or "", "side": r["side"] or "",
+        "outcome": r["outcome"], "runs": _runs(r, groups), "symbol": r["symbol"], "preset": r["preset"] or "", "side": r["side"] or "",
         "size": None if r["size_pct"] is None else round(r["size_pct"] * 100, 4),
         "entry": r["entry"], "stop": r["stop"], "target": r["target"],
         "rounds": r["rounds_taken"], "violations": _violations(r["violations"], r["fixed"]),
@@ -78,9 +94,9 @@ SHOWN = {"size": "{:,.2f}", "entry": "{:,.2f}", "stop": "{:,.2f}", "target": "{:
 cell, never a grey "None" (a number column would show one)."""
 
 
-def table(rows: list[dict]) -> pd.DataFrame:
-    """The rows as History's table shows them, one column per COLUMNS entry."""
-    frame = figures(rows)
+def table(rows: list[dict], groups: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The rows as History's table shows them, one column per COLUMNS entry (`groups`: see figures)."""
+    frame = figures(rows, groups)
     for column, form in SHOWN.items():
         frame[column] = [("" if value is None or pd.isna(value) else form.format(value)) for value in frame[column]]
     return frame

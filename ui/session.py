@@ -114,6 +114,7 @@ H_PAGE = "h_page"
 H_TABLE = "h_table"
 H_PICK = "h_pick"
 H_SPEED = "h_speed"
+H_GROUP_PICK = "h_group_pick"  # History: which exchange of the picked group is shown
 S_KEY_INPUT = "s_key_input"
 S_MODEL = "s_model"
 S_BASE_URL = "s_base_url"
