@@ -1,4 +1,4 @@
-"""The command line: `python -m core presets | check | exchange | repeat | history | prune | backtest | challenge | sweep | attribution | sensitivity | frontier | agents | mcp`.
+"""The command line: `python -m core presets | check | exchange | repeat | history | show | prune | backtest | challenge | sweep | attribution | sensitivity | frontier | agents | mcp`.
 
 Exit codes of `check`: 0 APPROVE, 1 REJECT, 2 ABORT, 3 invalid input. Of `exchange`: 0 APPROVE,
 1 REJECT-MAX, 2 ABORT, 3 invalid input, 4 ERROR or INTERRUPTED. Bad input never shows a traceback:
@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,7 +30,8 @@ from core.exchange.json_input import excerpt, read_json, shorten
 from core.exchange.presets import explain, list_presets, load_preset
 from core.exchange.rules import check_proposal
 from core.exchange.schema import ET, MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
-from core.journal.store import Store
+from core.journal.options import db_path, open_store
+from core.journal.store import HistoryFilter, Store, StoreError
 
 INVALID = 3
 EXIT_CODES = {"APPROVE": 0, "REJECT": 1, "ABORT": 2}
@@ -108,7 +110,7 @@ def add_world_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--atr", type=float)
     command.add_argument("--preset", default="moderate")
     command.add_argument("--as-of", help='ET date and time, e.g. "2025-03-04 10:00" (default: now)')
-    command.add_argument("--db", help="store the exchange in this SQLite file")
+    command.add_argument("--db", type=db_path, help="store the exchange in this SQLite file")
     command.add_argument("--strategy", help="strategy id to file the exchange under")
     command.add_argument("--seed", type=int, default=0, help="the house Player's seed")
 
@@ -162,10 +164,41 @@ def agents_of(args) -> tuple[object, object]:
     return player, coach
 
 
+def _when(text: str) -> date | datetime:
+    """--since/--until: a day (YYYY-MM-DD: the whole day) or an instant (YYYY-MM-DDTHH:MM, UTC unless it says)."""
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be YYYY-MM-DD or YYYY-MM-DDTHH:MM, got {excerpt(text, 40)}") from None
+
+
 def cmd_history(args) -> int:
-    store = Store(args.db) if args.db else Store()
-    for row in store.list_exchanges(outcome=args.outcome, symbol=args.symbol, strategy=args.strategy, limit=args.limit):
-        print(json.dumps(row))
+    """Stored exchanges matching History's filters: summary rows, or (--full) whole artifacts, as JSON lines."""
+    store = open_store(args.db, create=False)
+    matching = HistoryFilter(outcome=args.outcome, symbol=args.symbol, strategy=args.strategy, since=args.since,
+                             until=args.until, text=args.text, dates_by=args.dates_by, unfaithful=args.unfaithful)
+    damaged = 0
+    if args.full:
+        for found in store.artifacts(matching, limit=args.limit):
+            if isinstance(found, StoreError):
+                damaged += 1
+                print(f"error: {shorten(str(found), 400)}", file=sys.stderr)
+            else:
+                print(found.model_dump_json())
+    else:
+        for row in store.list_exchanges(matching, limit=args.limit or 50):
+            print(json.dumps(row))
+    if store.skipped_rounds:
+        print(f"note: the search skipped {store.skipped_rounds} damaged rounds (they match nothing)", file=sys.stderr)
+    return INVALID if damaged else 0
+
+
+def cmd_show(args) -> int:
+    """One stored exchange's whole artifact as JSON."""
+    artifact = open_store(args.db, create=False).get_exchange(args.run_id)
+    if artifact is None:
+        raise InvalidInput(f"run_id: no exchange {excerpt(args.run_id, 80)} in this database")
+    print(json.dumps(artifact.model_dump(mode="json"), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -241,10 +274,10 @@ def _age(text: str) -> timedelta:
 
 
 def cmd_prune(args) -> int:
-    store = Store(args.db) if args.db else Store()
+    store = open_store(args.db, create=False)
     before = None if args.all else datetime.now(timezone.utc) - args.older_than
     count = store.count_older(before)
-    what = "every exchange" if before is None else f"the exchanges run before {before:%Y-%m-%d %H:%M} UTC"
+    what = "every exchange" if before is None else f"the exchanges recorded before {before:%Y-%m-%d %H:%M} UTC"
     if count == 0:
         print(f"nothing to delete: no exchange in {store.path} matches ({what})")
         return 0
@@ -323,7 +356,7 @@ def _add_backtest(sub) -> None:
     p.add_argument("--compare", help="a second preset to run on the same days")
     _add_spec_options(p)
     add_agent_options(p)
-    p.add_argument("--db", help="store (and resume) the run in this SQLite file")
+    p.add_argument("--db", type=db_path, help="store (and resume) the run in this SQLite file")
     p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(run=cmd_backtest)
@@ -332,7 +365,6 @@ def _add_backtest(sub) -> None:
 def cmd_backtest(args) -> int:
     """Run `python -m core backtest ...`; prints the metrics (and, for a portfolio, the symbols and the
     limits that bound) or, with --json, the whole result."""
-    import os
 
     from core import market
     from core.backtest import engine, job
@@ -402,13 +434,25 @@ def parser() -> argparse.ArgumentParser:
     add_agent_options(exchange)
     exchange.set_defaults(run=cmd_exchange)
 
-    history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first")
-    history.add_argument("--db")
+    history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first, with History's filters")
+    history.add_argument("--db", type=db_path)
     history.add_argument("--outcome", choices=OUTCOMES)
     history.add_argument("--symbol")
     history.add_argument("--strategy")
-    history.add_argument("--limit", type=_positive, default=50)
+    history.add_argument("--since", type=_when, help="from this day (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)")
+    history.add_argument("--until", type=_when, help="to this day (the whole day) or instant")
+    history.add_argument("--dates-by", choices=("run", "market"), default="run",
+                         help="what the dates mean: when the exchange ran (UTC) or its market day (ET)")
+    history.add_argument("--text", help="words in the reasoning or critiques (literal, any case)")
+    history.add_argument("--unfaithful", action="store_true", help="only exchanges whose reasoning misstated its trade")
+    history.add_argument("--full", action="store_true", help="whole artifacts, one JSON object a line (as `show`)")
+    history.add_argument("--limit", type=_positive, help="at most this many (default 50; with --full every match)")
     history.set_defaults(run=cmd_history)
+
+    show = sub.add_parser("show", help="one stored exchange's whole artifact as JSON")
+    show.add_argument("run_id")
+    show.add_argument("--db", type=db_path)
+    show.set_defaults(run=cmd_show)
 
     add_challenge(sub)
     add_whatif(sub)
@@ -419,7 +463,7 @@ def parser() -> argparse.ArgumentParser:
     age = prune.add_mutually_exclusive_group(required=True)
     age.add_argument("--older-than", type=_age, metavar="AGE", help="run more than AGE ago: 90d, 12w or 36h")
     age.add_argument("--all", action="store_true", help="every exchange")
-    prune.add_argument("--db")
+    prune.add_argument("--db", type=db_path)
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.set_defaults(run=cmd_prune)
 
@@ -457,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlayerCoachError as error:
         print(f"error: {shorten(str(error), 400)}", file=sys.stderr)
         return INVALID
+    except BrokenPipeError:  # `history --full | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python exits
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from core.backtest.challenge import (DRAWDOWN_RULES, MAX_HORIZON_DAYS, MAX_PATHS
 from core.backtest.templates import list_challenges, load_challenge
 from core.exchange.errors import InvalidInput
 from core.exchange.presets import list_presets, load_preset
-from core.journal.store import Store
+from core.journal.options import db_path, open_store
 
 MEANING = f"""\
 What the numbers mean:
@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
                    help="days with a non-zero return needed to pass")
     p.add_argument("--no-consistency", action="store_true", help="drop the preset's consistency rule")
     p.add_argument("--seed", type=_whole(2**32 - 1, 0), default=0)
-    p.add_argument("--db", help="the SQLite file of --from-backtest")
+    p.add_argument("--db", type=db_path, help="the SQLite file of --from-backtest")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -96,7 +96,7 @@ def run(args) -> int:
         from core.backtest.engine import reopen_backtest
 
         try:
-            result = reopen_backtest(Store(args.db) if args.db else Store(), args.from_backtest)
+            result = reopen_backtest(open_store(args.db, create=False), args.from_backtest)
         except InvalidInput as error:
             raise InvalidInput(f"--from-backtest: {str(error).removeprefix('run_key: ')}") from None
         returns = result.equity.pct_change().iloc[1:]

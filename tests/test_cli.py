@@ -9,8 +9,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import time_machine
 
 import core
+from tests.support.files import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,8 +202,9 @@ def _stored(db: str, as_of: str, n: int) -> None:
     world = core.WorldState(symbol="AMZN", as_of=as_of, price=185, sma5=183, sma10=180)
     for i in range(n):
         when = datetime.now(timezone.utc) - timedelta(days=400 if i % 2 == 0 else 0)
-        core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=i),
-                               core.HouseCoach(), store=store, now=lambda when=when: when)
+        with time_machine.travel(when, tick=False):  # recorded then, as prune reads it
+            core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=i),
+                                   core.HouseCoach(), store=store, now=lambda when=when: when)
 
 
 def test_prune_asks_first_and_deletes_only_what_is_older(tmp_path):
@@ -244,3 +247,34 @@ def test_a_database_with_a_corrupt_page_is_one_line_and_exit_3(tmp_path):
         assert result.returncode == 3, (args, result.stderr)
         line, = result.stderr.strip().splitlines()
         assert line.startswith(f"error: database {db}: ") and "Traceback" not in result.stderr
+
+
+def test_show_prints_the_whole_artifact_and_history_full_streams_them_with_historys_filters(tmp_path):
+    db = tmp_path / "read.db"
+    store = core.Store(db)
+    made = {}
+    for i, (symbol, day) in enumerate((("AMZN", "2021-03-04"), ("AAPL", "2021-03-05"), ("AAPL", "2021-03-08"))):
+        world = core.WorldState(symbol=symbol, as_of=f"{day} 10:00", price=185, sma5=183, sma10=180)
+        made[f"r{i}"] = core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
+                                               core.HousePlayer(seed=i), core.HouseCoach(), store=store, run_id=f"r{i}")
+    shown = cli("show", "r1", "--db", str(db))
+    assert shown.returncode == 0 and core.Artifact.model_validate_json(shown.stdout) == made["r1"]
+    full = cli("history", "--full", "--db", str(db), "--symbol", "AAPL", "--dates-by", "market",
+               "--since", "2021-03-06")
+    assert full.returncode == 0 and [core.Artifact.model_validate_json(line) for line in full.stdout.splitlines()] \
+        == [made["r2"]]
+    said = cli("history", "--full", "--db", str(db), "--text", "NOT IN [AMZN")  # the critique of AAPL, any case
+    assert [json.loads(line)["run_id"] for line in said.stdout.splitlines()] == ["r2", "r1"]
+    missing = cli("show", "nope", "--db", str(db))
+    assert missing.returncode == 3 and missing.stderr == "error: run_id: no exchange 'nope' in this database\n"
+
+
+def test_history_full_streams_what_reads_back_and_names_each_damaged_exchange(tmp_path):
+    db = str(tmp_path / "damaged.db")
+    _stored(db, "2025-03-04 10:00", 3)
+    damaged = core.Store(db).list_exchanges()[1]["run_id"]
+    sql(db, "update rounds set body = x'07' where run_id = ? and round = 1", [damaged])
+    full = cli("history", "--full", "--db", db)
+    assert full.returncode == 3 and len(full.stdout.splitlines()) == 2
+    line, = full.stderr.splitlines()
+    assert line.startswith(f"error: database {db}: exchange {damaged}: round 1 is damaged")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+import time_machine
 
 import core
 import core.journal.compact
@@ -32,15 +33,16 @@ WORLDS = [
 
 
 def fill(store, n, preset="moderate", strategy="s1", start=None):
-    """n house exchanges with timestamps one minute apart."""
+    """n house exchanges run (and recorded) one minute apart."""
     start = start or datetime(2025, 3, 4, 15, 0, tzinfo=timezone.utc)
     constraints = core.load_preset(preset)
-    return [
-        core.run_exchange_sync(WORLDS[i % len(WORLDS)], constraints, core.Portfolio(), core.HousePlayer(seed=i),
-                               core.HouseCoach(), store=store, strategy_id=strategy,
-                               now=lambda i=i: start + timedelta(minutes=i))
-        for i in range(n)
-    ]
+    artifacts = []
+    for i in range(n):
+        with time_machine.travel(start + timedelta(minutes=i), tick=False):
+            artifacts.append(core.run_exchange_sync(
+                WORLDS[i % len(WORLDS)], constraints, core.Portfolio(), core.HousePlayer(seed=i), core.HouseCoach(),
+                store=store, strategy_id=strategy, now=lambda i=i: start + timedelta(minutes=i)))
+    return artifacts
 
 
 def test_artifact_round_trips_through_the_store(store):

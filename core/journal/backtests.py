@@ -6,7 +6,21 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from core.exchange.errors import StoreError
 from core.journal.db import StoreFile, insert, named_errors
+
+
+def _parsed(row: dict) -> tuple[dict, str | None]:
+    """A backtests row with its settings and metrics parsed, and what is damaged about it (None: nothing)."""
+    parsed = dict(row)
+    for column in ("settings", "metrics"):
+        try:
+            parsed[column] = json.loads(row[column] or "{}")
+        except ValueError as error:
+            return row, f"its {column} are damaged and do not read back ({error})"
+        if not isinstance(parsed[column], dict):
+            return row, f"its {column} are damaged and do not read back (not a JSON object)"
+    return parsed, None
 
 
 def _now() -> str:
@@ -49,18 +63,21 @@ class Backtests(StoreFile):
 
     @named_errors
     def get_backtest(self, run_key: str) -> dict | None:
-        """One stored backtest's row (settings and metrics parsed), or None."""
+        """One stored backtest's row (settings and metrics parsed), or None. A damaged row is a StoreError."""
         rows = list(self._db["backtests"].rows_where("run_key = ?", [run_key]))
-        return self._backtest_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        parsed, damage = _parsed(rows[0])
+        if damage:
+            raise StoreError(f"database {self.path}: backtest {run_key}: {damage}")
+        return parsed
 
     @named_errors
     def list_backtests(self, limit: int = 50) -> list[dict]:
-        """Stored backtests, newest first, with their headline metrics."""
-        return [self._backtest_row(r) for r in self._db["backtests"].rows_where(order_by="updated desc", limit=limit)]
-
-    @staticmethod
-    def _backtest_row(row: dict) -> dict:
-        return {**row, "metrics": json.loads(row["metrics"] or "{}"), "settings": json.loads(row["settings"] or "{}")}
+        """Stored backtests, newest first, with their headline metrics; a damaged row is left out of the list
+        (get_backtest names what is wrong with it)."""
+        rows = (_parsed(r) for r in self._db["backtests"].rows_where(order_by="updated desc", limit=limit))
+        return [row for row, damage in rows if not damage]
 
     @named_errors
     def save_backtest_job(self, job_key: str, form: dict, run_keys: list[str]) -> None:

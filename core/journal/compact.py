@@ -30,17 +30,21 @@ class Packer:
 
     def __init__(self, dictionaries: dict[int, bytes]):
         self.dictionaries = dictionaries
-        self.newest = max(dictionaries)
+        self.newest = max(dictionaries, default=None)  # none: a damaged file, which unpacks nothing
         # Loading a dictionary costs more than compressing a round: prime a compressor once, copy it per blob.
-        self._primed = zlib.compressobj(_LEVEL, zlib.DEFLATED, _RAW, _MEMORY, zdict=dictionaries[self.newest])
+        self._primed = None if self.newest is None else zlib.compressobj(
+            _LEVEL, zlib.DEFLATED, _RAW, _MEMORY, zdict=dictionaries[self.newest])
 
     def pack(self, text: str) -> bytes:
         """The text as a blob: its dictionary's id, then the deflate stream."""
+        if self._primed is None:
+            raise KeyError("no dictionary to pack with")
         compressor = self._primed.copy()
         return bytes([self.newest]) + compressor.compress(text.encode()) + compressor.flush()
 
     def unpack(self, blob: bytes) -> str:
-        """The text a blob was packed from."""
+        """The text a blob was packed from (a damaged blob raises zlib.error, KeyError, IndexError or
+        UnicodeDecodeError: the store names it, see exchanges.DAMAGE)."""
         inflater = zlib.decompressobj(_RAW, zdict=self.dictionaries[blob[0]])
         return (inflater.decompress(blob[1:]) + inflater.flush()).decode()
 

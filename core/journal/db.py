@@ -51,32 +51,49 @@ class StoreFile:
 
     migrations: Schema  # the schema's history (core.journal.migrations), set by core.journal.store.Store
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, create: bool = True):
+        """Open the file at `path` (default_path() if none), migrating it to this app's schema. `create`:
+        make the file if it is missing or empty; a command that only reads passes False, so it never turns
+        a mistyped path into a database."""
         self.path = Path(path) if path else default_path()
         self._local = threading.local()
-        self._packer: compact.Packer | None = None
+        self.problem: str | None = None  # why this file opened for listing only (see _load_dictionaries)
+        self.note: str | None = None  # what a reader should know about what it sees (see _db)
+        if not create and (not self.path.is_file() or self.path.stat().st_size == 0):
+            what = "no such file" if not self.path.exists() else "not a database file" if not self.path.is_file() \
+                else "an empty file, not a database"
+            raise StoreError(f"database {self.path}: {what} (only a command that stores something creates one)")
         # A file in a folder the app may not write to can still be read: WAL cannot make its side files
-        # there, so it is opened read-only (and immutable) instead, and any write is a StoreError.
+        # there, so it is opened read-only instead, and any write is a StoreError.
         self.read_only = self.path.exists() and not os.access(self.path.parent, os.W_OK)
         try:
+            if not create and "exchanges" not in self._db.table_names():
+                raise StoreError(f"database {self.path}: not a Player-Coach database (it has no exchanges table)")
             if not self.read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._migrate()
             elif self.migrations.pending(self._db) or self.migrations.newer(self._db) is not None:
                 raise StoreError(f"database {self.path}: read-only and from another version of the app; "
                                  "open it once where it can be written to")
-            self._packer = compact.Packer(dict(self._db.execute("select id, text from dictionaries").fetchall()))
+            self._load_dictionaries()
         except (OSError, sqlite3.DatabaseError) as error:
             raise StoreError(f"database {self.path}: {error}") from None
+
+    def _load_dictionaries(self) -> None:
+        """The packer over the file's dictionaries. A file whose dictionaries are gone (a hand edit) still
+        lists what its plain columns hold; `problem` says why nothing more is read or written."""
+        dictionaries = dict(self._db.execute("select id, text from dictionaries").fetchall())
+        if not dictionaries:
+            self.problem = ("its packing dictionary is gone (the dictionaries table is empty), so no round or "
+                            "exchange detail reads back; it opens read-only, for listing what is intact")
+        self._packer = compact.Packer(dictionaries)
 
     @property
     def _db(self) -> sqlite_utils.Database:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            read_only = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"  # as_uri quotes spaces and ?
-            target, uri = (read_only, True) if self.read_only else (self.path, False)
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, uri=uri)
+            conn = self._connect()
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
             conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
@@ -84,12 +101,33 @@ class StoreFile:
             db = self._local.db = sqlite_utils.Database(conn)
         return db
 
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the file: read-write, or read-only (`mode=ro`: the rows a writer left in the WAL
+        count) where the folder cannot be written. Read-only WAL needs the writer's -shm file; without it
+        the file is read as it stands (`immutable`) and `note` says that recent rows may be missing."""
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        uri = self.path.resolve().as_uri()  # as_uri quotes spaces and ?
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            self.note = (f"read-only without the write-ahead log's index ({self.path.name}-shm): rows written "
+                         "since the last checkpoint may be missing")
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
     def _said_contains(self, body: bytes | None, words: str) -> bool:
         raise NotImplementedError  # History's
 
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
         """One write transaction that takes the write lock up front, so concurrent writers queue."""
+        if self.problem:
+            raise StoreError(f"database {self.path}: {self.problem}")
         db = self._db
         db.execute("begin immediate")
         try:

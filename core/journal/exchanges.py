@@ -9,7 +9,9 @@ and its coach memory (`coach_entries`, one row per checked action; the `coach_me
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
+from datetime import datetime, timezone
 
 import sqlite_utils
 from pydantic import ValidationError
@@ -29,6 +31,9 @@ CHILDREN = ("coach_entries", "rounds", "portfolio_snapshots")
 """The tables whose rows belong to one exchange (by run_id)."""
 
 SIDES = {"enter_long": "long", "enter_short": "short"}
+
+DAMAGE = (zlib.error, KeyError, IndexError, ValueError, TypeError, AttributeError)
+"""What unpacking a damaged blob raises (flipped bytes, a dictionary id the file lacks, emptied, not JSON)."""
 
 
 def round_columns(run_id: str, record: dict, packer: compact.Packer) -> dict:
@@ -142,7 +147,9 @@ class Exchanges(StoreFile):
                 "on conflict(strategy_id) do update set last_seen = excluded.last_seen",
                 [strategy, artifact.timestamp, artifact.timestamp],
             )
-        insert(db, "exchanges", self._exchange_row(artifact, finished), key="run_id")
+        # A live exchange is recorded now; a whole artifact (an import, a backfill) when it was run.
+        recorded = artifact.timestamp if finished else datetime.now(timezone.utc).isoformat()
+        insert(db, "exchanges", {**self._exchange_row(artifact, finished), "recorded": recorded}, key="run_id")
         insert(db, "portfolio_snapshots", _portfolio_row(artifact))
 
     @named_errors
@@ -226,18 +233,23 @@ class Exchanges(StoreFile):
     def get_exchange(self, run_id: str) -> Artifact | None:
         """The artifact of one exchange, rebuilt from its rows, or None."""
         row = self._db.execute("select run_id, timestamp, outcome, approved, termination_reason, total_tokens, "
-                               "strategy_id, symbol, player, coach, model, player_class, coach_class, detail, repeat_id "
+                               "strategy_id, symbol, player, coach, model, player_class, coach_class, "
+                               "cast(detail as blob), repeat_id "  # a damaged blob may have turned into text
                                "from exchanges where run_id = ?", [run_id]).fetchone()
         if row is None:
             return None
-        rounds = [round_from(body, self._packer) for (body,) in self._db.execute(
-            "select body from rounds where run_id = ? order by round", [run_id])]
+        rounds = [self._read_round(run_id, number, body) for number, body in self._db.execute(
+            "select round, cast(body as blob) from rounds where run_id = ? order by round", [run_id])]
         (run_id, timestamp, outcome, approved, reason, tokens, strategy, symbol, player, coach, model, player_class,
          coach_class, detail, repeat_id) = row
+        try:
+            packed = json.loads(self._packer.unpack(detail))
+        except DAMAGE as error:
+            raise self._damaged(f"exchange {run_id}: its detail (snapshots, usage)", error) from None
         stored = {
             "run_id": run_id, "timestamp": timestamp, "outcome": outcome, "approved": bool(approved),
             "rounds_taken": sum(r.get("complete", True) for r in rounds), "termination_reason": reason,
-            "total_tokens": tokens, **json.loads(self._packer.unpack(detail)), "rounds": rounds,
+            "total_tokens": tokens, **packed, "rounds": rounds,
             "strategy_id": strategy, "symbol": symbol, "repeat_id": repeat_id,
             "agents": {"player": player, "coach": coach, "model": model, "player_class": player_class,
                        "coach_class": coach_class},
@@ -247,6 +259,18 @@ class Exchanges(StoreFile):
         except ValidationError as error:
             raise StoreError(f"database {self.path}: exchange {run_id} does not read back as an artifact: "
                              f"{explain(error)}") from None
+
+    def _read_round(self, run_id: str, number: int, body: bytes) -> dict:
+        try:
+            return round_from(body, self._packer)
+        except DAMAGE as error:
+            raise self._damaged(f"exchange {run_id}: round {number}", error) from None
+
+    def _damaged(self, what: str, error: Exception) -> StoreError:
+        """The error for a stored row that does not read back: the file, the row, why."""
+        cause = self.problem or f"{type(error).__name__}: {error}"
+        return StoreError(f"database {self.path}: {what} is damaged and does not read back ({cause}); "
+                          "the other exchanges still read")
 
     @named_errors
     def coach_memory(self, strategy_id: str) -> list[dict]:

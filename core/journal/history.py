@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 
-from core.exchange.errors import InvalidInput
-from core.exchange.schema import ET
+from core.exchange.errors import InvalidInput, StoreError
+from core.exchange.schema import ET, Artifact
 from core.journal.db import StoreFile, named_errors
-from core.journal.exchanges import CHILDREN
+from core.journal.exchanges import CHILDREN, DAMAGE
 
 HISTORY_COLUMNS = {"market_time": str, "preset": str, "side": str, "size_pct": float, "entry": float, "stop": float,
                    "target": float, "fixed": str}
@@ -121,7 +121,7 @@ class History(StoreFile):
     def list_exchanges(self, matching: HistoryFilter | None = None, /, *, limit: int | None = 50,
                        offset: int | None = None, **filters) -> list[dict]:
         """Exchanges matching the filters, newest first by the dates they filter on, as summary rows."""
-        chosen = _chosen(matching, filters)
+        chosen = self._chosen(matching, filters)
         where, params = chosen.where()
         order = "timestamp desc" if chosen.dates_by == "run" else "market_time desc, rowid desc"
         return list(self._db["exchanges"].rows_where(where, params, order_by=order, select=self.LIST_COLUMNS,
@@ -130,12 +130,12 @@ class History(StoreFile):
     @named_errors
     def count_exchanges(self, matching: HistoryFilter | None = None, /, **filters) -> int:
         """How many exchanges match the filters."""
-        return self._db["exchanges"].count_where(*_chosen(matching, filters).where())
+        return self._db["exchanges"].count_where(*self._chosen(matching, filters).where())
 
     @named_errors
     def summary(self, matching: HistoryFilter | None = None, /, **filters) -> dict:
         """Count, approval rate, mean rounds, tokens and cost of the matching exchanges."""
-        where, params = _chosen(matching, filters).where()
+        where, params = self._chosen(matching, filters).where()
         row = self._db.execute(
             "select count(*), avg(approved), avg(rounds_taken), coalesce(sum(total_tokens), 0), "
             f"coalesce(sum(cost_usd), 0) from exchanges where {where}", params
@@ -146,7 +146,7 @@ class History(StoreFile):
     @named_errors
     def violation_counts(self, matching: HistoryFilter | None = None, /, **filters) -> list[tuple[str, int]]:
         """How often each constraint was violated in the matching exchanges' rounds, most first."""
-        where, params = _chosen(matching, filters).where()
+        where, params = self._chosen(matching, filters).where()
         # Unfiltered, every round counts: the subquery would only cost a pass over 100k exchanges.
         matching_rounds = "" if not params else f"where rounds.run_id in (select run_id from exchanges where {where}) "
         rows = self._db.execute(
@@ -162,12 +162,22 @@ class History(StoreFile):
         The day is the market day (ET) or the day the exchange was run (UTC; a backtest's exchanges are
         dated on their simulated ET clock), as `dates_by` says.
         """
-        chosen = _chosen(matching, filters)
+        chosen = self._chosen(matching, filters)
         where, params = chosen.where()
         return [tuple(row) for row in self._db.execute(
             f"select substr({chosen.dated}, 1, 10) as day, outcome, count(*) from exchanges where {where} "
             "group by day, outcome order by day, outcome", params
         ).fetchall()]
+
+    def artifacts(self, matching: HistoryFilter | None = None, /, *, limit: int | None = None,
+                  **filters) -> Iterator[Artifact | StoreError]:
+        """The matching exchanges' whole artifacts, in list_exchanges' order, read one at a time. One that
+        does not read back comes as its StoreError, in its place, and the stream goes on."""
+        for row in self.list_exchanges(matching, limit=limit, **filters):
+            try:
+                yield self.get_exchange(row["run_id"])
+            except StoreError as error:
+                yield error
 
     @named_errors
     def strategies(self) -> list[str]:
@@ -180,27 +190,46 @@ class History(StoreFile):
         return [r[0] for r in self._db.execute("select distinct symbol from exchanges order by symbol")]
 
     def _said_contains(self, body: bytes | None, words: str) -> bool:
-        """SQL said_contains(body, words): a round's reasoning or critique holds `words` (lower case)."""
+        """SQL said_contains(body, words): a round's reasoning or critique holds `words` (lower case).
+        A damaged round matches nothing and is counted (`skipped_rounds`)."""
         if body is None:
             return False
-        said = self._packer.unpack_line(body)
-        return any(words in text.lower() for text in json.loads(said))
+        try:
+            said = json.loads(self._packer.unpack_line(body))
+            return any(words in text.lower() for text in said)
+        except DAMAGE:
+            self._local.skipped = getattr(self._local, "skipped", 0) + 1
+            return False
+
+    @property
+    def skipped_rounds(self) -> int:
+        """How many damaged rounds the last text search on this thread passed over (they match nothing)."""
+        return getattr(self._local, "skipped", 0)
+
+    def _chosen(self, matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
+        """The filter a call means (see _chosen); a text search starts counting skipped rounds afresh."""
+        chosen = _chosen(matching, filters)
+        if chosen.text:
+            self._local.skipped = 0
+        return chosen
 
     # -- pruning --------------------------------------------------------------------------------
 
     @named_errors
-    def count_older(self, before: datetime | None) -> int:
-        """How many exchanges were run before `before` (None: every exchange); what prune would delete."""
-        return self.count_exchanges() if before is None else self.count_exchanges(until=before)
+    def count_older(self, before: datetime | None, now: datetime | None = None) -> int:
+        """How many exchanges prune(before) would delete."""
+        return self._db["exchanges"].count_where(*_prunable(before, now))
 
     @named_errors
-    def prune(self, before: datetime | None) -> int:
-        """Delete the exchanges run before `before` (None: all) with their rounds, coach memory and
+    def prune(self, before: datetime | None, now: datetime | None = None) -> int:
+        """Delete the exchanges recorded before `before` (None: all) with their rounds, coach memory and
         portfolio snapshots, then VACUUM so the file shrinks. Returns how many exchanges went.
 
-        A backtest's exchanges are dated on their simulated day; the backtests' own results stay.
+        It goes by when an exchange was recorded, not by its date (a backtest's exchanges are dated on their
+        simulated day), and never touches one still being written (see STILL_WRITING). The backtests' own
+        results stay.
         """
-        where, params = ("1 = 1", []) if before is None else HistoryFilter(until=before).where()
+        where, params = _prunable(before, now)
         doomed = f"select run_id from exchanges where {where}"
         with self._write() as db:
             for table in CHILDREN:
@@ -212,3 +241,18 @@ class History(StoreFile):
             self._db.execute("vacuum")
             self.checkpoint()  # the WAL the vacuum wrote goes too
         return deleted
+
+
+STILL_WRITING = timedelta(hours=1)
+"""An unfinished exchange recorded less than this long ago is still being written: prune leaves it alone.
+(One left unfinished longer than that lost its writer to a crash: it reads back INTERRUPTED.)"""
+
+
+def _prunable(before: datetime | None, now: datetime | None) -> tuple[str, list]:
+    """Where clause over `exchanges` for what prune(before) deletes, as of `now` (default: the clock)."""
+    now = now or datetime.now(timezone.utc)
+    where, params = "not (finished = 0 and recorded >= ?)", [_instant(now - STILL_WRITING)]
+    if before is not None:
+        where += " and recorded < ?"
+        params.append(_instant(before))
+    return where, params

@@ -213,7 +213,6 @@ def create_coach_entries(db: sqlite_utils.Database) -> None:
     db.execute("create index idx_coach_entries_strategy_id on coach_entries (strategy_id)")
 
 
-
 def _v10_repeat_groups(db: sqlite_utils.Database) -> None:
     """Exchanges run as one group by core.repeat (the same inputs k times) share a repeat_id; History shows a
     group as one row. Exchanges stored before were each on their own: null."""
@@ -232,7 +231,14 @@ def _v11_what_ifs(db: sqlite_utils.Database) -> None:
         db["presets"].add_column("evidence", str)
 
 
+def _v12_recorded(db: sqlite_utils.Database) -> None:
+    """When each exchange was recorded (UTC), which prune goes by: a backtest's exchange is dated on its simulated
+    day, so its timestamp says nothing about its age in the file. Exchanges stored before: their timestamp."""
+    db["exchanges"].add_column("recorded", str)
+    db.execute("update exchanges set recorded = timestamp")
+
+
 MIGRATIONS = Schema("player_coach", [_v1, _v2_backtests, _v3_history, _v4_agent_path, _v5_portfolio_backtests,
                                      _v6_round_complete, _v7_backtest_jobs, _v8_reasoning, _v9_lean,
-                                     _v10_repeat_groups, _v11_what_ifs])
+                                     _v10_repeat_groups, _v11_what_ifs, _v12_recorded])
 """The schema's steps in order; schema version N means the first N have run."""

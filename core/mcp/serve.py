@@ -12,6 +12,7 @@ import os
 
 from core.exchange.errors import InvalidInput
 from core.exchange.house import HouseCoach
+from core.journal.options import db_path
 from core.journal.store import Store
 from core.mcp.desk import Desk, Limits
 
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
                    help=f"bearer token every HTTP request must carry (required off loopback; default ${TOKEN_ENV})")
     p.add_argument("--coach", choices=("house", "claude"), default="house",
                    help=f"the Coach; claude needs {KEY_ENV} in the environment")
-    p.add_argument("--db", help="store the exchanges in this SQLite file (default: the app's)")
+    p.add_argument("--db", type=db_path, help="store the exchanges in this SQLite file (default: the app's)")
     p.add_argument("--max-open", type=int, default=defaults.open_exchanges, help="open exchanges per client")
     p.add_argument("--per-hour", type=int, default=defaults.consultations_per_hour,
                    help="consultations per client per hour (check, start, submit, challenge)")
