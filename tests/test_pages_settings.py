@@ -149,8 +149,9 @@ def _exchanges(store, days_ago: list[int]) -> None:
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     for n, days in enumerate(days_ago):
         when = datetime.now(timezone.utc) - timedelta(days=days)
-        core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=n),
-                               core.HouseCoach(), store=store, now=lambda when=when: when)
+        with time_machine.travel(when, tick=False):  # recorded then, as prune reads it
+            core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=n),
+                                   core.HouseCoach(), store=store, now=lambda when=when: when)
 
 
 def test_deleting_old_exchanges_shows_the_count_and_asks_first(app, app_store):
