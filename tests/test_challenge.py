@@ -220,6 +220,9 @@ def test_cli_challenge_bad_input_is_one_line(tmp_path, capsys):
     assert main(["challenge", "--returns", str(tmp_path / "missing.csv"), "--target", "0.05"]) == 3
     assert capsys.readouterr().err.startswith("error: returns: cannot read")
     assert main(["challenge", "--from-backtest", "bt-nope", "--db", str(tmp_path / "x.db"), "--target", "0.05"]) == 3
+    assert "x.db: no such file" in capsys.readouterr().err  # reading never creates the file
+    core.Store(tmp_path / "x.db")
+    assert main(["challenge", "--from-backtest", "bt-nope", "--db", str(tmp_path / "x.db"), "--target", "0.05"]) == 3
     assert "no backtest 'bt-nope'" in capsys.readouterr().err
 
 
