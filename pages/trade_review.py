@@ -2,6 +2,7 @@
 
 import threading
 import uuid
+from typing import get_args
 from datetime import date, datetime
 
 import streamlit as st
@@ -16,7 +17,7 @@ from core.exchange.json_input import read_json, shorten  # noqa: E402
 from core import prices  # noqa: E402
 from core.exchange.presets import explain  # noqa: E402
 from core.exchange.repeat import repeat_exchanges  # noqa: E402
-from core.exchange.schema import normalise_symbol  # noqa: E402
+from core.exchange.schema import PositionSide, TradingSession, VolatilityRegime, normalise_symbol  # noqa: E402
 from core.journal import record  # noqa: E402
 from ui import exchange_view, market_defaults, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -74,13 +75,13 @@ with sidebar.expander("World state", expanded=False):
     sma10 = sticky(st.number_input, "SMA 10", key=session.TR_SMA10, value=filled["sma10"], min_value=0.0, disabled=live, format="%.2f")
     volume = sticky(st.number_input, "Volume", key=session.TR_VOLUME, value=filled["volume"], min_value=0.0, disabled=live,
                     step=1000.0, format="%.0f")
-    regimes = ["low", "medium", "high"]
+    regimes = list(get_args(VolatilityRegime))
     regime = sticky(st.selectbox, "Volatility regime", key=session.TR_REGIME, options=regimes, disabled=live,
                     index=regimes.index(filled["volatility_regime"]))
-    sessions = ["pre_market", "NY_open", "midday", "close", "after_hours"]
+    sessions = list(get_args(TradingSession))
     trading_session = sticky(st.selectbox, "Session", key=session.TR_SESSION, options=sessions, disabled=live,
                              index=sessions.index(filled["session"]))
-    positions_ = ["flat", "long", "short"]
+    positions_ = list(get_args(PositionSide))
     position = sticky(st.selectbox, "Position", key=session.TR_POSITION, options=positions_, index=0, disabled=live)
     atr = sticky(st.number_input, "ATR (14 days, 0 = unknown)", key=session.TR_ATR, value=filled["atr"] or 0.0, disabled=live,
                  min_value=0.0, format="%.2f")

@@ -10,14 +10,14 @@ Percentages are shown as % and stored as fractions; validation is always `core.p
 from __future__ import annotations
 
 from datetime import time
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import pandas as pd
 import streamlit as st
 
 import core
 import core.exchange.schema
-from core.exchange.schema import TIER_CONDITIONS, TIER_LIMITS
+from core.exchange.schema import TIER_CONDITIONS, TIER_LIMITS, VolatilityRegime
 from ui import session
 from ui.exchange_view import literal
 
@@ -212,7 +212,7 @@ CONDITION_WORDS = {"drawdown_pct_at_least": "Drawdown from the peak at least (%)
                    "volatility_regime": "Volatility regime is"}
 FIRST_THRESHOLD = {"drawdown_pct_at_least": 0.05, "daily_loss_pct_at_least": 0.02, "profit_pct_at_least": 0.08,
                    "volatility_regime": "high"}
-REGIMES = ["low", "medium", "high"]
+REGIMES = list(get_args(VolatilityRegime))
 
 
 def _tier_key(i: int, part: str) -> str:

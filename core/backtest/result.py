@@ -13,9 +13,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import get_args
 
 import numpy as np
 import pandas as pd
+
+from core.exchange.schema import VolatilityRegime
 
 TRADING_DAYS = 252
 CALENDAR_DAYS = 365
@@ -208,7 +211,7 @@ def by_regime(days: pd.DataFrame, returns: pd.Series, trades: pd.DataFrame, peri
     rows = {}
     first = days.drop_duplicates("day")
     r = returns.to_numpy()
-    for regime in ("low", "medium", "high"):
+    for regime in get_args(VolatilityRegime):
         mask = (first["regime"] == regime).to_numpy()
         picked = r[mask] if len(r) == len(mask) else np.array([])
         exchanges = days["regime"] == regime

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_serializer, model_validator
@@ -31,7 +31,13 @@ RULE_NAMES = (
 
 BREAKER_NAMES = ("mll_breached", "daily_loss_limit", "consistency_rule", "trading_cutoff")
 
-OUTCOMES = ("APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED")
+Outcome = Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
+OUTCOMES = get_args(Outcome)
+
+# Lists of choices: each written once, here; a page or a module that shows the choices uses get_args.
+VolatilityRegime = Literal["low", "medium", "high"]
+TradingSession = Literal["pre_market", "NY_open", "midday", "close", "after_hours"]
+PositionSide = Literal["flat", "long", "short"]
 
 ENTRY_TYPES = ("enter_long", "enter_short")
 
@@ -169,7 +175,7 @@ class TierWhen(_Sparse):
     drawdown_pct_at_least: float | None = Field(None, gt=0, le=1, description="In force while 1 - equity/peak_equity is at least this.")
     daily_loss_pct_at_least: float | None = Field(None, gt=0, le=1, description="In force while today's loss over start-of-day equity is at least this.")
     profit_pct_at_least: float | None = Field(None, gt=0, le=10, description="In force while cumulative profit over the starting equity is at least this (the phase after a target).")
-    volatility_regime: Literal["low", "medium", "high"] | None = Field(None, description="In force while the world's volatility regime is this.")
+    volatility_regime: VolatilityRegime | None = Field(None, description="In force while the world's volatility regime is this.")
 
     @model_validator(mode="after")
     def _one(self) -> TierWhen:
@@ -224,9 +230,9 @@ class WorldState(Strict):
     sma5: float = Field(gt=0, le=MAX_PRICE)
     sma10: float = Field(gt=0, le=MAX_PRICE)
     volume: float = Field(0, ge=0)
-    volatility_regime: Literal["low", "medium", "high"] = "medium"
-    session: Literal["pre_market", "NY_open", "midday", "close", "after_hours"] = "NY_open"
-    position: Literal["flat", "long", "short"] = "flat"
+    volatility_regime: VolatilityRegime = "medium"
+    session: TradingSession = "NY_open"
+    position: PositionSide = "flat"
     atr: float | None = Field(None, gt=0, le=MAX_PRICE)
     vwap: float | None = Field(None, gt=0, le=MAX_PRICE)
 
@@ -486,7 +492,7 @@ class Artifact(BaseModel):
 
     run_id: str
     timestamp: str
-    outcome: Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
+    outcome: Outcome
     approved: bool
     rounds_taken: int = Field(ge=0)
     termination_reason: str | None
