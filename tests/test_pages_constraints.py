@@ -205,7 +205,8 @@ def test_saving_a_custom_preset_stores_it_says_saved_beside_the_button_and_lists
 
 def _history(store, strategy: str, exchanges: int, symbol="AMZN"):
     for n in range(exchanges):
-        world = core.WorldState(symbol=symbol, as_of="2025-03-04 10:00", price=185 + n, sma5=183 + n, sma10=180)
+        # one exchange a market day: the house Player draws its flaws from the seed, the symbol and the day
+        world = core.WorldState(symbol=symbol, as_of=f"2025-03-{3 + n:02d} 10:00", price=185 + n, sma5=183 + n, sma10=180)
         core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=n),
                                core.HouseCoach(), store=store, strategy_id=strategy)
 
