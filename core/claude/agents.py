@@ -112,29 +112,24 @@ class _ClaudeAgent:
 
     def _call(self, system: list[dict], messages: list[dict], tool: str, field_name: str, bubble: Bubble,
               answer_tokens: int) -> Generator[str, None, tuple[str, _Sent]]:
-        """One request on the model's path; a refused forced tool choice switches the model to auto, once."""
-        path = self._path()
-        max_tokens = self.plan().max_tokens_for(answer_tokens, auto=path == AUTO)
-        try:
+        """One request on the model's path. A thinking setting or a forced tool choice the model refuses (an
+        unbilled 400) is learnt, and the request asked again the way the model takes it."""
+        for _ in range(3):  # at most: the setting refused, then the forced tool choice
+            path = self._path()
+            max_tokens = self.plan().max_tokens_for(answer_tokens, auto=path == AUTO)
             try:
                 reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens),
                                                        field_name, bubble, tool)
+                return path, _Sent(reply, max_tokens)
             except SettingRefused:
                 # The table (or a gateway) was wrong about the thinking setting: ask as the model is by default.
                 self._plan = without_settings(self.plan(), self.model, self._caller.address)
                 log.info("%s refused its thinking setting: asking without one from now on", self.model)
-                path = self._path()
-                max_tokens = self.plan().max_tokens_for(answer_tokens, auto=path == AUTO)
-                reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens),
-                                                       field_name, bubble, tool)
-        except ForcedToolRefused:
-            learn_refuses_forced_tool(self.model, self._caller.address)
-            log.info("%s refuses a forced tool choice: asking with tool choice auto from now on", self.model)
-            path = AUTO
-            max_tokens = self.plan().max_tokens_for(answer_tokens, auto=True)
-            reply = yield from self._caller.stream(self._params(path, system, messages, tool, max_tokens), field_name,
-                                                   bubble, tool)
-        return path, _Sent(reply, max_tokens)
+            except ForcedToolRefused:
+                learn_refuses_forced_tool(self.model, self._caller.address)
+                log.info("%s refuses a forced tool choice: asking with tool choice auto from now on", self.model)
+        raise AgentError(f"{self.model} refused every way of asking it (thinking settings, tool choice): "
+                         "choose another model in Settings.")
 
     def _ask(self, system: list[dict], messages: list[dict], tool: str, field_name: str,
              parse: Callable[[dict], Any]) -> Generator[str, None, tuple[Any, Usage, str]]:
