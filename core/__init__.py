@@ -30,7 +30,7 @@ from core.exchange.schema import (
 )
 from core.claude.spend_guard import SpendGuard
 from core.journal.record import run_exchange, run_exchange_sync  # the loop, recorded when given a store=
-from core.journal.store import Store
+from core.journal.store import HistoryFilter, Store
 
 _LAZY = {
     "ClaudeCoach": "claude.agents", "ClaudeGrader": "claude.agents", "ClaudePlayer": "claude.agents",
@@ -56,7 +56,7 @@ __all__ = [
     "Action", "AgentError", "Agents", "Artifact", "BREAKER_NAMES", "Backtest", "BacktestResult", "BacktestSpec", "BreakerTripped",
     "ChallengeResult", "ChallengeRules", "Check", "Claim", "ClaudeCoach", "ClaudeGrader", "ClaudePlayer", "Coach",
     "Constraints", "Costs", "ET", "Evaluation", "Event", "ExchangeFinished", "ExchangeStarted", "HouseCoach",
-    "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",
+    "HistoryFilter", "HousePlayer", "InvalidInput", "MarketDataError", "OUTCOMES", "Player", "PlayerCoachError", "Portfolio",
     "Proposal", "ProposalMade", "RULE_NAMES", "ReasoningCheck", "Repeatability", "ReasoningGrade", "Round", "RoundStarted",
     "SpendGuard", "SpendLimitReached", "Spread", "Store", "StoreError", "TextFragment", "Turn", "Usage", "Verdict",
     "VerdictReached", "WorldState", "attribution", "frontier", "sensitivity", "check_proposal", "circuit_breaker", "compare_presets", "derive_constraints",

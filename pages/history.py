@@ -16,6 +16,7 @@ shell.require_app()
 import core  # noqa: E402
 from ui import charts, exchange_view, history_view, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
+from ui.text import literal  # noqa: E402
 
 PAGE_SIZE = 20
 state = st.session_state
@@ -98,7 +99,11 @@ def exchanges() -> None:
 def picked(labels: dict[str, str]) -> None:
     """The picked exchange: its rounds, a replay at a chosen speed, its artifact. Nothing until one is picked."""
     chosen = state.get(session.HISTORY_SELECTED)
-    artifact = store.get_exchange(chosen) if chosen else None
+    try:
+        artifact = store.get_exchange(chosen) if chosen else None
+    except core.StoreError as error:  # a damaged exchange: named, and the others still read
+        st.error(literal(error), icon=":material/database:")
+        artifact = None
     if artifact and chosen not in labels:
         labels = {chosen: history_view.label({"market_time": artifact.world_state.as_of.isoformat(), "symbol": artifact.symbol,
                                                   "outcome": artifact.outcome, "run_id": artifact.run_id}), **labels}

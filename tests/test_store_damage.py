@@ -15,6 +15,7 @@ import time_machine
 import core
 import core.journal.db
 from tests.support.files import sql
+from ui import session
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = core.WorldState(symbol="AAPL", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)  # AAPL: rejected
@@ -164,3 +165,22 @@ def test_prune_never_touches_an_exchange_still_being_written(store, world, moder
         store.record_round(done.model_copy(update={"run_id": "being-written"}), done.rounds[0])
         store.finish_exchange(done.model_copy(update={"run_id": "being-written"}))
     assert store.get_exchange("being-written").rounds == done.rounds[:1]
+
+
+def test_history_lists_what_is_intact_of_a_file_whose_dictionary_is_gone_and_says_so(app, app_store):
+    exchanges(app_store, 2)
+    sql(app_store.path, "delete from dictionaries")
+    at = app("pages/history.py")
+    warnings = [w.value for w in at.warning]
+    assert any("its packing dictionary is gone" in w for w in warnings), warnings
+    assert any(m.value == "2" for m in at.metric if m.label == "Exchanges")
+
+
+def test_history_names_a_picked_exchange_that_does_not_read_back_and_the_page_goes_on(app, app_store):
+    exchanges(app_store, 2)
+    sql(app_store.path, "update rounds set body = x'07' where run_id = 'x1' and round = 1")
+    at = app("pages/history.py")
+    at.session_state[session.HISTORY_SELECTED] = "x1"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("exchange x1: round 1 is damaged" in e.value for e in at.error)

@@ -150,11 +150,15 @@ def store() -> core.Store:
     A file the app cannot use stops the page with the reason in words, never a traceback.
     """
     try:
-        return _store(str(core.journal.store.default_path()))
+        found = _store(str(core.journal.store.default_path()))
     except core.StoreError as error:
         st.error(f"{literal(error)}. Set PLAYER_COACH_DB to another file, or move this one aside.",
                  icon=":material/database:")
         st.stop()
+    for said in (found.problem, found.note):  # a damaged or read-only file: what it can still show, and why
+        if said:
+            st.warning(f"Database {literal(found.path)}: {literal(said)}.", icon=":material/database:")
+    return found
 
 
 def sticky(widget, label: str, *, key: str, **kwargs):
