@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 
 import core
+import core.exchange.tiers
 from core import prices
 from core.claude import keys, models, transport
 from core.claude import prompts
@@ -358,3 +359,21 @@ def test_a_gateway_without_the_models_api_leaves_the_key_unchecked_and_the_list_
     assert "this server has no Models API (404)" in check.message
     with pytest.raises(core.AgentError, match="no Models API"):
         core.list_models(key, base_url=fake.base_url)
+
+
+def test_the_claude_player_is_told_which_tiers_hold_now(key, fake):
+    funded = core.load_preset("funded_challenge")
+    world = core.WorldState(symbol="MSFT", as_of="2025-03-04 10:00", price=400, sma5=402, sma10=398)
+    hurt = core.Portfolio(equity=94_000, peak_equity=100_000)  # 6 % below the peak
+    player = ClaudePlayer(key, base_url=fake.base_url)
+    core.run_exchange_sync(world, funded.model_copy(update={"allowed_symbols": ["MSFT"]}), hurt, player,
+                           core.HouseCoach())
+    opening = fake.messages_requests[0]["body"]["messages"][0]["content"][0]["text"]
+    effective, named = core.exchange.tiers.in_force(funded, hurt, world)
+    assert "Tiers in force now" in opening and named
+    for limit, tier in named.items():
+        assert f"{limit} = {getattr(effective, limit):g} ({tier})" in opening
+    calm = prompts.player_messages(world, core.Portfolio(), [], constraints=funded)[0]["content"][0]["text"]
+    assert "No tier of the schema holds now" in calm
+    plain = prompts.player_messages(world, hurt, [], constraints=core.load_preset("moderate"))
+    assert "tier" not in plain[0]["content"][0]["text"].lower()

@@ -214,7 +214,7 @@ class ClaudePlayer(_ClaudeAgent):
                 history: list[Round]) -> Generator[str, None, Turn]:
         """Stream the reasoning of a proposal (a revision when `history` has earlier rounds)."""
         proposal, spent, path = yield from self._ask(system_blocks(constraints),
-                                                     player_messages(world, portfolio, history, self.memory),
+                                                     player_messages(world, portfolio, history, self.memory, constraints),
                                                      PROPOSAL_TOOL, "reasoning", Proposal.model_validate)
         return Turn(proposal, spent, path=path)
 

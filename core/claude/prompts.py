@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.exchange.rules import check_proposal
+from core.exchange.tiers import in_force
 from core.exchange.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
 
 PROPOSAL_TOOL = "submit_proposal"
@@ -301,11 +302,24 @@ def _round_result(record: Round) -> str:
     return "\n".join(lines)
 
 
+def tiers_line(constraints: Constraints | None, world: WorldState, portfolio: Portfolio) -> str:
+    """The limits the schema's tiers set now, in the Player's words ('' when no tier holds)."""
+    if constraints is None or not constraints.tiers:
+        return ""
+    effective, named = in_force(constraints, portfolio, world)
+    if not named:
+        return "No tier of the schema holds now: its base limits apply.\n\n"
+    limits = ", ".join(f"{limit} = {getattr(effective, limit):g} ({tier})" for limit, tier in named.items())
+    return f"Tiers in force now, so these limits replace the schema's: {limits}.\n\n"
+
+
 def player_messages(world: WorldState, portfolio: Portfolio, history: list[Round],
-                    memory: list[dict] | None = None) -> list[dict]:
-    """The Player's conversation: the situation, then each earlier round as its tool call and result."""
+                    memory: list[dict] | None = None, constraints: Constraints | None = None) -> list[dict]:
+    """The Player's conversation: the situation (with the limits its tiers set now), then each earlier
+    round as its tool call and result."""
     opening = (f"You are the Player. Propose one to three actions for {world.symbol} by calling {PROPOSAL_TOOL}.\n\n"
                f"World state: {_json(world)}\nPortfolio: {_json(portfolio)}\n\n"
+               + tiers_line(constraints, world, portfolio) +
                f"Lessons from this strategy's coach memory (most frequent failures):\n{memory_lines(memory)}")
     messages: list[dict] = [{"role": "user", "content": [{"type": "text", "text": opening}]}]
     for record in history:
