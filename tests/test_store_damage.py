@@ -184,3 +184,30 @@ def test_history_names_a_picked_exchange_that_does_not_read_back_and_the_page_go
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("exchange x1: round 1 is damaged" in e.value for e in at.error)
+
+
+def test_a_read_only_folder_without_the_wal_index_says_that_recent_rows_may_be_missing(tmp_path, monkeypatch):
+    path = tmp_path / "left.db"
+    store = core.Store(path)
+    exchanges(store, 2)
+    store.checkpoint()
+    script = ("import os, sys, core\n"
+              "s = core.Store(sys.argv[1])\n"
+              "w = core.WorldState(symbol='AMZN', as_of='2025-03-04 10:00', price=185, sma5=183, sma10=180)\n"
+              "core.run_exchange_sync(w, core.load_preset('moderate'), core.Portfolio(), core.HousePlayer(), "
+              "core.HouseCoach(), store=s)\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, check=True, timeout=60)
+    real_access, real_connect = core.journal.db.os.access, core.journal.db.sqlite3.connect
+
+    def connect(target, *args, **kwargs):  # what SQLite says when it can neither open nor make the -shm file
+        if "mode=ro" in str(target) and "immutable" not in str(target):
+            raise core.journal.db.sqlite3.OperationalError("unable to open database file")
+        return real_connect(target, *args, **kwargs)
+
+    monkeypatch.setattr(core.journal.db.os, "access", lambda p, mode: False if Path(p) == tmp_path
+                        else real_access(p, mode))
+    monkeypatch.setattr(core.journal.db.sqlite3, "connect", connect)
+    reader = core.Store(path)
+    assert "rows written since the last checkpoint may be missing" in reader.note
+    assert reader.count_exchanges() == 2  # the file as it stands; the third is in the -wal it cannot read

@@ -108,12 +108,13 @@ class StoreFile:
         if not self.read_only:
             return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         uri = self.path.resolve().as_uri()  # as_uri quotes spaces and ?
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False)
             conn.execute("select count(*) from sqlite_master").fetchone()
             return conn
-        except sqlite3.OperationalError:
-            conn.close()
+        except sqlite3.OperationalError:  # "unable to open database file": no -shm, and none can be made
+            pass
         wal = self.path.with_name(self.path.name + "-wal")
         if wal.exists() and wal.stat().st_size:
             self.note = (f"read-only without the write-ahead log's index ({self.path.name}-shm): rows written "
