@@ -60,6 +60,8 @@ def test_a_text_search_skips_a_damaged_round_and_says_how_many(store):
     assert store.count_exchanges(text="allowed_symbols") == 3  # x1's later rounds still name it
     assert store.skipped_rounds == 1
     assert store.count_exchanges(text="no such words") == 0 and store.skipped_rounds == 1
+    assert len(store.list_exchanges(text="allowed_symbols", one_per_group=True)) == 3  # the round looked at twice
+    assert store.skipped_rounds == 1
 
 
 def test_a_file_whose_dictionary_is_gone_opens_for_listing_only_and_says_so(store, moderate):

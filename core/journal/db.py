@@ -97,7 +97,7 @@ class StoreFile:
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
             conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
-            conn.create_function("said_contains", 2, self._said_contains)  # History's text search (history.py)
+            conn.create_function("said_contains", 4, self._said_contains)  # History's text search (history.py)
             db = self._local.db = sqlite_utils.Database(conn)
         return db
 
@@ -121,7 +121,7 @@ class StoreFile:
                          "since the last checkpoint may be missing")
         return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
-    def _said_contains(self, body: bytes | None, words: str) -> bool:
+    def _said_contains(self, body: bytes | None, words: str, run_id: str, number: int) -> bool:
         raise NotImplementedError  # History's
 
     @contextmanager

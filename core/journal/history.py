@@ -72,7 +72,7 @@ class HistoryFilter:
             params.append(_instant(bound, self.dates_by))
         if self.text:
             # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
-            where.append("run_id in (select run_id from rounds where said_contains(body, ?))")
+            where.append("run_id in (select run_id from rounds where said_contains(body, ?, run_id, round))")
             params.append(self.text.lower())
         if self.unfaithful:
             where.append("reasoning_score < 1")
@@ -189,28 +189,28 @@ class History(StoreFile):
         """Every symbol that has exchanges."""
         return [r[0] for r in self._db.execute("select distinct symbol from exchanges order by symbol")]
 
-    def _said_contains(self, body: bytes | None, words: str) -> bool:
-        """SQL said_contains(body, words): a round's reasoning or critique holds `words` (lower case).
+    def _said_contains(self, body: bytes | None, words: str, run_id: str, number: int) -> bool:
+        """SQL said_contains(body, words, run_id, round): a round's reasoning or critique holds `words` (lower case).
         A damaged round matches nothing and is counted (`skipped_rounds`)."""
         if body is None:
             return False
         try:
             said = json.loads(self._packer.unpack_line(body))
             return any(words in text.lower() for text in said)
-        except DAMAGE:
-            self._local.skipped = getattr(self._local, "skipped", 0) + 1
+        except DAMAGE:  # a set: a query that looks at a round twice still counts it once
+            self._local.skipped = getattr(self._local, "skipped", set()) | {(run_id, number)}
             return False
 
     @property
     def skipped_rounds(self) -> int:
         """How many damaged rounds the last text search on this thread passed over (they match nothing)."""
-        return getattr(self._local, "skipped", 0)
+        return len(getattr(self._local, "skipped", ()))
 
     def _chosen(self, matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
         """The filter a call means (see _chosen); a text search starts counting skipped rounds afresh."""
         chosen = _chosen(matching, filters)
         if chosen.text:
-            self._local.skipped = 0
+            self._local.skipped = set()
         return chosen
 
     # -- pruning --------------------------------------------------------------------------------
