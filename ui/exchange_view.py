@@ -60,12 +60,27 @@ _CSS = """
 @keyframes pc-blink{50%{opacity:0}}
 .pc-said{border-left:3px solid #cbd5e1;padding:.4rem .7rem;background:#f8fafc;border-radius:6px;font-size:.9rem;
   line-height:1.45;margin:.2rem 0 .6rem 0;overflow-wrap:anywhere}
-@media (max-width: 700px){.pc-stage{flex-direction:column}}
+@media (max-width: 700px){
+  .pc-stage{flex-direction:column}
+  /* each check a stacked line: the mark, the constraint and the action, then the arithmetic in full */
+  [data-testid="stElementContainer"]:has(.pc-checks) + [data-testid="stElementContainer"] :is(table, tbody, tr){
+    display:block;width:100%}
+  [data-testid="stElementContainer"]:has(.pc-checks) + [data-testid="stElementContainer"] thead{display:none}
+  [data-testid="stElementContainer"]:has(.pc-checks) + [data-testid="stElementContainer"] tr{
+    border-bottom:1px solid #e5e7eb;padding:.35rem 0}
+  [data-testid="stElementContainer"]:has(.pc-checks) + [data-testid="stElementContainer"] td{
+    display:inline;border:none;padding:0 .4rem 0 0}
+  [data-testid="stElementContainer"]:has(.pc-checks) + [data-testid="stElementContainer"] td:last-child{
+    display:block;padding:.15rem 0 0 0;overflow-wrap:anywhere;white-space:normal}
+}
 """ + characters.CSS + """</style>
 """
 LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still rejected after the last round (max\\_rounds) · "
           "**ABORT** a hard limit or a circuit breaker stopped it · **ERROR** an agent failed · "
           "**INTERRUPTED** stopped before the end")
+FOLLOW = """<script>setTimeout(() => { if (window.innerWidth > 700) return;
+  document.querySelector('.pc-char[data-role="ROLE"] .pc-bubble')?.scrollIntoView({block: 'nearest'}); }, 150);</script>"""
+"""Static script (no user text): on a narrow screen, bring the speaking character's bubble into view."""
 BEAT_WORDS = 20  # a character thinks, or takes in a verdict, for as long as it takes to say this many words
 
 def _html(markup: str) -> None:
@@ -161,7 +176,8 @@ def round_card(record: core.Round, expanded: bool, key: str) -> None:
         reasoning_notes(record)
         st.dataframe(actions_frame(record.proposal), hide_index=True, width="stretch")
         failed = sum(not c.passed for c in evaluation.checks)
-        st.markdown(f"**Checks** — {len(evaluation.checks) - failed} passed, {failed} failed")
+        # The marker lets a phone's CSS find the table that follows (a stacked line per check, below 700 px).
+        _html(f'<div class="pc-checks"><b>Checks</b> — {len(evaluation.checks) - failed} passed, {failed} failed</div>')
         # A static table: the arithmetic wraps and is never cut (st.table reads markdown, hence literal()).
         st.table(checks_frame(evaluation.checks).map(literal), hide_index=True)
         said("coach", evaluation.feedback)
@@ -260,6 +276,8 @@ class ExchangeView:
         self.header = st.empty()
         self.alert = st.empty()
         self.stage = st.empty()
+        self.follow = st.empty()
+        self._followed: str | None = None
         self.top = st.empty()
         self.rounds = st.empty()
         self.end = st.empty()
@@ -279,6 +297,10 @@ class ExchangeView:
         status = f'<div class="pc-status">{escape(self.status)}</div>' if self.status else ""
         with self.stage.container():
             _html(f'{status}<div class="pc-stage">{player}{coach}</div>')
+        if self.active and self.active != self._followed:
+            self._followed = self.active
+            # A phone stacks the characters: scroll (as little as needed) to the one who speaks now.
+            self.follow.html(FOLLOW.replace("ROLE", self.active), unsafe_allow_javascript=True)
 
     def _feel(self, player: str | None = None, coach: str | None = None) -> None:
         if player:
