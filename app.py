@@ -16,7 +16,8 @@ PAGES = [
 ]
 
 st.sidebar.caption(
-    "Agents: **Claude** (key set for this session)" if session.has_key() else "Agents: **house** (no API key set)"
+    "Agents: **house** (no API key set)" if not session.has_key() else "Agents: **Claude** (key set for this session)"
+    if session.key_verified() else "Agents: **Claude**, key **not verified** (the house agents: Agents, on Trade Review)"
 )
 
 with shell.app_running():

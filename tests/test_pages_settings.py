@@ -211,6 +211,7 @@ def test_a_key_that_could_not_be_checked_is_shown_unverified_in_amber_not_green(
     at = _validate(app(PAGE))
     assert not any("A key is set" in s for s in texts(at, "success"))  # no green box beside the doubt
     assert any("not verified" in w for w in texts(at, "warning"))
+    assert any("not verified" in c for c in texts(at.sidebar, "caption"))  # every page says so
     at.switch_page("pages/trade_review.py").run()
     agents = at.sidebar.selectbox(key=session.TR_AGENTS)
     assert agents.value == session.CLAUDE  # the key was given to be used; who plays is said, and why to doubt it

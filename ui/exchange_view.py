@@ -206,8 +206,9 @@ def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:
     elif outcome == "REJECT-MAX":
         st.warning(f"**REJECT-MAX** — still rejected after {rounds} round{plural} (max\\_rounds reached).", icon=":material/block:")
     elif outcome == "ABORT":
-        where = "before round 1 (circuit breaker)" if rounds == 0 and reason in core.BREAKER_NAMES else \
-            f"after {rounds} round{plural}"
+        # Before round 1: a circuit breaker, or a symbol the constraints do not allow; no agent was called.
+        where = f"after {rounds} round{plural}" if rounds else \
+            "before round 1 (circuit breaker)" if reason in core.BREAKER_NAMES else "before round 1, no agent called"
         st.error(f"**ABORT** — {literal(reason)}, {where}.", icon=":material/cancel:")
     elif outcome == "ERROR":
         st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}{_as_it_stood(artifact)}).",
