@@ -134,18 +134,15 @@ _ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywo
 
 
 # Words one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
-_WORD_NUMBERS = re.compile("|".join([*_SMALL, *_TENS, "half"]))  # a literal alternation: re scans it fast
-_GATES = {"multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
-          "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
+# Literal alternations, which re scans fast.
+_GATES = {name: re.compile("|".join(words)) for name, words in {
+    "words": [*_SMALL, *_TENS, "half"], "multiple": ["twice", "double", "triple"], "side": ["long", "short", "buy"],
+    "exit": ["exit", "clos", "flatten"], "hold": ["hold", "stand", "stay"]}.items()}
 
 
 def _may_match(t, name: str) -> bool:
     """False when pattern `name` cannot match the text: a cheap look before a costly scan (ASCII text only)."""
-    if t.rx is _ANY_TEXT:
-        return True
-    if name == "words":
-        return _WORD_NUMBERS.search(t.low) is not None
-    return any(word in t.low for word in _GATES[name])
+    return t.rx is _ANY_TEXT or _GATES[name].search(t.low) is not None
 
 
 class _Text(NamedTuple):
