@@ -79,7 +79,7 @@ def test_a_phone_keeps_the_speaking_character_in_view(app_server, phone):
     bubble = phone.locator('.pc-char[data-role="coach"] .pc-bubble')
     # The newest bubble wholly on screen (the page scrolls to it a moment after the Coach starts).
     phone.wait_for_function("""() => { const box = document.querySelector('.pc-char[data-role="coach"] .pc-bubble')
-        .getBoundingClientRect(); return box.top >= 0 && box.bottom <= window.innerHeight; }""", timeout=10_000)
+        .getBoundingClientRect(); return box.top >= 0 && box.bottom <= window.innerHeight; }""", timeout=30_000)
     assert bubble.bounding_box()["y"] >= 0
     phone.get_by_role("button", name="Stop").click()
     phone.get_by_text("INTERRUPTED —").first.wait_for()
