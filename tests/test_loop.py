@@ -312,3 +312,12 @@ def test_without_streaming_the_same_exchange_yields_no_text_fragments(world, mod
     assert [type(e) for e in quiet] == [type(e) for e in streamed if not isinstance(e, core.TextFragment)]
     assert strip(quiet[-1].artifact) == strip(streamed[-1].artifact)
     assert quiet[-1].artifact.rounds[0].evaluation.feedback.startswith("[action 1] max_single_trade_pct")
+
+
+def test_a_caller_that_changes_its_inputs_afterwards_does_not_rewrite_the_record(world, moderate):
+    portfolio = core.Portfolio(positions={"MSFT": 0.02})
+    artifact = core.run_exchange_sync(world, moderate, portfolio, ScriptedPlayer(GOOD), core.HouseCoach())
+    portfolio.positions["TSLA"] = 0.5
+    moderate.allowed_symbols.append("QQQ")
+    assert artifact.portfolio_snapshot.positions == {"MSFT": 0.02}
+    assert "QQQ" not in artifact.constraint_snapshot.allowed_symbols

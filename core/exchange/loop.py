@@ -221,7 +221,12 @@ def _snapshot(model):
     """A copy the caller's later changes cannot reach: these models hold only immutable values and flat
     lists or dicts of them, so copying those containers is enough (a deep copy cost ~10x more per
     exchange: a backtest makes thousands)."""
-    return model.model_copy(update={k: copy.copy(v) for k, v in model.__dict__.items() if isinstance(v, (list, dict))})
+    copied = copy.copy(model)  # pydantic's __copy__: a new __dict__ holding the same values
+    values = copied.__dict__
+    for name, value in values.items():
+        if isinstance(value, (list, dict)):
+            values[name] = copy.copy(value)  # same keys: the dict's size does not change while it is walked
+    return copied
 
 
 def run_exchange(
