@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.challenge_cli import add_parser as add_challenge
+from core.cli.challenge import add_parser as add_challenge
 from core.cli.whatif import add_parsers as add_whatif
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer

@@ -1,5 +1,5 @@
 """The journal on the command line: the --db option and opening the store for a command (core/__main__.py,
-core/challenge_cli.py and core/mcp share them)."""
+core/cli and core/mcp share them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`python -m core challenge`: would a backtest's (or a file's) daily returns pass a funded-account challenge?
 
-Its own module, as `mcp` has, so the command line's file stays readable; core/__main__.py adds it with
+Its own module, like the other command families in core/cli; core/__main__.py adds it with
 `add_parser(sub)`. Bad input is InvalidInput (exit 3, one line), as in every other command.
 """
 
