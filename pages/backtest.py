@@ -16,11 +16,12 @@ from core.backtest import engine as backtest
 from core.backtest import result as metrics  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.job import past_runs  # noqa: E402
+from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
 from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
-HOUSE, CLAUDE = "House agents (offline, free)", "Claude (your key from Settings)"
+HOUSE, CLAUDE = backtest_view.AGENTS["house"], backtest_view.AGENTS["claude"]
 SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
 OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 state = st.session_state
@@ -33,13 +34,11 @@ def bars_for(symbol: str, start, end) -> market.Bars:
     return backtest.backtest_bars(symbol, start, end)
 
 
-def agents_for(kind: str, seed: int = 0):
-    if kind == "claude":
-        player, coach = session.agents(seed)
-        return player, coach
-    if kind.startswith("own:"):  # an installed agent, by its entry point name
-        return session.agents(seed, choice=kind.removeprefix("own:"))
-    return core.HousePlayer(seed=seed), core.HouseCoach()
+def agents_for(spec: BacktestSpec):
+    """The Player and Coach a spec names: house, claude, or an installed agent by its entry point name."""
+    if spec.agents == "house":
+        return core.HousePlayer(seed=spec.seed), core.HouseCoach()
+    return session.agents(spec.seed, choice=None if spec.agents == "claude" else spec.agents)
 
 
 def result_of(run_key: str) -> backtest.BacktestResult:
@@ -94,14 +93,20 @@ slippage_bps = sticky(row[2].number_input, "Slippage (bp per fill)", key=session
 max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HOLD, value=10, min_value=1, step=1)
 
 schemas = [(first, choices[first])] + ([(second, choices[second])] if second not in ("(none)", first) else [])
-kind = {CLAUDE: "claude", HOUSE: "house"}.get(agent_label, f"own:{agent_label}")
+kind = {CLAUDE: "claude", HOUSE: "house"}.get(agent_label, agent_label)
 n_days = sum(1 for d in days if start <= d <= end)
 job = state.get(session.BT_JOB)
+try:  # the form as what Run will run: one definition of a backtest, checked as the CLI checks it
+    spec = BacktestSpec(symbols=book, start=start, end=end, presets=schemas, agents=kind, depth=depth,
+                        capital=capital, costs=Costs(fee_bps, slippage_bps, int(max_hold)))
+except core.InvalidInput as error:
+    st.error(literal(error))
+    spec = None
+else:
+    spec = backtest_form.allow_book(spec)
 
 # -- the cost of a paid run, confirmed before it starts -------------------------------------------
-confirmed = start <= end
-if not confirmed:
-    st.error(f"Start {start:%d %b %Y} is after end {end:%d %b %Y}.")
+confirmed = spec is not None
 if kind == "claude" and confirmed:
     model = state.get(session.MODEL)
     estimate = [prices.estimate_cost(n_days * len(book), c, depth, model) for _, c in schemas]  # exchanges
@@ -133,16 +138,8 @@ if resuming and not confirmed:
     st.info("Confirm the cost above, then press Run backtest: the run resumes from its stored days.")
 if (st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(job) or not confirmed)
         or (resuming and confirmed and not job)):
-    settings = {"capital": float(capital), "fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
-                "max_hold_days": int(max_hold)}
-    state[session.BT_JOB] = job = {
-        "symbols": book, "start": start, "end": end, "kind": kind, "depth": depth,
-        "schemas": [(name, c.model_dump_json()) for name, c in schemas],
-        "settings": settings, "index": 0, "keys": [], "job_key": uuid.uuid4().hex,
-        # what Open and Resume put back into the widgets; one stored entry however many presets it compares
-        "form": {"symbols": book, "start": str(start), "end": str(end), "presets": [name for name, _ in schemas],
-                 "agents": agent_label, "depth": depth, **settings},
-    }
+    # one stored entry however many presets it compares; Open and Resume put its spec back into the widgets
+    state[session.BT_JOB] = job = {"spec": spec, "index": 0, "keys": [], "job_key": uuid.uuid4().hex}
     state[session.BT_SHOWN] = []
 
 
@@ -151,40 +148,38 @@ def advance() -> None:
     job = state.get(session.BT_JOB)
     if not job:
         return
-    name, schema = job["schemas"][job["index"]]
-    st.markdown(f"**Running {literal(name)}** ({job['index'] + 1} of {len(job['schemas'])}) on "
-                f"{', '.join(job['symbols'])}")
+    spec = job["spec"]
+    one = spec.one(job["index"])
+    st.markdown(f"**Running {literal(one.preset.name)}** ({job['index'] + 1} of {len(spec.presets)}) on "
+                f"{', '.join(spec.symbols)}")
     bar = st.progress(0.0, text="starting…")
     if st.button("Cancel", key=session.BT_CANCEL, icon=":material/stop_circle:"):
         finish(job, cancelled=True)
         return
-    if job["kind"] == "claude" and not session.has_key():
+    if spec.agents == "claude" and not session.has_key():
         st.error("The API key was cleared: the backtest stopped. Days already decided are kept.")
         finish(job, cancelled=True)
         return
-    player, coach = agents_for(job["kind"])
+    player, coach = agents_for(spec)
 
     def progress(n, total, day):
         bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
 
     try:
-        result = backtest.run_backtest(
-            job["symbols"], job["start"], job["end"], core.Constraints.model_validate_json(schema), player, coach,
-            bars={s: bars_for(s, job["start"], job["end"]) for s in job["symbols"]}, store=store, progress=progress,
-            depth=job["depth"], preset=name, stop_after=SLICE_DAYS.get(job["kind"], OWN_SLICE_DAYS), **job["settings"],
-        )
+        test = backtest.Backtest(one, player, coach, bars={s: bars_for(s, spec.start, spec.end) for s in spec.symbols})
+        result = test.run(store, progress, stop_after=SLICE_DAYS.get(spec.agents, OWN_SLICE_DAYS))
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))
         state.pop(session.BT_JOB, None)
         return
     job["current"] = result.run_key
-    store.save_backtest_job(job["job_key"], job["form"], [*job["keys"], result.run_key])
+    store.save_backtest_job(job["job_key"], spec.model_dump(mode="json"), [*job["keys"], result.run_key])
     if result.status == "paused":
         return  # the next run (the fragment's timer, or any rerun) carries on from the store
     state.setdefault(session.BT_RESULTS, {})[result.run_key] = result
     job["keys"].append(result.run_key)
     job["index"] += 1
-    if job["index"] == len(job["schemas"]):
+    if job["index"] == len(spec.presets):
         finish(job)
 
 
@@ -226,6 +221,8 @@ if shown and not state.get(session.BT_JOB):
                    "no trades" if idle else backtest_view.metric_text(metric, lead.metrics[metric]))
 
     st.subheader("Metrics side by side" if len(results) > 1 else "Metrics")
+    if different := backtest_view.different_books(results):
+        st.warning(different, icon=":material/compare_arrows:")
     st.dataframe(backtest_view.metrics_table(results), width="stretch", column_config=backtest_view.METRICS)
 
     left, right = st.columns(2)
@@ -290,7 +287,7 @@ else:
                         format_func=lambda key: backtest_view.past_label(past[key]), key=session.BT_PAST)
     entry = past[pick]
     buttons = st.columns([1, 1, 4])
-    missing = backtest_view.missing_presets(entry.form, labels)
+    missing = backtest_form.missing_presets(entry.spec, labels)
     if missing:
         buttons[2].caption(f"Its preset {literal(', '.join(missing))} no longer exists: it can be shown, not resumed.")
     if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(running) or not entry.runs,
@@ -299,13 +296,13 @@ else:
             state.get(session.BT_RESULTS, {}).pop(key, None)
         state[session.BT_SHOWN] = entry.run_keys
         if not missing:
-            state[session.BT_RESTORE] = backtest_view.restored_form(entry.form, agent_options)
+            state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
         st.rerun()
     if entry.state in ("interrupted", "cancelled") and not missing:
         if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(running), type="primary",
                              help="Run it again with the same form: the days it decided are replayed from the "
                                   "store, no agent is asked twice."):
-            state[session.BT_RESTORE] = backtest_view.restored_form(entry.form, agent_options)
+            state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
             state[session.BT_AUTORUN] = True
             st.rerun()
         buttons[2].caption("Stopped before its last day: Resume carries on from the days it decided."

@@ -5,6 +5,8 @@ import json
 from datetime import date, timedelta
 
 import numpy as np
+
+import core
 import pytest
 
 from core import market
@@ -107,7 +109,7 @@ def test_a_comparison_is_stored_listed_and_reopened_as_one(app, app_store):
     run_to_the_end(at)
     keys = at.session_state[session.BT_SHOWN]
     (entry,) = past_runs(app_store)
-    assert entry.run_keys == keys and entry.form["presets"] == ["moderate", "strict"] and entry.state == "finished"
+    assert entry.run_keys == keys and entry.presets == ["moderate", "strict"] and entry.state == "finished"
     label = at.selectbox(key=session.BT_PAST).options[0]
     assert "finished" in label and "moderate" in label and " vs strict" in label and "61/61 days" in label
     fresh = app(PAGE)
@@ -342,3 +344,39 @@ def test_the_challenge_chooser_runs_a_template_and_the_horizon_is_capped(app, ap
     shown = " ".join(texts(at, "caption"))
     assert "Phase 1: reach 8 % profit" in shown and "drawn at random from this backtest's own daily returns" in shown
     assert "2,520 trading days (ten years)" in shown and "keeps the real order of the days" in shown
+
+
+def portfolio_2012(at, compare="aggressive"):
+    at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
+    at.multiselect(key=session.BT_MORE).set_value(["AAPL", "IBM"]).run()
+    set_dates(at, date(2012, 1, 3), date(2012, 2, 29))
+    at.selectbox(key=session.BT_COMPARE).set_value(compare).run()
+    return at
+
+
+def test_symbols_a_preset_forbids_are_named_before_the_run_and_one_click_allows_them(app, app_store):
+    at = portfolio_2012(app(PAGE))
+    warning = next(w for w in texts(at, "warning") if "allowed_symbols" in w)
+    assert "AAPL and IBM are not in moderate's allowed_symbols: they will never trade." in warning
+    assert "IBM is not in aggressive's allowed_symbols: it will never trade." in warning
+    at.checkbox(key=session.BT_ALLOW).check().run()
+    assert not any("never trade" in w for w in texts(at, "warning"))
+    assert any("AAPL and IBM added to moderate's allowed_symbols for this run" in i for i in texts(at, "info"))
+    run_to_the_end(at)
+    assert not any("could trade different symbols" in w for w in texts(at, "warning"))  # both trade the whole book
+    for key in at.session_state[session.BT_SHOWN]:
+        allowed = core.Constraints.model_validate_json(app_store.get_backtest(key)["constraints"]).allowed_symbols
+        assert {"MSFT", "AAPL", "IBM"} <= set(allowed)
+    assert core.load_preset("moderate").allowed_symbols == ["AMZN", "MSFT", "TSLA", "BTC-USD"]  # the preset unchanged
+    assert at.session_state[session.KEPT + session.BT_ALLOW] is True
+
+
+def test_a_comparison_of_presets_that_could_trade_different_symbols_says_so_above_the_table(app):
+    at = portfolio_2012(app(PAGE))
+    run_to_the_end(at)
+    note = next(w for w in texts(at, "warning") if "could trade different symbols" in w)
+    assert "moderate MSFT; aggressive MSFT and AAPL" in note
+    nodes = list(at.main)  # in the page's order
+    where = next(i for i, n in enumerate(nodes) if n.type == "warning" and "could trade different" in n.value)
+    table = next(i for i, n in enumerate(nodes) if n.type == "dataframe" and "better" in n.value.columns)
+    assert where < table  # read before the figures it qualifies

@@ -1,5 +1,6 @@
 """Past backtests as the page lists them: one entry per page run (a comparison is one), with its true state."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import core
@@ -31,7 +32,8 @@ def start(store, run_key: str, preset: str, status: str, updated: str = "2026-11
         "run_key": run_key, "created": "2026-11-26T11:00:00+00:00", "updated": updated, "status": "running",
         "symbol": "MSFT", "start": "2021-01-04", "end": "2021-03-31", "preset": preset,
         "constraints": core.load_preset(preset).model_dump_json(), "player": "house-player", "coach": "house-coach",
-        "model": None, "depth": "standard", "settings": '{"capital": 100000.0}', "days_total": 61, "days_done": 0,
+        "model": None, "depth": "standard", "days_total": 61,
+        "settings": json.dumps({"capital": 100000.0, "fee_bps": 1.0, "slippage_bps": 2.0, "max_hold_days": 10}), "days_done": 0,
         "metrics": None,
     })
     if status != "running":
@@ -51,7 +53,7 @@ def test_a_comparison_is_one_entry_and_a_run_from_elsewhere_its_own(store):
     entries = {e.key: e for e in past_runs(store, now=NOW)}
     assert set(entries) == {"job", "r3"}
     assert entries["job"].run_keys == ["r1", "r2"] and entries["job"].state == "finished"
-    assert entries["r3"].form["presets"] == ["aggressive"] and entries["r3"].form["agents"] is None
+    assert entries["r3"].presets == ["aggressive"] and entries["r3"].spec.agents == "house"
 
 
 def test_a_comparison_that_died_between_its_two_runs_is_interrupted(store):
@@ -67,3 +69,18 @@ def test_a_cancelled_part_wins_over_a_finished_one(store):
     start(store, "r2", "strict", "cancelled")
     store.save_backtest_job("job", form("moderate", "strict"), ["r1", "r2"])
     assert past_runs(store, now=NOW)[0].state == "cancelled"
+
+
+def test_a_job_is_stored_as_its_spec_and_a_form_of_earlier_versions_still_reads(store):
+    from core.backtest.spec import BacktestSpec
+
+    start(store, "r1", "moderate", "finished")
+    start(store, "r2", "strict", "finished")
+    spec = BacktestSpec(symbols=["MSFT"], start="2021-01-04", end="2021-03-31", presets=["moderate", "strict"],
+                        agents="claude", capital=50_000)
+    store.save_backtest_job("new", spec.model_dump(mode="json"), ["r1", "r2"])
+    store.save_backtest_job("old", form("moderate", "strict"), ["r1", "r2"])  # the plain form of earlier versions
+    entries = {e.key: e for e in past_runs(store, now=NOW)}
+    assert entries["new"].spec == spec
+    old = entries["old"].spec
+    assert old.agents == "house" and old.presets[1].constraints == core.load_preset("strict") and old.capital == 100_000

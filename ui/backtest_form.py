@@ -11,7 +11,10 @@ from datetime import date
 
 import streamlit as st
 
+from core.backtest.spec import BacktestSpec
 from ui import session
+from ui.backtest_view import AGENTS, listed
+from ui.exchange_view import literal
 
 DEFAULT_DAYS = 252  # a new form backtests the last year of the days every chosen symbol has
 state = st.session_state
@@ -57,3 +60,44 @@ def date_inputs(days: list[date], column, book: list[str]) -> tuple[date, date]:
     if moved:
         column.caption(f"Dates moved to fit the days {', '.join(book)} all have.")
     return chosen[session.BT_START], chosen[session.BT_END]
+
+
+def missing_presets(spec: BacktestSpec, presets: list[str]) -> list[str]:
+    """The presets of a past run that the form no longer offers (a custom preset deleted or renamed)."""
+    return [p.name for p in spec.presets if p.name not in presets]
+
+
+def restored_form(spec: BacktestSpec, agent_options: list[str]) -> dict:
+    """The widget values that put a past run's spec back on the page, by session key."""
+    chosen = [p.name for p in spec.presets]
+    agents = AGENTS.get(spec.agents, spec.agents)
+    return {
+        session.BT_SYMBOL: spec.symbols[0], session.BT_MORE: spec.symbols[1:],
+        session.BT_START: spec.start, session.BT_END: spec.end,
+        session.BT_PRESET: chosen[0], session.BT_COMPARE: chosen[1] if len(chosen) > 1 else "(none)",
+        # agents no longer offered (a key cleared, an agent uninstalled) come back as the house agents
+        session.BT_AGENTS: agents if agents in agent_options else agent_options[0],
+        session.BT_DEPTH: spec.depth, session.BT_CAPITAL: spec.capital, session.BT_FEE: spec.costs.fee_bps,
+        session.BT_SLIPPAGE: spec.costs.slippage_bps, session.BT_HOLD: spec.costs.max_hold_days,
+        # its schemas allowed the whole book: natively (the box is not shown) or allowed for that run
+        session.BT_ALLOW: not any(spec.forbidden().values()),
+    }
+
+
+def allow_book(spec: BacktestSpec) -> BacktestSpec:
+    """Say which symbols of the book each preset forbids (they would never trade), with one click to allow
+    them for this run; the spec Run will run."""
+    forbidden = {name: symbols for name, symbols in spec.forbidden().items() if symbols}
+    if not forbidden:
+        return spec
+    allowed = session.sticky(st.checkbox, "Allow the book's symbols for this run", key=session.BT_ALLOW, value=False,
+                             help="Adds them to each preset's allowed_symbols for this run only, as a sweep does; "
+                                  "the presets themselves stay as they are.")
+    if allowed:
+        st.info(" ".join(f"{listed(symbols)} added to {literal(name)}'s allowed_symbols for this run."
+                         for name, symbols in forbidden.items()), icon=":material/playlist_add_check:")
+        return spec.book_allowed()
+    st.warning(" ".join(f"{listed(symbols)} {'is' if len(symbols) == 1 else 'are'} not in {literal(name)}'s "
+                        f"allowed_symbols: {'it' if len(symbols) == 1 else 'they'} will never trade."
+                        for name, symbols in forbidden.items()), icon=":material/block:")
+    return spec

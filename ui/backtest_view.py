@@ -4,8 +4,6 @@ explained, and the past runs labelled with their true state."""
 from __future__ import annotations
 
 import math
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
@@ -69,6 +67,28 @@ _COUNTS = {"trades", "days_traded", "days_aborted", "days_skipped", "tokens", "d
            "recovery_days"}
 
 
+def listed(items: list[str]) -> str:
+    """Names as a sentence lists them: 'A', 'A and B', 'A, B and C'."""
+    items = [literal(i) for i in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def tradable(result) -> list[str]:
+    """The symbols of a run's book its constraints allowed it to trade."""
+    allowed = result.spec.preset.constraints.allowed_symbols if result.spec else result.symbols
+    return [s for s in result.symbols if s in allowed]
+
+
+def different_books(results: dict) -> str | None:
+    """A sentence when the compared runs could trade different symbols (their allowed_symbols differ on the
+    book), else None: such a comparison is of different books, not of the same book under other limits."""
+    books = {name: tradable(r) for name, r in results.items()}
+    if len(results) < 2 or len({tuple(b) for b in books.values()}) == 1:
+        return None
+    return ("These presets could trade different symbols, so this compares different books: " + "; ".join(
+        f"{literal(name)} {listed(b) if b else 'none'}" for name, b in books.items()) + ".")
+
+
 def metric_text(metric: str, value) -> str:
     """One metric as a person reads it: 12.34 %, $101,234.00, 1,234, 1.52; '—' where it is not defined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -117,37 +137,16 @@ STATE_ICONS = {"finished": "✓", "running": "…", "interrupted": "⚠", "cance
 
 def past_label(entry: PastRun) -> str:
     """One line per past run: state, symbols, dates, preset(s) with their return, agents, days done."""
-    form = entry.form
+    spec = entry.spec
     returns = []
-    for name, run in zip(form["presets"], entry.runs):
+    for name, run in zip(entry.presets, entry.runs):
         ret = run["metrics"].get("total_return_pct")
         returns.append(f"{name} {ret:+.2f} %" if ret is not None and entry.state == "finished" else name)
-    missing = form["presets"][len(entry.runs):]
-    presets = " vs ".join(returns + missing)
+    presets = " vs ".join(returns + entry.presets[len(entry.runs):])
     done = " · ".join(f"{r['days_done']}/{r['days_total']} days" for r in entry.runs) or "no day decided"
-    agents = form.get("agents") or (entry.runs[0]["player"] if entry.runs else "")
-    return (f"{STATE_ICONS[entry.state]} {entry.state} · {','.join(form['symbols'])} {form['start']} → {form['end']} · "
-            f"{presets} · {agents} · {done}")
+    return (f"{STATE_ICONS[entry.state]} {entry.state} · {spec.symbol} {spec.start} → {spec.end} · "
+            f"{presets} · {AGENTS.get(spec.agents, spec.agents)} · {done}")
 
 
-def missing_presets(form: dict, presets: list[str]) -> list[str]:
-    """The presets of a past run that no longer exist (a custom preset deleted or renamed)."""
-    return [name for name in form["presets"] if name not in presets]
-
-
-def restored_form(form: dict, agent_options: list[str]) -> dict:
-    """The widget values that put a past run's form back on the page, by session key."""
-    chosen = form["presets"]
-    values = {
-        session.BT_SYMBOL: form["symbols"][0], session.BT_MORE: form["symbols"][1:],
-        session.BT_START: date.fromisoformat(form["start"]), session.BT_END: date.fromisoformat(form["end"]),
-        session.BT_PRESET: chosen[0], session.BT_COMPARE: chosen[1] if len(chosen) > 1 else "(none)",
-        # a run started outside the page, or by agents no longer offered, comes back with the house agents
-        session.BT_AGENTS: form["agents"] if form.get("agents") in agent_options else agent_options[0],
-        session.BT_DEPTH: form["depth"],
-    }
-    for key, field in ((session.BT_CAPITAL, "capital"), (session.BT_FEE, "fee_bps"),
-                       (session.BT_SLIPPAGE, "slippage_bps"), (session.BT_HOLD, "max_hold_days")):
-        if field in form:
-            values[key] = form[field]
-    return values
+AGENTS = {"house": "House agents (offline, free)", "claude": "Claude (your key from Settings)"}
+"""The agents choice of the page, as a spec names them (an installed agent goes by its own name)."""

@@ -328,6 +328,7 @@ BT_SYMBOL = "bt_symbol"
 BT_MORE = "bt_more_symbols"  # the other symbols of a portfolio backtest (one book with BT_SYMBOL)
 BT_START = "bt_start"  # the first day of the backtest (a date box)
 BT_END = "bt_end"  # its last day
+BT_ALLOW = "bt_allow_book"  # add the book's symbols to each preset's allowed_symbols for this run
 BT_PRESET = "bt_preset"
 BT_COMPARE = "bt_compare"
 BT_AGENTS = "bt_agents"

@@ -46,25 +46,52 @@ def run_state(row: dict, now: datetime, live: Collection[str] = ()) -> str:
 
 @dataclass
 class PastRun:
-    """One entry of the past-runs list: its stored runs in order (one per preset) and the form that ran them."""
+    """One entry of the past-runs list: its stored runs in order (one per preset) and the spec that ran them."""
 
     key: str  # the job's key, or the run's key for a run started elsewhere (the CLI, Python)
     created: str
-    form: dict  # symbols, start, end, presets, agents (the page's label, None outside the page), depth, costs
-    runs: list[dict]  # the stored backtest rows, in the form's preset order
+    spec: BacktestSpec  # symbols, dates, the presets by name with their constraints, agents, depth, costs, capital
+    runs: list[dict]  # the stored backtest rows, in the spec's preset order
     state: str  # finished | running | interrupted | cancelled
 
     @property
     def run_keys(self) -> list[str]:
         return [r["run_key"] for r in self.runs]
 
+    @property
+    def presets(self) -> list[str]:
+        """The names of its presets, in order."""
+        return [p.name for p in self.spec.presets]
 
-def _form_of(row: dict) -> dict:
-    """The form of a run started outside the page, read back from its stored row."""
-    settings = row["settings"]
-    return {"symbols": row["symbol"].split(","), "start": row["start"], "end": row["end"], "presets": [row["preset"]],
-            "agents": None, "player": row["player"], "depth": row["depth"],
-            **{k: settings[k] for k in ("capital", "fee_bps", "slippage_bps", "max_hold_days") if k in settings}}
+
+def agents_of(player: str) -> str:
+    """How a spec names the agents of a stored run, from its Player's name: house, claude, or the agent's own."""
+    return "house" if player.startswith("house") else "claude" if player.startswith("claude") else player
+
+
+def job_spec(form: dict, runs: list[dict]) -> BacktestSpec:
+    """The spec of a page job: as stored (a BacktestSpec's JSON), or from the plain form earlier versions
+    stored (preset names, the agents' label), with each preset's constraints from its stored run."""
+    if not form["presets"] or not isinstance(form["presets"][0], str):
+        return BacktestSpec(**form)
+    ran = {r["preset"]: Constraints.model_validate_json(r["constraints"]) for r in runs}
+    label = form.get("agents") or (runs[0]["player"] if runs else "house")
+    agents = "house" if label.startswith("House") else "claude" if label.startswith("Claude") else agents_of(label)
+    return BacktestSpec(
+        symbols=form["symbols"], start=form["start"], end=form["end"], depth=form.get("depth", "standard"),
+        presets=[(name, ran.get(name) or _preset_or_default(name)) for name in form["presets"]], agents=agents,
+        costs=Costs(**{k: form[k] for k in Costs.model_fields if k in form}),
+        **({"capital": form["capital"]} if "capital" in form else {}))
+
+
+def _preset_or_default(name: str) -> Constraints:
+    """A preset not run yet (a job that died before it): the shipped preset of that name, else the defaults."""
+    from core.exchange.presets import load_preset  # reads files: only for such a job
+
+    try:
+        return load_preset(name)
+    except InvalidInput:
+        return Constraints()
 
 
 def _job_state(states: list[str], complete: bool) -> str:
@@ -88,11 +115,17 @@ def past_runs(store, live: Collection[str] = (), now: datetime | None = None, li
         states = [run_state(r, now, live) for r in runs]
         if job["job_key"] in live:
             states.append("running")
-        complete = len(runs) == len(job["form"]["presets"])
-        entries.append(PastRun(job["job_key"], job["created"], job["form"], runs, _job_state(states, complete)))
+        try:
+            spec = job_spec(job["form"], runs)
+        except (InvalidInput, KeyError, TypeError):  # a form nothing can read: its runs are listed on their own
+            claimed.difference_update(job["run_keys"])
+            continue
+        complete = len(runs) == len(spec.presets)
+        entries.append(PastRun(job["job_key"], job["created"], spec, runs, _job_state(states, complete)))
     for key, row in rows.items():
         if key not in claimed:
-            entries.append(PastRun(key, row["created"], _form_of(row), [row], run_state(row, now, live)))
+            spec = stored_spec(row).changed(agents=agents_of(row["player"]))
+            entries.append(PastRun(key, row["created"], spec, [row], run_state(row, now, live)))
     entries.sort(key=lambda e: e.created, reverse=True)
     return entries[:limit]
 
@@ -193,8 +226,9 @@ def stored_spec(row: dict) -> BacktestSpec:
     return BacktestSpec(
         symbols=row["symbol"].split(","), start=row["start"], end=row["end"],
         presets=[(row["preset"], Constraints.model_validate_json(row["constraints"]))], depth=row["depth"],
-        costs=Costs(settings["fee_bps"], settings["slippage_bps"], settings["max_hold_days"]),
-        capital=settings["capital"], seed=spec_seed(settings.get("player_seed")))
+        # a row of an earlier version may lack a setting: the default it ran with then
+        costs=Costs(**{k: settings[k] for k in Costs.model_fields if k in settings}),
+        capital=settings.get("capital", CAPITAL), seed=spec_seed(settings.get("player_seed")))
 
 
 def reopen_backtest(store, run_key: str, bars: Bars | pd.DataFrame | dict | None = None) -> BacktestResult:

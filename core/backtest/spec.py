@@ -193,6 +193,16 @@ class BacktestSpec(_Spec):
             raise _explained(error) from None
         return self.changed(presets=[NamedSchema(name=f"{schema.name}, {field}={value}", constraints=constraints)])
 
+    def forbidden(self) -> dict[str, list[str]]:
+        """Per schema name, the symbols of the book its allowed_symbols leave out: under it they never trade."""
+        return {p.name: [s for s in self.symbols if s not in p.constraints.allowed_symbols] for p in self.presets}
+
+    def book_allowed(self) -> BacktestSpec:
+        """The same spec with every symbol of the book added to each schema's allowed_symbols, names kept
+        (what a sweep's allow_symbol does), so each schema can trade the whole book."""
+        return self.changed(presets=[NamedSchema(name=p.name, constraints=p.constraints.model_copy(update={
+            "allowed_symbols": [*p.constraints.allowed_symbols, *self.forbidden()[p.name]]})) for p in self.presets])
+
     def settings(self, player=None) -> dict:
         """The costs, capital and depth as a stored run records them (with the Player's model and
         seed): a part of the run key, so a stored run resumes only under the same settings."""
