@@ -14,6 +14,7 @@ import core  # noqa: E402
 from core import market, prices
 from core.backtest import engine as backtest
 from core.backtest import result as metrics  # noqa: E402
+from core import exports  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.job import past_runs  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
@@ -94,7 +95,7 @@ max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HO
 
 schemas = [(first, choices[first])] + ([(second, choices[second])] if second not in ("(none)", first) else [])
 kind = {CLAUDE: "claude", HOUSE: "house"}.get(agent_label, agent_label)
-n_days = sum(1 for d in days if start <= d <= end)
+n_days = len({d for s in book for d in market_defaults.dates(s) if start <= d <= end})  # the union calendar
 job = state.get(session.BT_JOB)
 try:  # the form as what Run will run: one definition of a backtest, checked as the CLI checks it
     spec = BacktestSpec(symbols=book, start=start, end=end, presets=schemas, agents=kind, depth=depth,
@@ -190,6 +191,7 @@ def finish(job: dict, cancelled: bool = False) -> None:
         state.get(session.BT_RESULTS, {}).pop(key, None)
         job["keys"].append(key)
     state[session.BT_SHOWN] = job["keys"]
+    state[session.BT_PICK] = job["job_key"]  # Past runs shows the run just made
     state.pop(session.BT_JOB, None)
     st.rerun(scope="app")
 
@@ -205,11 +207,11 @@ if shown and not state.get(session.BT_JOB):
         r = result_of(key)
         results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
     lead = next(iter(results.values()))
-    where = f"Bars from **{lead.source}**: {literal(lead.note)}."
-    (st.warning if lead.fallback else st.caption)(where)
+    (st.warning if lead.fallback else st.caption)(backtest_view.data_note(lead))
     for name, r in results.items():
         if r.status != "finished":
-            st.warning(f"**{literal(name)}** was {r.status} after {len(r.days)} of the days: the figures cover "
+            done = backtest_view.days_done(r.days["day"].nunique(), store.get_backtest(r.run_key)["days_total"])
+            st.warning(f"**{literal(name)}** was {r.status} after {done}: the figures cover "
                        f"{r.days['day'].iloc[0]:%d %b %Y} to {r.days['day'].iloc[-1]:%d %b %Y}." if len(r.days)
                        else f"**{literal(name)}** was {r.status} before its first day.", icon=":material/pause_circle:")
 
@@ -224,6 +226,14 @@ if shown and not state.get(session.BT_JOB):
     if different := backtest_view.different_books(results):
         st.warning(different, icon=":material/compare_arrows:")
     st.dataframe(backtest_view.metrics_table(results), width="stretch", column_config=backtest_view.METRICS)
+    files = st.columns([1, 1, 2])
+    files[0].download_button("Metrics CSV", lambda: safe_csv(exports.backtest_metrics(results)),
+                             file_name="backtest_metrics.csv", mime="text/csv", key="bt.metrics_csv",
+                             icon=":material/download:", help="The figures above side by side, numbers as numbers.")
+    files[1].download_button("Whole run JSON", lambda: exports.backtest_json(results), file_name="backtest.json",
+                             mime="application/json", key="bt.run_json", icon=":material/download:",
+                             help="Each run's spec (constraints included), figures, trades, daily equity and "
+                                  "positions, and every exchange it decided.")
 
     left, right = st.columns(2)
     with_bench = left.toggle("Show buy & hold (on its own scale, right)", key=session.BT_BUY_HOLD, value=False,
@@ -241,6 +251,8 @@ if shown and not state.get(session.BT_JOB):
             if not len(r.trades):
                 st.info(backtest_view.why_no_trades(r), icon=":material/block:")
             for sym, prices_of in r.bars.items():
+                if len(r.symbols) > 1 and not (r.trades["symbol"] == sym).any():  # one symbol: said above
+                    st.caption(backtest_view.why_idle(r, sym))
                 st.plotly_chart(charts.price_with_trades(prices_of, r.trades[r.trades["symbol"] == sym],
                                                          f"{sym} with the trades of {name}"), width="stretch",
                                 config=charts.CONFIG)
@@ -259,8 +271,13 @@ if shown and not state.get(session.BT_JOB):
             st.markdown(f"**Trades** ({len(r.trades):,d})")
             st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
             slug = "".join(ch if ch.isalnum() else "-" for ch in name)
-            st.download_button("Export trades CSV", safe_csv(r.trades), file_name=f"trades_{slug}.csv", mime="text/csv",
-                               key=f"bt.trades_csv.{name}", icon=":material/download:")
+            files = st.columns([1, 1, 2])
+            files[0].download_button("Export trades CSV", safe_csv(r.trades), file_name=f"trades_{slug}.csv",
+                                     mime="text/csv", key=f"bt.trades_csv.{name}", icon=":material/download:")
+            files[1].download_button("Export daily CSV", lambda r=r: safe_csv(exports.backtest_daily(r)),
+                                     file_name=f"daily_{slug}.csv", mime="text/csv", key=f"bt.daily_csv.{name}",
+                                     icon=":material/download:",
+                                     help="Each day's equity, return, drawdown and positions (% of equity).")
             st.markdown("**Aborted, skipped and unfilled days**")
             exceptions = r.exceptions
             if len(exceptions):
@@ -283,6 +300,8 @@ past = {entry.key: entry for entry in past_runs(store, live=live, now=session.no
 if not past:
     st.caption("No stored backtests yet.")
 else:
+    if (new := state.pop(session.BT_PICK, None)) in past:
+        state[session.BT_PAST] = new
     pick = st.selectbox("A stored backtest (a comparison of two presets is one)", list(past),
                         format_func=lambda key: backtest_view.past_label(past[key]), key=session.BT_PAST)
     entry = past[pick]

@@ -1,6 +1,7 @@
 """The Backtest page: a short house-agent run shows metrics and charts; Cancel stops a run; past runs reopen."""
 
 import base64
+import re
 import json
 from datetime import date, timedelta
 
@@ -87,7 +88,10 @@ def test_cancel_stops_the_run_and_keeps_the_days_it_decided(app, app_store):
     assert session.BT_JOB not in at.session_state
     (row,) = app_store.list_backtests()
     assert row["status"] == "cancelled" and 0 < row["days_done"] < row["days_total"]
-    assert any("cancelled" in w for w in texts(at, "warning"))
+    warning = next(w for w in texts(at, "warning") if "cancelled" in w)
+    done = re.search(r"cancelled after ([\d,]+) of ([\d,]+) days", warning)
+    assert done and int(done[1]) == row["days_done"] and int(done[2].replace(",", "")) == row["days_total"]
+    assert f"{done[1]} of {done[2]} days" in at.selectbox(key=session.BT_PAST).options[0]  # Past runs says it alike
     at.run()  # nothing runs on by itself once cancelled
     assert app_store.list_backtests()[0]["days_done"] == row["days_done"]
 
@@ -111,7 +115,7 @@ def test_a_comparison_is_stored_listed_and_reopened_as_one(app, app_store):
     (entry,) = past_runs(app_store)
     assert entry.run_keys == keys and entry.presets == ["moderate", "strict"] and entry.state == "finished"
     label = at.selectbox(key=session.BT_PAST).options[0]
-    assert "finished" in label and "moderate" in label and " vs strict" in label and "61/61 days" in label
+    assert "finished" in label and "moderate" in label and " vs strict" in label and "61 of 61 days" in label
     fresh = app(PAGE)
     fresh.selectbox(key=session.BT_COMPARE).set_value("(none)").run()  # the form says something else now
     fresh.selectbox(key=session.BT_SYMBOL).set_value("AMZN").run()
@@ -301,8 +305,8 @@ def test_the_stocks_2000_2013_set_is_offered_for_portfolios(app):
 def test_dates_default_to_the_days_every_chosen_symbol_has_and_survive_a_change_of_symbols_that_fits(app):
     at = app(PAGE)
     assert dates_of(at)[1] == date(2022, 3, 10)  # MSFT alone: the last year of its bars
-    at.selectbox(key=session.BT_SYMBOL).set_value("AAPL").run()
-    assert dates_of(at)[1] == date(2022, 3, 10)  # AAPL has those days too: kept
+    at.selectbox(key=session.BT_SYMBOL).set_value("AAPL").run()  # no AAPL bars from 2013 to 2024
+    assert dates_of(at)[1] == date(2026, 8, 6)
     at.multiselect(key=session.BT_MORE).set_value(["IBM"]).run()  # IBM's bars end on 1 Mar 2013
     start, end = dates_of(at)
     assert end == date(2013, 3, 1) and date(2012, 2, 1) <= start < date(2012, 3, 15)  # a year both have
@@ -312,10 +316,12 @@ def test_dates_default_to_the_days_every_chosen_symbol_has_and_survive_a_change_
     assert dates_of(at) == (date(2011, 1, 3), date(2011, 6, 30))
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
     assert dates_of(at) == (date(2011, 1, 3), date(2011, 6, 30))
-    at.multiselect(key=session.BT_MORE).set_value(["TSLA"]).run()  # 2017-2018: no day in common with 2011
+    at.multiselect(key=session.BT_MORE).set_value(["BTC-USD"]).run()  # 2019-2021: no day in common with 2011
     assert not at.exception
-    assert all(date(2017, 1, 1) <= d <= date(2018, 12, 31) for d in dates_of(at))
+    assert all(date(2019, 1, 1) <= d <= date(2021, 1, 12) for d in dates_of(at))
     assert any("Dates moved" in c for c in texts(at, "caption"))
+    at.multiselect(key=session.BT_MORE).set_value(["TSLA"]).run()  # MSFT's data has no 2017-2018
+    assert any("no trading days in common" in e for e in texts(at, "error"))
 
 
 def test_the_challenge_chooser_runs_a_template_and_the_horizon_is_capped(app, app_store):
@@ -380,3 +386,52 @@ def test_a_comparison_of_presets_that_could_trade_different_symbols_says_so_abov
     where = next(i for i, n in enumerate(nodes) if n.type == "warning" and "could trade different" in n.value)
     table = next(i for i, n in enumerate(nodes) if n.type == "dataframe" and "better" in n.value.columns)
     assert where < table  # read before the figures it qualifies
+
+
+def test_yfinance_guessing_delisted_for_a_download_it_could_not_make_is_not_repeated(app, monkeypatch):
+    def offline(symbol, start, end):  # what yfinance logs with no network, for any ticker
+        raise ConnectionError(f"1 Failed download:\n['{symbol}']: YFTzMissingError('possibly delisted; no timezone found')")
+
+    at = app(PAGE)
+    monkeypatch.delenv(market.OFFLINE_ENV)
+    monkeypatch.setattr(market, "yfinance_download", offline)
+    choose_short_msft(at, start=date(2021, 8, 2), end=date(2021, 9, 30), compare="(none)")  # dates no other test uses
+    run_to_the_end(at)
+    warning = next(w for w in texts(at, "warning") if "Bars from" in w)
+    assert "delisted" not in warning and "yfinance could not download it" in warning and "snapshot" in warning
+
+
+def test_past_runs_selects_the_run_that_just_finished(app, app_store):
+    at = choose_short_msft(app(PAGE), start=date(2021, 1, 4), end=date(2021, 1, 29), compare="(none)")
+    run_to_the_end(at)
+    first = at.selectbox(key=session.BT_PAST).value
+    set_dates(at, date(2021, 2, 1), date(2021, 2, 26))
+    run_to_the_end(at)
+    newest = past_runs(app_store)[0]
+    assert newest.key != first and newest.spec.start == date(2021, 2, 1)
+    assert at.selectbox(key=session.BT_PAST).value == newest.key
+
+
+def test_a_symbol_that_never_traded_says_why_and_each_run_exports_its_days_metrics_and_whole_run(app):
+    from core import exports
+
+    at = portfolio_2012(app(PAGE))
+    run_to_the_end(at)
+    captions = texts(at, "caption")
+    assert any("No trade in IBM: it is not in moderate's allowed_symbols" in c for c in captions)
+    assert any("No trade in AAPL: it is not in moderate's allowed_symbols" in c for c in captions)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Metrics CSV", "Whole run JSON"} <= set(labels) and labels.count("Export daily CSV") == 2
+    results = {r.preset: r for r in (at.session_state[session.BT_RESULTS][k] for k in at.session_state[session.BT_SHOWN])}
+    daily = exports.backtest_daily(results["aggressive"])
+    assert list(daily.columns[-3:]) == ["MSFT position (% of equity)", "AAPL position (% of equity)",
+                                        "IBM position (% of equity)"]
+    assert daily["equity ($)"].iloc[-1] == pytest.approx(results["aggressive"].equity.iloc[-1], abs=0.01)
+    assert (daily["IBM position (% of equity)"] == 0).all()  # aggressive does not allow IBM either
+    side = exports.backtest_metrics(results)
+    assert list(side.columns) == ["metric", "label", "moderate", "aggressive", "better"]
+    whole = json.loads(exports.backtest_json(results))
+    assert whole["runs"]["moderate"]["spec"]["presets"][0]["constraints"]["allowed_symbols"] == \
+        core.load_preset("moderate").allowed_symbols
+    assert len(whole["runs"]["moderate"]["exchanges"]) == len(results["moderate"].days)
+    assert whole["comparison"]["approval_rate"]["better"] == ""

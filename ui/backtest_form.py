@@ -31,17 +31,18 @@ def restore(form: dict) -> None:
 
 
 def _fitted(days: list[date], start: date | None, end: date | None) -> tuple[date, date, bool]:
-    """(start, end, moved): the user's dates when they fit in `days`' range; clamped to it when they
-    overlap it; else the default, the last DEFAULT_DAYS days."""
+    """(start, end, moved): the user's dates when they fit in `days`' range and hold some of its days;
+    clamped to it when they overlap it; else the default, the last DEFAULT_DAYS days."""
     first, last = days[0], days[-1]
     default = days[max(0, len(days) - DEFAULT_DAYS)], last
     if start is None or end is None:
         return *default, False
-    if first <= start <= last and first <= end <= last:
+    if first <= end < start <= last:  # being typed in: the form says the start is after the end
         return start, end, False
-    if start <= last and end >= first and start <= end:
-        return max(start, first), min(end, last), True
-    return *default, True
+    clamped = max(start, first), min(end, last)
+    if clamped[0] > clamped[1] or not any(clamped[0] <= d <= clamped[1] for d in days):  # outside, or in a gap
+        return *default, True
+    return *clamped, clamped != (start, end)
 
 
 def date_inputs(days: list[date], column, book: list[str]) -> tuple[date, date]:

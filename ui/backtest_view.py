@@ -143,10 +143,57 @@ def past_label(entry: PastRun) -> str:
         ret = run["metrics"].get("total_return_pct")
         returns.append(f"{name} {ret:+.2f} %" if ret is not None and entry.state == "finished" else name)
     presets = " vs ".join(returns + entry.presets[len(entry.runs):])
-    done = " · ".join(f"{r['days_done']}/{r['days_total']} days" for r in entry.runs) or "no day decided"
+    done = " · ".join(days_done(r["days_done"], r["days_total"]) for r in entry.runs) or "no day decided"
     return (f"{STATE_ICONS[entry.state]} {entry.state} · {spec.symbol} {spec.start} → {spec.end} · "
             f"{presets} · {AGENTS.get(spec.agents, spec.agents)} · {done}")
 
 
 AGENTS = {"house": "House agents (offline, free)", "claude": "Claude (your key from Settings)"}
 """The agents choice of the page, as a spec names them (an installed agent goes by its own name)."""
+
+
+def days_done(done: int, total: int) -> str:
+    """How far a run got, in days (a portfolio's exchanges per day are not days): '320 of 3,260 days'."""
+    return f"{done:,d} of {total:,d} days"
+
+
+def data_note(result) -> str:
+    """Where the bars came from, in one markdown line. yfinance's own guess for a download it could not make
+    ("possibly delisted", its words offline too) is not repeated: a symbol served from the shipped data is not
+    delisted, it was merely not downloaded."""
+    return f"Bars from **{literal(result.source)}**: {literal(_without_guesses(result.note))}."
+
+
+_FAILED = "yfinance failed ("
+_UNREACHED = "yfinance could not download it (offline, or a name it does not know)"
+
+
+def _without_guesses(note: str) -> str:
+    """`note` with each "yfinance failed (...)" that guesses "delisted" said plainly (its text may hold brackets)."""
+    out, i = [], 0
+    while (j := note.find(_FAILED, i)) >= 0:
+        k, depth = j + len(_FAILED), 1
+        while k < len(note) and depth:
+            depth += {"(": 1, ")": -1}.get(note[k], 0)
+            k += 1
+        out += [note[i:j], _UNREACHED if "delisted" in note[j:k] else note[j:k]]
+        i = k
+    return "".join(out) + note[i:]
+
+
+def why_idle(result, symbol: str) -> str:
+    """Why a symbol of a run never traded, in one markdown sentence: not allowed, else its exchanges by outcome
+    and the reason they ended most often."""
+    name = literal(result.preset)
+    if symbol not in tradable(result):
+        return f"No trade in {literal(symbol)}: it is not in {name}'s allowed_symbols, so it never could."
+    mine = result.days[result.days["symbol"] == symbol]
+    counts = metrics.outcome_counts(mine)
+    if not len(counts):
+        return f"No trade in {literal(symbol)}: no day of it was decided."
+    text = f"No trade in {literal(symbol)}: {int(counts.sum()):,d} exchanges, " + ", ".join(
+        f"{n:,d} {literal(str(outcome))}" for outcome, n in counts.items()) + "."
+    reasons = mine.loc[mine["reason"].astype(bool), "reason"].value_counts()
+    if len(reasons):
+        text += f" Most often ended by `{literal(str(reasons.index[0]))}` ({int(reasons.iloc[0]):,d})."
+    return text

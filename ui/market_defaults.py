@@ -65,10 +65,7 @@ def world(symbol: str, day: date) -> tuple[dict, str]:
 
 
 def shared_days(symbols: list[str] | tuple[str, ...]) -> list[date]:
-    """The days a backtest of all `symbols` can decide on, from the latest first day to the earliest last day
-    any of them has (each with its warm-up before it), over the union of their days; empty when they share none."""
-    each = [dates(s) for s in symbols]
-    if not all(each):
-        return []
-    first, last = max(d[0] for d in each), min(d[-1] for d in each)
-    return sorted({d for days in each for d in days if first <= d <= last})
+    """The days every one of `symbols` has bars for (each after its warm-up), oldest first; empty when none.
+    A symbol whose data has a gap (AAPL's sets end in 2013, its own file starts in 2024) shares no day there."""
+    each = [set(dates(s)) for s in symbols]
+    return sorted(set.intersection(*each)) if each else []

@@ -341,6 +341,7 @@ BT_CONFIRM = "bt_confirm_cost"
 BT_RUN = "bt_run"
 BT_CANCEL = "bt_cancel"
 BT_PAST = "bt_past"
+BT_PICK = "bt_pick"  # the job Past runs selects on its next draw: the run that just finished
 BT_OPEN = "bt_open"
 BT_RESUME = "bt_resume"
 BT_RESTORE = "bt_restore"  # a past run's form, put back into the widgets on the next run (Open, Resume)
