@@ -487,7 +487,7 @@ def parser() -> argparse.ArgumentParser:
 
     _add_backtest(sub)
     from core.mcp.serve import add_parser as add_mcp
-    from core.repeat_cli import add_parser as add_repeat
+    from core.cli.repeat import add_parser as add_repeat
 
     add_repeat(sub)
     add_mcp(sub)

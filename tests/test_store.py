@@ -19,7 +19,7 @@ import time_machine
 import core
 import core.journal.compact
 import core.journal.db
-from core.journal.exchanges import SIDES
+from core.exchange.schema import SIDES
 from core.journal.history import HISTORY_COLUMNS
 from core.journal.migrations import MIGRATIONS
 from tests.support.files import sql
@@ -262,7 +262,7 @@ def test_list_rows_carry_the_market_time_the_preset_the_trade_and_the_fixed_viol
         assert row["market_time"] == artifact.world_state.as_of.isoformat()
         assert row["preset"] == ("strict" if artifact.constraint_snapshot == core.load_preset("strict") else "moderate")
         assert (row["side"], row["size_pct"], row["entry"], row["stop"], row["target"]) == (
-            SIDES.get(action["action_type"], action["action_type"]), action.get("size_pct"),
+            SIDES[action["action_type"]], action.get("size_pct"),
             action.get("entry_price"), action.get("stop_loss"), action.get("take_profit"))
         assert row["violations"] == ", ".join(last.evaluation.violations)
         earlier = {v for r in artifact.rounds[:-1] for v in r.evaluation.violations}

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from core.exchange.agent import Coach, Player
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
-from core.exchange.schema import ENTRY_TYPES, Action, Artifact, Constraints, Portfolio, WorldState
+from core.exchange.schema import ENTRY_TYPES, SIDES, Action, Artifact, Constraints, Portfolio, WorldState
 
 MAX_REPEATS = 100
 """The most exchanges one repeat runs (each may be paid calls)."""
 
-SIDES = {"enter_long": "long", "enter_short": "short", "exit": "exit", "hold": "hold"}
 """The side of a final trade in the trader's words; an exchange that traded nothing (a breaker, an error
 before any round) has the side "none"."""
 

@@ -40,6 +40,8 @@ TradingSession = Literal["pre_market", "NY_open", "midday", "close", "after_hour
 PositionSide = Literal["flat", "long", "short"]
 
 ENTRY_TYPES = ("enter_long", "enter_short")
+SIDES = {"enter_long": "long", "enter_short": "short", "exit": "exit", "hold": "hold"}
+"""Each action type in the trader's words: the side of a trade."""
 
 CAPITAL = 100_000.0
 """A fresh account's equity: a Portfolio's default and a backtest's starting capital."""

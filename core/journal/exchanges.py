@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from core.exchange.errors import InvalidInput, StoreError
 from core.exchange.presets import explain
-from core.exchange.schema import ENTRY_TYPES, Artifact, Round, Usage
+from core.exchange.schema import ENTRY_TYPES, SIDES, Artifact, Round, Usage
 from core.journal import compact
 from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors
 from core.journal.presets import PresetNames
@@ -30,7 +30,6 @@ PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "t
 CHILDREN = ("coach_entries", "rounds", "portfolio_snapshots")
 """The tables whose rows belong to one exchange (by run_id)."""
 
-SIDES = {"enter_long": "long", "enter_short": "short"}
 
 DAMAGE = (zlib.error, KeyError, IndexError, ValueError, TypeError, AttributeError)
 """What unpacking a damaged blob raises (flipped bytes, a dictionary id the file lacks, emptied, not JSON)."""
@@ -83,7 +82,7 @@ def progress(actions: list[dict], violations: list[list[str]]) -> dict:
         return {"side": None, "size_pct": None, "entry": None, "stop": None, "target": None, "violations": "",
                 "fixed": ""}
     shown = next((a for a in actions if a["action_type"] in ENTRY_TYPES), actions[0])
-    side = SIDES.get(shown["action_type"], shown["action_type"])
+    side = SIDES[shown["action_type"]]
     if len(actions) > 1:
         side += f" +{len(actions) - 1}"
     standing = violations[-1]
