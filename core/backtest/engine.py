@@ -216,8 +216,10 @@ class _Run:
 
     def _portfolio(self, positions: dict[str, float]) -> Portfolio:
         eq, before = self.eq_close, self.eq_before
-        return Portfolio(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
-                         cumulative_pnl=eq - self.test.capital, today_pnl=eq - before, positions=positions)
+        # Built from the book's own numbers, which are valid by construction: not validated again each day.
+        return Portfolio.model_construct(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
+                                         cumulative_pnl=eq - self.test.capital, today_pnl=eq - before,
+                                         positions=positions)
 
     def _decide(self, day: date, todays: list[SymbolFeed]) -> dict[str, Decision]:
         pending = self.book.exposure(self.marks, self.eq_close)
@@ -337,7 +339,7 @@ class _Run:
             for row in self.rows:
                 if row["day"] == ran[-1]:
                     row["equity"] = self.book.cash
-        index = pd.DatetimeIndex([self._anchor(), *(pd.Timestamp(d).tz_localize(t.feed.tz) for d in ran)], name="Date")
+        index = pd.DatetimeIndex([self._anchor()]).append(pd.DatetimeIndex(ran).tz_localize(t.feed.tz)).rename("Date")
         equity = pd.Series(self.equity_points, index=index, name="equity")
         days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
         trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)

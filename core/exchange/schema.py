@@ -5,6 +5,7 @@ They validate input at the edges, give Claude its tool schemas and serialise art
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, time
 from typing import Literal, get_args
@@ -90,6 +91,12 @@ def parse_cutoff(value: object) -> time | None:
     return time(int(match[1]), int(match[2]))
 
 
+@functools.lru_cache(maxsize=256)
+def _cutoff(value: str | None) -> time | None:
+    # A validated schema's cutoff is text or None: parsed once, not at every check of a backtest's days.
+    return parse_cutoff(value)
+
+
 class Strict(BaseModel):
     """Unknown keys, NaN/inf and wrong types are errors everywhere: no true-as-1.0, no "3"-as-3.
 
@@ -158,7 +165,7 @@ class Constraints(Strict):
 
     def cutoff(self) -> time | None:
         """The trading cutoff as a time of day, or None."""
-        return parse_cutoff(self.trading_cutoff_time)
+        return _cutoff(self.trading_cutoff_time)
 
 
 class _Sparse(Strict):
