@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.cli.challenge import add_parser as add_challenge
+from core.cli.sweep import add_parser as add_sweep
 from core.cli.whatif import add_parsers as add_whatif
 from core.exports import safe_csv
 from core.exchange.house import HouseCoach, HousePlayer
@@ -40,11 +41,18 @@ EXCHANGE_EXIT_CODES = {"APPROVE": 0, "REJECT-MAX": 1, "ABORT": 2, "ERROR": 4, "I
 """`exchange`: the outcome (3 stays invalid input)."""
 
 
+MAX_JSON_BYTES = 4 * 2**20
+"""The largest JSON file `check` reads (a proposal, a portfolio, a world): far above any real one."""
+
+
 def _read_json(path: str, what: str) -> object:
     try:
-        text = Path(path).read_bytes()
+        with open(path, "rb") as file:  # at most one byte past the limit: /dev/zero is never read whole
+            text = file.read(MAX_JSON_BYTES + 1)
     except OSError as error:
         raise InvalidInput(f"{what}: cannot read {shorten(path, 120)}: {error.strerror}") from None
+    if len(text) > MAX_JSON_BYTES:
+        raise InvalidInput(f"{what}: {shorten(path, 120)} is larger than {MAX_JSON_BYTES // 2**20} MiB")
     return read_json(text, f"{what}: {shorten(path, 120)}")
 
 
@@ -202,75 +210,20 @@ def cmd_show(args) -> int:
     return 0
 
 
-def _progress_bar(done: int, total: int, width: int = 30) -> None:
-    """A one-line progress bar on stderr, redrawn in place."""
-    filled = width * done // total
-    end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} backtests", end=end, file=sys.stderr, flush=True)
-
-
-def cmd_sweep(args) -> int:
-    """Backtest every symbol x preset x seed, locally or on a Dask cluster; print a summary per preset."""
-    from core.exchange.errors import MarketDataError
-    from core.market import universe_symbols
-    from core.backtest.sweeps import sweep
-
-    executor = client = None
-    if args.dask:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise InvalidInput("--dask: needs dask[distributed] (pip install -r requirements-dev.txt)") from None
-        try:
-            client = Client(args.dask, timeout=args.dask_timeout)
-        except OSError as error:
-            raise InvalidInput(f"--dask: cannot reach the scheduler at {args.dask}: {error}") from None
-        executor = client.get_executor()
-    challenge = None if args.target is None else {"profit_target_pct": args.target, "max_days": args.max_days}
-    try:
-        if args.universe:
-            universe_symbols(args.universe)  # an unknown name is an error, not a ticker
-        symbols = args.universe or [s.strip() for s in args.symbols.split(",") if s.strip()]
-        frame = sweep(symbols, [p.strip() for p in args.presets.split(",") if p.strip()], args.start, args.end,
-                      seeds=args.seeds, executor=executor, challenge=challenge,
-                      online=False if args.universe or args.offline else None,
-                      progress=None if args.json else _progress_bar)
-    except MarketDataError as error:
-        raise InvalidInput(str(error)) from None
-    finally:
-        if client is not None:
-            client.close()
-    if args.out:
-        Path(args.out).write_text(safe_csv(frame))
-    if args.json:
-        print(frame.to_json(orient="records", indent=2))
-        return 0
-    ran = frame[frame["error"] == ""]
-    columns = {"symbol": "count", "total_return_pct": "mean", "sharpe": "median", "max_drawdown_pct": "mean",
-               "trades": "sum", **({"p_pass": "mean"} if args.target is not None else {})}
-    summary = ran.groupby("preset", sort=False).agg(columns).rename(columns={
-        "symbol": "backtests", "total_return_pct": "mean return %", "sharpe": "median Sharpe",
-        "max_drawdown_pct": "mean max drawdown %", "trades": "trades", "p_pass": "mean pass probability"})
-    print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
-    failed = frame[frame["error"] != ""]
-    if len(failed):
-        print(f"{len(failed)} backtests did not run, e.g. {failed['symbol'].iloc[0]}: {failed['error'].iloc[0]}")
-    return 0
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be whole numbers separated by commas, got {text!r}") from None
+MAX_AGE = timedelta(days=36_500)
+"""The oldest --older-than: a hundred years (every exchange; --all says it plainly)."""
 
 
 def _age(text: str) -> timedelta:
-    """90d, 12w, 36h: an age in days, weeks or hours."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dwh])\s*", text)
+    """90d, 12w, 36h: an age in days, weeks or hours, at most MAX_AGE."""
+    match = re.fullmatch(r"\s*(\d{1,12})\s*([dwh])\s*", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"must be a number of days, weeks or hours like 90d, 12w or 36h, got {text!r}")
-    return timedelta(**{{"d": "days", "w": "weeks", "h": "hours"}[match[2]]: int(match[1])})
+        raise argparse.ArgumentTypeError(f"must be a number of days, weeks or hours like 90d, 12w or 36h, got {text[:40]!r}")
+    unit = {"d": "days", "w": "weeks", "h": "hours"}[match[2]]
+    if int(match[1]) > MAX_AGE / timedelta(**{unit: 1}):
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_AGE.days:,}d (use --all for every exchange), "
+                                         f"got {text[:40]!r}")
+    return timedelta(**{unit: int(match[1])})
 
 
 def cmd_prune(args) -> int:
@@ -467,23 +420,7 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.set_defaults(run=cmd_prune)
 
-    grid = sub.add_parser("sweep", help="backtest symbols x presets x seeds on every core or a Dask cluster")
-    which = grid.add_mutually_exclusive_group(required=True)
-    which.add_argument("--universe", help="a shipped universe, e.g. sp500-2009 (offline; its dates by default)")
-    which.add_argument("--symbols", help="comma-separated symbols (needs --start and --end)")
-    grid.add_argument("--presets", default="moderate", help="comma-separated preset names")
-    grid.add_argument("--start", help="YYYY-MM-DD")
-    grid.add_argument("--end", help="YYYY-MM-DD")
-    grid.add_argument("--seeds", type=_seeds, default=(0,), help="house Player seeds, e.g. 0,1,2")
-    grid.add_argument("--target", type=float, help="add the pass probability of a challenge with this profit "
-                                                   "target and each preset's limits")
-    grid.add_argument("--max-days", type=_positive, help="the challenge's time limit in trading days")
-    grid.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped data")
-    grid.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://scheduler:8786")
-    grid.add_argument("--dask-timeout", type=float, default=10, help=argparse.SUPPRESS)
-    grid.add_argument("--out", help="also write every row to this CSV file")
-    grid.add_argument("--json", action="store_true", help="print every row as JSON")
-    grid.set_defaults(run=cmd_sweep)
+    add_sweep(sub, _day, _positive)
 
     _add_backtest(sub)
     from core.mcp.serve import add_parser as add_mcp

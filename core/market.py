@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core.exchange.errors import MarketDataError
-from core.exchange.schema import ET, WorldState, normalise_symbol
+from core.exchange.schema import ET, MAX_PRICE, WorldState, normalise_symbol
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = ROOT / "data" / "snapshot"
@@ -84,9 +84,14 @@ def _day(value: date | datetime | str | pd.Timestamp | None) -> date | None:
     return value
 
 
-def validate_bars(frame: pd.DataFrame, symbol: str = "bars") -> pd.DataFrame:
+def validate_bars(frame: pd.DataFrame, symbol: str = "bars", *, ohlc: bool = False) -> pd.DataFrame:
     """Check and normalise a bars frame: the five columns, a tz-aware (ET) daily index, sorted,
-    unique, no NaN, positive prices, non-negative volume, High >= Low. Raises MarketDataError."""
+    unique, no NaN, positive prices up to MAX_PRICE, non-negative volume, High >= Low; with `ohlc`
+    also Open and Close within [Low, High]. Raises MarketDataError.
+
+    `ohlc` is for bars a caller builds (an Open above the High is a mixed-up column there); vendor
+    bars are taken as they come: the shipped sp500-2009 set has 44 symbols with an open or close up
+    to 4 % outside the day's range."""
     if not isinstance(frame, pd.DataFrame):
         raise MarketDataError(f"{symbol}: expected a DataFrame of bars, got {type(frame).__name__}")
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -128,6 +133,11 @@ def validate_bars(frame: pd.DataFrame, symbol: str = "bars") -> pd.DataFrame:
         if bad.any():
             i = bad.argmax()
             raise MarketDataError(f"{symbol}: non-positive {column} {out[column].iloc[i]:g} on {out.index[i].date()}")
+        bad = out[column] > MAX_PRICE
+        if bad.any():
+            i = bad.argmax()
+            raise MarketDataError(f"{symbol}: {column} {out[column].iloc[i]:g} on {out.index[i].date()} is above "
+                                  f"the largest price taken ({MAX_PRICE:g})")
     bad = out["Volume"] < 0
     if bad.any():
         raise MarketDataError(f"{symbol}: negative Volume on {out.index[bad.argmax()].date()}")
@@ -135,6 +145,13 @@ def validate_bars(frame: pd.DataFrame, symbol: str = "bars") -> pd.DataFrame:
     if bad.any():
         i = bad.argmax()
         raise MarketDataError(f"{symbol}: High {out['High'].iloc[i]:g} below Low {out['Low'].iloc[i]:g} on {out.index[i].date()}")
+    if ohlc:
+        for column in ("Open", "Close"):
+            bad = (out[column] > out["High"]) | (out[column] < out["Low"])
+            if bad.any():
+                i = bad.argmax()
+                raise MarketDataError(f"{symbol}: {column} {out[column].iloc[i]:g} on {out.index[i].date()} is outside "
+                                      f"that day's Low {out['Low'].iloc[i]:g} .. High {out['High'].iloc[i]:g}")
     return out
 
 

@@ -118,7 +118,9 @@ def test_cli_sweep_json_and_the_progress_bar(capsys):
 
 
 def test_cli_sweep_bad_input_is_one_line(capsys):
-    assert main(["sweep", "--universe", "sp600", "--presets", "moderate"]) == 3
-    assert "unknown universe 'sp600'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused where the option is read
+        main(["sweep", "--universe", "sp600", "--presets", "moderate"])
+    assert stop.value.code == 3
+    assert "not a shipped universe: 'sp600'" in capsys.readouterr().err
     assert main(["sweep", "--symbols", "AMZN", "--presets", "nope", "--start", START, "--end", END]) == 3
     assert "nope" in capsys.readouterr().err

@@ -164,7 +164,7 @@ def test_the_command_line_ranks_the_limits_of_a_shipped_portfolio_as_json():
     (["frontier", "--grid", "max_leverage=1,2"], "--template: the frontier needs a challenge"),
     (["frontier", "--grid", "max_leverage", "--template", "one_step"], "give LIMIT=V1,V2,..."),
     (["attribution", "--seed", "-1"], "seed"),
-    (["attribution", "--dask", "garbage", "--dask-timeout", "2"], "--dask: cannot reach a scheduler at 'garbage'"),
+    (["attribution", "--dask", "garbage", "--dask-timeout", "2"], "--dask: need a scheduler address as tcp://HOST:PORT"),
     (["attribution", "--dask", "tcp://127.0.0.1:9", "--dask-timeout", "nan"], "--dask-timeout"),
 ])
 def test_bad_options_are_exit_3_and_one_line(args, message):

@@ -42,6 +42,7 @@ NO_LIMIT_DAYS = MAX_HORIZON_DAYS  # the horizon of a challenge with no time limi
 MAX_PATHS = 100_000
 """The most bootstrap paths: the 95 % interval is then within 0.3 points; more paths add time, not knowledge
 (the backtest's own days are the uncertainty that remains)."""
+MAX_DAILY_RETURN = 10.0  # +1,000 % in a day: above it is a unit mistake, and compounding it overflows floats
 MAX_RETURN_DAYS = 100_000
 """The most daily returns a challenge reads (about 400 years of trading days)."""
 MAX_RETURNS_FILE_BYTES = 32 * 2**20
@@ -178,10 +179,11 @@ def as_returns(daily_returns) -> np.ndarray:
     if len(values) > MAX_RETURN_DAYS:
         raise InvalidInput(f"daily_returns: {len(values):,} days is more than the {MAX_RETURN_DAYS:,} (about 400 "
                            "years of trading days) a challenge reads")
-    bad = ~np.isfinite(values) | (values < -1)
+    bad = ~np.isfinite(values) | (values < -1) | (values > MAX_DAILY_RETURN)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InvalidInput(f"daily_returns: day {i + 1} is {float(values[i])!r} (need a finite return of at least -1)")
+        raise InvalidInput(f"daily_returns: day {i + 1} is {float(values[i])!r} (need a finite return from -1 "
+                           f"to {MAX_DAILY_RETURN:g}, a fraction: 0.01 is 1 %)")
     return values
 
 

@@ -19,17 +19,18 @@ from core.market import MIN_HISTORY, Bars, _world, indicators, load_bars, valida
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 
 
-def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None) -> Bars:
+def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame | None = None, *,
+                  online: bool | None = None) -> Bars:
     """The validated bars of a backtest of [start, end]: `bars` when given, else loaded with about a
     year of warm-up before `start` so sma, ATR and the volatility regime are ready on day one."""
     if bars is None:
         try:
-            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end)
+            return load_bars(symbol, start - timedelta(days=WARMUP_CALENDAR_DAYS), end, online=online)
         except MarketDataError:
-            return load_bars(symbol, start, end)  # raises again, naming the dates the caller asked for
+            return load_bars(symbol, start, end, online=online)  # raises again, naming the dates asked for
     if isinstance(bars, Bars):
         return Bars(bars.symbol, validate_bars(bars.frame, symbol), bars.source, bars.note, bars.fallback)
-    return Bars(symbol, validate_bars(bars, symbol), "given", "bars passed in by the caller")
+    return Bars(symbol, validate_bars(bars, symbol, ohlc=True), "given", "bars passed in by the caller")
 
 
 @dataclass

@@ -34,7 +34,8 @@ MAX_HOLD_DAYS = 10_000  # about forty years of trading days
 def _explained(error: ValidationError) -> InvalidInput:
     from core.exchange.presets import explain  # presets reads files: imported when a message is needed
 
-    return InvalidInput(explain(error))
+    # A rule across fields (start after end) has no field of its own: its message names them.
+    return InvalidInput(explain(error).removeprefix("input: "))
 
 
 class _Spec(BaseModel):

@@ -18,17 +18,17 @@ import pickle
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 
 from core.backtest.engine import Backtest
-from core.backtest.feed import WARMUP_CALENDAR_DAYS
-from core.backtest.spec import BacktestSpec, Costs, NamedSchema, named_schemas
+from core.backtest.feed import backtest_bars
+from core.backtest.spec import BacktestSpec, Costs, NamedSchema, named_schemas, parse_day
 from core.backtest.challenge import ChallengeRules, pass_probability
 from core.exchange.house import HouseCoach, HousePlayer
 from core.exchange.errors import InvalidInput, MarketDataError
-from core.market import SETS, load_bars, universe_range, universe_symbols
+from core.market import OFFLINE_ENV, SETS, available_dates, universe_range, universe_symbols
 from core.backtest.result import METRIC_LABELS
 from core.exchange.schema import Constraints
 
@@ -74,7 +74,7 @@ def run_case(case: Case) -> dict:
     row = {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": ""}
     spec = case.spec
     try:
-        bars = load_bars(case.symbol, spec.start - timedelta(days=WARMUP_CALENDAR_DAYS), spec.end, online=case.online)
+        bars = backtest_bars(case.symbol, spec.start, spec.end, online=case.online)  # errors quote the dates asked
         result = Backtest(spec, case.player, case.coach, bars={case.symbol: bars}).run()
     except (MarketDataError, InvalidInput, ValueError) as error:
         return {**row, "error": str(error)}
@@ -99,23 +99,19 @@ def _presets(presets: Iterable) -> list[tuple[str, Constraints]]:
 
 def _symbols(symbols: str | Sequence[str], start, end) -> tuple[list[str], date, date]:
     """A universe name stands for its members and, when no dates are given, its first and last day."""
+    start = None if start is None else parse_day(start, "start")
+    end = None if end is None else parse_day(end, "end")
     if isinstance(symbols, str) and symbols in SETS:
         first, last = universe_range(symbols)
-        return universe_symbols(symbols), _day(start) or first, _day(end) or last
+        start, end = start or first, end or last
+        if start > last or end < first:
+            raise MarketDataError(f"start and end: {start} .. {end} is outside {symbols}'s days ({first} .. {last})")
+        return universe_symbols(symbols), start, end
     listed = [symbols] if isinstance(symbols, str) else list(symbols)
     if start is None or end is None:
         raise InvalidInput("start and end: needed unless the symbols are a universe ("
                            + ", ".join(SETS) + ")")
-    return listed, _day(start), _day(end)
-
-
-def _day(value) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a date as YYYY-MM-DD") from None
+    return listed, start, end
 
 
 def _rules(challenge, constraints: Constraints) -> ChallengeRules | None:
@@ -167,9 +163,23 @@ def sweep(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Se
     `settings` are the spec's (capital, depth, walk_forward_split) or its costs' (fee_bps, slippage_bps,
     max_hold_days); every value is checked before any case starts.
     """
+    cases = plan(symbols, presets, start, end, seeds, agents=agents, challenge=challenge, allow_symbol=allow_symbol,
+                 online=online, **settings)
+    return run_plan(cases, executor, progress)
+
+
+def plan(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Sequence[int] = (0,), *,
+         agents: Agents | None = None, challenge: ChallengeRules | float | dict | None = None,
+         allow_symbol: bool = True, online: bool | None = None, **settings) -> list[Case]:
+    """The cases of a sweep (see `sweep`), every value checked before any of them runs: InvalidInput
+    (or MarketDataError for a universe outside its dates, or symbols none of which has bars offline)."""
     symbols, start, end = _symbols(symbols, start, end)
     named = _presets(presets)
-    base = _base_spec(symbols, named, start, end, seeds, settings)  # every value checked before any case runs
+    base = _base_spec(symbols, named, start, end, seeds, settings)
+    if online is False or (online is None and os.environ.get(OFFLINE_ENV) == "1"):
+        if not any(available_dates(s) for s in base.symbols[:1_000]):
+            raise MarketDataError(f"symbols: no local bars for {', '.join(base.symbols[:5])}"
+                                  + (" and the others" if len(base.symbols) > 5 else "") + " (offline)")
     made = {seed: (agents or house_agents)(seed) for seed in seeds}
     cases = []
     for symbol in base.symbols:
@@ -180,17 +190,22 @@ def sweep(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Se
             for seed in seeds:
                 spec = base.model_copy(update={"symbols": [symbol], "presets": [schema], "seed": seed})
                 cases.append(Case(spec, *made[seed], challenge=_rules(challenge, constraints), online=online))
+    return cases
+
+
+def run_plan(cases: list[Case], executor: Executor | None = None, progress: Progress | None = None) -> pd.DataFrame:
+    """Run a sweep's cases on `executor` (see `sweep`); a row each, in the cases' order."""
     own = executor is None
     if own:
-        threads = not _picklable(*made.values())
+        threads = not _picklable(*{id(c.player): (c.player, c.coach) for c in cases}.values())
         executor = ThreadPoolExecutor(THREADS) if threads else ProcessPoolExecutor(os.cpu_count() or 1)
     try:
         rows = _run(cases, executor, progress)
     finally:
         if own:
             executor.shutdown(cancel_futures=True)
-    columns = ["symbol", "preset", "seed", "source", "error", *METRIC_LABELS,
-               *(CHALLENGE_COLUMNS if challenge is not None else ())]
+    challenge = any(c.challenge is not None for c in cases)
+    columns = ["symbol", "preset", "seed", "source", "error", *METRIC_LABELS, *(CHALLENGE_COLUMNS if challenge else ())]
     return pd.DataFrame(rows, columns=columns)
 
 

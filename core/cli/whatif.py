@@ -11,6 +11,7 @@ import sys
 
 import pandas as pd
 
+from core.cli.dask import add_dask_options, connect_dask
 from core.exchange.errors import InvalidInput
 
 LIMIT_VALUE = "LIMIT=V1,V2,..."
@@ -58,9 +59,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", metavar="NAME", help="a shipped challenge: adds P(pass) with its interval")
     p.add_argument("--offline", action="store_true", help="never ask yfinance: the shipped data only")
     p.add_argument("--json", action="store_true", help="every row as JSON")
-    p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://scheduler:8786")
-    p.add_argument("--dask-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="how long to wait for the scheduler (default 10)")
+    add_dask_options(p)
 
 
 def add_parsers(sub) -> None:
@@ -106,21 +105,6 @@ def _run(args, work) -> pd.DataFrame:
         return work(client.get_executor(), progress)
     finally:
         client.close()
-
-
-def connect_dask(address: str, timeout: float):
-    """A Dask client for `address` within `timeout` seconds, or InvalidInput saying why not."""
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise InvalidInput("--dask: needs dask[distributed] (pip install dask[distributed])") from None
-    if not 0 < timeout <= 600:
-        raise InvalidInput(f"--dask-timeout: seconds above 0 and at most 600, got {timeout}")
-    try:
-        return Client(address, timeout=timeout)
-    except Exception as error:  # OSError, TimeoutError, ValueError for a malformed address: all the address's
-        raise InvalidInput(f"--dask: cannot reach a scheduler at {address!r} within {timeout:g} s "
-                           f"({type(error).__name__})") from None
 
 
 def _print(frame: pd.DataFrame, args, note: str = "") -> int:
