@@ -216,7 +216,7 @@ def test_breakers_run_once_on_the_whole_book_and_stop_every_symbol():
 def test_min_stop_atr_multiple_is_checked_again_at_the_fill_price():
     f = flat()  # ATR 2 (high - low)
     d = days_of(f)
-    f.iloc[16, 0] = 98.5  # opens 1.5 lower: the stop at 96.0 is 2.5 away, under 1.5 x ATR = 3.0
+    f.iloc[16, [0, 2]] = 98.5  # opens 1.5 lower (its low too): the stop at 96.0 is 2.5 away, under 1.5 x ATR = 3.0
     rules = OPEN_RULES.model_copy(update={"min_stop_atr_multiple": 1.5})
     r, _ = backtest({"AAA": f}, {(d[16], "AAA"): {"stop": 96.0, "target": 110.0}}, rules)
     day = row(r, d[16], "AAA")
