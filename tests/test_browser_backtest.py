@@ -87,3 +87,27 @@ def test_opening_a_past_run_shows_its_symbols_and_dates_at_once(app_server, page
     # What Run will do, in the browser, without leaving the page (a widget default alone left the old range)
     assert (date_box(page, "Start").input_value(), date_box(page, "End").input_value()) == ("2012-01-03", "2012-02-29")
     assert page.get_by_test_id("stMultiSelect").filter(has_text="With").get_by_text("IBM").count() == 1
+
+
+def test_at_phone_width_no_table_toolbar_covers_a_plus_button(app_server, browser):
+    base, db = app_server
+    seed_job(db, "phone", ["moderate", "strict"])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{base}/backtest")
+        page.get_by_role("heading", name="Past runs").wait_for()
+        page.get_by_test_id("stButton").filter(has_text="Open").click()  # the newest run is the one selected
+        wait_for_app(page)
+        page.get_by_role("tab", name="strict").wait_for()
+        page.get_by_text("From each start day").first.wait_for()
+        page.wait_for_timeout(1_000)  # the tables' toolbars settle
+        covered = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stNumberInputStepUp"]')]
+            .map(button => { button.scrollIntoView({block: 'center'}); const r = button.getBoundingClientRect();
+                             const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+                             return button.contains(top) ? null : (top && top.outerHTML.slice(0, 80)); })
+            .filter(Boolean)""")
+        assert covered == []
+    finally:
+        context.close()

@@ -131,6 +131,7 @@ def render(results: dict, schemas: dict[str, core.Constraints]) -> None:
             "from each start day": _percent(rolling_pass_rate(returns, rules)),
         })
     if rows:
+        st.markdown("**Pass probability**")  # a short line: the table's toolbar sits over it, never over an input
         st.dataframe(pd.DataFrame(rows).set_index("preset"), width="stretch")
         st.caption("“From each start day”: the share of the backtest's own days from which its actual sequence "
                    "passes (with a time limit, only start days with that many days after them count).")
