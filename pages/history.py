@@ -1,7 +1,7 @@
 """History: every stored exchange, filtered, summarised, inspected and replayed without any agent call.
 
 The summary figures and the table paint first; the picked exchange and the charts follow (the
-charts one beat later on a session's first visit, so plotly.js never holds up the table).
+charts, on a session's first visit, once the browser has drawn the table, so plotly.js never holds it up).
 """
 
 import json
@@ -14,7 +14,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
-from ui import charts, exchange_view, history_view, repeat_view, session  # noqa: E402
+from ui import after_paint, charts, exchange_view, history_view, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 from ui.text import literal  # noqa: E402
 
@@ -142,23 +142,13 @@ def picked(labels: dict[str, str]) -> None:
 exchanges()
 
 # -- charts: after the table ---------------------------------------------------------------------
-
-
-@st.fragment(run_every=0.3)
-def charts_after_paint() -> None:
-    """A session's first visit: the page paints without charts; this fragment's first timed run
-    (a beat later) reruns the page, which then draws them. Later runs draw them at once."""
-    if state.get(session.HISTORY_CHARTS) == "waiting":
-        state[session.HISTORY_CHARTS] = "drawn"
-        st.rerun()
-    st.caption("The charts follow…")
-
-
 st.divider()
 if state.get(session.HISTORY_CHARTS) is None:
-    state[session.HISTORY_CHARTS] = "first paint"
-    charts_after_paint()
+    # A session's first visit: the charts come on the rerun the browser asks for once the table
+    # is on screen (a timer could fire while a fresh tab still loads the table's code).
     state[session.HISTORY_CHARTS] = "waiting"
+    st.caption("The charts follow…")
+    after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE)
 else:
     state[session.HISTORY_CHARTS] = "drawn"
     newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))

@@ -115,6 +115,7 @@ H_TABLE = "h_table"
 H_PICK = "h_pick"
 H_SPEED = "h_speed"
 H_GROUP_PICK = "h_group_pick"  # History: which exchange of the picked group is shown
+H_CHARTS_CUE = "h_charts_cue"  # History: the browser says the table is drawn, so the charts may come
 S_KEY_INPUT = "s_key_input"
 S_MODEL = "s_model"
 S_BASE_URL = "s_base_url"
