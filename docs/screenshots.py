@@ -40,6 +40,8 @@ def seed(db: Path) -> None:
 def shoot(page, name: str) -> None:
     """The whole page, however tall: the viewport grows to the main area's height first."""
     wait_for_app(page)
+    # Tables and charts load their code on first use: a grey placeholder until then (longer on a busy machine)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
     page.wait_for_timeout(600)  # charts and fonts settle
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": WIDTH, "height": min(max(height, 900), 3200)})
