@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from core.exchange.schema import ET, Check, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.exchange.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
 from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
@@ -66,15 +66,12 @@ def check_proposal(
     """
     portfolio = portfolio or _DEFAULT_PORTFOLIO
     c, tier = in_force(constraints, portfolio, world)  # the limits the tiers set now, and which tier set each
-    checks: list[Check] = []
+    checks: list[dict] = []  # validated into Check models once, by the Verdict
 
     def add(constraint: str, action: int | None, passed: bool, arithmetic: str, value=None, threshold=None) -> None:
         named = f"{constraint} ({tier[constraint]})" if constraint in tier else constraint
-        # Built from checked values: validating every Check cost more than the rules themselves. Numbers are
-        # floats as validation would make them (a count of positions is an int here).
-        checks.append(Check.model_construct(
-            constraint=constraint, action=action, passed=passed, arithmetic=f"{named}: {arithmetic}",
-            value=None if value is None else float(value), threshold=None if threshold is None else float(threshold)))
+        checks.append({"constraint": constraint, "action": action, "passed": passed,
+                       "arithmetic": f"{named}: {arithmetic}", "value": value, "threshold": threshold})
 
     allowed = c.allowed_symbols
     allowed_text = ", ".join(allowed)
@@ -177,15 +174,15 @@ def check_proposal(
     return _decide(checks, c)
 
 
-def _decide(checks: list[Check], constraints: Constraints) -> Verdict:
-    violations = list(dict.fromkeys(ch.constraint for ch in checks if not ch.passed))
+def _decide(checks: list[dict], constraints: Constraints) -> Verdict:
+    violations = list(dict.fromkeys(ch["constraint"] for ch in checks if not ch["passed"]))
     if any(v in constraints.abort_on_violations for v in violations):
         decision = "ABORT"
     elif violations:
         decision = "REJECT"
     else:
         decision = "APPROVE"
-    return Verdict.model_construct(decision=decision, violations=violations, checks=checks, feedback="")
+    return Verdict.model_validate({"decision": decision, "violations": violations, "checks": checks, "feedback": ""})
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
