@@ -63,7 +63,7 @@ def test_a_short_house_run_shows_metrics_side_by_side_charts_and_trades(app, app
     assert len(shown) == 2
     tables = [df.value for df in at.dataframe]
     side_by_side = next(t for t in tables if "better" in t.columns)
-    assert list(side_by_side.columns) == ["moderate", "strict", "better"]
+    assert list(side_by_side.columns) == ["better", "moderate", "strict"]  # the verdict first: a phone shows it
     assert "Sharpe Ratio" in side_by_side.index and "Max. Drawdown [%]" in side_by_side.index
     assert side_by_side.loc["Return [%]", "better"] in ("moderate", "strict", "=")
     for activity in ("Approval Rate [%]", "Avg. Rounds", "# Trades", "Max. Drawdown [%]", "Win Rate [%]"):

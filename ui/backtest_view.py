@@ -40,11 +40,14 @@ BY_SYMBOL = {
                                                   help="Share of the days on which the symbol was held at the close."),
 }
 
-LIMITS = {
-    "rejected": st.column_config.NumberColumn("proposals rejected", format="%d"),
-    "aborted": st.column_config.NumberColumn("exchanges aborted", format="%d"),
-    "unfilled": st.column_config.NumberColumn("refused at the fill", format="%d"),
-    "days_blocked": st.column_config.NumberColumn("days it kept an entry out", format="%d"),
+LIMITS = {  # short headers, the meaning in each help: four counts beside a limit's name fit a phone's width
+    "rejected": st.column_config.NumberColumn("rejected", format="%d", width="small",
+                                              help="proposals it rejected"),
+    "aborted": st.column_config.NumberColumn("aborted", format="%d", width="small", help="exchanges it aborted"),
+    "unfilled": st.column_config.NumberColumn("unfilled", format="%d", width="small",
+                                              help="approved entries it refused at the fill"),
+    "days_blocked": st.column_config.NumberColumn("days", format="%d", width="small",
+                                                  help="days it kept an entry out of the book"),
 }
 
 LIMIT_COUNTS = ("rejected", "aborted", "unfilled", "days_blocked")
@@ -113,8 +116,9 @@ def metrics_table(results: dict) -> pd.DataFrame:
     for name in results:
         shown[literal(name)] = [("no trades" if name in idle and metric in metrics.NEEDS_TRADES
                                  else metric_text(metric, value)) for metric, value in table[name].items()]
-    if len(results) > 1:
-        shown["better"] = [literal(v) if v not in ("", "=", metrics.NOT_COMPARABLE) else v for v in table["better"]]
+    if len(results) > 1:  # first, beside the labels: on a phone the presets' columns scroll, the verdict stays
+        better = [literal(v) if v not in ("", "=", metrics.NOT_COMPARABLE) else v for v in table["better"]]
+        shown.insert(0, "better", better)
     return shown.rename(index=metrics.METRIC_LABELS)
 
 
