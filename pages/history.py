@@ -142,14 +142,16 @@ def picked(labels: dict[str, str]) -> None:
 exchanges()
 
 # -- charts: after the table ---------------------------------------------------------------------
-st.divider()
-if state.get(session.HISTORY_CHARTS) is None:
-    # A session's first visit: the charts come on the rerun the browser asks for once the table
-    # is on screen (a timer could fire while a fresh tab still loads the table's code).
-    state[session.HISTORY_CHARTS] = "waiting"
-    st.caption("The charts follow…")
-    after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE)
-else:
+@st.fragment
+def history_charts(filters: dict, summary: dict) -> None:
+    """A session's first visit: the charts come on a rerun of this fragment alone, which the browser
+    asks for once the table is on screen (a timer could fire while a fresh tab still loads the
+    table's code). Every later run draws them at once."""
+    if state.get(session.HISTORY_CHARTS) is None:
+        state[session.HISTORY_CHARTS] = "waiting"
+        st.caption("The charts follow…")
+        after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE)
+        return
     state[session.HISTORY_CHARTS] = "drawn"
     newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))
     over_time, violations = charts.history_figures(store, str(store.path), filters, (tuple(summary.values()), newest))
@@ -159,3 +161,7 @@ else:
         right.plotly_chart(violations, width="stretch", config=charts.CONFIG)
     else:
         right.caption("No violations in these exchanges.")
+
+
+st.divider()
+history_charts(filters, summary)
