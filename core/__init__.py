@@ -25,9 +25,9 @@ from core.exchange.reasoning import Claim, ReasoningCheck, reasoning_check
 from core.exchange.repeat import Repeatability, Spread, repeat
 from core.exchange.rules import check_proposal, circuit_breaker, risk_reward
 from core.exchange.schema import (
-    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Agents, Artifact, Check, Constraints, Evaluation, Portfolio,
-    Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState,
+    BREAKER_NAMES, ET, OUTCOMES, RULE_NAMES, Action, Constraints, Portfolio, Proposal, WorldState,
 )
+from core.exchange.artifact import Agents, Artifact, Check, Evaluation, ReasoningGrade, Round, Usage, Verdict
 from core.claude.spend_guard import SpendGuard
 from core.journal.record import run_exchange, run_exchange_sync  # the loop, recorded when given a store=
 from core.journal.store import HistoryFilter, Store

@@ -25,7 +25,7 @@ from datetime import date
 from pydantic import BaseModel
 
 from core.exchange.errors import InvalidInput
-from core.exchange.schema import Usage
+from core.exchange.artifact import Usage
 
 
 def _entry(input_usd: float, output_usd: float, cache_read: float = 0.1) -> dict[str, float]:

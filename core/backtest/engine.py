@@ -45,7 +45,8 @@ from core.backtest.spec import DEPTHS, BacktestSpec, Costs  # noqa: F401 (DEPTHS
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import check_proposal, circuit_breaker
-from core.exchange.schema import CAPITAL, Action, Artifact, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import CAPITAL, Action, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
 

@@ -38,9 +38,8 @@ from core.claude.spend_guard import SpendGuard
 from core.claude.transport import Bubble, Caller, ForcedToolRefused, Reply, SettingRefused
 from core.exchange.agent import Turn
 from core.exchange.errors import AgentError, InvalidInput, SpendLimitReached
-from core.exchange.schema import (
-    NO_USAGE, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState,
-)
+from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import NO_USAGE, ReasoningGrade, Round, Usage, Verdict
 from core.prices import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)

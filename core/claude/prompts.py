@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.exchange.rules import check_proposal
 from core.exchange.tiers import in_force
-from core.exchange.schema import RULE_NAMES, Constraints, Portfolio, Proposal, ReasoningGrade, Round, Usage, Verdict, WorldState
+from core.exchange.schema import RULE_NAMES, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import ReasoningGrade, Round, Usage, Verdict
 
 PROPOSAL_TOOL = "submit_proposal"
 CRITIQUE_TOOL = "submit_critique"

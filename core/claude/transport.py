@@ -21,7 +21,7 @@ import jiter
 from core.claude.keys import KEY_FRAGMENT, Redactor
 from core.claude.spend_guard import SpendGuard
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached
-from core.exchange.schema import NO_USAGE, Usage
+from core.exchange.artifact import NO_USAGE, Usage
 from core.prices import usage as priced_usage
 
 log = logging.getLogger("core.claude.agents")  # one logger for everything the Claude agents say

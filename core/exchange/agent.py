@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
-from core.exchange.schema import NO_USAGE, Constraints, Portfolio, Proposal, Round, Usage, Verdict, WorldState
+from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import NO_USAGE, Round, Usage, Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # errors sit below every other module: no import of schema at run time
-    from core.exchange.schema import Usage
+    from core.exchange.artifact import Usage
 
 
 def _billed(usage: Usage | None) -> Usage:
-    from core.exchange.schema import NO_USAGE
+    from core.exchange.artifact import NO_USAGE
 
     return NO_USAGE if usage is None else usage
 

@@ -19,7 +19,8 @@ from collections.abc import Generator
 
 from core.exchange.agent import Turn
 from core.exchange.rules import check_proposal, risk_reward
-from core.exchange.schema import Action, Constraints, Portfolio, Proposal, Round, Verdict, WorldState
+from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import Round, Verdict
 from core.exchange.tiers import in_force
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset

@@ -23,9 +23,9 @@ from core.exchange.plugins import agent_class
 from core.exchange.presets import explain
 from core.exchange.reasoning import reasoning_check
 from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker
-from core.exchange.schema import (
-    BREAKER_NAMES, NO_USAGE, Agents, Artifact, Constraints, Evaluation, Portfolio, Proposal, ReasoningCheck,
-    ReasoningGrade, Round, Usage, Verdict, WorldState,
+from core.exchange.schema import BREAKER_NAMES, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import (
+    NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict,
 )
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ import bisect
 import re
 from typing import NamedTuple
 
-from core.exchange.schema import Action, Claim, Proposal, ReasoningCheck  # Claim: core re-exports it from here
+from core.exchange.schema import Action, Proposal
+from core.exchange.artifact import Claim, ReasoningCheck
 
 # -- reading the text ------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from core.exchange.agent import Coach, Player
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
-from core.exchange.schema import ENTRY_TYPES, SIDES, Action, Artifact, Constraints, Portfolio, WorldState
+from core.exchange.schema import ENTRY_TYPES, SIDES, Action, Constraints, Portfolio, WorldState
+from core.exchange.artifact import Artifact
 
 MAX_REPEATS = 100
 """The most exchanges one repeat runs (each may be paid calls)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from core.exchange.schema import ET, Constraints, Portfolio, Proposal, Verdict, WorldState
+from core.exchange.schema import ET, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import Verdict
 from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from core.exchange.errors import InvalidInput, StoreError
 from core.exchange.presets import explain
-from core.exchange.schema import ENTRY_TYPES, SIDES, Artifact, Round, Usage
+from core.exchange.schema import ENTRY_TYPES, SIDES
+from core.exchange.artifact import Artifact, Round, Usage
 from core.journal import compact
 from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors
 from core.journal.presets import PresetNames

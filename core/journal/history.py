@@ -9,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 
 from core.exchange.errors import InvalidInput, StoreError
-from core.exchange.schema import ET, Artifact
+from core.exchange.schema import ET
+from core.exchange.artifact import Artifact
 from core.journal.db import StoreFile, named_errors
 from core.journal.exchanges import CHILDREN, DAMAGE
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from core.exchange import loop
 from core.exchange.loop import Event, ExchangeFinished, ExchangeStarted, VerdictReached
-from core.exchange.schema import Artifact
+from core.exchange.artifact import Artifact
 
 
 def record(events: Iterable[Event], store) -> Iterator[Event]:

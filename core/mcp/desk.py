@@ -23,7 +23,8 @@ from core.exchange.errors import InvalidInput
 from core.exchange.guard import AgentLimits
 from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached
 from core.journal.record import run_exchange  # the loop, recorded in `store` when there is one
-from core.exchange.schema import Artifact, Constraints, Portfolio, Proposal, Round, WorldState
+from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
+from core.exchange.artifact import Artifact, Round
 
 HOUR_S = 3600.0
 MAX_REASONING = AgentLimits().max_text

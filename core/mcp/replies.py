@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.exchange.schema import Check, Constraints, Portfolio, ReasoningCheck, WorldState
+from core.exchange.schema import Constraints, Portfolio, WorldState
+from core.exchange.artifact import Check, ReasoningCheck
 
 
 class Preset(BaseModel):

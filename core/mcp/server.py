@@ -25,9 +25,8 @@ from core.backtest.challenge import ChallengeRules
 from core.exchange.errors import InvalidInput, PlayerCoachError
 from core.exchange.presets import explain, list_presets, load_preset
 from core.exchange.rules import check_proposal
-from core.exchange.schema import (
-    OUTCOMES, Artifact, Constraints, Portfolio, Proposal, Verdict, WorldState, normalise_symbol,
-)
+from core.exchange.schema import OUTCOMES, Constraints, Portfolio, Proposal, WorldState, normalise_symbol
+from core.exchange.artifact import Artifact, Verdict
 from core.mcp.desk import Desk
 from core.mcp.replies import ChallengeAnswer, ExchangeOpened, History, Preset, Presets, RoundResult
 
