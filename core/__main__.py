@@ -14,23 +14,19 @@ import os
 import re
 import sys
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
-from pydantic import ValidationError
-
+from core.cli.backtest import add_parser as add_backtest
 from core.cli.challenge import add_parser as add_challenge
+from core.cli.options import add_agent_options, add_world_options, agents_of, model_of, positive_int, world_of
 from core.cli.sweep import add_parser as add_sweep
 from core.cli.whatif import add_parsers as add_whatif
-from core.exports import safe_csv
-from core.exchange.house import HouseCoach, HousePlayer
 from core.journal.record import run_exchange_sync
-from core.exchange.guard import AgentLimits
-from core.exchange.plugins import ENTRY_POINT_GROUP, installed_agents, load_agent
+from core.exchange.plugins import ENTRY_POINT_GROUP, installed_agents
 from core.exchange.errors import InvalidInput, PlayerCoachError
 from core.exchange.json_input import excerpt, read_json, shorten
-from core.exchange.presets import explain, list_presets, load_preset
+from core.exchange.presets import list_presets, load_preset
 from core.exchange.rules import check_proposal
-from core.exchange.schema import ET, MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
+from core.exchange.schema import MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
 from core.journal.options import db_path, open_store
 from core.journal.store import HistoryFilter, Store, StoreError
 
@@ -72,13 +68,6 @@ def _atr_value(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _model(cls, data: object, what: str):
-    try:
-        return cls.model_validate(data)
-    except ValidationError as error:
-        raise InvalidInput(f"{what}: {explain(error)}") from None
-
-
 def cmd_presets(args) -> int:
     for name in list_presets():
         print(name)
@@ -86,41 +75,13 @@ def cmd_presets(args) -> int:
 
 
 def cmd_check(args) -> int:
-    proposal = _model(Proposal, _read_json(args.proposal, "proposal"), "proposal")
+    proposal = model_of(Proposal, _read_json(args.proposal, "proposal"), "proposal")
     constraints = load_preset(args.preset)
-    portfolio = _model(Portfolio, _read_json(args.portfolio, "portfolio"), "portfolio") if args.portfolio else Portfolio()
-    world = _model(WorldState, _read_json(args.world, "world"), "world") if args.world else None
+    portfolio = model_of(Portfolio, _read_json(args.portfolio, "portfolio"), "portfolio") if args.portfolio else Portfolio()
+    world = model_of(WorldState, _read_json(args.world, "world"), "world") if args.world else None
     verdict = check_proposal(proposal, constraints, portfolio, world, atr=dict(args.atr or []))
     print(verdict.model_dump_json(indent=2))
     return EXIT_CODES[verdict.decision]
-
-
-def world_of(args) -> WorldState:
-    """The world state the options of add_world_options give (bad values: InvalidInput naming the field)."""
-    as_of = args.as_of or datetime.now(ET).strftime("%Y-%m-%d %H:%M")
-    return _model(WorldState, {
-        "symbol": args.symbol, "as_of": as_of, "price": args.price, "sma5": args.sma5, "sma10": args.sma10,
-        "volume": args.volume, "volatility_regime": args.volatility, "session": args.session,
-        "position": args.position, "atr": args.atr,
-    }, "world state")
-
-
-def add_world_options(command: argparse.ArgumentParser) -> None:
-    """The world state, preset, database, strategy and house seed of an exchange (`exchange`, `repeat`)."""
-    command.add_argument("--symbol", required=True)
-    command.add_argument("--price", type=float, required=True)
-    command.add_argument("--sma5", type=float, required=True)
-    command.add_argument("--sma10", type=float, required=True)
-    command.add_argument("--volume", type=float, default=0)
-    command.add_argument("--volatility", default="medium", help="low | medium | high")
-    command.add_argument("--session", default="NY_open")
-    command.add_argument("--position", default="flat")
-    command.add_argument("--atr", type=float)
-    command.add_argument("--preset", default="moderate")
-    command.add_argument("--as-of", help='ET date and time, e.g. "2025-03-04 10:00" (default: now)')
-    command.add_argument("--db", type=db_path, help="store the exchange in this SQLite file")
-    command.add_argument("--strategy", help="strategy id to file the exchange under")
-    command.add_argument("--seed", type=int, default=0, help="the house Player's seed")
 
 
 def cmd_exchange(args) -> int:
@@ -140,36 +101,6 @@ def cmd_agents(args) -> int:
     for agent in agents:
         print(f"{agent.name}\t{agent.target}\t{'+'.join(agent.roles) or 'broken: ' + agent.problem}")
     return 0
-
-
-def add_agent_options(command: argparse.ArgumentParser) -> None:
-    """--player / --coach: your own agent as module:Class or an installed agent's name (default: the house's),
-    with the leash each of its turns runs on."""
-    command.add_argument("--player", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
-    command.add_argument("--coach", metavar="AGENT", help="module:Class or an installed agent's name (default: house)")
-    limits = AgentLimits()
-    command.add_argument("--agent-timeout", type=_turn_seconds, default=limits.turn_seconds, metavar="SECONDS",
-                         help=f"longest turn of your own agent before the exchange ends ERROR (default {limits.turn_seconds:g})")
-    command.add_argument("--agent-max-text", type=_positive, default=limits.max_text, metavar="CHARS",
-                         help=f"most text your own agent may stream in one turn (default {limits.max_text:,})")
-
-
-def _turn_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds <= 3600:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most 3600, got {text!r}")
-    return seconds
-
-
-def agents_of(args) -> tuple[object, object]:
-    """The Player and the Coach the options name: your own (guarded) or the house's."""
-    limits = AgentLimits(args.agent_timeout, args.agent_max_text)
-    player = load_agent(args.player, "player", limits) if args.player else HousePlayer(seed=args.seed)
-    coach = load_agent(args.coach, "coach", limits) if args.coach else HouseCoach()
-    return player, coach
 
 
 def _when(text: str) -> date | datetime:
@@ -249,116 +180,6 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _symbols(text: str) -> list[str]:
-    symbols = [s.strip() for s in text.split(",") if s.strip()]
-    if not symbols:
-        raise argparse.ArgumentTypeError(f"need one or more symbols separated by commas, got {text!r}")
-    return symbols
-
-
-def _day(text: str):
-    """A YYYY-MM-DD date within the days a backtest may ask for (nothing after it)."""
-    from core.backtest.spec import parse_day
-
-    try:
-        return parse_day(text, "date")
-    except InvalidInput as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("date: ")) from None
-
-
-def _add_spec_options(p: argparse.ArgumentParser) -> None:
-    """A backtest's capital, costs, depth and seed, with the defaults of core.BacktestSpec."""
-    from core.backtest.spec import DEPTHS, BacktestSpec, Costs
-
-    spec, costs = BacktestSpec.model_fields, Costs.model_fields
-    p.add_argument("--capital", type=float, default=spec["capital"].default)
-    p.add_argument("--fee-bps", type=float, default=costs["fee_bps"].default, help="fees in basis points per fill")
-    p.add_argument("--slippage-bps", type=float, default=costs["slippage_bps"].default,
-                   help="slippage in basis points per fill")
-    p.add_argument("--max-hold-days", type=int, default=costs["max_hold_days"].default,
-                   help="close a trade after this many bars")
-    p.add_argument("--depth", choices=DEPTHS, default=spec["depth"].default)
-    p.add_argument("--seed", type=int, default=spec["seed"].default, help="the house Player's seed")
-
-
-def _spec(args, symbols, presets):
-    """The BacktestSpec of a command's options (bad values: InvalidInput naming the option's field)."""
-    from core.backtest.spec import BacktestSpec, Costs
-
-    return BacktestSpec(symbols=symbols, start=args.start, end=args.end, presets=presets, agents=args.player or "house",
-                        seed=args.seed, depth=args.depth, capital=args.capital,
-                        costs=Costs(args.fee_bps, args.slippage_bps, args.max_hold_days))
-
-
-def _add_backtest(sub) -> None:
-    p = sub.add_parser("backtest", help="backtest a preset (house agents unless --player/--coach) over daily bars: one symbol or a "
-                                        "portfolio")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--symbol", type=_symbols, dest="symbols", help="one symbol")
-    which.add_argument("--symbols", type=_symbols, help="a portfolio: symbols separated by commas, in the order "
-                                                        "of each day's exchanges (MSFT,AAPL,IBM)")
-    p.add_argument("--start", required=True, type=_day, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, type=_day, help="YYYY-MM-DD")
-    p.add_argument("--preset", default="moderate")
-    p.add_argument("--compare", help="a second preset to run on the same days")
-    _add_spec_options(p)
-    add_agent_options(p)
-    p.add_argument("--db", type=db_path, help="store (and resume) the run in this SQLite file")
-    p.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped snapshot")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.set_defaults(run=cmd_backtest)
-
-
-def cmd_backtest(args) -> int:
-    """Run `python -m core backtest ...`; prints the metrics (and, for a portfolio, the symbols and the
-    limits that bound) or, with --json, the whole result."""
-
-    from core import market
-    from core.backtest import engine, job
-    from core.backtest import result as metrics
-
-    if args.offline:
-        os.environ[market.OFFLINE_ENV] = "1"
-    spec = _spec(args, args.symbols, [args.preset] + ([args.compare] if args.compare else []))
-    store = Store(args.db) if args.db else None
-    player, coach = agents_of(args)
-    try:
-        if args.compare:
-            comparison = job.compare(spec, player, coach, store=store)
-            results, table = comparison.results, comparison.table
-        else:
-            result = engine.Backtest(spec, player, coach).run(store)
-            results, table = {spec.preset.name: result}, metrics.compare_table({spec.preset.name: result})
-    except (market.MarketDataError, ValueError) as error:
-        raise InvalidInput(str(error)) from None
-    if args.json:
-        out = {name: r.to_dict() for name, r in results.items()}
-        if args.compare:
-            out["comparison"] = json.loads(table.to_json(orient="index"))
-        json.dump(out, sys.stdout, indent=2, default=str)
-        print()
-        return 0
-    first = next(iter(results.values()))
-    print(f"{first.symbol} {first.start} .. {first.end}: bars from {first.source} ({first.note})")
-    print(_shown(table.rename(index=metrics.METRIC_LABELS)))
-    for name, r in results.items():
-        if len(r.symbols) > 1:
-            print(f"\n{name}: by symbol\n{_shown(r.by_symbol)}")
-        if len(r.limits):
-            print(f"\n{name}: the limits that bound\n{_shown(r.limits)}")
-    return 0
-
-
-def _shown(table) -> str:
-    return table.map(lambda v: f"{v:,.3f}" if isinstance(v, float) else v).to_string()
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage errors are invalid input too: exit 3, never argparse's 2 (which means ABORT here)."""
 
@@ -399,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--text", help="words in the reasoning or critiques (literal, any case)")
     history.add_argument("--unfaithful", action="store_true", help="only exchanges whose reasoning misstated its trade")
     history.add_argument("--full", action="store_true", help="whole artifacts, one JSON object a line (as `show`)")
-    history.add_argument("--limit", type=_positive, help="at most this many (default 50; with --full every match)")
+    history.add_argument("--limit", type=positive_int, help="at most this many (default 50; with --full every match)")
     history.set_defaults(run=cmd_history)
 
     show = sub.add_parser("show", help="one stored exchange's whole artifact as JSON")
@@ -420,9 +241,9 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.set_defaults(run=cmd_prune)
 
-    add_sweep(sub, _day, _positive)
+    add_sweep(sub)
 
-    _add_backtest(sub)
+    add_backtest(sub)
     from core.mcp.serve import add_parser as add_mcp
     from core.cli.repeat import add_parser as add_repeat
 

@@ -28,7 +28,7 @@ def _k(text: str) -> int:
 
 
 def add_parser(sub) -> None:
-    from core.__main__ import add_agent_options, add_world_options
+    from core.cli.options import add_agent_options, add_world_options
 
     command = sub.add_parser("repeat", help="run the same exchange k times and say how far the answers agree "
                                             "(outcome, side, the spread of the trade, rounds and cost)")
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_repeat(args) -> int:
-    from core.__main__ import world_of
+    from core.cli.options import world_of
 
     world, constraints = world_of(args), load_preset(args.preset)
     store = Store(args.db) if args.db else None  # opened first: a database it cannot use costs no exchange

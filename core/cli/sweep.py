@@ -6,6 +6,8 @@ validated before any case starts: a sweep that cannot run is refused, never a ta
 
 from __future__ import annotations
 
+from core.cli.options import day, positive_int
+
 import argparse
 import os
 import sys
@@ -62,8 +64,8 @@ def _out(text: str) -> Path:
     return path
 
 
-def add_parser(sub, day, positive) -> None:
-    """The `sweep` command; `day` and `positive` are the command line's own date and count types."""
+def add_parser(sub) -> None:
+    """The `sweep` command."""
     grid = sub.add_parser("sweep", help="backtest symbols x presets x seeds on every core or a Dask cluster")
     which = grid.add_mutually_exclusive_group(required=True)
     which.add_argument("--universe", type=_universe, help="a shipped universe, e.g. sp500-2009 (offline; its dates "
@@ -76,7 +78,7 @@ def add_parser(sub, day, positive) -> None:
     grid.add_argument("--seeds", type=_seeds, default=(0,), help="house Player seeds, e.g. 0,1,2")
     grid.add_argument("--target", type=float, help="add the pass probability of a challenge with this profit "
                                                    "target and each preset's limits")
-    grid.add_argument("--max-days", type=positive, help="the challenge's time limit in trading days")
+    grid.add_argument("--max-days", type=positive_int, help="the challenge's time limit in trading days")
     grid.add_argument("--offline", action="store_true", help="never ask yfinance: cache, then the shipped data")
     add_dask_options(grid)
     grid.add_argument("--out", type=_out, help="also write every row to this CSV file")
