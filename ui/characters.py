@@ -8,10 +8,9 @@ character's element (`data-mood`) so a browser test can follow it; the motion is
 
 from __future__ import annotations
 
-MOODS = ("idle", "thinking", "speaking", "pleased", "stern", "chastened", "alarmed", "puzzled")
-"""idle (waiting or listening), thinking (before the first word), speaking (while the bubble fills),
-pleased (APPROVE), stern (the Coach on REJECT), chastened (the Player after a rejection),
-alarmed (ABORT or a circuit breaker), puzzled (ERROR)."""
+# The moods are _FACES' keys: idle (waiting or listening), thinking (before the first word), speaking (while
+# the bubble fills), pleased (APPROVE), stern (the Coach on REJECT), chastened (the Player after a rejection),
+# alarmed (ABORT or a circuit breaker), puzzled (ERROR).
 
 MOOD_WORDS = {
     "idle": "waiting", "thinking": "thinking…", "speaking": "speaking", "pleased": "pleased",
