@@ -43,6 +43,8 @@ def test_what_each_rule_costs_is_computed_on_request_stored_and_reopened(app, ap
     run_key = short_run(at)
     limits = next(df for df in at.dataframe if "rejected" in df.value.columns)
     assert "missed_pnl" not in (limits.proto.column_order or ["missed_pnl"])  # the counts stay, the money moved
+    headers = [config["label"] for config in json.loads(limits.proto.columns).values()]
+    assert headers and all(" " not in label for label in headers)  # one word each: four counts fit a phone
     assert not any(t.startswith("What each limit costs") for t in chart_titles(at))
     at.button(key=f"{session.BT_WHATIF_RUN}.{run_key}").click().run()
     assert not at.exception, [e.value for e in at.exception]
