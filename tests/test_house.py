@@ -93,16 +93,18 @@ def test_a_revision_says_what_changed_with_the_new_number_first():
     assert re.search(r"Stop \d+\.\d+ \(was \d+\.\d+\): \d+\.\d+ away, at least \d+\.\d+ x ATR", stop)
 
 
-def test_a_symbol_outside_the_list_is_refused_plainly_in_round_1(moderate):
+def test_a_symbol_outside_the_list_is_refused_plainly(moderate):
     world = core.WorldState(symbol="AAPL", as_of="2025-03-04 10:00", price=230, sma5=231, sma10=228)
     artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(), core.HouseCoach())
-    assert artifact.outcome == "REJECT-MAX"
-    first = artifact.rounds[0].proposal
+    assert (artifact.outcome, artifact.rounds_taken) == ("ABORT", 0)  # the exchange never asks it (SPEC §4)
+    # Asked directly (a caller of its own), the Player still says so rather than pretend to trade.
+    stream = core.HousePlayer().propose(world, moderate, core.Portfolio(), [])
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(stream)
+    first = done.value.value.value  # StopIteration's value is the Turn; the Turn's value the Proposal
     assert "AAPL is not in allowed_symbols" in first.reasoning and "nothing I can propose will pass" in first.reasoning
-    assert first.actions[0].action_type == "hold"  # it does not pretend to trade
-    for record in artifact.rounds[1:]:
-        assert record.proposal.reasoning.endswith("nothing I can propose will pass: hold.")
-        assert "Still" in record.proposal.reasoning
+    assert first.actions == [core.Action(action_type="hold", symbol="AAPL")]
 
 
 def test_without_an_atr_an_atr_minimum_gets_a_hold_that_says_why():

@@ -321,3 +321,29 @@ def test_a_caller_that_changes_its_inputs_afterwards_does_not_rewrite_the_record
     moderate.allowed_symbols.append("QQQ")
     assert artifact.portfolio_snapshot.positions == {"MSFT": 0.02}
     assert "QQQ" not in artifact.constraint_snapshot.allowed_symbols
+
+
+def test_an_exchange_on_a_symbol_the_constraints_do_not_allow_ends_before_round_one(moderate):
+    """Issue 20 item 7 (SPEC §4): ABORT, rounds_taken 0, the reason naming allowed_symbols, no agent called."""
+    strict = core.load_preset("strict")  # allows neither TSLA nor BTC-USD
+    tsla = core.WorldState(symbol="TSLA", as_of="2025-03-04 10:00", price=250, sma5=255, sma10=248)
+    player = ScriptedPlayer(GOOD)
+
+    class Silent(core.HouseCoach):
+        def critique(self, *args):
+            raise AssertionError("the coach was asked")
+
+    events = list(core.run_exchange(tsla, strict, core.Portfolio(), player, Silent()))
+    artifact = events[-1].artifact
+    assert (artifact.outcome, artifact.rounds_taken, artifact.termination_reason) == ("ABORT", 0, "allowed_symbols")
+    assert player.calls == 0 and artifact.total_tokens == 0 and artifact.rounds == []
+    tripped = next(e for e in events if isinstance(e, core.BreakerTripped))
+    assert tripped.name == "allowed_symbols" and tripped.detail.startswith("TSLA not in [")
+    assert [type(e) for e in core.replay_exchange(artifact)] == [type(e) for e in events]
+    # A breaker on the book still comes first; a hold on another symbol is still checked for the symbol only.
+    broke = core.run_exchange_sync(tsla, strict, core.Portfolio(today_pnl=-5_000), player, Silent())
+    assert broke.termination_reason == "daily_loss_limit"
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
+    other = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(
+        proposal({"action_type": "hold", "symbol": "QQQ"}, reasoning="hold QQQ")), core.HouseCoach())
+    assert other.rounds[0].evaluation.violations == ["allowed_symbols"] and other.rounds_taken >= 1

@@ -23,6 +23,14 @@ class Broken:
         raise core.AgentError("the model returned nonsense twice")
 
 
+class Stray:
+    name = "stray-player"
+
+    def propose(self, world, constraints, portfolio, history):
+        yield "Watching QQQ."
+        return core.Turn(core.Proposal(reasoning="Watching QQQ.", actions=[{"action_type": "hold", "symbol": "QQQ"}]))
+
+
 RUN_AT = datetime(2024, 5, 6, 12, 0, tzinfo=timezone.utc)
 """When the stocked exchanges were run (a minute apart): a fixed clock, never the wall clock's today."""
 
@@ -40,8 +48,8 @@ def stocked(app_store):
     world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
     core.run_exchange_sync(world, moderate, core.Portfolio(), Broken(), core.HouseCoach(), store=app_store,
                            strategy_id="swing", run_id="run-error", now=lambda: RUN_AT + timedelta(minutes=4))
-    no_amzn = strict.model_copy(update={"allowed_symbols": ["MSFT"]})  # round 1 rejects, so closing interrupts
-    events = core.run_exchange(world, no_amzn, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+    # A hold on a symbol moderate does not allow: round 1 rejects it (for the symbol only), so closing interrupts
+    events = core.run_exchange(world, moderate, core.Portfolio(), Stray(), core.HouseCoach(),
                                store=app_store, strategy_id="swing", run_id="run-interrupted",
                                now=lambda: RUN_AT + timedelta(minutes=5))
     for event in events:

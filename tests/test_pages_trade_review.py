@@ -324,8 +324,6 @@ def test_run_k_times_shows_the_outcomes_as_a_strip_and_the_agreement(app, app_st
     assert session.TR_LAST_REPEAT not in at.session_state and not [m for m in at.metric if m.label == "Outcome agreement"]
 
 
-@pytest.mark.xfail(reason="the exchange engineer's part of issue 20.7 (ABORT before round 1 for a symbol the "
-                          "constraints do not allow) has not landed yet; remove this mark once it has")
 def test_a_symbol_the_preset_forbids_ends_abort_before_round_1_with_no_agent_called(app, app_store):
     at = app()
     at.selectbox(key=session.TR_SCHEMA).set_value("strict").run()

@@ -16,7 +16,7 @@ import pandas as pd
 from core.backtest.book import Book, side_of
 from core.backtest.feed import SymbolFeed
 from core.backtest.spec import Costs
-from core.exchange.schema import BREAKER_NAMES, Action
+from core.exchange.schema import BEFORE_ROUND_ONE, Action
 
 BLOCK_COLUMNS = ["day", "symbol", "constraint", "kind", "blocked", "missed_pnl"]
 
@@ -31,7 +31,7 @@ def block(day: date, symbol: str, constraint: str, kind: str, entry: Action | No
 def blocks_of(day: date, symbol: str, decision, equity: float) -> list[dict]:
     """What each limit did in one decided exchange (a core.backtest.engine.Decision)."""
     out = []
-    if decision.outcome == "ABORT" and decision.reason in BREAKER_NAMES and not decision.verdicts:
+    if decision.outcome == "ABORT" and decision.reason in BEFORE_ROUND_ONE and not decision.verdicts:
         out.append(block(day, symbol, decision.reason, "aborted", None, equity))
     entered = decision.outcome == "APPROVE" and any(a.is_entry and a.symbol == symbol for a in decision.actions)
     wanted = next((v["entries"][0] for v in reversed(decision.verdicts) if v.get("entries")), None)

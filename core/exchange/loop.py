@@ -22,8 +22,8 @@ from core.exchange.errors import AgentError, SpendLimitReached
 from core.exchange.plugins import agent_class
 from core.exchange.presets import explain
 from core.exchange.reasoning import reasoning_check
-from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker
-from core.exchange.schema import BREAKER_NAMES, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker, refused_symbol
+from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import (
     NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict,
 )
@@ -48,7 +48,8 @@ class ExchangeStarted:
 
 @dataclass(frozen=True, slots=True)
 class BreakerTripped:
-    """A circuit breaker fired before round 1: the exchange ends ABORT with no agent call."""
+    """A circuit breaker fired before round 1, or the exchange's symbol is not allowed (`name`
+    "allowed_symbols"): the exchange ends ABORT with no agent call."""
 
     name: str
     detail: str
@@ -303,10 +304,10 @@ def run_exchange(
 
     try:
         yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id, artifact)
-        breaker = circuit_breaker(constraints, portfolio, world.as_of)
+        breaker = circuit_breaker(constraints, portfolio, world.as_of) or refused_symbol(constraints, world.symbol)
         if breaker:
             finish("ABORT", breaker)
-            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of))
+            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of, world.symbol))
         for number in range(1, 0 if breaker else constraints.max_rounds + 1):
             current = _RoundUnderWay(number)
             yield RoundStarted(number)
@@ -382,9 +383,9 @@ def replay_exchange(artifact: Artifact, words_per_fragment: int = 1) -> Iterator
     """The events of a stored exchange, in order, without calling any agent."""
     world, constraints, portfolio = artifact.world_state, artifact.constraint_snapshot, artifact.portfolio_snapshot
     yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, artifact.strategy_id, artifact)
-    if artifact.rounds_taken == 0 and artifact.termination_reason in BREAKER_NAMES:
+    if artifact.rounds_taken == 0 and artifact.termination_reason in BEFORE_ROUND_ONE:
         name = artifact.termination_reason
-        yield BreakerTripped(name, breaker_detail(name, constraints, portfolio, world.as_of))
+        yield BreakerTripped(name, breaker_detail(name, constraints, portfolio, world.as_of, world.symbol))
     for record in artifact.rounds:
         yield RoundStarted(record.round)
         for fragment in fragments(record.proposal.reasoning, words_per_fragment):

@@ -192,8 +192,19 @@ def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datet
     return next((name for name, fired, _ in _breakers(c, portfolio, as_of) if fired), None)
 
 
-def breaker_detail(name: str, constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str:
-    """The arithmetic behind a breaker that fired, in the trader's words (naming the tier that set its limit)."""
+def refused_symbol(constraints: Constraints, symbol: str) -> str | None:
+    """"allowed_symbols" when the constraints do not allow the exchange's own symbol: nothing proposed on it
+    can pass (a hold is checked for the symbol too), so the exchange ends before round 1, like a breaker."""
+    return None if symbol in constraints.allowed_symbols else "allowed_symbols"
+
+
+def breaker_detail(name: str, constraints: Constraints, portfolio: Portfolio, as_of: datetime,
+                   symbol: str | None = None) -> str:
+    """The arithmetic behind a breaker that fired, in the trader's words (naming the tier that set its limit);
+    for "allowed_symbols", why the exchange's `symbol` cannot trade."""
+    if name == "allowed_symbols":
+        return (f"{symbol} not in [{', '.join(constraints.allowed_symbols)}]: nothing proposed on it can pass, "
+                "so no agent is asked")
     c, tier = in_force(constraints, portfolio)
     words = next(words for breaker, _, words in _breakers(c, portfolio, as_of) if breaker == name)
     by = {"mll_breached": "max_drawdown_pct", "daily_loss_limit": "max_daily_loss_pct",

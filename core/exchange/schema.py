@@ -32,6 +32,10 @@ RULE_NAMES = (
 
 BREAKER_NAMES = ("mll_breached", "daily_loss_limit", "consistency_rule", "trading_cutoff")
 
+BEFORE_ROUND_ONE = (*BREAKER_NAMES, "allowed_symbols")
+"""Every reason an exchange ends ABORT before round 1, no agent called: a breaker, or an exchange on a
+symbol the constraints do not allow (SPEC §4)."""
+
 Outcome = Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
 OUTCOMES = get_args(Outcome)
 
