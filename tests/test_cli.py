@@ -12,6 +12,7 @@ import pytest
 import time_machine
 
 import core
+from tests.support.agents import Stray
 from tests.support.files import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,9 +95,11 @@ def test_exchange_after_the_cutoff_is_a_breaker_and_exits_2():
 
 
 def test_exchange_exits_with_its_outcome():
-    world = ["--symbol", "AAPL", "--price", "230", "--sma5", "231", "--sma10", "228", "--as-of", "2025-03-04 10:00"]
-    rejected = cli("exchange", *world)  # AAPL is not an allowed symbol: rejected every round
+    world = ["--symbol", "AMZN", "--price", "185", "--sma5", "183", "--sma10", "180", "--as-of", "2025-03-04 10:00"]
+    rejected = cli("exchange", *world, "--player", "tests.support.agents:Stray")  # holds QQQ: rejected every round
     assert json.loads(rejected.stdout)["outcome"] == "REJECT-MAX" and rejected.returncode == 1
+    refused = cli("exchange", *world[:1], "AAPL", *world[2:])  # AAPL is not allowed: ABORT before round 1
+    assert json.loads(refused.stdout)["rounds_taken"] == 0 and refused.returncode == 2
     failed = cli("exchange", *world, "--player", "tests.cli_agents:Broken")
     assert json.loads(failed.stdout)["outcome"] == "ERROR" and failed.returncode == 4
 
@@ -253,17 +256,19 @@ def test_show_prints_the_whole_artifact_and_history_full_streams_them_with_histo
     db = tmp_path / "read.db"
     store = core.Store(db)
     made = {}
+    moderate = core.load_preset("moderate").model_copy(update={"allowed_symbols": ["AMZN", "AAPL"]})
     for i, (symbol, day) in enumerate((("AMZN", "2021-03-04"), ("AAPL", "2021-03-05"), ("AAPL", "2021-03-08"))):
         world = core.WorldState(symbol=symbol, as_of=f"{day} 10:00", price=185, sma5=183, sma10=180)
-        made[f"r{i}"] = core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
-                                               core.HousePlayer(seed=i), core.HouseCoach(), store=store, run_id=f"r{i}")
+        player = Stray() if symbol == "AAPL" else core.HousePlayer(seed=i)  # AAPL is allowed here; its Player strays
+        made[f"r{i}"] = core.run_exchange_sync(world, moderate, core.Portfolio(), player, core.HouseCoach(),
+                                               store=store, run_id=f"r{i}")
     shown = cli("show", "r1", "--db", str(db))
     assert shown.returncode == 0 and core.Artifact.model_validate_json(shown.stdout) == made["r1"]
     full = cli("history", "--full", "--db", str(db), "--symbol", "AAPL", "--dates-by", "market",
                "--since", "2021-03-06")
     assert full.returncode == 0 and [core.Artifact.model_validate_json(line) for line in full.stdout.splitlines()] \
         == [made["r2"]]
-    said = cli("history", "--full", "--db", str(db), "--text", "NOT IN [AMZN")  # the critique of AAPL, any case
+    said = cli("history", "--full", "--db", str(db), "--text", "QQQ NOT IN [AMZN")  # the critique of AAPL's, any case
     assert [json.loads(line)["run_id"] for line in said.stdout.splitlines()] == ["r2", "r1"]
     missing = cli("show", "nope", "--db", str(db))
     assert missing.returncode == 3 and missing.stderr == "error: run_id: no exchange 'nope' in this database\n"

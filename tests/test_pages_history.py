@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import core
+from tests.support.agents import Stray
 from tests.support.ui_fixtures import set_dates, texts
 from ui import session
 
@@ -21,14 +22,6 @@ class Broken:
     def propose(self, world, constraints, portfolio, history):
         yield "thinking"
         raise core.AgentError("the model returned nonsense twice")
-
-
-class Stray:
-    name = "stray-player"
-
-    def propose(self, world, constraints, portfolio, history):
-        yield "Watching QQQ."
-        return core.Turn(core.Proposal(reasoning="Watching QQQ.", actions=[{"action_type": "hold", "symbol": "QQQ"}]))
 
 
 RUN_AT = datetime(2024, 5, 6, 12, 0, tzinfo=timezone.utc)

@@ -99,15 +99,16 @@ class Interrupt(Exception):
 
 
 def test_stopping_mid_exchange_stores_interrupted_with_the_finished_rounds(store, world):
-    # AMZN is not allowed: the house Player is rejected round after round
-    strict = core.load_preset("strict").model_copy(update={"allowed_symbols": ["MSFT"]})
+    # A hurried house Player: its first proposal is always flawed, so round 1 rejects and round 2 starts
+    hurried = core.HousePlayer(flaw_rate=1.0)
 
     class StopAtRound2:
         def handle(self, event):
             if isinstance(event, core.RoundStarted) and event.round == 2:
                 raise Interrupt
 
-    events = core.run_exchange(world, strict, core.Portfolio(), core.HousePlayer(), core.HouseCoach(), store=store,
+    moderate = core.load_preset("moderate")
+    events = core.run_exchange(world, moderate, core.Portfolio(), hurried, core.HouseCoach(), store=store,
                                run_id="stopped")
     with pytest.raises(Interrupt):
         exchange_view.play(events, StopAtRound2())
@@ -234,13 +235,13 @@ class _Broken:
     ("error", {"player": "puzzled", "coach": "puzzled"}),
 ])
 def test_a_replay_ends_on_the_faces_of_its_outcome(case, moods, store, world):
-    elsewhere = core.load_preset("moderate").model_copy(update={"max_rounds": 1, "allowed_symbols": ["MSFT"]})
+    one_round = core.load_preset("moderate").model_copy(update={"max_rounds": 1})  # too few for a hurried Player
     late = world.model_copy(update={"as_of": world.as_of.replace(hour=16, minute=45)})
     artifact = {
         "approve": lambda: core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(),
                                                   core.HousePlayer(), core.HouseCoach()),
-        "reject_max": lambda: core.run_exchange_sync(world, elsewhere, core.Portfolio(), core.HousePlayer(),
-                                                     core.HouseCoach()),
+        "reject_max": lambda: core.run_exchange_sync(world, one_round, core.Portfolio(),
+                                                     core.HousePlayer(flaw_rate=1.0), core.HouseCoach()),
         "breaker": lambda: core.run_exchange_sync(late, core.load_preset("moderate"), core.Portfolio(),
                                                   core.HousePlayer(), core.HouseCoach()),
         "error": lambda: core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), _Broken(),

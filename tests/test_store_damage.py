@@ -14,11 +14,12 @@ import time_machine
 
 import core
 import core.journal.db
+from tests.support.agents import Stray
 from tests.support.files import sql
 from ui import session
 
 ROOT = Path(__file__).resolve().parent.parent
-WORLD = core.WorldState(symbol="AAPL", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)  # AAPL: rejected
+WORLD = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=183, sma10=180)
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -27,7 +28,8 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def exchanges(store, n: int) -> list[core.Artifact]:
-    return [core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=i),
+    """n exchanges rejected in every round for allowed_symbols (a hold on QQQ): REJECT-MAX after 3 rounds."""
+    return [core.run_exchange_sync(WORLD, core.load_preset("moderate"), core.Portfolio(), Stray(),
                                    core.HouseCoach(), store=store, run_id=f"x{i}") for i in range(n)]
 
 

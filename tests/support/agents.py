@@ -26,3 +26,15 @@ class PoliteScript:
             said = "hold: no room" if plan else "hold"
         yield said
         return Turn(Proposal.model_validate({"reasoning": said, "actions": actions}))
+
+
+class Stray:
+    """Holds a symbol no shipped preset allows (QQQ), round after round: a hold on another symbol is checked
+    for its symbol (SPEC §4), so every round is rejected for allowed_symbols and the exchange ends REJECT-MAX."""
+
+    name = "stray-player"
+
+    def propose(self, world, constraints, portfolio, history):
+        said = f"{world.symbol} last {world.price:.2f}: watching QQQ instead."
+        yield said
+        return Turn(Proposal.model_validate({"reasoning": said, "actions": [{"action_type": "hold", "symbol": "QQQ"}]}))
