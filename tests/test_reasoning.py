@@ -140,15 +140,17 @@ def test_numbers_without_an_entry_are_unfaithful():
 def test_the_house_player_always_scores_one(preset):
     """Every round of the house Player, over the grid it is tested on, says only what its actions do."""
     constraints = core.load_preset(preset)
-    scored = 0
+    scored = played = 0
     for (world, portfolio), seed in itertools.product(house_grid(), range(2)):
         player = core.HousePlayer(seed=seed, flaw_rate=0.9)
         artifact = core.run_exchange_sync(world, constraints, portfolio, player, core.HouseCoach())
+        # a breaker, or a symbol the preset forbids, ends the exchange before round 1: nothing to score
+        played += artifact.termination_reason not in (*core.BREAKER_NAMES, "allowed_symbols")
         for record in artifact.rounds:
             result = reasoning_check(record.proposal)
             assert result.score == 1.0, (record.proposal, [c.summary() for c in result.mismatches])
             scored += 1
-    assert scored >= len(house_grid()) * 2
+    assert played >= len(house_grid()) // 4 and scored >= played  # every exchange that played says true things
 
 
 class Liar:
