@@ -39,9 +39,23 @@ def seed(db, run_id: str, player=None, preset: str = "strict") -> dict:
 
 
 def pick_in_history(page, run_id: str) -> None:
-    """Pick an exchange on History with the Exchange box (what a click on its table row does)."""
-    page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text="Exchange").click()
-    page.get_by_role("option").filter(has_text=run_id[:8]).first.click()
+    """Pick an exchange on History with the Exchange box (what a click on its table row does). The box is
+    opened once the page's run is over: a run still drawing (the charts come after the table) may close the
+    list it opened, so a list that closed is opened again."""
+    from playwright.sync_api import TimeoutError as NotYet
+
+    box = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text="Exchange")
+    option = page.get_by_role("option").filter(has_text=run_id[:8]).first
+    for attempt in range(3):
+        wait_for_app(page)
+        box.click()
+        try:
+            option.click(timeout=10_000)
+            break
+        except NotYet:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     wait_for_app(page)
 
 
