@@ -83,15 +83,20 @@ second = sticky(row[1].selectbox, "Compare with", key=session.BT_COMPARE, option
 agent_options = ([HOUSE, CLAUDE] if session.has_key() else [HOUSE]) + [a.name for a in session.own_agents()]
 agent_label = sticky(row[2].radio, "Agents", key=session.BT_AGENTS, options=agent_options, index=0,
                      help=None if session.has_key() else "Add a key on Settings to backtest with Claude.")
-depth = sticky(row[3].radio, "Depth", key=session.BT_DEPTH, options=list(backtest.DEPTHS), index=1,
+DEFAULT = BacktestSpec.model_fields  # the form starts from the spec's own defaults: one definition
+depth = sticky(row[3].radio, "Depth", key=session.BT_DEPTH, options=list(backtest.DEPTHS),
+               index=backtest.DEPTHS.index(DEFAULT["depth"].default),
                format_func=lambda d: "fast (one round)" if d == "fast" else "standard (up to max_rounds)")
 row = st.columns(4)
-capital = sticky(row[0].number_input, "Capital ($)", key=session.BT_CAPITAL, value=100_000.0, min_value=1_000.0,
-                 step=10_000.0)
-fee_bps = sticky(row[1].number_input, "Fees (bp per fill)", key=session.BT_FEE, value=1.0, min_value=0.0, step=0.5)
-slippage_bps = sticky(row[2].number_input, "Slippage (bp per fill)", key=session.BT_SLIPPAGE, value=2.0,
-                      min_value=0.0, step=0.5)
-max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HOLD, value=10, min_value=1, step=1)
+DEFAULT_COSTS = Costs()
+capital = sticky(row[0].number_input, "Capital ($)", key=session.BT_CAPITAL, value=DEFAULT["capital"].default,
+                 min_value=1_000.0, step=10_000.0)
+fee_bps = sticky(row[1].number_input, "Fees (bp per fill)", key=session.BT_FEE, value=DEFAULT_COSTS.fee_bps,
+                 min_value=0.0, step=0.5)
+slippage_bps = sticky(row[2].number_input, "Slippage (bp per fill)", key=session.BT_SLIPPAGE,
+                      value=DEFAULT_COSTS.slippage_bps, min_value=0.0, step=0.5)
+max_hold = sticky(row[3].number_input, "Holding limit (days)", key=session.BT_HOLD, value=DEFAULT_COSTS.max_hold_days,
+                  min_value=1, step=1)
 
 schemas = [(first, choices[first])] + ([(second, choices[second])] if second not in ("(none)", first) else [])
 kind = {CLAUDE: "claude", HOUSE: "house"}.get(agent_label, agent_label)

@@ -17,7 +17,7 @@ from core.exchange.json_input import read_json, shorten  # noqa: E402
 from core import prices  # noqa: E402
 from core.exchange.presets import explain  # noqa: E402
 from core.exchange.repeat import repeat_exchanges  # noqa: E402
-from core.exchange.schema import PositionSide, TradingSession, VolatilityRegime, normalise_symbol  # noqa: E402
+from core.exchange.schema import CAPITAL, PositionSide, TradingSession, VolatilityRegime, normalise_symbol  # noqa: E402
 from core.journal import record  # noqa: E402
 from ui import exchange_view, market_defaults, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
@@ -87,9 +87,9 @@ with sidebar.expander("World state", expanded=False):
                  min_value=0.0, format="%.2f")
 
 with sidebar.expander("Portfolio", expanded=False):
-    equity = sticky(st.number_input, "Equity", key=session.TR_EQUITY, value=100_000.0, disabled=live, min_value=0.0, step=1000.0)
-    peak = sticky(st.number_input, "Peak equity", key=session.TR_PEAK, value=100_000.0, disabled=live, min_value=0.0, step=1000.0)
-    start_of_day = sticky(st.number_input, "Start-of-day equity", key=session.TR_SOD, value=100_000.0, disabled=live,
+    equity = sticky(st.number_input, "Equity", key=session.TR_EQUITY, value=CAPITAL, disabled=live, min_value=0.0, step=1000.0)
+    peak = sticky(st.number_input, "Peak equity", key=session.TR_PEAK, value=CAPITAL, disabled=live, min_value=0.0, step=1000.0)
+    start_of_day = sticky(st.number_input, "Start-of-day equity", key=session.TR_SOD, value=CAPITAL, disabled=live,
                           min_value=0.0, step=1000.0)
     cumulative = sticky(st.number_input, "Cumulative P&L", key=session.TR_CUM_PNL, value=0.0, disabled=live, step=100.0)
     today = sticky(st.number_input, "Today's P&L", key=session.TR_TODAY_PNL, value=0.0, disabled=live, step=100.0)

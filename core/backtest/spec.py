@@ -29,6 +29,8 @@ FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 MAX_BPS = 10_000.0  # a fee or slippage of a whole fill: anything above is a typo, never a cost
 MAX_CAPITAL = 1e12  # far above any account, far enough below float's limit that sizes stay finite
 MAX_HOLD_DAYS = 10_000  # about forty years of trading days
+FEE_BPS, SLIPPAGE_BPS, HOLD_DAYS = 1.0, 2.0, 10
+"""The default costs, defined once: Costs takes them, and the page's form and the CLI's options read them from Costs."""
 
 
 def _explained(error: ValidationError) -> InvalidInput:
@@ -52,11 +54,11 @@ class Costs(_Spec):
     """What trading costs in a backtest: fees and slippage in basis points per fill (both legs,
     against the trader), and the holding limit in bars after which an open trade closes at the close."""
 
-    fee_bps: float = Field(1.0, ge=0, le=MAX_BPS)
-    slippage_bps: float = Field(2.0, ge=0, le=MAX_BPS)
-    max_hold_days: int = Field(10, ge=1, le=MAX_HOLD_DAYS)
+    fee_bps: float = Field(FEE_BPS, ge=0, le=MAX_BPS)
+    slippage_bps: float = Field(SLIPPAGE_BPS, ge=0, le=MAX_BPS)
+    max_hold_days: int = Field(HOLD_DAYS, ge=1, le=MAX_HOLD_DAYS)
 
-    def __init__(self, fee_bps: float = 1.0, slippage_bps: float = 2.0, max_hold_days: int = 10):
+    def __init__(self, fee_bps: float = FEE_BPS, slippage_bps: float = SLIPPAGE_BPS, max_hold_days: int = HOLD_DAYS):
         # Positional as well as by name: Costs(1, 2, 10) was a dataclass's call and still works.
         super().__init__(fee_bps=fee_bps, slippage_bps=slippage_bps, max_hold_days=max_hold_days)
 
