@@ -4,6 +4,7 @@ The summary figures and the table paint first; the picked exchange and the chart
 charts, on a session's first visit, once the browser has drawn the table, so plotly.js never holds it up).
 """
 
+import dataclasses
 import json
 import math
 
@@ -14,6 +15,7 @@ from ui import shell
 shell.require_app()
 
 import core  # noqa: E402
+from core.journal.history import HistoryFilter  # noqa: E402
 from ui import after_paint, charts, exchange_view, history_view, repeat_view, session  # noqa: E402
 from ui.session import sticky  # noqa: E402
 from ui.text import literal  # noqa: E402
@@ -51,11 +53,12 @@ unfaithful = sticky(row[3].checkbox, "Only exchanges whose reasoning misstated i
                          "column below 1).")
 if since and until and until < since:
     st.warning(f"To ({until:%d %b %Y}) is before From ({since:%d %b %Y}): no day is in between.", icon=":material/event_busy:")
-filters = {"outcome": outcome, "symbol": symbol, "strategy": strategy, "since": since, "until": until,
-           "text": text.strip() or None, "dates_by": dates_by, "unfaithful": unfaithful}
+matching = HistoryFilter(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
+                         text=text.strip() or None, dates_by=dates_by, unfaithful=unfaithful)
+one_row_a_group = dataclasses.replace(matching, one_per_group=True)  # a group of Run k times is one row
 
 # -- summary --------------------------------------------------------------------------------
-summary = store.summary(**filters)
+summary = store.summary(matching)
 with st.container(horizontal=True):  # side by side, wrapping two or three to a row on a phone
     st.metric("Exchanges", f"{summary['count']:,}")
     st.metric("Approval rate", f"{summary['approval_rate']:.0%}")
@@ -71,17 +74,17 @@ if summary["count"] == 0:
 # -- the table, a page at a time, and the picked exchange (a fragment: paging and picking rerun only this) --
 @st.fragment
 def exchanges() -> None:
-    rows_count = store.count_exchanges(**filters, one_per_group=True)  # a group of Run k times is one row
+    rows_count = store.count_exchanges(one_row_a_group)
     pages = max(1, math.ceil(rows_count / PAGE_SIZE))
     head = st.columns([3, 1, 1], vertical_alignment="bottom")
     order = "market day" if dates_by == "market" else "run time"
     head[0].subheader(f"Exchanges ({summary['count']:,}, newest {order} first)")
     number = head[1].number_input("Page", min_value=1, max_value=pages, value=1, key=session.H_PAGE)
     head[2].download_button(
-        "Export CSV", lambda: history_view.csv(store.list_exchanges(**filters, limit=None)),
-        file_name=history_view.csv_name(filters), mime="text/csv", icon=":material/download:", on_click="ignore",
+        "Export CSV", lambda: history_view.csv(store.list_exchanges(matching, limit=None)),
+        file_name=history_view.csv_name(matching), mime="text/csv", icon=":material/download:", on_click="ignore",
         help="Every exchange that matches the filters, with the table's columns (built when you click).")
-    rows = store.list_exchanges(**filters, one_per_group=True, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    rows = store.list_exchanges(one_row_a_group, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     groups = {r["repeat_id"]: [g["outcome"] for g in store.list_exchanges(repeat_id=r["repeat_id"], limit=None)]
               for r in rows if r["repeat_id"]}
     labels = {r["run_id"]: history_view.label(r) for r in rows}
@@ -143,7 +146,7 @@ exchanges()
 
 # -- charts: after the table ---------------------------------------------------------------------
 @st.fragment
-def history_charts(filters: dict, summary: dict) -> None:
+def history_charts(matching: HistoryFilter, summary: dict) -> None:
     """A session's first visit: the charts come on a rerun of this fragment alone, which the browser
     asks for once the table is on screen (a timer could fire while a fresh tab still loads the
     table's code). Every later run draws them at once."""
@@ -153,8 +156,8 @@ def history_charts(filters: dict, summary: dict) -> None:
         after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE)
         return
     state[session.HISTORY_CHARTS] = "drawn"
-    newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(**filters, limit=5))
-    over_time, violations = charts.history_figures(store, str(store.path), filters, (tuple(summary.values()), newest))
+    newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(matching, limit=5))
+    over_time, violations = charts.history_figures(store, str(store.path), matching, (tuple(summary.values()), newest))
     left, right = st.columns(2)
     left.plotly_chart(over_time, width="stretch", config=charts.CONFIG)
     if violations:
@@ -164,4 +167,4 @@ def history_charts(filters: dict, summary: dict) -> None:
 
 
 st.divider()
-history_charts(filters, summary)
+history_charts(matching, summary)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import core
+from core.journal.history import HistoryFilter
 from tests.support.agents import Stray
 from tests.support.ui_fixtures import set_dates, texts
 from ui import session
@@ -250,9 +251,9 @@ def test_the_csv_has_the_tables_columns(stocked):
     frame = pd.read_csv(io.StringIO(history_view.csv(rows)))
     assert list(frame.columns) == [c["label"] for c in history_view.COLUMNS.values()]
     assert len(frame) == 6 and "None" not in frame.astype(str).to_numpy().ravel().tolist()
-    assert history_view.csv_name({"symbol": ["AMZN"], "outcome": ["APPROVE"]}) == "exchanges_AMZN_APPROVE.csv"
-    assert history_view.csv_name({}) == "exchanges_all.csv"
-    assert history_view.csv_name({"since": date(2021, 3, 1), "until": date(2021, 3, 31), "dates_by": "market"}) \
+    assert history_view.csv_name(HistoryFilter(symbol=["AMZN"], outcome="APPROVE")) == "exchanges_AMZN_APPROVE.csv"
+    assert history_view.csv_name(HistoryFilter()) == "exchanges_all.csv"
+    assert history_view.csv_name(HistoryFilter(since=date(2021, 3, 1), until=date(2021, 3, 31), dates_by="market")) \
         == "exchanges_market-2021-03-01-to-2021-03-31.csv"
     from ui import exchange_view
 

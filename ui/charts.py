@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
+from core.journal.history import HistoryFilter
+
 OUTCOME_COLOURS = {"APPROVE": "#16a34a", "REJECT-MAX": "#f59e0b", "ABORT": "#dc2626", "ERROR": "#7c3aed",
                    "INTERRUPTED": "#64748b"}
 
@@ -62,15 +64,15 @@ def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def history_figures(_store, path: str, filters: dict, version: tuple) -> tuple[go.Figure, go.Figure | None]:
+def history_figures(_store, path: str, matching: HistoryFilter, version: tuple) -> tuple[go.Figure, go.Figure | None]:
     """History's two charts for the filtered exchanges: outcomes over time, violations (None: none).
 
     Cached because they count every matching exchange and round (0.1 s at 100k rows). `path` and
     `version` (the page's summary figures and newest rows) are the cache key: a new exchange, or
     one that finishes, changes them, so the charts follow the database.
     """
-    violations = _store.violation_counts(**filters)
-    by_day = outcomes_over_time(_store.outcomes_by_day(**filters), filters.get("dates_by", "run"))
+    violations = _store.violation_counts(matching)
+    by_day = outcomes_over_time(_store.outcomes_by_day(matching), matching.dates_by)
     return by_day, violation_bars(violations) if violations else None
 
 

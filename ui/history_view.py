@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.exports import safe_csv
+from core.journal.history import HistoryFilter
 
 
 EARLIEST, LATEST = date(1990, 1, 1), date(2100, 1, 1)
@@ -117,18 +118,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "-", text).strip("-")
 
 
-def csv_name(filters: dict) -> str:
-    """exchanges_<what the filters pick>.csv, e.g. exchanges_AMZN_APPROVE_market-2021-03-01-to-2021-03-31.csv."""
+def csv_name(matching: HistoryFilter) -> str:
+    """exchanges_<what the filter picks>.csv, e.g. exchanges_AMZN_APPROVE_market-2021-03-01-to-2021-03-31.csv."""
     parts = []
-    for key in ("symbol", "outcome", "strategy"):
-        parts.extend(_slug(v) for v in filters.get(key) or [])
-    since, until = filters.get("since"), filters.get("until")
+    for chosen in (matching.symbol, matching.outcome, matching.strategy):
+        parts.extend(_slug(v) for v in ([chosen] if isinstance(chosen, str) else chosen or []))
+    since, until = matching.since, matching.until
     if since:
         span = str(since) if until in (None, since) else f"{since}-to-{until}"
-        parts.append(f"{filters.get('dates_by', 'run')}-{span}")
-    if filters.get("text"):
-        parts.append("matching-" + _slug(filters["text"])[:30])
-    if filters.get("unfaithful"):
+        parts.append(f"{matching.dates_by}-{span}")
+    if matching.text:
+        parts.append("matching-" + _slug(matching.text)[:30])
+    if matching.unfaithful:
         parts.append("unfaithful")
     return "exchanges_" + ("_".join(p for p in parts if p) or "all") + ".csv"
 
