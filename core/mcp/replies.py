@@ -6,10 +6,12 @@ answers wrap them with what an outside Player needs to play the next round.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from core.backtest.challenge import ChallengeResult
 from core.exchange.schema import Constraints, Portfolio, WorldState
 from core.exchange.artifact import Check, ReasoningCheck
 
@@ -63,19 +65,12 @@ class History(BaseModel):
     exchanges: list[dict[str, Any]]
 
 
-class ChallengeAnswer(BaseModel):
-    """The probability of passing a funded-account challenge, from bootstrapped daily returns."""
+@dataclass(frozen=True)
+class ChallengeAnswer(ChallengeResult):
+    """The probability of passing a funded-account challenge, from bootstrapped daily returns: the
+    challenge's own result (one definition of its fields), with the days it drew from, their source
+    and the rules walked."""
 
     days: int
     source: str
     rules: dict[str, Any]
-    p_pass: float
-    ci_low: float
-    ci_high: float
-    p_fail_drawdown: float
-    p_fail_daily: float
-    p_timeout: float
-    median_days_to_pass: float | None
-    paths: int
-    block: int
-    seed: int
