@@ -17,10 +17,11 @@ from pathlib import Path
 import core
 from core import market
 from core.backtest import engine as backtest
+from core.backtest.feed import Feed
+from core.backtest.job import slice_days
 
 SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
 PORTFOLIO = ["AAPL", "IBM", "MSFT", "GOOG"]  # in core.market's "stocks-2000-2013" set
-PAGE_SLICE_DAYS = 40  # the Backtest page's slice of new house-agent days (pages/backtest.py SLICE_DAYS)
 REFERENCE_RUNNER_S_MIN = 1.0  # the reference runner's one-year time, lower end (issue 6: 1-5 s)
 
 
@@ -80,19 +81,21 @@ def _portfolio(start: date, end: date, repeats: int) -> tuple[float, int, int]:
 
 def _page_year() -> tuple[float, int]:
     """The Backtest page's four-symbol year, click to metrics, without the browser: a stored run advanced
-    a slice of new days at a time (the page's house slice) until it finishes; the seconds and the slices."""
+    a slice of new days at a time (the page's house slice) until it finishes; the seconds and the slices.
+    As pages/backtest.py does: the bars loaded per symbol, laid out in one Feed on the first slice, and
+    a Backtest of that Feed per slice."""
     start, end = date(2012, 1, 3), date(2012, 12, 31)
     rules = core.load_preset("moderate").model_copy(update={"allowed_symbols": PORTFOLIO})
     spec = core.BacktestSpec(symbols=PORTFOLIO, start=start, end=end, presets=[("moderate", rules)])
     began = time.perf_counter()
-    bars = {s: backtest.backtest_bars(s, start, end) for s in PORTFOLIO}  # the page caches these per symbol
+    feed = Feed.load(PORTFOLIO, start, end, {s: backtest.backtest_bars(s, start, end) for s in PORTFOLIO})
     slices = 0
     with tempfile.TemporaryDirectory() as tmp:
         store = core.Store(Path(tmp) / "page.db")
         status = "paused"
         while status == "paused":
-            test = core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), bars=bars)
-            status = test.run(store, stop_after=PAGE_SLICE_DAYS).status
+            test = core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), feed=feed)
+            status = test.run(store, stop_after=slice_days("house")).status
             slices += 1
     return time.perf_counter() - began, slices
 

@@ -16,15 +16,14 @@ from core.backtest import engine as backtest
 from core.backtest import result as metrics  # noqa: E402
 from core import exports  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
-from core.backtest.job import past_runs  # noqa: E402
+from core.backtest.feed import Feed  # noqa: E402
+from core.backtest.job import past_runs, slice_days  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
 from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = backtest_view.AGENTS["house"], backtest_view.AGENTS["claude"]
-SLICE_DAYS = {"house": 40, "claude": 1}  # new decisions per slice; the page redraws progress between slices
-OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 state = st.session_state
 store = session.store()
 
@@ -33,6 +32,15 @@ store = session.store()
 def bars_for(symbol: str, start, end) -> market.Bars:
     """The bars of a backtest, with the warm-up before `start` (cache, yfinance, then the snapshot)."""
     return backtest.backtest_bars(symbol, start, end)
+
+
+def feed_of(job: dict) -> Feed:
+    """The job's bars, laid out once on its first slice: every later slice and each preset reads the same Feed."""
+    if "feed" not in job:
+        spec = job["spec"]
+        job["feed"] = Feed.load(spec.symbols, spec.start, spec.end,
+                                {s: bars_for(s, spec.start, spec.end) for s in spec.symbols})
+    return job["feed"]
 
 
 def agents_for(spec: BacktestSpec):
@@ -172,8 +180,8 @@ def advance() -> None:
         bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
 
     try:
-        test = backtest.Backtest(one, player, coach, bars={s: bars_for(s, spec.start, spec.end) for s in spec.symbols})
-        result = test.run(store, progress, stop_after=SLICE_DAYS.get(spec.agents, OWN_SLICE_DAYS))
+        test = backtest.Backtest(one, player, coach, feed=feed_of(job))
+        result = test.run(store, progress, stop_after=slice_days(spec.agents))
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))
         state.pop(session.BT_JOB, None)

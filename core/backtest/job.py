@@ -30,8 +30,16 @@ from core.exchange.schema import CAPITAL, Action, Constraints
 from core.market import Bars
 
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
+SLICE_DAYS = {"house": 40, "claude": 1}
+"""New decisions per slice of the Backtest page, by its agents: the page redraws progress between slices."""
+OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
 STALE_AFTER = timedelta(minutes=2)
 """A run not written to for this long is interrupted; the page writes after every slice (a few seconds)."""
+
+
+def slice_days(agents: str) -> int:
+    """How many new days the Backtest page decides per slice with these agents (a spec's `agents`)."""
+    return SLICE_DAYS.get(agents, OWN_SLICE_DAYS)
 
 
 def run_state(row: dict, now: datetime, live: Collection[str] = ()) -> str:
