@@ -27,6 +27,7 @@ from core.exchange.json_input import excerpt, read_json, shorten
 from core.exchange.presets import list_presets, load_preset
 from core.exchange.rules import check_proposal
 from core.exchange.schema import MAX_PRICE, OUTCOMES, Portfolio, Proposal, WorldState, normalise_symbol
+from core.journal.history import DATES_BY
 from core.journal.options import db_path, open_store
 from core.journal.store import HistoryFilter, Store, StoreError
 
@@ -187,6 +188,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(INVALID, f"error: {shorten(message, 400)} (see {self.prog} --help)\n")
 
 
+def _add_history(sub) -> None:
+    """`history` (History's filters, summary rows or whole artifacts) and `show` (one artifact)."""
+    history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first, with History's filters")
+    history.add_argument("--db", type=db_path)
+    history.add_argument("--outcome", choices=OUTCOMES)
+    history.add_argument("--symbol")
+    history.add_argument("--strategy")
+    history.add_argument("--since", type=_when, help="from this day (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)")
+    history.add_argument("--until", type=_when, help="to this day (the whole day) or instant")
+    history.add_argument("--dates-by", choices=list(DATES_BY), default="run",
+                         help="what the dates mean: when the exchange ran (UTC) or its market day (ET)")
+    history.add_argument("--text", help="words in the reasoning or critiques (literal, any case)")
+    history.add_argument("--unfaithful", action="store_true", help="only exchanges whose reasoning misstated its trade")
+    history.add_argument("--full", action="store_true", help="whole artifacts, one JSON object a line (as `show`)")
+    history.add_argument("--limit", type=positive_int, help="at most this many (default 50; with --full every match)")
+    history.set_defaults(run=cmd_history)
+
+    show = sub.add_parser("show", help="one stored exchange's whole artifact as JSON")
+    show.add_argument("run_id")
+    show.add_argument("--db", type=db_path)
+    show.set_defaults(run=cmd_show)
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m core", description="Player-Coach Trade Review engine")
     sub = top.add_subparsers(dest="command", required=True)
@@ -208,26 +232,7 @@ def parser() -> argparse.ArgumentParser:
     add_agent_options(exchange)
     exchange.set_defaults(run=cmd_exchange)
 
-    history = sub.add_parser("history", help="stored exchanges as JSON lines, newest first, with History's filters")
-    history.add_argument("--db", type=db_path)
-    history.add_argument("--outcome", choices=OUTCOMES)
-    history.add_argument("--symbol")
-    history.add_argument("--strategy")
-    history.add_argument("--since", type=_when, help="from this day (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)")
-    history.add_argument("--until", type=_when, help="to this day (the whole day) or instant")
-    history.add_argument("--dates-by", choices=("run", "market"), default="run",
-                         help="what the dates mean: when the exchange ran (UTC) or its market day (ET)")
-    history.add_argument("--text", help="words in the reasoning or critiques (literal, any case)")
-    history.add_argument("--unfaithful", action="store_true", help="only exchanges whose reasoning misstated its trade")
-    history.add_argument("--full", action="store_true", help="whole artifacts, one JSON object a line (as `show`)")
-    history.add_argument("--limit", type=positive_int, help="at most this many (default 50; with --full every match)")
-    history.set_defaults(run=cmd_history)
-
-    show = sub.add_parser("show", help="one stored exchange's whole artifact as JSON")
-    show.add_argument("run_id")
-    show.add_argument("--db", type=db_path)
-    show.set_defaults(run=cmd_show)
-
+    _add_history(sub)
     add_challenge(sub)
     add_whatif(sub)
 
