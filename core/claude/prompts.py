@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.exchange.rules import check_proposal
 from core.exchange.tiers import in_force
-from core.exchange.schema import RULE_NAMES, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import RULE_NAMES, Constraints, Decision, Portfolio, Proposal, WorldState
 from core.exchange.artifact import ReasoningGrade, Round, Usage, Verdict
 
 PROPOSAL_TOOL = "submit_proposal"
@@ -46,7 +46,7 @@ class Critique(BaseModel):
 class Judgement(Critique):
     """The independent Coach's answer: its own critique and verdict, made without the rules' checks."""
 
-    decision: Literal["APPROVE", "REJECT", "ABORT"] = Field(description="Your own verdict on the proposal.")
+    decision: Decision = Field(description="Your own verdict on the proposal.")
     violations: list[Literal[RULE_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=list, description="The constraint names you find violated; empty when none.")
 

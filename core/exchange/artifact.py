@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-from core.exchange.schema import Constraints, Outcome, Portfolio, Proposal, WorldState
+from core.exchange.schema import Constraints, Decision, Outcome, Portfolio, Proposal, WorldState
 
 
 class Check(BaseModel):
@@ -24,7 +24,7 @@ class Check(BaseModel):
 class Verdict(BaseModel):
     """The Coach's decision: from the rules, with the critique written by the Coach agent."""
 
-    decision: Literal["APPROVE", "REJECT", "ABORT"]
+    decision: Decision
     violations: list[str] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
     feedback: str = ""

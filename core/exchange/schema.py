@@ -38,6 +38,7 @@ symbol the constraints do not allow (SPEC §4)."""
 
 Outcome = Literal["APPROVE", "REJECT-MAX", "ABORT", "ERROR", "INTERRUPTED"]
 OUTCOMES = get_args(Outcome)
+Decision = Literal["APPROVE", "REJECT", "ABORT"]  # a round's: the rules', or an independent Coach's own
 
 # Lists of choices: each written once, here; a page or a module that shows the choices uses get_args.
 VolatilityRegime = Literal["low", "medium", "high"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from core.backtest.challenge import ChallengeResult
-from core.exchange.schema import Constraints, Portfolio, WorldState
+from core.exchange.schema import Constraints, Decision, Portfolio, WorldState
 from core.exchange.artifact import Check, ReasoningCheck
 
 
@@ -47,7 +47,7 @@ class RoundResult(BaseModel):
 
     exchange_id: str
     round: int
-    decision: Literal["APPROVE", "REJECT", "ABORT"]
+    decision: Decision
     violations: list[str]
     checks: list[Check] = Field(description="Every constraint against every action, with its arithmetic.")
     critique: str = Field(description="The Coach's words: what has to change.")
