@@ -19,7 +19,7 @@ from core.claude import prompts
 from core.claude.agents import ClaudeCoach, ClaudePlayer
 from core.claude.spend_guard import SpendGuard
 from tests.support.fake_anthropic import (
-    GOOD_PROPOSAL, FakeAnthropic, approx_tokens, error, minimum_cacheable, overloaded, rate_limited, stall, tool,
+    GOOD_PROPOSAL, approx_tokens, error, minimum_cacheable, overloaded, rate_limited, stall, tool,
 )
 
 

@@ -9,7 +9,7 @@ import core
 from core import prices
 from core.claude import models
 from core.claude.agents import ClaudeCoach, ClaudePlayer
-from tests.support.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, rate_limited, refusal, stall, tool
+from tests.support.fake_anthropic import GOOD_PROPOSAL, INVALID_PROPOSAL, refusal, stall, tool
 
 
 def run(fake, key, world, constraints, store=None, model=prices.DEFAULT_MODEL, guard=None, **options) -> dict:

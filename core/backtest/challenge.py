@@ -38,7 +38,6 @@ TOLERANCE = 1e-9  # as the rules: a return of exactly -2.00 % breaches a 2 % dai
 MAX_HORIZON_DAYS = 2520
 """The longest a phase runs: ten years of 252 trading days. With no time limit a path times out there;
 a longer time limit or minimum of trading days is refused (a path of 10**9 days would run for days)."""
-NO_LIMIT_DAYS = MAX_HORIZON_DAYS  # the horizon of a challenge with no time limit
 MAX_PATHS = 100_000
 """The most bootstrap paths: the 95 % interval is then within 0.3 points; more paths add time, not knowledge
 (the backtest's own days are the uncertainty that remains)."""

@@ -9,7 +9,6 @@ their token count only: their text is never yielded, stored or logged.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any

@@ -6,7 +6,6 @@ Coach's key and fill the database, so every HTTP request must carry the token as
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 
