@@ -118,7 +118,7 @@ def test_bad_values_are_exit_3_with_one_line_naming_them(capsys, argv, named):
 def test_a_sweep_refused_never_starts_a_case(monkeypatch, capsys):
     from core.backtest import sweeps
 
-    monkeypatch.setattr(sweeps, "run_case", lambda case: pytest.fail("a case ran"))
+    monkeypatch.setattr(sweeps, "run_symbol", lambda cases: pytest.fail("a case ran"))
     one_line_error(capsys, ["sweep", "--symbols", "MSFT,NOPE", "--presets", "moderate,nope", "--start", "2021-01-04",
                             "--end", "2021-02-26"])
 

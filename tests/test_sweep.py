@@ -14,7 +14,8 @@ from core import market
 from core.backtest import engine as backtest
 from core.__main__ import main
 from core.backtest.challenge import ChallengeRules
-from core.backtest.sweeps import Case, run_case, sweep
+from core.backtest import sweeps
+from core.backtest.sweeps import Case, run_case, run_symbol, sweep
 
 SYMBOLS = ["AMZN", "XOM"]  # both from the sp500-2009 set's days
 START, END = "2010-01-04", "2010-02-26"
@@ -64,6 +65,17 @@ def test_any_executor_and_a_case_that_crossed_a_process_boundary_give_the_same_r
     spec = core.BacktestSpec(symbols=["AMZN"], start=START, end=END, presets=["moderate"])
     case = Case(spec, core.HousePlayer(), core.HouseCoach(), online=False)
     assert run_case(pickle.loads(pickle.dumps(case))) == run_case(case)
+
+
+def test_a_symbols_cases_as_one_task_read_its_bars_once_and_give_each_cases_row(local, monkeypatch):
+    loads, load = [], sweeps.backtest_bars
+    monkeypatch.setattr(sweeps, "backtest_bars", lambda *args, **kw: loads.append(args) or load(*args, **kw))
+    cases = sweeps.plan(["AMZN"], ["moderate", "aggressive"], START, END, seeds=(0, 1), online=False)
+    assert run_symbol(cases) == [run_case(case) for case in cases] and len(loads) == 1 + len(cases)
+    monkeypatch.setattr(sweeps, "SYMBOLS_PER_CORE", 0)  # every sweep runs a symbol's cases as one task
+    with ThreadPoolExecutor(2) as pool:
+        grouped = sweep(SYMBOLS, ["moderate", "aggressive"], START, END, executor=pool, online=False, challenge=0.03)
+    pd.testing.assert_frame_equal(grouped, local)
 
 
 def test_seeds_and_a_universe_with_its_own_dates():

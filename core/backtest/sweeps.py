@@ -23,7 +23,7 @@ from datetime import date
 import pandas as pd
 
 from core.backtest.engine import Backtest
-from core.backtest.feed import backtest_bars
+from core.backtest.feed import Feed, SymbolFeed, backtest_bars
 from core.backtest.spec import BacktestSpec, Costs, NamedSchema, named_schemas, parse_day
 from core.backtest.challenge import ChallengeRules, pass_probability
 from core.exchange.house import HouseCoach, HousePlayer
@@ -33,6 +33,7 @@ from core.backtest.result import METRIC_LABELS
 from core.exchange.schema import Constraints
 
 THREADS = 4  # agents that wait on the network: a few calls in flight, the spend guard bounds the total
+SYMBOLS_PER_CORE = 4  # a sweep of this many symbols per core runs a symbol's cases as one task (see _tasks)
 CHALLENGE_PATHS = 2_000  # per case: the interval stays within about +-2 points
 CHALLENGE_COLUMNS = ("p_pass", "ci_low", "ci_high", "p_fail_drawdown", "p_fail_daily", "p_timeout",
                      "median_days_to_pass")
@@ -71,11 +72,46 @@ class Case:
 
 def run_case(case: Case) -> dict:
     """Backtest one case and return its row: the metrics, the challenge figures, or the error."""
-    row = {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": ""}
+    return run_symbol([case])[0]
+
+
+def run_symbol(cases: Sequence[Case]) -> list[dict]:
+    """The rows of cases of one symbol and one date range, each as `run_case` gives it: the bars are
+    loaded, validated and laid out once (one Feed) and every preset and seed reads them. A case whose
+    agents' spend guard is spent is not run; its row says why."""
+    feed: Feed | str | None = None
+    rows = []
+    for case in cases:
+        refused = _guard_spent((case.player, case.coach))
+        if refused:
+            rows.append({**_row(case), "error": refused})
+            continue
+        if feed is None:
+            feed = _feed(cases[0])
+        rows.append(_run_on(case, feed))
+    return rows
+
+
+def _row(case: Case) -> dict:
+    return {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": ""}
+
+
+def _feed(case: Case) -> Feed | str:
+    """The case's bars as the engine reads them, or why there are none (every case of the symbol says so)."""
     spec = case.spec
     try:
         bars = backtest_bars(case.symbol, spec.start, spec.end, online=case.online)  # errors quote the dates asked
-        result = Backtest(spec, case.player, case.coach, bars={case.symbol: bars}).run()
+        return Feed([SymbolFeed.of(case.symbol, bars, spec.start, spec.end)], spec.start, spec.end)
+    except (MarketDataError, InvalidInput, ValueError) as error:
+        return str(error)
+
+
+def _run_on(case: Case, feed: Feed | str) -> dict:
+    row = _row(case)
+    if isinstance(feed, str):
+        return {**row, "error": feed}
+    try:
+        result = Backtest(case.spec, case.player, case.coach, feed=feed).run()
     except (MarketDataError, InvalidInput, ValueError) as error:
         return {**row, "error": str(error)}
     row["source"] = result.source
@@ -184,29 +220,43 @@ def plan(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Seq
     cases = []
     for symbol in base.symbols:
         for name, constraints in named:
-            if allow_symbol and symbol not in constraints.allowed_symbols:
-                constraints = constraints.model_copy(update={"allowed_symbols": [*constraints.allowed_symbols, symbol]})
             schema = NamedSchema.model_construct(name=name, constraints=constraints)  # both checked in `base`
-            for seed in seeds:
-                spec = base.model_copy(update={"symbols": [symbol], "presets": [schema], "seed": seed})
-                cases.append(Case(spec, *made[seed], challenge=_rules(challenge, constraints), online=online))
+            spec = base.model_copy(update={"symbols": [symbol], "presets": [schema]})
+            spec = spec.book_allowed() if allow_symbol else spec
+            rules = _rules(challenge, spec.preset.constraints)
+            cases += [Case(spec.model_copy(update={"seed": seed}), *made[seed], challenge=rules, online=online)
+                      for seed in seeds]
     return cases
 
 
 def run_plan(cases: list[Case], executor: Executor | None = None, progress: Progress | None = None) -> pd.DataFrame:
     """Run a sweep's cases on `executor` (see `sweep`); a row each, in the cases' order."""
+    picklable = _picklable(*{id(c.player): (c.player, c.coach) for c in cases}.values())
     own = executor is None
     if own:
-        threads = not _picklable(*{id(c.player): (c.player, c.coach) for c in cases}.values())
-        executor = ThreadPoolExecutor(THREADS) if threads else ProcessPoolExecutor(os.cpu_count() or 1)
+        executor = ProcessPoolExecutor(os.cpu_count() or 1) if picklable else ThreadPoolExecutor(THREADS)
     try:
-        rows = _run(cases, executor, progress)
+        rows = _run(cases, _tasks(cases, picklable), executor, progress)
     finally:
         if own:
             executor.shutdown(cancel_futures=True)
     challenge = any(c.challenge is not None for c in cases)
     columns = ["symbol", "preset", "seed", "source", "error", *METRIC_LABELS, *(CHALLENGE_COLUMNS if challenge else ())]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _tasks(cases: list[Case], picklable: bool) -> list[range]:
+    """The cases each task runs: a symbol's presets and seeds together, so its bars are loaded once, when
+    there are symbols enough to keep every core busy many times over; else one case a task, so a few
+    symbols' presets still run side by side (and agents that wait on the network have calls in flight)."""
+    starts = [i for i, case in enumerate(cases) if i == 0 or _bars_of(case) != _bars_of(cases[i - 1])]
+    if not picklable or len(starts) < SYMBOLS_PER_CORE * (os.cpu_count() or 1):
+        return [range(i, i + 1) for i in range(len(cases))]
+    return [range(start, end) for start, end in zip(starts, [*starts[1:], len(cases)])]
+
+
+def _bars_of(case: Case) -> tuple:
+    return case.symbol, case.spec.start, case.spec.end, case.online
 
 
 def _base_spec(symbols: list[str], named: list[tuple[str, Constraints]], start: date, end: date,
@@ -220,21 +270,14 @@ def _base_spec(symbols: list[str], named: list[tuple[str, Constraints]], start: 
     return spec
 
 
-def _run(cases: list[Case], executor: Executor, progress: Progress | None) -> list[dict]:
-    futures = {}
+def _run(cases: list[Case], tasks: list[range], executor: Executor, progress: Progress | None) -> list[dict]:
+    futures = {executor.submit(run_symbol, cases[task.start:task.stop]): task for task in tasks}
     rows: list[dict | None] = [None] * len(cases)
-    for i, case in enumerate(cases):
-        futures[executor.submit(_guarded, case)] = i
-    for done, future in enumerate(as_completed(futures), start=1):
-        rows[futures[future]] = future.result()
+    done = 0
+    for future in as_completed(futures):
+        task = futures[future]
+        rows[task.start:task.stop] = future.result()
+        done += len(task)
         if progress is not None:
             progress(done, len(cases))
     return rows
-
-
-def _guarded(case: Case) -> dict:
-    """run_case, unless the agents' spend guard is already spent (a case then costs nothing)."""
-    refused = _guard_spent((case.player, case.coach))
-    if refused:
-        return {"symbol": case.symbol, "preset": case.preset, "seed": case.seed, "source": "", "error": refused}
-    return run_case(case)
