@@ -17,6 +17,7 @@ from pathlib import Path
 import core
 from core import market
 from core.backtest import engine as backtest
+from core.backtest import job
 from core.backtest.feed import Feed
 from core.backtest.job import slice_days
 
@@ -36,7 +37,7 @@ def _last_year(symbol: str) -> tuple[date, date]:
 def _one(symbol: str, preset: str, store=None) -> dict:
     start, end = _last_year(symbol)
     bars = market.load_bars(symbol, online=False)
-    result = backtest.run_backtest(symbol, start, end, core.load_preset(preset), core.HousePlayer(), core.HouseCoach(),
+    result = job.run_backtest(symbol, start, end, core.load_preset(preset), core.HousePlayer(), core.HouseCoach(),
                                    bars=bars, store=store, preset=preset)
     return {"symbol": symbol, "preset": preset, "days": int(result.metrics["days"]),
             "return_pct": round(float(result.metrics["total_return_pct"]), 3)}
@@ -95,7 +96,7 @@ def _page_year() -> tuple[float, int]:
         status = "paused"
         while status == "paused":
             test = core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), feed=feed)
-            status = test.run(store, stop_after=slice_days("house")).status
+            status = job.run_stored(test, store, stop_after=slice_days("house")).status
             slices += 1
     return time.perf_counter() - began, slices
 
@@ -109,7 +110,7 @@ def run() -> dict:
     moderate = core.load_preset("moderate")
 
     def no_store():
-        return backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+        return job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
 
     days = int(no_store().metrics["days"])
     best_no_store = _timed(no_store, 7)
@@ -119,13 +120,13 @@ def run() -> dict:
 
         def with_store():  # a fresh database each time: a stored run would only be replayed
             store = core.Store(Path(tmp) / f"bench{next(runs)}.db")
-            backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars,
+            job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars,
                                   store=store)
 
         best_store = _timed(with_store, 5)
         store = core.Store(Path(tmp) / "replay.db")
-        backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars, store=store)
-        best_replay = _timed(lambda: backtest.run_backtest("MSFT", start, end, moderate, core.HousePlayer(),
+        job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars, store=store)
+        best_replay = _timed(lambda: job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(),
                                                            core.HouseCoach(), bars=bars, store=store), 5)
 
     tracemalloc.start()

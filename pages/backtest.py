@@ -17,7 +17,7 @@ from core.backtest import result as metrics  # noqa: E402
 from core import exports  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.feed import Feed  # noqa: E402
-from core.backtest.job import past_runs, slice_days  # noqa: E402
+from core.backtest.job import past_runs, reopen_backtest, run_stored, slice_days  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
 from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
@@ -53,7 +53,7 @@ def agents_for(spec: BacktestSpec):
 def result_of(run_key: str) -> backtest.BacktestResult:
     results = state.setdefault(session.BT_RESULTS, {})
     if run_key not in results:
-        results[run_key] = backtest.reopen_backtest(store, run_key)
+        results[run_key] = reopen_backtest(store, run_key)
     return results[run_key]
 
 
@@ -181,7 +181,7 @@ def advance() -> None:
 
     try:
         test = backtest.Backtest(one, player, coach, feed=feed_of(job))
-        result = test.run(store, progress, stop_after=slice_days(spec.agents))
+        result = run_stored(test, store, progress, stop_after=slice_days(spec.agents))
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))
         state.pop(session.BT_JOB, None)

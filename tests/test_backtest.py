@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import core
-from core.backtest import engine as bt
+from core.backtest import job
 from core import market, prices
 from core.backtest import result as metrics
 from core.__main__ import main as cli
@@ -83,7 +83,7 @@ def test_stop_first_when_one_bar_touches_both_stop_and_target():
     d = days_of(f)
     f.loc[f.index[15], ["High", "Low"]] = [106.0, 97.0]  # day 15 touches target 104 and stop 98
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     assert len(r.trades) == 1
     trade = r.trades.iloc[0]
     assert trade["exit_reason"] == "stop" and trade["exit_price"] == 98.0 and trade["exit_day"] == d[15]
@@ -95,7 +95,7 @@ def test_a_gap_through_the_stop_fills_at_the_open():
     d = days_of(f)
     f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [90.0, 91.0, 89.0, 90.0]
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     trade = r.trades.iloc[0]
     assert trade["exit_reason"] == "stop (gap)" and trade["exit_price"] == 90.0 and trade["exit_day"] == d[16]
 
@@ -105,7 +105,7 @@ def test_target_hit_and_holding_limit():
     d = days_of(f)
     f.loc[f.index[17], "High"] = 105.0
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}, d[20]: {"stop": 98.0, "target": 104.0}})
-    r = bt.run_backtest("TEST", d[12], d[27], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0,
+    r = job.run_backtest("TEST", d[12], d[27], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0,
                         slippage_bps=0, max_hold_days=3)
     first, second = r.trades.iloc[0], r.trades.iloc[1]
     assert (first["exit_reason"], first["exit_day"], first["exit_price"]) == ("target", d[17], 104.0)
@@ -117,7 +117,7 @@ def test_fee_and_slippage_arithmetic_by_hand():
     d = days_of(f)
     f.loc[f.index[17], "High"] = 105.0
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0, "size": 0.5}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
                         slippage_bps=20)
     trade = r.trades.iloc[0]
     fill = 100.0 * 1.002  # open of t, 20 bp against a buyer
@@ -137,7 +137,7 @@ def test_short_fills_fees_slippage_and_pnl_by_hand():
     d = days_of(f)
     f.loc[f.index[17], "Low"] = 95.0  # touches the short's target 96
     player = ScriptPlayer({d[15]: {"side": "enter_short", "stop": 102.0, "target": 96.0, "size": 0.5}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=10,
                         slippage_bps=20)
     trade = r.trades.iloc[0]
     fill = 100.0 * (1 - 0.002)  # a seller gets 20 bp less
@@ -159,7 +159,7 @@ def test_a_short_gapped_through_its_stop_fills_at_the_open_and_loses():
     d = days_of(f)
     f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [105.0, 106.0, 104.0, 105.0]
     player = ScriptPlayer({d[15]: {"side": "enter_short", "stop": 102.0, "target": 96.0}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     trade = r.trades.iloc[0]
     assert (trade["exit_reason"], trade["exit_price"], trade["exit_day"]) == ("stop (gap)", 105.0, d[16])
     assert trade["pnl"] == pytest.approx(-5.0 * 0.5 * 100_000 / 100)
@@ -172,7 +172,7 @@ def test_a_gap_past_the_target_fills_at_the_open_better_than_the_target(side, st
     d = days_of(f)
     f.loc[f.index[16], ["Open", "High", "Low", "Close"]] = [gap_open, gap_open + 1, gap_open - 1, gap_open]
     player = ScriptPlayer({d[15]: {"side": side, "stop": stop, "target": target}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     trade = r.trades.iloc[0]
     assert (trade["exit_reason"], trade["exit_price"], trade["exit_day"]) == ("target (gap)", gap_open, d[16])
     assert trade["pnl"] == pytest.approx(10.0 * 0.5 * 100_000 / 100)  # 10 points, more than the target's 4
@@ -183,7 +183,7 @@ def test_equity_is_marked_to_market_at_every_close_while_a_trade_is_open():
     f = frame(closes)
     d = days_of(f)
     player = ScriptPlayer({d[15]: {"stop": 90.0, "target": 120.0, "size": 0.5}})
-    r = bt.run_backtest("TEST", d[12], d[25], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0,
+    r = job.run_backtest("TEST", d[12], d[25], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0,
                         max_hold_days=4)
     qty = 0.5 * 100_000 / 100.0
     by_day = pd.Series(r.equity.to_numpy(), index=[t.date() for t in r.equity.index])
@@ -197,7 +197,7 @@ def test_an_unfilled_entry_after_an_exit_names_the_entry_fill_price():
     d = days_of(f)
     f.loc[f.index[15], ["Open", "High", "Low", "Close"]] = [97.0, 97.5, 96.5, 97.0]  # opens below the stop
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0, "exit_first": True}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     assert r.trades.empty
     assert "at the fill price 97.00" in r.days.set_index("day").loc[d[15], "note"]
 
@@ -205,7 +205,7 @@ def test_an_unfilled_entry_after_an_exit_names_the_entry_fill_price():
 def test_a_run_without_trades_has_defined_metrics():
     f = flat_bars()
     d = days_of(f)
-    r = bt.run_backtest("TEST", d[12], d[25], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+    r = job.run_backtest("TEST", d[12], d[25], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
     m = r.metrics
     assert m["trades"] == 0 and m["days_traded"] == 0 and r.trades.empty
     for name in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "max_drawdown_pct", "win_rate"):
@@ -221,7 +221,7 @@ def test_entries_are_rechecked_at_the_fill_price():
     d = days_of(f)
     f.loc[f.index[15], ["Open", "High", "Low", "Close"]] = [97.0, 97.5, 96.5, 97.0]  # opens below the stop
     player = ScriptPlayer({d[15]: {"stop": 98.0, "target": 104.0}})
-    r = bt.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[20], OPEN_RULES, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     assert r.trades.empty
     note = r.days.set_index("day").loc[d[15], "note"]
     assert "entry not filled" in note and "bracket" in note
@@ -233,12 +233,12 @@ def test_changing_any_bar_after_day_t_leaves_every_decision_up_to_t_unchanged():
     bars = load_bars("MSFT", "2019-03-11", "2020-06-30", online=False).frame
     start, t = date(2019, 9, 3), date(2020, 2, 14)
     moderate = core.load_preset("moderate")
-    a = bt.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+    a = job.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
     changed = bars.copy()
     after = changed.index.date > t
     changed.loc[after, ["Open", "High", "Low", "Close"]] *= np.linspace(0.5, 2.0, after.sum())[:, None]
     changed.loc[after, "Volume"] = 1.0
-    b = bt.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=changed)
+    b = job.run_backtest("MSFT", start, date(2020, 6, 30), moderate, core.HousePlayer(), core.HouseCoach(), bars=changed)
     upto = a.days["day"] <= t
     pd.testing.assert_frame_equal(a.days[upto], b.days[upto])
     assert a.equity[a.equity.index.date <= t].equals(b.equity[b.equity.index.date <= t])
@@ -249,7 +249,7 @@ def test_the_player_sees_only_bars_before_each_day():
     f = frame(np.linspace(100, 130, 30))
     d = days_of(f)
     player = ScriptPlayer()
-    bt.run_backtest("TEST", d[12], d[29], OPEN_RULES, player, core.HouseCoach(), bars=f)
+    job.run_backtest("TEST", d[12], d[29], OPEN_RULES, player, core.HouseCoach(), bars=f)
     for i in range(12, 30):
         assert player.seen[d[i]].price == f["Close"].iloc[i - 1]
 
@@ -257,7 +257,7 @@ def test_the_player_sees_only_bars_before_each_day():
 def test_warm_up_days_are_skipped_with_a_reason():
     f = flat_bars()
     d = days_of(f)
-    r = bt.run_backtest("TEST", d[5], d[15], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+    r = job.run_backtest("TEST", d[5], d[15], OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
     skipped = r.days[r.days["outcome"] == "SKIPPED"]
     assert list(skipped["day"]) == d[5:10]
     assert skipped["reason"].iloc[0] == "warm-up: 5 earlier bars, the world state needs 10"
@@ -274,7 +274,7 @@ def test_breakers_fire_on_the_right_days_and_no_agent_is_asked():
     f.iloc[18:, :4] = f.iloc[18:, :4] - 20.0
     rules = OPEN_RULES.model_copy(update={"max_daily_loss_pct": 0.08, "max_drawdown_pct": 0.5})
     player = ScriptPlayer({d[15]: {"stop": 96.0, "target": 110.0, "size": 0.5}})
-    r = bt.run_backtest("TEST", d[12], d[25], rules, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[25], rules, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     by_day = r.days.set_index("day")
     # day 17 lost 0.5 x 20 % = 10 % >= 8 %: the decision for day 18 (on day 17's close) trips the breaker
     assert by_day.loc[d[18], "outcome"] == "ABORT" and by_day.loc[d[18], "reason"] == "daily_loss_limit"
@@ -284,7 +284,7 @@ def test_breakers_fire_on_the_right_days_and_no_agent_is_asked():
 
     tight = rules.model_copy(update={"max_drawdown_pct": 0.09})
     player = ScriptPlayer({d[15]: {"stop": 96.0, "target": 110.0, "size": 0.5}})
-    r = bt.run_backtest("TEST", d[12], d[25], tight, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
+    r = job.run_backtest("TEST", d[12], d[25], tight, player, core.HouseCoach(), bars=f, fee_bps=0, slippage_bps=0)
     after = r.days[r.days["day"] >= d[18]]
     assert set(after["reason"]) == {"mll_breached"} and not any(day in player.seen for day in after["day"])
 
@@ -325,7 +325,7 @@ def test_win_rate_by_hand():
 
 
 def test_result_metrics_match_the_hand_functions_on_its_own_curve():
-    r = bt.run_backtest("MSFT", "2020-01-02", "2020-12-31", core.load_preset("moderate"), core.HousePlayer(),
+    r = job.run_backtest("MSFT", "2020-01-02", "2020-12-31", core.load_preset("moderate"), core.HousePlayer(),
                         core.HouseCoach(), bars=load_bars("MSFT", online=False))
     returns = r.equity.pct_change().dropna()
     assert r.sharpe == pytest.approx(metrics.sharpe_ratio(returns))
@@ -350,7 +350,7 @@ def test_result_metrics_match_the_hand_functions_on_its_own_curve():
 def test_resume_after_a_crash_gives_the_same_result_as_an_uninterrupted_run(store):
     bars = load_bars("TSLA", online=False)
     moderate = core.load_preset("moderate")
-    whole = bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+    whole = job.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
 
     class Crashing(core.HousePlayer):
         def propose(self, world, *args):
@@ -359,7 +359,7 @@ def test_resume_after_a_crash_gives_the_same_result_as_an_uninterrupted_run(stor
             return (yield from super().propose(world, *args))
 
     with pytest.raises(KeyboardInterrupt):
-        bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, Crashing(), core.HouseCoach(), bars=bars,
+        job.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, Crashing(), core.HouseCoach(), bars=bars,
                         store=store, run_key="crash-test")
     stored = store.backtest_days("crash-test")
     done = len(stored)
@@ -367,7 +367,7 @@ def test_resume_after_a_crash_gives_the_same_result_as_an_uninterrupted_run(stor
     assert max(day for day, _ in stored) < "2017-09-18"
 
     counting = ScriptCounter()
-    resumed = bt.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, counting, core.HouseCoach(), bars=bars,
+    resumed = job.run_backtest("TSLA", "2017-06-01", "2017-12-29", moderate, counting, core.HouseCoach(), bars=bars,
                               store=store, run_key="crash-test")
     assert counting.days[0] == date(2017, 9, 18)  # only the days not yet stored are decided again
     pd.testing.assert_series_equal(resumed.equity, whole.equity)
@@ -389,33 +389,33 @@ def test_cancel_stops_the_run_and_a_rerun_finishes_it(store):
     bars = load_bars("MSFT", online=False)
     moderate = core.load_preset("moderate")
     seen = []
-    cancelled = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+    cancelled = job.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
                                 bars=bars, store=store, progress=lambda n, total, day: seen.append(n),
                                 cancel=lambda: len(seen) >= 10)
     assert cancelled.status == "cancelled" and len(cancelled.days) == 10
     assert store.list_backtests()[0]["status"] == "cancelled"
-    finished = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+    finished = job.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
                                bars=bars, store=store)
     assert finished.status == "finished" and finished.run_key == cancelled.run_key
-    whole = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
+    whole = job.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(), bars=bars)
     pd.testing.assert_series_equal(finished.equity, whole.equity)
 
 
 def test_a_stored_run_reopens_without_any_agent_call(store):
     bars = load_bars("BTC-USD", online=False)
-    r = bt.run_backtest("BTC-USD", "2020-03-01", "2020-05-31", core.load_preset("aggressive"), core.HousePlayer(seed=3),
+    r = job.run_backtest("BTC-USD", "2020-03-01", "2020-05-31", core.load_preset("aggressive"), core.HousePlayer(seed=3),
                         core.HouseCoach(), bars=bars, store=store, preset="aggressive")
     rows = store.list_backtests()
     assert rows[0]["run_key"] == r.run_key and rows[0]["status"] == "finished"
     assert rows[0]["metrics"]["trades"] == r.metrics["trades"]
-    again = bt.reopen_backtest(store, r.run_key, bars=bars)
+    again = job.reopen_backtest(store, r.run_key, bars=bars)
     pd.testing.assert_series_equal(again.equity, r.equity)
     assert again.preset == "aggressive"
 
 
 def test_record_exchanges_puts_every_decision_in_history(store):
     bars = load_bars("MSFT", online=False)
-    r = bt.run_backtest("MSFT", "2021-02-01", "2021-02-26", core.load_preset("moderate"), core.HousePlayer(),
+    r = job.run_backtest("MSFT", "2021-02-01", "2021-02-26", core.load_preset("moderate"), core.HousePlayer(),
                         core.HouseCoach(), bars=bars, store=store, record_exchanges=True)
     assert store.count_exchanges(strategy=f"backtest:{r.run_key}") == len(r.days)
 
@@ -425,16 +425,16 @@ def test_record_exchanges_puts_every_decision_in_history(store):
 def test_fast_depth_is_one_round_and_standard_revises():
     bars = load_bars("MSFT", online=False)
     strict = core.load_preset("strict")
-    fast = bt.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
+    fast = job.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
                            bars=bars, depth="fast")
-    standard = bt.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
+    standard = job.run_backtest("MSFT", "2021-01-04", "2021-02-26", strict, core.HousePlayer(), core.HouseCoach(),
                                bars=bars, depth="standard")
     ran = fast.days[fast.days["outcome"] != "SKIPPED"]
     assert set(ran["rounds"]) <= {0, 1} and standard.avg_rounds > 1
 
 
 def test_compare_presets_runs_both_on_the_same_days_and_marks_the_better():
-    comparison = bt.compare_presets("TSLA", "2018-01-02", "2018-06-29", "moderate", "strict", core.HousePlayer(),
+    comparison = job.compare_presets("TSLA", "2018-01-02", "2018-06-29", "moderate", "strict", core.HousePlayer(),
                                     core.HouseCoach(), bars=load_bars("TSLA", online=False))
     table = comparison.table
     assert list(table.columns) == ["moderate", "strict", "better"]
@@ -497,7 +497,7 @@ def test_malformed_bars_give_the_named_error():
     f = flat_bars()
     f.iloc[4, f.columns.get_loc("High")] = -1.0
     with pytest.raises(MarketDataError, match="non-positive High -1 on"):
-        bt.run_backtest("TEST", "2024-01-02", "2024-02-09", OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
+        job.run_backtest("TEST", "2024-01-02", "2024-02-09", OPEN_RULES, ScriptPlayer(), core.HouseCoach(), bars=f)
 
 
 def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
@@ -514,12 +514,12 @@ def test_cli_backtest_prints_json(capsys, tmp_path, monkeypatch):
 def test_stop_after_pauses_and_a_partial_run_reopens_as_far_as_it_got(store):
     bars = load_bars("MSFT", online=False)
     moderate = core.load_preset("moderate")
-    part = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+    part = job.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
                            bars=bars, store=store, stop_after=15)
     assert part.status == "paused" and len(part.days) == 15
-    reopened = bt.reopen_backtest(store, part.run_key, bars=bars)
+    reopened = job.reopen_backtest(store, part.run_key, bars=bars)
     assert reopened.status == "paused" and len(reopened.days) == 15
     pd.testing.assert_series_equal(reopened.equity, part.equity)
-    more = bt.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
+    more = job.run_backtest("MSFT", "2021-01-04", "2021-03-31", moderate, core.HousePlayer(), core.HouseCoach(),
                            bars=bars, store=store, stop_after=15)
     assert len(more.days) == 30 and more.run_key == part.run_key

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -65,3 +68,18 @@ def test_the_same_spec_with_one_limit_changed_reruns_on_the_same_feed():
     assert list(tight.equity.index) == list(base.equity.index)
     assert tight.trades["size_pct"].max() <= 0.001 < base.trades["size_pct"].max()  # the house Player obeys it
     assert tight.preset == "moderate, max_single_trade_pct=0.001"
+
+
+def test_the_engine_takes_no_store_and_says_where_a_stored_run_is_kept(tmp_path):
+    s = spec(end="2012-02-10")
+    test = Backtest(s, Silent(), core.HouseCoach())
+    with pytest.raises(TypeError, match=r"core\.backtest\.job\.run_stored"):
+        test.run(core.Store(tmp_path / "store.db"))
+
+
+def test_the_engine_neither_imports_the_job_nor_hands_its_names_out():
+    # Storage sits at the edge: the job wraps the engine, never the other way round.
+    code = ("import sys, core.backtest.engine as e; "
+            "print('core.backtest.job' in sys.modules, hasattr(e, 'run_backtest'), hasattr(e, 'reopen_backtest'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "False"]

@@ -11,7 +11,7 @@ import core
 import pytest
 
 from core import market
-from core.backtest import engine as backtest
+from core.backtest import job
 from core.backtest import result as metrics
 from core.backtest.job import past_runs
 from tests.support.ui_fixtures import texts
@@ -259,7 +259,7 @@ def test_the_challenge_panel_shows_each_presets_pass_probability_with_editable_r
         return next(df.value for df in at.dataframe if "P(pass)" in df.value.columns)
 
     assert list(table().index) == ["moderate", "strict"]
-    result = backtest.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
+    result = job.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
     rules = ChallengeRules.from_constraints(core.load_preset("moderate"), 0.005, max_days=60)
     at.number_input(key=session.BT_CH + "target").set_value(0.5).run()
     expected = pass_probability(result.equity.pct_change().iloc[1:], rules)
@@ -338,7 +338,7 @@ def test_the_challenge_chooser_runs_a_template_and_the_horizon_is_capped(app, ap
     at.selectbox(key=session.BT_CH + "template").set_value("two_step").run()
     assert not at.exception, [e.value for e in at.exception]
     table = next(df.value for df in at.dataframe if "P(pass)" in df.value.columns)
-    result = backtest.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
+    result = job.reopen_backtest(app_store, at.session_state[session.BT_SHOWN][0])
     returns = result.equity.pct_change().iloc[1:]
     two = core.load_challenge("two_step")
     def percent(p):  # as the panel shows a share: two decimals under 1 %

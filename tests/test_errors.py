@@ -6,7 +6,7 @@ import pytest
 
 import core
 from core import prices
-from core.backtest import engine as backtest
+from core.backtest import job
 from core.exchange.agent import Turn
 from tests.support.builders import entry, proposal
 
@@ -56,7 +56,7 @@ def test_the_loop_tells_the_spend_guard_from_an_agent_failure_and_keeps_the_bill
 @pytest.mark.parametrize("call,message", [
     (lambda store: store.save_preset("  ", core.load_preset("moderate")), "preset name: must not be empty"),
     (lambda store: prices.model_prices("gpt-4"), "model: no price for model 'gpt-4'"),
-    (lambda store: backtest.reopen_backtest(store, "nope"), "run_key: no backtest 'nope'"),
+    (lambda store: job.reopen_backtest(store, "nope"), "run_key: no backtest 'nope'"),
     (lambda store: core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),
                                      core.HousePlayer(), core.HouseCoach(), depth="deep"), "depth: .*got 'deep'"),
     (lambda store: core.run_backtest("MSFT", "2021-03-01", "2021-06-30", core.load_preset("moderate"),

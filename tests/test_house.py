@@ -188,10 +188,10 @@ def test_house_player_exits_a_long_when_the_trend_turns(moderate):
 
 def test_a_strict_backtest_on_an_allowed_symbol_trades():
     # The first plan leaves headroom over strict's R/R and ATR minimums, so a fill at the next open still passes.
-    from core.backtest import engine as backtest
+    from core.backtest import job
     from core.market import load_bars
 
-    result = backtest.run_backtest("MSFT", "2021-01-04", "2021-06-30", core.load_preset("strict"), core.HousePlayer(),
+    result = job.run_backtest("MSFT", "2021-01-04", "2021-06-30", core.load_preset("strict"), core.HousePlayer(),
                                    core.HouseCoach(), bars=load_bars("MSFT", online=False))
     assert len(result.trades) >= 10
 

@@ -13,10 +13,12 @@ import pytest
 
 import core
 import core.backtest.engine
+from core.backtest import job
 from core import market
 from core.__main__ import main as cli
 from core.exchange.agent import Turn
-from core.backtest.engine import Backtest, run_backtest
+from core.backtest.engine import Backtest
+from core.backtest.job import run_backtest
 from core.backtest.book import Costs
 from core.backtest.result import periods_per_year
 from core.exchange.rules import check_proposal
@@ -300,14 +302,14 @@ def test_a_portfolio_run_resumes_from_the_store_after_a_crash(store):
             return (yield from super().propose(world, *args))
 
     with pytest.raises(KeyboardInterrupt):
-        Backtest(SYMBOLS, d[20], d[79], rules, Crashing(), core.HouseCoach(), bars=frames,
-                 run_key="crash").run(store)
+        job.run_stored(Backtest(SYMBOLS, d[20], d[79], rules, Crashing(), core.HouseCoach(), bars=frames,
+                                run_key="crash"), store)
     assert ("2024-03-11", "AAA") in store.backtest_days("crash")  # AAA's exchange of that day was kept
-    resumed = Backtest(SYMBOLS, d[20], d[79], rules, core.HousePlayer(), core.HouseCoach(), bars=frames,
-                       run_key="crash").run(store)
+    resumed = job.run_stored(Backtest(SYMBOLS, d[20], d[79], rules, core.HousePlayer(), core.HouseCoach(),
+                                      bars=frames, run_key="crash"), store)
     pd.testing.assert_series_equal(resumed.equity, whole.equity)
     pd.testing.assert_frame_equal(resumed.trades, whole.trades)
-    reopened = core.backtest.engine.reopen_backtest(store, "crash", bars=frames)
+    reopened = job.reopen_backtest(store, "crash", bars=frames)
     pd.testing.assert_frame_equal(reopened.positions, whole.positions)
     pd.testing.assert_frame_equal(reopened.limits, whole.limits)
 

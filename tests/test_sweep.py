@@ -11,7 +11,7 @@ import pytest
 
 import core
 from core import market
-from core.backtest import engine as backtest
+from core.backtest import job
 from core.__main__ import main
 from core.backtest.challenge import ChallengeRules
 from core.backtest import sweeps
@@ -39,7 +39,7 @@ def test_a_row_per_symbol_preset_and_seed_in_grid_order_equal_to_each_backtest(l
     assert (local["error"] == "").all() and (local["source"] == "snapshot").all()
     constraints = core.load_preset("aggressive")
     constraints = constraints.model_copy(update={"allowed_symbols": [*constraints.allowed_symbols, "XOM"]})
-    alone = backtest.run_backtest("XOM", START, END, constraints, core.HousePlayer(seed=0), core.HouseCoach(),
+    alone = job.run_backtest("XOM", START, END, constraints, core.HousePlayer(seed=0), core.HouseCoach(),
                                   bars=market.load_bars("XOM", "2008-12-01", END, online=False))
     row = local.iloc[3]
     for metric in ("total_return_pct", "sharpe", "trades", "max_drawdown_pct", "days"):

@@ -185,7 +185,7 @@ def _dip_bars(dip_days: range):
 
 
 def _tiered_backtest(bars, script):
-    from core.backtest.engine import run_backtest
+    from core.backtest.job import run_backtest
 
     rules = core.Constraints(**{**LOOSE, "max_single_trade_pct": 1.0, "max_drawdown_pct": 0.5,
                                 "max_daily_loss_pct": 0.5, "consistency_rule_pct": 1.0, "trading_cutoff_time": None,

@@ -161,20 +161,19 @@ class Backtest:
                     self.constraints.model_dump(mode="json"), agent_name(self.player), self.settings["player_model"],
                     self.settings["player_seed"], agent_name(self.coach), self.settings, self.feed.fingerprint())
 
-    def run(self, store=None, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-            stop_after: int | None = None, *, decided: Mapping[tuple[date, str], Decision] | None = None,
+    def run(self, *stored, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+            stop_after: int | None = None, decided: Mapping[tuple[date, str], Decision] | None = None,
             events: Callable[[Decided], None] | None = None, exchange: Exchange | None = None) -> BacktestResult:
         """Replay the loop over the calendar. `decided` holds the exchanges already decided, by (day,
         symbol): replayed, no agent asked; each new one goes to `events` before its day is simulated.
         `cancel()` is asked before each day; `stop_after` N pauses the run (status "paused") once it has
         decided N new days and meets an undecided one. `exchange` runs one exchange (default: the pure loop).
 
-        `store` hands the run to core.backtest.job.run_stored, which reads `decided` from the journal and
-        writes the events back: the same call then resumes a crashed or cancelled run."""
-        if store is not None:
-            from core.backtest.job import run_stored  # storage at the edge: the job, never the engine
-
-            return run_stored(self, store, progress, cancel, stop_after)
+        The engine stores nothing: core.backtest.job.run_stored(test, store, ...) runs it with the journal
+        at its edge (resumable, cancellable, a slice at a time)."""
+        if stored:  # the call of earlier versions, run(store, progress, ...): say where it went, not run unstored
+            raise TypeError("Backtest.run() takes no store: core.backtest.job.run_stored(test, store, progress, "
+                            "cancel, stop_after) keeps a run in the journal")
         run = _Run(self, decided or {}, events, exchange or run_exchange_sync)
         return run.result(run.play(progress, cancel, stop_after))
 
@@ -388,14 +387,3 @@ def spec_seed(seed) -> int:
     """A Player's seed as a spec records it (0 for an agent without a whole-number seed)."""
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else 0
 
-
-_MOVED = {"run_backtest", "reopen_backtest", "compare", "compare_presets", "Comparison", "stored_spec"}
-
-
-def __getattr__(name: str):
-    # The calls that take a store live in core.backtest.job; the page and older imports name them here.
-    if name in _MOVED:
-        from core.backtest import job
-
-        return getattr(job, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

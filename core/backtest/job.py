@@ -140,6 +140,14 @@ def past_runs(store, live: Collection[str] = (), now: datetime | None = None, li
 
 # -- a run stored as it goes ------------------------------------------------------------------------
 
+def run(test: Backtest, store=None, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+        stop_after: int | None = None) -> BacktestResult:
+    """`test` run in memory, or with the journal at its edge when a `store` is given (`run_stored`)."""
+    if store is None:
+        return test.run(progress=progress, cancel=cancel, stop_after=stop_after)
+    return run_stored(test, store, progress, cancel, stop_after)
+
+
 def run_stored(test: Backtest, store, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                stop_after: int | None = None) -> BacktestResult:
     """Run `test` with the journal at its edge: the days it already decided are replayed, each new
@@ -155,7 +163,8 @@ def run_stored(test: Backtest, store, progress: Progress | None = None, cancel: 
         store.save_backtest_day(_row(test.run_key, event))
 
     exchange = (lambda *args, **kw: recorded(*args, store=store, **kw)) if test.record_exchanges else None
-    result = test.run(None, progress, cancel, stop_after, decided=decided, events=write, exchange=exchange)
+    result = test.run(progress=progress, cancel=cancel, stop_after=stop_after, decided=decided, events=write,
+                      exchange=exchange)
     store.finish_backtest(test.run_key, result.status, len(result.equity) - 1,
                           {k: plain(v) for k, v in result.metrics.items()})
     return result
@@ -216,7 +225,7 @@ def run_backtest(
     run_key: str | None = None,
     stop_after: int | None = None,
 ) -> BacktestResult:
-    """`Backtest(BacktestSpec(...), player, coach).run(store, ...)` with the spec's fields spelled out:
+    """`run(Backtest(BacktestSpec(...), player, coach), store, ...)` with the spec's fields spelled out:
     one symbol (or a list) over the trading days in [start, end]. `bars` replaces loading (a DataFrame
     or core.market.Bars, or a dict by symbol)."""
     if bars is not None and not isinstance(bars, dict):
@@ -225,7 +234,7 @@ def run_backtest(
                     costs=Costs(fee_bps, slippage_bps, max_hold_days), depth=depth, preset=preset,
                     walk_forward_split=walk_forward_split, bars=bars, record_exchanges=record_exchanges,
                     run_key=run_key)
-    return test.run(store, progress, cancel, stop_after)
+    return run(test, store, progress, cancel, stop_after)
 
 
 def stored_spec(row: dict) -> BacktestSpec:
@@ -286,7 +295,7 @@ def compare(spec: BacktestSpec, player, coach, *, feed: Feed | None = None, bars
     for k, one in enumerate(runs):
         step = None if progress is None else (
             lambda n, total, day, k=k: progress(k * total + n, len(runs) * total, day))
-        results[one.preset.name] = Backtest(one, player, coach, feed=feed).run(store, step, cancel)
+        results[one.preset.name] = run(Backtest(one, player, coach, feed=feed), store, step, cancel)
     return Comparison(metrics.compare_table(results), results)
 
 

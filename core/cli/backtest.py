@@ -75,7 +75,7 @@ def cmd_backtest(args) -> int:
             comparison = job.compare(spec, player, coach, store=store)
             results, table = comparison.results, comparison.table
         else:
-            result = engine.Backtest(spec, player, coach).run(store)
+            result = job.run(engine.Backtest(spec, player, coach), store)
             results, table = {spec.preset.name: result}, metrics.compare_table({spec.preset.name: result})
     except (market.MarketDataError, ValueError) as error:
         raise InvalidInput(str(error)) from None

@@ -93,7 +93,7 @@ def run(args) -> int:
     """Pass probability of a challenge for a stored backtest's daily returns or a returns file."""
     preset, source = args.preset, args.returns
     if args.from_backtest:
-        from core.backtest.engine import reopen_backtest
+        from core.backtest.job import reopen_backtest
 
         try:
             result = reopen_backtest(open_store(args.db, create=False), args.from_backtest)

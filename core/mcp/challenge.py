@@ -36,7 +36,7 @@ def pass_probability_of(store, returns: list[float] | None, backtest_id: str | N
     if returns is not None:
         series, source = returns, f"{len(returns)} daily returns"
     else:
-        from core.backtest.engine import reopen_backtest
+        from core.backtest.job import reopen_backtest
 
         if store is None or len(backtest_id) > 64:
             raise InvalidInput(f"backtest_id: no stored backtest {backtest_id[:64]!r}")
