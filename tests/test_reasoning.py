@@ -214,3 +214,14 @@ def test_the_fast_reading_of_ascii_text_finds_exactly_what_the_case_blind_patter
             # built without validation: the JSON is what validated models would write (2.0, not 2)
             assert fast.model_dump_json() == core.ReasoningCheck.model_validate(fast.model_dump()).model_dump_json()
     assert reasoning._read("Long AMZN → 100 é").rx is reasoning._ANY_TEXT  # beyond ASCII: the case-blind patterns
+
+
+def test_every_number_word_holds_a_piece_its_gate_looks_for():
+    """A text is scanned for number words only when it holds one of the gate's pieces: a word with none
+    of them would never be read."""
+    from core.exchange import reasoning
+
+    for word in (*reasoning._SMALL, *reasoning._TENS, "half"):
+        assert any(piece in word for piece in reasoning._GATES["words"]), word
+    assert said(check("Risk two, reward five, twenty-five percent of equity, R/R two and a half."), "risk") == [
+        (2.0, 2.0, True)]

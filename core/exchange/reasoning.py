@@ -41,8 +41,12 @@ _WORDS = re.compile(
     re.IGNORECASE,
 )
 _MULTIPLE = re.compile(r"\b(?P<times>twice|double|triple)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
-_FIGURE = re.compile(r"(?<![\w.,])\$?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?(?![\d])")
 _UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/)|x\b))", re.IGNORECASE)
+# A figure ("$1,250.50", not the "5" of "sma5" or of "1.5.2") and its unit when one follows. It starts with its first
+# character, [$\d], and looks back from there: re then skips every other character without trying a match there.
+_FIGURE = re.compile(
+    r"(?P<figure>[$\d](?<![\w.,].)(?:(?<=\$)(?:\d{1,3}(?:,\d{3})+|\d+)|(?<!\$)(?:\d{0,2}(?:,\d{3})+|\d*))"
+    rf"(?:\.\d+)?)(?!\d)(?:{_UNIT.pattern})?", re.IGNORECASE)
 
 _BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
 _LIMIT_WORDS = (r"min|minimum|max|maximum|limit|cap|threshold|allowed|required|at\s+least|at\s+most|above|below|"
@@ -95,6 +99,7 @@ _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))"
 class _Rx(NamedTuple):
     """The case-blind patterns, run over `_Text.low`; the others always run over the text as written."""
 
+    figure: re.Pattern
     words: re.Pattern
     multiple: re.Pattern
     unit: re.Pattern
@@ -113,7 +118,7 @@ class _Rx(NamedTuple):
     hold: re.Pattern
 
 
-_ANY_TEXT = _Rx(_WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD, _NAMED_AFTER,
+_ANY_TEXT = _Rx(_FIGURE, _WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD, _NAMED_AFTER,
                 _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
 
 
@@ -134,16 +139,22 @@ _ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywo
                     for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
 
-# Words one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
-# Literal alternations, which re scans fast.
-_GATES = {name: re.compile("|".join(words)) for name, words in {
-    "words": [*_SMALL, *_TENS, "half"], "multiple": ["twice", "double", "triple"], "side": ["long", "short", "buy"],
-    "exit": ["exit", "clos", "flatten"], "hold": ["hold", "stand", "stay"]}.items()}
+# Pieces one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
+# `in` finds a piece far faster than re scans the text (a number word: the shortest pieces that cover them all).
+_GATES = {"words": ("zero", "one", "tw", "thre", "thir", "four", "fort", "five", "fif", "six", "sev", "eigh", "nin",
+                    "ten", "elev", "half"),
+          "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
+          "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
 
 
 def _may_match(t, name: str) -> bool:
     """False when pattern `name` cannot match the text: a cheap look before a costly scan (ASCII text only)."""
-    return t.rx is _ANY_TEXT or _GATES[name].search(t.low) is not None
+    if t.rx is _ANY_TEXT:
+        return True
+    for piece in _GATES[name]:
+        if piece in t.low:
+            return True
+    return False
 
 
 class _Text(NamedTuple):
@@ -185,25 +196,30 @@ def _word_number(m: re.Match) -> tuple[float, int]:
 def _numbers(t: _Text) -> list[_Number]:
     """Every number in the text, in figures or in words, with its unit (%, R) when one follows."""
     text, low, rx = t
-    found = []
-    for m in _FIGURE.finditer(text):
-        whole = m["int"].replace(",", "")
-        found.append((m.start(), m.end(), float(f"{whole}.{m['frac'] or 0}"), len(m["frac"] or "")))
-    if _may_match(t, "words"):
-        for m in rx.words.finditer(low):
-            found.append((m.start(), m.end(), *_word_number(m)))
-    multiples = [(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[m["times"].lower()])
-                 for m in rx.multiple.finditer(low)] if _may_match(t, "multiple") else []
-    numbers = [_Number(start, end, value, 0, "R") for start, end, value in multiples]
-    for start, end, value, decimals in sorted(found):
-        unit_match = rx.unit.match(low, end)
-        unit = ""
-        if unit_match:
-            unit = "%" if unit_match["pct"] else "R"
-            end = unit_match.end()
+    numbers = []
+    for m in rx.figure.finditer(low):
+        whole, _, frac = m["figure"].lstrip("$").partition(".")
+        end = m.end()
+        if m["pct"]:
+            unit = "%"
+        elif m["r"]:
+            unit = "R"
         elif end < len(text) and text[end].isalpha():
             continue  # "3rd", "5min": not a quantity
-        numbers.append(_Number(start, end, value, decimals, unit))
+        else:
+            unit = ""
+        numbers.append(_Number(m.start(), end, float(f"{whole.replace(',', '')}.{frac or 0}"), len(frac), unit))
+    if _may_match(t, "words"):
+        for m in rx.words.finditer(low):
+            unit = rx.unit.match(low, m.end())
+            if unit:
+                numbers.append(_Number(m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
+            elif m.end() >= len(text) or not text[m.end()].isalpha():
+                numbers.append(_Number(m.start(), m.end(), *_word_number(m), ""))
+    if _may_match(t, "multiple"):
+        for m in rx.multiple.finditer(low):
+            numbers.append(_Number(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[m["times"].lower()],
+                                   0, "R"))
     return sorted(numbers)
 
 
