@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -198,10 +199,39 @@ def builtin_models(today: date | None = None) -> list[ModelInfo]:
             for model, name in DISPLAY_NAMES.items() if model not in RETIRED and RETIRING.get(model, "9999") > day]
 
 
+# --- thinking: what each model does about it (core.claude.models builds its requests from this) ---
+
+TYPICAL_THINKING = 1000
+"""Thinking tokens a call of a model that cannot stop thinking is assumed to spend at low effort, for cost
+estimates (an assumption to replace with a live measurement: scripts/live_check.py prints the usage)."""
+
+Behaviour = Literal["off by default", "can disable", "between tools", "always"]
+THINKING: dict[str, Behaviour] = {
+    "claude-haiku-5-5": "can disable",      # thinks by default; disabled works at effort low to high
+    "claude-opus-5": "can disable",
+    "claude-sonnet-5-5": "between tools",   # thinking cannot be disabled, only turned off between tools
+    "claude-opus-5-5": "always",
+    "claude-fable-5-2": "always", "claude-mythos-5-2": "always",
+    "claude-fable-5-1": "always", "claude-mythos-5-1": "always",
+    "claude-fable-5": "always", "claude-mythos-5": "always",
+}
+"""What each model does about thinking when the Models API gives no `capabilities` (a gateway, an older
+API): from the models' pages and the thinking guide (platform.claude.com/docs, "What's new in Claude
+Haiku 5.5", "Building with extended thinking"; as of 2026-12-06). A model not listed here is asked
+without a thinking setting and a forced tool choice, as models before 5.5 take; if it answers that
+400 all the same, it is asked with tool choice auto from then on."""
+
+
+def expected_thinking(model: str) -> int:
+    """Thinking tokens a call of `model` is expected to spend with the agents' settings (for estimates):
+    only a model that cannot stop thinking spends them (core.claude.models asks the others without)."""
+    return TYPICAL_THINKING if THINKING.get(canonical(model)) == "always" else 0
+
+
 # Typical tokens of a Claude backtest, as bench/claude_bench measures them against the fake server:
 # every call sends a short new part and reads the cached rulebook and schema; each exchange writes
 # that cached prefix once (counted per exchange, so the estimate errs on the dear side). A model that
-# cannot stop thinking adds its thinking to every call's output (core.claude.models.expected_thinking).
+# cannot stop thinking adds its thinking to every call's output (expected_thinking).
 TOKENS_PER_CALL = {"input": 400, "cache_read": 5_800, "output": 350}
 TOKENS_PER_EXCHANGE = {"cache_write": 5_800}
 
@@ -211,8 +241,6 @@ def estimate_cost(days: int, constraints, depth: str, model: str) -> dict:
     typical case (1.5 rounds an exchange in standard depth) and the worst (every one uses max_rounds)."""
     rounds_worst = 1 if depth == "fast" else constraints.max_rounds
     rounds_typical = 1 if depth == "fast" else min(1.5, rounds_worst)
-    from core.claude.models import expected_thinking  # no SDK: the thinking table only
-
     thinking = expected_thinking(model)
     per_call = usage(model, **{**TOKENS_PER_CALL, "output": TOKENS_PER_CALL["output"] + thinking}).cost_usd
     per_day = usage(model, **TOKENS_PER_EXCHANGE).cost_usd

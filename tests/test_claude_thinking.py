@@ -167,8 +167,8 @@ def test_a_stored_usage_without_thinking_reads_back():
 def test_the_estimate_before_a_backtest_counts_thinking(moderate):
     plain = prices.estimate_cost(100, moderate, "standard", "claude-haiku-5-5")
     thinking = prices.estimate_cost(100, moderate, "standard", "claude-opus-5-5")
-    assert (plain["thinking_per_call"], thinking["thinking_per_call"]) == (0, models.TYPICAL_THINKING)
-    per_call = prices.usage("claude-opus-5-5", input=400, cache_read=5_800, output=350 + models.TYPICAL_THINKING)
+    assert (plain["thinking_per_call"], thinking["thinking_per_call"]) == (0, prices.TYPICAL_THINKING)
+    per_call = prices.usage("claude-opus-5-5", input=400, cache_read=5_800, output=350 + prices.TYPICAL_THINKING)
     exchange = prices.usage("claude-opus-5-5", cache_write=5_800)
     assert thinking["dollars_typical"] == pytest.approx(300 * per_call.cost_usd + 100 * exchange.cost_usd, abs=1e-4)
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from core.claude.keys import gateway, key_problem, redact
 from core.exchange.errors import AgentError
-from core.prices import DEFAULT_MODEL, PRICES, RETIRED, RETIRING, ModelInfo, canonical, family
+from core.prices import DEFAULT_MODEL, PRICES, RETIRED, RETIRING, THINKING, Behaviour, ModelInfo, canonical, family
 
 # --- thinking ------------------------------------------------------------------------------
 
@@ -34,26 +34,7 @@ THINKING_ROOM = 4096
 """Tokens of `max_tokens` kept for thinking on top of the answer's room, when a model may think. A margin,
 not a measurement (no key here): max_tokens costs nothing unused, and a model that thinks past it is cut
 off and gets the one repair, with twice the answer's room."""
-TYPICAL_THINKING = 1000
-"""Thinking tokens a call of a model that cannot stop thinking is assumed to spend at low effort, for cost
-estimates (an assumption to replace with a live measurement: scripts/live_check.py prints the usage)."""
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-
-Behaviour = Literal["off by default", "can disable", "between tools", "always"]
-THINKING: dict[str, Behaviour] = {
-    "claude-haiku-5-5": "can disable",      # thinks by default; disabled works at effort low to high
-    "claude-opus-5": "can disable",
-    "claude-sonnet-5-5": "between tools",   # thinking cannot be disabled, only turned off between tools
-    "claude-opus-5-5": "always",
-    "claude-fable-5-2": "always", "claude-mythos-5-2": "always",
-    "claude-fable-5-1": "always", "claude-mythos-5-1": "always",
-    "claude-fable-5": "always", "claude-mythos-5": "always",
-}
-"""What each model does about thinking when the Models API gives no `capabilities` (a gateway, an older
-API): from the models' pages and the thinking guide (platform.claude.com/docs, "What's new in Claude
-Haiku 5.5", "Building with extended thinking"; as of 2026-12-06). A model not listed here is asked
-without a thinking setting and a forced tool choice, as models before 5.5 take; if it answers that
-400 all the same, it is asked with tool choice auto from then on."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +169,6 @@ def learn_refuses_forced_tool(model: str, base_url: str) -> None:
     """Remember that `model` at `base_url` answered a forced tool choice with the thinking 400."""
     with _learnt_lock:
         _learnt.add((base_url, model))
-
-
-def expected_thinking(model: str) -> int:
-    """Thinking tokens a call of `model` is expected to spend with the agents' settings (for estimates)."""
-    return TYPICAL_THINKING if table_plan(model).thinks else 0
 
 
 # --- the key check and the model list ------------------------------------------------------
