@@ -72,8 +72,9 @@ _LIMIT_AFTER = re.compile(r"\s*(?:atr\b|of\s+atr\b|leverage\b|(?:[a-z]+\s+){0,2}
 _RATIO_AFTER = re.compile(r"\s*(?:r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|"
                           r"ratio|times\s+(?:the\s+)?risk|(?:the\s+)?risk)\b", re.IGNORECASE)
 _TIMES_RISK = re.compile(r"\s*(?:x|times)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
-_THEN = re.compile(r"\s*(?:to|->|→|=>)\s*$")
-_PAIR = re.compile(r"\s*(?::|to|-to-)\s*$")
+# What may stand between two numbers (whitespace around it): a value replaced by the next, or a pair (1:2.5).
+_THEN_WORDS = ("to", "->", "→", "=>")
+_PAIR_WORDS = (":", "to", "-to-")
 
 _TICKER = re.compile(r"\s+(?:(?:in|on|the)\s+)?(?P<sym>[A-Z][A-Z0-9]{0,5}(?:[.=-][A-Z0-9]{1,4})?)\b(?![a-z])")
 _NOT_TICKERS = {"I", "A", "R", "RR", "ATR", "SMA", "EMA", "ET", "USD", "VWAP", "ETF", "NY", "AM", "PM", "OK", "TP", "SL",
@@ -244,18 +245,15 @@ def _quantity(keyword: str, number: _Number, gap: str, rx: _Rx) -> str | None:
     return keyword or None
 
 
-def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int,
-                    number: _Number) -> tuple[str, int] | None:
-    """The last keyword in the number's clause, since the previous number, at most 30 characters back."""
-    last = bisect.bisect_right(ends, number.start) - 1  # the last keyword that ends before the number
+def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
+    """The last keyword in the clause of the number at `start`, since the previous number, at most 30 characters back."""
+    last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
     if last < 0:
         return None
     kw = keywords[last]
-    if kw.start() < floor or number.start - kw.end() > 30:
+    if kw.start() < floor or start - ends[last] > 30 or _BOUNDARY.search(text, ends[last], start):
         return None
-    if _BOUNDARY.search(text, kw.end(), number.start):
-        return None
-    return kw.lastgroup, kw.start()
+    return kw
 
 
 def _keyword_after(t: _Text, number: _Number) -> str | None:
@@ -275,39 +273,40 @@ def _read_numbers(t: _Text) -> list[_Said]:
     numbers = _numbers(t)
     keywords = list(rx.keywords.finditer(low))
     ends = [kw.end() for kw in keywords]  # ascending: matches do not overlap
+    may_times_risk = rx is _ANY_TEXT or "risk" in low
     said: list[_Said] = []
     carry: tuple[str | None, int] | None = None  # "from X to Y": X's meaning and words pass to Y
-    skip = set()
+    floor = 0  # the end of the previous number: a keyword before it is not this number's
     for i, number in enumerate(numbers):
-        if i in skip:
-            continue
+        if number.start < floor:
+            continue  # the second half of a pair already read
         nxt = numbers[i + 1] if i + 1 < len(numbers) else None
-        between = text[number.end:nxt.start] if nxt else ""
-        floor = numbers[i - 1].end if i else 0
-        found = _keyword_before(text, keywords, ends, floor, number)
-        keyword, at = found if found else ("", number.start)
+        joint = text[number.end:nxt.start].strip() if nxt else None  # what joins it to the next number
+        kw = _keyword_before(text, keywords, ends, floor, number.start)
+        floor = number.end
+        keyword, at = (kw.lastgroup, kw.start()) if kw else ("", number.start)
         if keyword == "name" or keyword == "block":
             carry = None
             continue
         # A pair such as 1:2.5, 2.5:1 or "1 to 3" is a reward/risk ratio (never a time of day like 10:30).
-        if nxt and _PAIR.fullmatch(between) and 1.0 in (number.value, nxt.value) and not number.unit and not nxt.unit:
-            is_time = ":" in between and nxt.decimals == 0 and len(text[nxt.start:nxt.end]) == 2 and number.value <= 23
-            ratio_context = keyword == "ratio" or ":" in between or rx.ratio_after.match(low, nxt.end)
+        if joint in _PAIR_WORDS and 1.0 in (number.value, nxt.value) and not number.unit and not nxt.unit:
+            is_time = joint == ":" and nxt.decimals == 0 and nxt.end - nxt.start == 2 and number.value <= 23
+            ratio_context = keyword == "ratio" or joint == ":" or rx.ratio_after.match(low, nxt.end)
             if ratio_context and not is_time:
                 other = nxt if number.value == 1.0 else number
                 if other.value != 1.0 or nxt.value == number.value:
                     said.append(_Said("ratio", other._replace(start=number.start, end=nxt.end), text[at:nxt.end]))
-                    skip.add(i + 1)
+                    floor = nxt.end
                     continue
         if not keyword:
             keyword = _keyword_after(t, number) or ""
-        times_risk = rx.times_risk.match(low, number.end)
+        times_risk = may_times_risk and rx.times_risk.match(low, number.end)
         if times_risk:  # "three times the risk" is a ratio, whatever came before it
             number = number._replace(end=times_risk.end())
         quantity = "ratio" if times_risk else _quantity(keyword, number, low[at:number.start], rx)
         if carry:
             quantity, at = carry
-        if nxt and _THEN.fullmatch(between):
+        if joint in _THEN_WORDS:
             carry = quantity, at  # replaced by the next number: only the new value is a claim
             continue
         carry = None
