@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Generator
 
 from core.exchange.agent import Turn
-from core.exchange.rules import check_proposal, risk_reward
+from core.exchange.rules import decision, risk_reward
 from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import Round, Verdict
 from core.exchange.tiers import in_force
@@ -240,7 +240,7 @@ class HousePlayer:
         first = (draw // 1000) % len(_FLAWS)
         for flaw in _FLAWS[first:] + _FLAWS[:first]:
             actions = self._flawed(flaw, world, c, ideal)
-            if check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "REJECT":
+            if decision(actions, c, p, world) == "REJECT":
                 return actions
         return [ideal]
 
@@ -279,7 +279,7 @@ class HousePlayer:
             said += fixes
             actions = [fixed] + [a for a in kept if not a.is_entry]
         rejected = [r.proposal.actions for r in history]
-        passes = check_proposal(Proposal(reasoning="", actions=actions), c, p, world).decision == "APPROVE"
+        passes = decision(actions, c, p, world) == "APPROVE"
         if passes and not any(_same(actions, r) for r in rejected):
             return said + self._now(actions), actions
         more, actions = self._start_over(world, c, p, rejected)

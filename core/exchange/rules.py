@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from core.exchange.schema import ET, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import Verdict
 from core.exchange.tiers import in_force
 
@@ -51,6 +51,28 @@ def _valid_bracket(side_long: bool, e: float, s: float, t: float, w: float) -> b
     return ordered and min(e, s, t) > 0 and w > 0
 
 
+class _Checks:
+    """The checks of one proposal as they are made. `words` False keeps only which constraints failed: an
+    agent planning its proposal asks for the decision alone, and writing each check's arithmetic was most
+    of a check's cost. Each check's words come as a function, so they are only written when asked for."""
+
+    __slots__ = ("tier", "words", "made", "failed")
+
+    def __init__(self, tier: dict[str, str], words: bool):
+        self.tier = tier
+        self.words = words
+        self.made: list[dict] = []  # validated into Check models once, by the Verdict
+        self.failed: list[str] = []
+
+    def add(self, constraint: str, action: int | None, passed: bool, say, value=None, threshold=None) -> None:
+        if not passed:
+            self.failed.append(constraint)
+        if self.words:
+            named = f"{constraint} ({self.tier[constraint]})" if constraint in self.tier else constraint
+            self.made.append({"constraint": constraint, "action": action, "passed": passed,
+                              "arithmetic": f"{named}: {say()}", "value": value, "threshold": threshold})
+
+
 def check_proposal(
     proposal: Proposal,
     constraints: Constraints,
@@ -65,17 +87,33 @@ def check_proposal(
     symbol). With `min_stop_atr_multiple` set, an entry whose symbol has no known ATR fails: it cannot
     be verified, so it is never waved through.
     """
-    portfolio = portfolio or _DEFAULT_PORTFOLIO
-    c, tier = in_force(constraints, portfolio, world)  # the limits the tiers set now, and which tier set each
-    checks: list[dict] = []  # validated into Check models once, by the Verdict
+    c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)  # the limits in force, and who set each
+    checks = _Checks(tier, words=True)
+    _judge(checks, proposal.actions, c, portfolio or _DEFAULT_PORTFOLIO, world, atr)
+    return Verdict.model_validate({"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
+                                   "checks": checks.made, "feedback": ""})
 
-    def add(constraint: str, action: int | None, passed: bool, arithmetic: str, value=None, threshold=None) -> None:
-        named = f"{constraint} ({tier[constraint]})" if constraint in tier else constraint
-        checks.append({"constraint": constraint, "action": action, "passed": passed,
-                       "arithmetic": f"{named}: {arithmetic}", "value": value, "threshold": threshold})
 
+def decision(actions: list[Action], constraints: Constraints, portfolio: Portfolio | None = None,
+             world: WorldState | None = None) -> str:
+    """The decision `check_proposal` reaches on these actions, without writing any check's arithmetic:
+    for an agent that tries proposals while planning one (the house Player)."""
+    c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)
+    checks = _Checks(tier, words=False)
+    _judge(checks, actions, c, portfolio or _DEFAULT_PORTFOLIO, world, None)
+    return _decision(checks.failed, c)
+
+
+def _decision(failed: list[str], c: Constraints) -> str:
+    if any(v in c.abort_on_violations for v in failed):
+        return "ABORT"
+    return "REJECT" if failed else "APPROVE"
+
+
+def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Portfolio, world: WorldState | None,
+           atr: dict[str, float] | None) -> None:
+    """Every check of SPEC §4 on these actions, in the Coach's order: each action's, then the book's after them."""
     allowed = c.allowed_symbols
-    allowed_text = ", ".join(allowed)
     positions = dict(portfolio.positions)
     before = dict(positions)
     entry_of_symbol: dict[str, int] = {}
@@ -83,107 +121,112 @@ def check_proposal(
     atrs = {world.symbol: world.atr} if world is not None and world.atr is not None else {}
     atrs.update(atr or {})
 
-    for i, a in enumerate(proposal.actions):
+    for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
-        add("allowed_symbols", i, symbol_ok, f"{a.symbol} {'in' if symbol_ok else 'not in'} [{allowed_text}] {_ok(symbol_ok)}")
+        checks.add("allowed_symbols", i, symbol_ok,
+                   lambda: f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
         if a.action_type == "hold":
             continue
         if a.action_type == "exit":
             positions.pop(a.symbol, None)
             continue
-
         side_long = a.action_type == "enter_long"
-        e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
-        bracket_ok = _valid_bracket(side_long, e, s, t, w)
-        order = f"{s:.2f} < {e:.2f} < {t:.2f}" if side_long else f"{t:.2f} < {e:.2f} < {s:.2f}"
-        add("bracket", i, bracket_ok, f"{'long' if side_long else 'short'} {order}, size {w:.4f} > 0 {_ok(bracket_ok)}")
-
-        passed = _at_most(w, c.max_single_trade_pct)
-        add("max_single_trade_pct", i, passed, _cmp(w, c.max_single_trade_pct, passed, True, 4), w, c.max_single_trade_pct)
-
-        if bracket_ok:
-            rr = risk_reward(side_long, e, s, t)
-            passed = _at_least(rr, c.min_risk_reward)
-            if side_long:
-                text = f"({t:.2f}-{e:.2f})/({e:.2f}-{s:.2f}) = {t - e:.2f}/{e - s:.2f} = "
-            else:
-                text = f"({e:.2f}-{t:.2f})/({s:.2f}-{e:.2f}) = {e - t:.2f}/{s - e:.2f} = "
-            add("min_risk_reward", i, passed, text + _cmp(rr, c.min_risk_reward, passed, False, 2), rr, c.min_risk_reward)
-
-            if c.min_stop_atr_multiple is not None:
-                known = atrs.get(a.symbol)
-                if known is None:
-                    add("min_stop_atr_multiple", i, False, f"no ATR known for {a.symbol}, cannot verify FAIL",
-                        None, c.min_stop_atr_multiple)
-                else:
-                    need = c.min_stop_atr_multiple * known
-                    distance = abs(e - s)
-                    passed = _at_least(distance, need)
-                    add("min_stop_atr_multiple", i, passed,
-                        f"|{e:.2f}-{s:.2f}| = {distance:.2f} vs {c.min_stop_atr_multiple:.2f}x{known:.2f} = "
-                        + _cmp(distance, need, passed, False, 2), distance, need)
-
+        _entry_checks(checks, i, a, side_long, c, atrs.get(a.symbol))
+        w = a.size_pct
         positions[a.symbol] = positions.get(a.symbol, 0.0) + (w if side_long else -w)
         entry_of_symbol.setdefault(a.symbol, i)
-        if e > 0:  # an entry at or below zero already fails its bracket; it has no risk fraction
-            risk_terms.append((w, e, s))
+        if a.entry_price > 0:  # an entry at or below zero already fails its bracket; it has no risk fraction
+            risk_terms.append((w, a.entry_price, a.stop_loss))
 
-    if not entry_of_symbol:
-        return _decide(checks, c)
+    if entry_of_symbol:
+        _book_checks(checks, c, portfolio, before, positions, entry_of_symbol, risk_terms)
 
+
+def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
+    """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
+    e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
+    bracket_ok = _valid_bracket(side_long, e, s, t, w)
+    checks.add("bracket", i, bracket_ok, lambda: (
+        f"{'long' if side_long else 'short'} {f'{s:.2f} < {e:.2f} < {t:.2f}' if side_long else f'{t:.2f} < {e:.2f} < {s:.2f}'}"
+        f", size {w:.4f} > 0 {_ok(bracket_ok)}"))
+
+    limit = c.max_single_trade_pct
+    size_ok = _at_most(w, limit)
+    checks.add("max_single_trade_pct", i, size_ok, lambda: _cmp(w, limit, size_ok, True, 4), w, limit)
+    if not bracket_ok:
+        return
+
+    rr = risk_reward(side_long, e, s, t)
+    least = c.min_risk_reward
+    rr_ok = _at_least(rr, least)
+    checks.add("min_risk_reward", i, rr_ok, lambda: (
+        (f"({t:.2f}-{e:.2f})/({e:.2f}-{s:.2f}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
+         f"({e:.2f}-{t:.2f})/({s:.2f}-{e:.2f}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, 2)),
+        rr, least)
+
+    multiple = c.min_stop_atr_multiple
+    if multiple is None:
+        return
+    if known is None:
+        checks.add("min_stop_atr_multiple", i, False, lambda: f"no ATR known for {a.symbol}, cannot verify FAIL",
+                   None, multiple)
+        return
+    need = multiple * known
+    distance = abs(e - s)
+    far_ok = _at_least(distance, need)
+    checks.add("min_stop_atr_multiple", i, far_ok, lambda: (
+        f"|{e:.2f}-{s:.2f}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, 2)),
+        distance, need)
+
+
+def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: dict[str, float],
+                 positions: dict[str, float], entry_of_symbol: dict[str, int],
+                 risk_terms: list[tuple[float, float, float]]) -> None:
+    """The checks of the book after every action: each entered position, open positions, leverage, and the
+    risk to the new stops against today's loss and the drawdown."""
     for symbol, i in entry_of_symbol.items():
         # The position after all actions: an entry then an exit of the same symbol leaves none.
         after = positions.get(symbol, 0.0)
-        old, new = before.get(symbol, 0.0), after - before.get(symbol, 0.0)
+        old = before.get(symbol, 0.0)
         size = abs(after)
         passed = _at_most(size, c.max_position_pct)
-        add("max_position_pct", i, passed, f"{symbol} |{old:+.4f} {new:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, 4),
+        checks.add("max_position_pct", i, passed, lambda: (
+            f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, 4)),
             size, c.max_position_pct)
 
     held = sorted(sym for sym, size in positions.items() if abs(size) > TOLERANCE)
-    passed = len(held) <= c.max_open_positions
-    add("max_open_positions", None, passed,
-        f"{len(held)} held ({', '.join(held) or 'none'}) {'<=' if passed else '>'} {c.max_open_positions} {_ok(passed)}",
+    room_ok = len(held) <= c.max_open_positions
+    checks.add("max_open_positions", None, room_ok, lambda: (
+        f"{len(held)} held ({', '.join(held) or 'none'}) {'<=' if room_ok else '>'} {c.max_open_positions} {_ok(room_ok)}"),
         len(held), c.max_open_positions)
 
     leverage = sum(abs(size) for size in positions.values())
-    passed = _at_most(leverage, c.max_leverage)
-    terms = " + ".join(f"{abs(positions[sym]):.4f}" for sym in held) or "0"
-    add("max_leverage", None, passed, f"sum |position| = {terms} = " + _cmp(leverage, c.max_leverage, passed, True, 4),
-        leverage, c.max_leverage)
+    leverage_ok = _at_most(leverage, c.max_leverage)
+    checks.add("max_leverage", None, leverage_ok, lambda: (
+        f"sum |position| = {' + '.join(f'{abs(positions[sym]):.4f}' for sym in held) or '0'} = "
+        + _cmp(leverage, c.max_leverage, leverage_ok, True, 4)), leverage, c.max_leverage)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
-    risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
-
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
-    passed = _at_most(daily, c.max_daily_loss_pct)
-    add("max_daily_loss_pct", None, passed,
-        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
-        f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, passed, True, 6),
+    daily_ok = _at_most(daily, c.max_daily_loss_pct)
+    checks.add("max_daily_loss_pct", None, daily_ok, lambda: (
+        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {_risk_text(risk_terms)} = "
+        f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, 6)),
         daily, c.max_daily_loss_pct)
 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
     drawdown = drawn + at_risk
-    passed = _at_most(drawdown, c.max_drawdown_pct)
-    add("max_drawdown_pct", None, passed,
-        f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
-        f"{drawn:.6f} + {at_risk:.6f} = " + _cmp(drawdown, c.max_drawdown_pct, passed, True, 6),
+    drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
+    checks.add("max_drawdown_pct", None, drawdown_ok, lambda: (
+        f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {_risk_text(risk_terms)} = "
+        f"{drawn:.6f} + {at_risk:.6f} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, 6)),
         drawdown, c.max_drawdown_pct)
 
-    return _decide(checks, c)
 
-
-def _decide(checks: list[dict], constraints: Constraints) -> Verdict:
-    violations = list(dict.fromkeys(ch["constraint"] for ch in checks if not ch["passed"]))
-    if any(v in constraints.abort_on_violations for v in violations):
-        decision = "ABORT"
-    elif violations:
-        decision = "REJECT"
-    else:
-        decision = "APPROVE"
-    return Verdict.model_validate({"decision": decision, "violations": violations, "checks": checks, "feedback": ""})
+def _risk_text(risk_terms: list[tuple[float, float, float]]) -> str:
+    return " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
