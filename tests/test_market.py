@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import market
+from core import market, snapshot
 from core.market import MarketDataError, load_bars, validate_bars, world_state
 from core.exchange.schema import ET
 from tests.support.bars import frame
@@ -90,7 +90,7 @@ def test_a_universe_symbol_is_served_offline_with_the_values_as_shipped():
     row = bars.frame.loc[pd.Timestamp(f"{day[:4]}-{day[4:6]}-{day[6:]}", tz=ET)]
     assert list(row) == [float(opened), float(high), float(low), float(close), float(volume)]
     pd.testing.assert_frame_equal(load_bars("AMZN", online=False).frame,  # AMZN.csv is the set's AMZN rows
-                                  market._set_bars(market._set("sp500-2009")["AMZN"], "AMZN"), check_freq=False)
+                                  snapshot._set_bars(snapshot.shipped_set("sp500-2009")["AMZN"], "AMZN"), check_freq=False)
 
 
 def test_the_bokeh_set_is_served_split_adjusted_from_its_own_adjusted_close():

@@ -14,7 +14,8 @@ import pandas as pd
 
 from core.exchange.errors import InvalidInput, MarketDataError
 from core.exchange.schema import WorldState, normalise_symbol
-from core.market import MIN_HISTORY, Bars, _world, indicators, load_bars, validate_bars
+from core.market import Bars, load_bars, validate_bars
+from core.world import MIN_HISTORY, _world, indicators
 
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 
