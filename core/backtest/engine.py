@@ -174,8 +174,13 @@ class Backtest:
         if stored:  # the call of earlier versions, run(store, progress, ...): say where it went, not run unstored
             raise TypeError("Backtest.run() takes no store: core.backtest.job.run_stored(test, store, progress, "
                             "cancel, stop_after) keeps a run in the journal")
-        run = _Run(self, decided or {}, events, exchange or run_exchange_sync)
+        run = self.runner(decided=decided, events=events, exchange=exchange)
         return run.result(run.play(progress, cancel, stop_after))
+
+    def runner(self, *, decided: Mapping | None = None, events=None, exchange: Exchange | None = None) -> _Run:
+        """The run as state, played a slice at a time (core.backtest.job.StoredRun): each `play(progress,
+        cancel, stop_after)` carries on from the first day not simulated yet; `result(status)` ends it."""
+        return _Run(self, decided or {}, events, exchange or run_exchange_sync)
 
 
 class _Run:
@@ -197,7 +202,9 @@ class _Run:
         self.new = 0  # days with a decision taken now, not replayed
 
     def play(self, progress, cancel, stop_after) -> str:
-        for n, day in enumerate(self.calendar):
+        self.new = 0  # stop_after counts the days this call decides
+        for n in range(len(self.equity_points) - 1, len(self.calendar)):  # an equity point per day simulated
+            day = self.calendar[n]
             if cancel is not None and cancel():
                 return "cancelled"
             todays = [f for f in self.test.feeds if day in f.row]
