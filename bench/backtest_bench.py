@@ -19,7 +19,7 @@ from core import market
 from core.backtest import engine as backtest
 from core.backtest import job
 from core.backtest.feed import Feed
-from core.backtest.job import slice_days
+from core.backtest.job import StoredRun, slice_days
 
 SYMBOLS = ("AMZN", "MSFT", "TSLA", "BTC-USD")
 PORTFOLIO = ["AAPL", "IBM", "MSFT", "GOOG"]  # in core.market's "stocks-2000-2013" set
@@ -83,8 +83,8 @@ def _portfolio(start: date, end: date, repeats: int) -> tuple[float, int, int]:
 def _page_year() -> tuple[float, int]:
     """The Backtest page's four-symbol year, click to metrics, without the browser: a stored run advanced
     a slice of new days at a time (the page's house slice) until it finishes; the seconds and the slices.
-    As pages/backtest.py does: the bars loaded per symbol, laid out in one Feed on the first slice, and
-    a Backtest of that Feed per slice."""
+    As pages/backtest.py does: the bars loaded per symbol, laid out in one Feed, and one StoredRun that
+    each slice advances."""
     start, end = date(2012, 1, 3), date(2012, 12, 31)
     rules = core.load_preset("moderate").model_copy(update={"allowed_symbols": PORTFOLIO})
     spec = core.BacktestSpec(symbols=PORTFOLIO, start=start, end=end, presets=[("moderate", rules)])
@@ -93,10 +93,10 @@ def _page_year() -> tuple[float, int]:
     slices = 0
     with tempfile.TemporaryDirectory() as tmp:
         store = core.Store(Path(tmp) / "page.db")
-        status = "paused"
-        while status == "paused":
-            test = core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), feed=feed)
-            status = job.run_stored(test, store, stop_after=slice_days("house")).status
+        run = StoredRun(core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), feed=feed), store)
+        result = None
+        while result is None:
+            result = run.advance(stop_after=slice_days("house"))
             slices += 1
     return time.perf_counter() - began, slices
 

@@ -17,7 +17,7 @@ from core.backtest import result as metrics  # noqa: E402
 from core import exports  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.feed import Feed  # noqa: E402
-from core.backtest.job import past_runs, reopen_backtest, run_stored, slice_days  # noqa: E402
+from core.backtest.job import StoredRun, past_runs, reopen_backtest, slice_days  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
 from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
@@ -174,22 +174,23 @@ def advance() -> None:
         st.error("The API key was cleared: the backtest stopped. Days already decided are kept.")
         finish(job, cancelled=True)
         return
-    player, coach = agents_for(spec)
 
     def progress(n, total, day):
         bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
 
     try:
-        test = backtest.Backtest(one, player, coach, feed=feed_of(job))
-        result = run_stored(test, store, progress, stop_after=slice_days(spec.agents))
+        if "run" not in job:  # the preset's first slice: its stored days are read once, its state kept for the next
+            job["run"] = StoredRun(backtest.Backtest(one, *agents_for(spec), feed=feed_of(job)), store)
+            job["current"] = job["run"].test.run_key
+            store.save_backtest_job(job["job_key"], spec.model_dump(mode="json"), [*job["keys"], job["current"]])
+        result = job["run"].advance(progress, stop_after=slice_days(spec.agents))
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))
         state.pop(session.BT_JOB, None)
         return
-    job["current"] = result.run_key
-    store.save_backtest_job(job["job_key"], spec.model_dump(mode="json"), [*job["keys"], result.run_key])
-    if result.status == "paused":
-        return  # the next run (the fragment's timer, or any rerun) carries on from the store
+    if result is None:
+        return  # paused: the next run (the fragment's timer, or any rerun) carries on where this slice stopped
+    del job["run"]
     state.setdefault(session.BT_RESULTS, {})[result.run_key] = result
     job["keys"].append(result.run_key)
     job["index"] += 1

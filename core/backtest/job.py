@@ -148,26 +148,56 @@ def run(test: Backtest, store=None, progress: Progress | None = None, cancel: Ca
     return run_stored(test, store, progress, cancel, stop_after)
 
 
+class StoredRun:
+    """A run with the journal at its edge, played a slice at a time by one process (the Backtest page): its
+    stored days are read once and its state (book, curve, rows) carries over from slice to slice, so a slice
+    simulates only its own days. Each new decision is written before its day is simulated, so a crash or a
+    closed tab loses no decided day: another StoredRun, or run_stored, resumes from them."""
+
+    def __init__(self, test: Backtest, store):
+        from core.journal.record import run_exchange_sync as recorded
+
+        self.test, self.store = test, store
+        stored = store.backtest_days(test.run_key)
+        decided = {(date.fromisoformat(day), symbol): _decision(row) for (day, symbol), row in stored.items()
+                   if row["outcome"] not in RETRY_OUTCOMES}
+        _start(test, store, days_done=len({day for day, _ in stored}))
+
+        def write(event: Decided) -> None:
+            store.save_backtest_day(_row(test.run_key, event))
+
+        exchange = (lambda *args, **kw: recorded(*args, store=store, **kw)) if test.record_exchanges else None
+        self._run = test.runner(decided=decided, events=write, exchange=exchange)
+
+    def play(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+             stop_after: int | None = None) -> str:
+        """Simulate on from the first day not simulated yet (see Backtest.run); the status it stopped with."""
+        return self._run.play(progress, cancel, stop_after)
+
+    def result(self, status: str) -> BacktestResult:
+        """The result as far as it got, its row stored with the metrics. It ends the run: what is open is closed."""
+        result = self._run.result(status)
+        self.store.finish_backtest(self.test.run_key, result.status, len(result.equity) - 1,
+                                   {k: plain(v) for k, v in result.metrics.items()})
+        return result
+
+    def advance(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                stop_after: int | None = None) -> BacktestResult | None:
+        """One slice: play on; None while paused (the row says how far it got), else the result."""
+        status = self.play(progress, cancel, stop_after)
+        if status != "paused":
+            return self.result(status)
+        # no metrics yet: nothing reads a paused run's, and computing them would close its open positions
+        self.store.pause_backtest(self.test.run_key, len(self._run.equity_points) - 1)
+        return None
+
+
 def run_stored(test: Backtest, store, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                stop_after: int | None = None) -> BacktestResult:
     """Run `test` with the journal at its edge: the days it already decided are replayed, each new
     decision is written before its day is simulated, and the run's row says where it stands after."""
-    from core.journal.record import run_exchange_sync as recorded
-
-    stored = store.backtest_days(test.run_key)
-    decided = {(date.fromisoformat(day), symbol): _decision(row) for (day, symbol), row in stored.items()
-               if row["outcome"] not in RETRY_OUTCOMES}
-    _start(test, store, days_done=len({day for day, _ in stored}))
-
-    def write(event: Decided) -> None:
-        store.save_backtest_day(_row(test.run_key, event))
-
-    exchange = (lambda *args, **kw: recorded(*args, store=store, **kw)) if test.record_exchanges else None
-    result = test.run(progress=progress, cancel=cancel, stop_after=stop_after, decided=decided, events=write,
-                      exchange=exchange)
-    store.finish_backtest(test.run_key, result.status, len(result.equity) - 1,
-                          {k: plain(v) for k, v in result.metrics.items()})
-    return result
+    run = StoredRun(test, store)
+    return run.result(run.play(progress, cancel, stop_after))
 
 
 def _start(test: Backtest, store, days_done: int) -> None:

@@ -56,6 +56,13 @@ class Backtests(StoreFile):
                        [status, _now(), days_done, json.dumps(metrics), run_key])
 
     @named_errors
+    def pause_backtest(self, run_key: str, days_done: int) -> None:
+        """Record how far a backtest paused between two slices has run (its metrics wait for its end)."""
+        with self._write() as db:
+            db.execute("update backtests set status = 'paused', updated = ?, days_done = ? where run_key = ?",
+                       [_now(), days_done, run_key])
+
+    @named_errors
     def set_backtest_status(self, run_key: str, status: str) -> None:
         """Mark a stored backtest (say cancelled by the user: its decided days stay, rerunning it resumes)."""
         with self._write() as db:
