@@ -39,7 +39,7 @@ import pandas as pd
 from core.backtest import result as metrics
 from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
 from core.backtest.feed import WARMUP_CALENDAR_DAYS, Feed, SymbolFeed, backtest_bars  # noqa: F401 (re-exported)
-from core.backtest.limits import block, blocks_of, limit_rows
+from core.backtest.limits import block, blocks_of, limit_table
 from core.backtest.result import BacktestResult, plain  # noqa: F401 (re-exported: core.BacktestResult)
 from core.backtest.spec import DEPTHS, BacktestSpec, Costs  # noqa: F401 (DEPTHS re-exported for the page)
 from core.exchange.errors import InvalidInput
@@ -359,7 +359,6 @@ class _Run:
         returns = metrics.daily_returns(equity)
         sources = dict.fromkeys(f.loaded.source for f in t.feeds)
         note = t.feeds[0].loaded.note if len(t.feeds) == 1 else "; ".join(f"{f.symbol}: {f.loaded.note}" for f in t.feeds)
-        blocks = limit_rows(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran[-1] if ran else None)
         return BacktestResult(
             symbols=t.symbols, start=t.start, end=t.end, run_key=t.run_key, preset=t.preset, status=status,
             source=", ".join(sources), note=note, settings=t.settings,
@@ -368,7 +367,7 @@ class _Run:
             walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
             by_regime=metrics.by_regime(days, returns, trades, periods),
             by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
-            limits=metrics.limits(blocks, equity),
+            limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
             bars=bars, periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds), spec=t.spec,
         )
 

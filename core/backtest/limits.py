@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from core.backtest.book import Book, side_of
@@ -18,7 +19,7 @@ from core.backtest.feed import SymbolFeed
 from core.backtest.spec import Costs
 from core.exchange.schema import BEFORE_ROUND_ONE, Action
 
-BLOCK_COLUMNS = ["day", "symbol", "constraint", "kind", "blocked", "missed_pnl"]
+LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days", "missed_pnl"]
 
 
 def block(day: date, symbol: str, constraint: str, kind: str, entry: Action | None, equity: float,
@@ -45,15 +46,39 @@ def blocks_of(day: date, symbol: str, decision, equity: float) -> list[dict]:
     return out
 
 
-def limit_rows(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, last: date | None) -> pd.DataFrame:
-    """The limits' rows, each blocked entry with what it would have made by `last` (`missed_pnl`)."""
-    missed = {}
+def limit_table(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, days: list[date],
+                equity: list[float]) -> pd.DataFrame:
+    """Which limits bound and what they cost, a row per constraint or breaker that acted: proposals it
+    rejected, exchanges it aborted, approved entries it refused at the fill re-check, the days on which
+    it kept an entry out of the book, the book's P&L on those days, and `missed_pnl`: what the entries
+    it kept out would have made by the last day run (positive: the rule cost money; negative: it saved some).
+
+    `blocks` are the rows `block` made, in the order they happened; `days` the days run and `equity` the
+    book at the close before the first of them and after each."""
+    if not blocks:
+        return pd.DataFrame(columns=LIMIT_COLUMNS, dtype=float)
+    pnl = dict(zip(days, np.diff(np.asarray(equity, dtype=float))))
+    missed: dict[tuple, float] = {}  # per (day, symbol): what the entry kept out would have made
+    tallies: dict[str, dict] = {}  # per constraint, in the order each first acted
     for b in blocks:
         key = (b["day"], b["symbol"])
         if b["blocked"] and b["entry"] is not None and key not in missed and b["entry"].symbol == b["symbol"]:
-            missed[key] = what_if(feeds[b["symbol"]], b["day"], b["entry"], b["equity"], last, costs)
-    rows = [{**b, "missed_pnl": missed.get((b["day"], b["symbol"]), 0.0) if b["blocked"] else 0.0} for b in blocks]
-    return pd.DataFrame(rows, columns=BLOCK_COLUMNS)
+            missed[key] = what_if(feeds[b["symbol"]], b["day"], b["entry"], b["equity"], days[-1], costs)
+        tally = tallies.setdefault(b["constraint"], {"rejected": 0, "aborted": 0, "unfilled": 0, "kept_out": {}})
+        tally[b["kind"]] += 1
+        if b["blocked"]:
+            tally["kept_out"].setdefault(key, None)
+    rows = {}
+    for constraint, tally in tallies.items():
+        kept_out = tally.pop("kept_out")
+        blocked_days = sorted({day for day, _ in kept_out})
+        rows[constraint] = {
+            **tally, "days_blocked": len(blocked_days),
+            "pnl_on_blocked_days": float(sum(pnl.get(d, 0.0) for d in blocked_days)),
+            "missed_pnl": float(np.array([missed.get(k, 0.0) for k in kept_out], dtype=float).sum()),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=LIMIT_COLUMNS)
+    return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)
 
 
 def what_if(feed: SymbolFeed, day: date, entry: Action, equity: float, last: date, costs: Costs) -> float:
