@@ -94,7 +94,7 @@ class Book:
 
     def close_all(self, day: date, marks: dict[str, float], reason: str = "end of test") -> None:
         """Close every open trade at its symbol's mark (the end of a test)."""
-        for symbol in {t.symbol for t in self.open}:
+        for symbol in dict.fromkeys(t.symbol for t in self.open):  # in the order they were entered, every run alike
             self._exit(symbol, day, lambda t: (marks[t.symbol], reason))
 
     def _exit(self, symbol: str, day: date, rule: Callable[[Trade], tuple[float, str] | None]) -> list[str]:
