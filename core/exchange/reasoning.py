@@ -52,7 +52,9 @@ _BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
 _LIMIT_WORDS = (r"min|minimum|max|maximum|limit|cap|threshold|allowed|required|at\s+least|at\s+most|above|below|"
                 r"over|under|within|inside|exceeds?|more\s+than|less\s+than|vs\.?|versus|floor|ceiling|budget|preset|rule")
 _KEYWORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
-    r"\b(?:(?P<name>[a-z]+[0-9]*(?:_[a-z0-9]+)+)"  # a constraint name (min_risk_reward): the limit, not the trade
+    # A constraint name (min_risk_reward) is the limit, not the trade. Tried at every word: letters and digits are
+    # taken for good (++, *+), as giving one back would put a letter or digit where it needs "_".
+    r"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)"
     r"|(?P<ratio>r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|ratio|payoff)"
     r"|(?P<stop>stop(?:[\s-]*loss)?|stopped)"
     r"|(?P<target>target|take[\s-]*profit|tp|profit\s+target|objective)"
@@ -79,7 +81,10 @@ _PAIR_WORDS = (":", "to", "-to-")
 _TICKER = re.compile(r"\s+(?:(?:in|on|the)\s+)?(?P<sym>[A-Z][A-Z0-9]{0,5}(?:[.=-][A-Z0-9]{1,4})?)\b(?![a-z])")
 _NOT_TICKERS = {"I", "A", "R", "RR", "ATR", "SMA", "EMA", "ET", "USD", "VWAP", "ETF", "NY", "AM", "PM", "OK", "TP", "SL",
                 "APPROVE", "REJECT", "ABORT", "THE", "AND", "AT", "ON", "IN", "WITH", "STOP", "TARGET"}
-_SIDE = re.compile(r"\b(?P<side>long|short|shorting|buy|buying|sell\s+short|selling\s+short)\b(?!-)", re.IGNORECASE)
+# long|short|shorting|buy|buying|sell short|selling short, starting a word: the first letter is matched first and
+# the word start checked from there, so re skips every character but l, s and b without trying a match.
+_SIDE = re.compile(r"(?P<side>[lsb](?<!\w.)(?:(?<=l)ong|(?<=s)(?:hort|horting|ell\s+short|elling\s+short)|(?<=b)(?:uy|uying)))"
+                   r"\b(?!-)", re.IGNORECASE)
 _SIDE_BEFORE = re.compile(r"(?:(?P<neg>\b(?:not|no|never|don't|won't|avoid|instead\s+of|rather\s+than)\s+(?:\w+\s+)?)"
                           r"|(?P<verb>\b(?:go|going|enter|entering|open|opening|get|getting|initiate)\s+(?:a\s+)?))$",
                           re.IGNORECASE)
@@ -136,7 +141,7 @@ def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
-_ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords", "side"))
+_ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords"))
                     for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
 
