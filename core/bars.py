@@ -69,6 +69,36 @@ def validate_bars(frame: pd.DataFrame, symbol: str = "bars", *, ohlc: bool = Fal
                               f"(need {', '.join(COLUMNS)})")
     if frame.empty:
         raise MarketDataError(f"{symbol}: no bars")
+    index = _days(frame, symbol)
+    # Checked as numpy arrays, column by column in the order of the messages: every backtest
+    # validates its bars, and pandas' per-column operations cost more than the checks themselves.
+    columns = {column: _numbers(frame[column], symbol, column, index) for column in COLUMNS}
+    for column in PRICES:
+        values = columns[column]
+        if (values <= 0).any():
+            i = int(np.argmax(values <= 0))
+            raise MarketDataError(f"{symbol}: non-positive {column} {values[i]:g} on {index[i].date()}")
+        if (values > MAX_PRICE).any():
+            i = int(np.argmax(values > MAX_PRICE))
+            raise MarketDataError(f"{symbol}: {column} {values[i]:g} on {index[i].date()} is above "
+                                  f"the largest price taken ({MAX_PRICE:g})")
+    if (columns["Volume"] < 0).any():
+        raise MarketDataError(f"{symbol}: negative Volume on {index[int(np.argmax(columns['Volume'] < 0))].date()}")
+    high, low = columns["High"], columns["Low"]
+    if (high < low).any():
+        i = int(np.argmax(high < low))
+        raise MarketDataError(f"{symbol}: High {high[i]:g} below Low {low[i]:g} on {index[i].date()}")
+    for column in ("Open", "Close") if ohlc else ():
+        outside = (columns[column] > high) | (columns[column] < low)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise MarketDataError(f"{symbol}: {column} {columns[column][i]:g} on {index[i].date()} is outside "
+                                  f"that day's Low {low[i]:g} .. High {high[i]:g}")
+    return pd.DataFrame(columns, index=index)
+
+
+def _days(frame: pd.DataFrame, symbol: str) -> pd.DatetimeIndex:
+    """The frame's index as ET dates, unique and in order."""
     try:
         index = pd.DatetimeIndex(frame.index)
     except (TypeError, ValueError):
@@ -84,44 +114,21 @@ def validate_bars(frame: pd.DataFrame, symbol: str = "bars", *, ohlc: bool = Fal
     if not index.is_monotonic_increasing:
         where = int(np.argmax(np.diff(index.asi8) < 0)) + 1
         raise MarketDataError(f"{symbol}: dates not in order: {index[where].date()} comes after {index[where - 1].date()}")
-    out = frame.loc[:, list(COLUMNS)].copy()
-    out.index = index
-    for column in COLUMNS:
-        try:
-            out[column] = pd.to_numeric(out[column]).astype(float)
-        except (TypeError, ValueError):
-            raise MarketDataError(f"{symbol}: column {column} is not numeric") from None
-        bad = out[column].isna()
-        if bad.any():
-            raise MarketDataError(f"{symbol}: NaN in {column} on {out.index[bad.argmax()].date()}")
-        values = out[column].to_numpy()
-        if not np.isfinite(values).all():
-            raise MarketDataError(f"{symbol}: infinite {column} on {out.index[(~np.isfinite(values)).argmax()].date()}")
-    for column in PRICES:
-        bad = out[column] <= 0
-        if bad.any():
-            i = bad.argmax()
-            raise MarketDataError(f"{symbol}: non-positive {column} {out[column].iloc[i]:g} on {out.index[i].date()}")
-        bad = out[column] > MAX_PRICE
-        if bad.any():
-            i = bad.argmax()
-            raise MarketDataError(f"{symbol}: {column} {out[column].iloc[i]:g} on {out.index[i].date()} is above "
-                                  f"the largest price taken ({MAX_PRICE:g})")
-    bad = out["Volume"] < 0
-    if bad.any():
-        raise MarketDataError(f"{symbol}: negative Volume on {out.index[bad.argmax()].date()}")
-    bad = out["High"] < out["Low"]
-    if bad.any():
-        i = bad.argmax()
-        raise MarketDataError(f"{symbol}: High {out['High'].iloc[i]:g} below Low {out['Low'].iloc[i]:g} on {out.index[i].date()}")
-    if ohlc:
-        for column in ("Open", "Close"):
-            bad = (out[column] > out["High"]) | (out[column] < out["Low"])
-            if bad.any():
-                i = bad.argmax()
-                raise MarketDataError(f"{symbol}: {column} {out[column].iloc[i]:g} on {out.index[i].date()} is outside "
-                                      f"that day's Low {out['Low'].iloc[i]:g} .. High {out['High'].iloc[i]:g}")
-    return out
+    return index
+
+
+def _numbers(column: pd.Series, symbol: str, name: str, index: pd.DatetimeIndex) -> np.ndarray:
+    """One column as finite floats (a copy: the caller's frame is never changed)."""
+    try:
+        values = np.array(column.to_numpy(dtype=float) if column.dtype == np.float64
+                          else pd.to_numeric(column).astype(float).to_numpy())
+    except (TypeError, ValueError, AttributeError):  # AttributeError: a name given twice is a frame, not a column
+        raise MarketDataError(f"{symbol}: column {name} is not numeric") from None
+    if np.isnan(values).any():
+        raise MarketDataError(f"{symbol}: NaN in {name} on {index[int(np.argmax(np.isnan(values)))].date()}")
+    if not np.isfinite(values).all():
+        raise MarketDataError(f"{symbol}: infinite {name} on {index[int(np.argmax(~np.isfinite(values)))].date()}")
+    return values
 
 
 def read_bars_csv(path: Path, symbol: str) -> pd.DataFrame:
