@@ -28,19 +28,11 @@ state = st.session_state
 store = session.store()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def bars_for(symbol: str, start, end) -> market.Bars:
-    """The bars of a backtest, with the warm-up before `start` (cache, yfinance, then the snapshot)."""
-    return backtest.backtest_bars(symbol, start, end)
-
-
-def feed_of(job: dict) -> Feed:
-    """The job's bars, laid out once on its first slice: every later slice and each preset reads the same Feed."""
-    if "feed" not in job:
-        spec = job["spec"]
-        job["feed"] = Feed.load(spec.symbols, spec.start, spec.end,
-                                {s: bars_for(s, spec.start, spec.end) for s in spec.symbols})
-    return job["feed"]
+@st.cache_resource(show_spinner=False, max_entries=8)
+def feed_for(symbols: tuple[str, ...], start, end) -> Feed:
+    """A book's bars with the warm-up before `start` (cache, yfinance, then the snapshot), laid out once for
+    every slice, preset and later run of the same book; the engine only reads a Feed, so runs share it."""
+    return Feed.load(list(symbols), start, end)
 
 
 def agents_for(spec: BacktestSpec):
@@ -180,7 +172,8 @@ def advance() -> None:
 
     try:
         if "run" not in job:  # the preset's first slice: its stored days are read once, its state kept for the next
-            job["run"] = StoredRun(backtest.Backtest(one, *agents_for(spec), feed=feed_of(job)), store)
+            feed = feed_for(tuple(spec.symbols), spec.start, spec.end)
+            job["run"] = StoredRun(backtest.Backtest(one, *agents_for(spec), feed=feed), store)
             job["current"] = job["run"].test.run_key
             store.save_backtest_job(job["job_key"], spec.model_dump(mode="json"), [*job["keys"], job["current"]])
         result = job["run"].advance(progress, stop_after=slice_days(spec.agents))
