@@ -105,7 +105,7 @@ class Usage(BaseModel):
         return self.input + self.output + self.cache_read + self.cache_write
 
     def __add__(self, other: Usage) -> Usage:
-        if other == NO_USAGE:
+        if other is NO_USAGE or other == NO_USAGE:  # the common case, without pydantic's __eq__
             return self
         return Usage(
             input=self.input + other.input,

@@ -222,7 +222,8 @@ class HousePlayer:
 
         actions = self._maybe_flawed(world, c, p, self._ideal(world, c, p, trend == "up"))
         trade = actions[0]
-        said.append(describe(trade)[0].upper() + describe(trade)[1:] + ".")
+        words = describe(trade)
+        said.append(words[0].upper() + words[1:] + ".")
         cap, binding = _largest_size(c, p, world.symbol, trade.entry_price, trade.stop_loss)
         if trade.size_pct == cap:
             said.append(f"That is the most {binding} allows.")

@@ -7,7 +7,6 @@ round as it ends), so an exchange that dies half-way is still on record with wha
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import uuid
@@ -221,13 +220,21 @@ def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[st
 def _snapshot(model):
     """A copy the caller's later changes cannot reach: these models hold only immutable values and flat
     lists or dicts of them, so copying those containers is enough (a deep copy cost ~10x more per
-    exchange: a backtest makes thousands)."""
-    copied = copy.copy(model)  # pydantic's __copy__: a new __dict__ holding the same values
-    values = copied.__dict__
+    exchange: a backtest makes thousands). What pydantic's __copy__ does, at half its cost."""
+    values = model.__dict__.copy()
     for name, value in values.items():
-        if isinstance(value, (list, dict)):
-            values[name] = copy.copy(value)  # same keys: the dict's size does not change while it is walked
+        if type(value) is list or type(value) is dict:
+            values[name] = value.copy()  # same keys: the dict's size does not change while it is walked
+    copied = _new(type(model))
+    _set(copied, "__dict__", values)
+    _set(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__.copy())
+    extra, private = model.__pydantic_extra__, getattr(model, "__pydantic_private__", None)
+    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
+    _set(copied, "__pydantic_private__", None if private is None else dict(private))
     return copied
+
+
+_new, _set = object.__new__, object.__setattr__
 
 
 def run_exchange(
@@ -374,6 +381,7 @@ def run_exchange(
 
 def run_exchange_sync(*args, **kwargs) -> Artifact:
     """Run an exchange to the end and return its artifact."""
+    kwargs.setdefault("stream", False)  # nobody sees the text events: the agents' text is drained whole
     for event in run_exchange(*args, **kwargs):
         pass
     return event.artifact

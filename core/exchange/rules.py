@@ -145,9 +145,11 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
     """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
     e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
+    # The three prices as every check of this entry writes them, written once (only when words are asked for).
+    E, S, T = (f"{e:.2f}", f"{s:.2f}", f"{t:.2f}") if checks.words else ("", "", "")
     bracket_ok = _valid_bracket(side_long, e, s, t, w)
     checks.add("bracket", i, bracket_ok, lambda: (
-        f"{'long' if side_long else 'short'} {f'{s:.2f} < {e:.2f} < {t:.2f}' if side_long else f'{t:.2f} < {e:.2f} < {s:.2f}'}"
+        f"{'long' if side_long else 'short'} {f'{S} < {E} < {T}' if side_long else f'{T} < {E} < {S}'}"
         f", size {w:.4f} > 0 {_ok(bracket_ok)}"))
 
     limit = c.max_single_trade_pct
@@ -160,8 +162,8 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     least = c.min_risk_reward
     rr_ok = _at_least(rr, least)
     checks.add("min_risk_reward", i, rr_ok, lambda: (
-        (f"({t:.2f}-{e:.2f})/({e:.2f}-{s:.2f}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
-         f"({e:.2f}-{t:.2f})/({s:.2f}-{e:.2f}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, 2)),
+        (f"({T}-{E})/({E}-{S}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
+         f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, 2)),
         rr, least)
 
     multiple = c.min_stop_atr_multiple
@@ -175,7 +177,7 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
     checks.add("min_stop_atr_multiple", i, far_ok, lambda: (
-        f"|{e:.2f}-{s:.2f}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, 2)),
+        f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, 2)),
         distance, need)
 
 
@@ -207,12 +209,14 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
         + _cmp(leverage, c.max_leverage, leverage_ok, True, 4)), leverage, c.max_leverage)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
+    # Both loss checks show the same sum: written once, and only when the words are asked for.
+    risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms) if checks.words else ""
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     daily_ok = _at_most(daily, c.max_daily_loss_pct)
     checks.add("max_daily_loss_pct", None, daily_ok, lambda: (
-        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {_risk_text(risk_terms)} = "
+        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
         f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, 6)),
         daily, c.max_daily_loss_pct)
 
@@ -220,13 +224,9 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
     drawdown = drawn + at_risk
     drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
     checks.add("max_drawdown_pct", None, drawdown_ok, lambda: (
-        f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {_risk_text(risk_terms)} = "
+        f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
         f"{drawn:.6f} + {at_risk:.6f} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, 6)),
         drawdown, c.max_drawdown_pct)
-
-
-def _risk_text(risk_terms: list[tuple[float, float, float]]) -> str:
-    return " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:

@@ -65,6 +65,7 @@ def run_exchange(world, constraints, portfolio, player, coach, store=None, strat
 
 def run_exchange_sync(*args, **kwargs) -> Artifact:
     """`core.run_exchange_sync`: run an exchange to the end (recorded in `store=` when given); its artifact."""
+    kwargs.setdefault("stream", False)  # nobody sees the text events: the agents' text is drained whole
     for event in run_exchange(*args, **kwargs):
         pass
     return event.artifact
