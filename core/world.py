@@ -40,29 +40,43 @@ def indicators(frame: pd.DataFrame) -> pd.DataFrame:
     volatility's own trailing one-year terciles), history (bars before t). Trailing windows,
     then one shift: nothing from day t or later can reach row t.
     """
-    close = frame["Close"]
-    prev_close = close.shift(1)
-    true_range = pd.concat([frame["High"] - frame["Low"], (frame["High"] - prev_close).abs(),
-                            (frame["Low"] - prev_close).abs()], axis=1).max(axis=1, skipna=False)
-    returns = np.log(close / prev_close)
-    vol20 = returns.rolling(VOL_DAYS).std() * math.sqrt(252)
-    low_cut = vol20.rolling(REGIME_DAYS, min_periods=REGIME_MIN).quantile(1 / 3)
-    high_cut = vol20.rolling(REGIME_DAYS, min_periods=REGIME_MIN).quantile(2 / 3)
-    regime = np.where(low_cut.isna() | vol20.isna(), "medium",
-                      np.where(vol20 <= low_cut, "low", np.where(vol20 >= high_cut, "high", "medium")))
-    known = pd.DataFrame({
-        "price": close,
-        "sma5": close.rolling(5).mean(),
-        "sma10": close.rolling(10).mean(),
-        "volume": frame["Volume"],
-        "atr": true_range.rolling(ATR_DAYS).mean(),
-        "vol20": vol20,
-        "regime": regime,
-    }, index=frame.index)
-    shifted = known.shift(1)
-    shifted["regime"] = shifted["regime"].fillna("medium")
-    shifted["history"] = np.arange(len(frame))
-    return shifted
+    known = known_before_open(frame)
+    return pd.DataFrame({**known, "regime": pd.array(known["regime"], dtype="str")}, index=frame.index)
+
+
+def known_before_open(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """`indicators` as arrays, a row per bar (what a backtest reads a day at a time)."""
+    # The windows are pandas' rolling functions, the glue around them numpy: the same numbers,
+    # without a frame built and shifted for every backtest.
+    close, high, low = (frame[c].to_numpy(dtype=float) for c in ("Close", "High", "Low"))
+    prev_close = _shifted(close)
+    true_range = np.stack([high - low, np.abs(high - prev_close), np.abs(low - prev_close)], axis=1).max(axis=1)
+    vol20 = _rolling(np.log(close / prev_close), VOL_DAYS).std().to_numpy() * math.sqrt(252)
+    window = _rolling(vol20, REGIME_DAYS, REGIME_MIN)
+    low_cut, high_cut = window.quantile(1 / 3).to_numpy(), window.quantile(2 / 3).to_numpy()
+    regime = np.where(np.isnan(low_cut) | np.isnan(vol20), "medium",
+                      np.where(vol20 <= low_cut, "low", np.where(vol20 >= high_cut, "high", "medium"))).astype(object)
+    return {
+        "price": prev_close,
+        "sma5": _shifted(_rolling(close, 5).mean().to_numpy()),
+        "sma10": _shifted(_rolling(close, 10).mean().to_numpy()),
+        "volume": _shifted(frame["Volume"].to_numpy(dtype=float)),
+        "atr": _shifted(_rolling(true_range, ATR_DAYS).mean().to_numpy()),
+        "vol20": _shifted(vol20),
+        "regime": _shifted(regime, "medium"),
+        "history": np.arange(len(frame)),
+    }
+
+
+def _rolling(values: np.ndarray, days: int, min_periods: int | None = None):
+    return pd.Series(values).rolling(days, min_periods=min_periods)
+
+
+def _shifted(values: np.ndarray, first=np.nan) -> np.ndarray:
+    """The values one bar later: row t holds t-1's, the first row `first`."""
+    out = np.empty_like(values)
+    out[1:], out[:1] = values[:-1], first
+    return out
 
 
 def world_state(symbol: str, day: date | str | pd.Timestamp, bars: pd.DataFrame | Bars, *,

@@ -15,7 +15,7 @@ import pandas as pd
 from core.exchange.errors import InvalidInput, MarketDataError
 from core.exchange.schema import WorldState, normalise_symbol
 from core.market import Bars, load_bars, validate_bars
-from core.world import MIN_HISTORY, _world, indicators
+from core.world import MIN_HISTORY, _world, known_before_open
 
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 
@@ -58,12 +58,12 @@ class SymbolFeed:
     def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> SymbolFeed:
         frame = loaded.frame
         days = frame.index.date
-        known = indicators(frame)  # row t: what is known before t's open (bars up to t-1 only)
+        known = known_before_open(frame)  # row t: what is known before t's open (bars up to t-1 only)
         if not ((days >= start) & (days <= end)).any():
             raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
                                   f"(the data has {days[0]} to {days[-1]})")
         return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
-                   *(known[c].to_numpy() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
+                   *(known[c] for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
                    *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
 
     def warm_up(self, i: int) -> str | None:
