@@ -204,17 +204,18 @@ def _numbers(t: _Text) -> list[_Number]:
     text, low, rx = t
     numbers = []
     for m in rx.figure.finditer(low):
-        whole, _, frac = m["figure"].lstrip("$").partition(".")
-        end = m.end()
-        if m["pct"]:
+        figure, pct, r = m.group("figure", "pct", "r")
+        start, end = m.span()
+        if pct:
             unit = "%"
-        elif m["r"]:
+        elif r:
             unit = "R"
         elif end < len(text) and text[end].isalpha():
             continue  # "3rd", "5min": not a quantity
         else:
             unit = ""
-        numbers.append(_Number(m.start(), end, float(f"{whole.replace(',', '')}.{frac or 0}"), len(frac), unit))
+        whole, _, frac = figure.lstrip("$").partition(".")
+        numbers.append(_Number(start, end, float(f"{whole.replace(',', '')}.{frac or 0}"), len(frac), unit))
     if _may_match(t, "words"):
         for m in rx.words.finditer(low):
             unit = rx.unit.match(low, m.end())
