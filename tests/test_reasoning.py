@@ -225,3 +225,14 @@ def test_every_number_word_holds_a_piece_its_gate_looks_for():
         assert any(piece in word for piece in reasoning._GATES["words"]), word
     assert said(check("Risk two, reward five, twenty-five percent of equity, R/R two and a half."), "risk") == [
         (2.0, 2.0, True)]
+
+
+def test_letters_that_fold_to_ascii_read_like_their_ascii_spelling():
+    """re matches 'ı', 'İ', the Kelvin sign and 'ſ' case-blind to i, k and s: a number word, a multiple or a
+    quantity found with one of them is the same claim as in plain letters (it raised KeyError before)."""
+    plain = check("Long AMZN. Then 2.00 risk; reward twice the risk; six percent of equity; ratio one point five.")
+    folded = check("Long AMZN. Then 2.00 ri\u017fk; reward tw\u0131ce the risk; \u017fix percent of equity; "
+                   "ratio one po\u0130nt f\u0131ve.")
+    assert [(c.quantity, c.said, c.ok) for c in folded.claims] == [(c.quantity, c.said, c.ok) for c in plain.claims]
+    assert [c.quantity for c in plain.claims] == ["risk", "ratio", "size", "ratio", "side"]
+    assert folded.claims[1].text == "reward tw\u0131ce the risk"  # the words as written

@@ -96,7 +96,7 @@ _HOLD = re.compile(r"(?<![\w'])(?<!no )(?<!not )(?<!don't )\b(?:hold|stand\s+asi
 
 _AT = re.compile(r"\bat\b", re.IGNORECASE)
 _RATIO_WORD = re.compile(r"\s*(?:times|r\s*/|rr|ratio|risk[\s/_-]*(?:to[\s-]*)?reward|reward)", re.IGNORECASE)
-_NAMED_AFTER = re.compile(r"\s*(stop|target|risk|reward)\b", re.IGNORECASE)
+_NAMED_AFTER = re.compile(r"\s*(?:(?P<stop>stop)|(?P<target>target)|(?P<risk>risk)|(?P<reward>reward))\b", re.IGNORECASE)
 _SIZED_BEFORE = re.compile(r"\d\s?(?:%|percent|pct)\s*$")
 _SIZED_AFTER = re.compile(r"\s+(?:at\s+)?\$?\d")
 _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))", re.IGNORECASE)
@@ -185,16 +185,25 @@ class _Number(NamedTuple):
     unit: str  # "", "%", "R"
 
 
+# The letters re matches case-blind to an ASCII one (dotted and dotless i, the Kelvin sign, the long s): a word
+# found with one of them is looked up by its ASCII spelling ("ſix" is six).
+_FOLD = str.maketrans("\u0130\u0131\u212a\u017f", "iiks")
+
+
+def _plain(word: str) -> str:
+    return word.translate(_FOLD).lower()
+
+
 def _word_number(m: re.Match) -> tuple[float, int]:
     if m["onlyhalf"]:
         return 0.5, 1
     value = 0.0
-    for part in re.split(r"[\s-]+", m["whole"].lower()):
+    for part in re.split(r"[\s-]+", _plain(m["whole"])):
         value += _WORD_VALUES[part]
     if m["half"]:
         return value + 0.5, 1
     if m["point"]:
-        digits = [str(_SMALL.index(w.lower())) for w in m["point"].split()[1:]]
+        digits = [str(_SMALL.index(_plain(w))) for w in m["point"].split()[1:]]
         return float(f"{int(value)}.{''.join(digits)}"), len(digits)
     return value, 0
 
@@ -225,7 +234,7 @@ def _numbers(t: _Text) -> list[_Number]:
                 numbers.append(_Number(m.start(), m.end(), *_word_number(m), ""))
     if _may_match(t, "multiple"):
         for m in rx.multiple.finditer(low):
-            numbers.append(_Number(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[m["times"].lower()],
+            numbers.append(_Number(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])],
                                    0, "R"))
     return sorted(numbers)
 
@@ -270,7 +279,7 @@ def _keyword_after(t: _Text, number: _Number) -> str | None:
     if rx.ratio_after.match(rest) and rx.ratio_word.match(rest):
         return "ratio"
     m = rx.named_after.match(rest)
-    return m[1].lower() if m else None
+    return m.lastgroup if m else None
 
 
 def _read_numbers(t: _Text) -> list[_Said]:
@@ -331,12 +340,12 @@ def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
         if before and before["neg"]:
             continue
         verb = bool(before and before["verb"])
-        side = "long" if m["side"].lower().startswith(("long", "buy")) else "short"
+        side = "long" if _plain(m["side"]).startswith(("long", "buy")) else "short"
         ticker = _TICKER.match(text, m.end())
         symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
         sized_before = _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
         sized_after = _SIZED_AFTER.match(text, m.end())
-        if verb or symbol or sized_before or sized_after or m["side"].lower().startswith(("buy", "sell")):
+        if verb or symbol or sized_before or sized_after or _plain(m["side"]).startswith(("buy", "sell")):
             begin = before.start() if verb else m.start()
             found.append(("side", side, symbol, text[begin:ticker.end() if symbol else m.end()].strip()))
     for m in rx.exit.finditer(low) if _may_match(t, "exit") else ():
@@ -368,10 +377,12 @@ def _candidates(quantity: str, unit: str, a: Action) -> list[tuple[float, float]
     if quantity == "ratio":
         ratio = reward / risk if risk else float("inf")
         return [(ratio, _cent_error(ratio, risk))]
-    price, distance = {"stop": (s, risk), "risk": (None, risk), "target": (t, reward), "reward": (None, reward)}[quantity]
+    distance = risk if quantity in ("stop", "risk") else reward
     if unit == "%":  # of the price, or of equity at this size
         return [(100 * distance / e, 1 / e), (100 * w * distance / e, w / e)]
-    return ([(price, 0.0)] if price is not None else []) + [(distance, 0.01)]
+    if quantity == "stop" or quantity == "target":  # a price, or a distance from the entry
+        return [(s if quantity == "stop" else t, 0.0), (distance, 0.01)]
+    return [(distance, 0.01)]
 
 
 def _compare(quantity: str, value: float, unit: str, decimals: int, entries: list[Action]) -> tuple[float | None, bool]:
