@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 from core.exchange.schema import Action, Proposal
 from core.exchange.artifact import Claim, ReasoningCheck
@@ -83,8 +83,8 @@ _NOT_TICKERS = {"I", "A", "R", "RR", "ATR", "SMA", "EMA", "ET", "USD", "VWAP", "
                 "APPROVE", "REJECT", "ABORT", "THE", "AND", "AT", "ON", "IN", "WITH", "STOP", "TARGET"}
 # long|short|shorting|buy|buying|sell short|selling short, starting a word: the first letter is matched first and
 # the word start checked from there, so re skips every character but l, s and b without trying a match.
-_SIDE = re.compile(r"(?P<side>[lsb](?<!\w.)(?:(?<=l)ong|(?<=s)(?:hort|horting|ell\s+short|elling\s+short)|(?<=b)(?:uy|uying)))"
-                   r"\b(?!-)", re.IGNORECASE)
+_SIDE = re.compile(r"(?P<side>[lsb](?<!\w.)(?:(?<=l)ong|(?<=s)(?:hort|horting|ell\s+short|elling\s+short)"
+                   r"|(?<=b)(?:uy|uying)))\b(?!-)", re.IGNORECASE)
 _SIDE_BEFORE = re.compile(r"(?:(?P<neg>\b(?:not|no|never|don't|won't|avoid|instead\s+of|rather\s+than)\s+(?:\w+\s+)?)"
                           r"|(?P<verb>\b(?:go|going|enter|entering|open|opening|get|getting|initiate)\s+(?:a\s+)?))$",
                           re.IGNORECASE)
@@ -92,52 +92,29 @@ _EXIT = re.compile(r"(?<!the )\b(?:exit|exiting|close|closing|flatten)\b(?!\s+(?
                    re.IGNORECASE)
 _HOLD = re.compile(r"(?<![\w'])(?<!no )(?<!not )(?<!don't )\b(?:hold|stand\s+aside|stay\s+flat)\b"
                    r"(?=\s*(?:instead|for\s+now|here|this\s+one)?\s*(?:[.!;,:\n]|$)|\s+[A-Z]{1,6}\b)", re.IGNORECASE)
-
-
 _AT = re.compile(r"\bat\b", re.IGNORECASE)
 _RATIO_WORD = re.compile(r"\s*(?:times|r\s*/|rr|ratio|risk[\s/_-]*(?:to[\s-]*)?reward|reward)", re.IGNORECASE)
-_NAMED_AFTER = re.compile(r"\s*(?:(?P<stop>stop)|(?P<target>target)|(?P<risk>risk)|(?P<reward>reward))\b", re.IGNORECASE)
+_NAMED_AFTER = re.compile(r"\s*(?:(?P<stop>stop)|(?P<target>target)|(?P<risk>risk)|(?P<reward>reward))\b",
+                          re.IGNORECASE)
 _SIZED_BEFORE = re.compile(r"\d\s?(?:%|percent|pct)\s*$")
 _SIZED_AFTER = re.compile(r"\s+(?:at\s+)?\$?\d")
 _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))", re.IGNORECASE)
 
-
-class _Rx(NamedTuple):
-    """The case-blind patterns, run over `_Text.low`; the others always run over the text as written."""
-
-    figure: re.Pattern
-    words: re.Pattern
-    multiple: re.Pattern
-    unit: re.Pattern
-    keywords: re.Pattern
-    of_equity: re.Pattern
-    limit_after: re.Pattern
-    ratio_after: re.Pattern
-    ratio_word: re.Pattern
-    named_after: re.Pattern
-    times_risk: re.Pattern
-    at: re.Pattern
-    side: re.Pattern
-    side_before: re.Pattern
-    exit: re.Pattern
-    exit_after: re.Pattern
-    hold: re.Pattern
-
-
-_ANY_TEXT = _Rx(_FIGURE, _WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD, _NAMED_AFTER,
-                _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
+# The patterns a text is read with: case-blind over the text as written (`_ANY_TEXT`), or case-sensitive over
+# ASCII text lowered (`_ASCII_TEXT`); the others always run over the text as written.
+_Rx = namedtuple("_Rx", "figure words multiple unit keywords of_equity limit_after ratio_after ratio_word named_after "
+                        "times_risk at side side_before exit exit_after hold")
+_ANY_TEXT = _Rx(_FIGURE, _WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
+                _NAMED_AFTER, _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
 
 
 def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
-    """The same pattern for ASCII text already lowered, matching case-sensitively: on ASCII the two find
-    exactly the same spans, and re runs a case-sensitive scan several times faster. `word_start`: every
-    alternative starts with a letter, so the leading \\b is "no word character before, a letter next",
-    which re rejects sooner at every other position."""
+    """The same pattern for ASCII text already lowered, matching case-sensitively: on ASCII the two find exactly
+    the same spans, and re runs a case-sensitive scan several times faster. `word_start`: every alternative starts
+    with a letter, so the leading \\b is "no word character before, a letter next", which re rejects sooner."""
     source = rx.pattern.replace("(?P<", "\0").lower().replace("\0", "(?P<")
     if word_start:
-        if not source.startswith("\\b("):
-            raise ValueError(f"not a word-start pattern: {source[:20]}")
-        source = r"(?<!\w)(?=[a-z])" + source[2:]
+        source = r"(?<!\w)(?=[a-z])" + source.removeprefix("\\b")
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
@@ -148,27 +125,16 @@ _ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywo
 # Pieces one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
 # `in` finds a piece far faster than re scans the text (a number word: the shortest pieces that cover them all).
 _GATES = {"words": ("zero", "one", "tw", "thre", "thir", "four", "fort", "five", "fif", "six", "sev", "eigh", "nin",
-                    "ten", "elev", "half"),
-          "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
+                    "ten", "elev", "half"), "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
           "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
 
 
 def _may_match(t, name: str) -> bool:
     """False when pattern `name` cannot match the text: a cheap look before a costly scan (ASCII text only)."""
-    if t.rx is _ANY_TEXT:
-        return True
-    for piece in _GATES[name]:
-        if piece in t.low:
-            return True
-    return False
+    return t.rx is _ANY_TEXT or any(piece in t.low for piece in _GATES[name])
 
 
-class _Text(NamedTuple):
-    """The reasoning as written, lowered when that is exact (ASCII), and the patterns that go with it."""
-
-    text: str
-    low: str
-    rx: _Rx
+_Text = namedtuple("_Text", "text low rx")  # as written; lowered when that is exact (ASCII); the patterns for it
 
 
 def _read(text: str) -> _Text:
@@ -177,12 +143,8 @@ def _read(text: str) -> _Text:
     return _Text(text, text, _ANY_TEXT)  # lower() is not exact beyond ASCII (Kelvin sign, dotted I): ask re
 
 
-class _Number(NamedTuple):
-    start: int
-    end: int
-    value: float
-    decimals: int  # digits after the point as stated; half a unit of the last one is the rounding allowance
-    unit: str  # "", "%", "R"
+# `decimals`: digits after the point as stated, half a unit of the last one is the rounding allowance; `unit`: "", %, R
+_Number = namedtuple("_Number", "start end value decimals unit")
 
 
 # The letters re matches case-blind to an ASCII one (dotted and dotless i, the Kelvin sign, the long s): a word
@@ -239,10 +201,7 @@ def _numbers(t: _Text) -> list[_Number]:
     return sorted(numbers)
 
 
-class _Said(NamedTuple):
-    quantity: str
-    number: _Number
-    text: str
+_Said = namedtuple("_Said", "quantity number text")  # what a number is, the number, the words that say it
 
 
 def _quantity(keyword: str, number: _Number, gap: str, rx: _Rx) -> str | None:
@@ -253,15 +212,13 @@ def _quantity(keyword: str, number: _Number, gap: str, rx: _Rx) -> str | None:
         if number.unit == "%" or number.value < 1:
             return "size"
         return "entry" if rx.at.search(gap) else None
-    if keyword == "ratio" and number.unit == "%":
-        return None
-    if keyword == "entry" and number.unit == "%":
+    if keyword in ("ratio", "entry") and number.unit == "%":
         return None
     return keyword or None
 
 
 def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
-    """The last keyword in the clause of the number at `start`, since the previous number, at most 30 characters back."""
+    """The last keyword of the number's clause: after the previous number, at most 30 characters before `start`."""
     last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
     if last < 0:
         return None
@@ -331,6 +288,14 @@ def _read_numbers(t: _Text) -> list[_Said]:
     return said
 
 
+def _symbol_after(text: str, end: int) -> tuple[str | None, int]:
+    """The ticker right after a side, an exit or a hold ("long AMZN", "exit in MSFT"), and where the words end."""
+    ticker = _TICKER.match(text, end)
+    if ticker and ticker["sym"] not in _NOT_TICKERS:
+        return ticker["sym"], ticker.end()
+    return None, end
+
+
 def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
     """(kind, side, symbol, words) for each side, exit or hold the reasoning announces."""
     text, low, rx = t
@@ -341,30 +306,21 @@ def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
             continue
         verb = bool(before and before["verb"])
         side = "long" if _plain(m["side"]).startswith(("long", "buy")) else "short"
-        ticker = _TICKER.match(text, m.end())
-        symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
-        sized_before = _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
-        sized_after = _SIZED_AFTER.match(text, m.end())
-        if verb or symbol or sized_before or sized_after or _plain(m["side"]).startswith(("buy", "sell")):
-            begin = before.start() if verb else m.start()
-            found.append(("side", side, symbol, text[begin:ticker.end() if symbol else m.end()].strip()))
+        symbol, end = _symbol_after(text, m.end())
+        if (verb or symbol or _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
+                or _SIZED_AFTER.match(text, m.end()) or _plain(m["side"]).startswith(("buy", "sell"))):
+            found.append(("side", side, symbol, text[before.start() if verb else m.start():end].strip()))
     for m in rx.exit.finditer(low) if _may_match(t, "exit") else ():
-        ticker = _TICKER.match(text, m.end())
-        symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
+        symbol, end = _symbol_after(text, m.end())
         if symbol or rx.exit_after.match(low[m.end():m.end() + 20]):
-            found.append(("exit", "exit", symbol, text[m.start():ticker.end() if symbol else m.end()]))
+            found.append(("exit", "exit", symbol, text[m.start():end]))
     for m in rx.hold.finditer(low) if _may_match(t, "hold") else ():
-        ticker = _TICKER.match(text, m.end())
-        symbol = ticker["sym"] if ticker and ticker["sym"] not in _NOT_TICKERS else None
-        found.append(("hold", "hold", symbol, text[m.start():ticker.end() if symbol else m.end()]))
+        symbol, end = _symbol_after(text, m.end())
+        found.append(("hold", "hold", symbol, text[m.start():end]))
     return found
 
 
 # -- comparing with the actions --------------------------------------------------------------
-
-def _cent_error(ratio: float, risk: float) -> float:
-    return 0.01 * (1 + ratio) / risk if risk > 0 else 0.0
-
 
 def _candidates(quantity: str, unit: str, a: Action) -> list[tuple[float, float]]:
     """(actual value, allowance for cent-rounded prices) for each way to read the claim on this entry."""
@@ -376,7 +332,7 @@ def _candidates(quantity: str, unit: str, a: Action) -> list[tuple[float, float]
         return [(w * 100, 0.0)]
     if quantity == "ratio":
         ratio = reward / risk if risk else float("inf")
-        return [(ratio, _cent_error(ratio, risk))]
+        return [(ratio, 0.01 * (1 + ratio) / risk if risk > 0 else 0.0)]
     distance = risk if quantity in ("stop", "risk") else reward
     if unit == "%":  # of the price, or of equity at this size
         return [(100 * distance / e, 1 / e), (100 * w * distance / e, w / e)]
@@ -399,14 +355,10 @@ def _compare(quantity: str, value: float, unit: str, decimals: int, entries: lis
     return round(best[1], 6), best[0] <= allowance + 1e-9
 
 
-def _describe(actions: list[Action]) -> str:
-    return ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in actions)
-
-
-def _compare_action(kind: str, side: str, symbol: str | None, actions: list[Action]) -> tuple[str, bool]:
+def _does(side: str, symbol: str | None, actions: list[Action]) -> bool:
+    """Whether an action does what the words announce (a side, an exit, a hold; on that symbol when one is named)."""
     wanted = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}[side]
-    ok = any(a.action_type == wanted and (symbol is None or a.symbol == symbol) for a in actions)
-    return _describe(actions), ok
+    return any(a.action_type == wanted and (symbol is None or a.symbol == symbol) for a in actions)
 
 
 def reasoning_check(proposal: Proposal) -> ReasoningCheck:
@@ -431,13 +383,13 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         actual, ok = _compare(said.quantity, value, unit, decimals, entries)
         claims.append({"text": said.text.strip(), "quantity": said.quantity, "said": value, "actual": actual,
                        "unit": unit, "ok": ok})
+    done = None  # what the actions do, in words: described once, for the first claim about them
     for kind, side, symbol, words in _read_actions(t):
         if (kind, side, symbol) in seen:
             continue
         seen.add((kind, side, symbol))
-        actual, ok = _compare_action(kind, side, symbol, proposal.actions)
-        said_words = f"{side} {symbol}" if symbol else side
-        claims.append({"text": words.strip(), "quantity": "side" if kind == "side" else kind, "said": said_words,
-                       "actual": actual, "ok": ok})
+        done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
+        claims.append({"text": words.strip(), "quantity": kind, "said": f"{side} {symbol}" if symbol else side,
+                       "actual": done, "ok": _does(side, symbol, proposal.actions)})
     score = round(sum(c["ok"] for c in claims) / len(claims), 4) if claims else None
     return ReasoningCheck.model_validate({"score": score, "claims": claims})
