@@ -41,11 +41,11 @@ from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
 from core.backtest.feed import WARMUP_CALENDAR_DAYS, Feed, SymbolFeed, backtest_bars  # noqa: F401 (re-exported)
 from core.backtest.limits import block, blocks_of, limit_table
 from core.backtest.result import BacktestResult, plain  # noqa: F401 (re-exported: core.BacktestResult)
-from core.backtest.spec import DEPTHS, BacktestSpec, Costs  # noqa: F401 (DEPTHS re-exported for the page)
+from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 (DEPTHS re-exported for the page)
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import check_proposal, circuit_breaker
-from core.exchange.schema import CAPITAL, Action, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import Action, Portfolio, Proposal, WorldState
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
@@ -120,7 +120,7 @@ class Backtest:
     def __init__(self, spec, *args, feed: Feed | None = None, bars: dict | None = None,
                  record_exchanges: bool = False, run_key: str | None = None, **old):
         if not isinstance(spec, BacktestSpec):
-            spec, args = _spec_of(spec, *args, **old)
+            spec, args = spec_of_call(spec, *args, **old)
         elif old:
             raise TypeError(f"Backtest(spec, player, coach) takes no {', '.join(old)}: they are the spec's")
         if len(spec.presets) != 1:
@@ -200,6 +200,7 @@ class _Run:
         self.position_rows: list[dict] = []
         self.blocks: list[dict] = []
         self.new = 0  # days with a decision taken now, not replayed
+        self.shown: tuple[dict, Portfolio] | None = None  # the last book handed to the rules, with its positions
 
     def play(self, progress, cancel, stop_after) -> str:
         self.new = 0  # stop_after counts the days this call decides
@@ -222,11 +223,15 @@ class _Run:
     # -- deciding: breakers once on the whole book, then one exchange per symbol in order ----------
 
     def _portfolio(self, positions: dict[str, float]) -> Portfolio:
+        if self.shown is not None and self.shown[0] is positions:  # the breakers, the exchange and the tiers of
+            return self.shown[1]  # one symbol's day see the same book: built once (nothing changes a Portfolio)
         eq, before = self.eq_close, self.eq_before
         # Built from the book's own numbers, which are valid by construction: not validated again each day.
-        return Portfolio.model_construct(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
+        book = Portfolio.model_construct(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
                                          cumulative_pnl=eq - self.test.capital, today_pnl=eq - before,
                                          positions=positions)
+        self.shown = positions, book
+        return book
 
     def _decide(self, day: date, todays: list[SymbolFeed]) -> dict[str, Decision]:
         pending = self.book.exposure(self.marks, self.eq_close)
@@ -376,20 +381,4 @@ class _Run:
         first = self.calendar[0]
         earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := f.before(first)) is not None]
         return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(self.test.feed.tz)
-
-
-def _spec_of(symbols, start, end, constraints, player, coach, *, capital: float = CAPITAL, costs: Costs = Costs(),
-             depth: str = "standard", preset: str = "custom", walk_forward_split: float = 0.7):
-    """The spec of the call of earlier versions: Backtest(symbols, start, end, constraints, player, coach, ...)."""
-    if not isinstance(constraints, Constraints):
-        raise InvalidInput(f"constraints: need a Constraints, got {type(constraints).__name__}")
-    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[(preset, constraints)], depth=depth,
-                        costs=costs, capital=capital, walk_forward_split=walk_forward_split,
-                        seed=spec_seed(getattr(player, "seed", None)))
-    return spec, (player, coach)
-
-
-def spec_seed(seed) -> int:
-    """A Player's seed as a spec records it (0 for an agent without a whole-number seed)."""
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else 0
 

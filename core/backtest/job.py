@@ -21,10 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 
 from core.backtest import result as metrics
-from core.backtest.engine import Backtest, Decided, Decision, Progress, agent_name, spec_seed
+from core.backtest.engine import Backtest, Decided, Decision, Progress, agent_name
 from core.backtest.feed import Feed
 from core.backtest.result import BacktestResult, plain
-from core.backtest.spec import BacktestSpec, Costs
+from core.backtest.spec import BacktestSpec, Costs, spec_seed
 from core.exchange.errors import InvalidInput
 from core.exchange.schema import CAPITAL, Action, Constraints
 from core.market import Bars

@@ -204,16 +204,17 @@ def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital
 def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -> dict:
     """Sharpe and return on the first `split` of the days (in-sample) and on the rest (out-of-sample)."""
     returns = daily_returns(equity)
-    cut = int(round(len(returns) * split))
+    r, curve, days = returns.to_numpy(), equity.to_numpy(), returns.index
+    cut = int(round(len(r) * split))
     parts = {}
-    for name, part, curve in (("in_sample", returns.iloc[:cut], equity.iloc[:cut + 1]),
-                              ("out_of_sample", returns.iloc[cut:], equity.iloc[cut:])):
+    for name, part, points, dates in (("in_sample", r[:cut], curve[:cut + 1], days[:cut]),
+                                      ("out_of_sample", r[cut:], curve[cut:], days[cut:])):
         parts[name] = {
-            "start": str(part.index[0].date()) if len(part) else None,
-            "end": str(part.index[-1].date()) if len(part) else None,
+            "start": str(dates[0].date()) if len(part) else None,
+            "end": str(dates[-1].date()) if len(part) else None,
             "days": len(part),
             "sharpe": round(sharpe_ratio(part, periods), 4),
-            "return_pct": round(float(curve.iloc[-1] / curve.iloc[0] - 1) * 100, 4) if len(curve) > 1 else 0.0,
+            "return_pct": round(float(points[-1] / points[0] - 1) * 100, 4) if len(points) > 1 else 0.0,
         }
     parts["split"] = split
     return parts

@@ -213,3 +213,18 @@ class BacktestSpec(_Spec):
                 "max_hold_days": self.costs.max_hold_days, "depth": self.depth,
                 "player_model": getattr(player, "model", None), "player_seed": getattr(player, "seed", None)}
 
+
+def spec_of_call(symbols, start, end, constraints, player, coach, *, capital: float = CAPITAL, costs: Costs = Costs(),
+                 depth: str = "standard", preset: str = "custom", walk_forward_split: float = 0.7):
+    """The spec of the call of earlier versions: Backtest(symbols, start, end, constraints, player, coach, ...)."""
+    if not isinstance(constraints, Constraints):
+        raise InvalidInput(f"constraints: need a Constraints, got {type(constraints).__name__}")
+    spec = BacktestSpec(symbols=symbols, start=start, end=end, presets=[(preset, constraints)], depth=depth,
+                        costs=costs, capital=capital, walk_forward_split=walk_forward_split,
+                        seed=spec_seed(getattr(player, "seed", None)))
+    return spec, (player, coach)
+
+
+def spec_seed(seed) -> int:
+    """A Player's seed as a spec records it (0 for an agent without a whole-number seed)."""
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else 0
