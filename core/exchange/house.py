@@ -102,10 +102,6 @@ def _largest_size(c: Constraints, p: Portfolio, symbol: str, entry: float, stop:
     return max(0.0, _floor(limits[binding], 4)), binding
 
 
-def _same(a: list[Action], b: list[Action]) -> bool:
-    return [x.model_dump() for x in a] == [x.model_dump() for x in b]
-
-
 class HousePlayer:
     """Rule-based Player: trend following, volatility stops, fixes what the Coach names."""
 
@@ -281,7 +277,7 @@ class HousePlayer:
             actions = [fixed] + [a for a in kept if not a.is_entry]
         rejected = [r.proposal.actions for r in history]
         passes = decision(actions, c, p, world) == "APPROVE"
-        if passes and not any(_same(actions, r) for r in rejected):
+        if passes and actions not in rejected:  # Actions compare field by field
             return said + self._now(actions), actions
         more, actions = self._start_over(world, c, p, rejected)
         return said + more, actions
@@ -292,7 +288,7 @@ class HousePlayer:
         aside = self._stand_aside(world, c, p) if self._trend(world) != "flat" else "No trend to trade: hold."
         if not aside:
             actions = [self._ideal(world, c, p, self._trend(world) == "up")]
-            if not any(_same(actions, r) for r in rejected):
+            if actions not in rejected:
                 return ["Starting over from the market."] + self._now(actions), actions
             aside = "The clean entry was rejected already: hold."
         return [aside], [_hold(world.symbol)]

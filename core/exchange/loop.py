@@ -102,6 +102,8 @@ Event = ExchangeStarted | BreakerTripped | RoundStarted | TextFragment | Proposa
 class _RoundUnderWay:
     """What the round under way has said so far, and the agents' own time in it (never a consumer's)."""
 
+    __slots__ = ("number", "text", "seconds", "proposal", "verdict", "played", "checked")
+
     def __init__(self, number: int):
         self.number = number
         self.text = {"player": "", "coach": ""}
