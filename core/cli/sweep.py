@@ -6,14 +6,13 @@ validated before any case starts: a sweep that cannot run is refused, never a ta
 
 from __future__ import annotations
 
-from core.cli.options import day, positive_int
-
 import argparse
 import os
 import sys
 from pathlib import Path
 
 from core.cli.dask import add_dask_options, connect_dask
+from core.cli.options import day, positive_int
 from core.exchange.errors import InvalidInput, MarketDataError
 
 MAX_SEED = 2**32 - 1
