@@ -2,11 +2,13 @@
 
     frame = core.sweep("sp500-2009", ["moderate", "aggressive"], None, None, challenge=0.06)
 
-Every case is one BacktestSpec (one symbol, one schema, one seed) and its agents, all picklable, so the same grid runs on a process pool over every core (the default with the
-house agents), on threads (agents that cannot be pickled: Claude's wait on the network, and share
-the session's spend guard), or on a Dask cluster through `Client(address).get_executor()`: no
-scheduler of our own. Rows come back in grid order whatever order the cases finish in, so every
-executor gives the same DataFrame.
+Every case is one BacktestSpec (one symbol, one schema, one seed) and its agents, all picklable,
+so the same grid runs on a process pool over every core (the default with the house agents), on
+threads (agents that cannot be pickled: Claude's wait on the network, and share the session's
+spend guard), or on a Dask cluster through `Client(address).get_executor()`: no scheduler of our
+own. A worker loads a symbol's bars once for all the cases it runs of that symbol and sends back
+rows of figures, never frames. Rows come back in grid order whatever order the cases finish in, so
+every executor gives the same DataFrame.
 """
 
 from __future__ import annotations
