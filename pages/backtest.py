@@ -205,7 +205,8 @@ def finish(job: dict, cancelled: bool = False) -> None:
 
 if job:
     # The browser asks for the next slice on this timer; asks made while a slice runs are merged into one, so a
-    # short interval only shortens the wait between slices (at 0.2 s, the six slices of a year after the first took 1.2 s at least).
+    # short interval only shortens the wait between slices (at 0.2 s, a year's six slices after the first took
+    # 1.2 s at least).
     st.fragment(advance, run_every=0.05)()
 
 # -- results ----------------------------------------------------------------------------------------
