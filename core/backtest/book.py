@@ -128,18 +128,30 @@ class Book:
 
     def value(self, marks: dict[str, float]) -> float:
         """Equity: cash plus every open trade at its symbol's mark."""
-        return self.cash + sum(self.held(s) * marks[s] for s in dict.fromkeys(t.symbol for t in self.open))
+        return self.cash + sum(qty * marks[s] for s, (qty, _) in self._held_by_symbol(None).items())
 
     def exposure(self, marks: dict[str, float], equity: float, today: date | None = None) -> dict[str, float]:
         """Signed position per held symbol as a fraction of `equity`, at its symbol's mark (a trade
         entered on `today` at its entry price, what it cost)."""
         out: dict[str, float] = {}
-        for symbol in dict.fromkeys(t.symbol for t in self.open):
-            earlier = sum(t.side * t.qty for t in self.open if t.symbol == symbol and t.entry_day != today)
-            fresh = sum(t.side * t.qty * t.entry_price for t in self.open if t.symbol == symbol and t.entry_day == today)
+        for symbol, (earlier, fresh) in self._held_by_symbol(today).items():
             value = earlier * marks[symbol] + fresh
             if value:
                 out[symbol] = value / equity
+        return out
+
+    def _held_by_symbol(self, today: date | None) -> dict[str, list]:
+        """Per symbol in the order first entered: [signed quantity entered before `today`, signed cost of
+        what was entered on `today`], each summed in the order of the trades (one pass over the book)."""
+        out: dict[str, list] = {}
+        for t in self.open:
+            sums = out.get(t.symbol)
+            if sums is None:
+                sums = out[t.symbol] = [0, 0]  # sum()'s start: the same additions, in the same order
+            if t.entry_day == today:
+                sums[1] += t.side * t.qty * t.entry_price
+            else:
+                sums[0] += t.side * t.qty
         return out
 
 
