@@ -140,11 +140,24 @@ def load_bars(
     start, end = as_day(start), as_day(end)
     if start and end and start > end:
         raise MarketDataError(f"{symbol}: start {start} is after end {end}")
-    cache_dir, snapshot_dir = Path(CACHE_DIR if cache_dir is None else cache_dir), Path(snapshot_dir)
-    notes = []
+    cached = _cache_path(Path(CACHE_DIR if cache_dir is None else cache_dir), symbol)
+    notes: list[str] = []  # why each source passed over did not serve: the note of the one that does
+    found = _from_cache(cached, symbol, start, end, notes)
+    if found is not None:
+        return found
+    if online is None:
+        online = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
     failed = False
+    if online or downloader is not None:
+        found, failed = _download(cached, symbol, start, end, downloader, notes)
+        if found is not None:
+            return found
+    else:
+        notes.append("offline")
+    return _from_snapshot(Path(snapshot_dir), symbol, start, end, notes, failed)
 
-    cached = _cache_path(cache_dir, symbol)
+
+def _from_cache(cached: Path, symbol: str, start: date | None, end: date | None, notes: list[str]) -> Bars | None:
     if cached.exists():
         try:
             frame = read_bars_csv(cached, symbol)
@@ -152,32 +165,35 @@ def load_bars(
                 return Bars(symbol, _slice(frame, start, end), "cache", f"from the local cache {cached.name}")
         except MarketDataError as error:
             notes.append(f"the cached file was unusable ({error})")
+    return None
 
-    if online is None:
-        online = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
-    if online or downloader is not None:
-        today = date.today()
-        want_start = start or today - timedelta(days=3 * 365)
-        want_end = end or today
-        try:
-            frame = validate_bars((downloader or yfinance_download)(symbol, want_start, want_end), symbol)
-        except MarketDataError as error:
-            notes.append(f"yfinance returned unusable bars ({error})")
-            failed = True
-        except Exception as error:  # network, HTTP, parsing: any failure falls back to the snapshot
-            notes.append(f"yfinance failed ({error})" if isinstance(error, ConnectionError) and str(error)
-                         else f"yfinance failed ({type(error).__name__}: {error})")
-            failed = True
-        else:
-            _write_cache(cached, frame)
-            sliced = _slice(frame, start, end)
-            if len(sliced):
-                return Bars(symbol, sliced, "yfinance", "downloaded from yfinance")
-            notes.append(f"yfinance has no bars between {start} and {end}")
-    else:
-        notes.append("offline")
 
-    frames = snapshot_frames(symbol, Path(snapshot_dir))
+def _download(cached: Path, symbol: str, start: date | None, end: date | None, downloader: Downloader | None,
+              notes: list[str]) -> tuple[Bars | None, bool]:
+    """yfinance's bars (or the given downloader's), merged into the cache; and whether the download failed."""
+    today = date.today()
+    want_start = start or today - timedelta(days=3 * 365)
+    want_end = end or today
+    try:
+        frame = validate_bars((downloader or yfinance_download)(symbol, want_start, want_end), symbol)
+    except MarketDataError as error:
+        notes.append(f"yfinance returned unusable bars ({error})")
+        return None, True
+    except Exception as error:  # network, HTTP, parsing: any failure falls back to the snapshot
+        notes.append(f"yfinance failed ({error})" if isinstance(error, ConnectionError) and str(error)
+                     else f"yfinance failed ({type(error).__name__}: {error})")
+        return None, True
+    _write_cache(cached, frame)
+    sliced = _slice(frame, start, end)
+    if len(sliced):
+        return Bars(symbol, sliced, "yfinance", "downloaded from yfinance"), False
+    notes.append(f"yfinance has no bars between {start} and {end}")
+    return None, False
+
+
+def _from_snapshot(snapshot_dir: Path, symbol: str, start: date | None, end: date | None, notes: list[str],
+                   failed: bool) -> Bars:
+    frames = snapshot_frames(symbol, snapshot_dir)
     if not frames:
         known = ", ".join(snapshot_symbols(snapshot_dir))
         sets = ", ".join(f"{name} ({len(shipped_set(name, snapshot_dir))} symbols)" for name in universes(snapshot_dir))
