@@ -80,7 +80,9 @@ def reference_case(world, constraints, artifact) -> dict:
     """One of our exchanges as the reference loop reads it: the world, the schema, our Player's proposals."""
     return {
         "world": {**world.model_dump(mode="json"), "open_positions": []},
-        "constraints": constraints.model_dump(mode="json"),
+        # No ATR floor is None in our schema and 0 in theirs (their checker multiplies it by the ATR)
+        "constraints": {**constraints.model_dump(mode="json"),
+                        "min_stop_atr_multiple": constraints.min_stop_atr_multiple or 0.0},
         "rounds": [{"actions": [a.model_dump(mode="json", exclude_none=True) for a in r.proposal.actions],
                     "reasoning": r.proposal.reasoning} for r in artifact.rounds],
     }
