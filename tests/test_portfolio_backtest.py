@@ -195,6 +195,14 @@ def test_the_calendar_is_the_union_of_the_symbols_days():
     assert list(r.equity.index.date[1:]) == union
 
 
+
+def test_the_buy_and_hold_return_is_the_last_point_of_the_buy_and_hold_curve():
+    a = bars(np.linspace(100, 130, 30))
+    b = bars(np.linspace(50, 40, 20))  # its bars end before the test: held at its last close
+    c = bars(np.linspace(10, 12, 20), start="2024-01-16")  # starts after the first day: cash until then
+    r, _ = backtest({"AAA": a, "BBB": b, "CCC": c}, {}, start=12, end=29)
+    assert r.buy_hold_return_pct == (r.buy_hold.iloc[-1] / 100_000 - 1) * 100  # exactly: one definition
+
 # -- breakers, once a day on the whole book ---------------------------------------------------
 
 def test_breakers_run_once_on_the_whole_book_and_stop_every_symbol():

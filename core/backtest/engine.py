@@ -359,8 +359,7 @@ class _Run:
         bars = {f.symbol: f.loaded.frame[(f.loaded.frame.index >= index[1]) & (f.loaded.frame.index <= index[-1])]
                 if ran else f.loaded.frame.iloc[:0] for f in t.feeds}
         periods = metrics.periods_per_year(self.calendar)
-        bench = metrics.buy_and_hold(bars, t.capital, index[1:]) if ran else None
-        bench_pct = float(bench.iloc[-1] / t.capital - 1) * 100 if ran else 0.0
+        bench_pct = metrics.buy_and_hold_return(bars, t.capital) if ran else 0.0
         returns = metrics.daily_returns(equity)
         sources = dict.fromkeys(f.loaded.source for f in t.feeds)
         note = t.feeds[0].loaded.note if len(t.feeds) == 1 else "; ".join(f"{f.symbol}: {f.loaded.note}" for f in t.feeds)

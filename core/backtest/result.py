@@ -148,6 +148,15 @@ def buy_and_hold(prices: dict[str, pd.DataFrame] | pd.DataFrame, capital: float,
     return curve
 
 
+def buy_and_hold_return(prices: dict[str, pd.DataFrame], capital: float) -> float:
+    """The last point of `buy_and_hold` as a return in percent, without its curve, for `prices` that end
+    on the calendar's last day or before it (each holding is then worth its last close there)."""
+    total, share = 0.0, capital / len(prices)
+    for frame in prices.values():  # the curve's sum, in the same order
+        total += share * frame["Close"].iat[-1] / frame["Open"].iat[0] if len(frame) else share
+    return float(total / capital - 1) * 100
+
+
 def win_rate(pnl: pd.Series | np.ndarray) -> float:
     """Share of closed trades with a positive P&L after fees, in percent (0 with no trades)."""
     pnl = np.asarray(pnl, dtype=float)
