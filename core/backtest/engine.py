@@ -311,6 +311,8 @@ class _Run:
 
     def _fill(self, day: date, feed: SymbolFeed, d: Decision, fills: list[str], notes: list[str]) -> None:
         """Fill the exchange's approved entries at the open, after the rules re-check them there."""
+        if not d.actions:  # nothing approved (most days)
+            return
         foreign = sorted({a.symbol for a in d.actions if a.symbol != feed.symbol and a.action_type != "hold"})
         if foreign:
             notes.append(f"{', '.join(foreign)} not filled: this exchange is {feed.symbol}'s")
