@@ -78,3 +78,25 @@ def test_a_run_whose_tab_closed_resumes_from_its_stored_days_asking_only_for_the
     replayed = run_stored(Backtest(spec(), Asked(), core.HouseCoach(), feed=feed), store)
     pd.testing.assert_series_equal(replayed.equity, whole.equity)
     assert not Asked.days  # the store holds every day: replayed whole
+
+
+class Rerun(BaseException):
+    """As Streamlit's StopException: what its next st call raises in a script a rerun stops (fast reruns)."""
+
+
+def test_a_slice_stopped_by_a_rerun_carries_on_from_the_day_it_was_stopped_at(store):
+    """The page's only st call inside a slice is its progress bar, asked before each day."""
+    feed = Feed.load(spec().symbols, spec().start, spec().end)
+    whole = Backtest(spec(), core.HousePlayer(), core.HouseCoach(), feed=feed).run()
+    run = StoredRun(Backtest(spec(), core.HousePlayer(), core.HouseCoach(), feed=feed), store)
+
+    def stopped(n, total, day):
+        if n == 7:
+            raise Rerun()
+
+    with pytest.raises(Rerun):
+        run.advance(stopped, stop_after=10)
+    days: list[int] = []
+    result = run.advance(lambda n, total, day: days.append(n))
+    assert days[0] == 7
+    same(result, whole)
