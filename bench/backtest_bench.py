@@ -119,10 +119,9 @@ def _page_year() -> tuple[float, int]:
         return time.perf_counter() - began, slices
 
 
-def run() -> dict:
-    os.environ[market.OFFLINE_ENV] = "1"  # a benchmark never waits on the network
-    year_s, year_days, year_trades = _portfolio(date(2012, 1, 3), date(2012, 12, 31), 5)
-    all_s, all_days, all_trades = _portfolio(date(2000, 3, 1), date(2013, 3, 1), 1)  # GOOG joins in 2004
+def _one_year() -> dict:
+    """The one-year MSFT house-agent run (moderate, bars loaded beforehand): in memory, stored, resumed with
+    every day stored, its peak memory, and the reference package on the same exchanges."""
     bars = market.load_bars("MSFT", online=False)
     start, end = date(2020, 1, 2), date(2020, 12, 31)
     moderate = core.load_preset("moderate")
@@ -139,13 +138,13 @@ def run() -> dict:
         def with_store():  # a fresh database each time: a stored run would only be replayed
             store = core.Store(Path(tmp) / f"bench{next(runs)}.db")
             job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars,
-                                  store=store)
+                             store=store)
 
         best_store = _timed(with_store, 5)
         store = core.Store(Path(tmp) / "replay.db")
         job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(), core.HouseCoach(), bars=bars, store=store)
         best_replay = _timed(lambda: job.run_backtest("MSFT", start, end, moderate, core.HousePlayer(),
-                                                           core.HouseCoach(), bars=bars, store=store), 5)
+                                                      core.HouseCoach(), bars=bars, store=store), 5)
 
     ref_year = _reference_year(bars, start, end, moderate)
     tracemalloc.start()
@@ -153,12 +152,6 @@ def run() -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    cores = os.cpu_count() or 1
-    _one("MSFT", "moderate")  # warm the imports and file cache before timing the grid
-    # Once each (the bench must fit in about 8 minutes): other load only ever adds time.
-    one_core = _grid(1)
-    all_cores = _grid(cores)
-    page_s, page_slices = _page_year()
     return {
         "one_year_days": days,
         "one_year_no_store_s_best": round(best_no_store, 4),
@@ -174,6 +167,22 @@ def run() -> dict:
         "one_year_with_store_goal_s": 0.5,
         "one_year_resume_all_stored_s_best": round(best_replay, 4),
         "one_year_peak_python_alloc_mb": round(peak / 1e6, 2),
+    }
+
+
+def run() -> dict:
+    os.environ[market.OFFLINE_ENV] = "1"  # a benchmark never waits on the network
+    year_s, year_days, year_trades = _portfolio(date(2012, 1, 3), date(2012, 12, 31), 5)
+    all_s, all_days, all_trades = _portfolio(date(2000, 3, 1), date(2013, 3, 1), 1)  # GOOG joins in 2004
+    year = _one_year()
+    cores = os.cpu_count() or 1
+    _one("MSFT", "moderate")  # warm the imports and file cache before timing the grid
+    # Once each (the bench must fit in about 8 minutes): other load only ever adds time.
+    one_core = _grid(1)
+    all_cores = _grid(cores)
+    page_s, page_slices = _page_year()
+    return {
+        **year,
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "grid": f"{len(SYMBOLS)} symbols x {len(core.list_presets())} presets, one year each, house agents",
         "grid_one_core_s": round(one_core, 3),

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from core.backtest import limits
 from core.backtest import result as metrics
 from core.backtest.job import PastRun
 from ui import session
@@ -129,7 +130,7 @@ def why_no_trades(result) -> str:
         return "No trade: no day was decided."
     outcomes = ", ".join(f"{n:,d} {literal(str(outcome))}" for outcome, n in counts.items())
     text = f"**No trade.** {int(counts.sum()):,d} exchanges: {outcomes}."
-    blockers = metrics.top_blockers(result.limits)
+    blockers = limits.top_blockers(result.limits)
     if len(blockers):
         text += " What blocked the entries most: " + ", ".join(
             f"`{name}` ({n:,d} proposals)" for name, n in blockers.items()) + "."

@@ -81,6 +81,14 @@ def limit_table(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, 
     return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)
 
 
+def top_blockers(limits_table: pd.DataFrame, top: int = 3) -> pd.Series:
+    """The limits that kept most entries out: proposals rejected, aborted or refused at the fill, most first."""
+    if not len(limits_table):
+        return pd.Series(dtype=int)
+    stopped = limits_table[["rejected", "aborted", "unfilled"]].sum(axis=1).astype(int)
+    return stopped[stopped > 0].sort_values(ascending=False, kind="stable").head(top)
+
+
 def what_if(feed: SymbolFeed, day: date, entry: Action, equity: float, last: date, costs: Costs) -> float:
     """The P&L an entry kept out would have made: filled at `day`'s open, exited by the same stops,
     targets, holding limit and costs, by `last` at the latest."""

@@ -307,14 +307,6 @@ def outcome_counts(days: pd.DataFrame) -> pd.Series:
     return days["outcome"].value_counts() if len(days) else pd.Series(dtype=int)
 
 
-def top_blockers(limits_table: pd.DataFrame, top: int = 3) -> pd.Series:
-    """The limits that kept most entries out: proposals rejected, aborted or refused at the fill, most first."""
-    if not len(limits_table):
-        return pd.Series(dtype=int)
-    stopped = limits_table[["rejected", "aborted", "unfilled"]].sum(axis=1).astype(int)
-    return stopped[stopped > 0].sort_values(ascending=False, kind="stable").head(top)
-
-
 @dataclass
 class BacktestResult:
     """A finished (or cancelled, or paused) backtest. Metrics are in `.metrics` and readable as
