@@ -272,6 +272,16 @@ def test_validated_bars_have_an_eastern_daily_index():
     assert str(out.index.tz) == "America/New_York" and out.index[0].time() == time(0, 0)
 
 
+
+def test_validating_bars_leaves_the_callers_frame_as_it_was():
+    f = frame([5.0, 6.0, 7.0])
+    f["Volume"] = f["Volume"].astype(int)  # converted to float in what comes back, not in the caller's frame
+    before = f.copy()
+    out = validate_bars(f, "MSFT")
+    out.iloc[0, 0] = 99.0
+    pd.testing.assert_frame_equal(f, before)
+    assert out["Volume"].dtype == float and f["Volume"].dtype == int
+
 # -- the world state ------------------------------------------------------------------------
 
 def test_world_state_for_day_t_uses_bars_up_to_t_minus_1_by_hand():
