@@ -171,7 +171,9 @@ def advance() -> None:
         bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
 
     try:
-        if "run" not in job:  # the preset's first slice: its stored days are read once, its state kept for the next
+        # The preset's first slice: its stored days are read once, and its state and agents kept for the next
+        # slices (one run, one model; Settings' spend guard is shared; a cleared key stops it above)
+        if "run" not in job:
             feed = feed_for(tuple(spec.symbols), spec.start, spec.end)
             job["run"] = StoredRun(backtest.Backtest(one, *agents_for(spec), feed=feed), store)
             job["current"] = job["run"].test.run_key
