@@ -358,8 +358,7 @@ class _Run:
         days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
         trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)
         positions = pd.DataFrame(self.position_rows, index=index[1:], columns=t.symbols, dtype=float).fillna(0.0)
-        bars = {f.symbol: f.loaded.frame[(f.loaded.frame.index >= index[1]) & (f.loaded.frame.index <= index[-1])]
-                if ran else f.loaded.frame.iloc[:0] for f in t.feeds}
+        bars = {f.symbol: f.loaded.frame.iloc[f.between(index[1], index[-1]) if ran else slice(0)] for f in t.feeds}
         periods = metrics.periods_per_year(self.calendar)
         bench_pct = metrics.buy_and_hold_return(bars, t.capital) if ran else 0.0
         returns = metrics.daily_returns(equity)

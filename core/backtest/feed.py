@@ -81,6 +81,11 @@ class SymbolFeed:
         i = int(np.searchsorted(self.dates, day)) - 1
         return i if i >= 0 else None
 
+    def between(self, first: pd.Timestamp, last: pd.Timestamp) -> slice:
+        """The rows of the bars from `first` to `last`, both included (the index is sorted: validate_bars)."""
+        index = self.loaded.frame.index
+        return slice(index.searchsorted(first), index.searchsorted(last, side="right"))
+
     def fingerprint(self) -> tuple:
         frame = self.loaded.frame
         return (str(frame.index[0].date()), str(frame.index[-1].date()), len(frame),
