@@ -31,8 +31,9 @@ from core.market import Bars
 
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
 SLICE_DAYS = {"house": 40, "claude": 1}
-"""New decisions per slice of the Backtest page, by its agents: the page redraws progress between slices."""
-OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: redraw often
+"""New decisions per slice of the Backtest page, by its agents: between slices the page answers Cancel and
+other clicks (a house day takes milliseconds, a Claude day several calls)."""
+OWN_SLICE_DAYS = 5  # an installed agent's speed is unknown: answer clicks often
 STALE_AFTER = timedelta(minutes=2)
 """A run not written to for this long is interrupted; the page writes after every slice (a few seconds)."""
 
