@@ -14,6 +14,7 @@ import numpy as np
 import core
 from bench.backtest_bench import _timed
 from core import market
+from core.backtest import sweeps
 
 PRESET = "moderate"
 SUBSET = 100  # symbols of the speed-up and Dask figures: the ratio needs no full universe three times
@@ -43,7 +44,7 @@ def run() -> dict:
     pass_s = _timed(lambda: core.pass_probability(returns, rules, paths=10_000), 7)
 
     members = market.universe_symbols("sp500-2009")  # read once here: forked workers inherit it
-    cores = os.cpu_count() or 1
+    cores = sweeps.cores()
     every_core, ran = _sweep_s(None, members)  # the whole universe, one preset: the figure
     subset = members[:SUBSET]
     with ProcessPoolExecutor(1) as one:

@@ -161,7 +161,8 @@ def _rules(challenge, constraints: Constraints) -> ChallengeRules | None:
     return ChallengeRules.from_constraints(constraints, challenge)
 
 
-def _picklable(*objects) -> bool:
+def can_pickle(*objects) -> bool:
+    """Whether the objects can cross to another process (agents holding an SDK client, a lock or a lambda cannot)."""
     try:
         pickle.dumps(objects)
     except Exception:  # an SDK client, a lock, a lambda: whatever cannot cross to another process
@@ -233,10 +234,10 @@ def plan(symbols: str | Sequence[str], presets, start=None, end=None, seeds: Seq
 
 def run_plan(cases: list[Case], executor: Executor | None = None, progress: Progress | None = None) -> pd.DataFrame:
     """Run a sweep's cases on `executor` (see `sweep`); a row each, in the cases' order."""
-    picklable = _picklable(*{id(c.player): (c.player, c.coach) for c in cases}.values())
+    picklable = can_pickle(*{id(c.player): (c.player, c.coach) for c in cases}.values())
     own = executor is None
     if own:
-        executor = ProcessPoolExecutor(os.cpu_count() or 1) if picklable else ThreadPoolExecutor(THREADS)
+        executor = default_executor(picklable)
     try:
         rows = _run(cases, _tasks(cases, picklable), executor, progress)
     finally:
@@ -247,12 +248,24 @@ def run_plan(cases: list[Case], executor: Executor | None = None, progress: Prog
     return pd.DataFrame(rows, columns=columns)
 
 
+def default_executor(picklable: bool) -> Executor:
+    """Where a grid of backtests runs when no executor is given: a process pool over every core for agents
+    that can be pickled (the house's), else a few threads (agents that wait on the network)."""
+    return ProcessPoolExecutor(cores()) if picklable else ThreadPoolExecutor(THREADS)
+
+
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system has one (a container limited to
+    two cores of a larger machine gets two workers, not one per core of the machine), else every core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _tasks(cases: list[Case], picklable: bool) -> list[range]:
     """The cases each task runs: a symbol's presets and seeds together, so its bars are loaded once, when
     there are symbols enough to keep every core busy many times over; else one case a task, so a few
     symbols' presets still run side by side (and agents that wait on the network have calls in flight)."""
     starts = [i for i, case in enumerate(cases) if i == 0 or _bars_of(case) != _bars_of(cases[i - 1])]
-    if not picklable or len(starts) < SYMBOLS_PER_CORE * (os.cpu_count() or 1):
+    if not picklable or len(starts) < SYMBOLS_PER_CORE * cores():
         return [range(i, i + 1) for i in range(len(cases))]
     return [range(start, end) for start, end in zip(starts, [*starts[1:], len(cases)])]
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from core.backtest.challenge import Challenge, ChallengeRules, pass_probability
 from core.backtest.engine import Backtest
 from core.backtest.feed import Feed
 from core.backtest.spec import BacktestSpec, NamedSchema
+from core.backtest.sweeps import can_pickle, default_executor
 from core.exchange.errors import InvalidInput
 from core.exchange.house import HouseCoach, HousePlayer
 from core.exchange.schema import Constraints
@@ -160,14 +160,8 @@ def _agents(spec: BacktestSpec, agents: tuple | None) -> tuple[object, object, b
 
 
 def _executor(player, coach) -> Executor:
-    """A process pool over every core when the agents can be pickled (the house's), else a few threads."""
-    import pickle
-
-    try:
-        pickle.dumps((player, coach))
-    except Exception:  # an SDK client, a lock: cannot cross to another process
-        return ThreadPoolExecutor(4)
-    return ProcessPoolExecutor(os.cpu_count() or 1)
+    """Where a sweep would run these agents (sweeps.default_executor): every core, or a few threads."""
+    return default_executor(can_pickle(player, coach))
 
 
 def _run_all(specs: list[BacktestSpec], player, coach, challenge, executor: Executor | None, bars: dict | None,
