@@ -58,6 +58,21 @@ def test_record_writes_each_step_before_passing_the_event_on(world, moderate, st
     assert stored == event.artifact and stored.rounds_taken == 3
 
 
+def test_the_outcome_writes_the_detail_as_it_stands_at_the_end(world, moderate, store):
+    # The detail written at the start is kept only while it still holds: usage that grew is written, and so is
+    # a finished artifact given with snapshots of its own.
+    started = core.run_exchange_sync(world, moderate, core.Portfolio(), Scripted(GOOD), core.HouseCoach())
+    live = started.model_copy(update={"run_id": "grew", "outcome": "INTERRUPTED"})
+    store.start_exchange(live)
+    live.usage = core.Usage(input=1200, output=300, cost_usd=0.0081)
+    store.finish_exchange(live)
+    assert store.get_exchange("grew").usage == live.usage
+    store.start_exchange(started.model_copy(update={"run_id": "anew", "outcome": "INTERRUPTED"}))
+    richer = core.Portfolio(equity=99_000.0, peak_equity=100_000.0, start_of_day_equity=100_000.0, today_pnl=-1000.0)
+    store.finish_exchange(started.model_copy(update={"run_id": "anew", "portfolio_snapshot": richer}))
+    assert store.get_exchange("anew").portfolio_snapshot == richer
+
+
 def test_the_loop_alone_leaves_nothing_on_record(world, moderate, store):
     artifact = core.exchange.loop.run_exchange_sync(world, moderate, core.Portfolio(), Scripted(GOOD),
                                                     core.HouseCoach())

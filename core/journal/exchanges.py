@@ -118,6 +118,31 @@ def _portfolio_row(artifact: Artifact) -> dict:
     }
 
 
+def _detail(artifact: Artifact) -> dict:
+    """The JSON form of what `exchanges.detail` packs: the artifact less its plain fields."""
+    return artifact.model_dump(mode="json", exclude=_PACKED_AWAY)
+
+
+_PACKED_AWAY = frozenset(PLAIN_FIELDS)
+
+
+class _UnderWay:
+    """The exchange a thread started: its detail as written, and the snapshots it was dumped from."""
+
+    __slots__ = ("run_id", "snapshots", "detail")
+
+    def __init__(self, artifact: Artifact, detail: dict):
+        self.run_id = artifact.run_id
+        self.snapshots = (artifact.constraint_snapshot, artifact.portfolio_snapshot, artifact.world_state)
+        self.detail = detail
+
+    def holds(self, artifact: Artifact) -> bool:
+        """Whether `artifact` is this exchange with the very snapshots its detail was dumped from."""
+        mine = self.snapshots
+        return (artifact.run_id == self.run_id and artifact.constraint_snapshot is mine[0]
+                and artifact.portfolio_snapshot is mine[1] and artifact.world_state is mine[2])
+
+
 def _validated(artifact: Artifact | dict) -> Artifact:
     """The artifact as the model, validated: no caller's key ever reaches the database."""
     if isinstance(artifact, Artifact):
@@ -149,8 +174,11 @@ class Exchanges(StoreFile):
             )
         # A live exchange is recorded now; a whole artifact (an import, a backfill) when it was run.
         recorded = artifact.timestamp if finished else datetime.now(timezone.utc).isoformat()
-        insert(db, "exchanges", {**self._exchange_row(artifact, finished), "recorded": recorded}, key="run_id")
+        detail = _detail(artifact)
+        insert(db, "exchanges", {**self._exchange_row(artifact, detail, finished), "recorded": recorded}, key="run_id")
         insert(db, "portfolio_snapshots", _portfolio_row(artifact))
+        if not finished:
+            self._local.under_way = _UnderWay(artifact, detail)
 
     @named_errors
     def record_round(self, artifact: Artifact, record: Round) -> None:
@@ -173,7 +201,7 @@ class Exchanges(StoreFile):
         with self._write() as db:
             if last_round is not None:
                 self._round(db, artifact, last_round)
-            outcome = self._outcome_row(artifact, finished=True)
+            outcome = self._outcome_row(artifact, self._finished_detail(artifact), finished=True)
             db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in outcome)} where run_id = ?",
                        [*outcome.values(), artifact.run_id])
 
@@ -206,17 +234,29 @@ class Exchanges(StoreFile):
         for record in artifact.rounds:
             self._round(db, artifact, record)
 
-    def _outcome_row(self, artifact: Artifact, finished: bool) -> dict:
-        """The columns that change as an exchange goes on."""
+    def _finished_detail(self, artifact: Artifact) -> dict | None:
+        """The detail to write when an exchange ends, or None when the one written at its start still holds.
+
+        Since the start only the usage can have changed: the snapshots are the loop's own copies, which
+        nothing changes. So the exchange this thread started (the same snapshot objects) re-dumps its usage
+        alone, and its detail is packed again only when that moved (a model's tokens; never a house exchange)."""
+        started, self._local.under_way = getattr(self._local, "under_way", None), None
+        if started is None or not started.holds(artifact):
+            return _detail(artifact)
+        usage = artifact.usage.model_dump(mode="json")
+        return None if usage == started.detail["usage"] else {**started.detail, "usage": usage}
+
+    def _outcome_row(self, artifact: Artifact, detail: dict | None, finished: bool) -> dict:
+        """The columns that change as an exchange goes on (`detail` None: the one on record stands)."""
+        packed = {} if detail is None else {"detail": self._packer.pack(compact_json(detail))}
         return {
             "outcome": artifact.outcome, "approved": int(artifact.approved),
             "rounds_taken": artifact.rounds_taken, "termination_reason": artifact.termination_reason,
             "total_tokens": artifact.total_tokens, "cost_usd": _known_cost(artifact.usage),
-            "detail": self._packer.pack(compact_json(artifact.model_dump(mode="json", exclude=set(PLAIN_FIELDS)))),
-            "finished": int(finished), **_artifact_progress(artifact),
+            **packed, "finished": int(finished), **_artifact_progress(artifact),
         }
 
-    def _exchange_row(self, artifact: Artifact, finished: bool) -> dict:
+    def _exchange_row(self, artifact: Artifact, detail: dict, finished: bool) -> dict:
         agents = artifact.agents
         if self._preset_names is None:
             self._preset_names = PresetNames(self._db)
@@ -224,9 +264,10 @@ class Exchanges(StoreFile):
             "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
             "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
             "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class,
-            "market_time": artifact.world_state.model_dump(mode="json")["as_of"],
-            "preset": self._preset_names.name(artifact.constraint_snapshot.model_dump(mode="json")),
-            "repeat_id": artifact.repeat_id, **self._outcome_row(artifact, finished),
+            # Read off the detail's JSON form, dumped once for the row: the same text a dump of each gives.
+            "market_time": detail["world_state"]["as_of"],
+            "preset": self._preset_names.name(detail["constraint_snapshot"]),
+            "repeat_id": artifact.repeat_id, **self._outcome_row(artifact, detail, finished),
         }
 
     @named_errors
