@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Generator
+from typing import NamedTuple
 
 from core.exchange.agent import Turn
 from core.exchange.rules import decision, risk_reward
@@ -102,6 +103,14 @@ def _largest_size(c: Constraints, p: Portfolio, symbol: str, entry: float, stop:
     return max(0.0, _floor(limits[binding], 4)), binding
 
 
+class _Bracket(NamedTuple):
+    long: bool
+    entry: float
+    distance: float  # entry to stop before rounding the stop to the cent
+    stop: float
+    target: float
+
+
 class HousePlayer:
     """Rule-based Player: trend following, volatility stops, fixes what the Coach names."""
 
@@ -140,40 +149,41 @@ class HousePlayer:
                     "nothing I can propose will pass: hold.")
         return None
 
-    def _stand_aside(self, world: WorldState, c: Constraints, p: Portfolio) -> str | None:
-        """Why a new entry cannot pass today, in numbers, or None when one can."""
+    def _stand_aside(self, world: WorldState, c: Constraints, p: Portfolio,
+                     plan: _Bracket) -> tuple[str | None, tuple[float, str] | None]:
+        """Why a new entry cannot pass today, in numbers, or None when one can; and the largest size of the
+        trend's `plan` with the limit that binds, when working that out was part of the answer (a long)."""
         symbol = world.symbol
         if c.min_stop_atr_multiple is not None and world.atr is None:
             return (f"min_stop_atr_multiple is {c.min_stop_atr_multiple:.2f} but no ATR is known for {symbol}, "
-                    "so no stop can be verified: hold.")
+                    "so no stop can be verified: hold."), None
         held = sorted(s for s, v in p.positions.items() if abs(v) > 1e-9 and s != symbol)
         if len(held) + 1 > c.max_open_positions:
             return (f"{len(held)} positions are open ({', '.join(held)}) and max_open_positions is "
-                    f"{c.max_open_positions}: no room for {symbol}, hold.")
-        entry = round(world.price, 2)
+                    f"{c.max_open_positions}: no room for {symbol}, hold."), None
+        entry = plan.entry
         if entry <= 0:
-            return f"{symbol} at {world.price:g} is below a cent: no bracket can be priced, hold."
-        invalid = self._invalid_bracket(world, c)
+            return f"{symbol} at {world.price:g} is below a cent: no bracket can be priced, hold.", None
+        invalid = self._invalid_bracket(plan)
         if invalid:
-            return invalid
-        size, binding = _largest_size(c, p, symbol, entry, _stop_at(True, entry, self._distance(world, c)))
+            return invalid, None
+        # Room is judged on a long's stop whichever the trend: for a long that is the plan's own size.
+        stop = plan.stop if plan.long else _stop_at(True, entry, plan.distance)
+        size, binding = _largest_size(c, p, symbol, entry, stop)
         if size <= 0:
-            return f"{binding} leaves no room for a new entry: hold."
-        return None
+            return f"{binding} leaves no room for a new entry: hold.", None
+        return None, (size, binding) if plan.long else None
 
-    def _invalid_bracket(self, world: WorldState, c: Constraints) -> str | None:
+    @staticmethod
+    def _invalid_bracket(plan: _Bracket) -> str | None:
         """Why the trend's entry has no valid bracket (a stop or target at or below zero), or None.
 
         A stop as wide as volatility (and the schema's ATR minimum) asks, below a short's entry by the
         R/R asked, can fall under zero; a narrower stop would break the schema or the house style, so hold."""
-        long = self._trend(world) == "up"
-        entry, distance = round(world.price, 2), self._distance(world, c)
-        stop = _stop_at(long, entry, distance)
-        target = _target_at(long, entry, stop, max(c.min_risk_reward * HEADROOM, TARGET_R))
-        if stop > 0 and target > 0:
+        if plan.stop > 0 and plan.target > 0:
             return None
-        side, name = ("long", "stop") if long else ("short", "target")
-        return (f"At a price of {entry:.2f} the {side} needs a stop so wide (volatility, the ATR minimum) that "
+        side, name = ("long", "stop") if plan.long else ("short", "target")
+        return (f"At a price of {plan.entry:.2f} the {side} needs a stop so wide (volatility, the ATR minimum) that "
                 f"its {name} would be at or below zero: no valid bracket, hold.")
 
     @staticmethod
@@ -184,13 +194,19 @@ class HousePlayer:
             distance = max(distance, c.min_stop_atr_multiple * world.atr * HEADROOM)
         return distance
 
-    def _ideal(self, world: WorldState, c: Constraints, p: Portfolio, long: bool) -> Action:
-        """The entry that respects every limit: stop by volatility, target at the R asked, sized to the limits."""
-        entry = round(world.price, 2)
-        stop = _stop_at(long, entry, self._distance(world, c))
-        target = _target_at(long, entry, stop, max(c.min_risk_reward * HEADROOM, TARGET_R))
-        size, _ = _largest_size(c, p, world.symbol, entry, stop)
-        return _entry(long, world.symbol, size, entry, stop, target)
+    def _bracket(self, world: WorldState, c: Constraints, long: bool) -> _Bracket:
+        """The house style's entry, stop and target on this side: worked out once per proposal."""
+        entry, distance = round(world.price, 2), self._distance(world, c)
+        stop = _stop_at(long, entry, distance)
+        return _Bracket(long, entry, distance, stop, _target_at(long, entry, stop, max(c.min_risk_reward * HEADROOM,
+                                                                                          TARGET_R)))
+
+    def _ideal(self, world: WorldState, c: Constraints, p: Portfolio, plan: _Bracket,
+               sized: tuple[float, str] | None = None) -> Action:
+        """The entry that respects every limit: stop by volatility, target at the R asked, sized to the limits
+        (`sized`: the plan's largest size, when already known)."""
+        size = (sized or _largest_size(c, p, world.symbol, plan.entry, plan.stop))[0]
+        return _entry(plan.long, world.symbol, size, plan.entry, plan.stop, plan.target)
 
     # -- the first proposal ---------------------------------------------------------------
 
@@ -212,15 +228,19 @@ class HousePlayer:
             return said, [_hold(world.symbol)]
         if trend == "flat":
             return said + ["No trend to trade: hold."], [_hold(world.symbol)]
-        aside = self._stand_aside(world, c, p)
+        plan = self._bracket(world, c, trend == "up")
+        aside, sized = self._stand_aside(world, c, p, plan)
         if aside:
             return said + [aside], [_hold(world.symbol)]
 
-        actions = self._maybe_flawed(world, c, p, self._ideal(world, c, p, trend == "up"))
+        sized = sized or _largest_size(c, p, world.symbol, plan.entry, plan.stop)
+        actions = self._maybe_flawed(world, c, p, self._ideal(world, c, p, plan, sized))
         trade = actions[0]
         words = describe(trade)
         said.append(words[0].upper() + words[1:] + ".")
-        cap, binding = _largest_size(c, p, world.symbol, trade.entry_price, trade.stop_loss)
+        # A hurried stop sizes anew; otherwise the trade's bracket is the plan's, whose largest size is known.
+        same = trade.entry_price == plan.entry and trade.stop_loss == plan.stop
+        cap, binding = sized if same else _largest_size(c, p, world.symbol, trade.entry_price, trade.stop_loss)
         if trade.size_pct == cap:
             said.append(f"That is the most {binding} allows.")
         if len(actions) > 1:
@@ -285,9 +305,13 @@ class HousePlayer:
     def _start_over(self, world: WorldState, c: Constraints, p: Portfolio,
                     rejected: list[list[Action]]) -> tuple[list[str], list[Action]]:
         """When fixing the last proposal is not enough: the clean entry, else a hold."""
-        aside = self._stand_aside(world, c, p) if self._trend(world) != "flat" else "No trend to trade: hold."
+        trend = self._trend(world)
+        if trend == "flat":
+            return ["No trend to trade: hold."], [_hold(world.symbol)]
+        plan = self._bracket(world, c, trend == "up")
+        aside, sized = self._stand_aside(world, c, p, plan)
         if not aside:
-            actions = [self._ideal(world, c, p, self._trend(world) == "up")]
+            actions = [self._ideal(world, c, p, plan, sized)]
             if actions not in rejected:
                 return ["Starting over from the market."] + self._now(actions), actions
             aside = "The clean entry was rejected already: hold."
@@ -304,7 +328,7 @@ class HousePlayer:
         e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
         said: list[str] = []
         if "bracket" in violations or e != round(e, 2) or not (s < e < t if long else t < e < s):
-            fresh = self._ideal(world, c, p, long)
+            fresh = self._ideal(world, c, p, self._bracket(world, c, long))
             said.append(f"The bracket was broken; rebuilt it at {fresh.entry_price:.2f}.")
             return said, fresh
         if "max_open_positions" in violations:
