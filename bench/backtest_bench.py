@@ -114,7 +114,7 @@ def _page_year() -> tuple[float, int]:
         run = StoredRun(core.Backtest(spec, core.HousePlayer(), core.HouseCoach(), feed=feed), store)
         result = None
         while result is None:
-            result = run.advance(stop_after=slice_days("house"))
+            result = run.advance(stop_after=slice_days("house", len(PORTFOLIO)))
             slices += 1
         return time.perf_counter() - began, slices
 

@@ -178,7 +178,7 @@ def advance() -> None:
             job["run"] = StoredRun(backtest.Backtest(one, *agents_for(spec), feed=feed), store)
             job["current"] = job["run"].test.run_key
             store.save_backtest_job(job["job_key"], spec.model_dump(mode="json"), [*job["keys"], job["current"]])
-        result = job["run"].advance(progress, stop_after=slice_days(spec.agents))
+        result = job["run"].advance(progress, stop_after=slice_days(spec.agents, len(spec.symbols)))
     except (market.MarketDataError, ValueError) as error:
         st.error(str(error))
         state.pop(session.BT_JOB, None)

@@ -10,7 +10,7 @@ import core
 from core import market
 from core.backtest.engine import Backtest
 from core.backtest.feed import Feed
-from core.backtest.job import StoredRun, run_stored
+from core.backtest.job import SLICE_EXCHANGES, StoredRun, run_stored, slice_days
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +100,10 @@ def test_a_slice_stopped_by_a_rerun_carries_on_from_the_day_it_was_stopped_at(st
     result = run.advance(lambda n, total, day: days.append(n))
     assert days[0] == 7
     same(result, whole)
+
+
+def test_a_house_slice_is_about_the_same_exchanges_whatever_the_books_size():
+    one, four = slice_days("house", 1), slice_days("house", 4)
+    assert one == SLICE_EXCHANGES["house"] and four == SLICE_EXCHANGES["house"] // 4  # a day: one per symbol
+    assert slice_days("claude", 4) == 1  # never less than a day, however large the book
+    assert slice_days("my-agent", 1) > slice_days("my-agent", 5) == 1  # an installed agent: by its exchanges too
