@@ -196,33 +196,61 @@ CORPUS = [
 
 
 @pytest.mark.parametrize("actions", [(LONG,), (SHORT,), (LONG, SHORT), ({"action_type": "hold", "symbol": "AMZN"},)])
-def test_the_fast_reading_of_ascii_text_finds_exactly_what_the_case_blind_patterns_find(actions):
-    """ASCII text is lowered once and read with case-sensitive copies of the patterns (for speed); every
-    claim must be the one the original case-blind patterns read, in any case the text is written in."""
-    from core.exchange import reasoning
+def test_the_fast_reading_of_lowered_text_finds_exactly_what_the_case_blind_patterns_find(actions):
+    """A text is lowered once and read with case-sensitive copies of the patterns (for speed), beyond ASCII too
+    (dashes, quotes, accents, the Kelvin sign); every claim must be the one the original case-blind patterns read,
+    in any case the text is written in."""
+    from core.exchange import reasoning, reasoning_patterns as patterns
 
     house = [r.proposal.reasoning for w, p in house_grid()[:40]
              for r in core.run_exchange_sync(w, core.load_preset("moderate"), p, core.HousePlayer(flaw_rate=0.9),
                                              core.HouseCoach()).rounds]
     for text in CORPUS + house:
-        for variant in (text, text.upper(), text.title(), text.swapcase()):
+        for variant in (text, text.upper(), text.title(), text.swapcase(), text.replace(" ", " \u2014 ", 1) + " é",
+                        text.replace("'", "\u2019").replace("k", "\u212a").replace("K", "\u212a")):
             p = proposal(*actions, reasoning=variant)
             fast = reasoning._check(p, reasoning._read(variant))
-            assert reasoning._read(variant).rx is reasoning._ASCII_TEXT
-            assert fast == reasoning._check(p, reasoning._Text(variant, variant, reasoning._ANY_TEXT)), variant
+            assert reasoning._read(variant).rx is patterns._LOWERED
+            assert fast == reasoning._check(p, patterns._Text(variant, variant, patterns._ANY_TEXT)), variant
             assert fast.model_dump() == reasoning_check(p).model_dump()
             # built without validation: the JSON is what validated models would write (2.0, not 2)
             assert fast.model_dump_json() == core.ReasoningCheck.model_validate(fast.model_dump()).model_dump_json()
-    assert reasoning._read("Long AMZN → 100 é").rx is reasoning._ANY_TEXT  # beyond ASCII: the case-blind patterns
+    assert reasoning._read("Long AMZN → 100 é").rx is patterns._LOWERED
+    for letter in "\u0130\u0131\u017f":  # İ ı ſ: the case-blind patterns over the text as written
+        assert reasoning._read(f"Long AMZN{letter} → 100").rx is patterns._ANY_TEXT
+
+
+def test_lowering_keeps_what_the_patterns_see_in_every_character_but_three():
+    """Lowered text read case-sensitively is the text read case-blind when every character keeps its length and
+    its class (\\w, \\s, \\d) in lower() and the characters re matches case-blind to an ASCII letter lower to that
+    letter: true of all of Unicode except İ, ı and ſ, which make _read fall back to the case-blind patterns."""
+    import re
+    import string
+
+    from core.exchange.reasoning_patterns import _NOT_LOWERED
+
+    def exact(c: str) -> bool:
+        low = c.lower()
+        if len(low) != 1:
+            return False
+        ascii_letter = re.match("[a-z]", c, re.IGNORECASE)
+        if bool(ascii_letter) != (low in string.ascii_lowercase) or (ascii_letter and not re.match(low, c, re.I)):
+            return False
+        return all(bool(re.match(p, c)) == bool(re.match(p, low)) for p in (r"\w", r"\s", r"\d"))
+
+    every = map(chr, range(0x110000))
+    lowered = [c for c in every if c.lower() != c or (not c.isascii() and re.match("[a-z]", c, re.IGNORECASE))]
+    assert "\u212a" in lowered and "é" not in lowered and "É" in lowered
+    assert sorted(c for c in lowered if not exact(c)) == sorted(_NOT_LOWERED)
 
 
 def test_every_number_word_holds_a_piece_its_gate_looks_for():
     """A text is scanned for number words only when it holds one of the gate's pieces: a word with none
     of them would never be read."""
-    from core.exchange import reasoning
+    from core.exchange import reasoning_patterns as patterns
 
-    for word in (*reasoning._SMALL, *reasoning._TENS, "half"):
-        assert any(piece in word for piece in reasoning._GATES["words"]), word
+    for word in (*patterns._SMALL, *patterns._TENS, "half"):
+        assert any(piece in word for piece in patterns._GATES["words"]), word
     assert said(check("Risk two, reward five, twenty-five percent of equity, R/R two and a half."), "risk") == [
         (2.0, 2.0, True)]
 
@@ -236,3 +264,4 @@ def test_letters_that_fold_to_ascii_read_like_their_ascii_spelling():
     assert [(c.quantity, c.said, c.ok) for c in folded.claims] == [(c.quantity, c.said, c.ok) for c in plain.claims]
     assert [c.quantity for c in plain.claims] == ["risk", "ratio", "size", "ratio", "side"]
     assert folded.claims[1].text == "reward tw\u0131ce the risk"  # the words as written
+

@@ -26,127 +26,11 @@ from collections import namedtuple
 
 from core.exchange.schema import Action, Proposal
 from core.exchange.artifact import Claim, ReasoningCheck
+from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIZED_AFTER,
+                                              _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _WORD_VALUES, _Rx, _Text,
+                                              _may_match, _read)
 
 # -- reading the text ------------------------------------------------------------------------
-
-_SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-          "sixteen seventeen eighteen nineteen").split()
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_WORD_VALUES = {w: i for i, w in enumerate(_SMALL)} | _TENS
-_DIGIT_WORD = "|".join(_SMALL[:10])
-_CARDINAL = (rf"(?:(?:{'|'.join(_TENS)})(?:[\s-](?:{'|'.join(_SMALL[1:10])}))?|{'|'.join(reversed(_SMALL))})")
-_WORDS = re.compile(
-    rf"\b(?:(?P<whole>{_CARDINAL})(?P<half>\s+and\s+a\s+half)?(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?"
-    r"|(?P<onlyhalf>a\s+half|half\s+a))\b",
-    re.IGNORECASE,
-)
-_MULTIPLE = re.compile(r"\b(?P<times>twice|double|triple)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
-_UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/)|x\b))", re.IGNORECASE)
-# A figure ("$1,250.50", not the "5" of "sma5" or of "1.5.2") and its unit when one follows. It starts with its first
-# character, [$\d], and looks back from there: re then skips every other character without trying a match there.
-_FIGURE = re.compile(
-    r"(?P<figure>[$\d](?<![\w.,].)(?:(?<=\$)(?:\d{1,3}(?:,\d{3})+|\d+)|(?<!\$)(?:\d{0,2}(?:,\d{3})+|\d*))"
-    rf"(?:\.\d+)?)(?!\d)(?:{_UNIT.pattern})?", re.IGNORECASE)
-
-_BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
-_LIMIT_WORDS = (r"min|minimum|max|maximum|limit|cap|threshold|allowed|required|at\s+least|at\s+most|above|below|"
-                r"over|under|within|inside|exceeds?|more\s+than|less\s+than|vs\.?|versus|floor|ceiling|budget|preset|rule")
-_KEYWORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
-    # A constraint name (min_risk_reward) is the limit, not the trade. Tried at every word: letters and digits are
-    # taken for good (++, *+), as giving one back would put a letter or digit where it needs "_".
-    r"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)"
-    r"|(?P<ratio>r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|ratio|payoff)"
-    r"|(?P<stop>stop(?:[\s-]*loss)?|stopped)"
-    r"|(?P<target>target|take[\s-]*profit|tp|profit\s+target|objective)"
-    r"|(?P<entry>entry(?:\s+price)?|enter(?:ing)?\s+at|in\s+at|fill(?:ed)?\s+at|(?:in|on)\s+[a-z][\w.=-]{0,9}\s+at)"
-    r"|(?P<risk>risk(?:ing|s)?|downside)"
-    r"|(?P<reward>rewards?|upside)"
-    r"|(?P<size>size[ds]?|sizing|allocat\w*)"
-    r"|(?P<side>long|short(?:ing)?|buy(?:ing)?)"
-    r"|(?P<block>sma\d*|ema\d*|atr|vwap|volume|price|equity|drawdown|leverage|round|days?|was|were|previously|before|"
-    rf"{_LIMIT_WORDS}))\b",
-    re.IGNORECASE,
-)
-_OF_EQUITY = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:equity|account|capital|portfolio|book|nav)|position|long|short)\b",
-                        re.IGNORECASE)
-_LIMIT_AFTER = re.compile(r"\s*(?:atr\b|of\s+atr\b|leverage\b|(?:[a-z]+\s+){0,2}?(?:min|minimum|max|maximum|limit|"
-                          r"cap|threshold|floor|ceiling|budget|allowance|allowed|required)\b)", re.IGNORECASE)
-_RATIO_AFTER = re.compile(r"\s*(?:r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|"
-                          r"ratio|times\s+(?:the\s+)?risk|(?:the\s+)?risk)\b", re.IGNORECASE)
-_TIMES_RISK = re.compile(r"\s*(?:x|times)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
-# What may stand between two numbers (whitespace around it): a value replaced by the next, or a pair (1:2.5).
-_THEN_WORDS = ("to", "->", "→", "=>")
-_PAIR_WORDS = (":", "to", "-to-")
-
-_TICKER = re.compile(r"\s+(?:(?:in|on|the)\s+)?(?P<sym>[A-Z][A-Z0-9]{0,5}(?:[.=-][A-Z0-9]{1,4})?)\b(?![a-z])")
-_NOT_TICKERS = {"I", "A", "R", "RR", "ATR", "SMA", "EMA", "ET", "USD", "VWAP", "ETF", "NY", "AM", "PM", "OK", "TP", "SL",
-                "APPROVE", "REJECT", "ABORT", "THE", "AND", "AT", "ON", "IN", "WITH", "STOP", "TARGET"}
-# long|short|shorting|buy|buying|sell short|selling short, starting a word: the first letter is matched first and
-# the word start checked from there, so re skips every character but l, s and b without trying a match.
-_SIDE = re.compile(r"(?P<side>[lsb](?<!\w.)(?:(?<=l)ong|(?<=s)(?:hort|horting|ell\s+short|elling\s+short)"
-                   r"|(?<=b)(?:uy|uying)))\b(?!-)", re.IGNORECASE)
-_SIDE_BEFORE = re.compile(r"(?:(?P<neg>\b(?:not|no|never|don't|won't|avoid|instead\s+of|rather\s+than)\s+(?:\w+\s+)?)"
-                          r"|(?P<verb>\b(?:go|going|enter|entering|open|opening|get|getting|initiate)\s+(?:a\s+)?))$",
-                          re.IGNORECASE)
-_EXIT = re.compile(r"(?<!the )\b(?:exit|exiting|close|closing|flatten)\b(?!\s+(?:at|above|below|near|of|to)\b)",
-                   re.IGNORECASE)
-_HOLD = re.compile(r"(?<![\w'])(?<!no )(?<!not )(?<!don't )\b(?:hold|stand\s+aside|stay\s+flat)\b"
-                   r"(?=\s*(?:instead|for\s+now|here|this\s+one)?\s*(?:[.!;,:\n]|$)|\s+[A-Z]{1,6}\b)", re.IGNORECASE)
-_AT = re.compile(r"\bat\b", re.IGNORECASE)
-_RATIO_WORD = re.compile(r"\s*(?:times|r\s*/|rr|ratio|risk[\s/_-]*(?:to[\s-]*)?reward|reward)", re.IGNORECASE)
-_NAMED_AFTER = re.compile(r"\s*(?:(?P<stop>stop)|(?P<target>target)|(?P<risk>risk)|(?P<reward>reward))\b",
-                          re.IGNORECASE)
-_SIZED_BEFORE = re.compile(r"\d\s?(?:%|percent|pct)\s*$")
-_SIZED_AFTER = re.compile(r"\s+(?:at\s+)?\$?\d")
-_EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))", re.IGNORECASE)
-
-# The patterns a text is read with: case-blind over the text as written (`_ANY_TEXT`), or case-sensitive over
-# ASCII text lowered (`_ASCII_TEXT`); the others always run over the text as written.
-_Rx = namedtuple("_Rx", "figure words multiple unit keywords of_equity limit_after ratio_after ratio_word named_after "
-                        "times_risk at side side_before exit exit_after hold")
-_ANY_TEXT = _Rx(_FIGURE, _WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
-                _NAMED_AFTER, _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
-
-
-def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
-    """The same pattern for ASCII text already lowered, matching case-sensitively: on ASCII the two find exactly
-    the same spans, and re runs a case-sensitive scan several times faster. `word_start`: every alternative starts
-    with a letter, so the leading \\b is "no word character before, a letter next", which re rejects sooner."""
-    source = rx.pattern.replace("(?P<", "\0").lower().replace("\0", "(?P<")
-    if word_start:
-        source = r"(?<!\w)(?=[a-z])" + source.removeprefix("\\b")
-    return re.compile(source, rx.flags & ~re.IGNORECASE)
-
-
-_ASCII_TEXT = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords"))
-                    for name, rx in zip(_Rx._fields, _ANY_TEXT)))
-
-
-# Pieces one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
-# `in` finds a piece far faster than re scans the text (a number word: the shortest pieces that cover them all).
-_GATES = {"words": ("zero", "one", "tw", "thre", "thir", "four", "fort", "five", "fif", "six", "sev", "eigh", "nin",
-                    "ten", "elev", "half"), "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
-          "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
-
-
-def _may_match(t, name: str) -> bool:
-    """False when pattern `name` cannot match the text: a cheap look before a costly scan (ASCII text only)."""
-    if t.rx is _ANY_TEXT:
-        return True
-    for piece in _GATES[name]:  # a plain loop: any() over a generator costs more than the look itself
-        if piece in t.low:
-            return True
-    return False
-
-
-_Text = namedtuple("_Text", "text low rx")  # as written; lowered when that is exact (ASCII); the patterns for it
-
-
-def _read(text: str) -> _Text:
-    if text.isascii():
-        return _Text(text, text.lower(), _ASCII_TEXT)
-    return _Text(text, text, _ANY_TEXT)  # lower() is not exact beyond ASCII (Kelvin sign, dotted I): ask re
-
 
 # `decimals`: digits after the point as stated, half a unit of the last one is the rounding allowance; `unit`: "", %, R
 _Number = namedtuple("_Number", "start end value decimals unit")
@@ -190,8 +74,8 @@ def _numbers(t: _Text) -> list[_Number]:
             continue  # "3rd", "5min": not a quantity
         else:
             unit = ""
-        whole, _, frac = figure.lstrip("$").partition(".")
-        numbers.append(_Number(start, end, float(f"{whole.replace(',', '')}.{frac or 0}"), len(frac), unit))
+        numbers.append(_Number(start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]),
+                               unit))
     if _may_match(t, "words"):
         for m in rx.words.finditer(low):
             unit = rx.unit.match(low, m.end())
