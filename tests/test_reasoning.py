@@ -250,7 +250,14 @@ def test_every_number_word_holds_a_piece_its_gate_looks_for():
     from core.exchange import reasoning_patterns as patterns
 
     for word in (*patterns._SMALL, *patterns._TENS, "half"):
-        assert any(piece in word for piece in patterns._GATES["words"]), word
+        assert any(word.startswith(piece) for piece in patterns._GATES["words"]), word
+    starts = {"multiple": ("twice", "double", "triple"), "exit": ("exit", "exiting", "close", "closing", "flatten"),
+              "side": ("long", "short", "shorting", "buy", "buying"), "hold": ("hold", "stand", "stay")}
+    for name, words in starts.items():
+        assert all(any(w.startswith(piece) for piece in patterns._GATES[name]) for w in words), name
+    # a piece only inside words does not pass: "often", "none", "between" hold no number word
+    assert not patterns._may_match(patterns._read("Often none between them; 2.00 risk."), "words")
+    assert patterns._may_match(patterns._read("Often (one) between them"), "words")
     assert said(check("Risk two, reward five, twenty-five percent of equity, R/R two and a half."), "risk") == [
         (2.0, 2.0, True)]
 

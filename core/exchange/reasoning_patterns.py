@@ -102,21 +102,33 @@ _LOWERED = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords
                  for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
 
-# Pieces one of which every match of a pattern contains: a text (lowered) with none of them is not scanned.
-# `in` finds a piece far faster than re scans the text (a number word: the shortest pieces that cover them all).
+# Pieces one of which starts a word of every match of a pattern: a text (lowered) with none of them starting a word is
+# not scanned. str.find finds a piece far faster than re scans the text (a number word: the shortest pieces that
+# start them all).
 _GATES = {"words": ("zero", "one", "tw", "thre", "thir", "four", "fort", "five", "fif", "six", "sev", "eigh", "nin",
                     "ten", "elev", "half"), "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
           "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
 
 
 def _may_match(t, name: str) -> bool:
-    """False when pattern `name` cannot match the text: a cheap look before a costly scan (lowered text only)."""
+    """False when pattern `name` cannot match the text: a cheap look before a costly scan (lowered text only).
+    Every match holds a piece at the start of a word ("half" starts the second word of "a half"), so a piece only
+    inside words ("often", "none", "between", "threshold") does not pass (but for the side scan)."""
     if t.rx is _ANY_TEXT:
         return True
+    low = t.low
     for piece in _GATES[name]:  # a plain loop: any() over a generator costs more than the look itself
-        if piece in t.low:
+        # `in` first: most pieces are in no text. The side scan (a charset first) costs less than the word check.
+        if piece in low and (name == "side" or _starts_a_word(low, piece)):
             return True
     return False
+
+
+def _starts_a_word(low: str, piece: str) -> bool:
+    at = low.find(piece)
+    while at > 0 and (low[at - 1].isalnum() or low[at - 1] == "_"):  # re's \w before it: inside a word
+        at = low.find(piece, at + 1)
+    return at >= 0
 
 
 _Text = namedtuple("_Text", "text low rx")  # as written; lowered when that is exact; the patterns for it
