@@ -8,8 +8,8 @@ round as it ends), so an exchange that dies half-way is still on record with wha
 from __future__ import annotations
 
 import logging
-import os
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 
@@ -152,18 +152,6 @@ def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[st
     return None
 
 
-def _run_id() -> str:
-    """A random (version 4) UUID as text, as str(uuid.uuid4()) writes it, without building a UUID object
-    (half its cost)."""
-    bits = int.from_bytes(os.urandom(16), "big") & _UUID4_KEEP | _UUID4_MARK
-    text = "%032x" % bits
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-_UUID4_MARK = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48))
-
-
 def _snapshot(model):
     """A copy the caller's later changes cannot reach: these models hold only immutable values and flat
     lists or dicts of them, so copying those containers is enough (a deep copy cost ~10x more per
@@ -215,7 +203,7 @@ def run_exchange(
     usage = NO_USAGE
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
     artifact = Artifact(
-        run_id=run_id or _run_id(),
+        run_id=run_id or str(uuid.uuid4()),
         timestamp=stamp.isoformat(),
         outcome="INTERRUPTED",
         approved=False,
