@@ -11,7 +11,7 @@ shell.require_app()
 import core  # noqa: E402
 from ui import constraint_editor as editor  # noqa: E402
 from ui import session  # noqa: E402
-from ui.exchange_view import literal  # noqa: E402
+from ui.text import literal  # noqa: E402
 
 store = session.store()
 state = st.session_state

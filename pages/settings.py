@@ -10,7 +10,7 @@ import core  # noqa: E402
 from core import about, prices
 from core.claude import prompts  # noqa: E402
 from ui import pruning, session  # noqa: E402
-from ui.exchange_view import literal  # noqa: E402
+from ui.text import literal  # noqa: E402
 
 state = st.session_state
 store = session.store()

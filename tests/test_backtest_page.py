@@ -230,7 +230,7 @@ def test_the_estimate_of_a_model_that_cannot_stop_thinking_counts_its_thinking(a
 
 def test_a_custom_preset_name_is_shown_as_typed(app, app_store):
     import core
-    from ui.exchange_view import literal
+    from ui.text import literal
 
     name = "**loud** <b>x</b> [click](https://example.com)"
     app_store.save_preset(name, core.load_preset("moderate"))

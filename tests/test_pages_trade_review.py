@@ -10,6 +10,7 @@ import core
 from tests.support.ui_fixtures import plain, reject_then_approve_seed, texts
 from tests.support.files import sql
 from ui import exchange_view, session
+from ui.text import escape, literal
 
 
 def run_exchange(at):
@@ -150,11 +151,11 @@ def test_the_check_list_is_said_once_in_full_and_the_bubble_carries_the_verdict_
     assert shown == [c.arithmetic for c in last.checks]  # every check, whole
     stage = next(m.value for m in at.markdown if 'class="pc-stage"' in m.value)
     bubble = stage[stage.index('data-role="coach"'):]
-    assert exchange_view.escape(exchange_view.headline(last)) in bubble
-    assert bubble.index("pc-verdict") < bubble.index(exchange_view.escape(last.feedback.split("\n")[0]))
+    assert escape(exchange_view.headline(last)) in bubble
+    assert bubble.index("pc-verdict") < bubble.index(escape(last.feedback.split("\n")[0]))
     assert any(c.passed for c in last.checks)
     for check in last.checks:
-        assert (exchange_view.escape(check.arithmetic) in bubble) == (not check.passed), check
+        assert (escape(check.arithmetic) in bubble) == (not check.passed), check
 
 
 def test_html_in_agent_text_is_rendered_as_text(store, world):
@@ -168,7 +169,7 @@ def test_html_in_agent_text_is_rendered_as_text(store, world):
 
 
 def test_escape_keeps_every_character_literal():
-    assert exchange_view.escape('<a href="x">&</a>\nnext') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;<br>next"
+    assert escape('<a href="x">&</a>\nnext') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;<br>next"
 
 
 def test_the_page_opens_on_the_newest_day_of_a_symbol_the_preset_allows(app):
@@ -211,7 +212,7 @@ def test_sidebar_values_survive_a_visit_to_another_page(app):
 
 
 def test_literal_text_cannot_become_a_link_an_image_html_or_an_entity():
-    shown = exchange_view.literal("![x](http://e/x.png) [click](http://e) <b>&lt;")
+    shown = literal("![x](http://e/x.png) [click](http://e) <b>&lt;")
     assert shown == "!\\[x\\](http:\u2060//e/x.png) \\[click\\](http:\u2060//e) \\<b\\>\\&lt;"
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 from core.backtest.spec import BacktestSpec
 from ui import session
 from ui.backtest_view import AGENTS, listed
-from ui.exchange_view import literal
+from ui.text import literal
 
 DEFAULT_DAYS = 252  # a new form backtests the last year of the days every chosen symbol has
 state = st.session_state

@@ -18,7 +18,7 @@ from core.backtest.challenge import (DRAWDOWN_RULES, MAX_HORIZON_DAYS, MAX_PATHS
                                      pass_probability, rolling_pass_rate)
 from core.backtest.templates import list_challenges, load_challenge
 from ui import session
-from ui.exchange_view import literal
+from ui.text import literal
 
 LIMITS = (("max_drawdown_pct", "Max drawdown (%)"), ("max_daily_loss_pct", "Daily loss limit (%)"),
           ("consistency_rule_pct", "Consistency: best day ≤ (% of profit, 0 = off)"))

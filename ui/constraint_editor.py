@@ -19,7 +19,7 @@ import core
 import core.exchange.schema
 from core.exchange.schema import TIER_CONDITIONS, TIER_LIMITS, VolatilityRegime
 from ui import session
-from ui.exchange_view import literal
+from ui.text import literal
 
 EDITOR = session.EDITOR
 

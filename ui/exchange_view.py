@@ -6,8 +6,8 @@ banner, tokens, cost and the artifact at the end. The same `ExchangeView.handle`
 `core.run_exchange` and `core.replay_exchange`, so a replay looks exactly like the live run.
 
 Every string that came from an agent, a user or a file is escaped before it reaches HTML:
-`_html` is the one place that asks Streamlit for unsafe HTML, and it only ever receives markup
-built here around `escape(...)`d text.
+`ui.text.markup` is the one place that asks Streamlit for unsafe HTML, and it only ever receives
+markup built here (or in `ui.round_card`) around `escape(...)`d text.
 """
 
 from __future__ import annotations
@@ -17,36 +17,20 @@ import re
 import time
 from collections.abc import Iterator
 
-import pandas as pd
 import streamlit as st
 
 import core
 from core.exchange.loop import fragments
 from core.prices import cost_text
-from core.exchange.schema import ENTRY_TYPES
 from ui import characters
 from ui.exchange_style import CSS as _CSS, FOLLOW
-from ui.text import escape, literal  # noqa: F401  (pages call exchange_view.literal)
-
-ROLES = {
-    "player": {"name": "Player", "face": "P", "line": "proposes the trade"},
-    "coach": {"name": "Coach", "face": "C", "line": "checks it against the constraints"},
-}
-DECISION_COLOURS = {"APPROVE": "green", "REJECT": "orange", "ABORT": "red"}
+from ui.round_card import ROLES, round_card
+from ui.text import escape, literal, markup
 
 LEGEND = ("Outcomes: **APPROVE** the Coach approved · **REJECT-MAX** still rejected after the last round (max\\_rounds) · "
           "**ABORT** a hard limit or a circuit breaker stopped it · **ERROR** an agent failed · "
           "**INTERRUPTED** stopped before the end")
 BEAT_WORDS = 20  # a character thinks, or takes in a verdict, for as long as it takes to say this many words
-
-def _html(markup: str) -> None:
-    """The app's one use of unsafe HTML; callers build `markup` around escape()d text only."""
-    st.markdown(markup, unsafe_allow_html=True)
-
-
-def said(role: str, text: str) -> None:
-    """A finished line of speech inside a round card."""
-    _html(f'<div class="pc-said"><b>{ROLES[role]["name"]}:</b> {escape(text)}</div>')
 
 
 def _character(role: str, text: str, mood: str, active: bool, tag: str | None = None, headline: str = "") -> str:
@@ -76,81 +60,6 @@ def headline(verdict: core.Verdict) -> str:
         return f"{verdict.decision}: all {len(verdict.checks)} checks pass"
     plural = "s" if len(violations) > 1 else ""
     return f"{verdict.decision}: {len(violations)} violation{plural} ({', '.join(violations)})"
-
-
-def actions_frame(proposal: core.Proposal) -> pd.DataFrame:
-    """The proposal's actions as a table, with the reward-to-risk of each entry."""
-    rows = []
-    for number, action in enumerate(proposal.actions, start=1):
-        entry = action.action_type in ENTRY_TYPES
-        rr = None
-        if entry and action.entry_price != action.stop_loss:
-            rr = round(core.risk_reward(action.action_type == "enter_long", action.entry_price,
-                                        action.stop_loss, action.take_profit), 2)
-        rows.append({
-            "#": number, "action": action.action_type, "symbol": action.symbol,
-            "size %": None if action.size_pct is None else round(action.size_pct * 100, 3),
-            "entry": action.entry_price, "stop": action.stop_loss,
-            "target": action.take_profit, "R/R": rr,
-        })
-    return pd.DataFrame(rows)
-
-
-def checks_frame(checks: list[core.Check]) -> pd.DataFrame:
-    """Every check: pass/fail mark, the constraint, the action it concerns and its arithmetic."""
-    return pd.DataFrame([{
-        "check": "✓ pass" if c.passed else "✗ FAIL", "constraint": c.constraint,
-        "action": "all" if c.action is None else str(c.action + 1), "arithmetic": c.arithmetic,
-    } for c in checks], columns=["check", "constraint", "action", "arithmetic"])
-
-
-def round_card(record: core.Round, expanded: bool, key: str) -> None:
-    """One round: verdict badge, violations, the actions, every check, what each side said.
-
-    A round the exchange stopped in (`complete` false) shows what was on screen, marked interrupted.
-    """
-    evaluation = record.evaluation
-    decision = evaluation.decision
-    violations = evaluation.violations
-    unfinished = not record.complete
-    label = f"Round {record.round} — " + ("INTERRUPTED before the Coach's verdict; the checks said " if unfinished else "") \
-        + decision + (f" ({literal(', '.join(violations))})" if violations else "")
-    with st.expander(label, expanded=expanded, key=key):
-        top = st.columns([1, 3, 2])
-        top[0].badge("INTERRUPTED" if unfinished else decision, color="gray" if unfinished else DECISION_COLOURS.get(decision, "gray"))
-        if violations:
-            top[1].markdown("Violations: " + ", ".join(f"`{v.replace('`', '')}`" for v in violations))
-        else:
-            top[1].markdown("No violations")
-        paths = {p for p in (record.agent_path or {}).values() if p and p != "forced tool"}
-        thought = f" ({record.usage.thinking:,} thinking)" if record.usage.thinking else ""  # within the output
-        top[2].caption(f"{record.tokens:,} tokens{thought} · {cost_text(record.usage)} · "
-                       f"agents {record.latency_ms:,.0f} ms" + "".join(f" · {literal(p)}" for p in sorted(paths)),
-                       help="The agents' own time in this round; the animation's is not counted. A model that "
-                            "thinks is asked with tool choice auto and strict schemas instead of a forced tool.")
-        said("player", record.proposal.reasoning)
-        reasoning_notes(record)
-        st.dataframe(actions_frame(record.proposal), hide_index=True, width="stretch")
-        failed = sum(not c.passed for c in evaluation.checks)
-        # The marker lets a phone's CSS find the table that follows (a stacked line per check, below 700 px).
-        _html(f'<div class="pc-checks"><b>Checks</b> — {len(evaluation.checks) - failed} passed, {failed} failed</div>')
-        # A static table: the arithmetic wraps and is never cut (st.table reads markdown, hence literal()).
-        st.table(checks_frame(evaluation.checks).map(literal), hide_index=True)
-        said("coach", evaluation.feedback)
-        if evaluation.disagrees:
-            opinion = evaluation.coach_opinion or {}
-            st.warning(f"The Coach's own judgement differs from the rules: {literal(opinion.get('decision'))} "
-                       f"({literal(', '.join(opinion.get('violations') or []) or 'no violations')}).")
-
-
-def reasoning_notes(record: core.Round) -> None:
-    """What the reasoning says that the actions do not do, on one line; the optional Claude grade under it."""
-    checked = record.reasoning_check
-    if checked is not None and checked.mismatches:
-        st.warning(f"Reasoning vs actions: {literal(checked.mismatch_line())}", icon=":material/rule:")
-    if record.reasoning_grade is not None:
-        grade = record.reasoning_grade
-        st.caption(f"Reasoning graded {grade.score}/5 by Claude: {literal(grade.reason)}")
 
 
 def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:
@@ -227,7 +136,7 @@ class ExchangeView:
         self.max_rounds = 0
         self.status = ""
         self.cards: list[tuple] = []  # (placeholder, record)
-        _html(_CSS)  # static style, no user text
+        markup(_CSS)  # static style, no user text
         # Placeholders only: each replaces whatever the previous exchange drew at its place, so
         # nothing of an earlier exchange lingers (faded) while a new one plays.
         self.header = st.empty()
@@ -253,7 +162,7 @@ class ExchangeView:
                            self.headline)
         status = f'<div class="pc-status">{escape(self.status)}</div>' if self.status else ""
         with self.stage.container():
-            _html(f'{status}<div class="pc-stage">{player}{coach}</div>')
+            markup(f'{status}<div class="pc-stage">{player}{coach}</div>')
         if self.active and self.active != self._followed:
             self._followed = self.active
             # A phone stacks the characters: scroll (as little as needed) to the one who speaks now.

@@ -13,7 +13,7 @@ from core.backtest.job import stored_spec
 from core.backtest.templates import list_challenges
 from core.backtest.whatif import LIMITS, attribution, frontier, frontier_preset, sensitivity
 from ui import charts, session
-from ui.exchange_view import literal
+from ui.text import literal
 
 NO_CHALLENGE = "(none)"
 SWEPT = ("max_single_trade_pct", "max_position_pct", "max_leverage", "min_risk_reward", "max_daily_loss_pct",

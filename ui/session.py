@@ -16,7 +16,7 @@ import core.journal.store
 import core.backtest.engine
 from core.exchange.plugins import InstalledAgent, installed_agents
 from core.prices import DEFAULT_MODEL
-from ui.exchange_view import literal
+from ui.text import literal
 
 def today() -> date:
     """The calendar day the pages reason from (model retirements, date defaults); tests set it with time-machine."""

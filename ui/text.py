@@ -1,4 +1,4 @@
-"""The one place that makes text from an agent, a user or a file safe to show.
+"""The one place that makes text from an agent, a user or a file safe to show, and hands HTML to Streamlit.
 
 `escape` is for text inside the app's own HTML (speech bubbles, round cards); `literal` for text
 handed to Streamlit's markdown (banners, captions, tables). Either way the text shows as typed:
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import re
+
+import streamlit as st
 
 _LINE_ENDINGS = re.compile(r"\r\n?")
 # What markdown (GFM) turns into a link with no brackets at all: a scheme's colon, "www." and e-mail's "@".
@@ -43,3 +45,8 @@ def literal(text: object) -> str:
     text = re.sub(r"(?i)(?<=[a-z]):(?=//)|@(?=[\w-])", lambda m: m[0] + WORD_JOINER, text)
     text = re.sub(r"(?i)(?<=www)\.", WORD_JOINER + ".", text)
     return re.sub(r"([\\`*_{}\[\]<>#|~$&])", r"\\\1", text)
+
+
+def markup(html_text: str) -> None:
+    """The app's one use of unsafe HTML; callers build `html_text` around escape()d text only."""
+    st.markdown(html_text, unsafe_allow_html=True)
