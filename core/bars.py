@@ -6,7 +6,7 @@ The shipped snapshot (core.snapshot), the cache and yfinance (core.market) and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -29,6 +29,18 @@ class Bars:
     source: str
     note: str = ""
     fallback: bool = False  # yfinance was asked and failed: the UI shows the note as a warning
+    # True only through `validated_rows`: a frame built by hand is checked again wherever it is used.
+    validated: bool = field(default=False, init=False, repr=False, compare=False)
+
+    @classmethod
+    def validated_rows(cls, symbol: str, frame: pd.DataFrame, source: str, note: str = "",
+                       fallback: bool = False) -> Bars:
+        """Bars of a frame that validate_bars returned, or of rows of one (any rows of a valid frame are
+        valid): marked `validated`, so a backtest does not check them again. Only for the code that has just
+        validated them (the loader, core.backtest.feed.backtest_bars); Bars(...) are never marked."""
+        bars = cls(symbol, frame, source, note, fallback)
+        object.__setattr__(bars, "validated", True)  # frozen: set once, here
+        return bars
 
     @property
     def start(self) -> date:

@@ -162,7 +162,8 @@ def _from_cache(cached: Path, symbol: str, start: date | None, end: date | None,
         try:
             frame = read_bars_csv(cached, symbol)
             if _covers(frame, start, end) and len(_slice(frame, start, end)):
-                return Bars(symbol, _slice(frame, start, end), "cache", f"from the local cache {cached.name}")
+                return Bars.validated_rows(symbol, _slice(frame, start, end), "cache",
+                                           f"from the local cache {cached.name}")
         except MarketDataError as error:
             notes.append(f"the cached file was unusable ({error})")
     return None
@@ -186,7 +187,7 @@ def _download(cached: Path, symbol: str, start: date | None, end: date | None, d
     _write_cache(cached, frame)
     sliced = _slice(frame, start, end)
     if len(sliced):
-        return Bars(symbol, sliced, "yfinance", "downloaded from yfinance"), False
+        return Bars.validated_rows(symbol, sliced, "yfinance", "downloaded from yfinance"), False
     notes.append(f"yfinance has no bars between {start} and {end}")
     return None, False
 
@@ -207,7 +208,7 @@ def _from_snapshot(snapshot_dir: Path, symbol: str, start: date | None, end: dat
                               f"{' and '.join(ranges)} ({'; '.join(notes)})")
     where = "snapshot" if label.endswith(".csv") else label
     note = f"served from the shipped {where} ({frame.index[0].date()} to {frame.index[-1].date()}): " + "; ".join(notes)
-    return Bars(symbol, sliced, "snapshot", note, fallback=failed)
+    return Bars.validated_rows(symbol, sliced, "snapshot", note, fallback=failed)
 
 
 def _write_cache(path: Path, frame: pd.DataFrame) -> None:

@@ -179,3 +179,35 @@ def test_returns_too_large_to_compound_are_refused_naming_the_day():
     rules = core.ChallengeRules.from_constraints(core.load_preset("moderate"), 0.06)
     with pytest.raises(core.InvalidInput, match="daily_returns: day 2 is 1e\\+308"):
         core.pass_probability([0.01, 1e308, 0.01], rules)
+
+
+def test_bars_the_loader_validated_are_not_validated_again_and_bars_built_by_hand_are(monkeypatch):
+    from core.backtest import feed as feeds
+
+    loaded = market.load_bars("MSFT", "2020-01-02", "2020-12-31", online=False)
+    assert loaded.validated
+    with pytest.raises(TypeError):
+        market.Bars("TEST", loaded.frame, "given", validated=True)  # only the code that validated them marks them
+    by_hand = market.Bars("TEST", frame(np.linspace(100, 110, 70)), "given")
+    assert not by_hand.validated
+    checked = feeds.backtest_bars("TEST", START, END, by_hand)
+    assert checked.validated and checked is not by_hand
+
+    def refuse(*_, **__):
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(feeds, "validate_bars", refuse)
+    assert feeds.backtest_bars("MSFT", START, END, loaded) is loaded
+    assert core.run_backtest("MSFT", "2020-06-01", "2020-06-30", core.load_preset("moderate"), core.HousePlayer(),
+                             core.HouseCoach(), bars=loaded).metrics["days"] == 22
+    with pytest.raises(AssertionError, match="validated again"):
+        feeds.backtest_bars("TEST", START, END, by_hand)
+
+
+def test_bars_built_by_hand_are_checked_before_a_feed_reads_them():
+    from core.backtest.feed import SymbolFeed
+
+    bad = frame(np.linspace(100, 110, 70))
+    bad.iloc[5, bad.columns.get_loc("Low")] = math.nan
+    with pytest.raises(core.MarketDataError, match="TEST: NaN in Low on 2024-01-09"):
+        SymbolFeed.of("TEST", market.Bars("TEST", bad, "given"), market.as_day(START), market.as_day(END))
