@@ -32,8 +32,10 @@ from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS
 
 # -- reading the text ------------------------------------------------------------------------
 
-# `decimals`: digits after the point as stated, half a unit of the last one is the rounding allowance; `unit`: "", %, R
-_Number = namedtuple("_Number", "start end value decimals unit")
+# A number: (start, end, value, decimals, unit). `decimals`: digits after the point as stated, half a unit of the last
+# one is the rounding allowance; `unit`: "", %, R. Plain tuples: a namedtuple costs more to build than it saves.
+_Number = tuple[int, int, float, int, str]
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 # The letters re matches case-blind to an ASCII one (dotted and dotless i, the Kelvin sign, the long s): a word
@@ -74,106 +76,120 @@ def _numbers(t: _Text) -> list[_Number]:
             continue  # "3rd", "5min": not a quantity
         else:
             unit = ""
-        numbers.append(_Number(start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]),
-                               unit))
+        numbers.append((start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit))
+    figures = len(numbers)
     if _may_match(t, "words"):
         for m in rx.words.finditer(low):
             unit = rx.unit.match(low, m.end())
             if unit:
-                numbers.append(_Number(m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
+                numbers.append((m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
             elif m.end() >= len(text) or not text[m.end()].isalpha():
-                numbers.append(_Number(m.start(), m.end(), *_word_number(m), ""))
+                numbers.append((m.start(), m.end(), *_word_number(m), ""))
     if _may_match(t, "multiple"):
         for m in rx.multiple.finditer(low):
-            numbers.append(_Number(m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])],
-                                   0, "R"))
-    return sorted(numbers)
+            numbers.append((m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])], 0, "R"))
+    return sorted(numbers) if len(numbers) > figures else numbers  # figures come in text order
 
 
-_Said = namedtuple("_Said", "quantity number text")  # what a number is, the number, the words that say it
-
-
-def _quantity(keyword: str, number: _Number, gap: str, rx: _Rx) -> str | None:
+def _quantity(keyword: str, unit: str, value: float, gap: str, rx: _Rx) -> str | None:
     """What a number means after this keyword, given its unit; None when it is no trade claim."""
-    if number.unit == "R":
+    if unit == "R":
         return "ratio" if keyword in ("ratio", "target", "reward", "") else None
     if keyword == "side":
-        if number.unit == "%" or number.value < 1:
+        if unit == "%" or value < 1:
             return "size"
         return "entry" if rx.at.search(gap) else None
-    if keyword in ("ratio", "entry") and number.unit == "%":
+    if keyword in ("ratio", "entry") and unit == "%":
         return None
     return keyword or None
 
 
-def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
-    """The last keyword of the number's clause: after the previous number, at most 30 characters before `start`."""
-    last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
-    if last < 0:
+def _keyword_after(rest: str, head: str, unit: str, value: float, rx: _Rx) -> str | None:
+    """A keyword right after a number with none before it: '3 % of equity', '2.5 R/R', 'a 2.00 stop'.
+    `rest`: the 30 characters after the number; `head`: its first one past whitespace (each keyword starts o, p, l, s,
+    t or r, so any other rules all three patterns out)."""
+    if head not in "oplstr":
         return None
-    kw = keywords[last]
-    if kw.start() < floor or start - ends[last] > 30 or _BOUNDARY.search(text, ends[last], start):
-        return None
-    return kw
-
-
-def _keyword_after(t: _Text, number: _Number) -> str | None:
-    """A keyword right after a number with none before it: '3 % of equity', '2.5 R/R', 'a 2.00 stop'."""
-    rest, rx = t.low[number.end:number.end + 30], t.rx
     if rx.of_equity.match(rest):
-        return "size" if number.unit == "%" or number.value < 1 else None
+        return "size" if unit == "%" or value < 1 else None
     if rx.ratio_after.match(rest) and rx.ratio_word.match(rest):
         return "ratio"
     m = rx.named_after.match(rest)
     return m.lastgroup if m else None
 
 
-def _read_numbers(t: _Text) -> list[_Said]:
-    """The numbers the reasoning ties to its trade, with what each one is."""
+def _keyword_before(t: _Text, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
+    """The last keyword of the number's clause: after the previous number, at most 30 characters before `start`."""
+    last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
+    if last < 0:
+        return None
+    end = ends[last]
+    kw = keywords[last]
+    if start - end > 30 or kw.start() < floor:
+        return None
+    # Most numbers follow their keyword after one space: a boundary between them is then that one character.
+    if start - end == 1:
+        return None if t.text[end] in ".!?;,\n" else kw
+    return kw if end == start or not _BOUNDARY.search(t.text, end, start) else None
+
+
+def _head(t: _Text, pos: int) -> str:
+    """The first character from `pos` on that is not whitespace, as the patterns read it ('' past 30 blanks)."""
+    head = t.low[pos:pos + 30].lstrip()[:1]
+    return head if t.rx is not _ANY_TEXT else _plain(head)
+
+
+def _read_numbers(t: _Text) -> list[tuple[str, float, int, str, str]]:
+    """(quantity, value, decimals, unit, words) for each number the reasoning ties to its trade."""
     text, low, rx = t
     numbers = _numbers(t)
+    if not numbers:
+        return []
     keywords = list(rx.keywords.finditer(low))
     ends = [kw.end() for kw in keywords]  # ascending: matches do not overlap
     may_times_risk = rx is _ANY_TEXT or "risk" in low
-    said: list[_Said] = []
+    said = []
     carry: tuple[str | None, int] | None = None  # "from X to Y": X's meaning and words pass to Y
     floor = 0  # the end of the previous number: a keyword before it is not this number's
-    for i, number in enumerate(numbers):
-        if number.start < floor:
+    for i, (start, end, value, decimals, unit) in enumerate(numbers):
+        if start < floor:
             continue  # the second half of a pair already read
         nxt = numbers[i + 1] if i + 1 < len(numbers) else None
-        joint = text[number.end:nxt.start].strip() if nxt else None  # what joins it to the next number
-        kw = _keyword_before(text, keywords, ends, floor, number.start)
-        floor = number.end
-        keyword, at = (kw.lastgroup, kw.start()) if kw else ("", number.start)
+        joint = text[end:nxt[0]].strip() if nxt else None  # what joins it to the next number
+        kw = _keyword_before(t, keywords, ends, floor, start)
+        floor = end
+        keyword, at = (kw.lastgroup, kw.start()) if kw else ("", start)
         if keyword == "name" or keyword == "block":
             carry = None
             continue
         # A pair such as 1:2.5, 2.5:1 or "1 to 3" is a reward/risk ratio (never a time of day like 10:30).
-        if joint in _PAIR_WORDS and 1.0 in (number.value, nxt.value) and not number.unit and not nxt.unit:
-            is_time = joint == ":" and nxt.decimals == 0 and nxt.end - nxt.start == 2 and number.value <= 23
-            ratio_context = keyword == "ratio" or joint == ":" or rx.ratio_after.match(low, nxt.end)
-            if ratio_context and not is_time:
-                other = nxt if number.value == 1.0 else number
-                if other.value != 1.0 or nxt.value == number.value:
-                    said.append(_Said("ratio", other._replace(start=number.start, end=nxt.end), text[at:nxt.end]))
-                    floor = nxt.end
+        if joint in _PAIR_WORDS and 1.0 in (value, nxt[2]) and not unit and not nxt[4]:
+            is_time = joint == ":" and nxt[3] == 0 and nxt[1] - nxt[0] == 2 and value <= 23
+            if not is_time and (keyword == "ratio" or joint == ":" or rx.ratio_after.match(low, nxt[1])):
+                other = nxt if value == 1.0 else (start, end, value, decimals, unit)
+                if other[2] != 1.0 or nxt[2] == value:
+                    said.append(("ratio", other[2], other[3], other[4], text[at:nxt[1]]))
+                    floor = nxt[1]
                     continue
+        head = _head(t, end)
         if not keyword:
-            keyword = _keyword_after(t, number) or ""
-        times_risk = may_times_risk and rx.times_risk.match(low, number.end)
-        if times_risk:  # "three times the risk" is a ratio, whatever came before it
-            number = number._replace(end=times_risk.end())
-        quantity = "ratio" if times_risk else _quantity(keyword, number, low[at:number.start], rx)
+            keyword = _keyword_after(low[end:end + 30], head, unit, value, rx) or ""
+        # "three times the risk" is a ratio, whatever came before it
+        times_risk = may_times_risk and head in "xt" and rx.times_risk.match(low, end)
+        if times_risk:
+            end = times_risk.end()
+            head = _head(t, end)
+        quantity = "ratio" if times_risk else _quantity(keyword, unit, value, low[at:start], rx)
         if carry:
             quantity, at = carry
         if joint in _THEN_WORDS:
             carry = quantity, at  # replaced by the next number: only the new value is a claim
             continue
         carry = None
-        if quantity is None or rx.limit_after.match(low, number.end):
+        # a limit named right after the number ("1.5 minimum", "2 ATR") starts with a letter
+        if quantity is None or (head in _LETTERS and rx.limit_after.match(low, end)):
             continue
-        said.append(_Said(quantity, number, text[at:number.end]))
+        said.append((quantity, value, decimals, unit, text[at:end]))
     return said
 
 
@@ -211,37 +227,44 @@ def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
 
 # -- comparing with the actions --------------------------------------------------------------
 
-def _candidates(quantity: str, unit: str, a: Action) -> list[tuple[float, float]]:
+# An entry's bracket as the claims read it: (entry, stop, target, size, risk, reward), worked out once a proposal.
+_Bracket = tuple[float, float, float, float, float, float]
+
+
+def _brackets(actions: list[Action]) -> list[_Bracket]:
+    return [(a.entry_price, a.stop_loss, a.take_profit, a.size_pct, abs(a.entry_price - a.stop_loss),
+             abs(a.take_profit - a.entry_price)) for a in actions if a.is_entry]
+
+
+def _candidates(quantity: str, unit: str, bracket: _Bracket) -> tuple[tuple[float, float], ...]:
     """(actual value, allowance for cent-rounded prices) for each way to read the claim on this entry."""
-    e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
-    risk, reward = abs(e - s), abs(t - e)
+    e, s, t, w, risk, reward = bracket
     if quantity == "entry":
-        return [(e, 0.0)]
+        return ((e, 0.0),)
     if quantity == "size":
-        return [(w * 100, 0.0)]
+        return ((w * 100, 0.0),)
     if quantity == "ratio":
         ratio = reward / risk if risk else float("inf")
-        return [(ratio, 0.01 * (1 + ratio) / risk if risk > 0 else 0.0)]
+        return ((ratio, 0.01 * (1 + ratio) / risk if risk > 0 else 0.0),)
     distance = risk if quantity in ("stop", "risk") else reward
     if unit == "%":  # of the price, or of equity at this size
-        return [(100 * distance / e, 1 / e), (100 * w * distance / e, w / e)]
+        return (100 * distance / e, 1 / e), (100 * w * distance / e, w / e)
     if quantity == "stop" or quantity == "target":  # a price, or a distance from the entry
-        return [(s if quantity == "stop" else t, 0.0), (distance, 0.01)]
-    return [(distance, 0.01)]
+        return (s if quantity == "stop" else t, 0.0), (distance, 0.01)
+    return ((distance, 0.01),)
 
 
-def _compare(quantity: str, value: float, unit: str, decimals: int, entries: list[Action]) -> tuple[float | None, bool]:
-    """The nearest actual value over the entries and its readings, and whether the claim holds."""
-    allowance = 0.5 * 10 ** -decimals
-    best = None  # (miss beyond the cent allowance, actual)
-    for a in entries:
-        for actual, cents in _candidates(quantity, unit, a):
+def _compare(quantity: str, value: float, unit: str, decimals: int, brackets: list[_Bracket]) -> tuple[float | None, bool]:
+    """The nearest actual value over the entries and its readings (the first of equals), and whether the claim holds."""
+    best_miss = best = None  # the miss beyond the cent allowance, and its actual value
+    for bracket in brackets:
+        for actual, cents in _candidates(quantity, unit, bracket):
             miss = abs(value - actual) - cents
-            if best is None or miss < best[0]:
-                best = (miss, actual)
-    if best is None:
+            if best_miss is None or miss < best_miss:
+                best_miss, best = miss, actual
+    if best_miss is None:
         return None, False
-    return round(best[1], 6), best[0] <= allowance + 1e-9
+    return round(best, 6), best_miss <= 0.5 * 10 ** -decimals + 1e-9
 
 
 def _does(side: str, symbol: str | None, actions: list[Action]) -> bool:
@@ -256,21 +279,23 @@ def reasoning_check(proposal: Proposal) -> ReasoningCheck:
 
 
 def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
-    entries = [a for a in proposal.actions if a.is_entry]
+    brackets = None
     claims: list[dict] = []  # validated once, with the ReasoningCheck: one call costs less than one per Claim
     seen = set()
-    for said in _read_numbers(t):
-        value, decimals, unit = said.number.value, said.number.decimals, said.number.unit
-        if said.quantity == "size":
+    for quantity, value, decimals, unit, words in _read_numbers(t):
+        if quantity == "size":
             if unit != "%" and value <= 1:  # a fraction of equity: 0.03 is 3 %
                 value, decimals = value * 100, max(decimals - 2, 0)
             unit = "%"
-        unit = "%" if unit == "%" else ""
-        if (said.quantity, value) in seen:
+        elif unit == "R":
+            unit = ""
+        if (quantity, value) in seen:
             continue
-        seen.add((said.quantity, value))
-        actual, ok = _compare(said.quantity, value, unit, decimals, entries)
-        claims.append({"text": said.text.strip(), "quantity": said.quantity, "said": value, "actual": actual,
+        seen.add((quantity, value))
+        if brackets is None:
+            brackets = _brackets(proposal.actions)
+        actual, ok = _compare(quantity, value, unit, decimals, brackets)
+        claims.append({"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
                        "unit": unit, "ok": ok})
     done = None  # what the actions do, in words: described once, for the first claim about them
     for kind, side, symbol, words in _read_actions(t):
