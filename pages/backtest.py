@@ -2,6 +2,7 @@
 one or two presets on the same days."""
 
 import uuid
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -251,11 +252,10 @@ if shown and not state.get(session.BT_JOB):
     with_bench = left.toggle("Show buy & hold (on its own scale, right)", key=session.BT_BUY_HOLD, value=False,
                              help=f"Buy & hold of the same capital: {lead.metrics['buy_hold_return_pct']:+.2f} % "
                                   "over these days.")
-    left.plotly_chart(charts.returns_curves({n: r.equity for n, r in results.items()}, lead.settings["capital"],
-                                            lead.buy_hold if with_bench and len(lead.prices) else None),
-                      width="stretch", config=charts.CONFIG)
-    right.plotly_chart(charts.drawdowns({n: r.drawdown for n, r in results.items()}), width="stretch",
-                       config=charts.CONFIG)
+    later = charts.DrawnLast()  # the metrics and tables first: see DrawnLast
+    later.add(left, partial(charts.returns_curves, {n: r.equity for n, r in results.items()}, lead.settings["capital"],
+                            lead.buy_hold if with_bench and len(lead.prices) else None))
+    later.add(right, partial(charts.drawdowns, {n: r.drawdown for n, r in results.items()}))
     challenge_view.render(results, choices)
 
     for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
@@ -265,13 +265,12 @@ if shown and not state.get(session.BT_JOB):
             for sym, prices_of in r.bars.items():
                 if len(r.symbols) > 1 and not (r.trades["symbol"] == sym).any():  # one symbol: said above
                     st.caption(backtest_view.why_idle(r, sym))
-                st.plotly_chart(charts.price_with_trades(prices_of, r.trades[r.trades["symbol"] == sym],
-                                                         f"{sym} with the trades of {name}"), width="stretch",
-                                config=charts.CONFIG)
+                later.add(st, partial(charts.price_with_trades, prices_of, r.trades[r.trades["symbol"] == sym],
+                                      f"{sym} with the trades of {name}"))
             if len(r.symbols) > 1:
                 st.markdown("**By symbol**")
                 st.dataframe(r.by_symbol, width="stretch", column_config=backtest_view.BY_SYMBOL)
-                st.plotly_chart(charts.positions(r.positions), width="stretch", config=charts.CONFIG)
+                later.add(st, partial(charts.positions, r.positions))
             st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
                         "the fill, and the days each kept an entry out of the book")
             if len(r.limits):
@@ -302,6 +301,7 @@ if shown and not state.get(session.BT_JOB):
                          width="stretch")
             regimes.markdown("**By volatility regime** (known before each day)")
             regimes.dataframe(r.by_regime.round(2), width="stretch")
+    later.draw()
 
 # -- past runs ----------------------------------------------------------------------------------------
 st.divider()
