@@ -219,8 +219,13 @@ def test_a_revision_that_starts_over_returns_its_words_and_actions():
     history = [core.Round(round=1, proposal=rejected, evaluation=core.Evaluation(
         decision=verdict.decision, violations=verdict.violations, checks=verdict.checks, feedback=""),
         tokens=0, usage=core.Usage(), latency_ms=0)]
-    said, actions = player._revise(world, moderate, core.Portfolio(), history)
-    assert isinstance(said, list) and all(isinstance(a, core.Action) for a in actions)
+    stream = player.propose(world, moderate, core.Portfolio(), history)
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(stream)
+    revised = done.value.value.value  # the Turn's Proposal
+    assert "Starting over from the market." in revised.reasoning
+    assert all(isinstance(a, core.Action) for a in revised.actions)
 
 
 def _random_world(rng, symbol: str) -> core.WorldState:

@@ -6,6 +6,7 @@ import pytest
 
 import core
 from core.exchange.agent import AgentError, SpendLimitReached, Turn
+from core.exchange.rules import CheckedActions
 from tests.support.builders import entry, proposal
 
 
@@ -347,3 +348,55 @@ def test_an_exchange_on_a_symbol_the_constraints_do_not_allow_ends_before_round_
     other = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(
         proposal({"action_type": "hold", "symbol": "QQQ"}, reasoning="hold QQQ")), core.HouseCoach())
     assert other.rounds[0].evaluation.violations == ["allowed_symbols"] and other.rounds_taken >= 1
+
+
+class PlanningPlayer:
+    """Proposes GOOD with a verdict it says the rules reached on `judged_on` (constraints) while planning."""
+
+    name = "planning-player"
+
+    def __init__(self, verdict, judged_on=None):
+        self.verdict, self.judged_on = verdict, judged_on
+
+    def propose(self, world, constraints, portfolio, history):
+        actions = list(GOOD.actions)
+        checked = CheckedActions(actions, self.judged_on or constraints, portfolio, world, self.verdict)
+        return Turn(core.Proposal(reasoning="planned", actions=actions), checked=checked)
+        yield
+
+
+def test_a_verdict_the_player_reached_on_the_loops_own_inputs_is_the_rounds_verdict(world, moderate):
+    planned = core.check_proposal(GOOD, moderate, core.Portfolio(), world)
+    events, artifact = run(world, moderate, PlanningPlayer(planned))
+    verdict = next(e for e in events if isinstance(e, core.VerdictReached)).verdict
+    assert verdict is planned and artifact.outcome == "APPROVE"  # taken as it was, not judged again
+
+
+def test_a_verdict_reached_on_other_inputs_is_never_taken(world, moderate):
+    """Equal values are not enough: a verdict reached on another constraints object is judged again."""
+    wrong = core.Verdict(decision="ABORT", violations=["max_leverage"], checks=[], feedback="")
+    events, artifact = run(world, moderate, PlanningPlayer(wrong, judged_on=moderate.model_copy()))
+    assert artifact.outcome == "APPROVE" and artifact.rounds[0].evaluation.checks  # the rules ran for the round
+
+
+def test_a_verdict_on_other_actions_is_never_taken(world, moderate):
+    class Swapping(PlanningPlayer):
+        def propose(self, world, constraints, portfolio, history):
+            turn = yield from super().propose(world, constraints, portfolio, history)
+            return Turn(TOO_BIG, checked=turn.checked)  # the verdict was on GOOD's actions
+
+    _, artifact = run(world, moderate, Swapping(core.check_proposal(GOOD, moderate, core.Portfolio(), world)))
+    assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
+
+
+def test_the_house_players_own_verdicts_are_the_rules_verdicts(moderate):
+    """The house Player judges what it proposes and hands the verdict on: each round's is what the rules say."""
+    for seed in range(4):
+        for world in (core.WorldState(symbol=s, as_of="2025-03-04 10:00", price=185, sma5=183 + d, sma10=180,
+                                      atr=3.1) for s in ("AMZN", "MSFT") for d in (0, -6)):
+            artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), core.HousePlayer(seed=seed),
+                                              core.HouseCoach())
+            for r in artifact.rounds:
+                verdict = core.check_proposal(r.proposal, moderate, core.Portfolio(), world)
+                assert r.evaluation.model_dump(include={"decision", "violations", "checks"}) == \
+                    verdict.model_dump(include={"decision", "violations", "checks"})

@@ -15,6 +15,7 @@ from typing import Protocol
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
 from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import NO_USAGE, Round, Usage, Verdict
+from core.exchange.rules import CheckedActions
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +26,16 @@ class Turn:
     opinion: the Coach's own verdict in independent mode, e.g. {"decision": ..., "violations": [...]}.
     path: how a model agent got its structured answer (e.g. "forced tool", "auto tool + strict schema",
     "+ repair" when it took the one repair); None for agents without a model.
+    checked: the rules' verdict a Player reached on the very actions it proposes while planning them
+    (`core.exchange.rules.CheckedActions`); the loop uses it only when it was reached on the loop's own
+    objects, and otherwise checks the proposal itself.
     """
 
     value: Proposal | str
     usage: Usage = NO_USAGE
     opinion: dict | None = None
     path: str | None = None
+    checked: CheckedActions | None = None
 
 
 class Player(Protocol):

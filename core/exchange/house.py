@@ -19,7 +19,7 @@ from collections.abc import Generator
 from typing import NamedTuple
 
 from core.exchange.agent import Turn
-from core.exchange.rules import decision, risk_reward
+from core.exchange.rules import PlanJudge, risk_reward
 from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import Round, Verdict
 from core.exchange.tiers import in_force
@@ -123,17 +123,19 @@ class HousePlayer:
     def propose(
         self, world: WorldState, constraints: Constraints, portfolio: Portfolio, history: list[Round]
     ) -> Generator[str, None, Turn]:
-        """Stream the reasoning a sentence at a time, return the proposal."""
-        constraints = in_force(constraints, portfolio, world)[0]  # plan to the limits the tiers set now
+        """Stream the reasoning a sentence at a time, return the proposal (with the rules' verdict on it
+        when planning it took one: the loop then need not judge the same actions again)."""
+        judge = PlanJudge(constraints, portfolio, world)
+        c = in_force(constraints, portfolio, world)[0]  # plan to the limits the tiers set now
         if history:
-            sentences, actions = self._revise(world, constraints, portfolio, history)
+            sentences, actions = self._revise(world, c, portfolio, history, judge)
         else:
-            sentences, actions = self._first(world, constraints, portfolio)
+            sentences, actions = self._first(world, c, portfolio, judge)
         reasoning = " ".join(sentences)
         for sentence in sentences[:-1]:
             yield sentence + " "
         yield sentences[-1]
-        return Turn(Proposal(reasoning=reasoning, actions=actions))
+        return Turn(Proposal(reasoning=reasoning, actions=actions), checked=judge.last(actions))
 
     # -- what the market and the schema allow --------------------------------------------
 
@@ -210,7 +212,7 @@ class HousePlayer:
 
     # -- the first proposal ---------------------------------------------------------------
 
-    def _first(self, world: WorldState, c: Constraints, p: Portfolio) -> tuple[list[str], list[Action]]:
+    def _first(self, world: WorldState, c: Constraints, p: Portfolio, judge: PlanJudge) -> tuple[list[str], list[Action]]:
         trend = self._trend(world)
         atr = f", ATR {_price(world.atr)}" if world.atr else ", no ATR known"
         said = [f"{world.symbol} last {world.price:.2f}: sma5 {world.sma5:.2f} vs sma10 {world.sma10:.2f}, "
@@ -234,7 +236,7 @@ class HousePlayer:
             return said + [aside], [_hold(world.symbol)]
 
         sized = sized or _largest_size(c, p, world.symbol, plan.entry, plan.stop)
-        actions = self._maybe_flawed(world, c, p, self._ideal(world, c, p, plan, sized))
+        actions = self._maybe_flawed(world, c, judge, self._ideal(world, c, p, plan, sized))
         trade = actions[0]
         words = describe(trade)
         said.append(words[0].upper() + words[1:] + ".")
@@ -247,7 +249,7 @@ class HousePlayer:
             said.append(f"Keep {STRAY_SYMBOL} on watch as the market gauge.")
         return said, actions
 
-    def _maybe_flawed(self, world: WorldState, c: Constraints, p: Portfolio, ideal: Action) -> list[Action]:
+    def _maybe_flawed(self, world: WorldState, c: Constraints, judge: PlanJudge, ideal: Action) -> list[Action]:
         """Sometimes (by the seed) a hurried version of the ideal entry: one the Coach rejects but never aborts."""
         # A stable hash of what identifies the decision (the seed, the symbol, the market day): the same flaw in
         # any process, and never the last digits of a float, which move with how much history was loaded.
@@ -257,7 +259,7 @@ class HousePlayer:
         first = (draw // 1000) % len(_FLAWS)
         for flaw in _FLAWS[first:] + _FLAWS[:first]:
             actions = self._flawed(flaw, world, c, ideal)
-            if decision(actions, c, p, world) == "REJECT":
+            if judge(actions) == "REJECT":
                 return actions
         return [ideal]
 
@@ -276,7 +278,8 @@ class HousePlayer:
 
     # -- revisions ------------------------------------------------------------------------
 
-    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, history: list[Round]) -> tuple[list[str], list[Action]]:
+    def _revise(self, world: WorldState, c: Constraints, p: Portfolio, history: list[Round],
+                judge: PlanJudge) -> tuple[list[str], list[Action]]:
         last = history[-1]
         previous = last.proposal.actions
         violations = last.evaluation.violations
@@ -296,7 +299,7 @@ class HousePlayer:
             said += fixes
             actions = [fixed] + [a for a in kept if not a.is_entry]
         rejected = [r.proposal.actions for r in history]
-        passes = decision(actions, c, p, world) == "APPROVE"
+        passes = judge(actions) == "APPROVE"
         if passes and actions not in rejected:  # Actions compare field by field
             return said + self._now(actions), actions
         more, actions = self._start_over(world, c, p, rejected)

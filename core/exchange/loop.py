@@ -134,6 +134,15 @@ def _grade(grader, proposal: Proposal, world: WorldState, constraints: Constrain
     return turn.value, turn.usage
 
 
+def _verdict(played: Turn, constraints: Constraints, portfolio: Portfolio, world: WorldState) -> Verdict:
+    """The rules' verdict on the Player's proposal: the one the Player reached on these very inputs while
+    planning it (the house Player judges what it proposes), else the rules run now."""
+    proposal = played.value
+    checked = played.checked
+    verdict = None if checked is None else checked.verdict_on(proposal, constraints, portfolio, world)
+    return verdict or check_proposal(proposal, constraints, portfolio, world)
+
+
 def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
     if opinion is None:
         return None
@@ -261,7 +270,7 @@ def run_exchange(
             checked = current.checked = reasoning_check(proposal)
             grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
             unfinished = unfinished + graded
-            verdict = current.verdict = check_proposal(proposal, constraints, portfolio, world)
+            verdict = current.verdict = _verdict(played, constraints, portfolio, world)
             current.seconds += time.perf_counter() - started
             yield ProposalMade(number, proposal, verdict.model_copy())
             said = coach.critique(proposal, verdict, constraints, world, portfolio)

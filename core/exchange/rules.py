@@ -7,6 +7,7 @@ trader can redo the sum by hand.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState
@@ -52,25 +53,21 @@ def _valid_bracket(side_long: bool, e: float, s: float, t: float, w: float) -> b
 
 
 class _Checks:
-    """The checks of one proposal as they are made. `words` False keeps only which constraints failed: an
-    agent planning its proposal asks for the decision alone, and writing each check's arithmetic was most
-    of a check's cost. Each check's words come as a function, so they are only written when asked for."""
+    """The checks of one proposal as they are made, each with its arithmetic in words."""
 
-    __slots__ = ("tier", "words", "made", "failed")
+    __slots__ = ("tier", "made", "failed")
 
-    def __init__(self, tier: dict[str, str], words: bool):
+    def __init__(self, tier: dict[str, str]):
         self.tier = tier
-        self.words = words
         self.made: list[dict] = []  # validated into Check models once, by the Verdict
         self.failed: list[str] = []
 
-    def add(self, constraint: str, action: int | None, passed: bool, say, value=None, threshold=None) -> None:
+    def add(self, constraint: str, action: int | None, passed: bool, said: str, value=None, threshold=None) -> None:
         if not passed:
             self.failed.append(constraint)
-        if self.words:
-            named = f"{constraint} ({self.tier[constraint]})" if constraint in self.tier else constraint
-            self.made.append({"constraint": constraint, "action": action, "passed": passed,
-                              "arithmetic": f"{named}: {say()}", "value": value, "threshold": threshold})
+        named = f"{constraint} ({self.tier[constraint]})" if constraint in self.tier else constraint
+        self.made.append({"constraint": constraint, "action": action, "passed": passed,
+                          "arithmetic": f"{named}: {said}", "value": value, "threshold": threshold})
 
 
 def check_proposal(
@@ -87,21 +84,63 @@ def check_proposal(
     symbol). With `min_stop_atr_multiple` set, an entry whose symbol has no known ATR fails: it cannot
     be verified, so it is never waved through.
     """
+    return check_actions(proposal.actions, constraints, portfolio, world, atr=atr)
+
+
+def check_actions(actions: list[Action], constraints: Constraints, portfolio: Portfolio | None = None,
+                  world: WorldState | None = None, *, atr: dict[str, float] | None = None) -> Verdict:
+    """`check_proposal` on actions not yet written into a proposal: for an agent that judges what it plans
+    to propose (the house Player), and hands the verdict on with `CheckedActions`."""
     c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)  # the limits in force, and who set each
-    checks = _Checks(tier, words=True)
-    _judge(checks, proposal.actions, c, portfolio or _DEFAULT_PORTFOLIO, world, atr)
+    checks = _Checks(tier)
+    _judge(checks, actions, c, portfolio or _DEFAULT_PORTFOLIO, world, atr)
     return Verdict.model_validate({"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
                                    "checks": checks.made, "feedback": ""})
 
 
-def decision(actions: list[Action], constraints: Constraints, portfolio: Portfolio | None = None,
-             world: WorldState | None = None) -> str:
-    """The decision `check_proposal` reaches on these actions, without writing any check's arithmetic:
-    for an agent that tries proposals while planning one (the house Player)."""
-    c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)
-    checks = _Checks(tier, words=False)
-    _judge(checks, actions, c, portfolio or _DEFAULT_PORTFOLIO, world, None)
-    return _decision(checks.failed, c)
+@dataclass(frozen=True, slots=True)
+class CheckedActions:
+    """A verdict a Player reached with `check_actions` while planning its proposal, and the very objects it
+    judged: the loop takes it for the round instead of running the same rules over the same inputs again."""
+
+    actions: list[Action]
+    constraints: Constraints
+    portfolio: Portfolio
+    world: WorldState
+    verdict: Verdict
+
+    def verdict_on(self, proposal: Proposal, constraints: Constraints, portfolio: Portfolio,
+                   world: WorldState) -> Verdict | None:
+        """The verdict when it was reached on these very objects (the proposal's own actions, the loop's
+        constraints, portfolio and world: by identity, never by equal values), else None."""
+        if constraints is not self.constraints or portfolio is not self.portfolio or world is not self.world:
+            return None
+        mine, theirs = self.actions, proposal.actions
+        if len(mine) != len(theirs) or any(a is not b for a, b in zip(mine, theirs)):
+            return None
+        return self.verdict
+
+
+class PlanJudge:
+    """The rules' verdicts on the actions a Player tries while planning one proposal, on the constraints,
+    portfolio and world the loop gave it (the tiers are applied inside the rules, as the loop's check does):
+    the verdict on the actions it ends up proposing goes to the loop with its Turn (`last`)."""
+
+    __slots__ = ("constraints", "portfolio", "world", "judged")
+
+    def __init__(self, constraints: Constraints, portfolio: Portfolio, world: WorldState):
+        self.constraints, self.portfolio, self.world = constraints, portfolio, world
+        self.judged: CheckedActions | None = None
+
+    def __call__(self, actions: list[Action]) -> str:
+        """The decision on these actions; the verdict is kept for `last`."""
+        verdict = check_actions(actions, self.constraints, self.portfolio, self.world)
+        self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict)
+        return verdict.decision
+
+    def last(self, actions: list[Action]) -> CheckedActions | None:
+        """The verdict on the very `actions` proposed, if they were the last ones judged."""
+        return self.judged if self.judged is not None and self.judged.actions is actions else None
 
 
 def _decision(failed: list[str], c: Constraints) -> str:
@@ -124,7 +163,7 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
     for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
         checks.add("allowed_symbols", i, symbol_ok,
-                   lambda: f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
+                   f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
         if a.action_type == "hold":
             continue
         if a.action_type == "exit":
@@ -145,23 +184,23 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
     """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
     e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
-    # The three prices as every check of this entry writes them, written once (only when words are asked for).
-    E, S, T = (f"{e:.2f}", f"{s:.2f}", f"{t:.2f}") if checks.words else ("", "", "")
+    # The three prices as every check of this entry writes them, written once.
+    E, S, T = f"{e:.2f}", f"{s:.2f}", f"{t:.2f}"
     bracket_ok = _valid_bracket(side_long, e, s, t, w)
-    checks.add("bracket", i, bracket_ok, lambda: (
+    checks.add("bracket", i, bracket_ok, (
         f"{'long' if side_long else 'short'} {f'{S} < {E} < {T}' if side_long else f'{T} < {E} < {S}'}"
         f", size {w:.4f} > 0 {_ok(bracket_ok)}"))
 
     limit = c.max_single_trade_pct
     size_ok = _at_most(w, limit)
-    checks.add("max_single_trade_pct", i, size_ok, lambda: _cmp(w, limit, size_ok, True, 4), w, limit)
+    checks.add("max_single_trade_pct", i, size_ok, _cmp(w, limit, size_ok, True, 4), w, limit)
     if not bracket_ok:
         return
 
     rr = risk_reward(side_long, e, s, t)
     least = c.min_risk_reward
     rr_ok = _at_least(rr, least)
-    checks.add("min_risk_reward", i, rr_ok, lambda: (
+    checks.add("min_risk_reward", i, rr_ok, (
         (f"({T}-{E})/({E}-{S}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
          f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, 2)),
         rr, least)
@@ -170,13 +209,13 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     if multiple is None:
         return
     if known is None:
-        checks.add("min_stop_atr_multiple", i, False, lambda: f"no ATR known for {a.symbol}, cannot verify FAIL",
+        checks.add("min_stop_atr_multiple", i, False, f"no ATR known for {a.symbol}, cannot verify FAIL",
                    None, multiple)
         return
     need = multiple * known
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
-    checks.add("min_stop_atr_multiple", i, far_ok, lambda: (
+    checks.add("min_stop_atr_multiple", i, far_ok, (
         f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, 2)),
         distance, need)
 
@@ -192,30 +231,30 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
         old = before.get(symbol, 0.0)
         size = abs(after)
         passed = _at_most(size, c.max_position_pct)
-        checks.add("max_position_pct", i, passed, lambda: (
+        checks.add("max_position_pct", i, passed, (
             f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, 4)),
             size, c.max_position_pct)
 
     held = sorted(sym for sym, size in positions.items() if abs(size) > TOLERANCE)
     room_ok = len(held) <= c.max_open_positions
-    checks.add("max_open_positions", None, room_ok, lambda: (
+    checks.add("max_open_positions", None, room_ok, (
         f"{len(held)} held ({', '.join(held) or 'none'}) {'<=' if room_ok else '>'} {c.max_open_positions} {_ok(room_ok)}"),
         len(held), c.max_open_positions)
 
     leverage = sum(abs(size) for size in positions.values())
     leverage_ok = _at_most(leverage, c.max_leverage)
-    checks.add("max_leverage", None, leverage_ok, lambda: (
+    checks.add("max_leverage", None, leverage_ok, (
         f"sum |position| = {' + '.join(f'{abs(positions[sym]):.4f}' for sym in held) or '0'} = "
         + _cmp(leverage, c.max_leverage, leverage_ok, True, 4)), leverage, c.max_leverage)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
-    # Both loss checks show the same sum: written once, and only when the words are asked for.
-    risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms) if checks.words else ""
+    # Both loss checks show the same sum: written once.
+    risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     daily_ok = _at_most(daily, c.max_daily_loss_pct)
-    checks.add("max_daily_loss_pct", None, daily_ok, lambda: (
+    checks.add("max_daily_loss_pct", None, daily_ok, (
         f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
         f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, 6)),
         daily, c.max_daily_loss_pct)
@@ -223,7 +262,7 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
     drawdown = drawn + at_risk
     drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
-    checks.add("max_drawdown_pct", None, drawdown_ok, lambda: (
+    checks.add("max_drawdown_pct", None, drawdown_ok, (
         f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
         f"{drawn:.6f} + {at_risk:.6f} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, 6)),
         drawdown, c.max_drawdown_pct)
