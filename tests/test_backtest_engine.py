@@ -83,3 +83,17 @@ def test_the_engine_neither_imports_the_job_nor_hands_its_names_out():
             "print('core.backtest.job' in sys.modules, hasattr(e, 'run_backtest'), hasattr(e, 'reopen_backtest'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("preset", ["moderate", "strict", "aggressive"])
+def test_a_summary_has_the_whole_results_metrics_and_equity_to_the_bit(preset):
+    s = spec(presets=[(preset, core.load_preset(preset).model_copy(update={"allowed_symbols": ["MSFT", "AAPL"]}))])
+    feed = Feed.load(s.symbols, s.start, s.end)
+    whole = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).run()
+    summary = Backtest(s, core.HousePlayer(), core.HouseCoach(), feed=feed).summary()
+    pd.testing.assert_series_equal(summary.metrics, whole.metrics, check_exact=True)
+    pd.testing.assert_series_equal(summary.equity, whole.equity, check_exact=True)
+    assert (summary.status, summary.run_key, summary.source, summary.note, summary.sharpe) == (
+        whole.status, whole.run_key, whole.source, whole.note, whole.sharpe)
+    assert not hasattr(summary, "limits")
+    assert preset != "strict" or len(whole.limits)  # a run in which limits acted is among those compared

@@ -31,21 +31,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
 
 from core.backtest import result as metrics
 from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
+from core.backtest.decision import Decided, Decision
 from core.backtest.feed import WARMUP_CALENDAR_DAYS, Feed, SymbolFeed, backtest_bars  # noqa: F401 (re-exported)
 from core.backtest.limits import block, blocks_of, limit_table
 from core.backtest.result import BacktestResult, plain  # noqa: F401 (re-exported: core.BacktestResult)
 from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 (DEPTHS re-exported for the page)
+from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import check_proposal, circuit_breaker
-from core.exchange.schema import Action, Portfolio, Proposal, WorldState
+from core.exchange.schema import Portfolio, Proposal, WorldState
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
@@ -57,42 +58,6 @@ Progress = Callable[[int, int, date], None]
 Exchange = Callable[..., Artifact]
 """Runs one exchange to its artifact: core.exchange.loop.run_exchange_sync's signature (the job passes
 one that also records it)."""
-
-
-@dataclass(slots=True)
-class Decision:
-    """One exchange of a day: what was decided (or why nothing was), and what the approved actions are."""
-
-    outcome: str
-    reason: str
-    rounds: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    actions: list[Action] = field(default_factory=list)  # the approved proposal's actions (none unless APPROVE)
-    run_id: str | None = None  # the recorded exchange, when exchanges are recorded
-    verdicts: list[dict] = field(default_factory=list)  # per round: {decision, violations, entries: [Action]}
-    world: WorldState | None = None
-    tier: str = ""  # the tiers in force when it was decided (core.exchange.tiers)
-
-    @classmethod
-    def of(cls, artifact: Artifact, recorded: bool = False) -> Decision:
-        """The decision an exchange's artifact holds."""
-        rounds = artifact.rounds
-        approved = artifact.outcome == "APPROVE"
-        return cls(artifact.outcome, artifact.termination_reason, artifact.rounds_taken, artifact.total_tokens,
-                   artifact.usage.cost_usd, list(rounds[-1].proposal.actions) if approved else [],
-                   artifact.run_id if recorded else None,
-                   [{"decision": r.evaluation.decision, "violations": r.evaluation.violations,
-                     "entries": [a for a in r.proposal.actions if a.is_entry]} for r in rounds])
-
-
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """An event: an exchange decided now (not replayed), before its day is simulated."""
-
-    day: date
-    symbol: str
-    decision: Decision
 
 
 def _key(*parts) -> str:
@@ -177,6 +142,12 @@ class Backtest:
         run = self.runner(decided=decided, events=events, exchange=exchange)
         return run.result(run.play(progress, cancel, stop_after))
 
+    def summary(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> BacktestSummary:
+        """Run it and keep what a sweep reads: the metrics and the equity curve, the same numbers as `run()`'s,
+        without recording the positions and limits behind the whole result's other tables."""
+        run = _Run(self, {}, None, run_exchange_sync, whole=False)
+        return run.summary(run.play(progress, cancel, None))
+
     def runner(self, *, decided: Mapping | None = None, events=None, exchange: Exchange | None = None) -> _Run:
         """The run as state, played a slice at a time (core.backtest.job.StoredRun): each `play(progress,
         cancel, stop_after)` carries on from the first day not simulated yet; `result(status)` ends it."""
@@ -186,8 +157,9 @@ class Backtest:
 class _Run:
     """The state of one run: the book, the marks, the curve and the rows, day by day."""
 
-    def __init__(self, test: Backtest, decided: Mapping, events, exchange: Exchange):
+    def __init__(self, test: Backtest, decided: Mapping, events, exchange: Exchange, *, whole: bool = True):
         self.test, self.decided, self.events, self.exchange = test, decided, events, exchange
+        self.whole = whole  # False: only the summary is wanted, so positions and limits are not recorded
         self.rules = test.constraints if test.depth == "standard" else test.constraints.model_copy(
             update={"max_rounds": 1})
         self.calendar = test.calendar
@@ -258,7 +230,8 @@ class _Run:
             if self.rules.tiers:  # from the book at t-1's close and the world of bars up to t-1, as the rules see them
                 d.tier = tier_names(self.rules, self._portfolio(pending), world)
             decisions[feed.symbol] = d
-            self.blocks += blocks_of(day, feed.symbol, d, self.eq_close)
+            if self.whole:
+                self.blocks += blocks_of(day, feed.symbol, d, self.eq_close)
             if d.outcome == "APPROVE":
                 pending = apply_actions(pending, [a for a in d.actions if a.symbol == feed.symbol])
         self.new += new
@@ -299,7 +272,8 @@ class _Run:
         self.eq_before, self.eq_close = self.eq_close, equity
         self.peak = max(self.peak, equity)
         self.equity_points.append(equity)
-        self.position_rows.append(self.book.exposure(self.marks, equity))
+        if self.whole:
+            self.position_rows.append(self.book.exposure(self.marks, equity))
         for feed in todays:
             d = decisions[feed.symbol]
             self.rows.append({
@@ -331,9 +305,10 @@ class _Run:
         if recheck.decision != "APPROVE":
             notes.append(f"entry not filled: at the fill price {entries[0].entry_price:.2f} the rules say "
                          f"{recheck.decision} ({', '.join(recheck.violations)})")
-            entry = next(a for a in mine if a.is_entry)
-            self.blocks += [block(day, feed.symbol, name, "unfilled", entry, self.eq_close)
-                            for name in recheck.violations]
+            if self.whole:
+                entry = next(a for a in mine if a.is_entry)
+                self.blocks += [block(day, feed.symbol, name, "unfilled", entry, self.eq_close)
+                                for name in recheck.violations]
             return
         for a in entries:
             if (o <= a.stop_loss) if side_of(a) > 0 else (o >= a.stop_loss):
@@ -345,9 +320,32 @@ class _Run:
     # -- the result ---------------------------------------------------------------------------
 
     def result(self, status: str) -> BacktestResult:
+        """The whole result: the summary and every table behind it."""
+        t = self.test
+        ran, equity, days, trades, bars = self._end()
+        summary = self._summary(status, ran, equity, days, trades, bars)
+        periods = summary.periods_per_year
+        positions = pd.DataFrame(self.position_rows, index=equity.index[1:], columns=t.symbols,
+                                 dtype=float).fillna(0.0)
+        return BacktestResult(
+            **vars(summary), trades=trades, days=days,
+            walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
+            by_regime=metrics.by_regime(days, metrics.daily_returns(equity), trades, periods),
+            by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
+            limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
+            bars=bars,
+        )
+
+    def summary(self, status: str) -> BacktestSummary:
+        """The metrics and the equity curve alone."""
+        return self._summary(status, *self._end())
+
+    def _end(self) -> tuple[list[date], pd.Series, pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+        """The test ends: what is open closes at the last close reached. The days run, the equity curve, the
+        days and the trades as frames, and each symbol's bars over the days run."""
         t = self.test
         ran = self.calendar[:len(self.equity_points) - 1]
-        if self.book.open and ran:  # the test ends: close what is open at the last close reached
+        if self.book.open and ran:
             self.book.close_all(ran[-1], self.marks)
             self.equity_points[-1] = self.book.cash
             for row in self.rows:
@@ -357,23 +355,21 @@ class _Run:
         equity = pd.Series(self.equity_points, index=index, name="equity")
         days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
         trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)
-        positions = pd.DataFrame(self.position_rows, index=index[1:], columns=t.symbols, dtype=float).fillna(0.0)
         bars = {f.symbol: f.loaded.frame.iloc[f.between(index[1], index[-1]) if ran else slice(0)] for f in t.feeds}
+        return ran, equity, days, trades, bars
+
+    def _summary(self, status: str, ran: list[date], equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame,
+                 bars: dict[str, pd.DataFrame]) -> BacktestSummary:
+        t = self.test
         periods = metrics.periods_per_year(self.calendar)
         bench_pct = metrics.buy_and_hold_return(bars, t.capital) if ran else 0.0
-        returns = metrics.daily_returns(equity)
         sources = dict.fromkeys(f.loaded.source for f in t.feeds)
         note = t.feeds[0].loaded.note if len(t.feeds) == 1 else "; ".join(f"{f.symbol}: {f.loaded.note}" for f in t.feeds)
-        return BacktestResult(
+        return BacktestSummary(
             symbols=t.symbols, start=t.start, end=t.end, run_key=t.run_key, preset=t.preset, status=status,
             source=", ".join(sources), note=note, settings=t.settings,
-            metrics=metrics.summary(equity, days, trades, t.capital, bench_pct, periods, t.preset),
-            equity=equity, trades=trades, days=days,
-            walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
-            by_regime=metrics.by_regime(days, returns, trades, periods),
-            by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
-            limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
-            bars=bars, periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds), spec=t.spec,
+            metrics=metrics.summary(equity, days, trades, t.capital, bench_pct, periods, t.preset), equity=equity,
+            periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds), spec=t.spec,
         )
 
     def _anchor(self) -> pd.Timestamp:

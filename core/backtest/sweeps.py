@@ -113,7 +113,7 @@ def _run_on(case: Case, feed: Feed | str) -> dict:
     if isinstance(feed, str):
         return {**row, "error": feed}
     try:
-        result = Backtest(case.spec, case.player, case.coach, feed=feed).run()
+        result = Backtest(case.spec, case.player, case.coach, feed=feed).summary()  # a row needs no more
     except (MarketDataError, InvalidInput, ValueError) as error:
         return {**row, "error": str(error)}
     row["source"] = result.source

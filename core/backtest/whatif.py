@@ -139,7 +139,7 @@ def _short(value) -> str:
 
 def _run(spec: BacktestSpec, player, coach, feed: Feed, challenge: ChallengeRules | None) -> dict:
     """One variant: its figures, and P(pass) with its interval when a challenge is given."""
-    result = Backtest(spec, player, coach, feed=feed).run()
+    result = Backtest(spec, player, coach, feed=feed).summary()  # its figures need no more
     metrics = {**result.metrics, "drawdown_pct": result.metrics.get("max_drawdown_pct")}
     figures = {name: float(metrics.get(name) or 0.0) for name in FIGURES}
     if challenge is not None:
