@@ -96,6 +96,16 @@ def test_max_single_trade(size, ok):
                     "max_single_trade_pct").passed is ok
 
 
+def test_a_failure_rounding_would_hide_is_written_with_eight_digits():
+    """0.05000001 fails a 0.05 limit (beyond the tolerance), and at four digits both read 0.0500."""
+    over = check_of(core.check_proposal(proposal(entry(size=0.05000001)), loose(max_single_trade_pct=0.05)),
+                    "max_single_trade_pct")
+    assert over.arithmetic == "max_single_trade_pct: 0.05000001 > 0.05000000 FAIL"
+    at = check_of(core.check_proposal(proposal(entry(size=0.05)), loose(max_single_trade_pct=0.05)),
+                  "max_single_trade_pct")
+    assert at.arithmetic == "max_single_trade_pct: 0.0500 <= 0.0500 PASS"
+
+
 @pytest.mark.parametrize("side,existing,ok", [
     ("enter_long", 0.10, True), ("enter_long", 0.11, False),  # 0.10 + 0.05 = 0.15 at the limit
     ("enter_short", -0.10, True), ("enter_short", -0.11, False),

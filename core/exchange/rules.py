@@ -22,12 +22,14 @@ def _ok(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def _cmp(value: float, threshold: float, passed: bool, at_most: bool, digits: int) -> str:
-    """'v <= t' or 'v > t', with more digits when rounding would hide why a check failed."""
-    if not passed and f"{value:.{digits}f}" == f"{threshold:.{digits}f}":
-        digits = 8
-    sign = ("<=" if passed else ">") if at_most else (">=" if passed else "<")
-    return f"{value:.{digits}f} {sign} {threshold:.{digits}f} {_ok(passed)}"
+def _cmp(value: float, threshold: float, passed: bool, at_most: bool, spec: str) -> str:
+    """'v <= t' or 'v > t' written to `spec` (".4f"), with 8 digits when rounding would hide why a check failed."""
+    shown, limit = format(value, spec), format(threshold, spec)
+    if passed:
+        return f"{shown} {'<=' if at_most else '>='} {limit} PASS"
+    if shown == limit:
+        shown, limit = format(value, ".8f"), format(threshold, ".8f")
+    return f"{shown} {'>' if at_most else '<'} {limit} FAIL"
 
 
 def _at_most(value: float, limit: float) -> bool:
@@ -46,7 +48,8 @@ def risk_reward(side_long: bool, entry: float, stop: float, target: float) -> fl
 
 
 def _valid_bracket(side_long: bool, e: float, s: float, t: float, w: float) -> bool:
-    if not all(math.isfinite(x) for x in (e, s, t, w)):
+    isfinite = math.isfinite
+    if not (isfinite(e) and isfinite(s) and isfinite(t) and isfinite(w)):
         return False
     ordered = s < e < t if side_long else t < e < s
     return ordered and min(e, s, t) > 0 and w > 0
@@ -193,7 +196,7 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
 
     limit = c.max_single_trade_pct
     size_ok = _at_most(w, limit)
-    checks.add("max_single_trade_pct", i, size_ok, _cmp(w, limit, size_ok, True, 4), w, limit)
+    checks.add("max_single_trade_pct", i, size_ok, _cmp(w, limit, size_ok, True, ".4f"), w, limit)
     if not bracket_ok:
         return
 
@@ -202,7 +205,7 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     rr_ok = _at_least(rr, least)
     checks.add("min_risk_reward", i, rr_ok, (
         (f"({T}-{E})/({E}-{S}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
-         f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, 2)),
+         f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, ".2f")),
         rr, least)
 
     multiple = c.min_stop_atr_multiple
@@ -216,7 +219,7 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
     checks.add("min_stop_atr_multiple", i, far_ok, (
-        f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, 2)),
+        f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, ".2f")),
         distance, need)
 
 
@@ -232,7 +235,7 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
         size = abs(after)
         passed = _at_most(size, c.max_position_pct)
         checks.add("max_position_pct", i, passed, (
-            f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, 4)),
+            f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, ".4f")),
             size, c.max_position_pct)
 
     held = sorted(sym for sym, size in positions.items() if abs(size) > TOLERANCE)
@@ -245,18 +248,19 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
     leverage_ok = _at_most(leverage, c.max_leverage)
     checks.add("max_leverage", None, leverage_ok, (
         f"sum |position| = {' + '.join(f'{abs(positions[sym]):.4f}' for sym in held) or '0'} = "
-        + _cmp(leverage, c.max_leverage, leverage_ok, True, 4)), leverage, c.max_leverage)
+        + _cmp(leverage, c.max_leverage, leverage_ok, True, ".4f")), leverage, c.max_leverage)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
-    # Both loss checks show the same sum: written once.
+    # Both loss checks show the same risk, term by term and summed: written once.
     risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
+    risk_sum = f"{at_risk:.6f}"
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     daily_ok = _at_most(daily, c.max_daily_loss_pct)
     checks.add("max_daily_loss_pct", None, daily_ok, (
         f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
-        f"{lost_today:.6f} + {at_risk:.6f} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, 6)),
+        f"{lost_today:.6f} + {risk_sum} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, ".6f")),
         daily, c.max_daily_loss_pct)
 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
@@ -264,7 +268,7 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
     drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
     checks.add("max_drawdown_pct", None, drawdown_ok, (
         f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
-        f"{drawn:.6f} + {at_risk:.6f} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, 6)),
+        f"{drawn:.6f} + {risk_sum} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, ".6f")),
         drawdown, c.max_drawdown_pct)
 
 
