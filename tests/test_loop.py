@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import core
 from core.exchange.agent import AgentError, SpendLimitReached, Turn
-from core.exchange.rules import CheckedActions
+from core.exchange.rules import CheckedActions, PlanJudge
 from tests.support.builders import entry, proposal
 
 
@@ -351,31 +353,43 @@ def test_an_exchange_on_a_symbol_the_constraints_do_not_allow_ends_before_round_
 
 
 class PlanningPlayer:
-    """Proposes GOOD with a verdict it says the rules reached on `judged_on` (constraints) while planning."""
+    """Proposes a copy of `actions` (GOOD's), judged while planning as the house Player judges (PlanJudge);
+    `judged_on` other constraints, `change` what it does to the verdict or the actions after judging."""
 
     name = "planning-player"
 
-    def __init__(self, verdict, judged_on=None):
-        self.verdict, self.judged_on = verdict, judged_on
+    def __init__(self, judged_on=None, change=None, actions=GOOD.actions):
+        self.judged_on, self.change, self.actions, self.verdict = judged_on, change, actions, None
 
     def propose(self, world, constraints, portfolio, history):
-        actions = list(GOOD.actions)
-        checked = CheckedActions(actions, self.judged_on or constraints, portfolio, world, self.verdict)
+        actions = [a.model_copy() for a in self.actions]
+        judge = PlanJudge(self.judged_on or constraints, portfolio, world)
+        judge(actions)
+        checked = judge.last(actions)
+        self.verdict = checked.verdict
+        if self.change:
+            checked = self.change(checked, actions)
         return Turn(core.Proposal(reasoning="planned", actions=actions), checked=checked)
         yield
 
 
+def _verdict(events):
+    return next(e for e in events if isinstance(e, core.VerdictReached)).verdict
+
+
 def test_a_verdict_the_player_reached_on_the_loops_own_inputs_is_the_rounds_verdict(world, moderate):
-    planned = core.check_proposal(GOOD, moderate, core.Portfolio(), world)
-    events, artifact = run(world, moderate, PlanningPlayer(planned))
-    verdict = next(e for e in events if isinstance(e, core.VerdictReached)).verdict
-    assert verdict is planned and artifact.outcome == "APPROVE"  # taken as it was, not judged again
+    player = PlanningPlayer()
+    events, artifact = run(world, moderate, player)
+    assert _verdict(events) is player.verdict and artifact.outcome == "APPROVE"  # taken as it was, not judged again
+
+
+WRONG = core.Verdict(decision="ABORT", violations=["max_leverage"], checks=[], feedback="")
 
 
 def test_a_verdict_reached_on_other_inputs_is_never_taken(world, moderate):
     """Equal values are not enough: a verdict reached on another constraints object is judged again."""
-    wrong = core.Verdict(decision="ABORT", violations=["max_leverage"], checks=[], feedback="")
-    events, artifact = run(world, moderate, PlanningPlayer(wrong, judged_on=moderate.model_copy()))
+    player = PlanningPlayer(judged_on=moderate.model_copy(), change=lambda checked, _: replace(checked, verdict=WRONG))
+    events, artifact = run(world, moderate, player)
     assert artifact.outcome == "APPROVE" and artifact.rounds[0].evaluation.checks  # the rules ran for the round
 
 
@@ -385,7 +399,27 @@ def test_a_verdict_on_other_actions_is_never_taken(world, moderate):
             turn = yield from super().propose(world, constraints, portfolio, history)
             return Turn(TOO_BIG, checked=turn.checked)  # the verdict was on GOOD's actions
 
-    _, artifact = run(world, moderate, Swapping(core.check_proposal(GOOD, moderate, core.Portfolio(), world)))
+    _, artifact = run(world, moderate, Swapping())
+    assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
+
+
+def test_actions_changed_after_they_were_judged_are_judged_again(world, moderate):
+    def grow(checked, actions):
+        actions[0].size_pct = 0.5  # the Action is mutable: the verdict on 3 % no longer says anything
+        return checked
+
+    events, artifact = run(world, moderate, PlanningPlayer(change=grow))
+    assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
+
+
+def test_a_verdict_a_player_wrote_itself_is_never_taken(world, moderate):
+    """Only the rules' own verdict (sealed by PlanJudge) is taken: an agent cannot approve its own trade."""
+    def forge(checked, actions):
+        approve = core.Verdict(decision="APPROVE", violations=[], checks=[], feedback="")
+        return CheckedActions(actions, checked.constraints, checked.portfolio, checked.world, approve)
+
+    _, artifact = run(world, moderate, PlanningPlayer(actions=TOO_BIG.actions, change=forge))
+    assert artifact.outcome == "REJECT-MAX"
     assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
 
 

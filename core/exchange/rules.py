@@ -101,27 +101,39 @@ def check_actions(actions: list[Action], constraints: Constraints, portfolio: Po
                                    "checks": checks.made, "feedback": ""})
 
 
+_BY_THE_RULES = object()  # the seal PlanJudge puts on what it judged: a verdict an agent wrote itself is never taken
+
+
+def _as_judged(actions: list[Action]) -> tuple:
+    return tuple(tuple(a.__dict__.values()) for a in actions)  # Actions are mutable: their values when judged
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedActions:
-    """A verdict a Player reached with `check_actions` while planning its proposal, and the very objects it
-    judged: the loop takes it for the round instead of running the same rules over the same inputs again."""
+    """A verdict `PlanJudge` reached while a Player planned its proposal, and the very objects it judged:
+    the loop takes it for the round instead of running the same rules over the same inputs again."""
 
     actions: list[Action]
     constraints: Constraints
     portfolio: Portfolio
     world: WorldState
     verdict: Verdict
+    values: tuple = ()  # the actions' values when judged
+    seal: object = None  # _BY_THE_RULES when PlanJudge made it
 
     def verdict_on(self, proposal: Proposal, constraints: Constraints, portfolio: Portfolio,
                    world: WorldState) -> Verdict | None:
-        """The verdict when it was reached on these very objects (the proposal's own actions, the loop's
-        constraints, portfolio and world: by identity, never by equal values), else None."""
+        """The verdict when the rules reached it (sealed by PlanJudge, never one a Player built) on these very
+        objects (the proposal's own actions, unchanged since, and the loop's constraints, portfolio and world:
+        by identity, never by equal values), else None."""
+        if self.seal is not _BY_THE_RULES:
+            return None
         if constraints is not self.constraints or portfolio is not self.portfolio or world is not self.world:
             return None
         mine, theirs = self.actions, proposal.actions
         if len(mine) != len(theirs) or any(a is not b for a, b in zip(mine, theirs)):
             return None
-        return self.verdict
+        return self.verdict if _as_judged(theirs) == self.values else None
 
 
 class PlanJudge:
@@ -138,7 +150,8 @@ class PlanJudge:
     def __call__(self, actions: list[Action]) -> str:
         """The decision on these actions; the verdict is kept for `last`."""
         verdict = check_actions(actions, self.constraints, self.portfolio, self.world)
-        self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict)
+        self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict,
+                                     _as_judged(actions), _BY_THE_RULES)
         return verdict.decision
 
     def last(self, actions: list[Action]) -> CheckedActions | None:
