@@ -27,8 +27,8 @@ class Turn:
     path: how a model agent got its structured answer (e.g. "forced tool", "auto tool + strict schema",
     "+ repair" when it took the one repair); None for agents without a model.
     checked: the rules' verdict a Player reached on the very actions it proposes while planning them
-    (`core.exchange.rules.CheckedActions`); the loop uses it only when it was reached on the loop's own
-    objects, and otherwise checks the proposal itself.
+    (`core.exchange.rules.PlanJudge.last`); the loop uses it only when PlanJudge reached it on the loop's
+    own objects and the actions are unchanged since, and otherwise checks the proposal itself.
     """
 
     value: Proposal | str
