@@ -328,7 +328,9 @@ class _Run:
         positions = pd.DataFrame(self.position_rows, index=equity.index[1:], columns=t.symbols,
                                  dtype=float).fillna(0.0)
         return BacktestResult(
-            **vars(summary), trades=trades, days=days,
+            # from the records, as ever: a frame of columns would type an empty one's columns otherwise
+            **vars(summary), trades=pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS),
+            days=pd.DataFrame(self.rows, columns=DAY_COLUMNS),
             walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
             by_regime=metrics.by_regime(days, metrics.daily_returns(equity), trades, periods),
             by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
@@ -340,9 +342,10 @@ class _Run:
         """The metrics and the equity curve alone."""
         return self._summary(status, *self._end())
 
-    def _end(self) -> tuple[list[date], pd.Series, pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    def _end(self) -> tuple[list[date], pd.Series, dict[str, list], dict[str, list], dict[str, pd.DataFrame]]:
         """The test ends: what is open closes at the last close reached. The days run, the equity curve, the
-        days and the trades as frames, and each symbol's bars over the days run."""
+        days and the trades as {column: list} (the figures read them; the whole result makes them frames),
+        and each symbol's bars over the days run."""
         t = self.test
         ran = self.calendar[:len(self.equity_points) - 1]
         if self.book.open and ran:
@@ -353,13 +356,13 @@ class _Run:
                     row["equity"] = self.book.cash
         index = pd.DatetimeIndex([self._anchor()]).append(pd.DatetimeIndex(ran).tz_localize(t.feed.tz)).rename("Date")
         equity = pd.Series(self.equity_points, index=index, name="equity")
-        days = pd.DataFrame(self.rows, columns=DAY_COLUMNS)
-        trades = pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS)
+        days = {column: [row[column] for row in self.rows] for column in DAY_COLUMNS}
+        trades = {column: [trade[column] for trade in self.book.closed] for column in TRADE_COLUMNS}
         bars = {f.symbol: f.loaded.frame.iloc[f.between(index[1], index[-1]) if ran else slice(0)] for f in t.feeds}
         return ran, equity, days, trades, bars
 
-    def _summary(self, status: str, ran: list[date], equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame,
-                 bars: dict[str, pd.DataFrame]) -> BacktestSummary:
+    def _summary(self, status: str, ran: list[date], equity: pd.Series, days: dict[str, list],
+                 trades: dict[str, list], bars: dict[str, pd.DataFrame]) -> BacktestSummary:
         t = self.test
         periods = metrics.periods_per_year(self.calendar)
         bench_pct = metrics.buy_and_hold_return(bars, t.capital) if ran else 0.0

@@ -163,16 +163,24 @@ def win_rate(pnl: pd.Series | np.ndarray) -> float:
     return 0.0 if len(pnl) == 0 else float((pnl > 0).mean() * 100)
 
 
-def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital: float, bench_return_pct: float,
-            periods: int, name: str) -> pd.Series:
+def _column(table: pd.DataFrame | dict, name: str, dtype=object) -> np.ndarray:
+    """A column of a frame, or of the {column: list} a run records before any frame is built (read either way,
+    a figure is the same: the frame's column holds those very values)."""
+    return np.asarray(table[name], dtype=dtype)
+
+
+def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame | dict, capital: float,
+            bench_return_pct: float, periods: int, name: str) -> pd.Series:
     """The metrics of a run, labelled by METRIC_LABELS. `days` has one row per exchange (day x symbol):
-    approval rate and rounds count exchanges that ran; days traded, aborted and skipped count days."""
+    approval rate and rounds count exchanges that ran; days traded, aborted and skipped count days. `days`
+    and `trades` are frames or {column: list}."""
     # numpy and sets over the columns, not pandas operations: the same figures, a backtest's result in
     # a fraction of the time (a sweep computes hundreds)
     curve = equity.to_numpy()
-    day, outcome = days["day"].to_numpy(), days["outcome"].to_numpy()
+    day, outcome = _column(days, "day"), _column(days, "outcome")
+    pnl = _column(trades, "pnl", float)
     traded, aborted, decided = set(), set(), set()  # days with a fill, with an ABORT, with any exchange decided
-    for d, o, fills in zip(day, outcome, days["fills"].to_numpy()):
+    for d, o, fills in zip(day, outcome, _column(days, "fills")):
         if fills:
             traded.add(d)
         if o == "ABORT":
@@ -196,15 +204,15 @@ def summary(equity: pd.Series, days: pd.DataFrame, trades: pd.DataFrame, capital
         "max_drawdown_pct": deepest * 100,
         "longest_drawdown_days": longest,
         "recovery_days": math.nan if recovery is None else recovery,
-        "win_rate": win_rate(trades["pnl"].to_numpy(dtype=float)),
-        "trades": len(trades),
+        "win_rate": win_rate(pnl),
+        "trades": len(pnl),
         "days_traded": len(traded),
         "days_aborted": len(aborted),
         "days_skipped": len(every_day - decided),
         "approval_rate": float((ran_outcome == "APPROVE").mean() * 100) if len(ran_outcome) else 0.0,
-        "avg_rounds": float(days["rounds"].to_numpy()[ran].mean()) if len(ran_outcome) else 0.0,
-        "tokens": int(days["tokens"].to_numpy().sum()),
-        "cost_usd": float(days["cost_usd"].to_numpy(dtype=float).sum()),
+        "avg_rounds": float(_column(days, "rounds", None)[ran].mean()) if len(ran_outcome) else 0.0,
+        "tokens": int(_column(days, "tokens", None).sum()),
+        "cost_usd": float(_column(days, "cost_usd", float).sum()),
         "final_equity": float(curve[-1]),
         "days": len(every_day),
     }, dtype=object, name=name)
@@ -229,15 +237,17 @@ def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -
     return parts
 
 
-def by_regime(days: pd.DataFrame, returns: pd.Series, trades: pd.DataFrame, periods: int = TRADING_DAYS) -> pd.DataFrame:
+def by_regime(days: pd.DataFrame | dict, returns: pd.Series, trades: pd.DataFrame | dict,
+              periods: int = TRADING_DAYS) -> pd.DataFrame:
     """Days, Sharpe, compounded return, trades and win rate per volatility regime (known at decision
-    time). A day of a portfolio counts under the regime of its first symbol that traded that day."""
-    regime, outcome = days["regime"].to_numpy(), days["outcome"].to_numpy()
+    time). A day of a portfolio counts under the regime of its first symbol that traded that day. `days`
+    and `trades` are frames or {column: list}."""
+    regime, outcome = _column(days, "regime"), _column(days, "outcome")
     seen: set = set()
-    first = np.array([g for d, g in zip(days["day"].to_numpy(), regime) if not (d in seen or seen.add(d))],
+    first = np.array([g for d, g in zip(_column(days, "day"), regime) if not (d in seen or seen.add(d))],
                      dtype=object)  # each day's first exchange's regime
     r = np.asarray(returns, dtype=float)
-    traded_in, pnl = trades["regime"].to_numpy(), trades["pnl"].to_numpy(dtype=float)
+    traded_in, pnl = _column(trades, "regime"), _column(trades, "pnl", float)
     rows = {}
     for name in get_args(VolatilityRegime):
         mask = first == name
@@ -255,10 +265,10 @@ def by_regime(days: pd.DataFrame, returns: pd.Series, trades: pd.DataFrame, peri
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def by_symbol(symbols: list[str], trades: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+def by_symbol(symbols: list[str], trades: pd.DataFrame | dict, positions: pd.DataFrame) -> pd.DataFrame:
     """A row per symbol: closed trades, their P&L after fees, win rate, and exposure (the share of
-    days the book held the symbol at the close, in percent)."""
-    traded, pnl = trades["symbol"].to_numpy(), trades["pnl"].to_numpy(dtype=float)
+    days the book held the symbol at the close, in percent). `trades` is a frame or {column: list}."""
+    traded, pnl = _column(trades, "symbol"), _column(trades, "pnl", float)
     rows = {}
     for symbol in symbols:
         mine = pnl[traded == symbol]
