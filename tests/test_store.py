@@ -294,6 +294,29 @@ def test_the_preset_is_named_shipped_first_then_saved_else_edited(store, world):
     assert {r["run_id"]: r["preset"] for r in store.list_exchanges()} == {"a": "aggressive", "m": "mine", "e": "edited"}
 
 
+def test_a_preset_saved_after_exchanges_were_named_names_the_next_ones(store, world):
+    """The saved presets are read once, not per exchange: a preset saved since, by this store, by another
+    Store on the file (another connection) or in another thread, still names the exchanges after it."""
+    def named(run_id, constraints):
+        core.run_exchange_sync(world, constraints, core.Portfolio(), core.HousePlayer(), core.HouseCoach(),
+                               store=store, run_id=run_id)
+        return next(r["preset"] for r in store.list_exchanges() if r["run_id"] == run_id)
+
+    base = core.load_preset("moderate")
+    mine, theirs, threaded = (base.model_copy(update={"max_rounds": n}) for n in (5, 6, 7))
+    assert named("before", mine) == "edited"
+    store.save_preset("mine", mine)
+    assert named("mine", mine) == "mine"
+    core.Store(store.path).save_preset("theirs", theirs)
+    assert named("theirs", theirs) == "theirs"
+    saver = threading.Thread(target=store.save_preset, args=("threaded", threaded))
+    saver.start()
+    saver.join()
+    assert named("threaded", threaded) == "threaded"
+    core.Store(store.path).save_preset("mine", base.model_copy(update={"max_rounds": 8}))  # replaced elsewhere
+    assert named("after", mine) == "edited"
+
+
 def test_history_can_filter_and_order_by_market_date(store):
     moderate = core.load_preset("moderate")
     for day, run_id in (("2021-03-04", "late"), ("2010-06-01", "early"), ("2015-01-02", "middle")):

@@ -22,7 +22,6 @@ from core.exchange.schema import ENTRY_TYPES, SIDES
 from core.exchange.artifact import Artifact, Round, Usage
 from core.journal import compact
 from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors
-from core.journal.presets import PresetNames
 
 PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "termination_reason", "total_tokens",
                 "strategy_id", "symbol", "agents", "rounds", "repeat_id")
@@ -154,9 +153,8 @@ def _validated(artifact: Artifact | dict) -> Artifact:
 
 
 class Exchanges(StoreFile):
-    """Writing exchanges as they happen or whole, and reading them back."""
-
-    _preset_names: PresetNames | None = None
+    """Writing exchanges as they happen or whole, and reading them back (in a Store, whose Presets
+    name each exchange's schema)."""
 
     @named_errors
     def start_exchange(self, artifact: Artifact) -> None:
@@ -258,15 +256,13 @@ class Exchanges(StoreFile):
 
     def _exchange_row(self, artifact: Artifact, detail: dict, finished: bool) -> dict:
         agents = artifact.agents
-        if self._preset_names is None:
-            self._preset_names = PresetNames(self._db)
         return {
             "run_id": artifact.run_id, "timestamp": artifact.timestamp, "symbol": artifact.symbol,
             "strategy_id": artifact.strategy_id, "player": agents.player, "coach": agents.coach,
             "model": agents.model, "player_class": agents.player_class, "coach_class": agents.coach_class,
             # Read off the detail's JSON form, dumped once for the row: the same text a dump of each gives.
             "market_time": detail["world_state"]["as_of"],
-            "preset": self._preset_names.name(detail["constraint_snapshot"]),
+            "preset": self._preset_name(detail["constraint_snapshot"]),
             "repeat_id": artifact.repeat_id, **self._outcome_row(artifact, detail, finished),
         }
 

@@ -19,25 +19,55 @@ EDITED = "edited"
 
 
 class PresetNames:
-    """Names a constraint snapshot after the preset it equals: shipped first, then saved, else "edited"."""
+    """Names a constraint snapshot after the preset it equals: shipped first, then saved, else "edited".
+
+    The saved presets are read again only when they may have changed, not for every exchange recorded: when
+    another connection committed (the connection's `pragma data_version` moved: any table, so a writer in
+    another thread or process re-reads them often, never too rarely) or this store saved one (`stale`: a
+    connection's own commits move no data_version)."""
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
         self.shipped = {name: load_preset(name).model_dump(mode="json") for name in list_presets()}
+        self._saved: list[list] | None = None  # [name, its JSON text, the text read (None until compared)]
+        self._read_at: int | None = None  # the data_version they were read at
 
     def name(self, snapshot: dict) -> str:
         """The preset's name, or EDITED."""
         for name, constraints in self.shipped.items():
             if constraints == snapshot:
                 return name
-        for name, text in self.db.execute("select name, constraints from presets order by name"):
-            if json.loads(text) == snapshot:
-                return name
+        for saved in self._saved_presets():
+            if saved[2] is None:
+                saved[2] = json.loads(saved[1])  # read as it is first compared, as the rows were
+            if saved[2] == snapshot:
+                return saved[0]
         return EDITED
+
+    def stale(self) -> None:
+        """This store saved a preset: read them again."""
+        self._saved = None
+
+    def _saved_presets(self) -> list[list]:
+        version = self.db.execute("pragma data_version").fetchone()[0]
+        saved = self._saved
+        if saved is None or version != self._read_at:
+            saved = [[name, text, None] for name, text in
+                     self.db.execute("select name, constraints from presets order by name")]
+            self._saved, self._read_at = saved, version
+        return saved
 
 
 class Presets(StoreFile):
     """The saved custom presets."""
+
+    _names: PresetNames | None = None
+
+    def _preset_name(self, snapshot: dict) -> str:
+        """The shipped or saved preset a constraint snapshot (its JSON form) equals, else EDITED."""
+        if self._names is None:
+            self._names = PresetNames(self._db)
+        return self._names.name(snapshot)
 
     @named_errors
     def save_preset(self, name: str, constraints: Constraints, evidence: dict | None = None) -> bool:
@@ -57,6 +87,8 @@ class Presets(StoreFile):
                  "evidence": json.dumps(evidence, default=str) if evidence is not None else None},
                 replace=True,
             )
+        if self._names is not None:
+            self._names.stale()
         return replaced
 
     @named_errors
