@@ -91,14 +91,16 @@ def _numbers(t: _Text) -> list[_Number]:
     return sorted(numbers) if len(numbers) > figures else numbers  # figures come in text order
 
 
-def _quantity(keyword: str, unit: str, value: float, gap: str, rx: _Rx) -> str | None:
-    """What a number means after this keyword, given its unit; None when it is no trade claim."""
+def _quantity(keyword: str, unit: str, value: float, clause: tuple[str, int, int], rx: _Rx) -> str | None:
+    """What a number means after this keyword, given its unit; None when it is no trade claim. `clause`: the text
+    lowered, the keyword's start and the number's, read only for a side's "at"."""
     if unit == "R":
         return "ratio" if keyword in ("ratio", "target", "reward", "") else None
     if keyword == "side":
         if unit == "%" or value < 1:
             return "size"
-        return "entry" if rx.at.search(gap) else None
+        low, at, start = clause
+        return "entry" if rx.at.search(low, at, start) else None
     if keyword in ("ratio", "entry") and unit == "%":
         return None
     return keyword or None
@@ -118,7 +120,7 @@ def _keyword_after(rest: str, head: str, unit: str, value: float, rx: _Rx) -> st
     return m.lastgroup if m else None
 
 
-def _keyword_before(t: _Text, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
+def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
     """The last keyword of the number's clause: after the previous number, at most 30 characters before `start`."""
     last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
     if last < 0:
@@ -129,14 +131,22 @@ def _keyword_before(t: _Text, keywords: list[re.Match], ends: list[int], floor: 
         return None
     # Most numbers follow their keyword after one space: a boundary between them is then that one character.
     if start - end == 1:
-        return None if t.text[end] in ".!?;,\n" else kw
-    return kw if end == start or not _BOUNDARY.search(t.text, end, start) else None
+        return None if text[end] in ".!?;,\n" else kw
+    return kw if end == start or not _BOUNDARY.search(text, end, start) else None
 
 
-def _head(t: _Text, pos: int) -> str:
-    """The first character from `pos` on that is not whitespace, as the patterns read it ('' past 30 blanks)."""
-    head = t.low[pos:pos + 30].lstrip()[:1]
-    return head if t.rx is not _ANY_TEXT else _plain(head)
+def _pair(number: _Number, nxt: _Number, joint: str, keyword: str, low: str, rx: _Rx) -> _Number | None:
+    """A pair such as 1:2.5, 2.5:1 or "1 to 3" read as one reward/risk ratio (never a time of day like 10:30)."""
+    value = number[2]
+    if 1.0 not in (value, nxt[2]) or number[4] or nxt[4]:
+        return None
+    if joint == ":" and nxt[3] == 0 and nxt[1] - nxt[0] == 2 and value <= 23:
+        return None
+    if keyword == "ratio" or joint == ":" or rx.ratio_after.match(low, nxt[1]):
+        other = nxt if value == 1.0 else number
+        if other[2] != 1.0 or nxt[2] == value:
+            return other
+    return None
 
 
 def _read_numbers(t: _Text) -> list[tuple[str, float, int, str, str]]:
@@ -151,42 +161,42 @@ def _read_numbers(t: _Text) -> list[tuple[str, float, int, str, str]]:
     said = []
     carry: tuple[str | None, int] | None = None  # "from X to Y": X's meaning and words pass to Y
     floor = 0  # the end of the previous number: a keyword before it is not this number's
-    for i, (start, end, value, decimals, unit) in enumerate(numbers):
+    for i, number in enumerate(numbers):
+        start, end, value, decimals, unit = number
         if start < floor:
             continue  # the second half of a pair already read
-        nxt = numbers[i + 1] if i + 1 < len(numbers) else None
-        joint = text[end:nxt[0]].strip() if nxt else None  # what joins it to the next number
-        kw = _keyword_before(t, keywords, ends, floor, start)
+        kw = _keyword_before(text, keywords, ends, floor, start)
         floor = end
         keyword, at = (kw.lastgroup, kw.start()) if kw else ("", start)
         if keyword == "name" or keyword == "block":
             carry = None
             continue
-        # A pair such as 1:2.5, 2.5:1 or "1 to 3" is a reward/risk ratio (never a time of day like 10:30).
-        if joint in _PAIR_WORDS and 1.0 in (value, nxt[2]) and not unit and not nxt[4]:
-            is_time = joint == ":" and nxt[3] == 0 and nxt[1] - nxt[0] == 2 and value <= 23
-            if not is_time and (keyword == "ratio" or joint == ":" or rx.ratio_after.match(low, nxt[1])):
-                other = nxt if value == 1.0 else (start, end, value, decimals, unit)
-                if other[2] != 1.0 or nxt[2] == value:
-                    said.append(("ratio", other[2], other[3], other[4], text[at:nxt[1]]))
-                    floor = nxt[1]
-                    continue
-        head = _head(t, end)
+        nxt = numbers[i + 1] if i + 1 < len(numbers) else None
+        joint = text[end:nxt[0]].strip() if nxt else None  # what joins it to the next number
+        if joint in _PAIR_WORDS and (pair := _pair(number, nxt, joint, keyword, low, rx)):
+            said.append(("ratio", pair[2], pair[3], pair[4], text[at:nxt[1]]))
+            floor = nxt[1]
+            continue
+        # The first character past the blanks after the number: most numbers are followed by one that can start no
+        # keyword, "times the risk" or limit, and then their patterns need not run.
+        head = low[end:end + 30].lstrip()[:1]
+        if rx is _ANY_TEXT:
+            head = _plain(head)
         if not keyword:
             keyword = _keyword_after(low[end:end + 30], head, unit, value, rx) or ""
         # "three times the risk" is a ratio, whatever came before it
         times_risk = may_times_risk and head in "xt" and rx.times_risk.match(low, end)
         if times_risk:
-            end = times_risk.end()
-            head = _head(t, end)
-        quantity = "ratio" if times_risk else _quantity(keyword, unit, value, low[at:start], rx)
+            end, head = times_risk.end(), ""  # "" passes every look below
+            quantity = "ratio"
+        else:
+            quantity = _quantity(keyword, unit, value, (low, at, start), rx) if keyword or unit else None
         if carry:
             quantity, at = carry
         if joint in _THEN_WORDS:
             carry = quantity, at  # replaced by the next number: only the new value is a claim
             continue
         carry = None
-        # a limit named right after the number ("1.5 minimum", "2 ATR") starts with a letter
         if quantity is None or (head in _LETTERS and rx.limit_after.match(low, end)):
             continue
         said.append((quantity, value, decimals, unit, text[at:end]))
