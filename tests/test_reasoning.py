@@ -244,20 +244,42 @@ def test_lowering_keeps_what_the_patterns_see_in_every_character_but_three():
     assert sorted(c for c in lowered if not exact(c)) == sorted(_NOT_LOWERED)
 
 
-def test_every_number_word_holds_a_piece_its_gate_looks_for():
-    """A text is scanned for number words only when it holds one of the gate's pieces: a word with none
-    of them would never be read."""
-    from core.exchange import reasoning_patterns as patterns
+EDGES = ["We go in long at 100.", "Risk on two at 100 percent.", "Go in x-long AMZN at 100, on hold at 5, in twenty-five at 3",
+         "on twice at 2; sell short in exit at 4", "vs.two", "risk_reward 2, twenty-five_x, stop-loss 3", "in hold_x at 2",
+         "Selling shorting, long-term, close above, the exit, no hold. Hold AMZN", "a half, half a, forty two point five"]
 
-    for word in (*patterns._SMALL, *patterns._TENS, "half"):
-        assert any(word.startswith(piece) for piece in patterns._GATES["words"]), word
-    starts = {"multiple": ("twice", "double", "triple"), "exit": ("exit", "exiting", "close", "closing", "flatten"),
-              "side": ("long", "short", "shorting", "buy", "buying"), "hold": ("hold", "stand", "stay")}
-    for name, words in starts.items():
-        assert all(any(w.startswith(piece) for piece in patterns._GATES[name]) for w in words), name
-    # a piece only inside words does not pass: "often", "none", "between" hold no number word
-    assert not patterns._may_match(patterns._read("Often none between them; 2.00 risk."), "words")
-    assert patterns._may_match(patterns._read("Often (one) between them"), "words")
+
+def test_one_scan_finds_what_each_pattern_finds_alone():
+    """Keywords, numbers in words and the words where a multiple, a side, an exit or a hold may start come from one
+    scan, its words grouped by first letter, and a second look inside an entry "in X at". Over every text here, in
+    every case, they are what each kind's own pattern, tried kind after kind over the whole text, finds."""
+    import re
+
+    from core.exchange import reasoning, reasoning_patterns as patterns
+
+    kinds = "|".join(f"(?P<{kind}>{'|'.join(words)})" for kind, words in patterns._KEYWORD_WORDS)
+    keywords = re.compile(rf"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)|{kinds})\b", re.IGNORECASE)
+    words = re.compile(rf"\b(?:(?P<whole>{patterns._CARDINAL})(?P<half>\s+and\s+a\s+half)?"
+                       rf"(?P<point>\s+point(?:\s+(?:{patterns._DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a))\b",
+                       re.IGNORECASE)
+    starts = {"multiple": patterns._MULTIPLE, "side": patterns._SIDE, "exit": patterns._EXIT, "hold": patterns._HOLD}
+    for text in CORPUS + EDGES:
+        for variant in (text, text.upper(), text.title(), text.replace("i", "\u0131").replace("s", "\u017f")):
+            t = reasoning._read(variant)
+            tokens = reasoning._tokens(t)
+            assert [(patterns._TOKEN_KINDS[m.lastgroup][0], m.span()) for m in tokens.keywords] == [
+                (m.lastgroup, m.span()) for m in keywords.finditer(t.low)], variant
+            assert sorted(m.span() for m in tokens.words) == [m.span() for m in words.finditer(t.low)], variant
+            for kind, rx in starts.items():
+                found = {m.start() for m in rx.finditer(t.low)}
+                assert found <= {start for start, gate in tokens.gates if gate == kind}, (variant, kind)
+    assert [kind for _, kind in reasoning._tokens(reasoning._read("Go in x-long at 1, on two at 2")).gates] == ["side"]
+
+
+def test_words_inside_an_entry_in_x_at_are_read_too():
+    assert [(c.quantity, c.said, c.ok) for c in check("We go in long at 100.").claims] == [
+        ("entry", 100.0, True), ("side", "long", True)]
+    assert said(check("Risk on two at 100 percent."), "risk") == [(2.0, 2.0, True)]
     assert said(check("Risk two, reward five, twenty-five percent of equity, R/R two and a half."), "risk") == [
         (2.0, 2.0, True)]
 

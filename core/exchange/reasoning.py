@@ -26,9 +26,9 @@ from collections import namedtuple
 
 from core.exchange.schema import Action, Proposal
 from core.exchange.artifact import Claim, ReasoningCheck
-from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIZED_AFTER,
-                                              _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _WORD_VALUES, _Rx, _Text,
-                                              _may_match, _read)
+from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _TOKEN_KINDS, _NOT_TICKERS, _PAIR_WORDS,
+                                              _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _WORD_VALUES,
+                                              _Rx, _Text, _read)
 
 # -- reading the text ------------------------------------------------------------------------
 
@@ -61,7 +61,34 @@ def _word_number(m: re.Match) -> tuple[float, int]:
     return value, 0
 
 
-def _numbers(t: _Text) -> list[_Number]:
+# What one scan of the text found (reasoning_patterns._TOKENS), each list in text order: the keywords, the numbers in
+# words, and the gates: the words where a multiple, a side, an exit or a hold may start, each with its kind.
+_Tokens = namedtuple("_Tokens", "keywords words gates")
+
+
+def _tokens(t: _Text) -> _Tokens:
+    """The text's keywords, numbers in words and gates, from one scan."""
+    keywords, words, gates = [], [], []
+    scan, low = t.rx.tokens, t.low
+    for m in scan.finditer(low):
+        if m.lastgroup == "number":
+            words.append(m)
+            continue
+        keyword, gate = _TOKEN_KINDS[m.lastgroup]
+        if gate:
+            gates.append((m.start(), gate))
+        if keyword:
+            keywords.append(m)
+        if keyword == "entry":  # "in X at": X may be a number, a side, an exit... that this keyword's span hides
+            for inner in scan.finditer(low, m.start() + 2, m.end()):
+                if inner.lastgroup == "number":
+                    words.append(inner)
+                elif gate := _TOKEN_KINDS[inner.lastgroup][1]:
+                    gates.append((inner.start(), gate))
+    return _Tokens(keywords, words, gates)
+
+
+def _numbers(t: _Text, tokens: _Tokens) -> list[_Number]:
     """Every number in the text, in figures or in words, with its unit (%, R) when one follows."""
     text, low, rx = t
     numbers = []
@@ -78,16 +105,15 @@ def _numbers(t: _Text) -> list[_Number]:
             unit = ""
         numbers.append((start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit))
     figures = len(numbers)
-    if _may_match(t, "words"):
-        for m in rx.words.finditer(low):
-            unit = rx.unit.match(low, m.end())
-            if unit:
-                numbers.append((m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
-            elif m.end() >= len(text) or not text[m.end()].isalpha():
-                numbers.append((m.start(), m.end(), *_word_number(m), ""))
-    if _may_match(t, "multiple"):
-        for m in rx.multiple.finditer(low):
-            numbers.append((m.start(), m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])], 0, "R"))
+    for m in tokens.words:
+        unit = rx.unit.match(low, m.end())
+        if unit:
+            numbers.append((m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
+        elif m.end() >= len(text) or not text[m.end()].isalpha():
+            numbers.append((m.start(), m.end(), *_word_number(m), ""))
+    for start, kind in tokens.gates:
+        if kind == "multiple" and (m := rx.multiple.match(low, start)):
+            numbers.append((start, m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])], 0, "R"))
     return sorted(numbers) if len(numbers) > figures else numbers  # figures come in text order
 
 
@@ -149,13 +175,13 @@ def _pair(number: _Number, nxt: _Number, joint: str, keyword: str, low: str, rx:
     return None
 
 
-def _read_numbers(t: _Text) -> list[tuple[str, float, int, str, str]]:
+def _read_numbers(t: _Text, tokens: _Tokens) -> list[tuple[str, float, int, str, str]]:
     """(quantity, value, decimals, unit, words) for each number the reasoning ties to its trade."""
     text, low, rx = t
-    numbers = _numbers(t)
+    numbers = _numbers(t, tokens)
     if not numbers:
         return []
-    keywords = list(rx.keywords.finditer(low))
+    keywords = tokens.keywords
     ends = [kw.end() for kw in keywords]  # ascending: matches do not overlap
     may_times_risk = rx is _ANY_TEXT or "risk" in low
     said = []
@@ -167,7 +193,7 @@ def _read_numbers(t: _Text) -> list[tuple[str, float, int, str, str]]:
             continue  # the second half of a pair already read
         kw = _keyword_before(text, keywords, ends, floor, start)
         floor = end
-        keyword, at = (kw.lastgroup, kw.start()) if kw else ("", start)
+        keyword, at = (_TOKEN_KINDS[kw.lastgroup][0], kw.start()) if kw else ("", start)
         if keyword == "name" or keyword == "block":
             carry = None
             continue
@@ -211,28 +237,41 @@ def _symbol_after(text: str, end: int) -> tuple[str | None, int]:
     return None, end
 
 
-def _read_actions(t: _Text) -> list[tuple[str, str, str | None, str]]:
-    """(kind, side, symbol, words) for each side, exit or hold the reasoning announces."""
+def _read_actions(t: _Text, gates: list[tuple[int, str]]) -> list[tuple[str, str, str | None, str]]:
+    """(kind, side, symbol, words) for each side, exit or hold the reasoning announces: sides first, then exits, then
+    holds, each in text order. Each pattern runs only where a word that can start it starts (the gates)."""
     text, low, rx = t
-    found = []
-    for m in rx.side.finditer(low) if _may_match(t, "side") else ():
-        before = rx.side_before.search(low, max(0, m.start() - 25), m.start())
-        if before and before["neg"]:
-            continue
-        verb = bool(before and before["verb"])
-        side = "long" if _plain(m["side"]).startswith(("long", "buy")) else "short"
-        symbol, end = _symbol_after(text, m.end())
-        if (verb or symbol or _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
-                or _SIZED_AFTER.match(text, m.end()) or _plain(m["side"]).startswith(("buy", "sell"))):
-            found.append(("side", side, symbol, text[before.start() if verb else m.start():end].strip()))
-    for m in rx.exit.finditer(low) if _may_match(t, "exit") else ():
-        symbol, end = _symbol_after(text, m.end())
-        if symbol or rx.exit_after.match(low[m.end():m.end() + 20]):
-            found.append(("exit", "exit", symbol, text[m.start():end]))
-    for m in rx.hold.finditer(low) if _may_match(t, "hold") else ():
-        symbol, end = _symbol_after(text, m.end())
-        found.append(("hold", "hold", symbol, text[m.start():end]))
-    return found
+    found, exits, holds = [], [], []
+    side_end = 0  # one side's words hold no other: "sell short" is one side
+    for start, kind in gates:
+        if kind == "side" and start >= side_end and (m := rx.side.match(low, start)):
+            side_end = m.end()
+            said = _side(t, m)
+            if said:
+                found.append(said)
+        elif kind == "exit" and (m := rx.exit.match(low, start)):
+            symbol, end = _symbol_after(text, m.end())
+            if symbol or rx.exit_after.match(low[m.end():m.end() + 20]):
+                exits.append(("exit", "exit", symbol, text[m.start():end]))
+        elif kind == "hold" and (m := rx.hold.match(low, start)):
+            symbol, end = _symbol_after(text, m.end())
+            holds.append(("hold", "hold", symbol, text[m.start():end]))
+    return found + exits + holds
+
+
+def _side(t: _Text, m: re.Match) -> tuple[str, str, str | None, str] | None:
+    """A side word announced as a trade: after a verb (go long), before a symbol or a size, or a buy or a sell."""
+    text, low, rx = t
+    before = rx.side_before.search(low, max(0, m.start() - 25), m.start())
+    if before and before["neg"]:
+        return None
+    verb = bool(before and before["verb"])
+    side = "long" if _plain(m["side"]).startswith(("long", "buy")) else "short"
+    symbol, end = _symbol_after(text, m.end())
+    if (verb or symbol or _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
+            or _SIZED_AFTER.match(text, m.end()) or _plain(m["side"]).startswith(("buy", "sell"))):
+        return "side", side, symbol, text[before.start() if verb else m.start():end].strip()
+    return None
 
 
 # -- comparing with the actions --------------------------------------------------------------
@@ -289,10 +328,11 @@ def reasoning_check(proposal: Proposal) -> ReasoningCheck:
 
 
 def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
+    tokens = _tokens(t)
     brackets = None
     claims: list[dict] = []  # validated once, with the ReasoningCheck: one call costs less than one per Claim
     seen = set()
-    for quantity, value, decimals, unit, words in _read_numbers(t):
+    for quantity, value, decimals, unit, words in _read_numbers(t, tokens):
         if quantity == "size":
             if unit != "%" and value <= 1:  # a fraction of equity: 0.03 is 3 %
                 value, decimals = value * 100, max(decimals - 2, 0)
@@ -308,7 +348,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         claims.append({"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
                        "unit": unit, "ok": ok})
     done = None  # what the actions do, in words: described once, for the first claim about them
-    for kind, side, symbol, words in _read_actions(t):
+    for kind, side, symbol, words in _read_actions(t, tokens.gates):
         if (kind, side, symbol) in seen:
             continue
         seen.add((kind, side, symbol))

@@ -1,7 +1,8 @@
 """The patterns `reasoning_check` reads a Player's reasoning with, and a text made ready for them.
 
 Each pattern is written once, case-blind over the text as written; `_LOWERED` holds the same patterns compiled
-for text lowered (re scans those several times faster). The gates are cheap looks that rule a scan out.
+for text lowered (re scans those several times faster). One scan (_TOKENS) finds the keywords, the numbers in words
+and the words the other patterns start with, so those run only where such a word starts.
 """
 
 from __future__ import annotations
@@ -15,11 +16,6 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 _WORD_VALUES = {w: i for i, w in enumerate(_SMALL)} | _TENS
 _DIGIT_WORD = "|".join(_SMALL[:10])
 _CARDINAL = (rf"(?:(?:{'|'.join(_TENS)})(?:[\s-](?:{'|'.join(_SMALL[1:10])}))?|{'|'.join(reversed(_SMALL))})")
-_WORDS = re.compile(
-    rf"\b(?:(?P<whole>{_CARDINAL})(?P<half>\s+and\s+a\s+half)?(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?"
-    r"|(?P<onlyhalf>a\s+half|half\s+a))\b",
-    re.IGNORECASE,
-)
 _MULTIPLE = re.compile(r"\b(?P<times>twice|double|triple)\s+(?:the\s+|its\s+|my\s+)?risk\b", re.IGNORECASE)
 _UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/)|x\b))", re.IGNORECASE)
 # A figure ("$1,250.50", not the "5" of "sma5" or of "1.5.2") and its unit when one follows. It starts with its first
@@ -29,24 +25,64 @@ _FIGURE = re.compile(
     rf"(?:\.\d+)?)(?!\d)(?:{_UNIT.pattern})?", re.IGNORECASE)
 
 _BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
-_LIMIT_WORDS = (r"min|minimum|max|maximum|limit|cap|threshold|allowed|required|at\s+least|at\s+most|above|below|"
-                r"over|under|within|inside|exceeds?|more\s+than|less\s+than|vs\.?|versus|floor|ceiling|budget|preset|rule")
-_KEYWORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
-    # A constraint name (min_risk_reward) is the limit, not the trade. Tried at every word: letters and digits are
-    # taken for good (++, *+), as giving one back would put a letter or digit where it needs "_".
+# The words a keyword starts with, kind by kind in the order re tries them: what the number after it is ("stop
+# 262.14"); a "block" word (the market, the limits, the past) says it is no claim about the trade.
+_KEYWORD_WORDS = (
+    ("ratio", (r"r\s*[/:]\s*r", "rr", r"risk[\s/_-]*(?:to[\s-]*)?reward", r"reward[\s/_-]*(?:to[\s-]*)?risk", "ratio",
+               "payoff")),
+    ("stop", (r"stop(?:[\s-]*loss)?", "stopped")),
+    ("target", ("target", r"take[\s-]*profit", "tp", r"profit\s+target", "objective")),
+    ("entry", (r"entry(?:\s+price)?", r"enter(?:ing)?\s+at", r"in\s+at", r"fill(?:ed)?\s+at",
+               r"in\s+[a-z][\w.=-]{0,9}\s+at", r"on\s+[a-z][\w.=-]{0,9}\s+at")),
+    ("risk", (r"risk(?:ing|s)?", "downside")),
+    ("reward", (r"rewards?", "upside")),
+    ("size", (r"size[ds]?", "sizing", r"allocat\w*")),
+    ("side", ("long", r"short(?:ing)?", r"buy(?:ing)?")),
+    ("block", (r"sma\d*", r"ema\d*", "atr", "vwap", "volume", "price", "equity", "drawdown", "leverage", "round", "days?",
+               "was", "were", "previously", "before", "min", "minimum", "max", "maximum", "limit", "cap", "threshold",
+               "allowed", "required", r"at\s+least", r"at\s+most", "above", "below", "over", "under", "within", "inside",
+               "exceeds?", r"more\s+than", r"less\s+than", r"vs\.?", "versus", "floor", "ceiling", "budget", "preset",
+               "rule")),
+)
+# The words a multiple, a side, an exit or a hold starts with: their patterns run only where one starts (a side's
+# long, short and buy are keywords too, and "sell short" starts with sell).
+_GATE_WORDS = (
+    ("multiple", ("twice", "double", "triple")),
+    ("side", ("sell", "selling")),
+    ("exit", ("exit", "exiting", "close", "closing", "flatten")),
+    ("hold", ("hold", "stand", "stay")),
+)
+
+
+def _by_first_letter(kinds: list[tuple[str, tuple[str, ...]]]) -> str:
+    """One alternation of every word of `kinds`, grouped by first letter: re then passes over a letter's words on one
+    character compare instead of entering every kind's group. A group is named kind_letter. Words of two first letters
+    never match at one place, so this finds what the kinds one after the other would (within a letter, in that order)."""
+    letters: dict[str, dict[str, list[str]]] = {}
+    for kind, words in kinds:
+        for word in words:
+            letters.setdefault(word[0], {}).setdefault(kind, []).append(word[1:])
+    return "|".join(letter + "(?:" + "|".join(f"(?P<{kind}_{letter}>{'|'.join(rests)})" for kind, rests in by_kind.items())
+                    + ")" for letter, by_kind in letters.items())
+
+
+_NUMBER_LETTERS = "".join(sorted({w[0] for w in (*_SMALL, *_TENS)} | {"a", "h"}))  # a half, half a
+# One scan finds, at each word start: a keyword, a number in words (group "number") or a gate word. No two of them
+# start at one place and none holds another's start, so the scan finds every keyword and number in words that scanning
+# for each alone would; the one exception, a word X inside an entry "in X at", is looked for inside such a keyword
+# (reasoning._tokens). A constraint name (min_risk_reward) is the limit, not the trade: it is tried first, at every
+# word; letters and digits are taken for good (++, *+), as giving one back would put a letter or digit where it needs _.
+_TOKENS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
     r"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)"
-    r"|(?P<ratio>r\s*[/:]\s*r|rr|risk[\s/_-]*(?:to[\s-]*)?reward|reward[\s/_-]*(?:to[\s-]*)?risk|ratio|payoff)"
-    r"|(?P<stop>stop(?:[\s-]*loss)?|stopped)"
-    r"|(?P<target>target|take[\s-]*profit|tp|profit\s+target|objective)"
-    r"|(?P<entry>entry(?:\s+price)?|enter(?:ing)?\s+at|in\s+at|fill(?:ed)?\s+at|(?:in|on)\s+[a-z][\w.=-]{0,9}\s+at)"
-    r"|(?P<risk>risk(?:ing|s)?|downside)"
-    r"|(?P<reward>rewards?|upside)"
-    r"|(?P<size>size[ds]?|sizing|allocat\w*)"
-    r"|(?P<side>long|short(?:ing)?|buy(?:ing)?)"
-    r"|(?P<block>sma\d*|ema\d*|atr|vwap|volume|price|equity|drawdown|leverage|round|days?|was|were|previously|before|"
-    rf"{_LIMIT_WORDS}))\b",
+    f"|{_by_first_letter([*_KEYWORD_WORDS, *((f'gate_{kind}', words) for kind, words in _GATE_WORDS)])}"
+    rf"|(?=[{_NUMBER_LETTERS}])(?P<number>(?P<whole>{_CARDINAL})(?P<half>\s+and\s+a\s+half)?"
+    rf"(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a)))\b",
     re.IGNORECASE,
 )
+# A token's group: (the keyword it is, the gate it is), either None.
+_TOKEN_KINDS = {"name": ("name", None)} | {
+    group: (None, kind.removeprefix("gate_")) if kind.startswith("gate_") else (kind, "side" if kind == "side" else None)
+    for group in _TOKENS.groupindex for kind in [group.rpartition("_")[0]] if kind}
 _OF_EQUITY = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:equity|account|capital|portfolio|book|nav)|position|long|short)\b",
                         re.IGNORECASE)
 _LIMIT_AFTER = re.compile(r"\s*(?:atr\b|of\s+atr\b|leverage\b|(?:[a-z]+\s+){0,2}?(?:min|minimum|max|maximum|limit|"
@@ -82,9 +118,9 @@ _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))"
 
 # The patterns a text is read with: case-blind over the text as written (`_ANY_TEXT`), or case-sensitive over
 # the text lowered (`_LOWERED`, when lowering is exact: see _read); the others always run over the text as written.
-_Rx = namedtuple("_Rx", "figure words multiple unit keywords of_equity limit_after ratio_after ratio_word named_after "
+_Rx = namedtuple("_Rx", "figure multiple unit tokens of_equity limit_after ratio_after ratio_word named_after "
                         "times_risk at side side_before exit exit_after hold")
-_ANY_TEXT = _Rx(_FIGURE, _WORDS, _MULTIPLE, _UNIT, _KEYWORDS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
+_ANY_TEXT = _Rx(_FIGURE, _MULTIPLE, _UNIT, _TOKENS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
                 _NAMED_AFTER, _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
 
 
@@ -98,37 +134,8 @@ def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
-_LOWERED = _Rx(*(_lowered(rx, word_start=name in ("words", "multiple", "keywords"))
+_LOWERED = _Rx(*(_lowered(rx, word_start=name in ("multiple", "tokens"))
                  for name, rx in zip(_Rx._fields, _ANY_TEXT)))
-
-
-# Pieces one of which starts a word of every match of a pattern: a text (lowered) with none of them starting a word is
-# not scanned. str.find finds a piece far faster than re scans the text (a number word: the shortest pieces that
-# start them all).
-_GATES = {"words": ("zero", "one", "tw", "thre", "thir", "four", "fort", "five", "fif", "six", "sev", "eigh", "nin",
-                    "ten", "elev", "half"), "multiple": ("twice", "double", "triple"), "side": ("long", "short", "buy"),
-          "exit": ("exit", "clos", "flatten"), "hold": ("hold", "stand", "stay")}
-
-
-def _may_match(t, name: str) -> bool:
-    """False when pattern `name` cannot match the text: a cheap look before a costly scan (lowered text only).
-    Every match holds a piece at the start of a word ("half" starts the second word of "a half"), so a piece only
-    inside words ("often", "none", "between", "threshold") does not pass (but for the side scan)."""
-    if t.rx is _ANY_TEXT:
-        return True
-    low = t.low
-    for piece in _GATES[name]:  # a plain loop: any() over a generator costs more than the look itself
-        # `in` first: most pieces are in no text. The side scan (a charset first) costs less than the word check.
-        if piece in low and (name == "side" or _starts_a_word(low, piece)):
-            return True
-    return False
-
-
-def _starts_a_word(low: str, piece: str) -> bool:
-    at = low.find(piece)
-    while at > 0 and (low[at - 1].isalnum() or low[at - 1] == "_"):  # re's \w before it: inside a word
-        at = low.find(piece, at + 1)
-    return at >= 0
 
 
 _Text = namedtuple("_Text", "text low rx")  # as written; lowered when that is exact; the patterns for it
