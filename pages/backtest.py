@@ -218,12 +218,16 @@ def finish(job: dict, cancelled: bool = False) -> None:
     st.rerun(scope="app")
 
 
+# Where a running job shows; there with none too, so that the results below keep their places (a run's results are
+# drawn once beside its finished job and then without it: see advance)
+running_here = st.empty()
 if job:
     job["whole_page"] = True  # this run calls advance itself: the fragment's own runs (its timer) do not set it
     # The browser asks for the next slice on this timer; asks made while a slice runs are merged into one, so a
     # short interval only shortens the wait between slices (at 0.2 s, a year's six slices after the first took
     # 1.2 s at least).
-    st.fragment(advance, run_every=0.05)()
+    with running_here:
+        st.fragment(advance, run_every=0.05)()
 
 # -- results ----------------------------------------------------------------------------------------
 shown = [k for k in state.get(session.BT_SHOWN) or []]

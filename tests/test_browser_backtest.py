@@ -111,3 +111,27 @@ def test_at_phone_width_no_table_toolbar_covers_a_plus_button(app_server, browse
         assert covered == []
     finally:
         context.close()
+
+
+def test_a_run_of_several_slices_shows_its_figures_and_then_its_charts(app_server, page):
+    """Its last slice runs on the fragment's timer: the results come without their charts first, then the page
+    whole (the path AppTest cannot take: it runs no timer)."""
+    base, db = app_server
+    page.goto(f"{base}/backtest")
+    page.get_by_role("heading", name="Past runs").wait_for()
+    date_box(page, "Start").fill("2019-01-02")  # three years of MSFT, two presets: two slices each
+    date_box(page, "Start").press("Enter")
+    wait_for_app(page)
+    page.get_by_role("button", name="Run backtest").click()
+    page.get_by_test_id("stProgress").wait_for()
+    page.get_by_test_id("stMetric").first.wait_for(timeout=120_000)
+    page.get_by_role("tab", name="strict").wait_for(timeout=60_000)
+    page.get_by_test_id("stPlotlyChart").nth(2).locator(".main-svg").first.wait_for(timeout=60_000)  # in the first tab
+    wait_for_app(page)
+    assert page.get_by_test_id("stProgress").count() == 0 and page.get_by_test_id("stMetric").count() == 5
+    assert page.get_by_test_id("stPlotlyChart").count() == 4  # return, drawdown, a price chart per preset
+    rows = {r["preset"]: r for r in core.Store(db).list_backtests() if r["start"] == "2019-01-02"}
+    assert {p: (r["status"], r["days_done"] == r["days_total"]) for p, r in rows.items()} == {
+        "moderate": ("finished", True), "strict": ("finished", True)}
+    page.wait_for_timeout(500)  # the fragment's timer is gone: nothing reruns the page by itself any more
+    assert page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').count() == 1
