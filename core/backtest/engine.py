@@ -35,6 +35,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from core.backtest import breakdown
 from core.backtest import result as metrics
 from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
 from core.backtest.decision import Decided, Decision
@@ -331,9 +332,9 @@ class _Run:
             # from the records, as ever: a frame of columns would type an empty one's columns otherwise
             **vars(summary), trades=pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS),
             days=pd.DataFrame(self.rows, columns=DAY_COLUMNS),
-            walk_forward=metrics.walk_forward(equity, t.walk_forward_split, periods),
-            by_regime=metrics.by_regime(days, metrics.daily_returns(equity), trades, periods),
-            by_symbol=metrics.by_symbol(t.symbols, trades, positions), positions=positions,
+            walk_forward=breakdown.walk_forward(equity, t.walk_forward_split, periods),
+            by_regime=breakdown.by_regime(days, metrics.daily_returns(equity), trades, periods),
+            by_symbol=breakdown.by_symbol(t.symbols, trades, positions), positions=positions,
             limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
             bars=bars,
         )

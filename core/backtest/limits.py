@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.backtest.book import Book, side_of
+from core.backtest.breakdown import rows_table
 from core.backtest.feed import SymbolFeed
 from core.backtest.spec import Costs
 from core.exchange.schema import BEFORE_ROUND_ONE, Action
@@ -77,8 +78,10 @@ def limit_table(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, 
             "pnl_on_blocked_days": float(sum(pnl.get(d, 0.0) for d in blocked_days)),
             "missed_pnl": float(np.array([missed.get(k, 0.0) for k in kept_out], dtype=float).sum()),
         }
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=LIMIT_COLUMNS)
-    return table.sort_values(["days_blocked", "rejected", "aborted"], ascending=False)
+    # most days blocked first, then most rejected, most aborted; ties in the order the limits first acted
+    # (sort_values' order: its sort of several columns is stable), sorted before the frame is built
+    ranked = sorted(rows.items(), key=lambda kv: (-kv[1]["days_blocked"], -kv[1]["rejected"], -kv[1]["aborted"]))
+    return rows_table(dict(ranked), LIMIT_COLUMNS)
 
 
 def top_blockers(limits_table: pd.DataFrame, top: int = 3) -> pd.Series:

@@ -1,5 +1,5 @@
-"""The figures of a backtest: ratios, drawdowns, the comparison table, walk-forward and regimes, and
-`BacktestResult`, which holds them.
+"""The figures of a backtest: ratios, drawdowns, the metrics, the comparison table, and `BacktestResult`,
+which holds them with the tables of core.backtest.breakdown (walk-forward, regimes, symbols).
 
 Small pure functions over an equity curve, daily returns or a trade list; each is checked against a
 hand computation in the tests. Ratios annualise with `periods` a year: 252 for exchange-traded
@@ -13,12 +13,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import get_args
 
 import numpy as np
 import pandas as pd
-
-from core.exchange.schema import VolatilityRegime
 
 TRADING_DAYS = 252
 CALENDAR_DAYS = 365
@@ -163,7 +160,7 @@ def win_rate(pnl: pd.Series | np.ndarray) -> float:
     return 0.0 if len(pnl) == 0 else float((pnl > 0).mean() * 100)
 
 
-def _column(table: pd.DataFrame | dict, name: str, dtype=object) -> np.ndarray:
+def column(table: pd.DataFrame | dict, name: str, dtype=object) -> np.ndarray:
     """A column of a frame, or of the {column: list} a run records before any frame is built (read either way,
     a figure is the same: the frame's column holds those very values)."""
     return np.asarray(table[name], dtype=dtype)
@@ -177,10 +174,10 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
     # numpy and sets over the columns, not pandas operations: the same figures, a backtest's result in
     # a fraction of the time (a sweep computes hundreds)
     curve = equity.to_numpy()
-    day, outcome = _column(days, "day"), _column(days, "outcome")
-    pnl = _column(trades, "pnl", float)
+    day, outcome = column(days, "day"), column(days, "outcome")
+    pnl = column(trades, "pnl", float)
     traded, aborted, decided = set(), set(), set()  # days with a fill, with an ABORT, with any exchange decided
-    for d, o, fills in zip(day, outcome, _column(days, "fills")):
+    for d, o, fills in zip(day, outcome, column(days, "fills")):
         if fills:
             traded.add(d)
         if o == "ABORT":
@@ -210,72 +207,12 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
         "days_aborted": len(aborted),
         "days_skipped": len(every_day - decided),
         "approval_rate": float((ran_outcome == "APPROVE").mean() * 100) if len(ran_outcome) else 0.0,
-        "avg_rounds": float(_column(days, "rounds", None)[ran].mean()) if len(ran_outcome) else 0.0,
-        "tokens": int(_column(days, "tokens", None).sum()),
-        "cost_usd": float(_column(days, "cost_usd", float).sum()),
+        "avg_rounds": float(column(days, "rounds", None)[ran].mean()) if len(ran_outcome) else 0.0,
+        "tokens": int(column(days, "tokens", None).sum()),
+        "cost_usd": float(column(days, "cost_usd", float).sum()),
         "final_equity": float(curve[-1]),
         "days": len(every_day),
     }, dtype=object, name=name)
-
-
-def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -> dict:
-    """Sharpe and return on the first `split` of the days (in-sample) and on the rest (out-of-sample)."""
-    returns = daily_returns(equity)
-    r, curve, days = returns.to_numpy(), equity.to_numpy(), returns.index
-    cut = int(round(len(r) * split))
-    parts = {}
-    for name, part, points, dates in (("in_sample", r[:cut], curve[:cut + 1], days[:cut]),
-                                      ("out_of_sample", r[cut:], curve[cut:], days[cut:])):
-        parts[name] = {
-            "start": str(dates[0].date()) if len(part) else None,
-            "end": str(dates[-1].date()) if len(part) else None,
-            "days": len(part),
-            "sharpe": round(sharpe_ratio(part, periods), 4),
-            "return_pct": round(float(points[-1] / points[0] - 1) * 100, 4) if len(points) > 1 else 0.0,
-        }
-    parts["split"] = split
-    return parts
-
-
-def by_regime(days: pd.DataFrame | dict, returns: pd.Series, trades: pd.DataFrame | dict,
-              periods: int = TRADING_DAYS) -> pd.DataFrame:
-    """Days, Sharpe, compounded return, trades and win rate per volatility regime (known at decision
-    time). A day of a portfolio counts under the regime of its first symbol that traded that day. `days`
-    and `trades` are frames or {column: list}."""
-    regime, outcome = _column(days, "regime"), _column(days, "outcome")
-    seen: set = set()
-    first = np.array([g for d, g in zip(_column(days, "day"), regime) if not (d in seen or seen.add(d))],
-                     dtype=object)  # each day's first exchange's regime
-    r = np.asarray(returns, dtype=float)
-    traded_in, pnl = _column(trades, "regime"), _column(trades, "pnl", float)
-    rows = {}
-    for name in get_args(VolatilityRegime):
-        mask = first == name
-        picked = r[mask] if len(r) == len(mask) else np.array([])
-        exchanges = regime == name
-        mine = traded_in == name
-        rows[name] = {
-            "days": int(mask.sum()),
-            "return_pct": float((np.prod(1 + picked) - 1) * 100) if len(picked) else 0.0,
-            "sharpe": sharpe_ratio(picked, periods),
-            "approval_rate": float((outcome[exchanges] == "APPROVE").mean() * 100) if exchanges.any() else 0.0,
-            "trades": int(mine.sum()),
-            "win_rate": win_rate(pnl[mine]),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def by_symbol(symbols: list[str], trades: pd.DataFrame | dict, positions: pd.DataFrame) -> pd.DataFrame:
-    """A row per symbol: closed trades, their P&L after fees, win rate, and exposure (the share of
-    days the book held the symbol at the close, in percent). `trades` is a frame or {column: list}."""
-    traded, pnl = _column(trades, "symbol"), _column(trades, "pnl", float)
-    rows = {}
-    for symbol in symbols:
-        mine = pnl[traded == symbol]
-        held = positions[symbol].to_numpy() != 0 if symbol in positions else np.array([], dtype=bool)
-        rows[symbol] = {"trades": len(mine), "pnl": float(mine.sum()), "win_rate": win_rate(mine),
-                        "exposure_pct": float(held.mean() * 100) if len(held) else 0.0}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["trades", "pnl", "win_rate", "exposure_pct"])
 
 
 NEEDS_TRADES = {"sharpe", "sortino", "calmar", "max_drawdown_pct", "longest_drawdown_days", "recovery_days",
