@@ -97,3 +97,20 @@ def test_a_summary_has_the_whole_results_metrics_and_equity_to_the_bit(preset):
         whole.status, whole.run_key, whole.source, whole.note, whole.sharpe)
     assert not hasattr(summary, "limits")
     assert preset != "strict" or len(whole.limits)  # a run in which limits acted is among those compared
+
+
+def test_the_limits_table_ranks_by_days_blocked_then_rejected_then_aborted_ties_as_they_first_acted():
+    from datetime import date
+
+    from core.backtest.limits import LIMIT_COLUMNS, block, limit_table
+
+    d1, d2, d3 = date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)
+    acted = [(d1, "tie_b", "rejected", True), (d1, "tie_a", "rejected", True), (d2, "most_days", "rejected", False),
+             (d1, "most_days", "aborted", True), (d3, "most_days", "aborted", True), (d2, "rejects", "rejected", False),
+             (d3, "rejects", "rejected", False), (d2, "aborts", "aborted", False)]
+    blocks = [block(day, "MSFT", name, kind, None, 100_000.0, blocked) for day, name, kind, blocked in acted]
+    table = limit_table(blocks, {}, core.Costs(), [d1, d2, d3], [100_000.0, 100_500.0, 100_200.0, 100_900.0])
+    assert list(table.index) == ["most_days", "tie_b", "tie_a", "rejects", "aborts"]
+    assert list(table.columns) == LIMIT_COLUMNS
+    assert table.loc["most_days"].tolist() == [1, 2, 0, 2, 1200.0, 0.0]  # blocked on d1 (+500) and d3 (+700)
+    assert [str(t) for t in table.dtypes] == ["int64"] * 4 + ["float64"] * 2
