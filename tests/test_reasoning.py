@@ -244,9 +244,11 @@ def test_lowering_keeps_what_the_patterns_see_in_every_character_but_three():
     assert sorted(c for c in lowered if not exact(c)) == sorted(_NOT_LOWERED)
 
 
-EDGES = ["We go in long at 100.", "Risk on two at 100 percent.", "Go in x-long AMZN at 100, on hold at 5, in twenty-five at 3",
-         "on twice at 2; sell short in exit at 4", "vs.two", "risk_reward 2, twenty-five_x, stop-loss 3", "in hold_x at 2",
-         "Selling shorting, long-term, close above, the exit, no hold. Hold AMZN", "a half, half a, forty two point five"]
+EDGES = ["We go in long at 100.", "Risk on two at 100 percent.", "Go in x-long AMZN at 100, on hold at 5",
+         "in twenty-five at 3, on twice at 2; sell short in exit at 4", "vs.two",
+         "risk_reward 2, twenty-five_x, stop-loss 3",
+         "in hold_x at 2", "Selling shorting, long-term, close above, the exit, no hold. Hold AMZN",
+         "a half, half a, forty two point five"]
 
 
 def test_one_scan_finds_what_each_pattern_finds_alone():

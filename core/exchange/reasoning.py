@@ -26,9 +26,9 @@ from collections import namedtuple
 
 from core.exchange.schema import Action, Proposal
 from core.exchange.artifact import Claim, ReasoningCheck
-from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _TOKEN_KINDS, _NOT_TICKERS, _PAIR_WORDS,
-                                              _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _WORD_VALUES,
-                                              _Rx, _Text, _read)
+from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIDE_BEFORE_ENDS,
+                                              _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _TOKEN_KINDS,
+                                              _WORD_VALUES, _Rx, _Text, _read)
 
 # -- reading the text ------------------------------------------------------------------------
 
@@ -262,7 +262,12 @@ def _read_actions(t: _Text, gates: list[tuple[int, str]]) -> list[tuple[str, str
 def _side(t: _Text, m: re.Match) -> tuple[str, str, str | None, str] | None:
     """A side word announced as a trade: after a verb (go long), before a symbol or a size, or a buy or a sell."""
     text, low, rx = t
-    before = rx.side_before.search(low, max(0, m.start() - 25), m.start())
+    start = m.start()
+    before = None
+    # A negation or a verb ends with the last word or the one before it: most sides follow other words (lowered text).
+    last = low[max(0, start - 25):start].split()[-2:]
+    if rx is _ANY_TEXT or (last and (last[-1].endswith(_SIDE_BEFORE_ENDS) or last[0].endswith(_SIDE_BEFORE_ENDS))):
+        before = rx.side_before.search(low, max(0, start - 25), start)
     if before and before["neg"]:
         return None
     verb = bool(before and before["verb"])
@@ -303,7 +308,8 @@ def _candidates(quantity: str, unit: str, bracket: _Bracket) -> tuple[tuple[floa
     return ((distance, 0.01),)
 
 
-def _compare(quantity: str, value: float, unit: str, decimals: int, brackets: list[_Bracket]) -> tuple[float | None, bool]:
+def _compare(quantity: str, value: float, unit: str, decimals: int,
+             brackets: list[_Bracket]) -> tuple[float | None, bool]:
     """The nearest actual value over the entries and its readings (the first of equals), and whether the claim holds."""
     best_miss = best = None  # the miss beyond the cent allowance, and its actual value
     for bracket in brackets:
@@ -316,10 +322,16 @@ def _compare(quantity: str, value: float, unit: str, decimals: int, brackets: li
     return round(best, 6), best_miss <= 0.5 * 10 ** -decimals + 1e-9
 
 
+_DOES = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}  # words -> action_type
+
+
 def _does(side: str, symbol: str | None, actions: list[Action]) -> bool:
     """Whether an action does what the words announce (a side, an exit, a hold; on that symbol when one is named)."""
-    wanted = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}[side]
-    return any(a.action_type == wanted and (symbol is None or a.symbol == symbol) for a in actions)
+    wanted = _DOES[side]
+    for a in actions:  # a plain loop: any() over a generator costs more than the look itself
+        if a.action_type == wanted and (symbol is None or a.symbol == symbol):
+            return True
+    return False
 
 
 def reasoning_check(proposal: Proposal) -> ReasoningCheck:

@@ -62,8 +62,9 @@ def _by_first_letter(kinds: list[tuple[str, tuple[str, ...]]]) -> str:
     for kind, words in kinds:
         for word in words:
             letters.setdefault(word[0], {}).setdefault(kind, []).append(word[1:])
-    return "|".join(letter + "(?:" + "|".join(f"(?P<{kind}_{letter}>{'|'.join(rests)})" for kind, rests in by_kind.items())
-                    + ")" for letter, by_kind in letters.items())
+    return "|".join(letter + "(?:" + "|".join(f"(?P<{kind}_{letter}>{'|'.join(rests)})"
+                                              for kind, rests in by_kind.items()) + ")"
+                    for letter, by_kind in letters.items())
 
 
 _NUMBER_LETTERS = "".join(sorted({w[0] for w in (*_SMALL, *_TENS)} | {"a", "h"}))  # a half, half a
@@ -104,6 +105,9 @@ _SIDE = re.compile(r"(?P<side>[lsb](?<!\w.)(?:(?<=l)ong|(?<=s)(?:hort|horting|el
 _SIDE_BEFORE = re.compile(r"(?:(?P<neg>\b(?:not|no|never|don't|won't|avoid|instead\s+of|rather\s+than)\s+(?:\w+\s+)?)"
                           r"|(?P<verb>\b(?:go|going|enter|entering|open|opening|get|getting|initiate)\s+(?:a\s+)?))$",
                           re.IGNORECASE)
+# The last word of every phrase _SIDE_BEFORE finds: such a phrase ends a side's last two words before it, or none does.
+_SIDE_BEFORE_ENDS = ("not", "no", "never", "don't", "won't", "avoid", "of", "than", "go", "going", "enter", "entering",
+                     "open", "opening", "get", "getting", "initiate")
 _EXIT = re.compile(r"(?<!the )\b(?:exit|exiting|close|closing|flatten)\b(?!\s+(?:at|above|below|near|of|to)\b)",
                    re.IGNORECASE)
 _HOLD = re.compile(r"(?<![\w'])(?<!no )(?<!not )(?<!don't )\b(?:hold|stand\s+aside|stay\s+flat)\b"
