@@ -341,7 +341,7 @@ else:
     missing = backtest_form.missing_presets(entry.spec, labels)
     if missing:
         buttons[2].caption(f"Its preset {literal(', '.join(missing))} no longer exists: it can be shown, not resumed.")
-    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(running) or not entry.runs,
+    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(job) or not entry.runs,
                          help="Show its results and put its symbols, dates, presets and costs back into the form."):
         for key in entry.run_keys:
             state.get(session.BT_RESULTS, {}).pop(key, None)
@@ -350,7 +350,7 @@ else:
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
         st.rerun()
     if entry.state in ("interrupted", "cancelled") and not missing:
-        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(running), type="primary",
+        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(job), type="primary",
                              help="Run it again with the same form: the days it decided are replayed from the "
                                   "store, no agent is asked twice."):
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
