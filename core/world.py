@@ -93,10 +93,8 @@ def world_state(symbol: str, day: date | str | pd.Timestamp, bars: pd.DataFrame 
                   position)
 
 
-def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position, *, checked: bool = True) -> WorldState:
-    """The world state of these values; `checked=False` for values from validated bars (a backtest's
-    feed), which are in range by construction: built without validating them again every day."""
-    return (WorldState if checked else WorldState.model_construct)(
+def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position) -> WorldState:
+    return WorldState(
         symbol=symbol, as_of=as_of(day), price=float(price), sma5=float(sma5), sma10=float(sma10),
         volume=float(volume), volatility_regime=regime, session="NY_open", position=position,
         atr=None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr),

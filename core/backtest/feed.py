@@ -60,7 +60,7 @@ class SymbolFeed:
     @classmethod
     def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> SymbolFeed:
         """The feed of bars; bars not validated yet (built by hand) are checked first, as backtest_bars does."""
-        if not loaded.validated:  # the world states are then built from them without checking each day's again
+        if not loaded.validated:  # bars built by hand and passed straight to a feed: the engine reads only valid bars
             loaded = backtest_bars(symbol, start, end, loaded)
         frame = loaded.frame
         days = frame.index.date
@@ -80,7 +80,7 @@ class SymbolFeed:
 
     def world(self, i: int, day: date, position: str) -> WorldState:
         return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
-                      str(self.regime[i]), position, checked=False)  # the bars were validated (backtest_bars)
+                      str(self.regime[i]), position)
 
     def before(self, day: date) -> int | None:
         """The row of the last bar before `day`, or None."""
