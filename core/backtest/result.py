@@ -254,8 +254,23 @@ def outcome_counts(days: pd.DataFrame) -> pd.Series:
     return days["outcome"].value_counts() if len(days) else pd.Series(dtype=int)
 
 
+class ReadsMetrics:
+    """A backtest's figures: its metrics read as attributes (`result.sharpe`), its symbols as one `symbol`."""
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("metrics")
+        if values is not None and name in values.index:
+            return values[name]
+        raise AttributeError(name)
+
+    @property
+    def symbol(self) -> str:
+        """The symbol, or the portfolio's symbols joined by commas."""
+        return ",".join(self.symbols)
+
+
 @dataclass
-class BacktestResult:
+class BacktestResult(ReadsMetrics):
     """A finished (or cancelled, or paused) backtest. Metrics are in `.metrics` and readable as
     attributes (`result.sharpe`); `days` has a row per exchange (day x symbol)."""
 
@@ -281,17 +296,6 @@ class BacktestResult:
     periods_per_year: int = TRADING_DAYS
     fallback: bool = False  # the bars came from the snapshot because yfinance failed (see `note`)
     spec: object = None  # the core.backtest.spec.BacktestSpec it ran (None for results built by hand)
-
-    def __getattr__(self, name: str):
-        values = self.__dict__.get("metrics")
-        if values is not None and name in values.index:
-            return values[name]
-        raise AttributeError(name)
-
-    @property
-    def symbol(self) -> str:
-        """The symbol, or the portfolio's symbols joined by commas."""
-        return ",".join(self.symbols)
 
     @property
     def prices(self) -> pd.DataFrame:

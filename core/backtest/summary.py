@@ -12,11 +12,11 @@ from datetime import date
 
 import pandas as pd
 
-from core.backtest.result import TRADING_DAYS
+from core.backtest.result import TRADING_DAYS, ReadsMetrics
 
 
 @dataclass
-class BacktestSummary:
+class BacktestSummary(ReadsMetrics):
     """A finished (or cancelled) backtest's metrics (`.metrics`, readable as attributes) and equity curve."""
 
     symbols: list[str]
@@ -33,14 +33,3 @@ class BacktestSummary:
     periods_per_year: int = TRADING_DAYS
     fallback: bool = False  # the bars came from the snapshot because yfinance failed (see `note`)
     spec: object = None  # the core.backtest.spec.BacktestSpec it ran
-
-    def __getattr__(self, name: str):
-        values = self.__dict__.get("metrics")
-        if values is not None and name in values.index:
-            return values[name]
-        raise AttributeError(name)
-
-    @property
-    def symbol(self) -> str:
-        """The symbol, or the portfolio's symbols joined by commas."""
-        return ",".join(self.symbols)
