@@ -10,7 +10,6 @@ import streamlit as st
 from core.backtest import limits
 from core.backtest import result as metrics
 from core.backtest.job import PastRun
-from ui import session
 from ui.exchange_view import literal
 
 TRADES = {
