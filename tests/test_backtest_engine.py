@@ -114,3 +114,28 @@ def test_the_limits_table_ranks_by_days_blocked_then_rejected_then_aborted_ties_
     assert list(table.columns) == LIMIT_COLUMNS
     assert table.loc["most_days"].tolist() == [1, 2, 0, 2, 1200.0, 0.0]  # blocked on d1 (+500) and d3 (+700)
     assert [str(t) for t in table.dtypes] == ["int64"] * 4 + ["float64"] * 2
+
+
+def test_an_unrecorded_run_skips_the_reasoning_check_and_a_recorded_one_stores_it(tmp_path):
+    # A run that records nothing never reads a round's reasoning check; History shows a recorded one's.
+    from core.backtest import job
+    from core.exchange.loop import run_exchange_sync
+
+    s = spec(end="2012-02-29")
+    asked, rounds = [], []
+
+    def exchange(*args, **options):  # a custom exchange gets the option through **options, as every other
+        asked.append(options["check_reasoning"])
+        artifact = run_exchange_sync(*args, **options)
+        rounds.extend(artifact.rounds)
+        return artifact
+
+    plain = Backtest(s, core.HousePlayer(), core.HouseCoach()).run(exchange=exchange)
+    assert asked and not any(asked) and rounds and all(r.reasoning_check is None for r in rounds)
+    store = core.Store(tmp_path / "store.db")
+    recorded = job.run_stored(Backtest(s, core.HousePlayer(), core.HouseCoach(), record_exchanges=True), store)
+    stored = store.list_exchanges(strategy=f"backtest:{recorded.run_key}", limit=None)
+    assert len(stored) == (recorded.days["outcome"] != "SKIPPED").sum()
+    kept = [r for row in stored for r in store.get_exchange(row["run_id"]).rounds]
+    assert len(kept) == len(rounds) and all(r.reasoning_check is not None for r in kept)
+    pd.testing.assert_frame_equal(recorded.trades, plain.trades)

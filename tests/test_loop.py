@@ -434,3 +434,22 @@ def test_the_house_players_own_verdicts_are_the_rules_verdicts(moderate):
                 verdict = core.check_proposal(r.proposal, moderate, core.Portfolio(), world)
                 assert r.evaluation.model_dump(include={"decision", "violations", "checks"}) == \
                     verdict.model_dump(include={"decision", "violations", "checks"})
+
+
+def test_check_reasoning_false_leaves_the_rounds_unchecked_unless_a_grader_reads_the_check(world, moderate):
+    checked = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach())
+    unchecked = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
+                                       core.HouseCoach(), check_reasoning=False)
+    assert all(isinstance(r.reasoning_check, core.ReasoningCheck) for r in checked.rounds)
+    assert len(unchecked.rounds) == 2 and all(r.reasoning_check is None for r in unchecked.rounds)
+    assert [r.evaluation for r in unchecked.rounds] == [r.evaluation for r in checked.rounds]
+    heard = []
+
+    class Grader:
+        def grade(self, proposal, world, constraints, portfolio, said):
+            heard.append(said)
+            return Turn(core.ReasoningGrade(score=3, reason="sound but thin"))
+
+    graded = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
+                                    core.HouseCoach(), check_reasoning=False, grader=Grader())
+    assert len(heard) == 2 and all(isinstance(r.reasoning_check, core.ReasoningCheck) for r in graded.rounds)

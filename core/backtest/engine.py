@@ -252,6 +252,7 @@ class _Run:
             strategy_id=f"backtest:{t.run_key}" if t.record_exchanges else None,
             run_id=f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}"),
             now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
+            check_reasoning=t.record_exchanges,  # only History shows a round's reasoning check
         )
         return Decision.of(artifact, t.record_exchanges)
 

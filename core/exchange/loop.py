@@ -193,12 +193,15 @@ def run_exchange(
     now: Callable[[], datetime] | None = None,
     grader=None,
     stream: bool = True,
+    check_reasoning: bool = True,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
     `stream=False` yields no TextFragment (a backtest shows none; building them costs time).
     `grader` (optional, e.g. core.claude.ClaudeGrader) grades each proposal's reasoning; its grade is
     recorded in the round and never changes the verdict.
+    `check_reasoning=False` leaves each round's `reasoning_check` None: a consumer that never reads it (a
+    backtest that records no exchange) skips the cost of checking every sentence. A grader still gets it.
 
     It stores nothing: wrap it in `core.journal.record(events, store)` to keep it on record.
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
@@ -267,7 +270,7 @@ def run_exchange(
             unfinished = played.usage
             proposal = current.proposal = played.value
             started = time.perf_counter()
-            checked = current.checked = reasoning_check(proposal)
+            checked = current.checked = reasoning_check(proposal) if check_reasoning or grader is not None else None
             grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
             unfinished = unfinished + graded
             verdict = current.verdict = _verdict(played, constraints, portfolio, world)
