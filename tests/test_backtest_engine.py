@@ -116,22 +116,25 @@ def test_the_limits_table_ranks_by_days_blocked_then_rejected_then_aborted_ties_
     assert [str(t) for t in table.dtypes] == ["int64"] * 4 + ["float64"] * 2
 
 
-def test_an_unrecorded_run_skips_the_reasoning_check_and_a_recorded_one_stores_it(tmp_path):
-    # A run that records nothing never reads a round's reasoning check; History shows a recorded one's.
+def test_an_unrecorded_run_skips_what_only_history_reads_and_a_recorded_one_stores_it(tmp_path):
+    # A run that records nothing reads only each exchange's Decision: no round's reasoning check, no copies
+    # of the inputs, no second run of the breakers the day's book already passed. History shows a recorded one's.
     from core.backtest import job
     from core.exchange.loop import run_exchange_sync
 
     s = spec(end="2012-02-29")
     asked, rounds = [], []
 
-    def exchange(*args, **options):  # a custom exchange gets the option through **options, as every other
-        asked.append(options["check_reasoning"])
-        artifact = run_exchange_sync(*args, **options)
+    def exchange(world, rules, portfolio, *agents, **options):  # gets the options through **options, as every other
+        asked.append((options["check_reasoning"], options["copy_inputs"], options["breakers_checked"]))
+        artifact = run_exchange_sync(world, rules, portfolio, *agents, **options)
+        assert artifact.world_state is world and artifact.portfolio_snapshot is portfolio
         rounds.extend(artifact.rounds)
         return artifact
 
     plain = Backtest(s, core.HousePlayer(), core.HouseCoach()).run(exchange=exchange)
-    assert asked and not any(asked) and rounds and all(r.reasoning_check is None for r in rounds)
+    assert asked and set(asked) == {(False, False, True)}
+    assert rounds and all(r.reasoning_check is None for r in rounds)
     store = core.Store(tmp_path / "store.db")
     recorded = job.run_stored(Backtest(s, core.HousePlayer(), core.HouseCoach(), record_exchanges=True), store)
     stored = store.list_exchanges(strategy=f"backtest:{recorded.run_key}", limit=None)

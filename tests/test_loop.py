@@ -453,3 +453,21 @@ def test_check_reasoning_false_leaves_the_rounds_unchecked_unless_a_grader_reads
     graded = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
                                     core.HouseCoach(), check_reasoning=False, grader=Grader())
     assert len(heard) == 2 and all(isinstance(r.reasoning_check, core.ReasoningCheck) for r in graded.rounds)
+
+
+def test_copy_inputs_false_keeps_the_callers_objects_and_breakers_checked_still_refuses_a_symbol(world, moderate):
+    book = core.Portfolio()
+    shared = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(GOOD), core.HouseCoach(), copy_inputs=False)
+    copied = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(GOOD), core.HouseCoach())
+    assert (shared.world_state, shared.constraint_snapshot, shared.portfolio_snapshot) == (world, moderate, book)
+    assert shared.world_state is world and shared.portfolio_snapshot is book
+    assert copied.world_state == world and copied.world_state is not world
+    elsewhere = moderate.model_copy(update={"allowed_symbols": ["MSFT"]})
+    refused = core.run_exchange_sync(world, elsewhere, book, ScriptedPlayer(GOOD), core.HouseCoach(),
+                                     breakers_checked=True)
+    assert (refused.outcome, refused.termination_reason) == ("ABORT", "allowed_symbols")
+    # the caller's word is taken: the breakers are not run again (a backtest ran them on the day's book)
+    sunk = core.Portfolio(equity=80_000, peak_equity=100_000, start_of_day_equity=80_000)
+    tripped = core.run_exchange_sync(world, moderate, sunk, ScriptedPlayer(GOOD), core.HouseCoach())
+    taken = core.run_exchange_sync(world, moderate, sunk, ScriptedPlayer(GOOD), core.HouseCoach(), breakers_checked=True)
+    assert tripped.termination_reason == "mll_breached" and taken.rounds_taken == 1

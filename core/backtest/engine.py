@@ -252,7 +252,9 @@ class _Run:
             strategy_id=f"backtest:{t.run_key}" if t.record_exchanges else None,
             run_id=f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}"),
             now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
-            check_reasoning=t.record_exchanges,  # only History shows a round's reasoning check
+            # Unrecorded, only the Decision is read: no reasoning check (History shows it), and no copies of
+            # inputs the engine never changes. The breakers ran on the day's book (same equity, same as_of).
+            check_reasoning=t.record_exchanges, copy_inputs=t.record_exchanges, breakers_checked=breaker is None,
         )
         return Decision.of(artifact, t.record_exchanges)
 

@@ -194,6 +194,8 @@ def run_exchange(
     grader=None,
     stream: bool = True,
     check_reasoning: bool = True,
+    copy_inputs: bool = True,
+    breakers_checked: bool = False,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
@@ -202,6 +204,11 @@ def run_exchange(
     recorded in the round and never changes the verdict.
     `check_reasoning=False` leaves each round's `reasoning_check` None: a consumer that never reads it (a
     backtest that records no exchange) skips the cost of checking every sentence. A grader still gets it.
+    `copy_inputs=False` keeps the world, constraints and portfolio themselves in the artifact, not copies: for
+    a caller that never changes them afterwards (a backtest builds new ones every day).
+    `breakers_checked=True` says the caller already ran the circuit breakers on these constraints, a portfolio
+    of the same equity, and this world's `as_of`, and none fired (a backtest runs them once a day for the whole
+    book): the loop does not run them again. The exchange's own symbol is still checked against the allowed.
 
     It stores nothing: wrap it in `core.journal.record(events, store)` to keep it on record.
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
@@ -225,9 +232,9 @@ def run_exchange(
         usage=usage,
         rounds=[],
         # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
-        constraint_snapshot=_snapshot(constraints),
-        portfolio_snapshot=_snapshot(portfolio),
-        world_state=_snapshot(world),
+        constraint_snapshot=_snapshot(constraints) if copy_inputs else constraints,
+        portfolio_snapshot=_snapshot(portfolio) if copy_inputs else portfolio,
+        world_state=_snapshot(world) if copy_inputs else world,
         strategy_id=strategy_id,
         symbol=world.symbol,
         agents=Agents(
@@ -257,7 +264,8 @@ def run_exchange(
 
     try:
         yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id, artifact)
-        breaker = circuit_breaker(constraints, portfolio, world.as_of) or refused_symbol(constraints, world.symbol)
+        breaker = (None if breakers_checked else circuit_breaker(constraints, portfolio, world.as_of)) or \
+            refused_symbol(constraints, world.symbol)
         if breaker:
             finish("ABORT", breaker)
             yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of, world.symbol))
