@@ -248,13 +248,15 @@ EDGES = ["We go in long at 100.", "Risk on two at 100 percent.", "Go in x-long A
          "in twenty-five at 3, on twice at 2; sell short in exit at 4", "vs.two",
          "risk_reward 2, twenty-five_x, stop-loss 3",
          "in hold_x at 2", "Selling shorting, long-term, close above, the exit, no hold. Hold AMZN",
-         "a half, half a, forty two point five"]
+         "a half, half a, forty two point five", "target 5 R/R 2, 3 r : r:r 4, 2r:r 1, 2 r/r 3, 4 x:r 5",
+         "in x=5 at 2, on b-2.5% at 3, in y-4r at 1, on z=7pct at 6, in $5 at 2"]
 
 
 def test_one_scan_finds_what_each_pattern_finds_alone():
-    """Keywords, numbers in words and the words where a multiple, a side, an exit or a hold may start come from one
-    scan, its words grouped by first letter, and a second look inside an entry "in X at". Over every text here, in
-    every case, they are what each kind's own pattern, tried kind after kind over the whole text, finds."""
+    """Figures, keywords, numbers in words and the words where a multiple, a side, an exit or a hold may start come
+    from one scan, its words grouped by first letter, and a second look inside an entry "in X at". Over every text
+    here, in every case, they are what each kind's own pattern, tried kind after kind over the whole text, finds: every
+    number in text order, each with the last keyword that ends before it."""
     import re
 
     from core.exchange import reasoning, reasoning_patterns as patterns
@@ -264,18 +266,24 @@ def test_one_scan_finds_what_each_pattern_finds_alone():
     words = re.compile(rf"\b(?:(?P<whole>{patterns._CARDINAL})(?P<half>\s+and\s+a\s+half)?"
                        rf"(?P<point>\s+point(?:\s+(?:{patterns._DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a))\b",
                        re.IGNORECASE)
+    figure = re.compile(patterns._FIGURE.pattern.partition("(?P<rr>")[0] + "))?", re.IGNORECASE)
     starts = {"multiple": patterns._MULTIPLE, "side": patterns._SIDE, "exit": patterns._EXIT, "hold": patterns._HOLD}
     for text in CORPUS + EDGES:
         for variant in (text, text.upper(), text.title(), text.replace("i", "\u0131").replace("s", "\u017f")):
             t = reasoning._read(variant)
-            tokens = reasoning._tokens(t)
-            assert [(patterns._TOKEN_KINDS[m.lastgroup][0], m.span()) for m in tokens.keywords] == [
-                (m.lastgroup, m.span()) for m in keywords.finditer(t.low)], variant
-            assert sorted(m.span() for m in tokens.words) == [m.span() for m in words.finditer(t.low)], variant
+            numbers, gates = reasoning._scan(t)
+            found = [(m.lastgroup, *m.span()) for m in keywords.finditer(t.low)]
+            read = [start for start, *_ in numbers]
+            assert read == sorted(read), variant
+            quantities = [m for m in figure.finditer(t.low) if m["pct"] or m["r"] or not t.low[m.end():][:1].isalpha()]
+            times = [m for m in patterns._MULTIPLE.finditer(t.low)]
+            assert read == sorted(m.start() for m in [*quantities, *words.finditer(t.low), *times]), variant
+            for start, *_, keyword in numbers:
+                assert keyword == ([kw for kw in found if kw[2] <= start] or [None])[-1], (variant, start)
             for kind, rx in starts.items():
-                found = {m.start() for m in rx.finditer(t.low)}
-                assert found <= {start for start, gate in tokens.gates if gate == kind}, (variant, kind)
-    assert [kind for _, kind in reasoning._tokens(reasoning._read("Go in x-long at 1, on two at 2")).gates] == ["side"]
+                assert {m.start() for m in rx.finditer(t.low)} <= {start for start, gate in gates if gate == kind}, (
+                    variant, kind)
+    assert [kind for _, kind in reasoning._scan(reasoning._read("Go in x-long at 1, on two at 2"))[1]] == ["side"]
 
 
 def test_words_inside_an_entry_in_x_at_are_read_too():

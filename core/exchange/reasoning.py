@@ -20,9 +20,7 @@ whichever is nearer; with several entries a statement matches the nearest of the
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections import namedtuple
 
 from core.exchange.schema import Action, Proposal
 from core.exchange.artifact import Claim, ReasoningCheck
@@ -32,9 +30,12 @@ from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS
 
 # -- reading the text ------------------------------------------------------------------------
 
-# A number: (start, end, value, decimals, unit). `decimals`: digits after the point as stated, half a unit of the last
-# one is the rounding allowance; `unit`: "", %, R. Plain tuples: a namedtuple costs more to build than it saves.
-_Number = tuple[int, int, float, int, str]
+# A keyword as a number's clause reads it: (kind, start, end).
+_Keyword = tuple[str, int, int]
+# A number: (start, end, value, decimals, unit, keyword). `decimals`: digits after the point as stated, half a unit of
+# the last one is the rounding allowance; `unit`: "", %, R; `keyword`: the last keyword that ends before it (a
+# _Keyword, or None). Plain tuples: a namedtuple costs more to build than it saves.
+_Number = tuple[int, int, float, int, str, _Keyword | None]
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -61,60 +62,77 @@ def _word_number(m: re.Match) -> tuple[float, int]:
     return value, 0
 
 
-# What one scan of the text found (reasoning_patterns._TOKENS), each list in text order: the keywords, the numbers in
-# words, and the gates: the words where a multiple, a side, an exit or a hold may start, each with its kind.
-_Tokens = namedtuple("_Tokens", "keywords words gates")
+_MULTIPLES = {"twice": 2.0, "double": 2.0, "triple": 3.0}
 
 
-def _tokens(t: _Text) -> _Tokens:
-    """The text's keywords, numbers in words and gates, from one scan."""
-    keywords, words, gates = [], [], []
-    scan, low = t.rx.tokens, t.low
-    for m in scan.finditer(low):
-        if m.lastgroup == "number":
-            words.append(m)
-            continue
-        keyword, gate = _TOKEN_KINDS[m.lastgroup]
-        if gate:
-            gates.append((m.start(), gate))
-        if keyword:
-            keywords.append(m)
-        if keyword == "entry":  # "in X at": X may be a number, a side, an exit... that this keyword's span hides
-            for inner in scan.finditer(low, m.start() + 2, m.end()):
-                if inner.lastgroup == "number":
-                    words.append(inner)
-                elif gate := _TOKEN_KINDS[inner.lastgroup][1]:
-                    gates.append((inner.start(), gate))
-    return _Tokens(keywords, words, gates)
-
-
-def _numbers(t: _Text, tokens: _Tokens) -> list[_Number]:
-    """Every number in the text, in figures or in words, with its unit (%, R) when one follows."""
+def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
+    """Every number in the text (in figures, in words, a multiple of the risk) with its unit and the last keyword that
+    ends before it, in text order, and the gates (where a side, an exit or a hold may start, and its kind): one scan."""
     text, low, rx = t
-    numbers = []
-    for m in rx.figure.finditer(low):
-        figure, pct, r = m.group("figure", "pct", "r")
-        start, end = m.span()
-        if pct:
-            unit = "%"
-        elif r:
-            unit = "R"
-        elif end < len(text) and text[end].isalpha():
-            continue  # "3rd", "5min": not a quantity
+    numbers: list = []
+    gates: list[tuple[int, str]] = []
+    keyword: _Keyword | None = None  # the last keyword so far
+    for m in rx.scan.finditer(low):
+        group = m.lastgroup
+        if group in _FIGURE_UNITS:
+            start, end = m.span()
+            unit = _FIGURE_UNITS[group]
+            if group == "rr":  # the figure's R starts the keyword "R/R", which ends the match
+                end = m.end("r")
+                numbers.append(_figure(start, end, m["figure"], unit, keyword))
+                keyword = ("ratio", end - 1, m.end())
+            elif unit or end == len(text) or not text[end].isalpha():  # "3rd", "5min": not a quantity
+                numbers.append(_figure(start, end, m["figure"], unit, keyword))
+        elif group == "number":
+            _word(m, t, keyword, numbers)
         else:
-            unit = ""
-        numbers.append((start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit))
-    figures = len(numbers)
-    for m in tokens.words:
-        unit = rx.unit.match(low, m.end())
-        if unit:
-            numbers.append((m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R"))
-        elif m.end() >= len(text) or not text[m.end()].isalpha():
-            numbers.append((m.start(), m.end(), *_word_number(m), ""))
-    for start, kind in tokens.gates:
-        if kind == "multiple" and (m := rx.multiple.match(low, start)):
-            numbers.append((start, m.end(), {"twice": 2.0, "double": 2.0, "triple": 3.0}[_plain(m["times"])], 0, "R"))
-    return sorted(numbers) if len(numbers) > figures else numbers  # figures come in text order
+            kind, gate = _TOKEN_KINDS[group]
+            if gate:
+                _gate(m.start(), gate, low, rx, keyword, numbers, gates)
+            if kind:
+                if kind == "entry":  # "in X at": X may be a number, a side, an exit... that this keyword's span hides
+                    _inside_entry(m, t, keyword, numbers, gates)
+                keyword = (kind, m.start(), m.end())
+    return numbers, gates
+
+
+_FIGURE_UNITS = {"figure": "", "pct": "%", "r": "R", "rr": "R"}  # a figure's last group: its unit
+
+
+def _figure(start: int, end: int, figure: str, unit: str, keyword: _Keyword | None) -> tuple:
+    return start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
+
+
+def _word(m: re.Match, t: _Text, keyword: _Keyword | None, numbers: list) -> None:
+    """A number in words, with its unit when one follows (not "five-minute")."""
+    text, low, rx = t
+    unit = rx.unit.match(low, m.end())
+    if unit:
+        numbers.append((m.start(), unit.end(), *_word_number(m), "%" if unit["pct"] else "R", keyword))
+    elif m.end() >= len(text) or not text[m.end()].isalpha():
+        numbers.append((m.start(), m.end(), *_word_number(m), "", keyword))
+
+
+def _gate(start: int, gate: str, low: str, rx: _Rx, keyword: _Keyword | None, numbers: list, gates: list) -> None:
+    gates.append((start, gate))
+    if gate == "multiple" and (m := rx.multiple.match(low, start)):
+        numbers.append((start, m.end(), _MULTIPLES[_plain(m["times"])], 0, "R", keyword))
+
+
+def _inside_entry(entry: re.Match, t: _Text, keyword: _Keyword | None, numbers: list, gates: list) -> None:
+    """The numbers and gates inside an entry "in X at" (X: one word), read past its "in" or "on"."""
+    text, low, rx = t
+    for m in rx.scan.finditer(low, entry.start() + 2, entry.end()):
+        group = m.lastgroup
+        if group in _FIGURE_UNITS:  # X holds no blank: no "R/R" in it
+            start, end = m.span()
+            unit = _FIGURE_UNITS[group]
+            if unit or end == len(text) or not text[end].isalpha():
+                numbers.append(_figure(start, end, m["figure"], unit, keyword))
+        elif group == "number":
+            _word(m, t, keyword, numbers)
+        elif gate := _TOKEN_KINDS[group][1]:
+            _gate(m.start(), gate, low, rx, keyword, numbers, gates)
 
 
 def _quantity(keyword: str, unit: str, value: float, clause: tuple[str, int, int], rx: _Rx) -> str | None:
@@ -146,14 +164,13 @@ def _keyword_after(rest: str, head: str, unit: str, value: float, rx: _Rx) -> st
     return m.lastgroup if m else None
 
 
-def _keyword_before(text: str, keywords: list[re.Match], ends: list[int], floor: int, start: int) -> re.Match | None:
-    """The last keyword of the number's clause: after the previous number, at most 30 characters before `start`."""
-    last = bisect.bisect_right(ends, start) - 1  # the last keyword that ends before the number
-    if last < 0:
+def _keyword_before(text: str, kw: _Keyword | None, floor: int, start: int) -> _Keyword | None:
+    """The number's keyword `kw` (the last one that ends before it) when it is in the number's clause: after the
+    previous number, at most 30 characters before `start`."""
+    if kw is None:
         return None
-    end = ends[last]
-    kw = keywords[last]
-    if start - end > 30 or kw.start() < floor:
+    end = kw[2]
+    if start - end > 30 or kw[1] < floor:
         return None
     # Most numbers follow their keyword after one space: a boundary between them is then that one character.
     if start - end == 1:
@@ -175,25 +192,22 @@ def _pair(number: _Number, nxt: _Number, joint: str, keyword: str, low: str, rx:
     return None
 
 
-def _read_numbers(t: _Text, tokens: _Tokens) -> list[tuple[str, float, int, str, str]]:
+def _read_numbers(t: _Text, numbers: list[_Number]) -> list[tuple[str, float, int, str, str]]:
     """(quantity, value, decimals, unit, words) for each number the reasoning ties to its trade."""
     text, low, rx = t
-    numbers = _numbers(t, tokens)
     if not numbers:
         return []
-    keywords = tokens.keywords
-    ends = [kw.end() for kw in keywords]  # ascending: matches do not overlap
     may_times_risk = rx is _ANY_TEXT or "risk" in low
     said = []
     carry: tuple[str | None, int] | None = None  # "from X to Y": X's meaning and words pass to Y
     floor = 0  # the end of the previous number: a keyword before it is not this number's
     for i, number in enumerate(numbers):
-        start, end, value, decimals, unit = number
+        start, end, value, decimals, unit, kw = number
         if start < floor:
             continue  # the second half of a pair already read
-        kw = _keyword_before(text, keywords, ends, floor, start)
+        kw = _keyword_before(text, kw, floor, start)
         floor = end
-        keyword, at = (_TOKEN_KINDS[kw.lastgroup][0], kw.start()) if kw else ("", start)
+        keyword, at = (kw[0], kw[1]) if kw else ("", start)
         if keyword == "name" or keyword == "block":
             carry = None
             continue
@@ -340,11 +354,11 @@ def reasoning_check(proposal: Proposal) -> ReasoningCheck:
 
 
 def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
-    tokens = _tokens(t)
+    numbers, gates = _scan(t)
     brackets = None
     claims: list[dict] = []  # validated once, with the ReasoningCheck: one call costs less than one per Claim
     seen = set()
-    for quantity, value, decimals, unit, words in _read_numbers(t, tokens):
+    for quantity, value, decimals, unit, words in _read_numbers(t, numbers):
         if quantity == "size":
             if unit != "%" and value <= 1:  # a fraction of equity: 0.03 is 3 %
                 value, decimals = value * 100, max(decimals - 2, 0)
@@ -360,7 +374,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         claims.append({"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
                        "unit": unit, "ok": ok})
     done = None  # what the actions do, in words: described once, for the first claim about them
-    for kind, side, symbol, words in _read_actions(t, tokens.gates):
+    for kind, side, symbol, words in _read_actions(t, gates):
         if (kind, side, symbol) in seen:
             continue
         seen.add((kind, side, symbol))

@@ -1,8 +1,8 @@
 """The patterns `reasoning_check` reads a Player's reasoning with, and a text made ready for them.
 
 Each pattern is written once, case-blind over the text as written; `_LOWERED` holds the same patterns compiled
-for text lowered (re scans those several times faster). One scan (_TOKENS) finds the keywords, the numbers in words
-and the words the other patterns start with, so those run only where such a word starts.
+for text lowered (re scans those several times faster). One scan (_SCAN) finds the figures, the keywords, the numbers
+in words and the words the other patterns start with, so those run only where such a word starts.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ _MULTIPLE = re.compile(r"\b(?P<times>twice|double|triple)\s+(?:the\s+|its\s+|my\
 _UNIT = re.compile(r"\s?(?:(?P<pct>%|percent\b|per\s?cent\b|pct\b)|(?P<r>R\b(?!/)|x\b))", re.IGNORECASE)
 # A figure ("$1,250.50", not the "5" of "sma5" or of "1.5.2") and its unit when one follows. It starts with its first
 # character, [$\d], and looks back from there: re then skips every other character without trying a match there.
+# Part of the one scan (_SCAN): an R after a blank may start the keyword "R/R" or "r : r" too, which the scan would
+# step over, so that keyword is matched here as well (group "rr", after the unit).
 _FIGURE = re.compile(
     r"(?P<figure>[$\d](?<![\w.,].)(?:(?<=\$)(?:\d{1,3}(?:,\d{3})+|\d+)|(?<!\$)(?:\d{0,2}(?:,\d{3})+|\d*))"
-    rf"(?:\.\d+)?)(?!\d)(?:{_UNIT.pattern})?", re.IGNORECASE)
+    rf"(?:\.\d+)?)(?!\d)(?:{_UNIT.pattern.removesuffix(')')}(?P<rr>(?<=\sR)\s*[/:]\s*R\b)?))?", re.IGNORECASE)
 
 _BOUNDARY = re.compile(r"[.!?;,\n](?!\d)|\s(?:and|but|while|with|then)\s")
 # The words a keyword starts with, kind by kind in the order re tries them: what the number after it is ("stop
@@ -71,19 +73,23 @@ _NUMBER_LETTERS = "".join(sorted({w[0] for w in (*_SMALL, *_TENS)} | {"a", "h"})
 # One scan finds, at each word start: a keyword, a number in words (group "number") or a gate word. No two of them
 # start at one place and none holds another's start, so the scan finds every keyword and number in words that scanning
 # for each alone would; the one exception, a word X inside an entry "in X at", is looked for inside such a keyword
-# (reasoning._tokens). A constraint name (min_risk_reward) is the limit, not the trade: it is tried first, at every
+# (reasoning._scan). A constraint name (min_risk_reward) is the limit, not the trade: it is tried first, at every
 # word; letters and digits are taken for good (++, *+), as giving one back would put a letter or digit where it needs _.
-_TOKENS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
+# The figures come from the same scan: a figure starts with no letter and a word with no digit or $, so neither hides
+# the other's start (but for "R/R" after a figure, see _FIGURE, and "in X at", see reasoning._scan).
+_WORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
     r"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)"
     f"|{_by_first_letter([*_KEYWORD_WORDS, *((f'gate_{kind}', words) for kind, words in _GATE_WORDS)])}"
     rf"|(?=[{_NUMBER_LETTERS}])(?P<number>(?P<whole>{_CARDINAL})(?P<half>\s+and\s+a\s+half)?"
     rf"(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a)))\b",
     re.IGNORECASE,
 )
-# A token's group: (the keyword it is, the gate it is), either None.
+# The figures first: re tries [$\d] on one compare at every character, and the words' look back only where it fails.
+_SCAN = re.compile(f"{_FIGURE.pattern}|{_WORDS.pattern}", re.IGNORECASE)
+# A word's group: (the keyword it is, the gate it is), either None.
 _TOKEN_KINDS = {"name": ("name", None)} | {
     group: (None, kind.removeprefix("gate_")) if kind.startswith("gate_") else (kind, "side" if kind == "side" else None)
-    for group in _TOKENS.groupindex for kind in [group.rpartition("_")[0]] if kind}
+    for group in _SCAN.groupindex for kind in [group.rpartition("_")[0]] if kind}
 _OF_EQUITY = re.compile(r"\s*(?:of\s+(?:the\s+)?(?:equity|account|capital|portfolio|book|nav)|position|long|short)\b",
                         re.IGNORECASE)
 _LIMIT_AFTER = re.compile(r"\s*(?:atr\b|of\s+atr\b|leverage\b|(?:[a-z]+\s+){0,2}?(?:min|minimum|max|maximum|limit|"
@@ -122,9 +128,9 @@ _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))"
 
 # The patterns a text is read with: case-blind over the text as written (`_ANY_TEXT`), or case-sensitive over
 # the text lowered (`_LOWERED`, when lowering is exact: see _read); the others always run over the text as written.
-_Rx = namedtuple("_Rx", "figure multiple unit tokens of_equity limit_after ratio_after ratio_word named_after "
+_Rx = namedtuple("_Rx", "scan multiple unit of_equity limit_after ratio_after ratio_word named_after "
                         "times_risk at side side_before exit exit_after hold")
-_ANY_TEXT = _Rx(_FIGURE, _MULTIPLE, _UNIT, _TOKENS, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
+_ANY_TEXT = _Rx(_SCAN, _MULTIPLE, _UNIT, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
                 _NAMED_AFTER, _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
 
 
@@ -138,7 +144,8 @@ def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
-_LOWERED = _Rx(*(_lowered(rx, word_start=name in ("multiple", "tokens"))
+_LOWERED = _Rx(*(re.compile(f"{_lowered(_FIGURE).pattern}|{_lowered(_WORDS, word_start=True).pattern}")
+                 if name == "scan" else _lowered(rx, word_start=name == "multiple")
                  for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
 
