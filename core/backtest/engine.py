@@ -46,8 +46,8 @@ from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 
 from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
-from core.exchange.rules import check_proposal, circuit_breaker
-from core.exchange.schema import Portfolio, Proposal, WorldState
+from core.exchange.rules import check_actions, circuit_breaker
+from core.exchange.schema import Portfolio, WorldState
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
@@ -301,10 +301,8 @@ class _Run:
         o = feed.opens[i]
         # the entry at its fill price; the model is copied, not validated again (its values were)
         filled = [a.model_copy(update={"entry_price": self.book.fill_price(a, o)}) if a.is_entry else a for a in mine]
-        recheck = check_proposal(
-            Proposal.model_construct(reasoning="fill re-check", actions=filled), self.rules,
-            self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day)), d.world,
-        )
+        book = self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day))
+        recheck = check_actions(filled, self.rules, book, d.world)  # the rules read the actions: no Proposal built
         entries = [a for a in filled if a.is_entry]
         if recheck.decision != "APPROVE":
             notes.append(f"entry not filled: at the fill price {entries[0].entry_price:.2f} the rules say "
