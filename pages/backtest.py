@@ -20,7 +20,7 @@ from core.exports import safe_csv  # noqa: E402
 from core.backtest.feed import Feed  # noqa: E402
 from core.backtest.job import StoredRun, past_runs, reopen_backtest, slice_days  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
-from ui import backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
+from ui import after_paint, backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
@@ -153,13 +153,9 @@ if (st.button("Run backtest", key=session.BT_RUN, type="primary", disabled=bool(
 # -- a running job: one slice per run, progress and Cancel in between ------------------------------
 def advance() -> None:
     job = state.get(session.BT_JOB)
-    if not job:
+    if not job or job.get("finished"):  # a timer's run asked for before the page's run that ends the job
         return
     whole_page = job.pop("whole_page", False)
-    if job.get("finished"):  # the page has drawn its results but their charts: the timer's run asks for them
-        if not whole_page:
-            finish(job)
-        return
     spec = job["spec"]
     one = spec.one(job["index"])
     st.markdown(f"**Running {literal(one.preset.name)}** ({job['index'] + 1} of {len(spec.presets)}) on "
@@ -198,15 +194,11 @@ def advance() -> None:
     if job["index"] == len(spec.presets):
         if whole_page:
             finish(job)
-        # Its results without their charts first, then (the timer's next run) the whole page: a fresh tab painted no
-        # figure of a run until the page's script had ended (its first st.metric waits for a chunk of JavaScript,
-        # and chromium shows that only once no more elements arrive), and the charts took 0.6-1.3 s of that script
-        job["finished"] = True
-        state[session.BT_SHOWN] = job["keys"]
+        job["finished"] = True  # the page's next run draws its results, their charts once the browser asks: below
         st.rerun(scope="app")
 
 
-def finish(job: dict, cancelled: bool = False) -> None:
+def close(job: dict, cancelled: bool = False) -> None:
     key = job.get("current")
     if cancelled and key and key not in job["keys"]:
         store.set_backtest_status(key, "cancelled")
@@ -215,13 +207,20 @@ def finish(job: dict, cancelled: bool = False) -> None:
     state[session.BT_SHOWN] = job["keys"]
     state[session.BT_PICK] = job["job_key"]  # Past runs shows the run just made
     state.pop(session.BT_JOB, None)
+
+
+def finish(job: dict, cancelled: bool = False) -> None:
+    close(job, cancelled)
     st.rerun(scope="app")
 
 
-# Where a running job shows; there with none too, so that the results below keep their places (a run's results are
-# drawn once beside its finished job and then without it: see advance)
+# Where a running job shows; there with none too, so that the results below keep their places from the run that ends
+# the job to the next (chromium showed both drawings' tabs for a moment when they moved)
 running_here = st.empty()
-if job:
+charts_once_painted = bool(job and job.get("finished"))
+if charts_once_painted:
+    close(job)
+elif job:
     job["whole_page"] = True  # this run calls advance itself: the fragment's own runs (its timer) do not set it
     # The browser asks for the next slice on this timer; asks made while a slice runs are merged into one, so a
     # short interval only shortens the wait between slices (at 0.2 s, a year's six slices after the first took
@@ -231,9 +230,7 @@ if job:
 
 # -- results ----------------------------------------------------------------------------------------
 shown = [k for k in state.get(session.BT_SHOWN) or []]
-job = state.get(session.BT_JOB)
-charts_next = bool(job and job.get("finished"))  # its results are drawn, their charts on the next run: see advance
-running = None if charts_next else job
+running = state.get(session.BT_JOB)
 if shown and not running:
     results = {}
     for key in shown:
@@ -321,7 +318,12 @@ if shown and not running:
                          width="stretch")
             regimes.markdown("**By volatility regime** (known before each day)")
             regimes.dataframe(r.by_regime.round(2), width="stretch")
-    if not charts_next:
+    if charts_once_painted:
+        # A run that ended on the fragment's timer: its charts come on the run the browser asks for once it shows the
+        # metrics. A fresh tab painted nothing that arrived with or before plotly's JavaScript (4.7 MB) until that had
+        # loaded, and parsed it and drew the charts for seconds on a loaded machine before the metrics were seen.
+        after_paint.rerun_once_drawn('[data-testid="stMetric"]', key=session.BT_CHARTS_CUE)
+    else:
         later.draw()
 
 # -- past runs ----------------------------------------------------------------------------------------
@@ -341,7 +343,7 @@ else:
     missing = backtest_form.missing_presets(entry.spec, labels)
     if missing:
         buttons[2].caption(f"Its preset {literal(', '.join(missing))} no longer exists: it can be shown, not resumed.")
-    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(job) or not entry.runs,
+    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(running) or not entry.runs,
                          help="Show its results and put its symbols, dates, presets and costs back into the form."):
         for key in entry.run_keys:
             state.get(session.BT_RESULTS, {}).pop(key, None)
@@ -350,7 +352,7 @@ else:
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
         st.rerun()
     if entry.state in ("interrupted", "cancelled") and not missing:
-        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(job), type="primary",
+        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(running), type="primary",
                              help="Run it again with the same form: the days it decided are replayed from the "
                                   "store, no agent is asked twice."):
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
