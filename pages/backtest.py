@@ -194,7 +194,7 @@ def advance() -> None:
     if job["index"] == len(spec.presets):
         if whole_page:
             finish(job)
-        job["finished"] = True  # the page's next run draws its results, their charts once the browser asks: below
+        job["finished"] = True  # the page's next run draws its figures, the rest once the browser shows them: below
         st.rerun(scope="app")
 
 
@@ -217,8 +217,8 @@ def finish(job: dict, cancelled: bool = False) -> None:
 # Where a running job shows; there with none too, so that the results below keep their places from the run that ends
 # the job to the next (chromium showed both drawings' tabs for a moment when they moved)
 running_here = st.empty()
-charts_once_painted = bool(job and job.get("finished"))
-if charts_once_painted:
+figures_first = bool(job and job.get("finished"))
+if figures_first:
     close(job)
 elif job:
     job["whole_page"] = True  # this run calls advance itself: the fragment's own runs (its timer) do not set it
@@ -229,13 +229,8 @@ elif job:
         st.fragment(advance, run_every=0.05)()
 
 # -- results ----------------------------------------------------------------------------------------
-shown = [k for k in state.get(session.BT_SHOWN) or []]
-running = state.get(session.BT_JOB)
-if shown and not running:
-    results = {}
-    for key in shown:
-        r = result_of(key)
-        results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
+def draw_figures(results: dict[str, backtest.BacktestResult]) -> None:
+    """Where the data came from, runs that stopped early, and the lead preset's five figures."""
     lead = next(iter(results.values()))
     (st.warning if lead.fallback else st.caption)(backtest_view.data_note(lead))
     for name, r in results.items():
@@ -252,6 +247,10 @@ if shown and not running:
         col.metric(f"{metrics.METRIC_LABELS[metric]} · {literal(lead_name)}",
                    "no trades" if idle else backtest_view.metric_text(metric, lead.metrics[metric]))
 
+
+def draw_details(results: dict[str, backtest.BacktestResult], later: charts.DrawnLast) -> None:
+    """The figures side by side, the files, the curves, the challenge and a tab per preset (charts kept in `later`)."""
+    lead = next(iter(results.values()))
     st.subheader("Metrics side by side" if len(results) > 1 else "Metrics")
     if different := backtest_view.different_books(results):
         st.warning(different, icon=":material/compare_arrows:")
@@ -269,7 +268,6 @@ if shown and not running:
     with_bench = left.toggle("Show buy & hold (on its own scale, right)", key=session.BT_BUY_HOLD, value=False,
                              help=f"Buy & hold of the same capital: {lead.metrics['buy_hold_return_pct']:+.2f} % "
                                   "over these days.")
-    later = charts.DrawnLast()  # the metrics and tables first: see DrawnLast
     later.add(left, partial(charts.returns_curves, {n: r.equity for n, r in results.items()}, lead.settings["capital"],
                             lead.buy_hold if with_bench and len(lead.prices) else None))
     later.add(right, partial(charts.drawdowns, {n: r.drawdown for n, r in results.items()}))
@@ -277,53 +275,72 @@ if shown and not running:
 
     for tab, (name, r) in zip(st.tabs([literal(name) for name in results]), results.items()):
         with tab:
-            if not len(r.trades):
-                st.info(backtest_view.why_no_trades(r), icon=":material/block:")
-            for sym, prices_of in r.bars.items():
-                if len(r.symbols) > 1 and not (r.trades["symbol"] == sym).any():  # one symbol: said above
-                    st.caption(backtest_view.why_idle(r, sym))
-                later.add(st, partial(charts.price_with_trades, prices_of, r.trades[r.trades["symbol"] == sym],
-                                      f"{sym} with the trades of {name}"))
-            if len(r.symbols) > 1:
-                st.markdown("**By symbol**")
-                st.dataframe(r.by_symbol, width="stretch", column_config=backtest_view.BY_SYMBOL)
-                later.add(st, partial(charts.positions, r.positions))
-            st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
-                        "the fill, and the days each kept an entry out of the book")
-            if len(r.limits):
-                st.dataframe(r.limits, width="stretch", column_config=backtest_view.LIMITS,
-                             column_order=backtest_view.LIMIT_COUNTS)
-            else:
-                st.caption("None: no rule or breaker stopped a proposal.")
-            rule_costs_view.section(store, r.run_key)
-            st.markdown(f"**Trades** ({len(r.trades):,d})")
-            st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
-            slug = "".join(ch if ch.isalnum() else "-" for ch in name)
-            files = st.columns([1, 1, 2])
-            files[0].download_button("Export trades CSV", safe_csv(r.trades), file_name=f"trades_{slug}.csv",
-                                     mime="text/csv", key=f"bt.trades_csv.{name}", icon=":material/download:")
-            files[1].download_button("Export daily CSV", lambda r=r: safe_csv(exports.backtest_daily(r)),
-                                     file_name=f"daily_{slug}.csv", mime="text/csv", key=f"bt.daily_csv.{name}",
-                                     icon=":material/download:",
-                                     help="Each day's equity, return, drawdown and positions (% of equity).")
-            st.markdown("**Aborted, skipped and unfilled days**")
-            exceptions = r.exceptions
-            if len(exceptions):
-                st.dataframe(exceptions, width="stretch", hide_index=True, column_config=backtest_view.EXCEPTIONS)
-            else:
-                st.caption("None: every day ran and every approved entry filled.")
-            wf, regimes = st.columns(2)
-            wf.markdown("**Walk-forward** (in-sample / out-of-sample Sharpe)")
-            wf.dataframe(pd.DataFrame({k: v for k, v in r.walk_forward.items() if isinstance(v, dict)}).T.round(2),
-                         width="stretch")
-            regimes.markdown("**By volatility regime** (known before each day)")
-            regimes.dataframe(r.by_regime.round(2), width="stretch")
-    if charts_once_painted:
-        # A run that ended on the fragment's timer: its charts come on the run the browser asks for once it shows the
-        # metrics. A fresh tab painted nothing that arrived with or before plotly's JavaScript (4.7 MB) until that had
-        # loaded, and parsed it and drew the charts for seconds on a loaded machine before the metrics were seen.
-        after_paint.rerun_once_drawn('[data-testid="stMetric"]', key=session.BT_CHARTS_CUE)
+            draw_run(name, r, later)
+
+
+def draw_run(name: str, r: backtest.BacktestResult, later: charts.DrawnLast) -> None:
+    """One preset's tab: its prices with its trades, the limits that bound, what each rule cost, its trades and
+    days, walk-forward and regimes."""
+    if not len(r.trades):
+        st.info(backtest_view.why_no_trades(r), icon=":material/block:")
+    for sym, prices_of in r.bars.items():
+        if len(r.symbols) > 1 and not (r.trades["symbol"] == sym).any():  # one symbol: said above
+            st.caption(backtest_view.why_idle(r, sym))
+        later.add(st, partial(charts.price_with_trades, prices_of, r.trades[r.trades["symbol"] == sym],
+                              f"{sym} with the trades of {name}"))
+    if len(r.symbols) > 1:
+        st.markdown("**By symbol**")
+        st.dataframe(r.by_symbol, width="stretch", column_config=backtest_view.BY_SYMBOL)
+        later.add(st, partial(charts.positions, r.positions))
+    st.markdown("**Limits that bound**: proposals each rejected or aborted, approved entries refused at "
+                "the fill, and the days each kept an entry out of the book")
+    if len(r.limits):
+        st.dataframe(r.limits, width="stretch", column_config=backtest_view.LIMITS,
+                     column_order=backtest_view.LIMIT_COUNTS)
     else:
+        st.caption("None: no rule or breaker stopped a proposal.")
+    rule_costs_view.section(store, r.run_key)
+    st.markdown(f"**Trades** ({len(r.trades):,d})")
+    st.dataframe(r.trades, width="stretch", hide_index=True, column_config=backtest_view.TRADES)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+    files = st.columns([1, 1, 2])
+    files[0].download_button("Export trades CSV", safe_csv(r.trades), file_name=f"trades_{slug}.csv",
+                             mime="text/csv", key=f"bt.trades_csv.{name}", icon=":material/download:")
+    files[1].download_button("Export daily CSV", lambda: safe_csv(exports.backtest_daily(r)),
+                             file_name=f"daily_{slug}.csv", mime="text/csv", key=f"bt.daily_csv.{name}",
+                             icon=":material/download:",
+                             help="Each day's equity, return, drawdown and positions (% of equity).")
+    st.markdown("**Aborted, skipped and unfilled days**")
+    exceptions = r.exceptions
+    if len(exceptions):
+        st.dataframe(exceptions, width="stretch", hide_index=True, column_config=backtest_view.EXCEPTIONS)
+    else:
+        st.caption("None: every day ran and every approved entry filled.")
+    wf, regimes = st.columns(2)
+    wf.markdown("**Walk-forward** (in-sample / out-of-sample Sharpe)")
+    wf.dataframe(pd.DataFrame({k: v for k, v in r.walk_forward.items() if isinstance(v, dict)}).T.round(2),
+                 width="stretch")
+    regimes.markdown("**By volatility regime** (known before each day)")
+    regimes.dataframe(r.by_regime.round(2), width="stretch")
+
+
+shown = [k for k in state.get(session.BT_SHOWN) or []]
+running = state.get(session.BT_JOB)
+if shown and not running:
+    results = {}
+    for key in shown:
+        r = result_of(key)
+        results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
+    draw_figures(results)
+    if figures_first:
+        # A run that ended on the fragment's timer: the rest of its results come on the run the browser asks for once
+        # it shows the figures. Chromium showed no element of an update until it had drawn all of them and loaded the
+        # code of each kind (the tables' 0.5 MB, plotly's 4.7 MB): the figures waited 0.5-3 s behind the tables and
+        # charts on a loaded machine
+        after_paint.rerun_once_drawn('[data-testid="stMetric"]', key=session.BT_DETAILS_CUE)
+    else:
+        later = charts.DrawnLast()  # the metrics and tables first: see DrawnLast
+        draw_details(results, later)
         later.draw()
 
 # -- past runs ----------------------------------------------------------------------------------------

@@ -325,7 +325,7 @@ def known_symbols() -> list[str]:
 BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbols, dates, schemas, settings, keys)
 BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
 BT_RESULTS = "bt_results"  # run_key -> core.backtest.engine.BacktestResult already built this session
-BT_CHARTS_CUE = "bt_charts_cue"  # Backtest: the browser says a run's metrics are drawn, so its charts may come
+BT_DETAILS_CUE = "bt_details_cue"  # Backtest: the browser says a run's figures are drawn, so the rest may come
 BT_SYMBOL = "bt_symbol"
 BT_MORE = "bt_more_symbols"  # the other symbols of a portfolio backtest (one book with BT_SYMBOL)
 BT_START = "bt_start"  # the first day of the backtest (a date box)
