@@ -114,8 +114,8 @@ def test_at_phone_width_no_table_toolbar_covers_a_plus_button(app_server, browse
 
 
 def test_a_run_of_several_slices_shows_its_figures_and_then_its_charts(app_server, page):
-    """Its last slice runs on the fragment's timer: the results come without their charts first, then the page
-    whole (the path AppTest cannot take: it runs no timer)."""
+    """Its last slice runs on the fragment's timer: the figures come first, then, once the browser shows them, the
+    page whole (the path AppTest cannot take: it runs no timer and has no browser to ask)."""
     base, db = app_server
     page.goto(f"{base}/backtest")
     page.get_by_role("heading", name="Past runs").wait_for()
