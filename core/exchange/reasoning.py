@@ -72,17 +72,21 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
     numbers: list = []
     gates: list[tuple[int, str]] = []
     keyword: _Keyword | None = None  # the last keyword so far
+    size = len(text)
     for m in rx.scan.finditer(low):
         group = m.lastgroup
-        if group in _FIGURE_UNITS:
+        unit = _FIGURE_UNITS.get(group)
+        if unit is not None:
             start, end = m.span()
-            unit = _FIGURE_UNITS[group]
             if group == "rr":  # the figure's R starts the keyword "R/R", which ends the match
                 end = m.end("r")
-                numbers.append(_figure(start, end, m["figure"], unit, keyword))
+            elif not unit and end < size and text[end].isalpha():
+                continue  # "3rd", "5min": not a quantity
+            figure = m["figure"]
+            numbers.append((start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]),
+                            unit, keyword))
+            if group == "rr":
                 keyword = ("ratio", end - 1, m.end())
-            elif unit or end == len(text) or not text[end].isalpha():  # "3rd", "5min": not a quantity
-                numbers.append(_figure(start, end, m["figure"], unit, keyword))
         elif group == "number":
             _word(m, t, keyword, numbers)
         else:
@@ -92,15 +96,16 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
             if kind:
                 if kind == "entry":  # "in X at": X may be a number, a side, an exit... that this keyword's span hides
                     _inside_entry(m, t, keyword, numbers, gates)
-                keyword = (kind, m.start(), m.end())
+                keyword = (kind, *m.span())
     return numbers, gates
 
 
 _FIGURE_UNITS = {"figure": "", "pct": "%", "r": "R", "rr": "R"}  # a figure's last group: its unit
 
 
-def _figure(start: int, end: int, figure: str, unit: str, keyword: _Keyword | None) -> tuple:
-    return start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
+def _figure(m: re.Match, unit: str, keyword: _Keyword | None) -> _Number:
+    figure = m["figure"]
+    return m.start(), m.end(), float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
 
 
 def _word(m: re.Match, t: _Text, keyword: _Keyword | None, numbers: list) -> None:
@@ -124,11 +129,10 @@ def _inside_entry(entry: re.Match, t: _Text, keyword: _Keyword | None, numbers: 
     text, low, rx = t
     for m in rx.scan.finditer(low, entry.start() + 2, entry.end()):
         group = m.lastgroup
-        if group in _FIGURE_UNITS:  # X holds no blank: no "R/R" in it
-            start, end = m.span()
-            unit = _FIGURE_UNITS[group]
-            if unit or end == len(text) or not text[end].isalpha():
-                numbers.append(_figure(start, end, m["figure"], unit, keyword))
+        unit = _FIGURE_UNITS.get(group)
+        if unit is not None:  # X holds no blank: no "R/R" in it
+            if unit or m.end() == len(text) or not text[m.end()].isalpha():
+                numbers.append(_figure(m, unit, keyword))
         elif group == "number":
             _word(m, t, keyword, numbers)
         elif gate := _TOKEN_KINDS[group][1]:
@@ -333,7 +337,11 @@ def _compare(quantity: str, value: float, unit: str, decimals: int,
                 best_miss, best = miss, actual
     if best_miss is None:
         return None, False
-    return round(best, 6), best_miss <= 0.5 * 10 ** -decimals + 1e-9
+    return round(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < 8 else 0.5 * 10 ** -decimals + 1e-9)
+
+
+# The allowance for a number stated to `decimals` digits, worked out once: half a unit of its last digit, plus 1e-9.
+_HALF_UNITS = tuple(0.5 * 10 ** -decimals + 1e-9 for decimals in range(8))
 
 
 _DOES = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}  # words -> action_type
@@ -381,5 +389,5 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
         claims.append({"text": words.strip(), "quantity": kind, "said": f"{side} {symbol}" if symbol else side,
                        "actual": done, "ok": _does(side, symbol, proposal.actions)})
-    score = round(sum(c["ok"] for c in claims) / len(claims), 4) if claims else None
+    score = round(sum([c["ok"] for c in claims]) / len(claims), 4) if claims else None
     return ReasoningCheck.model_validate({"score": score, "claims": claims})
