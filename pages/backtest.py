@@ -155,7 +155,6 @@ def advance() -> None:
     job = state.get(session.BT_JOB)
     if not job or job.get("finished"):  # a timer's run asked for before the page's run that ends the job
         return
-    whole_page = job.pop("whole_page", False)
     spec = job["spec"]
     one = spec.one(job["index"])
     st.markdown(f"**Running {literal(one.preset.name)}** ({job['index'] + 1} of {len(spec.presets)}) on "
@@ -192,9 +191,8 @@ def advance() -> None:
     job["keys"].append(result.run_key)
     job["index"] += 1
     if job["index"] == len(spec.presets):
-        if whole_page:
-            finish(job)
-        job["finished"] = True  # the page's next run draws its figures, the rest once the browser shows them: below
+        job["finished"] = "figures"  # the page's next run draws its figures, the run after that the rest: below
+        state[session.BT_SHOWN] = job["keys"]
         st.rerun(scope="app")
 
 
@@ -217,16 +215,21 @@ def finish(job: dict, cancelled: bool = False) -> None:
 # Where a running job shows; there with none too, so that the results below keep their places from the run that ends
 # the job to the next (chromium showed both drawings' tabs for a moment when they moved)
 running_here = st.empty()
-figures_first = bool(job and job.get("finished"))
-if figures_first:
+ending = job.get("finished") if job else None
+if ending == "figures":
+    # Its figures alone, and the rest on the page's next run, which the browser asks for once it shows them (below).
+    # The job stays until then, so that Open and Resume wait for it, and a script that reruns the page to the end of
+    # a job (AppTest) gets the rest too
+    job["finished"] = "details"
+elif ending == "details":
     close(job)
 elif job:
-    job["whole_page"] = True  # this run calls advance itself: the fragment's own runs (its timer) do not set it
     # The browser asks for the next slice on this timer; asks made while a slice runs are merged into one, so a
     # short interval only shortens the wait between slices (at 0.2 s, a year's six slices after the first took
     # 1.2 s at least).
     with running_here:
         st.fragment(advance, run_every=0.05)()
+
 
 # -- results ----------------------------------------------------------------------------------------
 def draw_figures(results: dict[str, backtest.BacktestResult]) -> None:
@@ -325,16 +328,16 @@ def draw_run(name: str, r: backtest.BacktestResult, later: charts.DrawnLast) -> 
 
 
 shown = [k for k in state.get(session.BT_SHOWN) or []]
-running = state.get(session.BT_JOB)
+running = None if ending else state.get(session.BT_JOB)
 if shown and not running:
     results = {}
     for key in shown:
         r = result_of(key)
         results[r.preset if r.preset not in results else f"{r.preset} ({key[-4:]})"] = r
     draw_figures(results)
-    if figures_first:
-        # A run that ended on the fragment's timer: the rest of its results come on the run the browser asks for once
-        # it shows the figures. Chromium showed no element of an update until it had drawn all of them and loaded the
+    if ending == "figures":
+        # A run that has just ended: the rest of its results come on the run the browser asks for once it shows the
+        # figures. Chromium showed no element of an update until it had drawn all of them and loaded the
         # code of each kind (the tables' 0.5 MB, plotly's 4.7 MB): the figures waited 0.5-3 s behind the tables and
         # charts on a loaded machine
         after_paint.rerun_once_drawn('[data-testid="stMetric"]', key=session.BT_DETAILS_CUE)
@@ -360,7 +363,7 @@ else:
     missing = backtest_form.missing_presets(entry.spec, labels)
     if missing:
         buttons[2].caption(f"Its preset {literal(', '.join(missing))} no longer exists: it can be shown, not resumed.")
-    if buttons[0].button("Open", key=session.BT_OPEN, disabled=bool(running) or not entry.runs,
+    if buttons[0].button("Open", key=session.BT_OPEN, disabled=session.BT_JOB in state or not entry.runs,
                          help="Show its results and put its symbols, dates, presets and costs back into the form."):
         for key in entry.run_keys:
             state.get(session.BT_RESULTS, {}).pop(key, None)
@@ -369,7 +372,7 @@ else:
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
         st.rerun()
     if entry.state in ("interrupted", "cancelled") and not missing:
-        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=bool(running), type="primary",
+        if buttons[1].button("Resume", key=session.BT_RESUME, disabled=session.BT_JOB in state, type="primary",
                              help="Run it again with the same form: the days it decided are replayed from the "
                                   "store, no agent is asked twice."):
             state[session.BT_RESTORE] = backtest_form.restored_form(entry.spec, agent_options)
