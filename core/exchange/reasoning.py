@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from core.exchange.schema import Action, Proposal
-from core.exchange.artifact import Claim, ReasoningCheck
+from core.exchange.artifact import Claim, ReasoningCheck  # noqa: F401 (Claim re-exported: core.Claim)
 from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIDE_BEFORE_ENDS,
                                               _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _TOKEN_KINDS,
                                               _WORD_VALUES, _Rx, _Text, _read)
