@@ -77,14 +77,12 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
         group = m.lastgroup
         unit = _FIGURE_UNITS.get(group)
         if unit is not None:
-            start, end = m.span()
+            end = m.end()
             if group == "rr":  # the figure's R starts the keyword "R/R", which ends the match
                 end = m.end("r")
             elif not unit and end < size and text[end].isalpha():
                 continue  # "3rd", "5min": not a quantity
-            figure = m["figure"]
-            numbers.append((start, end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]),
-                            unit, keyword))
+            numbers.append(_figure(m, end, unit, keyword))
             if group == "rr":
                 keyword = ("ratio", end - 1, m.end())
         elif group == "number":
@@ -103,9 +101,10 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
 _FIGURE_UNITS = {"figure": "", "pct": "%", "r": "R", "rr": "R"}  # a figure's last group: its unit
 
 
-def _figure(m: re.Match, unit: str, keyword: _Keyword | None) -> _Number:
+def _figure(m: re.Match, end: int, unit: str, keyword: _Keyword | None) -> _Number:
+    """A number in figures ("$1,250.50"), ending at `end` (its unit's end, when one follows)."""
     figure = m["figure"]
-    return m.start(), m.end(), float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
+    return m.start(), end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
 
 
 def _word(m: re.Match, t: _Text, keyword: _Keyword | None, numbers: list) -> None:
@@ -132,7 +131,7 @@ def _inside_entry(entry: re.Match, t: _Text, keyword: _Keyword | None, numbers: 
         unit = _FIGURE_UNITS.get(group)
         if unit is not None:  # X holds no blank: no "R/R" in it
             if unit or m.end() == len(text) or not text[m.end()].isalpha():
-                numbers.append(_figure(m, unit, keyword))
+                numbers.append(_figure(m, m.end(), unit, keyword))
         elif group == "number":
             _word(m, t, keyword, numbers)
         elif gate := _TOKEN_KINDS[group][1]:
