@@ -336,11 +336,15 @@ def _compare(quantity: str, value: float, unit: str, decimals: int,
                 best_miss, best = miss, actual
     if best_miss is None:
         return None, False
-    return round(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < 8 else 0.5 * 10 ** -decimals + 1e-9)
+    return round(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < len(_HALF_UNITS) else _allowance(decimals))
 
 
-# The allowance for a number stated to `decimals` digits, worked out once: half a unit of its last digit, plus 1e-9.
-_HALF_UNITS = tuple(0.5 * 10 ** -decimals + 1e-9 for decimals in range(8))
+def _allowance(decimals: int) -> float:
+    """How far a number stated to `decimals` digits may miss: half a unit of its last digit, plus 1e-9."""
+    return 0.5 * 10 ** -decimals + 1e-9
+
+
+_HALF_UNITS = tuple(map(_allowance, range(8)))  # the usual ones, worked out once
 
 
 _DOES = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}  # words -> action_type
