@@ -9,7 +9,7 @@ import pytest
 import core
 from core.exchange.agent import AgentError, SpendLimitReached, Turn
 from core.exchange.rules import CheckedActions, PlanJudge
-from tests.support.builders import entry, proposal
+from tests.support.builders import entry, proposal, same_as_validated
 
 
 class ScriptedPlayer:
@@ -212,6 +212,26 @@ def test_the_artifact_is_the_typed_model_and_its_json_validates_back(world, mode
                                      "complete", "reasoning_check", "reasoning_grade"}
     assert set(round_one.evaluation.model_dump()) >= {"decision", "violations", "checks", "feedback"}
     assert round_one.latency_ms >= 0
+    assert same_as_validated(artifact)  # the loop builds it, its rounds and verdicts without validating them
+    assert all(same_as_validated(e.verdict) for e in events if isinstance(e, (core.ProposalMade, core.VerdictReached)))
+
+
+class Words(str):
+    """Text of a str subclass, as a user's agent or script might hand over."""
+
+
+class WordyCoach:
+    name = "wordy-coach"
+
+    def critique(self, proposal, verdict, constraints, world, portfolio):
+        return Turn(Words("fine by the rules"))
+
+
+def test_text_handed_over_as_a_str_subclass_is_recorded_as_plain_text(world, moderate):
+    artifact = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), WordyCoach(),
+                                      run_id=Words("r-1"), strategy_id=Words("s-1"))
+    assert artifact.rounds[0].evaluation.feedback == "fine by the rules" and artifact.run_id == "r-1"
+    assert {type(artifact.rounds[0].evaluation.feedback), type(artifact.run_id), type(artifact.strategy_id)} == {str}
 
 
 def test_replay_yields_the_same_events_without_agents(world, moderate, store):

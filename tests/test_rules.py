@@ -9,7 +9,7 @@ import pytest
 
 import core
 from core.exchange.rules import TOLERANCE
-from tests.support.builders import entry, proposal
+from tests.support.builders import entry, proposal, same_as_validated
 
 LOOSE = dict(max_position_pct=1.0, max_single_trade_pct=1.0, max_leverage=10, max_drawdown_pct=1.0,
              max_daily_loss_pct=1.0, min_risk_reward=0.1, max_open_positions=10, abort_on_violations=[])
@@ -214,6 +214,10 @@ def test_an_entry_then_an_exit_of_the_same_symbol_leaves_no_position_but_its_ris
     assert position.passed and position.value == 0 and position.arithmetic.startswith("max_position_pct: AMZN |+0.1400 -0.1400| = 0.0000")
     assert check_of(verdict, "max_daily_loss_pct", None).value == pytest.approx(0.03 * 3 / 185)
     assert check_of(verdict, "max_drawdown_pct", None).value == pytest.approx(0.03 * 3 / 185)
+    # No position is left: the leverage is a sum of nothing, and a count of held symbols, written as floats.
+    for counted in ("max_leverage", "max_open_positions"):
+        assert repr(check_of(verdict, counted, None).value) == "0.0"
+    assert same_as_validated(verdict)
 
 
 def _random_action(rng: random.Random, symbols: list[str]) -> dict:
@@ -242,6 +246,7 @@ def test_fuzz_proposals_that_repeat_a_symbol_never_raise():
                                       world)
         assert verdict.decision in ("APPROVE", "REJECT", "ABORT")
         assert set(verdict.violations) == {c.constraint for c in verdict.checks if not c.passed}
+        assert same_as_validated(verdict)  # the rules build their verdicts without validating them
 
 
 def test_decision_abort_beats_reject_and_names_every_violation():
@@ -307,3 +312,16 @@ def test_cutoff_is_read_in_eastern_time():
     utc = datetime.fromisoformat("2025-03-04T20:00:00+00:00")  # 15:00 ET
     assert core.circuit_breaker(c, core.Portfolio(), utc) is None
     assert core.circuit_breaker(c, core.Portfolio(), datetime.fromisoformat("2025-03-04T21:30:00+00:00")) == "trading_cutoff"
+
+
+def test_a_backtests_numpy_figures_give_the_verdict_validation_would():
+    """A backtest's book holds numpy figures (built without validation): the checks hold Python bools and floats."""
+    import numpy as np
+
+    book = core.Portfolio.model_construct(equity=np.float64(99_000.0), peak_equity=np.float64(100_000.0),
+                                          start_of_day_equity=np.float64(99_500.0), cumulative_pnl=np.float64(-1_000.0),
+                                          today_pnl=np.float64(-500.0), positions={"MSFT": np.float64(0.02)})
+    verdict = core.check_proposal(proposal(entry(size=0.03, e=100, s=98, t=104)), core.load_preset("moderate"), book)
+    assert {type(c.passed) for c in verdict.checks} == {bool}
+    assert {type(c.value) for c in verdict.checks if c.value is not None} == {float}
+    assert same_as_validated(verdict)

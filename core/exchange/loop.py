@@ -24,7 +24,7 @@ from core.exchange.plugins import agent_class
 from core.exchange.presets import explain
 from core.exchange.reasoning import reasoning_check
 from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker, refused_symbol
-from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import (
     NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict,
 )
@@ -86,6 +86,40 @@ class _RoundUnderWay:
             self.text[role] += "".join(said)
             self.seconds += time.perf_counter() - start
 
+    def record(self, coached: Turn, spent: Usage, grade: ReasoningGrade | None) -> Round:
+        """The round as it ends, as stored; the verdict now holds the Coach's critique."""
+        verdict, played = self.verdict, self.played
+        verdict.feedback = coached.value
+        paths = {"player": played.path, "coach": coached.path} if played.path or coached.path else None
+        if (grade is None and coached.opinion is None and spent.total >= 0 and type(coached.value) is str
+                and _plain(played.path, coached.path)):
+            # Built, not validated: the verdict is the rules' own and nothing an agent handed back needs
+            # checking or converting (text of a str subclass would be made plain text); validating would
+            # return these values as they are (the lists copied, as it would).
+            evaluation = built(Evaluation, {"decision": verdict.decision, "violations": list(verdict.violations),
+                                            "checks": list(verdict.checks), "feedback": coached.value,
+                                            "coach_opinion": None, "disagrees": None}, _ALL_OF_EVALUATION)
+            return built(Round, {
+                "round": self.number, "proposal": self.proposal, "evaluation": evaluation, "tokens": spent.total,
+                "usage": spent, "latency_ms": round(self.seconds * 1000, 3), "agent_path": paths, "complete": True,
+                "reasoning_check": self.checked, "reasoning_grade": None}, _FINISHED_ROUND)
+        return Round(
+            round=self.number,
+            proposal=self.proposal,
+            evaluation=Evaluation(
+                decision=verdict.decision, violations=verdict.violations, checks=verdict.checks,
+                feedback=coached.value, coach_opinion=coached.opinion,
+                disagrees=_disagreement(coached.opinion, verdict),
+            ),
+            tokens=spent.total,
+            usage=spent,
+            latency_ms=round(self.seconds * 1000, 3),
+            # How a model agent got its answer (forced or auto tool, repair); None for the others.
+            agent_path=paths,
+            reasoning_check=self.checked,
+            reasoning_grade=grade,
+        )
+
     def as_it_stood(self, usage: Usage) -> Round | None:
         """The round the exchange stopped in, once its proposal and checks exist: kept, marked incomplete."""
         if self.verdict is None:
@@ -98,6 +132,15 @@ class _RoundUnderWay:
             agent_path={"player": self.played.path, "coach": None} if self.played and self.played.path else None,
             complete=False, reasoning_check=self.checked,
         )
+
+
+_ALL_OF_EVALUATION = frozenset(Evaluation.model_fields)
+_FINISHED_ROUND = frozenset(Round.model_fields) - {"complete"}  # the fields a finished round is given
+
+
+def _plain(*paths: object) -> bool:
+    """Whether every agent path is text or None, as a Round takes them without converting."""
+    return all(path is None or type(path) is str for path in paths)
 
 
 def _checked_turn(role: str, name: str, answer: object) -> Turn:
@@ -181,6 +224,37 @@ def _snapshot(model):
 _new, _set = object.__new__, object.__setattr__
 
 
+def _agents(player: object, coach: object) -> Agents:
+    """Who plays: names as the agents give them, classes as `module:Class`."""
+    names = {"player": getattr(player, "name", type(player).__name__),
+             "coach": getattr(coach, "name", type(coach).__name__),
+             "model": getattr(player, "model", None) or getattr(coach, "model", None),
+             "player_class": agent_class(player), "coach_class": agent_class(coach)}
+    if _plain(*names.values()) and names["player"] is not None and names["coach"] is not None:
+        return built(Agents, names, _ALL_OF_AGENTS)  # text as the model holds it: nothing to convert
+    return Agents(**names)  # an agent named otherwise is refused (or converted) as before
+
+
+_ALL_OF_AGENTS = frozenset(Agents.model_fields)
+_STARTED = frozenset(Artifact.model_fields) - {"repeat_id"}  # the fields an exchange's artifact is given
+
+
+def _artifact(run_id: str, timestamp: str, held: tuple[Constraints, Portfolio, WorldState], strategy_id: str | None,
+              agents: Agents) -> Artifact:
+    """The exchange's artifact as it starts (INTERRUPTED, no rounds), holding the constraints, portfolio and world
+    it runs on (`held`: copies, unless the caller never changes them)."""
+    constraints, portfolio, world = held
+    fields = {"run_id": run_id, "timestamp": timestamp, "outcome": "INTERRUPTED", "approved": False, "rounds_taken": 0,
+              "termination_reason": None, "total_tokens": 0, "usage": NO_USAGE, "rounds": [],
+              "constraint_snapshot": constraints, "portfolio_snapshot": portfolio, "world_state": world,
+              "strategy_id": strategy_id, "symbol": world.symbol, "agents": agents}
+    if (all(type(text) is str for text in (run_id, timestamp, world.symbol)) and _plain(strategy_id)
+            and isinstance(constraints, Constraints) and isinstance(portfolio, Portfolio) and isinstance(world, WorldState)):
+        # The models themselves (or their copies) and our own values: validating would return them as they are.
+        return built(Artifact, {**fields, "repeat_id": None}, _STARTED)
+    return Artifact(**fields)  # an id, a time or a strategy given as something else than text: refused or converted
+
+
 def run_exchange(
     world: WorldState,
     constraints: Constraints,
@@ -221,29 +295,10 @@ def run_exchange(
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
-    artifact = Artifact(
-        run_id=run_id or str(uuid.uuid4()),
-        timestamp=stamp.isoformat(),
-        outcome="INTERRUPTED",
-        approved=False,
-        rounds_taken=0,
-        termination_reason=None,
-        total_tokens=0,
-        usage=usage,
-        rounds=[],
-        # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
-        constraint_snapshot=_snapshot(constraints) if copy_inputs else constraints,
-        portfolio_snapshot=_snapshot(portfolio) if copy_inputs else portfolio,
-        world_state=_snapshot(world) if copy_inputs else world,
-        strategy_id=strategy_id,
-        symbol=world.symbol,
-        agents=Agents(
-            player=getattr(player, "name", type(player).__name__),
-            coach=getattr(coach, "name", type(coach).__name__),
-            model=getattr(player, "model", None) or getattr(coach, "model", None),
-            player_class=agent_class(player), coach_class=agent_class(coach),
-        ),
-    )
+    # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
+    held = (_snapshot(constraints), _snapshot(portfolio), _snapshot(world)) if copy_inputs else \
+        (constraints, portfolio, world)
+    artifact = _artifact(run_id or str(uuid.uuid4()), stamp.isoformat(), held, strategy_id, _agents(player, coach))
     rounds = artifact.rounds
     finished = False
 
@@ -283,28 +338,14 @@ def run_exchange(
             unfinished = unfinished + graded
             verdict = current.verdict = _verdict(played, constraints, portfolio, world)
             current.seconds += time.perf_counter() - started
-            yield ProposalMade(number, proposal, verdict.model_copy())
+            # A copy without the critique, which comes with VerdictReached (what model_copy makes, at a third of its cost).
+            before = built(Verdict, verdict.__dict__.copy(), verdict.__pydantic_fields_set__)
+            yield ProposalMade(number, proposal, before)
             said = coach.critique(proposal, verdict, constraints, world, portfolio)
             coached = (yield from current.speak("coach", coach, said)) if stream else current.hear("coach", coach, said)
-            verdict.feedback = coached.value
             spent = played.usage + graded + coached.usage
             usage, unfinished = usage + spent, NO_USAGE
-            record = Round(
-                round=number,
-                proposal=proposal,
-                evaluation=Evaluation(
-                    decision=verdict.decision, violations=verdict.violations, checks=verdict.checks,
-                    feedback=verdict.feedback, coach_opinion=coached.opinion,
-                    disagrees=_disagreement(coached.opinion, verdict),
-                ),
-                tokens=spent.total,
-                usage=spent,
-                latency_ms=round(current.seconds * 1000, 3),
-                # How a model agent got its answer (forced or auto tool, repair); None for the others.
-                agent_path={"player": played.path, "coach": coached.path} if played.path or coached.path else None,
-                reasoning_check=checked,
-                reasoning_grade=grade,
-            )
+            record = current.record(coached, spent, grade)
             rounds.append(record)
             current = None  # finished: nothing left to keep as it stood
             ending = _ending(verdict, number, constraints)

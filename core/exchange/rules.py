@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState
-from core.exchange.artifact import Verdict
+from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState, built
+from core.exchange.artifact import Check, Verdict
 from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
@@ -62,15 +62,23 @@ class _Checks:
 
     def __init__(self, tier: dict[str, str]):
         self.tier = tier
-        self.made: list[dict] = []  # validated into Check models once, by the Verdict
+        self.made: list[Check] = []
         self.failed: list[str] = []
 
     def add(self, constraint: str, action: int | None, passed: bool, said: str, value=None, threshold=None) -> None:
         if not passed:
             self.failed.append(constraint)
         named = f"{constraint} ({self.tier[constraint]})" if constraint in self.tier else constraint
-        self.made.append({"constraint": constraint, "action": action, "passed": passed,
-                          "arithmetic": f"{named}: {said}", "value": value, "threshold": threshold})
+        # Built, not validated: each value made the type validation made of it (a count a float, and a backtest's
+        # numpy figures, whose comparisons give numpy booleans, Python ones).
+        self.made.append(built(Check, {
+            "constraint": constraint, "action": action, "passed": bool(passed), "arithmetic": f"{named}: {said}",
+            "value": None if value is None else float(value),
+            "threshold": None if threshold is None else float(threshold)}, _ALL_OF_CHECK))
+
+
+_ALL_OF_CHECK = frozenset(Check.model_fields)
+_ALL_OF_VERDICT = frozenset(Verdict.model_fields)
 
 
 def check_proposal(
@@ -97,8 +105,8 @@ def check_actions(actions: list[Action], constraints: Constraints, portfolio: Po
     c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)  # the limits in force, and who set each
     checks = _Checks(tier)
     _judge(checks, actions, c, portfolio or _DEFAULT_PORTFOLIO, world, atr)
-    return Verdict.model_validate({"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
-                                   "checks": checks.made, "feedback": ""})
+    return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
+                           "checks": checks.made, "feedback": ""}, _ALL_OF_VERDICT)
 
 
 _BY_THE_RULES = object()  # the seal PlanJudge puts on what it judged: a verdict an agent wrote itself is never taken
