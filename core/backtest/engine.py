@@ -281,7 +281,7 @@ class _Run:
         for feed in todays:
             d = decisions[feed.symbol]
             self.rows.append({
-                "day": day, "symbol": feed.symbol, "regime": str(feed.regime[feed.row[day]]), "outcome": d.outcome,
+                "day": day, "symbol": feed.symbol, "regime": feed.regime[feed.row[day]], "outcome": d.outcome,
                 "reason": d.reason or "", "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
                 "fills": ", ".join(fills[feed.symbol]), "note": "; ".join(notes[feed.symbol]), "equity": equity,
                 "tier": d.tier,
@@ -316,7 +316,7 @@ class _Run:
             if (o <= a.stop_loss) if side_of(a) > 0 else (o >= a.stop_loss):
                 notes.append(f"entry not filled: the open {o:.2f} is already through the stop {a.stop_loss:.2f}")
                 continue
-            self.book.enter(a, a.entry_price, self.eq_close, day, str(feed.regime[i]))
+            self.book.enter(a, a.entry_price, self.eq_close, day, feed.regime[i])
             fills.append("enter " + ("long" if side_of(a) > 0 else "short"))
 
     # -- the result ---------------------------------------------------------------------------

@@ -39,23 +39,25 @@ def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame
 
 @dataclass
 class SymbolFeed:
-    """One symbol's bars and what is known before each day's open, as arrays; `row` maps a date to its bar."""
+    """One symbol's bars and what is known before each day's open, a list per column (an engine reads one
+    value at a time: a list's are Python's own numbers, which the book, the rules and the agents compute with
+    several times faster than numpy's scalars, and with the same results); `row` maps a date to its bar."""
 
     symbol: str
     loaded: Bars
     dates: np.ndarray
     row: dict[date, int]
-    price: np.ndarray
-    sma5: np.ndarray
-    sma10: np.ndarray
-    volume: np.ndarray
-    atr: np.ndarray
-    regime: np.ndarray
-    history: np.ndarray
-    opens: np.ndarray
-    highs: np.ndarray
-    lows: np.ndarray
-    closes: np.ndarray
+    price: list[float]
+    sma5: list[float]
+    sma10: list[float]
+    volume: list[float]
+    atr: list[float]
+    regime: list[str]
+    history: list[int]
+    opens: list[float]
+    highs: list[float]
+    lows: list[float]
+    closes: list[float]
 
     @classmethod
     def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> SymbolFeed:
@@ -69,8 +71,8 @@ class SymbolFeed:
             raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
                                   f"(the data has {days[0]} to {days[-1]})")
         return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
-                   *(known[c] for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
-                   *(frame[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
+                   *(known[c].tolist() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
+                   *(frame[c].to_numpy().tolist() for c in ("Open", "High", "Low", "Close")))
 
     def warm_up(self, i: int) -> str | None:
         """Why day i cannot be decided yet, or None."""
@@ -80,7 +82,7 @@ class SymbolFeed:
 
     def world(self, i: int, day: date, position: str) -> WorldState:
         return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
-                      str(self.regime[i]), position)
+                      self.regime[i], position)
 
     def before(self, day: date) -> int | None:
         """The row of the last bar before `day`, or None."""
@@ -95,7 +97,7 @@ class SymbolFeed:
     def fingerprint(self) -> tuple:
         frame = self.loaded.frame
         return (str(frame.index[0].date()), str(frame.index[-1].date()), len(frame),
-                round(float(self.closes.sum()), 4))
+                round(float(np.sum(self.closes)), 4))  # numpy's pairwise sum, as the run keys have it
 
 
 @dataclass
