@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, time
+from functools import lru_cache
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
 from core.bars import Bars, as_day
 from core.exchange.errors import MarketDataError
-from core.exchange.schema import ET, WorldState
+from core.exchange.schema import ET, MAX_PRICE, PositionSide, VolatilityRegime, WorldState, built, normalise_symbol
 
 DECISION_TIME = time(9, 30)  # the simulated clock of a daily decision: the open of day t
 MIN_HISTORY = 10  # bars needed before day t (sma10)
@@ -94,8 +96,29 @@ def world_state(symbol: str, day: date | str | pd.Timestamp, bars: pd.DataFrame 
 
 
 def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position) -> WorldState:
-    return WorldState(
-        symbol=symbol, as_of=as_of(day), price=float(price), sma5=float(sma5), sma10=float(sma10),
-        volume=float(volume), volatility_regime=regime, session="NY_open", position=position,
-        atr=None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr),
-    )
+    price, sma5, sma10, volume = float(price), float(sma5), float(sma10), float(volume)
+    atr = None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr)
+    values = {"symbol": symbol, "as_of": as_of(day), "price": price, "sma5": sma5, "sma10": sma10, "volume": volume,
+              "volatility_regime": regime, "session": "NY_open", "position": position, "atr": atr}
+    # The model's own field rules (NaN fails each comparison). A backtest builds a world a symbol a day from
+    # validated bars, and validating would return these very values: built, not validated again.
+    if (type(symbol) is str and _ticker(symbol) and 0 < price <= MAX_PRICE and 0 < sma5 <= MAX_PRICE
+            and 0 < sma10 <= MAX_PRICE and 0 <= volume < math.inf and (atr is None or atr <= MAX_PRICE)
+            and type(regime) is str and regime in _REGIMES and type(position) is str and position in _SIDES):
+        return built(WorldState, {**values, "vwap": None}, _GIVEN)
+    return WorldState(**values)  # the model says what is wrong, naming the field
+
+
+_GIVEN = frozenset(("symbol", "as_of", "price", "sma5", "sma10", "volume", "volatility_regime", "session", "position",
+                    "atr"))
+_REGIMES = frozenset(get_args(VolatilityRegime))
+_SIDES = frozenset(get_args(PositionSide))
+
+
+@lru_cache(maxsize=1024)
+def _ticker(symbol: str) -> bool:
+    """Whether a symbol is a ticker as the model writes it (every day of a backtest asks for the same few)."""
+    try:
+        return normalise_symbol(symbol) == symbol
+    except ValueError:
+        return False

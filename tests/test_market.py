@@ -326,6 +326,39 @@ def test_precomputed_indicators_equal_the_world_state_on_every_day():
         assert w.atr == pytest.approx(row["atr"])
 
 
+def test_a_feed_world_is_the_model_validating_the_same_values_field_for_field():
+    from core.backtest.feed import Feed
+    from core.exchange.schema import WorldState
+
+    feed = Feed.load(["TSLA"], date(2018, 1, 2), date(2018, 12, 31)).symbols[0]
+    for i in range(12, len(feed.dates), 23):
+        for position in ("flat", "long", "short"):
+            world = feed.world(i, feed.dates[i], position)
+            validated = WorldState.model_validate(world.model_dump(exclude_unset=True))
+            assert world.__dict__ == validated.__dict__ and list(world.__dict__) == list(validated.__dict__)
+            assert world.model_fields_set == validated.model_fields_set
+            assert world.model_dump_json() == validated.model_dump_json()
+            assert all(type(world.__dict__[k]) is type(validated.__dict__[k]) for k in world.__dict__)
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("price", 0.0, "price"), ("sma5", float("nan"), "sma5"), ("sma10", 2e9, "sma10"), ("volume", -1.0, "volume"),
+    ("volume", float("inf"), "volume"), ("atr", 2e9, "atr"), ("regime", "wild", "volatility_regime"),
+    ("position", "up", "position"), ("symbol", "msft", None)])
+def test_a_world_built_from_values_the_model_would_not_take_as_they_are_goes_through_the_model(field, value, error):
+    from core.world import _world
+    from pydantic import ValidationError
+
+    values = {"symbol": "MSFT", "day": date(2020, 3, 4), "price": 150.0, "sma5": 149.0, "sma10": 148.0,
+              "volume": 1e6, "atr": 3.2, "regime": "medium", "position": "flat"}
+    values[field] = value
+    if error is None:  # a symbol the model writes otherwise: the model's own spelling
+        assert _world(**values).symbol == "MSFT"
+        return
+    with pytest.raises(ValidationError, match=error):
+        _world(**values)
+
+
 def test_volatility_regime_against_its_own_one_year_terciles():
     rng = np.random.default_rng(7)
     calm = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, 200)))

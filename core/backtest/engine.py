@@ -47,13 +47,15 @@ from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import check_actions, circuit_breaker
-from core.exchange.schema import Portfolio, WorldState
+from core.exchange.schema import Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
 
 DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
                "equity", "tier"]
+
+_PORTFOLIO_FIELDS = frozenset(Portfolio.model_fields)  # the engine's Portfolio gives every field
 
 Progress = Callable[[int, int, date], None]
 Exchange = Callable[..., Artifact]
@@ -200,9 +202,9 @@ class _Run:
             return self.shown[1]  # one symbol's day see the same book: built once (nothing changes a Portfolio)
         eq, before = self.eq_close, self.eq_before
         # Built from the book's own numbers, which are valid by construction: not validated again each day.
-        book = Portfolio.model_construct(equity=eq, peak_equity=self.peak, start_of_day_equity=before,
-                                         cumulative_pnl=eq - self.test.capital, today_pnl=eq - before,
-                                         positions=positions)
+        book = built(Portfolio, {"equity": eq, "peak_equity": self.peak, "start_of_day_equity": before,
+                                 "cumulative_pnl": eq - self.test.capital, "today_pnl": eq - before,
+                                 "positions": positions}, _PORTFOLIO_FIELDS)
         self.shown = positions, book
         return book
 
