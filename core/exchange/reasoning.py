@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 
-from core.exchange.schema import Action, Proposal
-from core.exchange.artifact import Claim, ReasoningCheck  # noqa: F401 (Claim re-exported: core.Claim)
+from core.exchange.schema import Action, Proposal, built
+from core.exchange.artifact import Claim, ReasoningCheck
 from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIDE_BEFORE_ENDS,
                                               _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _TOKEN_KINDS,
                                               _WORD_VALUES, _Rx, _Text, _read)
@@ -303,8 +303,13 @@ _Bracket = tuple[float, float, float, float, float, float]
 
 
 def _brackets(actions: list[Action]) -> list[_Bracket]:
-    return [(a.entry_price, a.stop_loss, a.take_profit, a.size_pct, abs(a.entry_price - a.stop_loss),
-             abs(a.take_profit - a.entry_price)) for a in actions if a.is_entry]
+    brackets = []
+    for a in actions:
+        if a.is_entry:
+            # float(): a claim's actual value is built unvalidated, and must be the float validating would make of it
+            e, s, t = float(a.entry_price), float(a.stop_loss), float(a.take_profit)
+            brackets.append((e, s, t, float(a.size_pct), abs(e - s), abs(t - e)))
+    return brackets
 
 
 def _candidates(quantity: str, unit: str, bracket: _Bracket) -> tuple[tuple[float, float], ...]:
@@ -366,10 +371,13 @@ def reasoning_check(proposal: Proposal) -> ReasoningCheck:
 
 def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
     numbers, gates = _scan(t)
-    brackets = None
-    claims: list[dict] = []  # validated once, with the ReasoningCheck: one call costs less than one per Claim
+    claims: list[Claim] = []
     seen = set()
-    for quantity, value, decimals, unit, words in _read_numbers(t, numbers):
+    held = 0  # how many claims hold
+    said = _read_numbers(t, numbers)
+    if said:  # the first claim is never a repeat: the brackets are needed
+        brackets = _brackets(proposal.actions)
+    for quantity, value, decimals, unit, words in said:
         if quantity == "size":
             if unit != "%" and value <= 1:  # a fraction of equity: 0.03 is 3 %
                 value, decimals = value * 100, max(decimals - 2, 0)
@@ -379,18 +387,25 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         if (quantity, value) in seen:
             continue
         seen.add((quantity, value))
-        if brackets is None:
-            brackets = _brackets(proposal.actions)
         actual, ok = _compare(quantity, value, unit, decimals, brackets)
-        claims.append({"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
-                       "unit": unit, "ok": ok})
+        held += ok
+        claims.append(built(Claim, {"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
+                                    "unit": unit, "ok": ok}, _NUMBER_CLAIM))
     done = None  # what the actions do, in words: described once, for the first claim about them
     for kind, side, symbol, words in _read_actions(t, gates):
         if (kind, side, symbol) in seen:
             continue
         seen.add((kind, side, symbol))
         done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
-        claims.append({"text": words.strip(), "quantity": kind, "said": f"{side} {symbol}" if symbol else side,
-                       "actual": done, "ok": _does(side, symbol, proposal.actions)})
-    score = round(sum([c["ok"] for c in claims]) / len(claims), 4) if claims else None
-    return ReasoningCheck.model_validate({"score": score, "claims": claims})
+        ok = _does(side, symbol, proposal.actions)
+        held += ok
+        claims.append(built(Claim, {"text": words.strip(), "quantity": kind, "said": f"{side} {symbol}" if symbol else side,
+                                    "actual": done, "unit": "", "ok": ok}, _ACTION_CLAIM))
+    return built(ReasoningCheck, {"score": round(held / len(claims), 4) if claims else None, "claims": claims},
+                 _CHECK_FIELDS)
+
+
+# The fields each model is given (its fields set): an action's claim leaves the unit at its default.
+_NUMBER_CLAIM = frozenset(Claim.model_fields)
+_ACTION_CLAIM = _NUMBER_CLAIM - {"unit"}
+_CHECK_FIELDS = frozenset(ReasoningCheck.model_fields)
