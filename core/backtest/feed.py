@@ -89,10 +89,9 @@ class SymbolFeed:
         i = int(np.searchsorted(self.dates, day)) - 1
         return i if i >= 0 else None
 
-    def between(self, first: pd.Timestamp, last: pd.Timestamp) -> slice:
-        """The rows of the bars from `first` to `last`, both included (the index is sorted: validate_bars)."""
-        index = self.loaded.frame.index
-        return slice(index.searchsorted(first), index.searchsorted(last, side="right"))
+    def between(self, first: date, last: date) -> slice:
+        """The rows of the bars from `first` to `last`, both included (the dates are sorted: validate_bars)."""
+        return slice(int(np.searchsorted(self.dates, first)), int(np.searchsorted(self.dates, last, side="right")))
 
     def fingerprint(self) -> tuple:
         frame = self.loaded.frame
