@@ -78,7 +78,8 @@ def test_a_short_house_run_shows_metrics_side_by_side_charts_and_trades(app, app
     assert any("snapshot" in c for c in texts(at, "caption"))
 
 
-def test_cancel_stops_the_run_and_keeps_the_days_it_decided(app, app_store):
+def test_cancel_stops_the_run_and_keeps_the_days_it_decided(app, app_store, monkeypatch):
+    monkeypatch.setitem(SLICE_EXCHANGES, "house", 400)  # two years of days: two slices
     at = choose_short_msft(app(PAGE), start=date(2020, 1, 2), end=date(2021, 12, 31), compare="(none)")
     at.button(key=session.BT_RUN).click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -119,7 +119,7 @@ def test_a_run_of_several_slices_shows_its_figures_and_then_its_charts(app_serve
     base, db = app_server
     page.goto(f"{base}/backtest")
     page.get_by_role("heading", name="Past runs").wait_for()
-    date_box(page, "Start").fill("2019-01-02")  # three years of MSFT, two presets: two slices each
+    date_box(page, "Start").fill("2019-01-02")  # three years of MSFT, two presets: a slice each
     date_box(page, "Start").press("Enter")
     wait_for_app(page)
     page.get_by_role("button", name="Run backtest").click()

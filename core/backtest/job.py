@@ -30,10 +30,11 @@ from core.exchange.schema import CAPITAL, Action, Constraints
 from core.market import Bars
 
 RETRY_OUTCOMES = ("ERROR", "INTERRUPTED")  # a stored exchange with these outcomes is decided again on resume
-SLICE_EXCHANGES = {"house": 400, "claude": 1}
-"""New exchanges per slice of the Backtest page, by its agents: between slices the page answers Cancel and
-other clicks, and each slice costs the browser a round trip. A house exchange takes under a millisecond (400
-is about 0.25 s on a quiet machine, whatever the book's size), a Claude one several calls."""
+SLICE_EXCHANGES = {"house": 1000, "claude": 1}
+"""New exchanges per slice of the Backtest page, by its agents: between slices the page answers Cancel (a click
+elsewhere on the page stops a slice at its progress bar's next move), and each slice costs a script run and
+the browser a round trip. A house exchange takes about half a millisecond (1,000 are about 0.5 s on a quiet
+machine, whatever the book's size: a four-symbol year is one slice), a Claude one several calls."""
 OWN_SLICE_EXCHANGES = 5  # an installed agent's speed is unknown: answer clicks often
 STALE_AFTER = timedelta(minutes=2)
 """A run not written to for this long is interrupted; the page writes after every slice (a few seconds)."""
