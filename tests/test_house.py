@@ -56,6 +56,20 @@ def test_no_revision_repeats_a_rejected_proposal(preset):
     assert revised > 0
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_house_players_proposals_are_what_validating_them_gives(preset):
+    """It builds its actions and proposals without validating them: validating gives the same values and fields set."""
+    kinds = set()
+    for _, _, artifact in exchanges(preset):
+        for made in (r.proposal for r in artifact.rounds):
+            # What it gave before: each action's fields that hold a value (an entry's four numbers, or none).
+            again = core.Proposal(reasoning=made.reasoning, actions=[a.model_dump(exclude_none=True) for a in made.actions])
+            assert repr(again) == repr(made) and again.model_fields_set == made.model_fields_set
+            assert [a.model_fields_set for a in again.actions] == [a.model_fields_set for a in made.actions]
+            kinds |= {a.action_type for a in made.actions}
+    assert kinds >= {"enter_long", "enter_short", "hold"}
+
+
 def stated(text: str, word: str) -> list[float]:
     """Every number the text gives right after `word` ("Size 0.50%" -> [0.005])."""
     numbers = []

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from core.exchange.agent import Turn
 from core.exchange.rules import PlanJudge, risk_reward
-from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState
+from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import Round, Verdict
 from core.exchange.tiers import in_force
 
@@ -54,8 +54,28 @@ def _target_at(long: bool, entry: float, stop: float, reward: float) -> float:
 
 
 def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, target: float) -> Action:
-    return Action(action_type="enter_long" if long else "enter_short", symbol=symbol, size_pct=round(size, 4),
-                  entry_price=round(entry, 2), stop_loss=round(stop, 2), take_profit=round(target, 2))
+    return _action("enter_long" if long else "enter_short", symbol, round(size, 4), round(entry, 2), round(stop, 2),
+                   round(target, 2))
+
+
+_NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
+_AN_ENTRY, _A_SIDE = frozenset(Action.model_fields), frozenset({"action_type", "symbol"})  # the fields each is given
+
+
+def _action(action_type: str, symbol: str, *numbers: float) -> Action:
+    """An action of the Player's own (an entry's four numbers, or none), not validated again where validating would
+    return it as it is: finite Python floats, and a symbol a world's or action's validation made (or STRAY_SYMBOL)."""
+    if type(symbol) is str and all(type(n) is float and math.isfinite(n) for n in numbers):
+        values = {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers or (None,) * 4))}
+        return built(Action, values, _AN_ENTRY if numbers else _A_SIDE)
+    return Action(action_type=action_type, symbol=symbol, **dict(zip(_NUMBERS, numbers)))
+
+
+def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
+    """The proposal of the Player's own actions (see _action), not validated again."""
+    if 1 <= len(actions) <= 3 and all(type(a) is Action for a in actions):
+        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)}, Proposal.model_fields.keys())
+    return Proposal(reasoning=reasoning, actions=actions)
 
 
 def _price(x: float) -> str:
@@ -65,7 +85,7 @@ def _price(x: float) -> str:
 
 
 def _hold(symbol: str) -> Action:
-    return Action(action_type="hold", symbol=symbol)
+    return _action("hold", symbol)
 
 
 def _ratio(a: Action) -> float:
@@ -135,7 +155,7 @@ class HousePlayer:
         for sentence in sentences[:-1]:
             yield sentence + " "
         yield sentences[-1]
-        return Turn(Proposal(reasoning=reasoning, actions=actions), checked=judge.last(actions))
+        return Turn(_proposal(reasoning, actions), checked=judge.last(actions))
 
     # -- what the market and the schema allow --------------------------------------------
 
@@ -225,7 +245,7 @@ class HousePlayer:
             side_long = held > 0 if held else world.position == "long"
             if (trend == "down" and side_long) or (trend == "up" and not side_long):
                 said.append(f"The trend has turned against the {'long' if side_long else 'short'}: exit.")
-                return said, [Action(action_type="exit", symbol=world.symbol)]
+                return said, [_action("exit", world.symbol)]
             said.append(f"Already {'long' if side_long else 'short'} with the trend: hold.")
             return said, [_hold(world.symbol)]
         if trend == "flat":
