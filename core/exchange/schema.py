@@ -98,7 +98,10 @@ def parse_cutoff(value: object) -> time | None:
 
 
 M = TypeVar("M", bound=BaseModel)
-_new, _set = object.__new__, object.__setattr__
+# The four slots every pydantic model fills, each set through its own descriptor: object.__setattr__ would look the
+# name up again on every call, and a verdict's checks alone make a dozen models.
+_SET_DICT, _SET_FIELDS_SET, _SET_EXTRA, _SET_PRIVATE = (BaseModel.__dict__[slot].__set__ for slot in (
+    "__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 
 
 def built(model: type[M], values: dict, given: Set[str]) -> M:
@@ -106,11 +109,11 @@ def built(model: type[M], values: dict, given: Set[str]) -> M:
     only for values core's own code made, of exactly the types the fields hold, which validating would return as
     they are. An exchange builds a few dozen such models (each check of a verdict is one), and validating what
     core itself just computed was the largest part of its time."""
-    instance = _new(model)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(given))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    instance = object.__new__(model)
+    _SET_DICT(instance, values)
+    _SET_FIELDS_SET(instance, set(given))
+    _SET_EXTRA(instance, None)
+    _SET_PRIVATE(instance, None)
     return instance
 
 
