@@ -24,11 +24,11 @@ def _ok(passed: bool) -> str:
 
 def _cmp(value: float, threshold: float, passed: bool, at_most: bool, spec: str) -> str:
     """'v <= t' or 'v > t' written to `spec` (".4f"), with 8 digits when rounding would hide why a check failed."""
-    shown, limit = format(value, spec), format(threshold, spec)
     if passed:
-        return f"{shown} {'<=' if at_most else '>='} {limit} PASS"
+        return f"{value:{spec}} {'<=' if at_most else '>='} {threshold:{spec}} PASS"
+    shown, limit = f"{value:{spec}}", f"{threshold:{spec}}"
     if shown == limit:
-        shown, limit = format(value, ".8f"), format(threshold, ".8f")
+        shown, limit = f"{value:.8f}", f"{threshold:.8f}"
     return f"{shown} {'>' if at_most else '<'} {limit} FAIL"
 
 
@@ -68,11 +68,12 @@ class _Checks:
     def add(self, constraint: str, action: int | None, passed: bool, said: str, value=None, threshold=None) -> None:
         if not passed:
             self.failed.append(constraint)
-        named = f"{constraint} ({self.tier[constraint]})" if constraint in self.tier else constraint
+        tier = self.tier
         # Built, not validated: each value made the type validation made of it (a count a float, and a backtest's
-        # numpy figures, whose comparisons give numpy booleans, Python ones).
+        # numpy figures, whose comparisons give numpy booleans, Python ones: `True if passed`, without a call).
         self.made.append(built(Check, {
-            "constraint": constraint, "action": action, "passed": bool(passed), "arithmetic": f"{named}: {said}",
+            "constraint": constraint, "action": action, "passed": True if passed else False,
+            "arithmetic": f"{constraint} ({tier[constraint]}): {said}" if constraint in tier else f"{constraint}: {said}",
             "value": None if value is None else float(value),
             "threshold": None if threshold is None else float(threshold)}, _ALL_OF_CHECK))
 
