@@ -296,8 +296,18 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
     """The first breaker that fires before round 1, in priority order, or None (with the portfolio's tiers in force)."""
-    c = in_force(constraints, portfolio)[0]
-    return next((name for name, fired, _ in _breakers(c, portfolio, as_of) if fired), None)
+    c, p = in_force(constraints, portfolio)[0], portfolio
+    floor, allowed_loss, most_today = _thresholds(c, p)
+    if p.equity <= floor:
+        return "mll_breached"
+    if -p.today_pnl >= allowed_loss:
+        return "daily_loss_limit"
+    if p.cumulative_pnl > 0 and p.today_pnl > most_today:
+        return "consistency_rule"
+    cutoff = c.cutoff()
+    if cutoff is not None and _eastern(as_of).time() >= cutoff:
+        return "trading_cutoff"
+    return None
 
 
 def refused_symbol(constraints: Constraints, symbol: str) -> str | None:
@@ -314,27 +324,31 @@ def breaker_detail(name: str, constraints: Constraints, portfolio: Portfolio, as
         return (f"{symbol} not in [{', '.join(constraints.allowed_symbols)}]: nothing proposed on it can pass, "
                 "so no agent is asked")
     c, tier = in_force(constraints, portfolio)
-    words = next(words for breaker, _, words in _breakers(c, portfolio, as_of) if breaker == name)
-    by = {"mll_breached": "max_drawdown_pct", "daily_loss_limit": "max_daily_loss_pct",
-          "consistency_rule": "consistency_rule_pct"}.get(name)
-    return words() + (f" ({tier[by]})" if by in tier else "")
+    p = portfolio
+    floor, allowed_loss, most_today = _thresholds(c, p)
+    if name == "mll_breached":
+        words, by = (f"equity {p.equity:.2f} <= peak {p.peak_equity:.2f} x (1 - {c.max_drawdown_pct:.4f}) = "
+                     f"{floor:.2f}"), "max_drawdown_pct"
+    elif name == "daily_loss_limit":
+        words, by = (f"today's loss {-p.today_pnl:.2f} >= {c.max_daily_loss_pct:.4f} x {p.start_of_day_equity:.2f} "
+                     f"= {allowed_loss:.2f}"), "max_daily_loss_pct"
+    elif name == "consistency_rule":
+        words, by = (f"today's gain {p.today_pnl:.2f} > {c.consistency_rule_pct:.4f} x cumulative "
+                     f"{p.cumulative_pnl:.2f} = {most_today:.2f}"), "consistency_rule_pct"
+    elif name == "trading_cutoff":
+        words, by = f"{_eastern(as_of):%H:%M} ET is at or after the {c.trading_cutoff_time} cutoff", None
+    else:
+        raise ValueError(f"no circuit breaker is named {name!r}")
+    return words + (f" ({tier[by]})" if by in tier else "")
 
 
-def _breakers(c: Constraints, p: Portfolio, as_of: datetime):
-    """(name, fired, its arithmetic in words) of each breaker in priority order, each threshold computed
-    once for both; lazily, so the breakers after the first that fires cost nothing."""
-    floor = p.peak_equity * (1 - c.max_drawdown_pct)
-    yield ("mll_breached", p.equity <= floor,
-           lambda: f"equity {p.equity:.2f} <= peak {p.peak_equity:.2f} x (1 - {c.max_drawdown_pct:.4f}) = {floor:.2f}")
-    allowed_loss = c.max_daily_loss_pct * p.start_of_day_equity
-    yield ("daily_loss_limit", -p.today_pnl >= allowed_loss,
-           lambda: f"today's loss {-p.today_pnl:.2f} >= {c.max_daily_loss_pct:.4f} x {p.start_of_day_equity:.2f} "
-                   f"= {allowed_loss:.2f}")
-    most_today = c.consistency_rule_pct * p.cumulative_pnl
-    yield ("consistency_rule", p.cumulative_pnl > 0 and p.today_pnl > most_today,
-           lambda: f"today's gain {p.today_pnl:.2f} > {c.consistency_rule_pct:.4f} x cumulative "
-                   f"{p.cumulative_pnl:.2f} = {most_today:.2f}")
-    cutoff = c.cutoff()
-    local = as_of.astimezone(ET) if as_of.tzinfo else as_of
-    yield ("trading_cutoff", cutoff is not None and local.time() >= cutoff,
-           lambda: f"{local:%H:%M} ET is at or after the {c.trading_cutoff_time} cutoff")
+def _thresholds(c: Constraints, p: Portfolio) -> tuple[float, float, float]:
+    """The breakers' thresholds, each written once for the check and its words: the equity floor of the drawdown
+    limit, the loss allowed today, and the most a day may gain under the consistency rule."""
+    return (p.peak_equity * (1 - c.max_drawdown_pct), c.max_daily_loss_pct * p.start_of_day_equity,
+            c.consistency_rule_pct * p.cumulative_pnl)
+
+
+def _eastern(as_of: datetime) -> datetime:
+    """The time as a trader in New York reads it (a naive time already is)."""
+    return as_of.astimezone(ET) if as_of.tzinfo else as_of
