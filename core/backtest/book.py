@@ -70,6 +70,9 @@ class Book:
     def exit_at_open(self, symbol: str, day: date, price: float, exit_asked: bool) -> list[str]:
         """Close the symbol's trades that gapped through a level at the open, or all of them when an
         approved exit fills there. Returns the exit reasons."""
+        if not self.open:  # a flat book (most days of most runs): nothing to look at
+            return []
+
         def rule(t: Trade):
             if (price <= t.stop) if t.side > 0 else (price >= t.stop):
                 return price, "stop (gap)"
@@ -81,6 +84,9 @@ class Book:
     def exit_on_bar(self, symbol: str, day: date, high: float, low: float, close: float) -> list[str]:
         """Count the bar for the symbol's trades, then close those whose stop or target the bar
         touched (stop first), or that reached the holding limit (at the close)."""
+        if not self.open:
+            return []
+
         def rule(t: Trade):
             if (low <= t.stop) if t.side > 0 else (high >= t.stop):
                 return t.stop, "stop"
@@ -128,12 +134,16 @@ class Book:
 
     def value(self, marks: dict[str, float]) -> float:
         """Equity: cash plus every open trade at its symbol's mark."""
+        if not self.open:
+            return self.cash + 0  # plus what sum() of nothing is, as below: the same float, -0.0 included
         return self.cash + sum(qty * marks[s] for s, (qty, _) in self._held_by_symbol(None).items())
 
     def exposure(self, marks: dict[str, float], equity: float, today: date | None = None) -> dict[str, float]:
         """Signed position per held symbol as a fraction of `equity`, at its symbol's mark (a trade
         entered on `today` at its entry price, what it cost)."""
         out: dict[str, float] = {}
+        if not self.open:
+            return out
         for symbol, (earlier, fresh) in self._held_by_symbol(today).items():
             value = earlier * marks[symbol] + fresh
             if value:
