@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -192,9 +193,30 @@ def _download(cached: Path, symbol: str, start: date | None, end: date | None, d
     return None, False
 
 
+def _shipped(symbol: str, snapshot_dir: Path) -> list[tuple[str, pd.DataFrame]]:
+    """`snapshot_frames`, read and validated once per version of the files they come from: a page or a what-if
+    loads the same symbols at every run, and each shipped copy took milliseconds to check again (MSFT has three).
+    Frames are copy-on-write (pandas 3): what a caller does to its slice never reaches the one kept here."""
+    paths = [snapshot_dir / f"{symbol}.csv", *(snapshot_dir / file for file in SETS.values())]
+    return _validated_frames(symbol, str(snapshot_dir), tuple(_version(p) for p in paths))
+
+
+def _version(path: Path) -> tuple | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@lru_cache(maxsize=64)
+def _validated_frames(symbol: str, snapshot_dir: str, versions: tuple) -> list[tuple[str, pd.DataFrame]]:
+    return snapshot_frames(symbol, Path(snapshot_dir))  # an error is not kept: the next load reads the files again
+
+
 def _from_snapshot(snapshot_dir: Path, symbol: str, start: date | None, end: date | None, notes: list[str],
                    failed: bool) -> Bars:
-    frames = snapshot_frames(symbol, snapshot_dir)
+    frames = _shipped(symbol, snapshot_dir)
     if not frames:
         known = ", ".join(snapshot_symbols(snapshot_dir))
         sets = ", ".join(f"{name} ({len(shipped_set(name, snapshot_dir))} symbols)" for name in universes(snapshot_dir))

@@ -282,6 +282,21 @@ def test_validating_bars_leaves_the_callers_frame_as_it_was():
     pd.testing.assert_frame_equal(f, before)
     assert out["Volume"].dtype == float and f["Volume"].dtype == int
 
+def test_a_shipped_file_changed_on_disk_is_read_again_and_a_callers_edit_never_reaches_the_next_load(tmp_path):
+    bars = frame(np.linspace(50, 60, 30))
+    bars.index.name = "Date"
+    path = tmp_path / "ZZZ.csv"
+    bars.to_csv(path)
+    first = load_bars("ZZZ", snapshot_dir=tmp_path, online=False)
+    first.frame.iloc[0, 0] = 999.0  # the caller's own copy
+    assert load_bars("ZZZ", snapshot_dir=tmp_path, online=False).frame["Open"].iloc[0] == 50
+    (bars * 2).to_csv(path)  # the same file, new prices
+    assert load_bars("ZZZ", snapshot_dir=tmp_path, online=False).frame["Open"].iloc[0] == 100
+    path.write_text("Date,Open\n2024-01-02,1\n")  # now unusable: the error, not the bars read before
+    with pytest.raises(MarketDataError, match="missing columns"):
+        load_bars("ZZZ", snapshot_dir=tmp_path, online=False)
+
+
 # -- the world state ------------------------------------------------------------------------
 
 def test_world_state_for_day_t_uses_bars_up_to_t_minus_1_by_hand():
