@@ -390,3 +390,8 @@ else:
             st.rerun()
         buttons[2].caption("Stopped before its last day: Resume carries on from the days it decided."
                            if entry.state == "interrupted" else "Cancelled: Resume carries on from the days it decided.")
+
+# Chromium loads an element's code the first time a run draws one: a run's five figures waited for theirs (and for
+# this component's own, which after_paint draws beside them) 0.1-0.2 s. Loaded here, at the foot of the page, they are
+# ready long before Run is clicked
+after_paint.load_code(("Metric",), key=session.BT_LOAD_CODE)

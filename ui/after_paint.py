@@ -1,4 +1,5 @@
-"""Rerun the page once the browser has drawn something, so that heavy parts come after it.
+"""Rerun the page once the browser has drawn something, so that heavy parts come after it; and have the
+browser load the code of an element before the run that first draws one.
 
 A timer started on the server cannot know when a fresh tab has drawn the page: on a loaded
 machine the browser may still be loading the table's code when the timer fires, and the
@@ -8,6 +9,8 @@ component asks the browser instead: it reruns the page after the element has bee
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 _WAIT_AT_MOST_MS = 10_000
@@ -15,6 +18,9 @@ _WAIT_AT_MOST_MS = 10_000
 
 _JS = """
 export default function ({ data, setTriggerValue }) {
+    // Code to load now (load_code), from the same address as the frontend's own import of it: loaded and run once.
+    for (const path of data.paths || []) import(new URL(path, document.baseURI).href).catch(() => {});
+    if (!data.selector) return;
     const started = performance.now();
     let gone = false, timer = null;
     const look = () => {
@@ -42,3 +48,16 @@ def rerun_once_drawn(selector: str, *, key: str) -> None:
     """
     _component(key=key, data={"selector": selector, "wait_ms": _WAIT_AT_MOST_MS}, height=0,
                on_drawn_change=lambda: None)
+
+
+_STATIC_JS = Path(st.__file__).parent / "static" / "static" / "js"
+"""Where Streamlit's frontend keeps the code of each kind of element, a file per kind (Metric.<hash>.js)."""
+
+
+def load_code(kinds: tuple[str, ...], *, key: str) -> None:
+    """Have the browser load the code of these kinds of Streamlit element (its names: "Metric") now, so that the
+    run that first draws one shows it without waiting for that code. A kind this Streamlit has no file for is
+    left to load when drawn, as before."""
+    paths = [f"static/js/{found[0].name}" for kind in kinds if (found := sorted(_STATIC_JS.glob(f"{kind}.*.js")))]
+    # this component's own code comes with it, so the run that first draws rerun_once_drawn waits for none either
+    _component(key=key, data={"paths": paths}, height=0)

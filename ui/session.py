@@ -326,6 +326,7 @@ BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbols, da
 BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
 BT_RESULTS = "bt_results"  # run_key -> core.backtest.engine.BacktestResult already built this session
 BT_DETAILS_CUE = "bt_details_cue"  # Backtest: the browser says a run's figures are drawn, so the rest may come
+BT_LOAD_CODE = "bt_load_code"  # Backtest: the component that has the browser load the figures' code early
 BT_SYMBOL = "bt_symbol"
 BT_MORE = "bt_more_symbols"  # the other symbols of a portfolio backtest (one book with BT_SYMBOL)
 BT_START = "bt_start"  # the first day of the backtest (a date box)
