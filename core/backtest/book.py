@@ -136,7 +136,10 @@ class Book:
         """Equity: cash plus every open trade at its symbol's mark."""
         if not self.open:
             return self.cash + 0  # plus what sum() of nothing is, as below: the same float, -0.0 included
-        return self.cash + sum(qty * marks[s] for s, (qty, _) in self._held_by_symbol(None).items())
+        held: dict[str, float] = {}  # per symbol in the order first entered, summed in the order of the trades
+        for t in self.open:
+            held[t.symbol] = held.get(t.symbol, 0) + t.side * t.qty
+        return self.cash + sum(qty * marks[s] for s, qty in held.items())
 
     def exposure(self, marks: dict[str, float], equity: float, today: date | None = None) -> dict[str, float]:
         """Signed position per held symbol as a fraction of `equity`, at its symbol's mark (a trade
