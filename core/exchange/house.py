@@ -22,7 +22,6 @@ from core.exchange.agent import Turn
 from core.exchange.rules import PlanJudge, risk_reward
 from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import Round, Verdict
-from core.exchange.tiers import in_force
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
@@ -146,7 +145,7 @@ class HousePlayer:
         """Stream the reasoning a sentence at a time, return the proposal (with the rules' verdict on it
         when planning it took one: the loop then need not judge the same actions again)."""
         judge = PlanJudge(constraints, portfolio, world)
-        c = in_force(constraints, portfolio, world)[0]  # plan to the limits the tiers set now
+        c = judge.limits[0]  # plan to the limits the tiers set now, those the judge judges by
         if history:
             sentences, actions = self._revise(world, c, portfolio, history, judge)
         else:

@@ -103,9 +103,16 @@ def check_actions(actions: list[Action], constraints: Constraints, portfolio: Po
                   world: WorldState | None = None, *, atr: dict[str, float] | None = None) -> Verdict:
     """`check_proposal` on actions not yet written into a proposal: for an agent that judges what it plans
     to propose (the house Player), and hands the verdict on with `CheckedActions`."""
-    c, tier = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)  # the limits in force, and who set each
+    portfolio = portfolio or _DEFAULT_PORTFOLIO
+    return _verdict(actions, in_force(constraints, portfolio, world), portfolio, world, atr)
+
+
+def _verdict(actions: list[Action], limits: tuple[Constraints, dict[str, str]], portfolio: Portfolio,
+             world: WorldState | None, atr: dict[str, float] | None) -> Verdict:
+    """The verdict under `limits`: the limits in force and, per limit a tier set, the tier's name."""
+    c, tier = limits
     checks = _Checks(tier)
-    _judge(checks, actions, c, portfolio or _DEFAULT_PORTFOLIO, world, atr)
+    _judge(checks, actions, c, portfolio, world, atr)
     return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
                            "checks": checks.made, "feedback": ""}, _ALL_OF_VERDICT)
 
@@ -150,15 +157,18 @@ class PlanJudge:
     portfolio and world the loop gave it (the tiers are applied inside the rules, as the loop's check does):
     the verdict on the actions it ends up proposing goes to the loop with its Turn (`last`)."""
 
-    __slots__ = ("constraints", "portfolio", "world", "judged")
+    __slots__ = ("constraints", "portfolio", "world", "judged", "limits")
 
     def __init__(self, constraints: Constraints, portfolio: Portfolio, world: WorldState):
         self.constraints, self.portfolio, self.world = constraints, portfolio, world
         self.judged: CheckedActions | None = None
+        # The limits in force and who set each (check_actions' own), worked out once for every try of the plan:
+        # the tiers follow the portfolio and the world, which stay the same while a Player plans.
+        self.limits = in_force(constraints, portfolio or _DEFAULT_PORTFOLIO, world)
 
     def __call__(self, actions: list[Action]) -> str:
         """The decision on these actions; the verdict is kept for `last`."""
-        verdict = check_actions(actions, self.constraints, self.portfolio, self.world)
+        verdict = _verdict(actions, self.limits, self.portfolio or _DEFAULT_PORTFOLIO, self.world, None)
         self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict,
                                      _as_judged(actions), _BY_THE_RULES)
         return verdict.decision
