@@ -276,19 +276,21 @@ def run_exchange(
     now: Callable[[], datetime] | None = None,
     grader=None,
     stream: bool = True,
+    decision_only: bool = False,
+    breakers_checked: bool = False,
     check_reasoning: bool = True,
     copy_inputs: bool = True,
-    breakers_checked: bool = False,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
     `stream=False` yields no TextFragment (a backtest shows none; building them costs time).
     `grader` (optional, e.g. core.claude.ClaudeGrader) grades each proposal's reasoning; its grade is
     recorded in the round and never changes the verdict.
-    `check_reasoning=False` leaves each round's `reasoning_check` None: a consumer that never reads it (a
-    backtest that records no exchange) skips the cost of checking every sentence. A grader still gets it.
-    `copy_inputs=False` keeps the world, constraints and portfolio themselves in the artifact, not copies: for
-    a caller that never changes them afterwards (a backtest builds new ones every day).
+    `decision_only=True` is for a caller that reads only the decision (a backtest that records no exchange):
+    each round's `reasoning_check` is left None, which skips checking every sentence (a grader still gets the
+    check), and the artifact holds the world, constraints and portfolio themselves, not copies, for a caller that
+    never changes them afterwards (a backtest builds new ones every day). `check_reasoning=False` and
+    `copy_inputs=False` ask for one of the two alone, as before.
     `breakers_checked=True` says the caller already ran the circuit breakers on these constraints, a portfolio
     of the same equity, and this world's `as_of`, and none fired (a backtest runs them once a day for the whole
     book): the loop does not run them again. The exchange's own symbol is still checked against the allowed.
@@ -301,6 +303,8 @@ def run_exchange(
     A round's `latency_ms` is the agents' own time: what the consumer spends between events
     (an animation) is not counted.
     """
+    if decision_only:
+        check_reasoning = copy_inputs = False
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
