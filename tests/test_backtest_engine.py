@@ -126,14 +126,14 @@ def test_an_unrecorded_run_skips_what_only_history_reads_and_a_recorded_one_stor
     asked, rounds = [], []
 
     def exchange(world, rules, portfolio, *agents, **options):  # gets the options through **options, as every other
-        asked.append((options["check_reasoning"], options["copy_inputs"], options["breakers_checked"]))
+        asked.append((options["decision_only"], options["breakers_checked"]))
         artifact = run_exchange_sync(world, rules, portfolio, *agents, **options)
         assert artifact.world_state is world and artifact.portfolio_snapshot is portfolio
         rounds.extend(artifact.rounds)
         return artifact
 
     plain = Backtest(s, core.HousePlayer(), core.HouseCoach()).run(exchange=exchange)
-    assert asked and set(asked) == {(False, False, True)}
+    assert asked and set(asked) == {(True, True)}
     assert rounds and all(r.reasoning_check is None for r in rounds)
     store = core.Store(tmp_path / "store.db")
     recorded = job.run_stored(Backtest(s, core.HousePlayer(), core.HouseCoach(), record_exchanges=True), store)

@@ -256,7 +256,7 @@ class _Run:
             now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
             # Unrecorded, only the Decision is read: no reasoning check (History shows it), and no copies of
             # inputs the engine never changes. The breakers ran on the day's book (same equity, same as_of).
-            check_reasoning=t.record_exchanges, copy_inputs=t.record_exchanges, breakers_checked=breaker is None,
+            decision_only=not t.record_exchanges, breakers_checked=breaker is None,
         )
         return Decision.of(artifact, t.record_exchanges)
 
