@@ -456,10 +456,10 @@ def test_the_house_players_own_verdicts_are_the_rules_verdicts(moderate):
                     verdict.model_dump(include={"decision", "violations", "checks"})
 
 
-def test_check_reasoning_false_leaves_the_rounds_unchecked_unless_a_grader_reads_the_check(world, moderate):
+def test_decision_only_leaves_the_rounds_unchecked_unless_a_grader_reads_the_check(world, moderate):
     checked = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach())
     unchecked = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
-                                       core.HouseCoach(), check_reasoning=False)
+                                       core.HouseCoach(), decision_only=True)
     assert all(isinstance(r.reasoning_check, core.ReasoningCheck) for r in checked.rounds)
     assert len(unchecked.rounds) == 2 and all(r.reasoning_check is None for r in unchecked.rounds)
     assert [r.evaluation for r in unchecked.rounds] == [r.evaluation for r in checked.rounds]
@@ -471,24 +471,13 @@ def test_check_reasoning_false_leaves_the_rounds_unchecked_unless_a_grader_reads
             return Turn(core.ReasoningGrade(score=3, reason="sound but thin"))
 
     graded = core.run_exchange_sync(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD),
-                                    core.HouseCoach(), check_reasoning=False, grader=Grader())
+                                    core.HouseCoach(), decision_only=True, grader=Grader())
     assert len(heard) == 2 and all(isinstance(r.reasoning_check, core.ReasoningCheck) for r in graded.rounds)
 
 
-def test_decision_only_neither_checks_the_reasoning_nor_copies_the_inputs(world, moderate):
+def test_decision_only_keeps_the_callers_objects_and_breakers_checked_still_refuses_a_symbol(world, moderate):
     book = core.Portfolio()
-    read = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach(),
-                                  decision_only=True)
-    whole = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach())
-    assert len(read.rounds) == 2 and all(r.reasoning_check is None for r in read.rounds)
-    assert read.world_state is world and read.constraint_snapshot is moderate and read.portfolio_snapshot is book
-    assert whole.world_state is not world and all(r.reasoning_check is not None for r in whole.rounds)
-    assert [r.evaluation for r in read.rounds] == [r.evaluation for r in whole.rounds]
-
-
-def test_copy_inputs_false_keeps_the_callers_objects_and_breakers_checked_still_refuses_a_symbol(world, moderate):
-    book = core.Portfolio()
-    shared = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(GOOD), core.HouseCoach(), copy_inputs=False)
+    shared = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(GOOD), core.HouseCoach(), decision_only=True)
     copied = core.run_exchange_sync(world, moderate, book, ScriptedPlayer(GOOD), core.HouseCoach())
     assert (shared.world_state, shared.constraint_snapshot, shared.portfolio_snapshot) == (world, moderate, book)
     assert shared.world_state is world and shared.portfolio_snapshot is book

@@ -278,8 +278,6 @@ def run_exchange(
     stream: bool = True,
     decision_only: bool = False,
     breakers_checked: bool = False,
-    check_reasoning: bool = True,
-    copy_inputs: bool = True,
 ) -> Iterator[Event]:
     """Run one exchange, yielding events; the last is ExchangeFinished with the artifact.
 
@@ -289,8 +287,7 @@ def run_exchange(
     `decision_only=True` is for a caller that reads only the decision (a backtest that records no exchange):
     each round's `reasoning_check` is left None, which skips checking every sentence (a grader still gets the
     check), and the artifact holds the world, constraints and portfolio themselves, not copies, for a caller that
-    never changes them afterwards (a backtest builds new ones every day). `check_reasoning=False` and
-    `copy_inputs=False` ask for one of the two alone, as before.
+    never changes them afterwards (a backtest builds new ones every day).
     `breakers_checked=True` says the caller already ran the circuit breakers on these constraints, a portfolio
     of the same equity, and this world's `as_of`, and none fired (a backtest runs them once a day for the whole
     book): the loop does not run them again. The exchange's own symbol is still checked against the allowed.
@@ -303,14 +300,12 @@ def run_exchange(
     A round's `latency_ms` is the agents' own time: what the consumer spends between events
     (an animation) is not counted.
     """
-    if decision_only:
-        check_reasoning = copy_inputs = False
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
     usage = NO_USAGE
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
     # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
-    held = (_snapshot(constraints), _snapshot(portfolio), _snapshot(world)) if copy_inputs else \
-        (constraints, portfolio, world)
+    held = (constraints, portfolio, world) if decision_only else \
+        (_snapshot(constraints), _snapshot(portfolio), _snapshot(world))
     artifact = _artifact(run_id or str(uuid.uuid4()), stamp.isoformat(), held, strategy_id, _agents(player, coach))
     rounds = artifact.rounds
     finished = False
@@ -346,7 +341,7 @@ def run_exchange(
             unfinished = played.usage
             proposal = current.proposal = played.value
             started = time.perf_counter()
-            checked = current.checked = reasoning_check(proposal) if check_reasoning or grader is not None else None
+            checked = current.checked = reasoning_check(proposal) if not decision_only or grader is not None else None
             grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
             unfinished = unfinished + graded
             verdict = current.verdict = _verdict(played, constraints, portfolio, world)
