@@ -59,6 +59,7 @@ def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, targ
 
 _NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
 _AN_ENTRY, _A_SIDE = frozenset(Action.model_fields), frozenset({"action_type", "symbol"})  # the fields each is given
+_A_PROPOSAL = frozenset(Proposal.model_fields)  # read once: pydantic works `model_fields` out again at every read
 
 
 def _action(action_type: str, symbol: str, *numbers: float) -> Action:
@@ -73,7 +74,7 @@ def _action(action_type: str, symbol: str, *numbers: float) -> Action:
 def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
     """The proposal of the Player's own actions (see _action), not validated again."""
     if 1 <= len(actions) <= 3 and all(type(a) is Action for a in actions):
-        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)}, Proposal.model_fields.keys())
+        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)}, _A_PROPOSAL)
     return Proposal(reasoning=reasoning, actions=actions)
 
 
