@@ -1,7 +1,6 @@
 """Backtest: replay the Player–Coach loop over real daily bars, one symbol or a portfolio in one book;
 one or two presets on the same days."""
 
-import time
 import uuid
 from functools import partial
 
@@ -19,14 +18,13 @@ from core.backtest import result as metrics  # noqa: E402
 from core import exports  # noqa: E402
 from core.exports import safe_csv  # noqa: E402
 from core.backtest.feed import Feed  # noqa: E402
-from core.backtest.job import StoredRun, past_runs, reopen_backtest, slice_days  # noqa: E402
+from core.backtest.job import StoredRun, ends_in_first_slice, past_runs, reopen_backtest, slice_days  # noqa: E402
 from core.backtest.spec import BacktestSpec, Costs  # noqa: E402
 from ui import after_paint, backtest_form, backtest_view, challenge_view, charts, market_defaults, rule_costs_view, session  # noqa: E402
 from ui.exchange_view import literal  # noqa: E402
 from ui.session import sticky  # noqa: E402
 
 HOUSE, CLAUDE = backtest_view.AGENTS["house"], backtest_view.AGENTS["claude"]
-PROGRESS_EVERY_S = 0.1  # the progress bar's moves, at most one this often (see advance)
 state = st.session_state
 store = session.store()
 
@@ -161,7 +159,7 @@ def advance() -> None:
     one = spec.one(job["index"])
     st.markdown(f"**Running {literal(one.preset.name)}** ({job['index'] + 1} of {len(spec.presets)}) on "
                 f"{', '.join(spec.symbols)}")
-    bar = st.progress(0.0, text="starting…")
+    progress = backtest_view.progress(st.progress(0.0, text="starting…"))
     if st.button("Cancel", key=session.BT_CANCEL, icon=":material/stop_circle:"):
         finish(job, cancelled=True)
         return
@@ -169,16 +167,6 @@ def advance() -> None:
         st.error("The API key was cleared: the backtest stopped. Days already decided are kept.")
         finish(job, cancelled=True)
         return
-
-    moved = [0.0]  # when the bar last moved
-
-    def progress(n, total, day):
-        # Each move is a message that the browser draws on the same two cores the slice decides on: a move per
-        # day was 250 for a year of days, and a few a second show the same progress. A click still stops the slice
-        # at the next move (Streamlit stops a script at its next st call), so within PROGRESS_EVERY_S too.
-        if (now := time.monotonic()) - moved[0] >= PROGRESS_EVERY_S:
-            moved[0] = now
-            bar.progress(min(1.0, (n + 1) / total), text=f"day {n + 1} of {total}: {day:%d %b %Y}")
 
     try:
         # The preset's first slice: its stored days are read once, and its state and agents kept for the next
@@ -200,9 +188,10 @@ def advance() -> None:
     job["keys"].append(result.run_key)
     job["index"] += 1
     if job["index"] == len(spec.presets):
-        job["finished"] = "figures"  # the page's next run draws its figures, the run after that the rest: below
+        job["finished"] = "figures"  # its figures come next, and the rest on the run after that: below
         state[session.BT_SHOWN] = job["keys"]
-        st.rerun(scope="app")
+        if not in_page_run:  # a run of the fragment alone: the figures need a run of the page
+            st.rerun(scope="app")
 
 
 def close(job: dict, cancelled: bool = False) -> None:
@@ -224,6 +213,7 @@ def finish(job: dict, cancelled: bool = False) -> None:
 # Where a running job shows; there with none too, so that the results below keep their places from the run that ends
 # the job to the next (chromium showed both drawings' tabs for a moment when they moved)
 running_here = st.empty()
+in_page_run = False  # True while the page's own run advances the job (the fragment's timer runs advance alone)
 ending = job.get("finished") if job else None
 if ending == "figures":
     # Its figures alone, and the rest on the page's next run, which the browser asks for once it shows them (below).
@@ -237,8 +227,24 @@ elif job:
     # slice longer than the interval is followed at once by the next. Each ask costs the browser a message
     # (chromium spent about 5 ms of a loaded core building each): at 0.05 s, twenty a second while the server decides;
     # at 0.1 s the next preset of a comparison still starts within 0.1 s of the last one's end.
+    # A job that ends in this run needs no timer: its asks would rerun the fragment (and a full gc.collect after
+    # each) while the browser draws the figures, until the page's next run drops it.
+    try:
+        fresh, ran = "run" not in job and not job["index"], job["spec"]
+        timer = None if fresh and ends_in_first_slice(ran, feed_for(tuple(ran.symbols), ran.start, ran.end)) else 0.1
+    except (market.MarketDataError, ValueError):
+        timer = 0.1  # advance says what is wrong
     with running_here:
-        st.fragment(advance, run_every=0.1)()
+        in_page_run = True
+        try:
+            st.fragment(advance, run_every=timer)()
+        finally:
+            in_page_run = False
+    if job.get("finished") == "figures":
+        # It ended in this run (a four-symbol year is one slice): its figures come below in this run, not after a
+        # rerun of the page's form (0.05-0.15 s, and a full gc.collect before it)
+        running_here.empty()
+        ending, job["finished"] = "figures", "details"
 
 
 # -- results ----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import core
 from core import market
 from core.backtest.engine import Backtest
 from core.backtest.feed import Feed
-from core.backtest.job import SLICE_EXCHANGES, StoredRun, run_stored, slice_days
+from core.backtest.job import SLICE_EXCHANGES, StoredRun, ends_in_first_slice, run_stored, slice_days
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +107,15 @@ def test_a_house_slice_is_about_the_same_exchanges_whatever_the_books_size():
     assert one == SLICE_EXCHANGES["house"] and four == SLICE_EXCHANGES["house"] // 4  # a day: one per symbol
     assert slice_days("claude", 4) == 1  # never less than a day, however large the book
     assert slice_days("my-agent", 1) > slice_days("my-agent", 5) == 1  # an installed agent: by its exchanges too
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_the_page_knows_before_a_run_whether_its_first_slice_ends_it(store, monkeypatch, spare):
+    """So that a run that ends in the page's own run gets no timer (spare -1: a slice one day short of the days)."""
+    feed = Feed.load(spec().symbols, spec().start, spec().end)
+    monkeypatch.setitem(SLICE_EXCHANGES, "house", (len(feed.calendar()) + spare) * len(spec().symbols))
+    run = StoredRun(Backtest(spec(), core.HousePlayer(), core.HouseCoach(), feed=feed), store)
+    ended = run.advance(stop_after=slice_days("house", len(spec().symbols))) is not None
+    assert ends_in_first_slice(spec(), feed) is ended is (spare == 0)
+    two = spec().model_copy(update={"presets": spec().presets * 2})
+    assert not ends_in_first_slice(two, feed)  # the second preset's run is another slice

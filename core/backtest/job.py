@@ -46,6 +46,12 @@ def slice_days(agents: str, symbols: int = 1) -> int:
     return max(1, SLICE_EXCHANGES.get(agents, OWN_SLICE_EXCHANGES) // symbols)
 
 
+def ends_in_first_slice(spec: BacktestSpec, feed: Feed) -> bool:
+    """Whether the Backtest page's first slice of `spec` (bars in `feed`) ends it: one preset, over no more days
+    than a slice decides (the engine pauses only with days left to decide)."""
+    return len(spec.presets) == 1 and len(feed.calendar()) <= slice_days(spec.agents, len(spec.symbols))
+
+
 def run_state(row: dict, now: datetime, live: Collection[str] = ()) -> str:
     """finished or cancelled as stored; running while something advances it (its key in `live`, or
     written to within STALE_AFTER); else interrupted."""
