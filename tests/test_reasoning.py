@@ -304,3 +304,23 @@ def test_letters_that_fold_to_ascii_read_like_their_ascii_spelling():
     assert [c.quantity for c in plain.claims] == ["risk", "ratio", "size", "ratio", "side"]
     assert folded.claims[1].text == "reward tw\u0131ce the risk"  # the words as written
 
+
+
+@pytest.mark.parametrize("reasoning", [
+    "Long AMZN at 100, stop 98.00, target 105: risk 2, reward five, R/R 2.5 on 0.03 of equity. Exit MSFT; hold.",
+    "Nothing about the trade here.",
+])
+def test_a_check_is_what_validating_its_own_values_gives(reasoning):
+    # The check is built without pydantic validating it again: it must hold exactly what validation would make of it,
+    # also from actions built unvalidated with ints where the schema says float (an actual value must be a float).
+    ints = core.Action.model_construct(action_type="enter_long", symbol="AMZN", size_pct=1, entry_price=100, stop_loss=98,
+                                       take_profit=105)
+    for actions in ([LONG, {"action_type": "exit", "symbol": "MSFT"}], None):
+        p = (proposal(*actions, reasoning=reasoning) if actions
+             else core.Proposal.model_construct(reasoning=reasoning, actions=[ints]))
+        result = reasoning_check(p)
+        again = core.ReasoningCheck.model_validate(result.model_dump(exclude_unset=True))
+        assert result.model_dump_json() == again.model_dump_json()
+        assert result.model_fields_set == again.model_fields_set
+        assert [c.model_fields_set for c in result.claims] == [c.model_fields_set for c in again.claims]
+        assert all(type(c.actual) is float for c in result.claims if c.quantity in ("entry", "stop", "size"))

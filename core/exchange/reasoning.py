@@ -104,7 +104,8 @@ _FIGURE_UNITS = {"figure": "", "pct": "%", "r": "R", "rr": "R"}  # a figure's la
 def _figure(m: re.Match, end: int, unit: str, keyword: _Keyword | None) -> _Number:
     """A number in figures ("$1,250.50"), ending at `end` (its unit's end, when one follows)."""
     figure = m["figure"]
-    return m.start(), end, float(figure.lstrip("$").replace(",", "")), len(figure.partition(".")[2]), unit, keyword
+    value = float(figure.lstrip("$").replace(",", "")) if figure[0] == "$" or "," in figure else float(figure)
+    return m.start(), end, value, len(figure.partition(".")[2]), unit, keyword
 
 
 def _word(m: re.Match, t: _Text, keyword: _Keyword | None, numbers: list) -> None:
@@ -153,12 +154,13 @@ def _quantity(keyword: str, unit: str, value: float, clause: tuple[str, int, int
     return keyword or None
 
 
-def _keyword_after(rest: str, head: str, unit: str, value: float, rx: _Rx) -> str | None:
+def _keyword_after(low: str, end: int, head: str, unit: str, value: float, rx: _Rx) -> str | None:
     """A keyword right after a number with none before it: '3 % of equity', '2.5 R/R', 'a 2.00 stop'.
-    `rest`: the 30 characters after the number; `head`: its first one past whitespace (each keyword starts o, p, l, s,
-    t or r, so any other rules all three patterns out)."""
+    Read in the 30 characters after the number, which ends at `end`; `head`: the first of them past whitespace (each
+    keyword starts o, p, l, s, t or r, so any other rules all three patterns out, and they need not be cut out)."""
     if head not in "oplstr":
         return None
+    rest = low[end:end + 30]
     if rx.of_equity.match(rest):
         return "size" if unit == "%" or value < 1 else None
     if rx.ratio_after.match(rest) and rx.ratio_word.match(rest):
@@ -222,11 +224,13 @@ def _read_numbers(t: _Text, numbers: list[_Number]) -> list[tuple[str, float, in
             continue
         # The first character past the blanks after the number: most numbers are followed by one that can start no
         # keyword, "times the risk" or limit, and then their patterns need not run.
-        head = low[end:end + 30].lstrip()[:1]
+        head = low[end:end + 1]
+        if head.isspace():
+            head = low[end:end + 30].lstrip()[:1]
         if rx is _ANY_TEXT:
             head = _plain(head)
         if not keyword:
-            keyword = _keyword_after(low[end:end + 30], head, unit, value, rx) or ""
+            keyword = _keyword_after(low, end, head, unit, value, rx) or ""
         # "three times the risk" is a ratio, whatever came before it
         times_risk = may_times_risk and head in "xt" and rx.times_risk.match(low, end)
         if times_risk:
