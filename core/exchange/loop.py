@@ -7,13 +7,11 @@ round as it ends), so an exchange that dies half-way is still on record with wha
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
-from typing import Any, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -28,7 +26,7 @@ from core.exchange.reasoning import reasoning_check
 from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker, refused_symbol
 from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import (
-    NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict,
+    NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict, snapshot,
 )
 
 log = logging.getLogger(__name__)
@@ -206,33 +204,6 @@ def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[st
     return None
 
 
-def _snapshot(model):
-    """A copy the caller's later changes cannot reach: these models hold only immutable values and flat
-    lists or dicts of them, so copying those containers is enough (a deep copy cost ~10x more per
-    exchange: a backtest makes thousands). What pydantic's __copy__ does, at a third of its cost."""
-    values = model.__dict__.copy()
-    for name in _containers(type(model)):
-        value = values[name]
-        if type(value) is list or type(value) is dict:
-            values[name] = value.copy()
-    copied = built(type(model), values, model.__pydantic_fields_set__)
-    extra, private = model.__pydantic_extra__, getattr(model, "__pydantic_private__", None)
-    if extra is not None or private is not None:  # core's inputs hold neither; a user's own subclass might
-        object.__setattr__(copied, "__pydantic_extra__", None if extra is None else dict(extra))
-        object.__setattr__(copied, "__pydantic_private__", None if private is None else dict(private))
-    return copied
-
-
-@functools.cache
-def _containers(model: type) -> tuple[str, ...]:
-    """The fields of a model class that hold a list or a dict (as `list[str] | None` may), read from their types
-    once per class: the rest hold immutable values a copy can share."""
-    def container(annotation: object) -> bool:
-        return (annotation in (Any, object) or get_origin(annotation) in (list, dict)
-                or any(container(arg) for arg in get_args(annotation)))
-    return tuple(name for name, field in model.model_fields.items() if container(field.annotation))
-
-
 def _agents(player: object, coach: object) -> Agents:
     """Who plays: names as the agents give them, classes as `module:Class`."""
     names = {"player": getattr(player, "name", type(player).__name__),
@@ -305,7 +276,7 @@ def run_exchange(
     unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
     # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
     held = (constraints, portfolio, world) if decision_only else \
-        (_snapshot(constraints), _snapshot(portfolio), _snapshot(world))
+        (snapshot(constraints), snapshot(portfolio), snapshot(world))
     artifact = _artifact(run_id or str(uuid.uuid4()), stamp.isoformat(), held, strategy_id, _agents(player, coach))
     rounds = artifact.rounds
     finished = False
