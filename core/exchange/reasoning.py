@@ -292,10 +292,11 @@ def _side(t: _Text, m: re.Match) -> tuple[str, str, str | None, str] | None:
     if before and before["neg"]:
         return None
     verb = bool(before and before["verb"])
-    side = "long" if _plain(m["side"]).startswith(("long", "buy")) else "short"
+    word = _plain(m["side"])
+    side = "long" if word.startswith(("long", "buy")) else "short"
     symbol, end = _symbol_after(text, m.end())
     if (verb or symbol or _SIZED_BEFORE.search(text[max(0, m.start() - 12):m.start()])
-            or _SIZED_AFTER.match(text, m.end()) or _plain(m["side"]).startswith(("buy", "sell"))):
+            or _SIZED_AFTER.match(text, m.end()) or word.startswith(("buy", "sell"))):
         return "side", side, symbol, text[before.start() if verb else m.start():end].strip()
     return None
 
@@ -388,18 +389,20 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
             unit = "%"
         elif unit == "R":
             unit = ""
-        if (quantity, value) in seen:
+        claim = quantity, value
+        if claim in seen:
             continue
-        seen.add((quantity, value))
+        seen.add(claim)
         actual, ok = _compare(quantity, value, unit, decimals, brackets)
         held += ok
         claims.append(built(Claim, {"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
                                     "unit": unit, "ok": ok}, _NUMBER_CLAIM))
     done = None  # what the actions do, in words: described once, for the first claim about them
     for kind, side, symbol, words in _read_actions(t, gates):
-        if (kind, side, symbol) in seen:
+        claim = kind, side, symbol
+        if claim in seen:
             continue
-        seen.add((kind, side, symbol))
+        seen.add(claim)
         done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
         ok = _does(side, symbol, proposal.actions)
         held += ok
