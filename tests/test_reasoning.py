@@ -313,8 +313,8 @@ def test_letters_that_fold_to_ascii_read_like_their_ascii_spelling():
 def test_a_check_is_what_validating_its_own_values_gives(reasoning):
     # The check is built without pydantic validating it again: it must hold exactly what validation would make of it,
     # also from actions built unvalidated with ints where the schema says float (an actual value must be a float).
-    ints = core.Action.model_construct(action_type="enter_long", symbol="AMZN", size_pct=1, entry_price=100, stop_loss=98,
-                                       take_profit=105)
+    ints = core.Action.model_construct(action_type="enter_long", symbol="AMZN", size_pct=1, entry_price=100,
+                                       stop_loss=98, take_profit=105)
     for actions in ([LONG, {"action_type": "exit", "symbol": "MSFT"}], None):
         p = (proposal(*actions, reasoning=reasoning) if actions
              else core.Proposal.model_construct(reasoning=reasoning, actions=[ints]))

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 
-from core.exchange.schema import Action, Proposal, built
+from core.exchange.schema import Proposal, built
 from core.exchange.artifact import Claim, ReasoningCheck
+from core.exchange.reasoning_claims import _brackets, _compare, _does
 from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIDE_BEFORE_ENDS,
                                               _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _TOKEN_KINDS,
                                               _WORD_VALUES, _Rx, _Text, _read)
@@ -301,74 +302,6 @@ def _side(t: _Text, m: re.Match) -> tuple[str, str, str | None, str] | None:
     return None
 
 
-# -- comparing with the actions --------------------------------------------------------------
-
-# An entry's bracket as the claims read it: (entry, stop, target, size, risk, reward), worked out once a proposal.
-_Bracket = tuple[float, float, float, float, float, float]
-
-
-def _brackets(actions: list[Action]) -> list[_Bracket]:
-    brackets = []
-    for a in actions:
-        if a.is_entry:
-            # float(): a claim's actual value is built unvalidated, and must be the float validating would make of it
-            e, s, t = float(a.entry_price), float(a.stop_loss), float(a.take_profit)
-            brackets.append((e, s, t, float(a.size_pct), abs(e - s), abs(t - e)))
-    return brackets
-
-
-def _candidates(quantity: str, unit: str, bracket: _Bracket) -> tuple[tuple[float, float], ...]:
-    """(actual value, allowance for cent-rounded prices) for each way to read the claim on this entry."""
-    e, s, t, w, risk, reward = bracket
-    if quantity == "entry":
-        return ((e, 0.0),)
-    if quantity == "size":
-        return ((w * 100, 0.0),)
-    if quantity == "ratio":
-        ratio = reward / risk if risk else float("inf")
-        return ((ratio, 0.01 * (1 + ratio) / risk if risk > 0 else 0.0),)
-    distance = risk if quantity in ("stop", "risk") else reward
-    if unit == "%":  # of the price, or of equity at this size
-        return (100 * distance / e, 1 / e), (100 * w * distance / e, w / e)
-    if quantity == "stop" or quantity == "target":  # a price, or a distance from the entry
-        return (s if quantity == "stop" else t, 0.0), (distance, 0.01)
-    return ((distance, 0.01),)
-
-
-def _compare(quantity: str, value: float, unit: str, decimals: int,
-             brackets: list[_Bracket]) -> tuple[float | None, bool]:
-    """The nearest actual value over the entries and its readings (the first of equals), and whether the claim holds."""
-    best_miss = best = None  # the miss beyond the cent allowance, and its actual value
-    for bracket in brackets:
-        for actual, cents in _candidates(quantity, unit, bracket):
-            miss = abs(value - actual) - cents
-            if best_miss is None or miss < best_miss:
-                best_miss, best = miss, actual
-    if best_miss is None:
-        return None, False
-    return round(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < len(_HALF_UNITS) else _allowance(decimals))
-
-
-def _allowance(decimals: int) -> float:
-    """How far a number stated to `decimals` digits may miss: half a unit of its last digit, plus 1e-9."""
-    return 0.5 * 10 ** -decimals + 1e-9
-
-
-_HALF_UNITS = tuple(map(_allowance, range(8)))  # the usual ones, worked out once
-
-
-_DOES = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}  # words -> action_type
-
-
-def _does(side: str, symbol: str | None, actions: list[Action]) -> bool:
-    """Whether an action does what the words announce (a side, an exit, a hold; on that symbol when one is named)."""
-    wanted = _DOES[side]
-    for a in actions:  # a plain loop: any() over a generator costs more than the look itself
-        if a.action_type == wanted and (symbol is None or a.symbol == symbol):
-            return True
-    return False
-
-
 def reasoning_check(proposal: Proposal) -> ReasoningCheck:
     """Compare what the reasoning says about its trade with the proposal's actions."""
     return _check(proposal, _read(proposal.reasoning))
@@ -406,8 +339,9 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
         ok = _does(side, symbol, proposal.actions)
         held += ok
-        claims.append(built(Claim, {"text": words.strip(), "quantity": kind, "said": f"{side} {symbol}" if symbol else side,
-                                    "actual": done, "unit": "", "ok": ok}, _ACTION_CLAIM))
+        announced = f"{side} {symbol}" if symbol else side
+        claims.append(built(Claim, {"text": words.strip(), "quantity": kind, "said": announced, "actual": done,
+                                    "unit": "", "ok": ok}, _ACTION_CLAIM))
     return built(ReasoningCheck, {"score": round(held / len(claims), 4) if claims else None, "claims": claims},
                  _CHECK_FIELDS)
 
