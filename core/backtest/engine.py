@@ -55,8 +55,6 @@ from core.market import as_of
 DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
                "equity", "tier"]
 
-_PORTFOLIO_FIELDS = frozenset(Portfolio.model_fields)  # the engine's Portfolio gives every field
-
 Progress = Callable[[int, int, date], None]
 Exchange = Callable[..., Artifact]
 """Runs one exchange to its artifact: core.exchange.loop.run_exchange_sync's signature (the job passes
@@ -204,7 +202,7 @@ class _Run:
         # Built from the book's own numbers, which are valid by construction: not validated again each day.
         book = built(Portfolio, {"equity": eq, "peak_equity": self.peak, "start_of_day_equity": before,
                                  "cumulative_pnl": eq - self.test.capital, "today_pnl": eq - before,
-                                 "positions": positions}, _PORTFOLIO_FIELDS)
+                                 "positions": positions})
         self.shown = positions, book
         return book
 

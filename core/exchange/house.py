@@ -58,8 +58,7 @@ def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, targ
 
 
 _NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
-_AN_ENTRY, _A_SIDE = frozenset(Action.model_fields), frozenset({"action_type", "symbol"})  # the fields each is given
-_A_PROPOSAL = frozenset(Proposal.model_fields)  # read once: pydantic works `model_fields` out again at every read
+_A_SIDE = frozenset({"action_type", "symbol"})  # the fields an action with no numbers is given (an entry: all)
 
 
 def _action(action_type: str, symbol: str, *numbers: float) -> Action:
@@ -67,14 +66,14 @@ def _action(action_type: str, symbol: str, *numbers: float) -> Action:
     return it as it is: finite Python floats, and a symbol a world's or action's validation made (or STRAY_SYMBOL)."""
     if type(symbol) is str and all(type(n) is float and math.isfinite(n) for n in numbers):
         values = {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers or (None,) * 4))}
-        return built(Action, values, _AN_ENTRY if numbers else _A_SIDE)
+        return built(Action, values, None if numbers else _A_SIDE)
     return Action(action_type=action_type, symbol=symbol, **dict(zip(_NUMBERS, numbers)))
 
 
 def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
     """The proposal of the Player's own actions (see _action), not validated again."""
     if 1 <= len(actions) <= 3 and all(type(a) is Action for a in actions):
-        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)}, _A_PROPOSAL)
+        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)})
     return Proposal(reasoning=reasoning, actions=actions)
 
 

@@ -98,7 +98,7 @@ class _RoundUnderWay:
             # return these values as they are (the lists copied, as it would).
             evaluation = built(Evaluation, {"decision": verdict.decision, "violations": list(verdict.violations),
                                             "checks": list(verdict.checks), "feedback": coached.value,
-                                            "coach_opinion": None, "disagrees": None}, _ALL_OF_EVALUATION)
+                                            "coach_opinion": None, "disagrees": None})
             return built(Round, {
                 "round": self.number, "proposal": self.proposal, "evaluation": evaluation, "tokens": spent.total,
                 "usage": spent, "latency_ms": round(self.seconds * 1000, 3), "agent_path": paths, "complete": True,
@@ -134,7 +134,6 @@ class _RoundUnderWay:
         )
 
 
-_ALL_OF_EVALUATION = frozenset(Evaluation.model_fields)
 _FINISHED_ROUND = frozenset(Round.model_fields) - {"complete"}  # the fields a finished round is given
 
 
@@ -211,11 +210,10 @@ def _agents(player: object, coach: object) -> Agents:
              "model": getattr(player, "model", None) or getattr(coach, "model", None),
              "player_class": agent_class(player), "coach_class": agent_class(coach)}
     if _plain(*names.values()) and names["player"] is not None and names["coach"] is not None:
-        return built(Agents, names, _ALL_OF_AGENTS)  # text as the model holds it: nothing to convert
+        return built(Agents, names)  # text as the model holds it: nothing to convert
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
 
-_ALL_OF_AGENTS = frozenset(Agents.model_fields)
 _STARTED = frozenset(Artifact.model_fields) - {"repeat_id"}  # the fields an exchange's artifact is given
 
 

@@ -329,7 +329,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         actual, ok = _compare(quantity, value, unit, decimals, brackets)
         held += ok
         claims.append(built(Claim, {"text": words.strip(), "quantity": quantity, "said": value, "actual": actual,
-                                    "unit": unit, "ok": ok}, _NUMBER_CLAIM))
+                                    "unit": unit, "ok": ok}))
     done = None  # what the actions do, in words: described once, for the first claim about them
     for kind, side, symbol, words in _read_actions(t, gates):
         claim = kind, side, symbol
@@ -342,11 +342,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         announced = f"{side} {symbol}" if symbol else side
         claims.append(built(Claim, {"text": words.strip(), "quantity": kind, "said": announced, "actual": done,
                                     "unit": "", "ok": ok}, _ACTION_CLAIM))
-    return built(ReasoningCheck, {"score": round(held / len(claims), 4) if claims else None, "claims": claims},
-                 _CHECK_FIELDS)
+    return built(ReasoningCheck, {"score": round(held / len(claims), 4) if claims else None, "claims": claims})
 
 
-# The fields each model is given (its fields set): an action's claim leaves the unit at its default.
-_NUMBER_CLAIM = frozenset(Claim.model_fields)
-_ACTION_CLAIM = _NUMBER_CLAIM - {"unit"}
-_CHECK_FIELDS = frozenset(ReasoningCheck.model_fields)
+_ACTION_CLAIM = frozenset(Claim.model_fields) - {"unit"}  # the fields an action's claim is given: its unit is the default

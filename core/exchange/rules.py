@@ -75,11 +75,8 @@ class _Checks:
             "constraint": constraint, "action": action, "passed": True if passed else False,
             "arithmetic": f"{constraint} ({tier[constraint]}): {said}" if constraint in tier else f"{constraint}: {said}",
             "value": None if value is None else float(value),
-            "threshold": None if threshold is None else float(threshold)}, _ALL_OF_CHECK))
+            "threshold": None if threshold is None else float(threshold)}))
 
-
-_ALL_OF_CHECK = frozenset(Check.model_fields)
-_ALL_OF_VERDICT = frozenset(Verdict.model_fields)
 
 
 def check_proposal(
@@ -114,7 +111,7 @@ def _verdict(actions: list[Action], limits: tuple[Constraints, dict[str, str]], 
     checks = _Checks(tier)
     _judge(checks, actions, c, portfolio, world, atr)
     return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
-                           "checks": checks.made, "feedback": ""}, _ALL_OF_VERDICT)
+                           "checks": checks.made, "feedback": ""})
 
 
 _BY_THE_RULES = object()  # the seal PlanJudge puts on what it judged: a verdict an agent wrote itself is never taken

@@ -104,14 +104,14 @@ _SET_DICT, _SET_FIELDS_SET, _SET_EXTRA, _SET_PRIVATE = (BaseModel.__dict__[slot]
     "__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 
 
-def built(model: type[M], values: dict, given: Set[str]) -> M:
-    """A `model` holding `values` (every field, in the model's order; `given`: the fields set), without validation:
-    only for values core's own code made, of exactly the types the fields hold, which validating would return as
-    they are. An exchange builds a few dozen such models (each check of a verdict is one), and validating what
-    core itself just computed was the largest part of its time."""
+def built(model: type[M], values: dict, given: Set[str] | None = None) -> M:
+    """A `model` holding `values` (every field, in the model's order; `given`: the fields set, all of them unless
+    said), without validation: only for values core's own code made, of exactly the types the fields hold, which
+    validating would return as they are. An exchange builds a few dozen such models (each check of a verdict is
+    one), and validating what core itself just computed was the largest part of its time."""
     instance = object.__new__(model)
     _SET_DICT(instance, values)
-    _SET_FIELDS_SET(instance, set(given))
+    _SET_FIELDS_SET(instance, set(values if given is None else given))
     _SET_EXTRA(instance, None)
     _SET_PRIVATE(instance, None)
     return instance
