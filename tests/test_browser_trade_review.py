@@ -122,9 +122,11 @@ def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(brow
     page.set_default_timeout(30_000)
     try:
         page.goto(base)
-        player, coach = (page.locator(f'.pc-char[data-role="{role}"]') for role in ("player", "coach"))
-        coach.wait_for()
-        assert coach.bounding_box()["y"] >= player.bounding_box()["y"] + player.bounding_box()["height"]
+        page.locator('.pc-char[data-role="coach"]').wait_for()
+        wait_for_app(page)
+        # Both boxes read in one frame: the page may scroll between two separate reads.
+        player, coach = page.evaluate(STAGE_BOXES)
+        assert coach["top"] >= player["bottom"], (player, coach)
         page.get_by_role("button", name="Run exchange").click()
         page.get_by_text(BANNER).first.wait_for(timeout=90_000)
         wait_for_app(page)
@@ -137,6 +139,10 @@ def test_a_phone_stacks_the_characters_and_nothing_is_wider_than_the_screen(brow
     finally:
         context.close()
 
+
+# The player's then the coach's box on screen, read together.
+STAGE_BOXES = """() => ['player', 'coach'].map(role =>
+    document.querySelector(`.pc-char[data-role="${role}"]`).getBoundingClientRect().toJSON())"""
 
 # Elements reaching past the right edge, except inside a frame that scrolls or clips them (a table).
 WIDER_THAN_SCREEN = """() => {
