@@ -47,7 +47,7 @@ from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import check_actions, circuit_breaker
-from core.exchange.schema import Portfolio, WorldState, built
+from core.exchange.schema import ENTRY_TYPES, Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
@@ -177,12 +177,14 @@ class _Run:
 
     def play(self, progress, cancel, stop_after) -> str:
         self.new = 0  # stop_after counts the days this call decides
+        feeds = self.test.feeds
         for n in range(len(self.equity_points) - 1, len(self.calendar)):  # an equity point per day simulated
             day = self.calendar[n]
             if cancel is not None and cancel():
                 return "cancelled"
-            todays = [f for f in self.test.feeds if day in f.row]
-            if stop_after is not None and self.new >= stop_after and any(self._undecided(f, day) for f in todays):
+            # each symbol with a bar on the day, with that bar's row: looked up once a day, not at every step
+            todays = [(f, i) for f in feeds if (i := f.row.get(day)) is not None]
+            if stop_after is not None and self.new >= stop_after and any(self._undecided(f, i, day) for f, i in todays):
                 return "paused"
             if progress is not None:
                 progress(n, len(self.calendar), day)
@@ -190,8 +192,8 @@ class _Run:
             self._simulate(day, todays, decisions)
         return "finished"
 
-    def _undecided(self, feed: SymbolFeed, day: date) -> bool:
-        return (day, feed.symbol) not in self.decided and feed.warm_up(feed.row[day]) is None
+    def _undecided(self, feed: SymbolFeed, i: int, day: date) -> bool:
+        return (day, feed.symbol) not in self.decided and feed.warm_up(i) is None
 
     # -- deciding: breakers once on the whole book, then one exchange per symbol in order ----------
 
@@ -206,18 +208,18 @@ class _Run:
         self.shown = positions, book
         return book
 
-    def _decide(self, day: date, todays: list[SymbolFeed]) -> dict[str, Decision]:
+    def _decide(self, day: date, todays: list[tuple[SymbolFeed, int]]) -> list[Decision]:
+        """The day's decisions, one per symbol in `todays` and in its order."""
         pending = self.book.exposure(self.marks, self.eq_close)
         breaker = None
-        if any(self._undecided(f, day) for f in todays):
+        if any(self._undecided(f, i, day) for f, i in todays):
             breaker = circuit_breaker(self.rules, self._portfolio(pending), as_of(day))
-        decisions, new = {}, False
-        for feed in todays:
-            i = feed.row[day]
-            position = self._position(feed.symbol)
-            previous = self.decided.get((day, feed.symbol))
+        decisions, new = [], False
+        for feed, i in todays:
+            symbol = feed.symbol
+            previous = self.decided.get((day, symbol))
             skipped = feed.warm_up(i)
-            world = None if skipped else feed.world(i, day, position)
+            world = None if skipped else feed.world(i, day, self._position(symbol))
             if previous is not None:
                 d = previous
             elif skipped:
@@ -225,23 +227,24 @@ class _Run:
             else:
                 d = self._exchange(day, feed, world, pending, breaker)
                 if self.events is not None:
-                    self.events(Decided(day, feed.symbol, d))
+                    self.events(Decided(day, symbol, d))
                 new = True
             d.world = world
             if self.rules.tiers:  # from the book at t-1's close and the world of bars up to t-1, as the rules see them
                 d.tier = tier_names(self.rules, self._portfolio(pending), world)
-            decisions[feed.symbol] = d
+            decisions.append(d)
             if self.whole:
-                self.blocks += blocks_of(day, feed.symbol, d, self.eq_close)
+                self.blocks += blocks_of(day, symbol, d, self.eq_close)
             if d.outcome == "APPROVE":
-                pending = apply_actions(pending, [a for a in d.actions if a.symbol == feed.symbol])
+                pending = apply_actions(pending, [a for a in d.actions if a.symbol == symbol])
         self.new += new
         return decisions
 
     def _position(self, symbol: str) -> str:
-        if not any(t.symbol == symbol for t in self.book.open):
+        book = self.book
+        if not book.open or not any(t.symbol == symbol for t in book.open):
             return "flat"
-        return "long" if self.book.held(symbol) * self.marks[symbol] > 0 else "short"
+        return "long" if book.held(symbol) * self.marks[symbol] > 0 else "short"
 
     def _exchange(self, day: date, feed: SymbolFeed, world: WorldState, pending: dict, breaker: str | None) -> Decision:
         t = self.test
@@ -260,44 +263,49 @@ class _Run:
 
     # -- simulating day t: the open, the fills, the bar, the close ------------------------------
 
-    def _simulate(self, day: date, todays: list[SymbolFeed], decisions: dict[str, Decision]) -> None:
-        fills = {f.symbol: [] for f in todays}
-        notes = {f.symbol: [] for f in todays}
-        for feed in todays:
-            asked = any(a.action_type == "exit" and a.symbol == feed.symbol for a in decisions[feed.symbol].actions)
-            fills[feed.symbol] += self.book.exit_at_open(feed.symbol, day, feed.opens[feed.row[day]], asked)
-        for feed in todays:
-            self._fill(day, feed, decisions[feed.symbol], fills[feed.symbol], notes[feed.symbol])
-        for feed in todays:
-            i = feed.row[day]
-            fills[feed.symbol] += self.book.exit_on_bar(feed.symbol, day, feed.highs[i], feed.lows[i], feed.closes[i])
-            self.marks[feed.symbol] = feed.closes[i]
-        equity = self.book.value(self.marks)
+    def _simulate(self, day: date, todays: list[tuple[SymbolFeed, int]], decisions: list[Decision]) -> None:
+        book, marks = self.book, self.marks
+        fills: list[list[str]] = [[] for _ in todays]
+        notes: list[list[str]] = [[] for _ in todays]
+        if book.open:  # a flat book has nothing to exit, and exits open nothing
+            for (feed, i), d, filled in zip(todays, decisions, fills):
+                asked = any(a.action_type == "exit" and a.symbol == feed.symbol for a in d.actions)
+                filled += book.exit_at_open(feed.symbol, day, feed.opens[i], asked)
+        for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
+            if d.actions:  # nothing approved (most days): nothing to fill
+                self._fill(day, feed, i, d, filled, noted)
+        for (feed, i), filled in zip(todays, fills):
+            close = feed.closes[i]
+            if book.open:
+                filled += book.exit_on_bar(feed.symbol, day, feed.highs[i], feed.lows[i], close)
+            marks[feed.symbol] = close
+        equity = book.value(marks)
         self.eq_before, self.eq_close = self.eq_close, equity
         self.peak = max(self.peak, equity)
         self.equity_points.append(equity)
         if self.whole:
-            self.position_rows.append(self.book.exposure(self.marks, equity))
-        for feed in todays:
-            d = decisions[feed.symbol]
-            self.rows.append({
-                "day": day, "symbol": feed.symbol, "regime": feed.regime[feed.row[day]], "outcome": d.outcome,
+            self.position_rows.append(book.exposure(marks, equity))
+        rows = self.rows
+        for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
+            rows.append({
+                "day": day, "symbol": feed.symbol, "regime": feed.regime[i], "outcome": d.outcome,
                 "reason": d.reason or "", "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
-                "fills": ", ".join(fills[feed.symbol]), "note": "; ".join(notes[feed.symbol]), "equity": equity,
-                "tier": d.tier,
+                "fills": ", ".join(filled), "note": "; ".join(noted), "equity": equity, "tier": d.tier,
             })
 
-    def _fill(self, day: date, feed: SymbolFeed, d: Decision, fills: list[str], notes: list[str]) -> None:
-        """Fill the exchange's approved entries at the open, after the rules re-check them there."""
-        if not d.actions:  # nothing approved (most days)
-            return
-        foreign = sorted({a.symbol for a in d.actions if a.symbol != feed.symbol and a.action_type != "hold"})
+    def _fill(self, day: date, feed: SymbolFeed, i: int, d: Decision, fills: list[str], notes: list[str]) -> None:
+        """Fill the exchange's approved entries at the open (bar i), after the rules re-check them there."""
+        symbol = feed.symbol
+        mine, foreign = [], set()
+        for a in d.actions:  # one pass: the exchange's own actions, and the symbols of the others' orders
+            if a.symbol == symbol:
+                mine.append(a)
+            elif a.action_type != "hold":
+                foreign.add(a.symbol)
         if foreign:
-            notes.append(f"{', '.join(foreign)} not filled: this exchange is {feed.symbol}'s")
-        mine = [a for a in d.actions if a.symbol == feed.symbol]
-        if not any(a.is_entry for a in mine):
+            notes.append(f"{', '.join(sorted(foreign))} not filled: this exchange is {symbol}'s")
+        if not any(a.action_type in ENTRY_TYPES for a in mine):
             return
-        i = feed.row[day]
         o = feed.opens[i]
         # the entry at its fill price; the model is copied, not validated again (its values were)
         filled = [a.model_copy(update={"entry_price": self.book.fill_price(a, o)}) if a.is_entry else a for a in mine]

@@ -35,11 +35,12 @@ def blocks_of(day: date, symbol: str, decision, equity: float) -> list[dict]:
     out = []
     if decision.outcome == "ABORT" and decision.reason in BEFORE_ROUND_ONE and not decision.verdicts:
         out.append(block(day, symbol, decision.reason, "aborted", None, equity))
+    refused = [v for v in decision.verdicts if v["decision"] != "APPROVE"]
+    if not refused:  # every round approved (most exchanges): no limit acted
+        return out
     entered = decision.outcome == "APPROVE" and any(a.is_entry and a.symbol == symbol for a in decision.actions)
     wanted = next((v["entries"][0] for v in reversed(decision.verdicts) if v.get("entries")), None)
-    for verdict in decision.verdicts:
-        if verdict["decision"] == "APPROVE":
-            continue
+    for verdict in refused:
         kind = "aborted" if verdict["decision"] == "ABORT" else "rejected"
         kept_out = None if entered or not verdict.get("entries") else wanted
         for name in verdict["violations"]:
