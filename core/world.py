@@ -46,11 +46,12 @@ def indicators(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({**known, "regime": pd.array(known["regime"], dtype="str")}, index=frame.index)
 
 
-def known_before_open(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """`indicators` as arrays, a row per bar (what a backtest reads a day at a time)."""
+def known_before_open(frame: pd.DataFrame, rows: int | None = None) -> dict[str, np.ndarray]:
+    """`indicators` as arrays, a row per bar (what a backtest reads a day at a time); the first `rows` bars'
+    alone when given (trailing windows: the same values as the whole frame's in those rows)."""
     # The windows are pandas' rolling functions, the glue around them numpy: the same numbers,
     # without a frame built and shifted for every backtest.
-    close, high, low = (frame[c].to_numpy(dtype=float) for c in ("Close", "High", "Low"))
+    close, high, low, volume = (frame[c].to_numpy(dtype=float)[:rows] for c in ("Close", "High", "Low", "Volume"))
     prev_close = _shifted(close)
     true_range = np.stack([high - low, np.abs(high - prev_close), np.abs(low - prev_close)], axis=1).max(axis=1)
     vol20 = _rolling(np.log(close / prev_close), VOL_DAYS).std().to_numpy() * math.sqrt(252)
@@ -62,11 +63,11 @@ def known_before_open(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "price": prev_close,
         "sma5": _shifted(_rolling(close, 5).mean().to_numpy()),
         "sma10": _shifted(_rolling(close, 10).mean().to_numpy()),
-        "volume": _shifted(frame["Volume"].to_numpy(dtype=float)),
+        "volume": _shifted(volume),
         "atr": _shifted(_rolling(true_range, ATR_DAYS).mean().to_numpy()),
         "vol20": _shifted(vol20),
         "regime": _shifted(regime, "medium"),
-        "history": np.arange(len(frame)),
+        "history": np.arange(len(close)),
     }
 
 

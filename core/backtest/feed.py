@@ -39,9 +39,10 @@ def backtest_bars(symbol: str, start: date, end: date, bars: Bars | pd.DataFrame
 
 @dataclass
 class SymbolFeed:
-    """One symbol's bars and what is known before each day's open, a list per column (an engine reads one
-    value at a time: a list's are Python's own numbers, which the book, the rules and the agents compute with
-    several times faster than numpy's scalars, and with the same results); `row` maps a date to its bar."""
+    """One symbol's bars and what is known before each day's open up to `end`, a list per column (an engine reads
+    one value at a time: a list's are Python's own numbers, which the book, the rules and the agents compute with
+    several times faster than numpy's scalars, and with the same results); `row` maps each day from `start` to
+    `end` to its bar."""
 
     symbol: str
     loaded: Bars
@@ -66,11 +67,14 @@ class SymbolFeed:
             loaded = backtest_bars(symbol, start, end, loaded)
         frame = loaded.frame
         days = frame.index.date
-        known = known_before_open(frame)  # row t: what is known before t's open (bars up to t-1 only)
-        if not ((days >= start) & (days <= end)).any():
+        first, last = int(np.searchsorted(days, start)), int(np.searchsorted(days, end, side="right"))  # sorted
+        if first == last:
             raise MarketDataError(f"{symbol}: no bars between {start} and {end} "
                                   f"(the data has {days[0]} to {days[-1]})")
-        return cls(symbol, loaded, days, {d: i for i, d in enumerate(days)},
+        # Row t: what is known before t's open (bars up to t-1 only), for the bars up to `end`: no day run reads
+        # it for a later bar, and trailing windows give the same values without the bars after them.
+        known = known_before_open(frame, last)
+        return cls(symbol, loaded, days, {days[i]: i for i in range(first, last)},
                    *(known[c].tolist() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
                    *(frame[c].to_numpy().tolist() for c in ("Open", "High", "Low", "Close")))
 
