@@ -307,8 +307,10 @@ class _Run:
         if not any(a.action_type in ENTRY_TYPES for a in mine):
             return
         o = feed.opens[i]
-        # the entry at its fill price; the model is copied, not validated again (its values were)
-        filled = [a.model_copy(update={"entry_price": self.book.fill_price(a, o)}) if a.is_entry else a for a in mine]
+        # the entry at its fill price: model_copy's copy, built without its machinery (the values were validated,
+        # the fill price is the book's own float)
+        filled = [built(type(a), {**a.__dict__, "entry_price": self.book.fill_price(a, o)},
+                        a.model_fields_set | {"entry_price"}) if a.is_entry else a for a in mine]
         book = self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day))
         recheck = check_actions(filled, self.rules, book, d.world)  # the rules read the actions: no Proposal built
         entries = [a for a in filled if a.is_entry]
