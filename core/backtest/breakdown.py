@@ -9,14 +9,14 @@ from typing import get_args
 import numpy as np
 import pandas as pd
 
-from core.backtest.result import TRADING_DAYS, column, daily_returns, sharpe_ratio, win_rate
+from core.backtest.result import TRADING_DAYS, column, returns_of, sharpe_ratio, win_rate
 from core.exchange.schema import VolatilityRegime
 
 
 def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -> dict:
     """Sharpe and return on the first `split` of the days (in-sample) and on the rest (out-of-sample)."""
-    returns = daily_returns(equity)
-    r, curve, days = returns.to_numpy(), equity.to_numpy(), returns.index
+    curve = equity.to_numpy(dtype=float)
+    r, days = returns_of(curve), equity.index[1:]  # each return's day: the point it ends on
     cut = int(round(len(r) * split))
     parts = {}
     for name, part, points, dates in (("in_sample", r[:cut], curve[:cut + 1], days[:cut]),
@@ -38,7 +38,7 @@ def rows_table(rows: dict[str, dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({column: [row[column] for row in rows.values()] for column in columns}, index=list(rows))
 
 
-def by_regime(days: pd.DataFrame | dict, returns: pd.Series, trades: pd.DataFrame | dict,
+def by_regime(days: pd.DataFrame | dict, returns: pd.Series | np.ndarray, trades: pd.DataFrame | dict,
               periods: int = TRADING_DAYS) -> pd.DataFrame:
     """Days, Sharpe, compounded return, trades and win rate per volatility regime (known at decision
     time). A day of a portfolio counts under the regime of its first symbol that traded that day. `days`

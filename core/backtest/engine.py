@@ -345,7 +345,7 @@ class _Run:
             **vars(summary), trades=pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS),
             days=pd.DataFrame(days if self.rows else self.rows, columns=DAY_COLUMNS),
             walk_forward=breakdown.walk_forward(equity, t.walk_forward_split, periods),
-            by_regime=breakdown.by_regime(days, metrics.daily_returns(equity), trades, periods),
+            by_regime=breakdown.by_regime(days, metrics.returns_of(equity.to_numpy()), trades, periods),
             by_symbol=breakdown.by_symbol(t.symbols, trades, positions), positions=positions,
             limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
             bars=bars,

@@ -63,9 +63,13 @@ def periods_per_year(days: Iterable[date]) -> int:
 
 def daily_returns(equity: pd.Series) -> pd.Series:
     """Simple returns from one equity point to the next."""
-    values = equity.to_numpy(dtype=float)
+    return pd.Series(returns_of(equity.to_numpy(dtype=float)), index=equity.index[1:], name=equity.name)
+
+
+def returns_of(curve: np.ndarray) -> np.ndarray:
+    """`daily_returns`' values, of an equity curve's values (what the figures read: no series built for them)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # a book at 0 has no return: inf or NaN, as pandas says
-        return pd.Series(values[1:] / values[:-1] - 1, index=equity.index[1:], name=equity.name)
+        return curve[1:] / curve[:-1] - 1
 
 
 def sharpe_ratio(returns: pd.Series | np.ndarray, periods: int = TRADING_DAYS) -> float:
@@ -173,7 +177,7 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
     and `trades` are frames or {column: list}."""
     # numpy and sets over the columns, not pandas operations: the same figures, a backtest's result in
     # a fraction of the time (a sweep computes hundreds)
-    curve = equity.to_numpy()
+    curve = equity.to_numpy(dtype=float)
     day, outcome = column(days, "day"), column(days, "outcome")
     pnl = column(trades, "pnl", float)
     traded, aborted, decided = set(), set(), set()  # days with a fill, with an ABORT, with any exchange decided
@@ -189,7 +193,7 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
     longest, recovery = drawdown_spells(equity)
     growth = cagr(equity)
     deepest = max_drawdown(curve)
-    returns = daily_returns(equity).to_numpy()
+    returns = returns_of(curve)
     every_day = set(day)
     return pd.Series({
         "total_return_pct": (curve[-1] / capital - 1) * 100,
