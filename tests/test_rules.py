@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 import core
-from core.exchange.rules import TOLERANCE
+from core.exchange.rules import TOLERANCE, check_actions, ruling
 from tests.support.builders import entry, proposal, same_as_validated
 
 LOOSE = dict(max_position_pct=1.0, max_single_trade_pct=1.0, max_leverage=10, max_drawdown_pct=1.0,
@@ -247,6 +247,31 @@ def test_fuzz_proposals_that_repeat_a_symbol_never_raise():
         assert verdict.decision in ("APPROVE", "REJECT", "ABORT")
         assert set(verdict.violations) == {c.constraint for c in verdict.checks if not c.passed}
         assert same_as_validated(verdict)  # the rules build their verdicts without validating them
+
+
+def test_a_ruling_is_the_verdicts_decision_and_violations_without_its_checks():
+    """What a backtest's fill re-check reads: the same decision and violations, in the same order, as the whole
+    verdict's, over every preset (tiers included), books down on the day or from the peak, with and without ATRs."""
+    rng = random.Random(20261206)
+    schemas = [core.load_preset(name) for name in core.list_presets()]
+    assert any(schema.tiers for schema in schemas)
+    outcomes = set()
+    for n in range(3000):
+        symbols = rng.sample(["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"], rng.randint(1, 3))
+        actions = [core.Action.model_validate(_random_action(rng, symbols)) for _ in range(rng.randint(1, 3))]
+        held = {s: rng.choice([-0.1, 0.0, 0.05, 0.14]) for s in rng.sample(symbols, rng.randint(0, len(symbols)))}
+        equity = rng.choice([100_000.0, 93_000.0])
+        portfolio = core.Portfolio(equity=equity, peak_equity=100_000.0, start_of_day_equity=rng.choice([equity, 99_000.0]),
+                                   today_pnl=rng.choice([0.0, -1_500.0, 800.0]), cumulative_pnl=equity - 100_000.0,
+                                   positions=held)
+        world = core.WorldState(symbol=symbols[0], as_of="2025-03-04 10:00", price=100, sma5=1, sma10=1,
+                                atr=rng.choice([None, 1.5]), volatility_regime=rng.choice(["low", "high"]))
+        schema, atr = schemas[n % len(schemas)], rng.choice([None, {symbols[-1]: 2.5}])
+        verdict = check_actions(actions, schema, portfolio, world, atr=atr)
+        assert ruling(actions, schema, portfolio, world, atr=atr) == (verdict.decision, verdict.violations)
+        outcomes.add(verdict.decision)
+    assert outcomes == {"APPROVE", "REJECT", "ABORT"}
+    assert ruling([core.Action(action_type="hold", symbol="AMZN")], core.Constraints()) == ("APPROVE", [])
 
 
 def test_decision_abort_beats_reject_and_names_every_violation():

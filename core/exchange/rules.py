@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import Check, Verdict
@@ -56,18 +57,24 @@ def _valid_bracket(side_long: bool, e: float, s: float, t: float, w: float) -> b
 
 
 class _Checks:
-    """The checks of one proposal as they are made, each with its arithmetic in words."""
+    """The checks of one proposal as they are made, each with its arithmetic in words.
 
-    __slots__ = ("tier", "made", "failed")
+    With `words` False only the names of the failing checks are kept, for a caller that reads nothing else
+    (`ruling`): each check then passes `words and <its text>`, so the text it would show is never written."""
 
-    def __init__(self, tier: dict[str, str]):
+    __slots__ = ("tier", "made", "failed", "words")
+
+    def __init__(self, tier: dict[str, str], words: bool = True):
         self.tier = tier
         self.made: list[Check] = []
         self.failed: list[str] = []
+        self.words = words
 
     def add(self, constraint: str, action: int | None, passed: bool, said: str, value=None, threshold=None) -> None:
         if not passed:
             self.failed.append(constraint)
+        if not self.words:
+            return
         tier = self.tier
         # Built, not validated: each value made the type validation made of it (a count a float, and a backtest's
         # numpy figures, whose comparisons give numpy booleans, Python ones: `True if passed`, without a call).
@@ -76,7 +83,6 @@ class _Checks:
             "arithmetic": f"{constraint} ({tier[constraint]}): {said}" if constraint in tier else f"{constraint}: {said}",
             "value": None if value is None else float(value),
             "threshold": None if threshold is None else float(threshold)}))
-
 
 
 def check_proposal(
@@ -102,6 +108,24 @@ def check_actions(actions: list[Action], constraints: Constraints, portfolio: Po
     to propose (the house Player), and hands the verdict on with `CheckedActions`."""
     portfolio = portfolio or _DEFAULT_PORTFOLIO
     return _verdict(actions, in_force(constraints, portfolio, world), portfolio, world, atr)
+
+
+class Ruling(NamedTuple):
+    """A verdict's decision and violations, without the checks that reached them."""
+
+    decision: str
+    violations: list[str]
+
+
+def ruling(actions: list[Action], constraints: Constraints, portfolio: Portfolio | None = None,
+           world: WorldState | None = None, *, atr: dict[str, float] | None = None) -> Ruling:
+    """`check_actions`' decision and violations alone, the arithmetic of each check left unwritten: for a caller
+    that reads nothing else (a backtest's re-check of an approved entry at its fill price)."""
+    portfolio = portfolio or _DEFAULT_PORTFOLIO
+    c, tier = in_force(constraints, portfolio, world)
+    checks = _Checks(tier, words=False)
+    _judge(checks, actions, c, portfolio, world, atr)
+    return Ruling(_decision(checks.failed, c), list(dict.fromkeys(checks.failed)))
 
 
 def _verdict(actions: list[Action], limits: tuple[Constraints, dict[str, str]], portfolio: Portfolio,
@@ -185,6 +209,7 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
            atr: dict[str, float] | None) -> None:
     """Every check of SPEC §4 on these actions, in the Coach's order: each action's, then the book's after them."""
     allowed = c.allowed_symbols
+    words = checks.words
     positions = dict(portfolio.positions)
     before = dict(positions)
     entry_of_symbol: dict[str, int] = {}
@@ -195,7 +220,7 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
     for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
         checks.add("allowed_symbols", i, symbol_ok,
-                   f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
+                   words and f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
         if a.action_type == "hold":
             continue
         if a.action_type == "exit":
@@ -216,23 +241,24 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
     """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
     e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
+    words = checks.words
     # The three prices as every check of this entry writes them, written once.
-    E, S, T = f"{e:.2f}", f"{s:.2f}", f"{t:.2f}"
+    E, S, T = (f"{e:.2f}", f"{s:.2f}", f"{t:.2f}") if words else ("", "", "")
     bracket_ok = _valid_bracket(side_long, e, s, t, w)
-    checks.add("bracket", i, bracket_ok, (
+    checks.add("bracket", i, bracket_ok, words and (
         f"{'long' if side_long else 'short'} {f'{S} < {E} < {T}' if side_long else f'{T} < {E} < {S}'}"
         f", size {w:.4f} > 0 {_ok(bracket_ok)}"))
 
     limit = c.max_single_trade_pct
     size_ok = _at_most(w, limit)
-    checks.add("max_single_trade_pct", i, size_ok, _cmp(w, limit, size_ok, True, ".4f"), w, limit)
+    checks.add("max_single_trade_pct", i, size_ok, words and _cmp(w, limit, size_ok, True, ".4f"), w, limit)
     if not bracket_ok:
         return
 
     rr = risk_reward(side_long, e, s, t)
     least = c.min_risk_reward
     rr_ok = _at_least(rr, least)
-    checks.add("min_risk_reward", i, rr_ok, (
+    checks.add("min_risk_reward", i, rr_ok, words and (
         (f"({T}-{E})/({E}-{S}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
          f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, ".2f")),
         rr, least)
@@ -241,13 +267,13 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
     if multiple is None:
         return
     if known is None:
-        checks.add("min_stop_atr_multiple", i, False, f"no ATR known for {a.symbol}, cannot verify FAIL",
+        checks.add("min_stop_atr_multiple", i, False, words and f"no ATR known for {a.symbol}, cannot verify FAIL",
                    None, multiple)
         return
     need = multiple * known
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
-    checks.add("min_stop_atr_multiple", i, far_ok, (
+    checks.add("min_stop_atr_multiple", i, far_ok, words and (
         f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, ".2f")),
         distance, need)
 
@@ -257,37 +283,40 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
                  risk_terms: list[tuple[float, float, float]]) -> None:
     """The checks of the book after every action: each entered position, open positions, leverage, and the
     risk to the new stops against today's loss and the drawdown."""
+    words = checks.words
     for symbol, i in entry_of_symbol.items():
         # The position after all actions: an entry then an exit of the same symbol leaves none.
         after = positions.get(symbol, 0.0)
         old = before.get(symbol, 0.0)
         size = abs(after)
         passed = _at_most(size, c.max_position_pct)
-        checks.add("max_position_pct", i, passed, (
+        checks.add("max_position_pct", i, passed, words and (
             f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, ".4f")),
             size, c.max_position_pct)
 
-    held = sorted(sym for sym, size in positions.items() if abs(size) > TOLERANCE)
+    held = [sym for sym, size in positions.items() if abs(size) > TOLERANCE]
+    if words:  # in the order the words list them; the count alone needs none
+        held.sort()
     room_ok = len(held) <= c.max_open_positions
-    checks.add("max_open_positions", None, room_ok, (
+    checks.add("max_open_positions", None, room_ok, words and (
         f"{len(held)} held ({', '.join(held) or 'none'}) {'<=' if room_ok else '>'} {c.max_open_positions} {_ok(room_ok)}"),
         len(held), c.max_open_positions)
 
     leverage = sum(abs(size) for size in positions.values())
     leverage_ok = _at_most(leverage, c.max_leverage)
-    checks.add("max_leverage", None, leverage_ok, (
+    checks.add("max_leverage", None, leverage_ok, words and (
         f"sum |position| = {' + '.join(f'{abs(positions[sym]):.4f}' for sym in held) or '0'} = "
         + _cmp(leverage, c.max_leverage, leverage_ok, True, ".4f")), leverage, c.max_leverage)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
     # Both loss checks show the same risk, term by term and summed: written once.
-    risk_text = " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
-    risk_sum = f"{at_risk:.6f}"
+    risk_text = words and " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
+    risk_sum = words and f"{at_risk:.6f}"
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     daily_ok = _at_most(daily, c.max_daily_loss_pct)
-    checks.add("max_daily_loss_pct", None, daily_ok, (
+    checks.add("max_daily_loss_pct", None, daily_ok, words and (
         f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
         f"{lost_today:.6f} + {risk_sum} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, ".6f")),
         daily, c.max_daily_loss_pct)
@@ -295,7 +324,7 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
     drawdown = drawn + at_risk
     drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
-    checks.add("max_drawdown_pct", None, drawdown_ok, (
+    checks.add("max_drawdown_pct", None, drawdown_ok, words and (
         f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
         f"{drawn:.6f} + {risk_sum} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, ".6f")),
         drawdown, c.max_drawdown_pct)
