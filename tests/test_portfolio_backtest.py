@@ -21,7 +21,7 @@ from core.backtest.engine import Backtest
 from core.backtest.job import run_backtest
 from core.backtest.book import Costs
 from core.backtest.result import periods_per_year
-from core.exchange.rules import check_actions
+from core.exchange.rules import ruling
 from core.exchange.schema import Constraints, Proposal
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
@@ -144,9 +144,9 @@ def test_the_fill_recheck_sees_the_book_as_it_stands_at_the_open(monkeypatch):
 
     def spy(actions, constraints, portfolio, world=None):
         seen.append((actions[0].symbol, world, portfolio))
-        return check_actions(actions, constraints, portfolio, world)
+        return ruling(actions, constraints, portfolio, world)
 
-    monkeypatch.setattr(core.backtest.engine, "check_actions", spy)
+    monkeypatch.setattr(core.backtest.engine, "ruling", spy)
     frames = {"AAA": flat(), "BBB": flat(), "CCC": flat()}
     d = days_of(frames["AAA"])
     frames["AAA"].iloc[16, :4] = [90.0, 91.0, 89.0, 90.0]  # AAA gaps through its stop at d16's open

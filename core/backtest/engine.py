@@ -46,7 +46,7 @@ from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 
 from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
-from core.exchange.rules import check_actions, circuit_breaker
+from core.exchange.rules import circuit_breaker, ruling
 from core.exchange.schema import ENTRY_TYPES, Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
@@ -312,7 +312,7 @@ class _Run:
         filled = [built(type(a), {**a.__dict__, "entry_price": self.book.fill_price(a, o)},
                         a.model_fields_set | {"entry_price"}) if a.is_entry else a for a in mine]
         book = self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day))
-        recheck = check_actions(filled, self.rules, book, d.world)  # the rules read the actions: no Proposal built
+        recheck = ruling(filled, self.rules, book, d.world)  # the decision and violations: nothing reads the checks
         entries = [a for a in filled if a.is_entry]
         if recheck.decision != "APPROVE":
             notes.append(f"entry not filled: at the fill price {entries[0].entry_price:.2f} the rules say "
