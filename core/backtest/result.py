@@ -44,6 +44,10 @@ METRIC_LABELS = {
 }
 """Every metric of a result, in display order, with its label (percentages are in percent)."""
 
+_METRICS = pd.Index(list(METRIC_LABELS))
+"""The labels of every result's metrics, built once: each result's are a view of them (a text index costs about a
+tenth of a millisecond to build, a view nothing)."""
+
 HIGHER_IS_BETTER = {"total_return_pct", "cagr_pct", "final_equity", "sharpe", "sortino", "calmar"}
 """The only metrics a comparison marks as better: return and risk-adjusted return, higher wins. A shallower
 drawdown bought with a lower return is a trade-off, and a higher approval rate, fewer rounds or more trades
@@ -195,7 +199,7 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
     deepest = max_drawdown(curve)
     returns = returns_of(curve)
     every_day = set(day)
-    return pd.Series({
+    figures = {
         "total_return_pct": (curve[-1] / capital - 1) * 100,
         "buy_hold_return_pct": bench_return_pct,
         "cagr_pct": growth * 100,
@@ -216,7 +220,8 @@ def summary(equity: pd.Series, days: pd.DataFrame | dict, trades: pd.DataFrame |
         "cost_usd": float(column(days, "cost_usd", float).sum()),
         "final_equity": float(curve[-1]),
         "days": len(every_day),
-    }, dtype=object, name=name)
+    }
+    return pd.Series([figures[metric] for metric in METRIC_LABELS], index=_METRICS.view(), dtype=object, name=name)
 
 
 NEEDS_TRADES = {"sharpe", "sortino", "calmar", "max_drawdown_pct", "longest_drawdown_days", "recovery_days",
