@@ -356,6 +356,31 @@ def test_a_feed_world_is_the_model_validating_the_same_values_field_for_field():
             assert all(type(world.__dict__[k]) is type(validated.__dict__[k]) for k in world.__dict__)
 
 
+def test_what_is_known_before_each_open_of_the_first_bars_alone_is_the_whole_frames_to_the_bit():
+    from core.world import known_before_open
+
+    bars = load_bars("TSLA", online=False).frame
+    whole = known_before_open(bars)
+    for rows in (1, 11, 61, 300, len(bars) - 1):
+        first = known_before_open(bars, rows)
+        for name, values in whole.items():
+            assert len(first[name]) == rows
+            assert np.array_equal(first[name], values[:rows], equal_nan=values.dtype != object), name
+
+
+def test_a_feed_of_bars_reaching_past_its_last_day_sees_every_day_as_one_loaded_up_to_it():
+    from core.backtest.feed import SymbolFeed
+
+    bars = load_bars("TSLA", online=False)
+    start, end = date(2018, 3, 1), date(2018, 9, 28)
+    cut = market.Bars("TSLA", bars.frame[bars.frame.index.date <= end], "given")
+    longer, shorter = SymbolFeed.of("TSLA", bars, start, end), SymbolFeed.of("TSLA", cut, start, end)
+    assert list(longer.row) == list(shorter.row) and min(longer.row) >= start and max(longer.row) == end
+    for day, i in longer.row.items():
+        assert longer.world(i, day, "flat") == shorter.world(shorter.row[day], day, "flat")
+        assert longer.regime[i] == shorter.regime[shorter.row[day]]
+
+
 @pytest.mark.parametrize("field, value, error", [
     ("price", 0.0, "price"), ("sma5", float("nan"), "sma5"), ("sma10", 2e9, "sma10"), ("volume", -1.0, "volume"),
     ("volume", float("inf"), "volume"), ("atr", 2e9, "atr"), ("regime", "wild", "volatility_regime"),
