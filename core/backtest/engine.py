@@ -337,8 +337,11 @@ class _Run:
         ran, equity, days, trades, bars = self._end()
         summary = self._summary(status, ran, equity, days, trades, bars)
         periods = summary.periods_per_year
-        positions = pd.DataFrame(self.position_rows, index=equity.index[1:], columns=t.symbols,
-                                 dtype=float).fillna(0.0)
+        # a column per symbol, 0 where the book did not hold it (a day's row names only what it held, never as NaN:
+        # the same frame as from the rows and fillna, without its copy)
+        rows = self.position_rows
+        positions = pd.DataFrame({s: [row.get(s, 0.0) for row in rows] for s in t.symbols}, index=equity.index[1:],
+                                 dtype=float)
         return BacktestResult(
             # the trades from the records, as ever: a frame of columns would type an empty one's columns otherwise;
             # the days from the columns read already, the same frame in less time, unless there are none
