@@ -236,7 +236,9 @@ class _Run:
             if self.whole:
                 self.blocks += blocks_of(day, symbol, d, self.eq_close)
             if d.outcome == "APPROVE":
-                pending = apply_actions(pending, [a for a in d.actions if a.symbol == symbol])
+                orders = [a for a in d.actions if a.symbol == symbol and a.action_type != "hold"]
+                if orders:  # a hold moves no position: the next exchange sees the same book, the same Portfolio
+                    pending = apply_actions(pending, orders)
         self.new += new
         return decisions
 
