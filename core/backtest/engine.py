@@ -54,6 +54,7 @@ from core.market import as_of
 
 DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
                "equity", "tier"]
+_EQUITY = DAY_COLUMNS.index("equity")
 
 Progress = Callable[[int, int, date], None]
 Exchange = Callable[..., Artifact]
@@ -169,7 +170,7 @@ class _Run:
                       if f.before(self.calendar[0]) is not None}
         self.eq_close = self.eq_before = self.peak = test.capital  # equity at the last close, the one before, its peak
         self.equity_points = [test.capital]
-        self.rows: list[dict] = []
+        self.rows: list[tuple] = []  # a row per exchange, its values in DAY_COLUMNS' order
         self.position_rows: list[dict] = []
         self.blocks: list[dict] = []
         self.new = 0  # days with a decision taken now, not replayed
@@ -289,11 +290,8 @@ class _Run:
             self.position_rows.append(book.exposure(marks, equity))
         rows = self.rows
         for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
-            rows.append({
-                "day": day, "symbol": feed.symbol, "regime": feed.regime[i], "outcome": d.outcome,
-                "reason": d.reason or "", "rounds": d.rounds, "tokens": d.tokens, "cost_usd": d.cost,
-                "fills": ", ".join(filled), "note": "; ".join(noted), "equity": equity, "tier": d.tier,
-            })
+            rows.append((day, feed.symbol, feed.regime[i], d.outcome, d.reason or "", d.rounds, d.tokens, d.cost,
+                         ", ".join(filled), "; ".join(noted), equity, d.tier))
 
     def _fill(self, day: date, feed: SymbolFeed, i: int, d: Decision, fills: list[str], notes: list[str]) -> None:
         """Fill the exchange's approved entries at the open (bar i), after the rules re-check them there."""
@@ -369,11 +367,13 @@ class _Run:
         if self.book.open and ran:
             self.book.close_all(ran[-1], self.marks)
             self.equity_points[-1] = self.book.cash
-            for row in self.rows:
-                if row["day"] == ran[-1]:
-                    row["equity"] = self.book.cash
+            rows = self.rows
+            for n, row in enumerate(rows):
+                if row[0] == ran[-1]:  # its day
+                    rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
         equity = pd.Series(self.equity_points, index=self._dates(ran), name="equity")
-        days = {column: [row[column] for row in self.rows] for column in DAY_COLUMNS}
+        columns = zip(*self.rows) if self.rows else [()] * len(DAY_COLUMNS)  # the rows turned into columns
+        days = {column: list(values) for column, values in zip(DAY_COLUMNS, columns)}
         trades = {column: [trade[column] for trade in self.book.closed] for column in TRADE_COLUMNS}
         bars = {f.symbol: f.loaded.frame.iloc[f.between(ran[0], ran[-1]) if ran else slice(0)] for f in t.feeds}
         return ran, equity, days, trades, bars
