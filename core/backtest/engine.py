@@ -47,7 +47,7 @@ from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
 from core.exchange.loop import run_exchange_sync
 from core.exchange.rules import circuit_breaker, ruling
-from core.exchange.schema import ENTRY_TYPES, Portfolio, WorldState, built
+from core.exchange.schema import Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
@@ -244,10 +244,9 @@ class _Run:
         return decisions
 
     def _position(self, symbol: str) -> str:
-        book = self.book
-        if not book.open or not any(t.symbol == symbol for t in book.open):
+        if not self.book.open or not any(t.symbol == symbol for t in self.book.open):
             return "flat"
-        return "long" if book.held(symbol) * self.marks[symbol] > 0 else "short"
+        return "long" if self.book.held(symbol) * self.marks[symbol] > 0 else "short"
 
     def _exchange(self, day: date, feed: SymbolFeed, world: WorldState, pending: dict, breaker: str | None) -> Decision:
         t = self.test
@@ -295,20 +294,14 @@ class _Run:
 
     def _fill(self, day: date, feed: SymbolFeed, i: int, d: Decision, fills: list[str], notes: list[str]) -> None:
         """Fill the exchange's approved entries at the open (bar i), after the rules re-check them there."""
-        symbol = feed.symbol
-        mine, foreign = [], set()
-        for a in d.actions:  # one pass: the exchange's own actions, and the symbols of the others' orders
-            if a.symbol == symbol:
-                mine.append(a)
-            elif a.action_type != "hold":
-                foreign.add(a.symbol)
+        foreign = sorted({a.symbol for a in d.actions if a.symbol != feed.symbol and a.action_type != "hold"})
         if foreign:
-            notes.append(f"{', '.join(sorted(foreign))} not filled: this exchange is {symbol}'s")
-        if not any(a.action_type in ENTRY_TYPES for a in mine):
+            notes.append(f"{', '.join(foreign)} not filled: this exchange is {feed.symbol}'s")
+        mine = [a for a in d.actions if a.symbol == feed.symbol]
+        if not any(a.is_entry for a in mine):
             return
         o = feed.opens[i]
-        # the entry at its fill price: model_copy's copy, built without its machinery (the values were validated,
-        # the fill price is the book's own float)
+        # the entry at its fill price: model_copy's copy without its machinery (validated values, the book's float)
         filled = [built(type(a), {**a.__dict__, "entry_price": self.book.fill_price(a, o)},
                         a.model_fields_set | {"entry_price"}) if a.is_entry else a for a in mine]
         book = self._portfolio(self.book.exposure(self.marks, self.eq_close, today=day))
@@ -337,11 +330,9 @@ class _Run:
         ran, equity, days, trades, bars = self._end()
         summary = self._summary(status, ran, equity, days, trades, bars)
         periods = summary.periods_per_year
-        # a column per symbol, 0 where the book did not hold it (a day's row names only what it held, never as NaN:
-        # the same frame as from the rows and fillna, without its copy)
-        rows = self.position_rows
-        positions = pd.DataFrame({s: [row.get(s, 0.0) for row in rows] for s in t.symbols}, index=equity.index[1:],
-                                 dtype=float)
+        # a column per symbol, 0 on a day it was not held (a day's row names only those held, never NaN): no fillna
+        positions = pd.DataFrame({s: [row.get(s, 0.0) for row in self.position_rows] for s in t.symbols},
+                                 index=equity.index[1:], dtype=float)
         return BacktestResult(
             # the trades from the records, as ever: a frame of columns would type an empty one's columns otherwise;
             # the days from the columns read already, the same frame in less time, unless there are none
@@ -367,10 +358,9 @@ class _Run:
         if self.book.open and ran:
             self.book.close_all(ran[-1], self.marks)
             self.equity_points[-1] = self.book.cash
-            rows = self.rows
-            for n, row in enumerate(rows):
+            for n, row in enumerate(self.rows):
                 if row[0] == ran[-1]:  # its day
-                    rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
+                    self.rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
         equity = pd.Series(self.equity_points, index=self._dates(ran), name="equity")
         columns = zip(*self.rows) if self.rows else [()] * len(DAY_COLUMNS)  # the rows turned into columns
         days = {column: list(values) for column, values in zip(DAY_COLUMNS, columns)}
