@@ -171,6 +171,7 @@ class _Run:
         self.eq_close = self.eq_before = self.peak = test.capital  # equity at the last close, the one before, its peak
         self.equity_points = [test.capital]
         self.rows: list[tuple] = []  # a row per exchange, its values in DAY_COLUMNS' order
+        self.held: dict[str, float] = {}  # the book at the last close: each symbol's position / equity (exposure)
         self.position_rows: list[dict] = []
         self.blocks: list[dict] = []
         self.new = 0  # days with a decision taken now, not replayed
@@ -178,13 +179,12 @@ class _Run:
 
     def play(self, progress, cancel, stop_after) -> str:
         self.new = 0  # stop_after counts the days this call decides
-        feeds = self.test.feeds
         for n in range(len(self.equity_points) - 1, len(self.calendar)):  # an equity point per day simulated
             day = self.calendar[n]
             if cancel is not None and cancel():
                 return "cancelled"
             # each symbol with a bar on the day, with that bar's row: looked up once a day, not at every step
-            todays = [(f, i) for f in feeds if (i := f.row.get(day)) is not None]
+            todays = [(f, i) for f in self.test.feeds if (i := f.row.get(day)) is not None]
             if stop_after is not None and self.new >= stop_after and any(self._undecided(f, i, day) for f, i in todays):
                 return "paused"
             if progress is not None:
@@ -211,7 +211,7 @@ class _Run:
 
     def _decide(self, day: date, todays: list[tuple[SymbolFeed, int]]) -> list[Decision]:
         """The day's decisions, one per symbol in `todays` and in its order."""
-        pending = self.book.exposure(self.marks, self.eq_close)
+        pending = self.held  # nothing moves the book, its marks or its equity between t-1's close and t's open
         breaker = None
         if any(self._undecided(f, i, day) for f, i in todays):
             breaker = circuit_breaker(self.rules, self._portfolio(pending), as_of(day))
@@ -285,8 +285,9 @@ class _Run:
         self.eq_before, self.eq_close = self.eq_close, equity
         self.peak = max(self.peak, equity)
         self.equity_points.append(equity)
+        self.held = book.exposure(marks, equity)
         if self.whole:
-            self.position_rows.append(book.exposure(marks, equity))
+            self.position_rows.append(self.held)
         rows = self.rows
         for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
             rows.append((day, feed.symbol, feed.regime[i], d.outcome, d.reason or "", d.rounds, d.tokens, d.cost,
@@ -330,9 +331,8 @@ class _Run:
         ran, equity, days, trades, bars = self._end()
         summary = self._summary(status, ran, equity, days, trades, bars)
         periods = summary.periods_per_year
-        # a column per symbol, 0 on a day it was not held (a day's row names only those held, never NaN): no fillna
         positions = pd.DataFrame({s: [row.get(s, 0.0) for row in self.position_rows] for s in t.symbols},
-                                 index=equity.index[1:], dtype=float)
+                                 index=equity.index[1:], dtype=float)  # a day's row names only what it held
         return BacktestResult(
             # the trades from the records, as ever: a frame of columns would type an empty one's columns otherwise;
             # the days from the columns read already, the same frame in less time, unless there are none
