@@ -100,13 +100,14 @@ def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position) -> Wo
     price, sma5, sma10, volume = float(price), float(sma5), float(sma10), float(volume)
     atr = None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr)
     values = {"symbol": symbol, "as_of": as_of(day), "price": price, "sma5": sma5, "sma10": sma10, "volume": volume,
-              "volatility_regime": regime, "session": "NY_open", "position": position, "atr": atr}
+              "volatility_regime": regime, "session": "NY_open", "position": position, "atr": atr, "vwap": None}
     # The model's own field rules (NaN fails each comparison). A backtest builds a world a symbol a day from
     # validated bars, and validating would return these very values: built, not validated again.
     if (type(symbol) is str and _ticker(symbol) and 0 < price <= MAX_PRICE and 0 < sma5 <= MAX_PRICE
             and 0 < sma10 <= MAX_PRICE and 0 <= volume < math.inf and (atr is None or atr <= MAX_PRICE)
             and type(regime) is str and regime in _REGIMES and type(position) is str and position in _SIDES):
-        return built(WorldState, {**values, "vwap": None}, _GIVEN)
+        return built(WorldState, values, _GIVEN)
+    del values["vwap"]  # not given: the model's default, unset
     return WorldState(**values)  # the model says what is wrong, naming the field
 
 
