@@ -84,8 +84,17 @@ _WORDS = re.compile(  # every alternative starts a word: one \b up front keeps t
     rf"(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a)))\b",
     re.IGNORECASE,
 )
-# The figures first: re tries [$\d] on one compare at every character, and the words' look back only where it fails.
-_SCAN = re.compile(f"{_FIGURE.pattern}|{_WORDS.pattern}", re.IGNORECASE)
+
+
+def _one_scan(figure: str, words: str) -> str:
+    """The figures and the words in one pattern. Both start where no word character stands before, which re looks at
+    once, first: most places are inside a word, and there that one look ends the try (a figure looks back for . and ,
+    only past it). The figures come first: after the look, re tries [$\\d] on one compare."""
+    return (r"(?<!\w)(?:" + figure.replace(r"(?<![\w.,].)", r"(?<![.,].)", 1) + "|"
+            + words.removeprefix(r"\b").removeprefix(r"(?<!\w)") + ")")
+
+
+_SCAN = re.compile(_one_scan(_FIGURE.pattern, _WORDS.pattern), re.IGNORECASE)
 # A word's group: (the keyword it is, the gate it is), either None.
 _TOKEN_KINDS = {"name": ("name", None)} | {
     group: (None, kind.removeprefix("gate_")) if kind.startswith("gate_") else (kind, "side" if kind == "side" else None)
@@ -144,7 +153,7 @@ def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
-_LOWERED = _Rx(*(re.compile(f"{_lowered(_FIGURE).pattern}|{_lowered(_WORDS, word_start=True).pattern}")
+_LOWERED = _Rx(*(re.compile(_one_scan(_lowered(_FIGURE).pattern, _lowered(_WORDS, word_start=True).pattern))
                  if name == "scan" else _lowered(rx, word_start=name == "multiple")
                  for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
