@@ -491,3 +491,36 @@ def test_decision_only_keeps_the_callers_objects_and_breakers_checked_still_refu
     tripped = core.run_exchange_sync(world, moderate, sunk, ScriptedPlayer(GOOD), core.HouseCoach())
     taken = core.run_exchange_sync(world, moderate, sunk, ScriptedPlayer(GOOD), core.HouseCoach(), breakers_checked=True)
     assert tripped.termination_reason == "mll_breached" and taken.rounds_taken == 1
+
+
+def test_decision_only_with_the_house_agents_writes_the_failing_checks_only_and_the_critique_stays(moderate):
+    """The house Coach quotes the failing checks and the house Player reads the violations' names: deciding only,
+    a passing check's arithmetic is left empty, and every other part of the rounds is what it is otherwise. Other
+    agents (a subclass too) get every check written."""
+    failing = passing = 0
+    for seed in range(6):
+        for world in (core.WorldState(symbol=s, as_of=f"2025-03-0{day} 10:00", price=185, sma5=183 + d, sma10=180,
+                                      atr=3.1) for s in ("AMZN", "MSFT") for d in (6, -6) for day in (3, 4, 5)):
+            play = dict(world=world, constraints=moderate, portfolio=core.Portfolio(), run_id="r",
+                        now=lambda: world.as_of)
+            written = core.run_exchange_sync(**play, player=core.HousePlayer(seed, 0.9), coach=core.HouseCoach())
+            lean = core.run_exchange_sync(**play, player=core.HousePlayer(seed, 0.9), coach=core.HouseCoach(),
+                                          decision_only=True)
+            assert lean.model_dump(exclude={"rounds"}) == written.model_dump(exclude={"rounds"})
+            for mine, theirs in zip(lean.rounds, written.rounds, strict=True):
+                assert mine.model_dump(exclude={"evaluation": {"checks"}, "reasoning_check": True, "latency_ms": True}) \
+                    == theirs.model_dump(exclude={"evaluation": {"checks"}, "reasoning_check": True, "latency_ms": True})
+                for check, full in zip(mine.evaluation.checks, theirs.evaluation.checks, strict=True):
+                    assert check.model_dump(exclude={"arithmetic"}) == full.model_dump(exclude={"arithmetic"})
+                    assert check.arithmetic == ("" if check.passed else full.arithmetic) and full.arithmetic
+                    failing += not check.passed
+                    passing += check.passed
+    assert failing >= 20 and passing >= 100
+
+    class OwnCoach(core.HouseCoach):
+        pass
+
+    world = core.WorldState(symbol="AMZN", as_of="2025-03-04 10:00", price=185, sma5=189, sma10=180, atr=3.1)
+    for player, coach in ((core.HousePlayer(), OwnCoach()), (ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach())):
+        other = core.run_exchange_sync(world, moderate, core.Portfolio(), player, coach, decision_only=True)
+        assert all(check.arithmetic for r in other.rounds for check in r.evaluation.checks)

@@ -274,6 +274,27 @@ def test_a_ruling_is_the_verdicts_decision_and_violations_without_its_checks():
     assert ruling([core.Action(action_type="hold", symbol="AMZN")], core.Constraints()) == ("APPROVE", [])
 
 
+def test_a_verdict_without_passing_words_is_the_verdict_with_the_passing_checks_arithmetic_left_empty():
+    rng = random.Random(20261207)
+    schemas = [core.load_preset(name) for name in core.list_presets()]
+    for n in range(1000):
+        symbols = rng.sample(["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"], rng.randint(1, 3))
+        made = proposal(*[_random_action(rng, symbols) for _ in range(rng.randint(1, 3))])
+        held = {s: rng.choice([-0.1, 0.0, 0.05, 0.14]) for s in rng.sample(symbols, rng.randint(0, len(symbols)))}
+        portfolio = core.Portfolio(equity=95_000.0, peak_equity=100_000.0, today_pnl=rng.choice([0.0, -900.0]),
+                                   positions=held)
+        world = core.WorldState(symbol=symbols[0], as_of="2025-03-04 10:00", price=100, sma5=1, sma10=1,
+                                atr=rng.choice([None, 1.5]), volatility_regime=rng.choice(["low", "high"]))
+        schema = schemas[n % len(schemas)]
+        full = core.check_proposal(made, schema, portfolio, world)
+        lean = core.check_proposal(made, schema, portfolio, world, passing_words=False)
+        assert lean.model_dump(exclude={"checks"}) == full.model_dump(exclude={"checks"})
+        assert [c.model_dump(exclude={"arithmetic"}) for c in lean.checks] == \
+            [c.model_dump(exclude={"arithmetic"}) for c in full.checks]
+        assert [c.arithmetic for c in lean.checks] == [("" if c.passed else c.arithmetic) for c in full.checks]
+        assert same_as_validated(lean)
+
+
 def test_decision_abort_beats_reject_and_names_every_violation():
     c = loose(max_single_trade_pct=0.01, max_leverage=0.02, abort_on_violations=["max_leverage"])
     verdict = core.check_proposal(proposal(entry(size=0.05)), c)

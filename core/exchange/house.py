@@ -375,6 +375,12 @@ class HousePlayer:
         return said, _entry(long, a.symbol, w, e, s, t)
 
 
+def read_failing_checks_only(player: object, coach: object) -> bool:
+    """Whether these agents read no passing check's arithmetic: the house Coach quotes the failing checks, and the
+    house Player revises by the violations' names. Not assumed of a subclass, which may read more."""
+    return type(player) is HousePlayer and type(coach) is HouseCoach
+
+
 class HouseCoach:
     """Writes the critique from the rules' checks: each failing check with its arithmetic.
 

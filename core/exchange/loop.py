@@ -20,6 +20,7 @@ from core.exchange.errors import AgentError, SpendLimitReached
 from core.exchange.events import (  # importable from here, as before
     BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment, VerdictReached,
 )
+from core.exchange.house import read_failing_checks_only
 from core.exchange.plugins import agent_class
 from core.exchange.presets import explain
 from core.exchange.reasoning import reasoning_check
@@ -176,13 +177,15 @@ def _grade(grader, proposal: Proposal, world: WorldState, constraints: Constrain
     return turn.value, turn.usage
 
 
-def _verdict(played: Turn, constraints: Constraints, portfolio: Portfolio, world: WorldState) -> Verdict:
+def _verdict(played: Turn, constraints: Constraints, portfolio: Portfolio, world: WorldState,
+             passing_words: bool) -> Verdict:
     """The rules' verdict on the Player's proposal: the one the Player reached on these very inputs while
-    planning it (the house Player judges what it proposes), else the rules run now."""
+    planning it (the house Player judges what it proposes), else the rules run now; a passing check's
+    arithmetic written unless `passing_words` is False."""
     proposal = played.value
     checked = played.checked
-    verdict = None if checked is None else checked.verdict_on(proposal, constraints, portfolio, world)
-    return verdict or check_proposal(proposal, constraints, portfolio, world)
+    verdict = None if checked is None else checked.verdict_on(proposal, constraints, portfolio, world, passing_words)
+    return verdict or check_proposal(proposal, constraints, portfolio, world, passing_words=passing_words)
 
 
 def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
@@ -256,7 +259,9 @@ def run_exchange(
     `decision_only=True` is for a caller that reads only the decision (a backtest that records no exchange):
     each round's `reasoning_check` is left None, which skips checking every sentence (a grader still gets the
     check), and the artifact holds the world, constraints and portfolio themselves, not copies, for a caller that
-    never changes them afterwards (a backtest builds new ones every day).
+    never changes them afterwards (a backtest builds new ones every day). With the house Player and Coach, which
+    read no passing check's arithmetic, a passing check's `arithmetic` is also left empty (the critique, which
+    quotes the failing checks, is the same).
     `breakers_checked=True` says the caller already ran the circuit breakers on these constraints, a portfolio
     of the same equity, and this world's `as_of`, and none fired (a backtest runs them once a day for the whole
     book): the loop does not run them again. The exchange's own symbol is still checked against the allowed.
@@ -276,6 +281,7 @@ def run_exchange(
     held = (constraints, portfolio, world) if decision_only else \
         (snapshot(constraints), snapshot(portfolio), snapshot(world))
     artifact = _artifact(run_id or str(uuid.uuid4()), stamp.isoformat(), held, strategy_id, _agents(player, coach))
+    passing_words = not (decision_only and read_failing_checks_only(player, coach))
     rounds = artifact.rounds
     finished = False
 
@@ -313,7 +319,7 @@ def run_exchange(
             checked = current.checked = reasoning_check(proposal) if not decision_only or grader is not None else None
             grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
             unfinished = unfinished + graded
-            verdict = current.verdict = _verdict(played, constraints, portfolio, world)
+            verdict = current.verdict = _verdict(played, constraints, portfolio, world, passing_words)
             current.seconds += time.perf_counter() - started
             # A copy without the critique, which comes with VerdictReached (what model_copy makes, at a third of its cost).
             before = built(Verdict, verdict.__dict__.copy(), verdict.__pydantic_fields_set__)

@@ -7,30 +7,18 @@ trader can redo the sum by hand.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from core.exchange import check_words as words
 from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import Check, Verdict
 from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()
-
-
-def _ok(passed: bool) -> str:
-    return "PASS" if passed else "FAIL"
-
-
-def _cmp(value: float, threshold: float, passed: bool, at_most: bool, spec: str) -> str:
-    """'v <= t' or 'v > t' written to `spec` (".4f"), with 8 digits when rounding would hide why a check failed."""
-    if passed:
-        return f"{value:{spec}} {'<=' if at_most else '>='} {threshold:{spec}} PASS"
-    shown, limit = f"{value:{spec}}", f"{threshold:{spec}}"
-    if shown == limit:
-        shown, limit = f"{value:.8f}", f"{threshold:.8f}"
-    return f"{shown} {'>' if at_most else '<'} {limit} FAIL"
 
 
 def _at_most(value: float, limit: float) -> bool:
@@ -57,32 +45,48 @@ def _valid_bracket(side_long: bool, e: float, s: float, t: float, w: float) -> b
 
 
 class _Checks:
-    """The checks of one proposal as they are made, each with its arithmetic in words.
+    """The checks of one proposal as they are made, each with its arithmetic in words (check_words).
 
-    With `words` False only the names of the failing checks are kept, for a caller that reads nothing else
-    (`ruling`): each check then passes `words and <its text>`, so the text it would show is never written."""
+    `words` says whose words are written as the check is made: every check's (True); the failing checks' only
+    ("failing"), the others' Checks made with none and kept in `unwritten` for `_write`, for whoever reads them; or
+    nobody's, and then no Check is made at all (False: the names of the failing checks alone, for `ruling`)."""
 
-    __slots__ = ("tier", "made", "failed", "words")
+    __slots__ = ("tier", "made", "failed", "words", "unwritten")
 
-    def __init__(self, tier: dict[str, str], words: bool = True):
+    def __init__(self, tier: dict[str, str], words: bool | str = True):
         self.tier = tier
         self.made: list[Check] = []
         self.failed: list[str] = []
         self.words = words
+        self.unwritten: list[tuple[Check, str, Callable[..., str], tuple]] = []
 
-    def add(self, constraint: str, action: int | None, passed: bool, said: str, value=None, threshold=None) -> None:
+    def add(self, constraint: str, action: int | None, passed: bool, value, threshold, words: Callable[..., str],
+            *numbers) -> None:
+        """One check; `words(*numbers)` writes its arithmetic."""
         if not passed:
             self.failed.append(constraint)
-        if not self.words:
+        if self.words is False:
             return
         tier = self.tier
+        head = f"{constraint} ({tier[constraint]}): " if constraint in tier else f"{constraint}: "
+        now = self.words is True or not passed
         # Built, not validated: each value made the type validation made of it (a count a float, and a backtest's
         # numpy figures, whose comparisons give numpy booleans, Python ones: `True if passed`, without a call).
-        self.made.append(built(Check, {
+        check = built(Check, {
             "constraint": constraint, "action": action, "passed": True if passed else False,
-            "arithmetic": f"{constraint} ({tier[constraint]}): {said}" if constraint in tier else f"{constraint}: {said}",
+            "arithmetic": head + words(*numbers) if now else "",
             "value": None if value is None else float(value),
-            "threshold": None if threshold is None else float(threshold)}))
+            "threshold": None if threshold is None else float(threshold)})
+        if not now:
+            self.unwritten.append((check, head, words, numbers))
+        self.made.append(check)
+
+
+def _write(unwritten: list[tuple[Check, str, Callable[..., str], tuple]]) -> None:
+    """Write the arithmetic of checks made without it into each, as it would have been written when made."""
+    for check, head, words, numbers in unwritten:
+        check.__dict__["arithmetic"] = head + words(*numbers)  # a field already set: nothing else changes
+    unwritten.clear()
 
 
 def check_proposal(
@@ -92,14 +96,21 @@ def check_proposal(
     world: WorldState | None = None,
     *,
     atr: dict[str, float] | None = None,
+    passing_words: bool = True,
 ) -> Verdict:
     """Check every action against every constraint; decide ABORT, REJECT or APPROVE.
 
     `atr` gives the 14-day ATR of symbols other than the world's (the world's own `atr` counts for its
     symbol). With `min_stop_atr_multiple` set, an entry whose symbol has no known ATR fails: it cannot
-    be verified, so it is never waved through.
+    be verified, so it is never waved through. `passing_words=False` leaves a passing check's arithmetic
+    empty, for a caller whose readers read the failing checks' only (the loop, deciding for a backtest
+    with the house agents).
     """
-    return check_actions(proposal.actions, constraints, portfolio, world, atr=atr)
+    if passing_words:
+        return check_actions(proposal.actions, constraints, portfolio, world, atr=atr)
+    portfolio = portfolio or _DEFAULT_PORTFOLIO
+    return _verdict(_Checks({}, "failing"), proposal.actions, in_force(constraints, portfolio, world), portfolio,
+                    world, atr)
 
 
 def check_actions(actions: list[Action], constraints: Constraints, portfolio: Portfolio | None = None,
@@ -107,7 +118,7 @@ def check_actions(actions: list[Action], constraints: Constraints, portfolio: Po
     """`check_proposal` on actions not yet written into a proposal: for an agent that judges what it plans
     to propose (the house Player), and hands the verdict on with `CheckedActions`."""
     portfolio = portfolio or _DEFAULT_PORTFOLIO
-    return _verdict(actions, in_force(constraints, portfolio, world), portfolio, world, atr)
+    return _verdict(_Checks({}), actions, in_force(constraints, portfolio, world), portfolio, world, atr)
 
 
 class Ruling(NamedTuple):
@@ -128,11 +139,10 @@ def ruling(actions: list[Action], constraints: Constraints, portfolio: Portfolio
     return Ruling(_decision(checks.failed, c), list(dict.fromkeys(checks.failed)))
 
 
-def _verdict(actions: list[Action], limits: tuple[Constraints, dict[str, str]], portfolio: Portfolio,
+def _verdict(checks: _Checks, actions: list[Action], limits: tuple[Constraints, dict[str, str]], portfolio: Portfolio,
              world: WorldState | None, atr: dict[str, float] | None) -> Verdict:
-    """The verdict under `limits`: the limits in force and, per limit a tier set, the tier's name."""
-    c, tier = limits
-    checks = _Checks(tier)
+    """The verdict under `limits` (the limits in force and, per limit a tier set, the tier's name), made by `checks`."""
+    c, checks.tier = limits
     _judge(checks, actions, c, portfolio, world, atr)
     return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
                            "checks": checks.made, "feedback": ""})
@@ -148,7 +158,8 @@ def _as_judged(actions: list[Action]) -> tuple:
 @dataclass(frozen=True, slots=True)
 class CheckedActions:
     """A verdict `PlanJudge` reached while a Player planned its proposal, and the very objects it judged:
-    the loop takes it for the round instead of running the same rules over the same inputs again."""
+    the loop takes it for the round instead of running the same rules over the same inputs again. The
+    verdict's passing checks are written when the loop takes it (`verdict_on`), for whoever reads them."""
 
     actions: list[Action]
     constraints: Constraints
@@ -157,12 +168,14 @@ class CheckedActions:
     verdict: Verdict
     values: tuple = ()  # the actions' values when judged
     seal: object = None  # _BY_THE_RULES when PlanJudge made it
+    unwritten: list = field(default_factory=list)  # the verdict's passing checks, their arithmetic not written yet
 
     def verdict_on(self, proposal: Proposal, constraints: Constraints, portfolio: Portfolio,
-                   world: WorldState) -> Verdict | None:
+                   world: WorldState, passing_words: bool = True) -> Verdict | None:
         """The verdict when the rules reached it (sealed by PlanJudge, never one a Player built) on these very
         objects (the proposal's own actions, unchanged since, and the loop's constraints, portfolio and world:
-        by identity, never by equal values), else None."""
+        by identity, never by equal values), else None. Its passing checks' arithmetic is written unless
+        `passing_words` is False (see check_proposal)."""
         if self.seal is not _BY_THE_RULES:
             return None
         if constraints is not self.constraints or portfolio is not self.portfolio or world is not self.world:
@@ -170,13 +183,18 @@ class CheckedActions:
         mine, theirs = self.actions, proposal.actions
         if len(mine) != len(theirs) or any(a is not b for a, b in zip(mine, theirs)):
             return None
-        return self.verdict if _as_judged(theirs) == self.values else None
+        if _as_judged(theirs) != self.values:
+            return None
+        if passing_words:
+            _write(self.unwritten)
+        return self.verdict
 
 
 class PlanJudge:
     """The rules' verdicts on the actions a Player tries while planning one proposal, on the constraints,
     portfolio and world the loop gave it (the tiers are applied inside the rules, as the loop's check does):
-    the verdict on the actions it ends up proposing goes to the loop with its Turn (`last`)."""
+    the verdict on the actions it ends up proposing goes to the loop with its Turn (`last`). Only the failing
+    checks' arithmetic is written while planning: a try the Player drops is never read."""
 
     __slots__ = ("constraints", "portfolio", "world", "judged", "limits")
 
@@ -189,9 +207,10 @@ class PlanJudge:
 
     def __call__(self, actions: list[Action]) -> str:
         """The decision on these actions; the verdict is kept for `last`."""
-        verdict = _verdict(actions, self.limits, self.portfolio or _DEFAULT_PORTFOLIO, self.world, None)
+        checks = _Checks({}, "failing")
+        verdict = _verdict(checks, actions, self.limits, self.portfolio or _DEFAULT_PORTFOLIO, self.world, None)
         self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict,
-                                     _as_judged(actions), _BY_THE_RULES)
+                                     _as_judged(actions), _BY_THE_RULES, checks.unwritten)
         return verdict.decision
 
     def last(self, actions: list[Action]) -> CheckedActions | None:
@@ -209,7 +228,6 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
            atr: dict[str, float] | None) -> None:
     """Every check of SPEC §4 on these actions, in the Coach's order: each action's, then the book's after them."""
     allowed = c.allowed_symbols
-    words = checks.words
     positions = dict(portfolio.positions)
     before = dict(positions)
     entry_of_symbol: dict[str, int] = {}
@@ -219,8 +237,7 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 
     for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
-        checks.add("allowed_symbols", i, symbol_ok,
-                   words and f"{a.symbol} {'in' if symbol_ok else 'not in'} [{', '.join(allowed)}] {_ok(symbol_ok)}")
+        checks.add("allowed_symbols", i, symbol_ok, None, None, words.allowed, a.symbol, allowed, symbol_ok)
         if a.action_type == "hold":
             continue
         if a.action_type == "exit":
@@ -241,41 +258,32 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
     """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
     e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
-    words = checks.words
-    # The three prices as every check of this entry writes them, written once.
-    E, S, T = (f"{e:.2f}", f"{s:.2f}", f"{t:.2f}") if words else ("", "", "")
+    prices = words.Prices(e, s, t)
     bracket_ok = _valid_bracket(side_long, e, s, t, w)
-    checks.add("bracket", i, bracket_ok, words and (
-        f"{'long' if side_long else 'short'} {f'{S} < {E} < {T}' if side_long else f'{T} < {E} < {S}'}"
-        f", size {w:.4f} > 0 {_ok(bracket_ok)}"))
+    checks.add("bracket", i, bracket_ok, None, None, words.bracket, side_long, prices, w, bracket_ok)
 
     limit = c.max_single_trade_pct
     size_ok = _at_most(w, limit)
-    checks.add("max_single_trade_pct", i, size_ok, words and _cmp(w, limit, size_ok, True, ".4f"), w, limit)
+    checks.add("max_single_trade_pct", i, size_ok, w, limit, words.compared, w, limit, size_ok, True, ".4f")
     if not bracket_ok:
         return
 
     rr = risk_reward(side_long, e, s, t)
     least = c.min_risk_reward
     rr_ok = _at_least(rr, least)
-    checks.add("min_risk_reward", i, rr_ok, words and (
-        (f"({T}-{E})/({E}-{S}) = {t - e:.2f}/{e - s:.2f} = " if side_long else
-         f"({E}-{T})/({S}-{E}) = {e - t:.2f}/{s - e:.2f} = ") + _cmp(rr, least, rr_ok, False, ".2f")),
-        rr, least)
+    checks.add("min_risk_reward", i, rr_ok, rr, least, words.risk_reward, side_long, prices, rr, least, rr_ok)
 
     multiple = c.min_stop_atr_multiple
     if multiple is None:
         return
     if known is None:
-        checks.add("min_stop_atr_multiple", i, False, words and f"no ATR known for {a.symbol}, cannot verify FAIL",
-                   None, multiple)
+        checks.add("min_stop_atr_multiple", i, False, None, multiple, words.no_atr, a.symbol)
         return
     need = multiple * known
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
-    checks.add("min_stop_atr_multiple", i, far_ok, words and (
-        f"|{E}-{S}| = {distance:.2f} vs {multiple:.2f}x{known:.2f} = " + _cmp(distance, need, far_ok, False, ".2f")),
-        distance, need)
+    checks.add("min_stop_atr_multiple", i, far_ok, distance, need, words.stop_atr, prices, distance, multiple, known,
+               need, far_ok)
 
 
 def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: dict[str, float],
@@ -283,51 +291,43 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
                  risk_terms: list[tuple[float, float, float]]) -> None:
     """The checks of the book after every action: each entered position, open positions, leverage, and the
     risk to the new stops against today's loss and the drawdown."""
-    words = checks.words
     for symbol, i in entry_of_symbol.items():
         # The position after all actions: an entry then an exit of the same symbol leaves none.
         after = positions.get(symbol, 0.0)
         old = before.get(symbol, 0.0)
         size = abs(after)
-        passed = _at_most(size, c.max_position_pct)
-        checks.add("max_position_pct", i, passed, words and (
-            f"{symbol} |{old:+.4f} {after - old:+.4f}| = " + _cmp(size, c.max_position_pct, passed, True, ".4f")),
-            size, c.max_position_pct)
+        limit = c.max_position_pct
+        passed = _at_most(size, limit)
+        checks.add("max_position_pct", i, passed, size, limit, words.position, symbol, old, after, size, limit, passed)
 
     held = [sym for sym, size in positions.items() if abs(size) > TOLERANCE]
-    if words:  # in the order the words list them; the count alone needs none
+    if checks.words is not False:  # in the order the words list them; the count alone needs none
         held.sort()
-    room_ok = len(held) <= c.max_open_positions
-    checks.add("max_open_positions", None, room_ok, words and (
-        f"{len(held)} held ({', '.join(held) or 'none'}) {'<=' if room_ok else '>'} {c.max_open_positions} {_ok(room_ok)}"),
-        len(held), c.max_open_positions)
+    most = c.max_open_positions
+    room_ok = len(held) <= most
+    checks.add("max_open_positions", None, room_ok, len(held), most, words.open_positions, held, most, room_ok)
 
     leverage = sum(abs(size) for size in positions.values())
     leverage_ok = _at_most(leverage, c.max_leverage)
-    checks.add("max_leverage", None, leverage_ok, words and (
-        f"sum |position| = {' + '.join(f'{abs(positions[sym]):.4f}' for sym in held) or '0'} = "
-        + _cmp(leverage, c.max_leverage, leverage_ok, True, ".4f")), leverage, c.max_leverage)
+    checks.add("max_leverage", None, leverage_ok, leverage, c.max_leverage, words.leverage, held, positions, leverage,
+               c.max_leverage, leverage_ok)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
-    # Both loss checks show the same risk, term by term and summed: written once.
-    risk_text = words and " + ".join(f"{w:.4f}x{abs(e - s):.2f}/{e:.2f}" for w, e, s in risk_terms)
-    risk_sum = words and f"{at_risk:.6f}"
+    risk = words.AtRisk(risk_terms, at_risk)  # both loss checks show it, written once
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
-    daily_ok = _at_most(daily, c.max_daily_loss_pct)
-    checks.add("max_daily_loss_pct", None, daily_ok, words and (
-        f"max(0, {minus_today:.2f})/{portfolio.start_of_day_equity:.2f} + {risk_text} = "
-        f"{lost_today:.6f} + {risk_sum} = " + _cmp(daily, c.max_daily_loss_pct, daily_ok, True, ".6f")),
-        daily, c.max_daily_loss_pct)
+    limit = c.max_daily_loss_pct
+    daily_ok = _at_most(daily, limit)
+    checks.add("max_daily_loss_pct", None, daily_ok, daily, limit, words.daily_loss, minus_today,
+               portfolio.start_of_day_equity, risk, lost_today, daily, limit, daily_ok)
 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
     drawdown = drawn + at_risk
-    drawdown_ok = _at_most(drawdown, c.max_drawdown_pct)
-    checks.add("max_drawdown_pct", None, drawdown_ok, words and (
-        f"1 - {portfolio.equity:.2f}/{portfolio.peak_equity:.2f} + {risk_text} = "
-        f"{drawn:.6f} + {risk_sum} = " + _cmp(drawdown, c.max_drawdown_pct, drawdown_ok, True, ".6f")),
-        drawdown, c.max_drawdown_pct)
+    limit = c.max_drawdown_pct
+    drawdown_ok = _at_most(drawdown, limit)
+    checks.add("max_drawdown_pct", None, drawdown_ok, drawdown, limit, words.drawdown, portfolio.equity,
+               portfolio.peak_equity, risk, drawn, drawdown, limit, drawdown_ok)
 
 
 def circuit_breaker(constraints: Constraints, portfolio: Portfolio, as_of: datetime) -> str | None:
