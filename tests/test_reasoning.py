@@ -249,7 +249,11 @@ EDGES = ["We go in long at 100.", "Risk on two at 100 percent.", "Go in x-long A
          "risk_reward 2, twenty-five_x, stop-loss 3",
          "in hold_x at 2", "Selling shorting, long-term, close above, the exit, no hold. Hold AMZN",
          "a half, half a, forty two point five", "target 5 R/R 2, 3 r : r:r 4, 2r:r 1, 2 r/r 3, 4 x:r 5",
-         "in x=5 at 2, on b-2.5% at 3, in y-4r at 1, on z=7pct at 6, in $5 at 2"]
+         "in x=5 at 2, on b-2.5% at 3, in y-4r at 1, on z=7pct at 6, in $5 at 2",
+         # a figure or a word right after what may stand before one ($, %, _, ', -, ., ',', Unicode digits): the scan
+         # looks back once for a word character, and a figure again for . and ,
+         "Risk 5%stop 3, x,5 risk 2, a.5 stop 4, $stop 2, _5 risk, 'stop' 3, -stop 2, \u0663stop 1, stop\u00b2 3, 5$5",
+         "stop:262.5 target:270, 1.5.2 risk 3, risk,2 reward.5 ratio;2 size'3%"]
 
 
 def test_one_scan_finds_what_each_pattern_finds_alone():
