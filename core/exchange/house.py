@@ -21,7 +21,8 @@ from typing import NamedTuple
 from core.exchange.agent import Turn
 from core.exchange.rules import PlanJudge, risk_reward
 from core.exchange.schema import Action, Constraints, Portfolio, Proposal, WorldState, built
-from core.exchange.artifact import Round, Verdict
+from core.exchange.artifact import Round
+from core.exchange.house_coach import HouseCoach  # noqa: F401 (the house agents, importable together from here)
 
 STRAY_SYMBOL = "QQQ"  # an index it likes to watch, outside every shipped preset
 TARGET_R = 2.0  # its usual target, in multiples of the risk, when the schema asks for less
@@ -379,33 +380,3 @@ def read_failing_checks_only(player: object, coach: object) -> bool:
     """Whether these agents read no passing check's arithmetic: the house Coach quotes the failing checks, and the
     house Player revises by the violations' names. Not assumed of a subclass, which may read more."""
     return type(player) is HousePlayer and type(coach) is HouseCoach
-
-
-class HouseCoach:
-    """Writes the critique from the rules' checks: each failing check with its arithmetic.
-
-    The verdict itself and the full list of checks are the rules' (the round's record); the
-    critique says what has to change, so nothing is said twice.
-    """
-
-    name = "house-coach"
-
-    def critique(
-        self, proposal: Proposal, verdict: Verdict, constraints: Constraints, world: WorldState, portfolio: Portfolio
-    ) -> Generator[str, None, Turn]:
-        """Stream the critique a line at a time, return it whole."""
-        failing = [check for check in verdict.checks if not check.passed]
-        lines = [f"{'[action ' + str(check.action + 1) + '] ' if check.action is not None else ''}{check.arithmetic}"
-                 for check in failing]
-        passed = len(verdict.checks) - len(failing)
-        if not failing:
-            lines.append("Nothing to fix: the trade stays inside every limit, approved.")
-        else:
-            lines.append(f"The other {passed} checks pass." if passed else "No check passes.")
-        if verdict.decision == "ABORT":
-            lines.append("A hard limit was broken: the exchange stops here.")
-        # A line at a time: the UI types them out at its own pace.
-        for line in lines[:-1]:
-            yield line + "\n"
-        yield lines[-1]
-        return Turn("\n".join(lines))
