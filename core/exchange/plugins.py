@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -37,7 +38,7 @@ def roles_of(agent: object) -> tuple[str, ...]:
 def agent_class(agent: object) -> str:
     """Where an agent's class lives, as `module:Class`: what the artifact records. A class `core`
     exports is named by its public name (`core:HousePlayer`), which no reorganisation inside core moves."""
-    import core
+    core = sys.modules["core"]  # the package this module is part of, imported first; not `import core` on every call
 
     kind = type(getattr(agent, "wrapped", agent))  # a guarded agent is named by the class it guards
     if kind.__module__.startswith("core.") and getattr(core, kind.__qualname__, None) is kind:
