@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from core.exchange import check_words as words
+from core.exchange import check_words
 from core.exchange.schema import ET, Action, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import Check, Verdict
 from core.exchange.tiers import in_force
@@ -60,9 +60,9 @@ class _Checks:
         self.words = words
         self.unwritten: list[tuple[Check, str, Callable[..., str], tuple]] = []
 
-    def add(self, constraint: str, action: int | None, passed: bool, value, threshold, words: Callable[..., str],
+    def add(self, constraint: str, action: int | None, passed: bool, value, threshold, write: Callable[..., str],
             *numbers) -> None:
-        """One check; `words(*numbers)` writes its arithmetic."""
+        """One check; `write(*numbers)` writes its arithmetic."""
         if not passed:
             self.failed.append(constraint)
         if self.words is False:
@@ -74,18 +74,18 @@ class _Checks:
         # numpy figures, whose comparisons give numpy booleans, Python ones: `True if passed`, without a call).
         check = built(Check, {
             "constraint": constraint, "action": action, "passed": True if passed else False,
-            "arithmetic": head + words(*numbers) if now else "",
+            "arithmetic": head + write(*numbers) if now else "",
             "value": None if value is None else float(value),
             "threshold": None if threshold is None else float(threshold)})
         if not now:
-            self.unwritten.append((check, head, words, numbers))
+            self.unwritten.append((check, head, write, numbers))
         self.made.append(check)
 
 
 def _write(unwritten: list[tuple[Check, str, Callable[..., str], tuple]]) -> None:
     """Write the arithmetic of checks made without it into each, as it would have been written when made."""
-    for check, head, words, numbers in unwritten:
-        check.__dict__["arithmetic"] = head + words(*numbers)  # a field already set: nothing else changes
+    for check, head, write, numbers in unwritten:
+        check.__dict__["arithmetic"] = head + write(*numbers)  # a field already set: nothing else changes
     unwritten.clear()
 
 
@@ -237,7 +237,7 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 
     for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
-        checks.add("allowed_symbols", i, symbol_ok, None, None, words.allowed, a.symbol, allowed, symbol_ok)
+        checks.add("allowed_symbols", i, symbol_ok, None, None, check_words.allowed, a.symbol, allowed, symbol_ok)
         if a.action_type == "hold":
             continue
         if a.action_type == "exit":
@@ -258,31 +258,31 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
     """The checks of one entry on its own: its bracket, its size, its reward to risk, its stop against the ATR."""
     e, s, t, w = a.entry_price, a.stop_loss, a.take_profit, a.size_pct
-    prices = words.Prices(e, s, t)
+    prices = check_words.Prices(e, s, t)
     bracket_ok = _valid_bracket(side_long, e, s, t, w)
-    checks.add("bracket", i, bracket_ok, None, None, words.bracket, side_long, prices, w, bracket_ok)
+    checks.add("bracket", i, bracket_ok, None, None, check_words.bracket, side_long, prices, w, bracket_ok)
 
     limit = c.max_single_trade_pct
     size_ok = _at_most(w, limit)
-    checks.add("max_single_trade_pct", i, size_ok, w, limit, words.compared, w, limit, size_ok, True, ".4f")
+    checks.add("max_single_trade_pct", i, size_ok, w, limit, check_words.compared, w, limit, size_ok, True, ".4f")
     if not bracket_ok:
         return
 
     rr = risk_reward(side_long, e, s, t)
     least = c.min_risk_reward
     rr_ok = _at_least(rr, least)
-    checks.add("min_risk_reward", i, rr_ok, rr, least, words.risk_reward, side_long, prices, rr, least, rr_ok)
+    checks.add("min_risk_reward", i, rr_ok, rr, least, check_words.risk_reward, side_long, prices, rr, least, rr_ok)
 
     multiple = c.min_stop_atr_multiple
     if multiple is None:
         return
     if known is None:
-        checks.add("min_stop_atr_multiple", i, False, None, multiple, words.no_atr, a.symbol)
+        checks.add("min_stop_atr_multiple", i, False, None, multiple, check_words.no_atr, a.symbol)
         return
     need = multiple * known
     distance = abs(e - s)
     far_ok = _at_least(distance, need)
-    checks.add("min_stop_atr_multiple", i, far_ok, distance, need, words.stop_atr, prices, distance, multiple, known,
+    checks.add("min_stop_atr_multiple", i, far_ok, distance, need, check_words.stop_atr, prices, distance, multiple, known,
                need, far_ok)
 
 
@@ -298,35 +298,35 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: 
         size = abs(after)
         limit = c.max_position_pct
         passed = _at_most(size, limit)
-        checks.add("max_position_pct", i, passed, size, limit, words.position, symbol, old, after, size, limit, passed)
+        checks.add("max_position_pct", i, passed, size, limit, check_words.position, symbol, old, after, size, limit, passed)
 
     held = [sym for sym, size in positions.items() if abs(size) > TOLERANCE]
     if checks.words is not False:  # in the order the words list them; the count alone needs none
         held.sort()
     most = c.max_open_positions
     room_ok = len(held) <= most
-    checks.add("max_open_positions", None, room_ok, len(held), most, words.open_positions, held, most, room_ok)
+    checks.add("max_open_positions", None, room_ok, len(held), most, check_words.open_positions, held, most, room_ok)
 
     leverage = sum(abs(size) for size in positions.values())
     leverage_ok = _at_most(leverage, c.max_leverage)
-    checks.add("max_leverage", None, leverage_ok, leverage, c.max_leverage, words.leverage, held, positions, leverage,
+    checks.add("max_leverage", None, leverage_ok, leverage, c.max_leverage, check_words.leverage, held, positions, leverage,
                c.max_leverage, leverage_ok)
 
     at_risk = sum(w * abs(e - s) / e for w, e, s in risk_terms)
-    risk = words.AtRisk(risk_terms, at_risk)  # both loss checks show it, written once
+    risk = check_words.AtRisk(risk_terms, at_risk)  # both loss checks show it, written once
     minus_today = 0.0 - portfolio.today_pnl  # never -0.0, which would print as "-0.00"
     lost_today = max(0.0, minus_today) / portfolio.start_of_day_equity
     daily = lost_today + at_risk
     limit = c.max_daily_loss_pct
     daily_ok = _at_most(daily, limit)
-    checks.add("max_daily_loss_pct", None, daily_ok, daily, limit, words.daily_loss, minus_today,
+    checks.add("max_daily_loss_pct", None, daily_ok, daily, limit, check_words.daily_loss, minus_today,
                portfolio.start_of_day_equity, risk, lost_today, daily, limit, daily_ok)
 
     drawn = 1 - portfolio.equity / portfolio.peak_equity
     drawdown = drawn + at_risk
     limit = c.max_drawdown_pct
     drawdown_ok = _at_most(drawdown, limit)
-    checks.add("max_drawdown_pct", None, drawdown_ok, drawdown, limit, words.drawdown, portfolio.equity,
+    checks.add("max_drawdown_pct", None, drawdown_ok, drawdown, limit, check_words.drawdown, portfolio.equity,
                portfolio.peak_equity, risk, drawn, drawdown, limit, drawdown_ok)
 
 
