@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
+from types import GeneratorType
 
 from pydantic import ValidationError
 
@@ -51,7 +52,7 @@ class _RoundUnderWay:
         """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent. A
         user's own agent that streams or returns something else ends the exchange ERROR saying what."""
         name = getattr(agent, "name", type(agent).__name__)
-        if not isinstance(stream, Iterator):  # a plain method that returns its answer without streaming
+        if not _streams(stream):  # a plain method that returns its answer without streaming
             return _checked_turn(role, name, stream)
         while True:
             start = time.perf_counter()
@@ -70,7 +71,7 @@ class _RoundUnderWay:
         """`speak` without events, for a consumer that shows none (a backtest): the agent's text is
         drained in one go and only the agent's time counted."""
         name = getattr(agent, "name", type(agent).__name__)
-        if not isinstance(stream, Iterator):
+        if not _streams(stream):
             return _checked_turn(role, name, stream)
         said = []
         start = time.perf_counter()
@@ -93,7 +94,7 @@ class _RoundUnderWay:
         verdict.feedback = coached.value
         paths = {"player": played.path, "coach": coached.path} if played.path or coached.path else None
         if (grade is None and coached.opinion is None and spent.total >= 0 and type(coached.value) is str
-                and _plain(played.path, coached.path)):
+                and _plain(played.path) and _plain(coached.path)):
             # Built, not validated: the verdict is the rules' own and nothing an agent handed back needs
             # checking or converting (text of a str subclass would be made plain text); validating would
             # return these values as they are (the lists copied, as it would).
@@ -138,9 +139,14 @@ class _RoundUnderWay:
 _FINISHED_ROUND = frozenset(Round.model_fields) - {"complete"}  # the fields a finished round is given
 
 
-def _plain(*paths: object) -> bool:
-    """Whether every agent path is text or None, as a Round takes them without converting."""
-    return all(path is None or type(path) is str for path in paths)
+def _plain(text: object) -> bool:
+    """Whether an agent path (or a strategy id) is text or None, as the models take them without converting."""
+    return text is None or type(text) is str
+
+
+def _streams(answer: object) -> bool:
+    """Whether an agent answered with a stream of text (an iterator), not with its answer."""
+    return type(answer) is GeneratorType or isinstance(answer, Iterator)  # a generator without the ABC's lookups
 
 
 def _checked_turn(role: str, name: str, answer: object) -> Turn:
@@ -208,12 +214,12 @@ def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[st
 
 def _agents(player: object, coach: object) -> Agents:
     """Who plays: names as the agents give them, classes as `module:Class`."""
-    names = {"player": getattr(player, "name", type(player).__name__),
-             "coach": getattr(coach, "name", type(coach).__name__),
-             "model": getattr(player, "model", None) or getattr(coach, "model", None),
+    player_name, coach_name = getattr(player, "name", type(player).__name__), getattr(coach, "name", type(coach).__name__)
+    model = getattr(player, "model", None) or getattr(coach, "model", None)
+    names = {"player": player_name, "coach": coach_name, "model": model,
              "player_class": agent_class(player), "coach_class": agent_class(coach)}
-    if _plain(*names.values()) and names["player"] is not None and names["coach"] is not None:
-        return built(Agents, names)  # text as the model holds it: nothing to convert
+    if type(player_name) is str and type(coach_name) is str and (model is None or type(model) is str):
+        return built(Agents, names)  # text as the model holds it (the classes' names are): nothing to convert
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
 
@@ -229,7 +235,7 @@ def _artifact(run_id: str, timestamp: str, held: tuple[Constraints, Portfolio, W
               "termination_reason": None, "total_tokens": 0, "usage": NO_USAGE, "rounds": [],
               "constraint_snapshot": constraints, "portfolio_snapshot": portfolio, "world_state": world,
               "strategy_id": strategy_id, "symbol": world.symbol, "agents": agents}
-    if (all(type(text) is str for text in (run_id, timestamp, world.symbol)) and _plain(strategy_id)
+    if (type(run_id) is str and type(timestamp) is str and type(world.symbol) is str and _plain(strategy_id)
             and isinstance(constraints, Constraints) and isinstance(portfolio, Portfolio) and isinstance(world, WorldState)):
         # The models themselves (or their copies) and our own values: validating would return them as they are.
         return built(Artifact, {**fields, "repeat_id": None}, _STARTED)

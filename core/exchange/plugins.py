@@ -13,6 +13,7 @@ A class plays the Player when it has `propose`, the Coach when it has `critique`
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
@@ -38,9 +39,14 @@ def roles_of(agent: object) -> tuple[str, ...]:
 def agent_class(agent: object) -> str:
     """Where an agent's class lives, as `module:Class`: what the artifact records. A class `core`
     exports is named by its public name (`core:HousePlayer`), which no reorganisation inside core moves."""
-    core = sys.modules["core"]  # the package this module is part of, imported first; not `import core` on every call
+    return _class_name(type(getattr(agent, "wrapped", agent)))  # a guarded agent is named by the class it guards
 
-    kind = type(getattr(agent, "wrapped", agent))  # a guarded agent is named by the class it guards
+
+@functools.lru_cache(maxsize=256)
+def _class_name(kind: type) -> str:
+    # Worked out once per class, not twice an exchange: a class keeps its module and name, and core's exports are
+    # all there once `core` is imported (it is imported before any of its modules).
+    core = sys.modules["core"]
     if kind.__module__.startswith("core.") and getattr(core, kind.__qualname__, None) is kind:
         return f"core:{kind.__qualname__}"
     return f"{kind.__module__}:{kind.__qualname__}"
