@@ -59,15 +59,14 @@ def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, targ
 
 
 _NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
-_A_SIDE = frozenset({"action_type", "symbol"})  # the fields an action with no numbers is given (an entry: all)
+_A_SIDE = frozenset({"action_type", "symbol"})  # the fields a hold or an exit is given (an entry: all)
 
 
 def _action(action_type: str, symbol: str, *numbers: float) -> Action:
-    """An action of the Player's own (an entry's four numbers, or none), not validated again where validating would
-    return it as it is: finite Python floats, and a symbol a world's or action's validation made (or STRAY_SYMBOL)."""
+    """An entry of the Player's own (its four numbers), not validated again where validating would return it as it
+    is: finite Python floats, and a symbol a world's or action's validation made (or STRAY_SYMBOL)."""
     if type(symbol) is str and all(type(n) is float and math.isfinite(n) for n in numbers):
-        values = {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers or (None,) * 4))}
-        return built(Action, values, None if numbers else _A_SIDE)
+        return built(Action, {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers))})
     return Action(action_type=action_type, symbol=symbol, **dict(zip(_NUMBERS, numbers)))
 
 
@@ -80,12 +79,21 @@ def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
 
 def _price(x: float) -> str:
     """A price or an ATR to the cent, with more digits only where the cents would hide some."""
-    text = f"{x:.4f}".rstrip("0")
-    return text + "0" * max(0, 2 - len(text.split(".")[1]))
+    text = f"{x:.4f}"  # four decimals: drop the last two where they are zeros, one where only it is
+    return text if text[-1] != "0" else text[:-1] if text[-2] != "0" else text[:-2]
 
 
 def _hold(symbol: str) -> Action:
-    return _action("hold", symbol)
+    return _bare("hold", symbol)
+
+
+def _bare(action_type: str, symbol: str) -> Action:
+    """A hold or an exit of the Player's own, not validated again where validating would return it as it is (see
+    `_action`)."""
+    if type(symbol) is str:
+        return built(Action, {"action_type": action_type, "symbol": symbol, "size_pct": None, "entry_price": None,
+                              "stop_loss": None, "take_profit": None}, _A_SIDE)
+    return Action(action_type=action_type, symbol=symbol)
 
 
 def _ratio(a: Action) -> float:
@@ -172,29 +180,31 @@ class HousePlayer:
         return None
 
     def _stand_aside(self, world: WorldState, c: Constraints, p: Portfolio,
-                     plan: _Bracket) -> tuple[str | None, tuple[float, str] | None]:
-        """Why a new entry cannot pass today, in numbers, or None when one can; and the largest size of the
-        trend's `plan` with the limit that binds, when working that out was part of the answer (a long)."""
+                     long: bool) -> tuple[str | None, _Bracket | None, tuple[float, str] | None]:
+        """Why a new entry on this side cannot pass today, in numbers, or None when one can; the trend's plan,
+        when one can; and its largest size with the limit that binds, when working that out was part of the answer
+        (a long). The plan is worked out only past the reasons that need none (most days a backtest holds)."""
         symbol = world.symbol
         if c.min_stop_atr_multiple is not None and world.atr is None:
             return (f"min_stop_atr_multiple is {c.min_stop_atr_multiple:.2f} but no ATR is known for {symbol}, "
-                    "so no stop can be verified: hold."), None
-        held = sorted(s for s, v in p.positions.items() if abs(v) > 1e-9 and s != symbol)
+                    "so no stop can be verified: hold."), None, None
+        held = [s for s, v in p.positions.items() if abs(v) > 1e-9 and s != symbol]
         if len(held) + 1 > c.max_open_positions:
-            return (f"{len(held)} positions are open ({', '.join(held)}) and max_open_positions is "
-                    f"{c.max_open_positions}: no room for {symbol}, hold."), None
+            return (f"{len(held)} positions are open ({', '.join(sorted(held))}) and max_open_positions is "
+                    f"{c.max_open_positions}: no room for {symbol}, hold."), None, None
+        plan = self._bracket(world, c, long)
         entry = plan.entry
         if entry <= 0:
-            return f"{symbol} at {world.price:g} is below a cent: no bracket can be priced, hold.", None
+            return f"{symbol} at {world.price:g} is below a cent: no bracket can be priced, hold.", None, None
         invalid = self._invalid_bracket(plan)
         if invalid:
-            return invalid, None
+            return invalid, None, None
         # Room is judged on a long's stop whichever the trend: for a long that is the plan's own size.
-        stop = plan.stop if plan.long else _stop_at(True, entry, plan.distance)
+        stop = plan.stop if long else _stop_at(True, entry, plan.distance)
         size, binding = _largest_size(c, p, symbol, entry, stop)
         if size <= 0:
-            return f"{binding} leaves no room for a new entry: hold.", None
-        return None, (size, binding) if plan.long else None
+            return f"{binding} leaves no room for a new entry: hold.", None, None
+        return None, plan, (size, binding) if long else None
 
     @staticmethod
     def _invalid_bracket(plan: _Bracket) -> str | None:
@@ -245,13 +255,12 @@ class HousePlayer:
             side_long = held > 0 if held else world.position == "long"
             if (trend == "down" and side_long) or (trend == "up" and not side_long):
                 said.append(f"The trend has turned against the {'long' if side_long else 'short'}: exit.")
-                return said, [_action("exit", world.symbol)]
+                return said, [_bare("exit", world.symbol)]
             said.append(f"Already {'long' if side_long else 'short'} with the trend: hold.")
             return said, [_hold(world.symbol)]
         if trend == "flat":
             return said + ["No trend to trade: hold."], [_hold(world.symbol)]
-        plan = self._bracket(world, c, trend == "up")
-        aside, sized = self._stand_aside(world, c, p, plan)
+        aside, plan, sized = self._stand_aside(world, c, p, trend == "up")
         if aside:
             return said + [aside], [_hold(world.symbol)]
 
@@ -331,8 +340,7 @@ class HousePlayer:
         trend = self._trend(world)
         if trend == "flat":
             return ["No trend to trade: hold."], [_hold(world.symbol)]
-        plan = self._bracket(world, c, trend == "up")
-        aside, sized = self._stand_aside(world, c, p, plan)
+        aside, plan, sized = self._stand_aside(world, c, p, trend == "up")
         if not aside:
             actions = [self._ideal(world, c, p, plan, sized)]
             if actions not in rejected:

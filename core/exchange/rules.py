@@ -58,34 +58,38 @@ class _Checks:
         self.made: list[Check] = []
         self.failed: list[str] = []
         self.words = words
-        self.unwritten: list[tuple[Check, str, Callable[..., str], tuple]] = []
+        self.unwritten: list[tuple[Check, dict[str, str], Callable[..., str], tuple]] = []
 
     def add(self, constraint: str, action: int | None, passed: bool, value, threshold, write: Callable[..., str],
             *numbers) -> None:
         """One check; `write(*numbers)` writes its arithmetic."""
         if not passed:
             self.failed.append(constraint)
-        if self.words is False:
+        words = self.words
+        if words is False:
             return
-        tier = self.tier
-        head = f"{constraint} ({tier[constraint]}): " if constraint in tier else f"{constraint}: "
-        now = self.words is True or not passed
+        now = words is True or not passed
         # Built, not validated: each value made the type validation made of it (a count a float, and a backtest's
         # numpy figures, whose comparisons give numpy booleans, Python ones: `True if passed`, without a call).
         check = built(Check, {
             "constraint": constraint, "action": action, "passed": True if passed else False,
-            "arithmetic": head + write(*numbers) if now else "",
+            "arithmetic": _head(self.tier, constraint) + write(*numbers) if now else "",
             "value": None if value is None else float(value),
             "threshold": None if threshold is None else float(threshold)})
         if not now:
-            self.unwritten.append((check, head, write, numbers))
+            self.unwritten.append((check, self.tier, write, numbers))
         self.made.append(check)
 
 
-def _write(unwritten: list[tuple[Check, str, Callable[..., str], tuple]]) -> None:
+def _head(tier: dict[str, str], constraint: str) -> str:
+    """What a check's arithmetic starts with: the limit, and the tier that set it."""
+    return f"{constraint} ({tier[constraint]}): " if constraint in tier else f"{constraint}: "
+
+
+def _write(unwritten: list[tuple[Check, dict[str, str], Callable[..., str], tuple]]) -> None:
     """Write the arithmetic of checks made without it into each, as it would have been written when made."""
-    for check, head, write, numbers in unwritten:
-        check.__dict__["arithmetic"] = head + write(*numbers)  # a field already set: nothing else changes
+    for check, tier, write, numbers in unwritten:
+        check.__dict__["arithmetic"] = _head(tier, check.constraint) + write(*numbers)  # set already: nothing else moves
     unwritten.clear()
 
 
@@ -228,23 +232,22 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
            atr: dict[str, float] | None) -> None:
     """Every check of SPEC §4 on these actions, in the Coach's order: each action's, then the book's after them."""
     allowed = c.allowed_symbols
-    positions = dict(portfolio.positions)
-    before = dict(positions)
+    positions = portfolio.positions  # the book after the actions so far: copied at the first that changes it
     entry_of_symbol: dict[str, int] = {}
     risk_terms: list[tuple[float, float, float]] = []  # (w, e, s) of every entry
-    atrs = {world.symbol: world.atr} if world is not None and world.atr is not None else {}
-    atrs.update(atr or {})
 
     for i, a in enumerate(actions):
         symbol_ok = a.symbol in allowed
         checks.add("allowed_symbols", i, symbol_ok, None, None, check_words.allowed, a.symbol, allowed, symbol_ok)
         if a.action_type == "hold":
             continue
+        if positions is portfolio.positions:
+            positions = dict(positions)
         if a.action_type == "exit":
             positions.pop(a.symbol, None)
             continue
         side_long = a.action_type == "enter_long"
-        _entry_checks(checks, i, a, side_long, c, atrs.get(a.symbol))
+        _entry_checks(checks, i, a, side_long, c, _atr_of(a.symbol, world, atr))
         w = a.size_pct
         positions[a.symbol] = positions.get(a.symbol, 0.0) + (w if side_long else -w)
         entry_of_symbol.setdefault(a.symbol, i)
@@ -252,7 +255,14 @@ def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Po
             risk_terms.append((w, a.entry_price, a.stop_loss))
 
     if entry_of_symbol:
-        _book_checks(checks, c, portfolio, before, positions, entry_of_symbol, risk_terms)
+        _book_checks(checks, c, portfolio, positions, entry_of_symbol, risk_terms)
+
+
+def _atr_of(symbol: str, world: WorldState | None, atr: dict[str, float] | None) -> float | None:
+    """The symbol's known ATR: given in `atr`, else the world's own for its symbol."""
+    if atr and symbol in atr:
+        return atr[symbol]
+    return world.atr if world is not None and world.symbol == symbol else None
 
 
 def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constraints, known: float | None) -> None:
@@ -286,11 +296,11 @@ def _entry_checks(checks: _Checks, i: int, a: Action, side_long: bool, c: Constr
                need, far_ok)
 
 
-def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, before: dict[str, float],
-                 positions: dict[str, float], entry_of_symbol: dict[str, int],
-                 risk_terms: list[tuple[float, float, float]]) -> None:
+def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, positions: dict[str, float],
+                 entry_of_symbol: dict[str, int], risk_terms: list[tuple[float, float, float]]) -> None:
     """The checks of the book after every action: each entered position, open positions, leverage, and the
     risk to the new stops against today's loss and the drawdown."""
+    before = portfolio.positions
     for symbol, i in entry_of_symbol.items():
         # The position after all actions: an entry then an exit of the same symbol leaves none.
         after = positions.get(symbol, 0.0)
