@@ -9,8 +9,7 @@ plug in the same way.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from core.exchange.errors import AgentError, RetryLater, SpendLimitReached  # noqa: F401  (importable from here, as before)
 from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
@@ -18,8 +17,7 @@ from core.exchange.artifact import NO_USAGE, Round, Usage, Verdict
 from core.exchange.rules import CheckedActions
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):
     """What an agent hands back at the end of its stream.
 
     value: a `Proposal` (Player) or the critique text (Coach).
@@ -29,6 +27,8 @@ class Turn:
     checked: the rules' verdict a Player reached on the very actions it proposes while planning them
     (`core.exchange.rules.PlanJudge.last`); the loop uses it only when PlanJudge reached it on the loop's
     own objects and the actions are unchanged since, and otherwise checks the proposal itself.
+
+    A NamedTuple, immutable like the events (core.exchange.events) and as cheap to build: two a round.
     """
 
     value: Proposal | str

@@ -1,16 +1,18 @@
 """What an exchange tells whoever watches it, in order: the events the loop (core.exchange.loop) yields
-and the UI, the backtest, the command line, the journal and the tests consume."""
+and the UI, the backtest, the command line, the journal and the tests consume.
+
+Each event is a NamedTuple: immutable like a frozen dataclass, and built in a third of its time (an exchange
+makes five or more, and a backtest thousands of exchanges)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.exchange.artifact import Artifact, Round, Verdict
 from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
 
 
-@dataclass(frozen=True, slots=True)
-class ExchangeStarted:
+class ExchangeStarted(NamedTuple):
     """The exchange is about to run: what it runs on, and its artifact as it stands (INTERRUPTED, no rounds).
 
     The loop keeps `artifact` current (each round appended, the outcome set when it ends), so a journal
@@ -24,8 +26,7 @@ class ExchangeStarted:
     artifact: Artifact | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerTripped:
+class BreakerTripped(NamedTuple):
     """A circuit breaker fired before round 1, or the exchange's symbol is not allowed (`name`
     "allowed_symbols"): the exchange ends ABORT with no agent call."""
 
@@ -33,23 +34,20 @@ class BreakerTripped:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class RoundStarted:
+class RoundStarted(NamedTuple):
     """Round `round` (from 1) begins: the Player is about to speak."""
 
     round: int
 
 
-@dataclass(frozen=True, slots=True)
-class TextFragment:
+class TextFragment(NamedTuple):
     """A few words of the Player's reasoning or the Coach's critique, for the speech bubble."""
 
     role: str  # "player" or "coach"
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalMade:
+class ProposalMade(NamedTuple):
     """The Player's validated proposal of round `round` and the rules' verdict on it, before the Coach speaks."""
 
     round: int
@@ -57,8 +55,7 @@ class ProposalMade:
     verdict: Verdict | None = None  # the decision, violations and checks; the critique comes with VerdictReached
 
 
-@dataclass(frozen=True, slots=True)
-class VerdictReached:
+class VerdictReached(NamedTuple):
     """Round `round` is over: the rules' verdict with the Coach's critique, and the round as stored.
     `last`: this round ends the exchange (its outcome is already on the artifact)."""
 
@@ -68,8 +65,7 @@ class VerdictReached:
     last: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ExchangeFinished:
+class ExchangeFinished(NamedTuple):
     """The last event: the exchange's artifact, with its outcome, as stored."""
 
     artifact: Artifact
