@@ -368,6 +368,54 @@ def test_what_is_known_before_each_open_of_the_first_bars_alone_is_the_whole_fra
             assert np.array_equal(first[name], values[:rows], equal_nan=values.dtype != object), name
 
 
+def _known_by_public_rolling(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What is known before each open, by pandas' public rolling calls and shift (the formulation before its kernels
+    were called directly)."""
+    close, prev = bars["Close"], bars["Close"].shift(1)
+    true_range = pd.Series(np.stack([bars["High"] - bars["Low"], (bars["High"] - prev).abs(),
+                                     (bars["Low"] - prev).abs()], axis=1).max(axis=1))  # NaN on the first bar
+    vol20 = np.log(close / prev).rolling(20).std() * math.sqrt(252)
+    window = vol20.rolling(252, min_periods=60)
+    low_cut, high_cut = window.quantile(1 / 3), window.quantile(2 / 3)
+    regime = np.where(low_cut.isna() | vol20.isna(), "medium",
+                      np.where(vol20 <= low_cut, "low", np.where(vol20 >= high_cut, "high", "medium")))
+    return {"sma5": close.rolling(5).mean().shift(1).to_numpy(), "sma10": close.rolling(10).mean().shift(1).to_numpy(),
+            "atr": true_range.rolling(14).mean().shift(1).to_numpy(), "vol20": vol20.shift(1).to_numpy(),
+            "regime": np.concatenate([["medium"], regime[:-1]]).astype(object)}
+
+
+@pytest.mark.parametrize("symbol", ["AMZN", "MSFT", "TSLA", "BTC-USD", "AAPL"])
+def test_what_is_known_before_each_open_is_pandas_public_rolling_to_the_bit(symbol):
+    bars = load_bars(symbol, online=False).frame
+    rng = np.random.default_rng(7)
+    walk = frame(100 * np.exp(np.cumsum(rng.normal(0, 0.02, 400))))
+    walk.iloc[150:190, :4] = 80.0  # a flat stretch: windows without variance
+    for f in (bars, walk, walk.iloc[:30], walk.iloc[:1]):
+        from core.world import known_before_open
+
+        known, expected = known_before_open(f), _known_by_public_rolling(f)
+        for name, values in expected.items():
+            assert np.array_equal(known[name], values, equal_nan=name != "regime"), (symbol, len(f), name)
+
+
+def test_a_trailing_window_is_pandas_rolling_to_the_bit_with_nan_and_infinity_in_it():
+    from pandas._libs.window import aggregations as windows
+
+    from core.world import _std, _trailing
+
+    values = np.random.default_rng(3).normal(size=300)
+    values[[0, 40, 41, 120]] = [np.nan, np.inf, -np.inf, np.nan]
+    values[200:240] = 1e8 + 0.1  # a constant stretch after large values: the running sums round
+    for days, minp in ((5, None), (20, None), (252, 60)):
+        series = pd.Series(values).rolling(days, min_periods=minp)
+        assert np.array_equal(_trailing(values, days, windows.roll_mean, minp), series.mean(), equal_nan=True)
+        assert np.array_equal(_std(_trailing(values, days, windows.roll_var, minp, ddof=1)), series.std(),
+                              equal_nan=True)
+        for q in (1 / 3, 2 / 3):
+            assert np.array_equal(_trailing(values, days, windows.roll_quantile, minp, quantile=q,
+                                            interpolation="linear"), series.quantile(q), equal_nan=True)
+
+
 def test_a_feed_of_bars_reaching_past_its_last_day_sees_every_day_as_one_loaded_up_to_it():
     from core.backtest.feed import SymbolFeed
 
