@@ -6,6 +6,7 @@ the decision for day t.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import get_args
@@ -47,12 +48,13 @@ def indicators(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({**known, "regime": pd.array(known["regime"], dtype="str")}, index=frame.index)
 
 
-def known_before_open(frame: pd.DataFrame, rows: int | None = None) -> dict[str, np.ndarray]:
-    """`indicators` as arrays, a row per bar (what a backtest reads a day at a time); the first `rows` bars'
-    alone when given (trailing windows: the same values as the whole frame's in those rows)."""
+def known_before_open(frame: pd.DataFrame | Mapping[str, np.ndarray], rows: int | None = None) -> dict[str, np.ndarray]:
+    """`indicators` as arrays, a row per bar (what a backtest reads a day at a time), of a bars frame or of its
+    columns; the first `rows` bars' alone when given (trailing windows: the same values as the whole frame's in
+    those rows)."""
     # The windows are pandas' own rolling kernels (_trailing), the glue around them numpy: the same numbers,
     # without a frame built and shifted for every backtest.
-    close, high, low, volume = (frame[c].to_numpy(dtype=float)[:rows] for c in ("Close", "High", "Low", "Volume"))
+    close, high, low, volume = (np.asarray(frame[c], dtype=float)[:rows] for c in ("Close", "High", "Low", "Volume"))
     prev_close = _shifted(close)
     true_range = np.stack([high - low, np.abs(high - prev_close), np.abs(low - prev_close)], axis=1).max(axis=1)
     vol20 = _std(_trailing(np.log(close / prev_close), VOL_DAYS, windows.roll_var, ddof=1)) * math.sqrt(252)

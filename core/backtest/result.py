@@ -112,7 +112,7 @@ def drawdown_spells(equity: pd.Series) -> tuple[int, int | None]:
     the recovery, None when it never recovered)."""
     values = equity.to_numpy(dtype=float)
     best, recovery, peak_at, peak = 0, None, 0, -math.inf
-    for i, v in enumerate(values):
+    for i, v in enumerate(values.tolist()):  # Python's floats: the same comparisons, without a numpy scalar each
         if v >= peak:
             if i - peak_at - 1 > 0 and i - peak_at > best:
                 trough = peak_at + int(np.argmin(values[peak_at:i]))
@@ -128,11 +128,13 @@ def cagr(equity: pd.Series) -> float:
     if len(equity) < 2:
         return 0.0
     years = (equity.index[-1] - equity.index[0]).days / 365.25
-    if years <= 0 or equity.iloc[0] <= 0:
+    values = equity.to_numpy()  # iloc's very scalars, read without its machinery
+    first, last = values[0], values[-1]
+    if years <= 0 or first <= 0:
         return 0.0
-    if equity.iloc[-1] <= 0:
+    if last <= 0:
         return -1.0  # everything lost (a negative base has no real root)
-    return float((equity.iloc[-1] / equity.iloc[0]) ** (1 / years) - 1)
+    return float((last / first) ** (1 / years) - 1)
 
 
 def buy_and_hold(prices: dict[str, pd.DataFrame] | pd.DataFrame, capital: float,
