@@ -274,7 +274,7 @@ class _Run:
                 asked = any(a.action_type == "exit" and a.symbol == feed.symbol for a in d.actions)
                 filled += book.exit_at_open(feed.symbol, day, feed.opens[i], asked)
         for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
-            if d.actions:  # nothing approved (most days): nothing to fill
+            if any(a.action_type != "hold" for a in d.actions):  # none approved, or holds (most days): nothing to fill
                 self._fill(day, feed, i, d, filled, noted)
         for (feed, i), filled in zip(todays, fills):
             close = feed.closes[i]

@@ -32,6 +32,8 @@ def block(day: date, symbol: str, constraint: str, kind: str, entry: Action | No
 
 def blocks_of(day: date, symbol: str, decision, equity: float) -> list[dict]:
     """What each limit did in one decided exchange (a core.backtest.engine.Decision)."""
+    if decision.outcome == "APPROVE" and len(decision.verdicts) < 2:  # approved at once (most exchanges): none acted
+        return []
     out = []
     if decision.outcome == "ABORT" and decision.reason in BEFORE_ROUND_ONE and not decision.verdicts:
         out.append(block(day, symbol, decision.reason, "aborted", None, equity))
