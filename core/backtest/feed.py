@@ -101,8 +101,10 @@ class SymbolFeed:
 
     def fingerprint(self) -> tuple:
         # the first and last bars' days from the days worked out already (a tz-aware timestamp costs ~30 us to box)
+        # numpy's pairwise sum, as the run keys have it, of the closes' array (the same floats the list holds: summing
+        # the list would first turn it into that array again)
         return (str(self.dates[0]), str(self.dates[-1]), len(self.dates),
-                round(float(np.sum(self.closes)), 4))  # numpy's pairwise sum, as the run keys have it
+                round(float(np.sum(self.loaded.frame["Close"].to_numpy())), 4))
 
 
 @dataclass
