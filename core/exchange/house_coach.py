@@ -24,13 +24,13 @@ class HouseCoach:
     ) -> Generator[str, None, Turn]:
         """Stream the critique a line at a time, return it whole."""
         failing = [check for check in verdict.checks if not check.passed]
-        lines = [f"{'[action ' + str(check.action + 1) + '] ' if check.action is not None else ''}{check.arithmetic}"
-                 for check in failing]
-        passed = len(verdict.checks) - len(failing)
-        if not failing:
-            lines.append("Nothing to fix: the trade stays inside every limit, approved.")
-        else:
+        if failing:
+            lines = [f"{'[action ' + str(check.action + 1) + '] ' if check.action is not None else ''}{check.arithmetic}"
+                     for check in failing]
+            passed = len(verdict.checks) - len(failing)
             lines.append(f"The other {passed} checks pass." if passed else "No check passes.")
+        else:
+            lines = ["Nothing to fix: the trade stays inside every limit, approved."]
         if verdict.decision == "ABORT":
             lines.append("A hard limit was broken: the exchange stops here.")
         # A line at a time: the UI types them out at its own pace.

@@ -148,7 +148,8 @@ def _verdict(checks: _Checks, actions: list[Action], limits: tuple[Constraints, 
     """The verdict under `limits` (the limits in force and, per limit a tier set, the tier's name), made by `checks`."""
     c, checks.tier = limits
     _judge(checks, actions, c, portfolio, world, atr)
-    return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
+    failed = checks.failed
+    return built(Verdict, {"decision": _decision(failed, c), "violations": list(dict.fromkeys(failed)) if failed else [],
                            "checks": checks.made, "feedback": ""})
 
 
@@ -223,9 +224,9 @@ class PlanJudge:
 
 
 def _decision(failed: list[str], c: Constraints) -> str:
-    if any(v in c.abort_on_violations for v in failed):
-        return "ABORT"
-    return "REJECT" if failed else "APPROVE"
+    if not failed:  # most verdicts (a backtest's holds): no generator for `any` over nothing
+        return "APPROVE"
+    return "ABORT" if any(v in c.abort_on_violations for v in failed) else "REJECT"
 
 
 def _judge(checks: _Checks, actions: list[Action], c: Constraints, portfolio: Portfolio, world: WorldState | None,
