@@ -52,7 +52,7 @@ class _RoundUnderWay:
         """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent. A
         user's own agent that streams or returns something else ends the exchange ERROR saying what."""
         name = getattr(agent, "name", type(agent).__name__)
-        if not _streams(stream):  # a plain method that returns its answer without streaming
+        if not isinstance(stream, _STREAMS):  # a plain method that returns its answer without streaming
             return _checked_turn(role, name, stream)
         while True:
             start = time.perf_counter()
@@ -71,7 +71,7 @@ class _RoundUnderWay:
         """`speak` without events, for a consumer that shows none (a backtest): the agent's text is
         drained in one go and only the agent's time counted."""
         name = getattr(agent, "name", type(agent).__name__)
-        if not _streams(stream):
+        if not isinstance(stream, _STREAMS):
             return _checked_turn(role, name, stream)
         said = []
         start = time.perf_counter()
@@ -143,10 +143,7 @@ def _plain(text: object) -> bool:
     """Whether an agent path (or a strategy id) is text or None, as the models take them without converting."""
     return text is None or type(text) is str
 
-
-def _streams(answer: object) -> bool:
-    """Whether an agent answered with a stream of text (an iterator), not with its answer."""
-    return type(answer) is GeneratorType or isinstance(answer, Iterator)  # a generator without the ABC's lookups
+_STREAMS = (GeneratorType, Iterator)  # an answer streamed as text (a generator: told without the ABC's lookups)
 
 
 def _checked_turn(role: str, name: str, answer: object) -> Turn:

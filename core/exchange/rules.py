@@ -148,8 +148,7 @@ def _verdict(checks: _Checks, actions: list[Action], limits: tuple[Constraints, 
     """The verdict under `limits` (the limits in force and, per limit a tier set, the tier's name), made by `checks`."""
     c, checks.tier = limits
     _judge(checks, actions, c, portfolio, world, atr)
-    failed = checks.failed
-    return built(Verdict, {"decision": _decision(failed, c), "violations": list(dict.fromkeys(failed)) if failed else [],
+    return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
                            "checks": checks.made, "feedback": ""})
 
 
