@@ -143,6 +143,7 @@ def _plain(text: object) -> bool:
     """Whether an agent path (or a strategy id) is text or None, as the models take them without converting."""
     return text is None or type(text) is str
 
+
 _STREAMS = (GeneratorType, Iterator)  # an answer streamed as text (a generator: told without the ABC's lookups)
 
 
@@ -215,7 +216,7 @@ def _agents(player: object, coach: object) -> Agents:
     model = getattr(player, "model", None) or getattr(coach, "model", None)
     names = {"player": player_name, "coach": coach_name, "model": model,
              "player_class": agent_class(player), "coach_class": agent_class(coach)}
-    if type(player_name) is str and type(coach_name) is str and (model is None or type(model) is str):
+    if type(player_name) is str and type(coach_name) is str and _plain(model):
         return built(Agents, names)  # text as the model holds it (the classes' names are): nothing to convert
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
