@@ -115,19 +115,39 @@ def world_state(symbol: str, day: date | str | pd.Timestamp, bars: pd.DataFrame 
                   position)
 
 
-def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position) -> WorldState:
-    price, sma5, sma10, volume = float(price), float(sma5), float(sma10), float(volume)
-    atr = None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr)
+def _world(symbol, day, price, sma5, sma10, volume, atr, regime, position, fits: bool = False) -> WorldState:
+    """The world of these values; `fits`: they are Python floats and text that passed `fitting_rows` already."""
+    if fits:
+        atr = atr if 0 < atr < math.inf else None  # NaN fails both comparisons
+    else:
+        price, sma5, sma10, volume = float(price), float(sma5), float(sma10), float(volume)
+        atr = None if atr is None or not math.isfinite(atr) or atr <= 0 else float(atr)
+        # The model's own field rules (NaN fails each comparison), the position's aside.
+        fits = (type(symbol) is str and _ticker(symbol) and 0 < price <= MAX_PRICE and 0 < sma5 <= MAX_PRICE
+                and 0 < sma10 <= MAX_PRICE and 0 <= volume < math.inf and (atr is None or atr <= MAX_PRICE)
+                and type(regime) is str and regime in _REGIMES)
     values = {"symbol": symbol, "as_of": as_of(day), "price": price, "sma5": sma5, "sma10": sma10, "volume": volume,
               "volatility_regime": regime, "session": "NY_open", "position": position, "atr": atr, "vwap": None}
-    # The model's own field rules (NaN fails each comparison). A backtest builds a world a symbol a day from
-    # validated bars, and validating would return these very values: built, not validated again.
-    if (type(symbol) is str and _ticker(symbol) and 0 < price <= MAX_PRICE and 0 < sma5 <= MAX_PRICE
-            and 0 < sma10 <= MAX_PRICE and 0 <= volume < math.inf and (atr is None or atr <= MAX_PRICE)
-            and type(regime) is str and regime in _REGIMES and type(position) is str and position in _SIDES):
+    # A backtest builds a world a symbol a day from validated bars, and validating would return these very values:
+    # built, not validated again.
+    if fits and type(position) is str and position in _SIDES:
         return built(WorldState, values, _GIVEN)
     del values["vwap"]  # not given: the model's default, unset
     return WorldState(**values)  # the model says what is wrong, naming the field
+
+
+def fitting_rows(known: Mapping[str, np.ndarray], symbol: str) -> list[bool]:
+    """Per row of `known_before_open`'s arrays, whether its values pass the model's field rules as `_world` checks
+    them, the position's aside: checked a column at a time, once per backtest feed, rather than a value at a time
+    for every world of every day."""
+    price, sma5, sma10, volume, atr = (known[c] for c in ("price", "sma5", "sma10", "volume", "atr"))
+    with np.errstate(invalid="ignore"):  # NaN fails each comparison, as it does in _world
+        numbers = ((0 < price) & (price <= MAX_PRICE) & (0 < sma5) & (sma5 <= MAX_PRICE) & (0 < sma10)
+                   & (sma10 <= MAX_PRICE) & (0 <= volume) & (volume < math.inf)
+                   & ~((MAX_PRICE < atr) & (atr < math.inf)))  # an ATR not finite or not positive is none: it fits
+    if not (type(symbol) is str and _ticker(symbol)):
+        return [False] * len(numbers)
+    return [ok and type(regime) is str and regime in _REGIMES for ok, regime in zip(numbers.tolist(), known["regime"])]
 
 
 _GIVEN = frozenset(("symbol", "as_of", "price", "sma5", "sma10", "volume", "volatility_regime", "session", "position",

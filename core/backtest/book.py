@@ -128,6 +128,10 @@ class Book:
             "return_pct": pnl / (trade.qty * trade.entry_price) * 100, "regime": trade.regime,
         })
 
+    def symbols(self) -> set[str]:
+        """The symbols of the open trades: any other symbol's exits and bars move nothing."""
+        return {t.symbol for t in self.open}
+
     def held(self, symbol: str) -> float:
         """Signed quantity of the symbol held."""
         return sum(t.side * t.qty for t in self.open if t.symbol == symbol)

@@ -1,5 +1,6 @@
 """The tables a whole backtest result adds to its metrics: walk-forward (in-sample against out-of-sample),
-a row per volatility regime and a row per symbol. A sweep's summary (core.backtest.summary) builds none of them.
+a row per volatility regime and a row per symbol, and the frames of its trades and days. A sweep's summary
+(core.backtest.summary) builds none of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,29 @@ def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -
         }
     parts["split"] = split
     return parts
+
+
+def as_column(values: list) -> np.ndarray | list:
+    """A list of Python floats, or of ints, or of both, as the float64 or int64 array pandas infers from it (a frame
+    takes an array in a fraction of the time it infers a list's type); any other list as it is, for pandas."""
+    kinds = set(map(type, values))
+    if kinds and kinds <= _NUMBERS:
+        array = np.array(values)
+        if array.dtype == np.float64 or array.dtype == np.int64:  # not ints past int64, which pandas types its own way
+            return array
+    return values
+
+
+_NUMBERS = {int, float}
+
+
+def records_table(columns: dict[str, list], records: list, names: list[str]) -> pd.DataFrame:
+    """A result's trades or days: the frame of `records` (dicts or tuples in the order of `names`), built from
+    `columns`, the same records as {name: list}, their numbers as_column (the same frame in less time). No records:
+    the frame of none, whose empty columns a frame of empty lists would type otherwise."""
+    if not records:
+        return pd.DataFrame(records, columns=names)
+    return pd.DataFrame({name: as_column(values) for name, values in columns.items()}, columns=names)
 
 
 def rows_table(rows: dict[str, dict], columns: list[str], index: pd.Index | None = None) -> pd.DataFrame:

@@ -23,7 +23,8 @@ The engine decides and simulates and nothing else: it reads a Feed (core.backtes
 nothing. Days already decided come in (`decided`) and are replayed without asking an agent; each new
 decision goes out as a `Decided` event before its day is simulated, which core.backtest.job writes to
 the journal. A run that crashes or is cancelled therefore resumes where it stopped, and the
-simulation, which is deterministic, rebuilds the same state. What each limit did is core.backtest.limits'.
+simulation, which is deterministic, rebuilds the same state. What each limit did is core.backtest.limits';
+the end of a run and its result are core.backtest.ending's.
 """
 
 from __future__ import annotations
@@ -31,16 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import date, timedelta
+from datetime import date
 
-import pandas as pd
-
-from core.backtest import breakdown
-from core.backtest import result as metrics
-from core.backtest.book import TRADE_COLUMNS, Book, apply_actions, side_of
+from core.backtest.book import Book, apply_actions, side_of
 from core.backtest.decision import Decided, Decision
+from core.backtest.ending import DAY_COLUMNS, Ending  # noqa: F401 (DAY_COLUMNS re-exported)
 from core.backtest.feed import WARMUP_CALENDAR_DAYS, Feed, SymbolFeed, backtest_bars  # noqa: F401 (re-exported)
-from core.backtest.limits import block, blocks_of, limit_table
+from core.backtest.limits import block, blocks_of
 from core.backtest.result import BacktestResult, plain  # noqa: F401 (re-exported: core.BacktestResult)
 from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 (DEPTHS re-exported for the page)
 from core.backtest.summary import BacktestSummary
@@ -51,10 +49,6 @@ from core.exchange.schema import Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
 from core.exchange.tiers import tier_names
 from core.market import as_of
-
-DAY_COLUMNS = ["day", "symbol", "regime", "outcome", "reason", "rounds", "tokens", "cost_usd", "fills", "note",
-               "equity", "tier"]
-_EQUITY = DAY_COLUMNS.index("equity")
 
 Progress = Callable[[int, int, date], None]
 Exchange = Callable[..., Artifact]
@@ -156,8 +150,8 @@ class Backtest:
         return _Run(self, decided or {}, events, exchange or run_exchange_sync)
 
 
-class _Run:
-    """The state of one run: the book, the marks, the curve and the rows, day by day."""
+class _Run(Ending):
+    """The state of one run: the book, the marks, the curve and the rows, day by day (its end: Ending)."""
 
     def __init__(self, test: Backtest, decided: Mapping, events, exchange: Exchange, *, whole: bool = True):
         self.test, self.decided, self.events, self.exchange = test, decided, events, exchange
@@ -269,16 +263,20 @@ class _Run:
         book, marks = self.book, self.marks
         fills: list[list[str]] = [[] for _ in todays]
         notes: list[list[str]] = [[] for _ in todays]
-        if book.open:  # a flat book has nothing to exit, and exits open nothing
+        if book.open:  # a flat book has nothing to exit, and exits open nothing; nor does a symbol not held
+            held = book.symbols()
             for (feed, i), d, filled in zip(todays, decisions, fills):
-                asked = any(a.action_type == "exit" and a.symbol == feed.symbol for a in d.actions)
-                filled += book.exit_at_open(feed.symbol, day, feed.opens[i], asked)
+                if feed.symbol in held:
+                    asked = any(a.action_type == "exit" and a.symbol == feed.symbol for a in d.actions)
+                    filled += book.exit_at_open(feed.symbol, day, feed.opens[i], asked)
         for (feed, i), d, filled, noted in zip(todays, decisions, fills, notes):
-            if any(a.action_type != "hold" for a in d.actions):  # none approved, or holds (most days): nothing to fill
+            # none approved, or holds (most days): nothing to fill
+            if d.actions and any(a.action_type != "hold" for a in d.actions):
                 self._fill(day, feed, i, d, filled, noted)
+        held = book.symbols() if book.open else ()
         for (feed, i), filled in zip(todays, fills):
             close = feed.closes[i]
-            if book.open:
+            if feed.symbol in held:
                 filled += book.exit_on_bar(feed.symbol, day, feed.highs[i], feed.lows[i], close)
             marks[feed.symbol] = close
         equity = book.value(marks)
@@ -322,79 +320,3 @@ class _Run:
                 continue
             self.book.enter(a, a.entry_price, self.eq_close, day, feed.regime[i])
             fills.append("enter " + ("long" if side_of(a) > 0 else "short"))
-
-    # -- the result ---------------------------------------------------------------------------
-
-    def result(self, status: str) -> BacktestResult:
-        """The whole result: the summary and every table behind it."""
-        t = self.test
-        ran, equity, days, trades, bars = self._end()
-        summary = self._summary(status, ran, equity, days, trades, bars)
-        periods = summary.periods_per_year
-        positions = pd.DataFrame({s: [row.get(s, 0.0) for row in self.position_rows] for s in t.symbols},
-                                 index=equity.index[1:], dtype=float)  # a day's row names only what it held
-        return BacktestResult(
-            # the trades from the records, as ever: a frame of columns would type an empty one's columns otherwise;
-            # the days from the columns read already, the same frame in less time, unless there are none
-            **vars(summary), trades=pd.DataFrame(self.book.closed, columns=TRADE_COLUMNS),
-            days=pd.DataFrame(days if self.rows else self.rows, columns=DAY_COLUMNS),
-            walk_forward=breakdown.walk_forward(equity, t.walk_forward_split, periods),
-            by_regime=breakdown.by_regime(days, metrics.returns_of(equity.to_numpy()), trades, periods),
-            by_symbol=breakdown.by_symbol(t.symbols, trades, positions), positions=positions,
-            limits=limit_table(self.blocks, {f.symbol: f for f in t.feeds}, t.costs, ran, self.equity_points),
-            bars=bars,
-        )
-
-    def summary(self, status: str) -> BacktestSummary:
-        """The metrics and the equity curve alone."""
-        return self._summary(status, *self._end())
-
-    def _end(self) -> tuple[list[date], pd.Series, dict[str, list], dict[str, list], dict[str, pd.DataFrame]]:
-        """The test ends: what is open closes at the last close reached. The days run, the equity curve, the
-        days and the trades as {column: list} (the figures read them; the whole result makes them frames),
-        and each symbol's bars over the days run."""
-        t = self.test
-        ran = self.calendar[:len(self.equity_points) - 1]
-        if self.book.open and ran:
-            self.book.close_all(ran[-1], self.marks)
-            self.equity_points[-1] = self.book.cash
-            for n, row in enumerate(self.rows):
-                if row[0] == ran[-1]:  # its day
-                    self.rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
-        equity = pd.Series(self.equity_points, index=self._dates(ran), name="equity")
-        columns = zip(*self.rows) if self.rows else [()] * len(DAY_COLUMNS)  # the rows turned into columns
-        days = {column: list(values) for column, values in zip(DAY_COLUMNS, columns)}
-        trades = {column: [trade[column] for trade in self.book.closed] for column in TRADE_COLUMNS}
-        bars = {f.symbol: f.loaded.frame.iloc[f.between(ran[0], ran[-1]) if ran else slice(0)] for f in t.feeds}
-        return ran, equity, days, trades, bars
-
-    def _dates(self, ran: list[date]) -> pd.DatetimeIndex:
-        """The equity curve's dates: the close before the first day, then each day run."""
-        feeds = self.test.feeds
-        before = feeds[0].before(self.calendar[0])
-        if len(feeds) == 1 and ran and before is not None:
-            # One symbol: those very dates are its bars', in a row; a copy of them costs a fortieth of building them.
-            return pd.DatetimeIndex(feeds[0].loaded.frame.index.array[before:before + len(ran) + 1].copy(), name="Date")
-        return pd.DatetimeIndex([self._anchor()]).append(pd.DatetimeIndex(ran).tz_localize(self.test.feed.tz)).rename(
-            "Date")
-
-    def _summary(self, status: str, ran: list[date], equity: pd.Series, days: dict[str, list],
-                 trades: dict[str, list], bars: dict[str, pd.DataFrame]) -> BacktestSummary:
-        t = self.test
-        periods = metrics.periods_per_year(self.calendar)
-        bench_pct = metrics.buy_and_hold_return(bars, t.capital) if ran else 0.0
-        sources = dict.fromkeys(f.loaded.source for f in t.feeds)
-        note = t.feeds[0].loaded.note if len(t.feeds) == 1 else "; ".join(f"{f.symbol}: {f.loaded.note}" for f in t.feeds)
-        return BacktestSummary(
-            symbols=t.symbols, start=t.start, end=t.end, run_key=t.run_key, preset=t.preset, status=status,
-            source=", ".join(sources), note=note, settings=t.settings,
-            metrics=metrics.summary(equity, days, trades, t.capital, bench_pct, periods, t.preset), equity=equity,
-            periods_per_year=periods, fallback=any(f.loaded.fallback for f in t.feeds), spec=t.spec,
-        )
-
-    def _anchor(self) -> pd.Timestamp:
-        """The close before the first day: the latest earlier bar of any symbol, else the day before."""
-        first = self.calendar[0]
-        earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := f.before(first)) is not None]
-        return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(self.test.feed.tz)
-

@@ -15,7 +15,7 @@ import pandas as pd
 from core.exchange.errors import InvalidInput, MarketDataError
 from core.exchange.schema import WorldState, normalise_symbol
 from core.market import COLUMNS, Bars, load_bars, validate_bars
-from core.world import MIN_HISTORY, _world, known_before_open
+from core.world import MIN_HISTORY, _world, fitting_rows, known_before_open
 
 WARMUP_CALENDAR_DAYS = 400  # bars loaded before `start`, so sma/ATR/regime are ready on day one
 
@@ -59,6 +59,7 @@ class SymbolFeed:
     highs: list[float]
     lows: list[float]
     closes: list[float]
+    fits: list[bool]  # per row, whether what is known passes the world's field rules (core.world.fitting_rows)
 
     @classmethod
     def of(cls, symbol: str, loaded: Bars, start: date, end: date) -> SymbolFeed:
@@ -78,7 +79,7 @@ class SymbolFeed:
         known = known_before_open(columns, last)
         return cls(symbol, loaded, days, {days[i]: i for i in range(first, last)},
                    *(known[c].tolist() for c in ("price", "sma5", "sma10", "volume", "atr", "regime", "history")),
-                   *(columns[c].tolist() for c in ("Open", "High", "Low", "Close")))
+                   *(columns[c].tolist() for c in ("Open", "High", "Low", "Close")), fitting_rows(known, symbol))
 
     def warm_up(self, i: int) -> str | None:
         """Why day i cannot be decided yet, or None."""
@@ -88,7 +89,7 @@ class SymbolFeed:
 
     def world(self, i: int, day: date, position: str) -> WorldState:
         return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
-                      self.regime[i], position)
+                      self.regime[i], position, self.fits[i])
 
     def before(self, day: date) -> int | None:
         """The row of the last bar before `day`, or None."""
