@@ -456,3 +456,32 @@ def test_volatility_regime_against_its_own_one_year_terciles():
     assert world_state("TEST", f.index[239].date(), f).volatility_regime == "high"
     # too little history for terciles: medium, never a guess
     assert world_state("TEST", f.index[30].date(), f).volatility_regime == "medium"
+
+
+def test_a_feeds_rows_checked_a_column_at_a_time_build_the_worlds_a_value_at_a_time_does():
+    from pydantic import ValidationError
+
+    from core.exchange.schema import MAX_PRICE
+    from core.world import _world, fitting_rows
+
+    rng = np.random.default_rng(5)
+    odd = [150.0, 0.0, -1.0, float("nan"), float("inf"), -float("inf"), MAX_PRICE, MAX_PRICE * 2, 1e-9]
+    n = 400
+    known = {c: rng.choice(odd, n) for c in ("price", "sma5", "sma10", "volume", "atr")}
+    known["regime"] = rng.choice(np.array(["low", "medium", "high", "wild"], dtype=object), n)
+    known["price"][:200] = 150.0  # mostly fitting rows too
+    for c in ("sma5", "sma10", "volume"):
+        known[c][:150] = 120.0
+
+    def world(symbol, i, fits):
+        try:
+            return _world(symbol, date(2020, 3, 4), *(known[c].tolist()[i] for c in ("price", "sma5", "sma10",
+                          "volume", "atr", "regime")), "flat", fits)
+        except ValidationError as error:
+            return [e["loc"] for e in error.errors()]
+
+    for symbol in ("MSFT", "msft"):
+        fits = fitting_rows(known, symbol)
+        assert len(fits) == n and any(fits) == (symbol == "MSFT") and not all(fits)
+        for i in range(n):
+            assert world(symbol, i, fits[i]) == world(symbol, i, False), (symbol, i)

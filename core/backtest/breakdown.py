@@ -5,6 +5,7 @@ a row per volatility regime and a row per symbol, and the frames of its trades a
 
 from __future__ import annotations
 
+from datetime import date
 from typing import get_args
 
 import numpy as np
@@ -33,27 +34,34 @@ def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -
     return parts
 
 
-def as_column(values: list) -> np.ndarray | list:
-    """A list of Python floats, or of ints, or of both, as the float64 or int64 array pandas infers from it (a frame
-    takes an array in a fraction of the time it infers a list's type); any other list as it is, for pandas."""
+def records_table(columns: dict[str, list], records: list, names: list[str]) -> pd.DataFrame:
+    """A result's trades or days: the frame pandas makes of `records` (dicts or tuples in the order of `names`), built
+    from `columns`, the same records as {name: list}, when pandas would type each column from the list alone (text,
+    days, numbers): the same frame in less time. Else, or with no records (a frame of empty lists would type its
+    columns), from the records."""
+    arrays = {}
+    for name, values in columns.items() if records else ():
+        typed = _typed(values)
+        if typed is None:
+            return pd.DataFrame(records, columns=names)
+        arrays[name] = typed
+    return pd.DataFrame(arrays, columns=names) if records else pd.DataFrame(records, columns=names)
+
+
+def _typed(values: list) -> list | np.ndarray | None:
+    """A column as the type pandas gives the records' column: text or days as they are, numbers as the int64 or
+    float64 array pandas infers from them; None for any other column."""
     kinds = set(map(type, values))
-    if kinds and kinds <= _NUMBERS:
+    if kinds == _TEXT or kinds == _DAYS:
+        return values
+    if kinds <= _NUMBERS:
         array = np.array(values)
         if array.dtype == np.float64 or array.dtype == np.int64:  # not ints past int64, which pandas types its own way
             return array
-    return values
+    return None
 
 
-_NUMBERS = {int, float}
-
-
-def records_table(columns: dict[str, list], records: list, names: list[str]) -> pd.DataFrame:
-    """A result's trades or days: the frame of `records` (dicts or tuples in the order of `names`), built from
-    `columns`, the same records as {name: list}, their numbers as_column (the same frame in less time). No records:
-    the frame of none, whose empty columns a frame of empty lists would type otherwise."""
-    if not records:
-        return pd.DataFrame(records, columns=names)
-    return pd.DataFrame({name: as_column(values) for name, values in columns.items()}, columns=names)
+_TEXT, _DAYS, _NUMBERS = {str}, {date}, {int, float}
 
 
 def rows_table(rows: dict[str, dict], columns: list[str], index: pd.Index | None = None) -> pd.DataFrame:

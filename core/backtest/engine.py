@@ -210,11 +210,12 @@ class _Run(Ending):
         if any(self._undecided(f, i, day) for f, i in todays):
             breaker = circuit_breaker(self.rules, self._portfolio(pending), as_of(day))
         decisions, new = [], False
+        held = self.book.symbols() if self.book.open else ()  # nothing moves the book before t's open
         for feed, i in todays:
             symbol = feed.symbol
             previous = self.decided.get((day, symbol))
             skipped = feed.warm_up(i)
-            world = None if skipped else feed.world(i, day, self._position(symbol))
+            world = None if skipped else feed.world(i, day, self._position(symbol) if symbol in held else "flat")
             if previous is not None:
                 d = previous
             elif skipped:
@@ -238,8 +239,7 @@ class _Run(Ending):
         return decisions
 
     def _position(self, symbol: str) -> str:
-        if not self.book.open or not any(t.symbol == symbol for t in self.book.open):
-            return "flat"
+        """A held symbol's side: long or short."""
         return "long" if self.book.held(symbol) * self.marks[symbol] > 0 else "short"
 
     def _exchange(self, day: date, feed: SymbolFeed, world: WorldState, pending: dict, breaker: str | None) -> Decision:

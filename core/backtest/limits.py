@@ -103,11 +103,13 @@ def what_if(feed: SymbolFeed, day: date, entry: Action, equity: float, last: dat
     if (feed.opens[i] <= entry.stop_loss) if side_of(entry) > 0 else (feed.opens[i] >= entry.stop_loss):
         return 0.0  # through its stop at the open: it would not have filled
     book.enter(entry, book.fill_price(entry, feed.opens[i]), equity, day, "")
+    end = feed.between(day, last).stop  # the row after `last`'s bar (the dates are sorted)
     j = i
-    while book.open and j < len(feed.dates) and feed.dates[j] <= last:
+    while book.open and j < end:
+        bar_day = feed.dates[j]
         if j > i:
-            book.exit_at_open(feed.symbol, feed.dates[j], feed.opens[j], False)
-        book.exit_on_bar(feed.symbol, feed.dates[j], feed.highs[j], feed.lows[j], feed.closes[j])
+            book.exit_at_open(feed.symbol, bar_day, feed.opens[j], False)
+        book.exit_on_bar(feed.symbol, bar_day, feed.highs[j], feed.lows[j], feed.closes[j])
         j += 1
     book.close_all(feed.dates[j - 1], {feed.symbol: feed.closes[j - 1]})
     return book.closed[0]["pnl"]
