@@ -145,15 +145,17 @@ def fitting_rows(known: Mapping[str, np.ndarray], symbol: str) -> list[bool]:
         numbers = ((0 < price) & (price <= MAX_PRICE) & (0 < sma5) & (sma5 <= MAX_PRICE) & (0 < sma10)
                    & (sma10 <= MAX_PRICE) & (0 <= volume) & (volume < math.inf)
                    & ~((MAX_PRICE < atr) & (atr < math.inf)))  # an ATR not finite or not positive is none: it fits
-    if not (type(symbol) is str and _ticker(symbol)):
+    regime = known["regime"]
+    if not (type(symbol) is str and _ticker(symbol)) or set(map(type, regime)) != _TEXT:
         return [False] * len(numbers)
-    return [ok and type(regime) is str and regime in _REGIMES for ok, regime in zip(numbers.tolist(), known["regime"])]
+    return (numbers & np.logical_or.reduce([regime == name for name in _REGIMES])).tolist()
 
 
 _GIVEN = frozenset(("symbol", "as_of", "price", "sma5", "sma10", "volume", "volatility_regime", "session", "position",
                     "atr"))
 _REGIMES = frozenset(get_args(VolatilityRegime))
 _SIDES = frozenset(get_args(PositionSide))
+_TEXT = {str}
 
 
 @lru_cache(maxsize=1024)

@@ -485,3 +485,18 @@ def test_a_feeds_rows_checked_a_column_at_a_time_build_the_worlds_a_value_at_a_t
         assert len(fits) == n and any(fits) == (symbol == "MSFT") and not all(fits)
         for i in range(n):
             assert world(symbol, i, fits[i]) == world(symbol, i, False), (symbol, i)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_a_feed_reads_its_frames_days_and_columns_whatever_the_index_unit(unit):
+    from core.backtest.feed import SymbolFeed, backtest_bars
+
+    for symbol in ("MSFT", "BTC-USD"):  # BTC-USD's vendor bars sit at UTC midnight
+        frame = load_bars(symbol, online=False).frame
+        frame = frame.set_axis(frame.index.as_unit(unit))
+        bars = backtest_bars(symbol, date(2019, 3, 1), date(2019, 11, 29), frame)
+        feed = SymbolFeed.of(symbol, bars, date(2019, 3, 1), date(2019, 11, 29))
+        assert list(feed.dates) == list(bars.frame.index.date) and all(type(d) is date for d in feed.dates)
+        for name, values in (("Open", feed.opens), ("High", feed.highs), ("Low", feed.lows), ("Close", feed.closes)):
+            assert values == bars.frame[name].tolist()
+        assert feed.volume[1:] == bars.frame["Volume"].tolist()[:len(feed.volume) - 1]
