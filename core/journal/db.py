@@ -130,7 +130,7 @@ class StoreFile:
         if self.problem:
             raise StoreError(f"database {self.path}: {self.problem}")
         db = self._db
-        db.execute("begin immediate")
+        db.conn.execute("begin immediate")  # not through db.execute, which parses it to see it needs no commit
         try:
             yield db
         except BaseException:
@@ -214,24 +214,39 @@ class Schema(sqlite_utils.Migrations):
 
 
 # -- writing rows -------------------------------------------------------------------------------
-# The loop's writes go through these two rather than Table.insert: sqlite-utils re-reads the
-# table's schema on every insert, which measured at five times the cost of the write itself.
+# The loop's writes go through these rather than Table.insert: sqlite-utils re-reads the table's
+# schema on every insert, which measured at five times the cost of the write itself. A statement's
+# text is made once per table and columns (every exchange writes the same ones), so neither it nor
+# sqlite3's cache of prepared statements, which hashes it, is built again for each row.
 def insert(db: sqlite_utils.Database, table: str, row: dict, key: str | None = None) -> None:
     """Insert a row; with `key`, update the row that has that key instead (an upsert keeps its children)."""
-    columns = ", ".join(f'"{c}"' for c in row)
-    sql = f"insert into {table} ({columns}) values ({', '.join('?' * len(row))})"
-    if key:
-        sql += f" on conflict({key}) do update set " + ", ".join(f'"{c}" = excluded."{c}"' for c in row if c != key)
-    db.execute(sql, list(row.values()))
+    db.execute(_insert_sql(table, tuple(row), key), list(row.values()))
 
 
 def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict], replace: bool = False) -> None:
     """Insert rows that all have the first one's columns (`replace`: a row with the same key is replaced)."""
     if rows:
-        columns = ", ".join(f'"{c}"' for c in rows[0])
-        verb = "insert or replace" if replace else "insert"
-        db.conn.executemany(f"{verb} into {table} ({columns}) values ({', '.join('?' * len(rows[0]))})",
+        db.conn.executemany(_insert_sql(table, tuple(rows[0]), None, "insert or replace" if replace else "insert"),
                             [list(r.values()) for r in rows])
+
+
+def update(db: sqlite_utils.Database, table: str, columns: dict, key: str, value) -> None:
+    """Set `columns` of the row whose `key` column holds `value`."""
+    db.execute(_update_sql(table, tuple(columns), key), [*columns.values(), value])
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], key: str | None, verb: str = "insert") -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f"{verb} into {table} ({names}) values ({', '.join('?' * len(columns))})"
+    if key:
+        sql += f" on conflict({key}) do update set " + ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c != key)
+    return sql
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(table: str, columns: tuple[str, ...], key: str) -> str:
+    return f"update {table} set {', '.join(f'{c} = ?' for c in columns)} where {key} = ?"
 
 
 def batches(db: sqlite_utils.Database, select: str, size: int = 2000) -> Iterator[tuple]:
@@ -252,4 +267,7 @@ def chunks(items: Iterable, size: int) -> Iterator[tuple]:
 
 def compact_json(value) -> str:
     """JSON as the store packs it: no spaces, non-ASCII kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(value)
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json.dumps would build for each call

@@ -21,7 +21,7 @@ from core.exchange.presets import explain
 from core.exchange.schema import ENTRY_TYPES, SIDES
 from core.exchange.artifact import Artifact, Round, Usage
 from core.journal import compact
-from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors
+from core.journal.db import StoreFile, chunks, compact_json, insert, insert_many, named_errors, update
 
 PLAIN_FIELDS = ("run_id", "timestamp", "outcome", "approved", "rounds_taken", "termination_reason", "total_tokens",
                 "strategy_id", "symbol", "agents", "rounds", "repeat_id")
@@ -183,9 +183,8 @@ class Exchanges(StoreFile):
         """Write one finished round, its checks into coach memory, and the exchange's progress."""
         with self._write() as db:
             self._round(db, artifact, record)
-            columns = {"rounds_taken": record.round, **_artifact_progress(artifact)}
-            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in columns)} where run_id = ?",
-                       [*columns.values(), artifact.run_id])
+            update(db, "exchanges", {"rounds_taken": record.round, **_artifact_progress(artifact)}, "run_id",
+                   artifact.run_id)
 
     def _round(self, db: sqlite_utils.Database, artifact: Artifact, record: Round) -> None:
         data = record.model_dump(mode="json")
@@ -199,9 +198,8 @@ class Exchanges(StoreFile):
         with self._write() as db:
             if last_round is not None:
                 self._round(db, artifact, last_round)
-            outcome = self._outcome_row(artifact, self._finished_detail(artifact), finished=True)
-            db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in outcome)} where run_id = ?",
-                       [*outcome.values(), artifact.run_id])
+            update(db, "exchanges", self._outcome_row(artifact, self._finished_detail(artifact), finished=True),
+                   "run_id", artifact.run_id)
 
     @named_errors
     def record(self, artifact: Artifact | dict) -> None:

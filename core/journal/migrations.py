@@ -8,7 +8,7 @@ import json
 import sqlite_utils
 
 from core.journal import compact
-from core.journal.db import Schema, batches, compact_json, insert, insert_many
+from core.journal.db import Schema, batches, compact_json, insert, insert_many, update
 from core.journal.exchanges import coach_entries, progress, round_columns
 from core.journal.history import HISTORY_COLUMNS
 from core.journal.presets import PresetNames
@@ -95,8 +95,7 @@ def _v3_history(db: sqlite_utils.Database) -> None:
         actions = json.loads(rounds[-1][0])["actions"] if rounds else []
         row = {"market_time": json.loads(world)["as_of"], "preset": presets.name(json.loads(constraints)),
                **progress(actions, [json.loads(violations) for _, violations in rounds])}
-        db.execute(f"update exchanges set {', '.join(f'{c} = ?' for c in row)} where run_id = ?",
-                   [*row.values(), run_id])
+        update(db, "exchanges", row, "run_id", run_id)
     db["exchanges"].create_index(["market_time"])
 
 
