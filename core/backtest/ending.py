@@ -56,9 +56,11 @@ class Ending:
         if self.book.open and ran:
             self.book.close_all(ran[-1], self.marks)
             self.equity_points[-1] = self.book.cash
-            for n, row in enumerate(self.rows):
-                if row[0] == ran[-1]:  # its day
-                    self.rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
+            for n in range(len(self.rows) - 1, -1, -1):  # the last day's rows: the last ones recorded
+                row = self.rows[n]
+                if row[0] != ran[-1]:  # its day
+                    break
+                self.rows[n] = (*row[:_EQUITY], self.book.cash, *row[_EQUITY + 1:])
         equity = pd.Series(self.equity_points, index=self._dates(ran), name="equity")
         columns = zip(*self.rows) if self.rows else [()] * len(DAY_COLUMNS)  # the rows turned into columns
         days = {column: list(values) for column, values in zip(DAY_COLUMNS, columns)}
@@ -93,6 +95,11 @@ class Ending:
     def _anchor(self) -> pd.Timestamp:
         """The close before the first day: the latest earlier bar of any symbol, else the day before."""
         first = self.calendar[0]
-        earlier = [f.loaded.frame.index[i] for f in self.test.feeds if (i := f.before(first)) is not None]
-        return max(earlier) if earlier else pd.Timestamp(first - timedelta(days=1)).tz_localize(self.test.feed.tz)
+        earlier = [(f.dates[i], f, i) for f in self.test.feeds if (i := f.before(first)) is not None]
+        if not earlier:
+            return pd.Timestamp(first - timedelta(days=1)).tz_localize(self.test.feed.tz)
+        # the first feed's of the latest day (as max() of the bars' timestamps picks): one timestamp boxed, not one a
+        # symbol (~30 us each)
+        _, feed, i = max(earlier, key=lambda bar: bar[0])
+        return feed.loaded.frame.index[i]
 
