@@ -206,15 +206,16 @@ class _Run(Ending):
     def _decide(self, day: date, todays: list[tuple[SymbolFeed, int]]) -> list[Decision]:
         """The day's decisions, one per symbol in `todays` and in its order."""
         pending = self.held  # nothing moves the book, its marks or its equity between t-1's close and t's open
+        # each symbol's key in `decided` and why it cannot be decided yet, asked once (as _undecided asks them)
+        plans = [(feed, i, (day, feed.symbol), feed.warm_up(i)) for feed, i in todays]
         breaker = None
-        if any(self._undecided(f, i, day) for f, i in todays):
+        if any(key not in self.decided and skipped is None for _, _, key, skipped in plans):
             breaker = circuit_breaker(self.rules, self._portfolio(pending), as_of(day))
         decisions, new = [], False
         held = self.book.symbols() if self.book.open else ()  # nothing moves the book before t's open
-        for feed, i in todays:
+        for feed, i, key, skipped in plans:
             symbol = feed.symbol
-            previous = self.decided.get((day, symbol))
-            skipped = feed.warm_up(i)
+            previous = self.decided.get(key)
             world = None if skipped else feed.world(i, day, self._position(symbol) if symbol in held else "flat")
             if previous is not None:
                 d = previous
