@@ -172,6 +172,7 @@ class _Run(Ending):
         self.shown: tuple[dict, Portfolio] | None = None  # the last book handed to the rules, with its positions
 
     def play(self, progress, cancel, stop_after) -> str:
+        """Simulate from the first day not simulated yet: "finished", or "cancelled" or "paused" where it stopped."""
         self.new = 0  # stop_after counts the days this call decides
         for n in range(len(self.equity_points) - 1, len(self.calendar)):  # an equity point per day simulated
             day = self.calendar[n]

@@ -90,6 +90,7 @@ class SymbolFeed:
         return None
 
     def world(self, i: int, day: date, position: str) -> WorldState:
+        """Day `day`'s world state, bar i's (what is known before its open), with the book's `position` in it."""
         return _world(self.symbol, day, self.price[i], self.sma5[i], self.sma10[i], self.volume[i], self.atr[i],
                       self.regime[i], position, self.fits[i])
 
@@ -103,6 +104,7 @@ class SymbolFeed:
         return slice(int(np.searchsorted(self.dates, first)), int(np.searchsorted(self.dates, last, side="right")))
 
     def fingerprint(self) -> tuple:
+        """What identifies these bars in a run key: their first and last days, how many, and the closes' sum."""
         # the first and last bars' days from the days worked out already (a tz-aware timestamp costs ~30 us to box)
         # numpy's pairwise sum, as the run keys have it, of the closes' array (the same floats the list holds: summing
         # the list would first turn it into that array again)
@@ -144,6 +146,7 @@ class Feed:
 
     @property
     def tz(self):
+        """The bars' time zone (every validated frame's is ET)."""
         return self.symbols[0].loaded.frame.index.tz
 
 
