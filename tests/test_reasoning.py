@@ -328,3 +328,26 @@ def test_a_check_is_what_validating_its_own_values_gives(reasoning):
         assert result.model_fields_set == again.model_fields_set
         assert [c.model_fields_set for c in result.claims] == [c.model_fields_set for c in again.claims]
         assert all(type(c.actual) is float for c in result.claims if c.quantity in ("entry", "stop", "size"))
+
+
+def test_rounding_a_claims_value_is_exactly_what_round_gives():
+    """_rounded skips round()'s decimal conversion for values whole in units of the last place: it must return the very
+    float round() returns, for prices, ratios, fractions, halves, signs, huge, tiny and non-finite values alike."""
+    import math
+    import random
+
+    from core.exchange.reasoning_claims import _rounded
+
+    rng = random.Random(22)
+    values = [0.0, -0.0, 1e-320, -1e-320, 0.5e-6, 2.5e-6, -2.5e-6, 1.0000005, 2 ** 43 / 1e6, 2 ** 43 / 1e4, 8.8e6, 1e17,
+              math.inf, -math.inf, 181.3, 61234.56, 2.0 / 3, 5 / 6]
+    for _ in range(20_000):
+        places = rng.choice((0, 2, 3, 4, 6))
+        whole = rng.choice((rng.randrange(10 ** 9), rng.randrange(10 ** 14)))
+        values += [whole / 10 ** places, rng.uniform(-1e4, 1e4), whole / 10 ** places + rng.choice((1e-7, -1e-9)),
+                   rng.randrange(1, 50) / rng.randrange(1, 50), (whole + 0.5) / 10 ** places]
+    for x in values:
+        for places in (4, 6):
+            got, want = _rounded(x, places), round(x, places)
+            assert got == want and math.copysign(1, got) == math.copysign(1, want), (x, places)
+    assert math.isnan(_rounded(math.nan, 6))

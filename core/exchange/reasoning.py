@@ -24,7 +24,7 @@ import re
 
 from core.exchange.schema import Proposal, built
 from core.exchange.artifact import Claim, ReasoningCheck
-from core.exchange.reasoning_claims import _brackets, _compare, _does
+from core.exchange.reasoning_claims import _brackets, _compare, _does, _rounded
 from core.exchange.reasoning_patterns import (_ANY_TEXT, _BOUNDARY, _NOT_TICKERS, _PAIR_WORDS, _SIDE_BEFORE_ENDS,
                                               _SIZED_AFTER, _SIZED_BEFORE, _SMALL, _THEN_WORDS, _TICKER, _TOKEN_KINDS,
                                               _WORD_VALUES, _Rx, _Text, _read)
@@ -342,7 +342,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         announced = f"{side} {symbol}" if symbol else side
         claims.append(built(Claim, {"text": words.strip(), "quantity": kind, "said": announced, "actual": done,
                                     "unit": "", "ok": ok}, _ACTION_CLAIM))
-    return built(ReasoningCheck, {"score": round(held / len(claims), 4) if claims else None, "claims": claims})
+    return built(ReasoningCheck, {"score": _rounded(held / len(claims), 4) if claims else None, "claims": claims})
 
 
 _ACTION_CLAIM = frozenset(Claim.model_fields) - {"unit"}  # the fields an action's claim is given: its unit is the default

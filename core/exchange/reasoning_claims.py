@@ -51,7 +51,7 @@ def _compare(quantity: str, value: float, unit: str, decimals: int,
                 best_miss, best = miss, actual
     if best_miss is None:
         return None, False
-    return round(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < len(_HALF_UNITS) else _allowance(decimals))
+    return _rounded(best, 6), best_miss <= (_HALF_UNITS[decimals] if decimals < len(_HALF_UNITS) else _allowance(decimals))
 
 
 def _allowance(decimals: int) -> float:
@@ -60,6 +60,23 @@ def _allowance(decimals: int) -> float:
 
 
 _HALF_UNITS = tuple(map(_allowance, range(8)))  # the usual ones, worked out once
+
+
+def _rounded(x: float, places: int) -> float:
+    """round(x, places), exactly. round() writes x in decimal and reads it back, ten times the cost of the rest of a
+    claim; most values (prices, sizes, a score of 1.0) are whole in units of the last place, and for those the
+    arithmetic is exact: when x * 10**places rounds to a whole N below 2**43, x itself is within 2**-11 units of N
+    (no tie), so round() would read back N / 10**places, and IEEE division of two exact floats is that same nearest
+    float."""
+    scale = _SCALES[places]
+    whole = x * scale
+    if whole.is_integer() and -_EXACT < whole < _EXACT:
+        return whole / scale
+    return round(x, places)
+
+
+_SCALES = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
+_EXACT = 2.0 ** 43
 
 
 _DOES = {"long": "enter_long", "short": "enter_short", "exit": "exit", "hold": "hold"}  # words -> action_type
