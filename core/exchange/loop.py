@@ -10,11 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from types import GeneratorType
-
-from pydantic import ValidationError
 
 from core.exchange.agent import Coach, Player, Turn
 from core.exchange.errors import AgentError, SpendLimitReached
@@ -23,146 +20,15 @@ from core.exchange.events import (  # importable from here, as before
 )
 from core.exchange.house import read_failing_checks_only
 from core.exchange.plugins import agent_class
-from core.exchange.presets import explain
 from core.exchange.reasoning import reasoning_check
+from core.exchange.rounds import RoundUnderWay, text_or_none
 from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker, refused_symbol
 from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import (
-    NO_USAGE, Agents, Artifact, Evaluation, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict, snapshot,
+    NO_USAGE, Agents, Artifact, ReasoningCheck, ReasoningGrade, Usage, Verdict, snapshot,
 )
 
 log = logging.getLogger(__name__)
-
-
-class _RoundUnderWay:
-    """What the round under way has said so far, and the agents' own time in it (never a consumer's)."""
-
-    __slots__ = ("number", "text", "seconds", "proposal", "verdict", "played", "checked")
-
-    def __init__(self, number: int):
-        self.number = number
-        self.text = {"player": "", "coach": ""}
-        self.seconds = 0.0
-        self.proposal: Proposal | None = None
-        self.verdict: Verdict | None = None
-        self.played: Turn | None = None
-        self.checked: ReasoningCheck | None = None
-
-    def speak(self, role: str, agent: object, stream: object) -> Generator[TextFragment, None, Turn]:
-        """Wrap an agent's text fragments as events and hand back its Turn, timing only the agent. A
-        user's own agent that streams or returns something else ends the exchange ERROR saying what."""
-        name = getattr(agent, "name", type(agent).__name__)
-        if not isinstance(stream, _STREAMS):  # a plain method that returns its answer without streaming
-            return _checked_turn(role, name, stream)
-        while True:
-            start = time.perf_counter()
-            try:
-                fragment = next(stream)
-            except StopIteration as done:
-                return _checked_turn(role, name, done.value)
-            finally:
-                self.seconds += time.perf_counter() - start
-            if not isinstance(fragment, str):
-                raise AgentError(f"the {role} {name} streamed {type(fragment).__name__}, not text")
-            self.text[role] += fragment
-            yield TextFragment(role, fragment)
-
-    def hear(self, role: str, agent: object, stream: object) -> Turn:
-        """`speak` without events, for a consumer that shows none (a backtest): the agent's text is
-        drained in one go and only the agent's time counted."""
-        name = getattr(agent, "name", type(agent).__name__)
-        if not isinstance(stream, _STREAMS):
-            return _checked_turn(role, name, stream)
-        said = []
-        start = time.perf_counter()
-        try:
-            while True:
-                try:
-                    fragment = next(stream)
-                except StopIteration as done:
-                    return _checked_turn(role, name, done.value)
-                if not isinstance(fragment, str):
-                    raise AgentError(f"the {role} {name} streamed {type(fragment).__name__}, not text")
-                said.append(fragment)
-        finally:
-            self.text[role] += "".join(said)
-            self.seconds += time.perf_counter() - start
-
-    def record(self, coached: Turn, spent: Usage, grade: ReasoningGrade | None) -> Round:
-        """The round as it ends, as stored; the verdict now holds the Coach's critique."""
-        verdict, played = self.verdict, self.played
-        verdict.feedback = coached.value
-        paths = {"player": played.path, "coach": coached.path} if played.path or coached.path else None
-        if (grade is None and coached.opinion is None and spent.total >= 0 and type(coached.value) is str
-                and _plain(played.path) and _plain(coached.path)):
-            # Built, not validated: the verdict is the rules' own and nothing an agent handed back needs
-            # checking or converting (text of a str subclass would be made plain text); validating would
-            # return these values as they are (the lists copied, as it would).
-            evaluation = built(Evaluation, {"decision": verdict.decision, "violations": list(verdict.violations),
-                                            "checks": list(verdict.checks), "feedback": coached.value,
-                                            "coach_opinion": None, "disagrees": None})
-            return built(Round, {
-                "round": self.number, "proposal": self.proposal, "evaluation": evaluation, "tokens": spent.total,
-                "usage": spent, "latency_ms": round(self.seconds * 1000, 3), "agent_path": paths, "complete": True,
-                "reasoning_check": self.checked, "reasoning_grade": None}, _FINISHED_ROUND)
-        return Round(
-            round=self.number,
-            proposal=self.proposal,
-            evaluation=Evaluation(
-                decision=verdict.decision, violations=verdict.violations, checks=verdict.checks,
-                feedback=coached.value, coach_opinion=coached.opinion,
-                disagrees=_disagreement(coached.opinion, verdict),
-            ),
-            tokens=spent.total,
-            usage=spent,
-            latency_ms=round(self.seconds * 1000, 3),
-            # How a model agent got its answer (forced or auto tool, repair); None for the others.
-            agent_path=paths,
-            reasoning_check=self.checked,
-            reasoning_grade=grade,
-        )
-
-    def as_it_stood(self, usage: Usage) -> Round | None:
-        """The round the exchange stopped in, once its proposal and checks exist: kept, marked incomplete."""
-        if self.verdict is None:
-            return None
-        return Round(
-            round=self.number, proposal=self.proposal,
-            evaluation=Evaluation(decision=self.verdict.decision, violations=self.verdict.violations,
-                                  checks=self.verdict.checks, feedback=self.text["coach"]),
-            tokens=usage.total, usage=usage, latency_ms=round(self.seconds * 1000, 3),
-            agent_path={"player": self.played.path, "coach": None} if self.played and self.played.path else None,
-            complete=False, reasoning_check=self.checked,
-        )
-
-
-_FINISHED_ROUND = frozenset(Round.model_fields) - {"complete"}  # the fields a finished round is given
-
-
-def _plain(text: object) -> bool:
-    """Whether an agent path (or a strategy id) is text or None, as the models take them without converting."""
-    return text is None or type(text) is str
-
-
-_STREAMS = (GeneratorType, Iterator)  # an answer streamed as text (a generator: told without the ABC's lookups)
-
-
-def _checked_turn(role: str, name: str, answer: object) -> Turn:
-    """The agent's answer as a Turn holding a Proposal (Player) or the critique text (Coach)."""
-    turn = answer if isinstance(answer, Turn) else Turn(answer)
-    if role == "coach":
-        if not isinstance(turn.value, str):
-            raise AgentError(f"the coach {name} returned {type(turn.value).__name__}, not the critique as text")
-        return turn
-    if isinstance(turn.value, Proposal):
-        return turn
-    if isinstance(turn.value, dict):
-        try:
-            return Turn(Proposal.model_validate(turn.value), turn.usage, turn.opinion, turn.path)
-        except ValidationError as error:
-            raise AgentError(f"the player {name} returned an invalid proposal: {explain(error)}") from None
-    raise AgentError(f"the player {name} returned {type(turn.value).__name__} ({str(turn.value)[:60]!r}), "
-                     "not a Turn with a Proposal")
 
 
 def _grade(grader, proposal: Proposal, world: WorldState, constraints: Constraints, portfolio: Portfolio,
@@ -192,12 +58,6 @@ def _verdict(played: Turn, constraints: Constraints, portfolio: Portfolio, world
     return verdict or check_proposal(proposal, constraints, portfolio, world, passing_words=passing_words)
 
 
-def _disagreement(opinion: dict | None, verdict: Verdict) -> bool | None:
-    if opinion is None:
-        return None
-    return opinion.get("decision") != verdict.decision or set(opinion.get("violations") or []) != set(verdict.violations)
-
-
 def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[str, str | None] | None:
     """The outcome and reason when this round ends the exchange, else None."""
     if verdict.decision == "APPROVE":
@@ -216,7 +76,7 @@ def _agents(player: object, coach: object) -> Agents:
     model = getattr(player, "model", None) or getattr(coach, "model", None)
     names = {"player": player_name, "coach": coach_name, "model": model,
              "player_class": agent_class(player), "coach_class": agent_class(coach)}
-    if type(player_name) is str and type(coach_name) is str and _plain(model):
+    if type(player_name) is str and type(coach_name) is str and text_or_none(model):
         return built(Agents, names)  # text as the model holds it (the classes' names are): nothing to convert
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
@@ -233,7 +93,7 @@ def _artifact(run_id: str, timestamp: str, held: tuple[Constraints, Portfolio, W
               "termination_reason": None, "total_tokens": 0, "usage": NO_USAGE, "rounds": [],
               "constraint_snapshot": constraints, "portfolio_snapshot": portfolio, "world_state": world,
               "strategy_id": strategy_id, "symbol": world.symbol, "agents": agents}
-    if (type(run_id) is str and type(timestamp) is str and type(world.symbol) is str and _plain(strategy_id)
+    if (type(run_id) is str and type(timestamp) is str and type(world.symbol) is str and text_or_none(strategy_id)
             and isinstance(constraints, Constraints) and isinstance(portfolio, Portfolio) and isinstance(world, WorldState)):
         # The models themselves (or their copies) and our own values: validating would return them as they are.
         return built(Artifact, {**fields, "repeat_id": None}, _STARTED)
@@ -289,7 +149,7 @@ def run_exchange(
     rounds = artifact.rounds
     finished = False
 
-    current: _RoundUnderWay | None = None
+    current: RoundUnderWay | None = None
 
     def finish(outcome: str, reason: str | None) -> None:
         nonlocal finished
@@ -312,7 +172,7 @@ def run_exchange(
             finish("ABORT", breaker)
             yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of, world.symbol))
         for number in range(1, 0 if breaker else constraints.max_rounds + 1):
-            current = _RoundUnderWay(number)
+            current = RoundUnderWay(number)
             yield RoundStarted(number)
             said = player.propose(world, constraints, portfolio, rounds)
             played = current.played = (yield from current.speak("player", player, said)) if stream else \
