@@ -27,6 +27,7 @@ REGIME_DAYS = 252  # the volatility regime compares against this many days of it
 REGIME_MIN = 60  # fewer 20-day volatilities than this: the regime is "medium" (not enough evidence)
 
 
+@lru_cache(maxsize=4096)  # one clock a day for every symbol's world and the day's breakers: shared, never changed
 def as_of(day: date) -> datetime:
     """The simulated clock of the decision for day t: 09:30 ET on t.
 

@@ -81,6 +81,20 @@ def _agents(player: object, coach: object) -> Agents:
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
 
+_STAMPED: tuple[datetime | None, str] = (None, "")  # the last clock reading and its text
+
+
+def _timestamp(stamp: datetime) -> str:
+    """The clock reading as ISO text, written once for the exchanges that share it (a backtest's symbols of one day
+    share their day's clock: core.world.as_of); a datetime never changes, so the same object has the same text."""
+    global _STAMPED
+    last, text = _STAMPED  # one tuple, read and replaced whole: threads never pair one reading with another's text
+    if stamp is not last:
+        text = stamp.isoformat()
+        _STAMPED = stamp, text
+    return text
+
+
 _STARTED = frozenset(Artifact.model_fields) - {"repeat_id"}  # the fields an exchange's artifact is given
 
 
@@ -144,7 +158,7 @@ def run_exchange(
     # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
     held = (constraints, portfolio, world) if decision_only else \
         (snapshot(constraints), snapshot(portfolio), snapshot(world))
-    artifact = _artifact(run_id or str(uuid.uuid4()), stamp.isoformat(), held, strategy_id, _agents(player, coach))
+    artifact = _artifact(run_id or str(uuid.uuid4()), _timestamp(stamp), held, strategy_id, _agents(player, coach))
     passing_words = not (decision_only and read_failing_checks_only(player, coach))
     rounds = artifact.rounds
     finished = False
