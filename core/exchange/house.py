@@ -60,19 +60,22 @@ def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, targ
 
 _NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
 _A_SIDE = frozenset({"action_type", "symbol"})  # the fields a hold or an exit is given (an entry: all)
+_FLOATS, _ACTIONS = frozenset({float}), frozenset({Action})
 
 
 def _action(action_type: str, symbol: str, *numbers: float) -> Action:
     """An entry of the Player's own (its four numbers), not validated again where validating would return it as it
     is: finite Python floats, and a symbol a world's or action's validation made (or STRAY_SYMBOL)."""
-    if type(symbol) is str and all(type(n) is float and math.isfinite(n) for n in numbers):
+    # Floats all (no generator walks them) and finite (their sum is: a sum too large for a float only costs the
+    # validation below, which returns them as they are).
+    if type(symbol) is str and set(map(type, numbers)) == _FLOATS and math.isfinite(sum(numbers)):
         return built(Action, {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers))})
     return Action(action_type=action_type, symbol=symbol, **dict(zip(_NUMBERS, numbers)))
 
 
 def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
     """The proposal of the Player's own actions (see _action), not validated again."""
-    if 1 <= len(actions) <= 3 and all(type(a) is Action for a in actions):
+    if 1 <= len(actions) <= 3 and set(map(type, actions)) == _ACTIONS:  # Actions all, no generator walking them
         return built(Proposal, {"reasoning": reasoning, "actions": list(actions)})
     return Proposal(reasoning=reasoning, actions=actions)
 

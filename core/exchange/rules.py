@@ -19,6 +19,8 @@ from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()
+_CHECK_FIELDS = frozenset(Check.model_fields)  # every one given: copied as a set faster than read off each dict
+_Unwritten = list[tuple[Check, dict[str, str], Callable[..., str], tuple]]  # checks, and how to write their words
 
 
 def _at_most(value: float, limit: float) -> bool:
@@ -48,17 +50,17 @@ class _Checks:
     """The checks of one proposal as they are made, each with its arithmetic in words (check_words).
 
     `words` says whose words are written as the check is made: every check's (True); the failing checks' only
-    ("failing"), the others' Checks made with none and kept in `unwritten` for `_write`, for whoever reads them; or
-    nobody's, and then no Check is made at all (False: the names of the failing checks alone, for `ruling`)."""
+    ("failing"), the others' Checks made with none and kept in `unwritten` (a list) for `_write`, or not kept (None:
+    nobody reads them); or nobody's, and then no Check is made at all (False: the failing checks' names, `ruling`)."""
 
     __slots__ = ("tier", "made", "failed", "words", "unwritten")
 
-    def __init__(self, tier: dict[str, str], words: bool | str = True):
+    def __init__(self, tier: dict[str, str], words: bool | str = True, unwritten: _Unwritten | None = None):
         self.tier = tier
         self.made: list[Check] = []
         self.failed: list[str] = []
         self.words = words
-        self.unwritten: list[tuple[Check, dict[str, str], Callable[..., str], tuple]] = []
+        self.unwritten = unwritten
 
     def add(self, constraint: str, action: int | None, passed: bool, value, threshold, write: Callable[..., str],
             *numbers) -> None:
@@ -75,8 +77,8 @@ class _Checks:
             "constraint": constraint, "action": action, "passed": True if passed else False,
             "arithmetic": _head(self.tier, constraint) + write(*numbers) if now else "",
             "value": None if value is None else float(value),
-            "threshold": None if threshold is None else float(threshold)})
-        if not now:
+            "threshold": None if threshold is None else float(threshold)}, _CHECK_FIELDS)
+        if not now and self.unwritten is not None:
             self.unwritten.append((check, self.tier, write, numbers))
         self.made.append(check)
 
@@ -86,22 +88,16 @@ def _head(tier: dict[str, str], constraint: str) -> str:
     return f"{constraint} ({tier[constraint]}): " if constraint in tier else f"{constraint}: "
 
 
-def _write(unwritten: list[tuple[Check, dict[str, str], Callable[..., str], tuple]]) -> None:
+def _write(unwritten: _Unwritten) -> None:
     """Write the arithmetic of checks made without it into each, as it would have been written when made."""
     for check, tier, write, numbers in unwritten:
         check.__dict__["arithmetic"] = _head(tier, check.constraint) + write(*numbers)  # set already: nothing else moves
     unwritten.clear()
 
 
-def check_proposal(
-    proposal: Proposal,
-    constraints: Constraints,
-    portfolio: Portfolio | None = None,
-    world: WorldState | None = None,
-    *,
-    atr: dict[str, float] | None = None,
-    passing_words: bool = True,
-) -> Verdict:
+def check_proposal(proposal: Proposal, constraints: Constraints, portfolio: Portfolio | None = None,
+                   world: WorldState | None = None, *, atr: dict[str, float] | None = None,
+                   passing_words: bool = True) -> Verdict:
     """Check every action against every constraint; decide ABORT, REJECT or APPROVE.
 
     `atr` gives the 14-day ATR of symbols other than the world's (the world's own `atr` counts for its
@@ -113,7 +109,7 @@ def check_proposal(
     if passing_words:
         return check_actions(proposal.actions, constraints, portfolio, world, atr=atr)
     portfolio = portfolio or _DEFAULT_PORTFOLIO
-    return _verdict(_Checks({}, "failing"), proposal.actions, in_force(constraints, portfolio, world), portfolio,
+    return _verdict(_Checks({}, "failing", None), proposal.actions, in_force(constraints, portfolio, world), portfolio,
                     world, atr)
 
 
@@ -211,7 +207,7 @@ class PlanJudge:
 
     def __call__(self, actions: list[Action]) -> str:
         """The decision on these actions; the verdict is kept for `last`."""
-        checks = _Checks({}, "failing")
+        checks = _Checks({}, "failing", [])
         verdict = _verdict(checks, actions, self.limits, self.portfolio or _DEFAULT_PORTFOLIO, self.world, None)
         self.judged = CheckedActions(actions, self.constraints, self.portfolio, self.world, verdict,
                                      _as_judged(actions), _BY_THE_RULES, checks.unwritten)
@@ -317,7 +313,7 @@ def _book_checks(checks: _Checks, c: Constraints, portfolio: Portfolio, position
     room_ok = len(held) <= most
     checks.add("max_open_positions", None, room_ok, len(held), most, check_words.open_positions, held, most, room_ok)
 
-    leverage = sum(abs(size) for size in positions.values())
+    leverage = sum(map(abs, positions.values()))
     leverage_ok = _at_most(leverage, c.max_leverage)
     checks.add("max_leverage", None, leverage_ok, leverage, c.max_leverage, check_words.leverage, held, positions, leverage,
                c.max_leverage, leverage_ok)
