@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Generator
+from functools import partial
 from typing import NamedTuple
 
 from core.exchange.agent import Turn
@@ -61,6 +62,8 @@ def _entry(long: bool, symbol: str, size: float, entry: float, stop: float, targ
 _NUMBERS = ("size_pct", "entry_price", "stop_loss", "take_profit")
 _A_SIDE = frozenset({"action_type", "symbol"})  # the fields a hold or an exit is given (an entry: all)
 _FLOATS, _ACTIONS = frozenset({float}), frozenset({Action})
+# Every field given, as schema.built's fields set (copied from a frozenset faster than read off each values dict).
+_ALL_SIDES, _PROPOSED = frozenset(Action.model_fields), frozenset(Proposal.model_fields)
 
 
 def _action(action_type: str, symbol: str, *numbers: float) -> Action:
@@ -69,14 +72,14 @@ def _action(action_type: str, symbol: str, *numbers: float) -> Action:
     # Floats all (no generator walks them) and finite (their sum is: a sum too large for a float only costs the
     # validation below, which returns them as they are).
     if type(symbol) is str and set(map(type, numbers)) == _FLOATS and math.isfinite(sum(numbers)):
-        return built(Action, {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers))})
+        return built(Action, {"action_type": action_type, "symbol": symbol, **dict(zip(_NUMBERS, numbers))}, _ALL_SIDES)
     return Action(action_type=action_type, symbol=symbol, **dict(zip(_NUMBERS, numbers)))
 
 
 def _proposal(reasoning: str, actions: list[Action]) -> Proposal:
     """The proposal of the Player's own actions (see _action), not validated again."""
     if 1 <= len(actions) <= 3 and set(map(type, actions)) == _ACTIONS:  # Actions all, no generator walking them
-        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)})
+        return built(Proposal, {"reasoning": reasoning, "actions": list(actions)}, _PROPOSED)
     return Proposal(reasoning=reasoning, actions=actions)
 
 
@@ -86,10 +89,6 @@ def _price(x: float) -> str:
     return text if text[-1] != "0" else text[:-1] if text[-2] != "0" else text[:-2]
 
 
-def _hold(symbol: str) -> Action:
-    return _bare("hold", symbol)
-
-
 def _bare(action_type: str, symbol: str) -> Action:
     """A hold or an exit of the Player's own, not validated again where validating would return it as it is (see
     `_action`)."""
@@ -97,6 +96,9 @@ def _bare(action_type: str, symbol: str) -> Action:
         return built(Action, {"action_type": action_type, "symbol": symbol, "size_pct": None, "entry_price": None,
                               "stop_loss": None, "take_profit": None}, _A_SIDE)
     return Action(action_type=action_type, symbol=symbol)
+
+
+_hold = partial(_bare, "hold")  # a hold of the Player's own: no Python frame of its own around _bare
 
 
 def _ratio(a: Action) -> float:

@@ -19,7 +19,8 @@ from core.exchange.tiers import in_force
 
 TOLERANCE = 1e-9
 _DEFAULT_PORTFOLIO = Portfolio()
-_CHECK_FIELDS = frozenset(Check.model_fields)  # every one given: copied as a set faster than read off each dict
+# Every field given, as built's fields set: copied from a frozenset faster than read off each values dict.
+_CHECK_FIELDS, _VERDICT_FIELDS = frozenset(Check.model_fields), frozenset(Verdict.model_fields)
 _Unwritten = list[tuple[Check, dict[str, str], Callable[..., str], tuple]]  # checks, and how to write their words
 
 
@@ -145,7 +146,7 @@ def _verdict(checks: _Checks, actions: list[Action], limits: tuple[Constraints, 
     c, checks.tier = limits
     _judge(checks, actions, c, portfolio, world, atr)
     return built(Verdict, {"decision": _decision(checks.failed, c), "violations": list(dict.fromkeys(checks.failed)),
-                           "checks": checks.made, "feedback": ""})
+                           "checks": checks.made, "feedback": ""}, _VERDICT_FIELDS)
 
 
 _BY_THE_RULES = object()  # the seal PlanJudge puts on what it judged: a verdict an agent wrote itself is never taken
