@@ -143,22 +143,3 @@ def test_an_unrecorded_run_skips_what_only_history_reads_and_a_recorded_one_stor
     assert len(kept) == len(rounds) and all(r.reasoning_check is not None for r in kept)
     pd.testing.assert_frame_equal(recorded.trades, plain.trades)
 
-
-@pytest.mark.parametrize("columns", [
-    {"a": [1, 2, 3], "b": [1.5, -0.0, float("nan")], "c": [1, 2.5, 3], "d": ["x", "", "z"]},
-    {"a": [True, 2, 3], "b": [None, 1.0, 2.0], "c": [2**63, 1, 2], "d": [1, None, 3]},
-    {"a": [-(2**63), 0, 2**63 - 1], "b": [float("inf"), 1, -float("inf")], "c": [True, False, True],
-     "d": [pd.Timestamp("2020-01-02").date(), None, "x"]},
-    {"a": [pd.Timestamp("2020-01-02").date()] * 3, "b": [pd.Timestamp("2020-01-02")] * 3, "c": ["x", None, "y"],
-     "d": [0.1, 0.2, 1e300]},
-])
-def test_a_results_table_from_its_columns_is_the_frame_of_its_records_type_for_type(columns):
-    from core.backtest.breakdown import records_table
-
-    names = list(columns)
-    records = [dict(zip(names, values)) for values in zip(*columns.values())]
-    expected = pd.DataFrame(records, columns=names)
-    got = records_table(columns, records, names)
-    assert list(got.dtypes) == list(expected.dtypes)
-    pd.testing.assert_frame_equal(got, expected)
-    assert records_table({name: [] for name in names}, [], names).equals(pd.DataFrame([], columns=names))

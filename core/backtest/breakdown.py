@@ -1,11 +1,9 @@
 """The tables a whole backtest result adds to its metrics: walk-forward (in-sample against out-of-sample),
-a row per volatility regime and a row per symbol, and the frames of its trades and days. A sweep's summary
-(core.backtest.summary) builds none of them.
+a row per volatility regime and a row per symbol. A sweep's summary (core.backtest.summary) builds none of them.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import get_args
 
 import numpy as np
@@ -32,36 +30,6 @@ def walk_forward(equity: pd.Series, split: float, periods: int = TRADING_DAYS) -
         }
     parts["split"] = split
     return parts
-
-
-def records_table(columns: dict[str, list], records: list, names: list[str] | pd.Index) -> pd.DataFrame:
-    """A result's trades or days: the frame pandas makes of `records` (dicts or tuples in the order of `names`), built
-    from `columns`, the same records as {name: list}, when pandas would type each column from the list alone (text,
-    days, numbers): the same frame in less time. Else, or with no records (a frame of empty lists would type its
-    columns), from the records."""
-    arrays = {}
-    for name, values in columns.items() if records else ():
-        typed = _typed(values)
-        if typed is None:
-            return pd.DataFrame(records, columns=names)
-        arrays[name] = typed
-    return pd.DataFrame(arrays, columns=names) if records else pd.DataFrame(records, columns=names)
-
-
-def _typed(values: list) -> list | np.ndarray | None:
-    """A column as the type pandas gives the records' column: text or days as they are, numbers as the int64 or
-    float64 array pandas infers from them; None for any other column."""
-    kinds = set(map(type, values))
-    if kinds == _TEXT or kinds == _DAYS:
-        return values
-    if kinds <= _NUMBERS:
-        array = np.array(values)
-        if array.dtype == np.float64 or array.dtype == np.int64:  # not ints past int64, which pandas types its own way
-            return array
-    return None
-
-
-_TEXT, _DAYS, _NUMBERS = {str}, {date}, {int, float}
 
 
 def rows_table(rows: dict[str, dict], columns: pd.Index, index: pd.Index | None = None) -> pd.DataFrame:

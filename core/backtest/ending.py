@@ -36,8 +36,10 @@ class Ending:
         positions = pd.DataFrame({s: [row.get(s, 0.0) for row in self.position_rows] for s in t.symbols},
                                  index=equity.index[1:], dtype=float)  # a day's row names only what it held
         return BacktestResult(
-            **vars(summary), trades=breakdown.records_table(trades, self.book.closed, _TRADES.view()),
-            days=breakdown.records_table(days, self.rows, _DAYS.view()),
+            # the trades from the records, as ever: a frame of columns would type an empty one's columns otherwise;
+            # the days from the columns read already, the same frame in less time, unless there are none
+            **vars(summary), trades=pd.DataFrame(self.book.closed, columns=_TRADES.view()),
+            days=pd.DataFrame(days if self.rows else self.rows, columns=_DAYS.view()),
             walk_forward=breakdown.walk_forward(equity, t.walk_forward_split, periods),
             by_regime=breakdown.by_regime(days, metrics.returns_of(equity.to_numpy()), trades, periods),
             by_symbol=breakdown.by_symbol(t.symbols, trades, positions), positions=positions,
