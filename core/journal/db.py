@@ -23,6 +23,11 @@ from core.journal import compact
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
+# Pages the write-ahead log grows to before a commit copies it back into the file (SQLite's default: 1,000). Each
+# checkpoint syncs the disk twice, and a house exchange writes ~33 pages: at 1,000 one exchange in ~30 waited on the
+# disk (~0.4 ms an exchange with the store). A killed process still loses no commit; a power cut may lose the
+# commits since the last checkpoint, as before, now up to ~16 MB of them.
+WAL_CHECKPOINT_PAGES = 4_000
 
 
 def default_path() -> Path:
@@ -97,6 +102,7 @@ class StoreFile:
             conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("pragma foreign_keys = on")
             conn.execute("pragma synchronous = normal")  # WAL + normal: durable across app crashes, fast
+            conn.execute(f"pragma wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             conn.create_function("said_contains", 4, self._said_contains)  # History's text search (history.py)
             db = self._local.db = sqlite_utils.Database(conn)
         return db
