@@ -21,7 +21,6 @@ from core.backtest.spec import Costs
 from core.exchange.schema import BEFORE_ROUND_ONE, Action
 
 LIMIT_COLUMNS = ["rejected", "aborted", "unfilled", "days_blocked", "pnl_on_blocked_days", "missed_pnl"]
-_LIMITS = pd.Index(LIMIT_COLUMNS)  # built once: each table's columns are a view of them
 
 
 def block(day: date, symbol: str, constraint: str, kind: str, entry: Action | None, equity: float,
@@ -61,7 +60,7 @@ def limit_table(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, 
     `blocks` are the rows `block` made, in the order they happened; `days` the days run and `equity` the
     book at the close before the first of them and after each."""
     if not blocks:
-        return pd.DataFrame(columns=_LIMITS.view(), dtype=float)
+        return pd.DataFrame(columns=LIMIT_COLUMNS, dtype=float)
     pnl = dict(zip(days, np.diff(np.asarray(equity, dtype=float))))
     missed: dict[tuple, float] = {}  # per (day, symbol): what the entry kept out would have made
     tallies: dict[str, dict] = {}  # per constraint, in the order each first acted
@@ -85,7 +84,7 @@ def limit_table(blocks: list[dict], feeds: dict[str, SymbolFeed], costs: Costs, 
     # most days blocked first, then most rejected, most aborted; ties in the order the limits first acted
     # (sort_values' order: its sort of several columns is stable), sorted before the frame is built
     ranked = sorted(rows.items(), key=lambda kv: (-kv[1]["days_blocked"], -kv[1]["rejected"], -kv[1]["aborted"]))
-    return rows_table(dict(ranked), _LIMITS)
+    return rows_table(dict(ranked), LIMIT_COLUMNS)
 
 
 def top_blockers(limits_table: pd.DataFrame, top: int = 3) -> pd.Series:
