@@ -142,4 +142,3 @@ def test_an_unrecorded_run_skips_what_only_history_reads_and_a_recorded_one_stor
     kept = [r for row in stored for r in store.get_exchange(row["run_id"]).rounds]
     assert len(kept) == len(rounds) and all(r.reasoning_check is not None for r in kept)
     pd.testing.assert_frame_equal(recorded.trades, plain.trades)
-
