@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from core.exchange.artifact import Artifact
+from core.exchange.artifact import Artifact, Round
+from core.exchange.loop import Ended
 from core.exchange.schema import Action, WorldState
 
 
@@ -29,11 +30,22 @@ class Decision:
     @classmethod
     def of(cls, artifact: Artifact, recorded: bool = False) -> Decision:
         """The decision an exchange's artifact holds."""
-        rounds = artifact.rounds
-        approved = artifact.outcome == "APPROVE"
-        return cls(artifact.outcome, artifact.termination_reason, artifact.rounds_taken, artifact.total_tokens,
-                   artifact.usage.cost_usd, list(rounds[-1].proposal.actions) if approved else [],
-                   artifact.run_id if recorded else None,
+        return cls._of(artifact.outcome, artifact.termination_reason, artifact.rounds_taken, artifact.total_tokens,
+                       artifact.usage.cost_usd, artifact.rounds, artifact.run_id if recorded else None)
+
+    @classmethod
+    def ended(cls, exchange: Ended) -> Decision:
+        """The decision of an exchange decided only (core.exchange.loop.decide_exchange): what its artifact would
+        hold (the rounds it took are its complete ones; its tokens, its usage's)."""
+        rounds, usage = exchange.rounds, exchange.usage
+        return cls._of(exchange.outcome, exchange.reason, sum(r.complete for r in rounds), usage.total,
+                       usage.cost_usd, rounds, None)
+
+    @classmethod
+    def _of(cls, outcome: str, reason: str | None, taken: int, tokens: int, cost: float, rounds: list[Round],
+            run_id: str | None) -> Decision:
+        approved = outcome == "APPROVE"
+        return cls(outcome, reason, taken, tokens, cost, list(rounds[-1].proposal.actions) if approved else [], run_id,
                    [{"decision": r.evaluation.decision, "violations": r.evaluation.violations,
                      "entries": [a for a in r.proposal.actions if a.is_entry]} for r in rounds])
 

@@ -43,7 +43,7 @@ from core.backtest.result import BacktestResult, plain  # noqa: F401 (re-exporte
 from core.backtest.spec import DEPTHS, BacktestSpec, spec_of_call  # noqa: F401 (DEPTHS re-exported for the page)
 from core.backtest.summary import BacktestSummary
 from core.exchange.errors import InvalidInput
-from core.exchange.loop import run_exchange_sync
+from core.exchange.loop import decide_exchange, run_exchange_sync
 from core.exchange.rules import circuit_breaker, ruling
 from core.exchange.schema import Portfolio, WorldState, built
 from core.exchange.artifact import Artifact
@@ -141,19 +141,20 @@ class Backtest:
     def summary(self, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> BacktestSummary:
         """Run it and keep what a sweep reads: the metrics and the equity curve, the same numbers as `run()`'s,
         without recording the positions and limits behind the whole result's other tables."""
-        run = _Run(self, {}, None, run_exchange_sync, whole=False)
+        run = _Run(self, {}, None, None, whole=False)
         return run.summary(run.play(progress, cancel, None))
 
     def runner(self, *, decided: Mapping | None = None, events=None, exchange: Exchange | None = None) -> _Run:
         """The run as state, played a slice at a time (core.backtest.job.StoredRun): each `play(progress,
         cancel, stop_after)` carries on from the first day not simulated yet; `result(status)` ends it."""
-        return _Run(self, decided or {}, events, exchange or run_exchange_sync)
+        return _Run(self, decided or {}, events, exchange)
 
 
 class _Run(Ending):
     """The state of one run: the book, the marks, the curve and the rows, day by day (its end: Ending)."""
 
-    def __init__(self, test: Backtest, decided: Mapping, events, exchange: Exchange, *, whole: bool = True):
+    def __init__(self, test: Backtest, decided: Mapping, events, exchange: Exchange | None, *, whole: bool = True):
+        # exchange None: the loop itself (decide_exchange, when only the Decision is read)
         self.test, self.decided, self.events, self.exchange = test, decided, events, exchange
         self.whole = whole  # False: only the summary is wanted, so positions and limits are not recorded
         self.rules = test.constraints if test.depth == "standard" else test.constraints.model_copy(
@@ -248,13 +249,17 @@ class _Run(Ending):
         t = self.test
         if breaker and not t.record_exchanges:  # the whole book is stopped: no agent is asked
             return Decision("ABORT", breaker)
-        artifact = self.exchange(
-            world, self.rules, self._portfolio(pending), t.player, t.coach,
+        portfolio = self._portfolio(pending)
+        run_id = f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}")
+        if self.exchange is None and not t.record_exchanges:
+            # Unrecorded, only the Decision is read: no events, no artifact, no reasoning check (History shows it),
+            # no copies of inputs the engine never changes. The breakers ran on the day's book (same equity, as_of).
+            return Decision.ended(decide_exchange(world, self.rules, portfolio, t.player, t.coach, run_id=run_id,
+                                                  breakers_checked=breaker is None))
+        artifact = (self.exchange or run_exchange_sync)(
+            world, self.rules, portfolio, t.player, t.coach,
             strategy_id=f"backtest:{t.run_key}" if t.record_exchanges else None,
-            run_id=f"{t.run_key}:{day}" + ("" if len(t.feeds) == 1 else f":{feed.symbol}"),
-            now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
-            # Unrecorded, only the Decision is read: no reasoning check (History shows it), and no copies of
-            # inputs the engine never changes. The breakers ran on the day's book (same equity, same as_of).
+            run_id=run_id, now=lambda: world.as_of, stream=False,  # no speech bubbles to show: no text events
             decision_only=not t.record_exchanges, breakers_checked=breaker is None,
         )
         return Decision.of(artifact, t.record_exchanges)

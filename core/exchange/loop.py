@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from core.exchange.agent import Coach, Player, Turn
 from core.exchange.errors import AgentError, SpendLimitReached
@@ -25,7 +26,7 @@ from core.exchange.rounds import RoundUnderWay, text_or_none
 from core.exchange.rules import breaker_detail, check_proposal, circuit_breaker, refused_symbol
 from core.exchange.schema import BEFORE_ROUND_ONE, Constraints, Portfolio, Proposal, WorldState, built
 from core.exchange.artifact import (
-    NO_USAGE, Agents, Artifact, ReasoningCheck, ReasoningGrade, Usage, Verdict, snapshot,
+    NO_USAGE, Agents, Artifact, ReasoningCheck, ReasoningGrade, Round, Usage, Verdict, snapshot,
 )
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,70 @@ def run_exchange(
         usage = usage + unfinished
         finish("ERROR", f"{type(failure).__name__}: {failure}")
     yield ExchangeFinished(artifact)
+
+
+class Ended(NamedTuple):
+    """How an exchange decided only ended (`decide_exchange`): its artifact's outcome, reason, rounds and usage."""
+
+    outcome: str
+    reason: str | None
+    rounds: list[Round]
+    usage: Usage
+
+
+def decide_exchange(world: WorldState, constraints: Constraints, portfolio: Portfolio, player: Player, coach: Coach,
+                    *, run_id: str, breakers_checked: bool = False) -> Ended:
+    """`run_exchange(..., stream=False, decision_only=True)` without its events and artifact, for a caller that reads
+    only how the exchange ended (a backtest that records no exchange): the agents are asked the same things on the
+    same inputs, and the outcome, reason, rounds and usage are the artifact's. Nobody can stop it between events,
+    so it never ends INTERRUPTED; `run_id` names it in the log when an agent fails."""
+    _agents(player, coach)  # an agent named by something else than text is refused here as there
+    passing_words = not read_failing_checks_only(player, coach)
+    rounds: list[Round] = []
+    usage = unfinished = NO_USAGE  # `unfinished`: billed in the round under way, not yet in `usage`
+    current: RoundUnderWay | None = None
+
+    def ended(outcome: str, reason: str | None) -> Ended:
+        if current is not None:  # cut short in a round: keep it as it stood
+            as_it_stood = current.as_it_stood(unfinished)
+            if as_it_stood is not None:
+                rounds.append(as_it_stood)
+        return Ended(outcome, reason, rounds, usage)
+
+    try:
+        breaker = (None if breakers_checked else circuit_breaker(constraints, portfolio, world.as_of)) or \
+            refused_symbol(constraints, world.symbol)
+        if breaker:
+            return ended("ABORT", breaker)
+        for number in range(1, constraints.max_rounds + 1):
+            current = RoundUnderWay(number)
+            played = current.played = current.hear("player", player, player.propose(world, constraints, portfolio,
+                                                                                    rounds))
+            unfinished = played.usage
+            proposal = current.proposal = played.value
+            started = time.perf_counter()
+            verdict = current.verdict = _verdict(played, constraints, portfolio, world, passing_words)
+            current.seconds += time.perf_counter() - started
+            coached = current.hear("coach", coach, coach.critique(proposal, verdict, constraints, world, portfolio))
+            spent = played.usage + coached.usage
+            usage, unfinished = usage + spent, NO_USAGE
+            rounds.append(current.record(coached, spent, None))
+            current = None
+            ending = _ending(verdict, number, constraints)
+            if ending:
+                return ended(*ending)
+    except SpendLimitReached as limit:
+        usage = usage + unfinished + limit.usage
+        log.info("spend guard stopped exchange %s: %s", run_id, limit)
+        return ended("ABORT", "spend_guard")
+    except AgentError as failure:
+        usage = usage + unfinished + failure.usage
+        return ended("ERROR", str(failure) or type(failure).__name__)
+    except Exception as failure:  # an agent bug ends the exchange ERROR, as run_exchange's does
+        log.exception("exchange %s failed", run_id)
+        usage = usage + unfinished
+        return ended("ERROR", f"{type(failure).__name__}: {failure}")
+    return ended("INTERRUPTED", None)  # no round at all (max_rounds set below 1 unvalidated): as the artifact starts
 
 
 def run_exchange_sync(*args, **kwargs) -> Artifact:
