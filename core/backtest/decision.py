@@ -36,10 +36,10 @@ class Decision:
     @classmethod
     def ended(cls, exchange: Ended) -> Decision:
         """The decision of an exchange decided only (core.exchange.loop.decide_exchange): what its artifact would
-        hold (the rounds it took are its complete ones; its tokens, its usage's)."""
-        rounds, usage = exchange.rounds, exchange.usage
-        return cls._of(exchange.outcome, exchange.reason, sum(r.complete for r in rounds), usage.total,
-                       usage.cost_usd, rounds, None)
+        hold (its tokens are its usage's)."""
+        usage = exchange.usage
+        return cls._of(exchange.outcome, exchange.reason, exchange.taken, usage.total, usage.cost_usd, exchange.rounds,
+                       None)
 
     @classmethod
     def _of(cls, outcome: str, reason: str | None, taken: int, tokens: int, cost: float, rounds: list[Round],

@@ -128,7 +128,8 @@ class Backtest:
         """Replay the loop over the calendar. `decided` holds the exchanges already decided, by (day,
         symbol): replayed, no agent asked; each new one goes to `events` before its day is simulated.
         `cancel()` is asked before each day; `stop_after` N pauses the run (status "paused") once it has
-        decided N new days and meets an undecided one. `exchange` runs one exchange (default: the pure loop).
+        decided N new days and meets an undecided one. `exchange` runs one exchange (default: the pure loop, deciding
+        only when nothing is recorded: core.exchange.loop.decide_exchange).
 
         The engine stores nothing: core.backtest.job.run_stored(test, store, ...) runs it with the journal
         at its edge (resumable, cancellable, a slice at a time)."""

@@ -71,14 +71,16 @@ def _ending(verdict: Verdict, number: int, constraints: Constraints) -> tuple[st
     return None
 
 
-def _agents(player: object, coach: object) -> Agents:
-    """Who plays: names as the agents give them, classes as `module:Class`."""
+def _agents(player: object, coach: object, *, kept: bool = True) -> Agents | None:
+    """Who plays: names as the agents give them, classes as `module:Class`. `kept=False`, for an exchange that keeps
+    no artifact: only refuse agents the artifact would refuse, and build nothing for the others (None)."""
     player_name, coach_name = getattr(player, "name", type(player).__name__), getattr(coach, "name", type(coach).__name__)
     model = getattr(player, "model", None) or getattr(coach, "model", None)
     names = {"player": player_name, "coach": coach_name, "model": model,
              "player_class": agent_class(player), "coach_class": agent_class(coach)}
     if type(player_name) is str and type(coach_name) is str and text_or_none(model):
-        return built(Agents, names)  # text as the model holds it (the classes' names are): nothing to convert
+        # text as the model holds it (the classes' names are): nothing to convert
+        return built(Agents, names) if kept else None
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
 
 
@@ -243,6 +245,7 @@ class Ended(NamedTuple):
     reason: str | None
     rounds: list[Round]
     usage: Usage
+    taken: int  # the rounds finished (the artifact's rounds_taken): all but one kept as it stood
 
 
 def decide_exchange(world: WorldState, constraints: Constraints, portfolio: Portfolio, player: Player, coach: Coach,
@@ -251,18 +254,19 @@ def decide_exchange(world: WorldState, constraints: Constraints, portfolio: Port
     only how the exchange ended (a backtest that records no exchange): the agents are asked the same things on the
     same inputs, and the outcome, reason, rounds and usage are the artifact's. Nobody can stop it between events,
     so it never ends INTERRUPTED; `run_id` names it in the log when an agent fails."""
-    _agents(player, coach)  # an agent named by something else than text is refused here as there
+    _agents(player, coach, kept=False)  # an agent named by something else than text is refused here as there
     passing_words = not read_failing_checks_only(player, coach)
     rounds: list[Round] = []
     usage = unfinished = NO_USAGE  # `unfinished`: billed in the round under way, not yet in `usage`
     current: RoundUnderWay | None = None
 
     def ended(outcome: str, reason: str | None) -> Ended:
+        taken = len(rounds)  # every round so far is finished
         if current is not None:  # cut short in a round: keep it as it stood
             as_it_stood = current.as_it_stood(unfinished)
             if as_it_stood is not None:
                 rounds.append(as_it_stood)
-        return Ended(outcome, reason, rounds, usage)
+        return Ended(outcome, reason, rounds, usage, taken)
 
     try:
         breaker = (None if breakers_checked else circuit_breaker(constraints, portfolio, world.as_of)) or \

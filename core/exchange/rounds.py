@@ -76,7 +76,8 @@ class RoundUnderWay:
         verdict, played = self.verdict, self.played
         verdict.feedback = coached.value
         paths = {"player": played.path, "coach": coached.path} if played.path or coached.path else None
-        if (grade is None and coached.opinion is None and spent.total >= 0 and type(coached.value) is str
+        tokens = spent.total
+        if (grade is None and coached.opinion is None and tokens >= 0 and type(coached.value) is str
                 and text_or_none(played.path) and text_or_none(coached.path)):
             # Built, not validated: the verdict is the rules' own and nothing an agent handed back needs
             # checking or converting (text of a str subclass would be made plain text); validating would
@@ -85,7 +86,7 @@ class RoundUnderWay:
                                             "checks": list(verdict.checks), "feedback": coached.value,
                                             "coach_opinion": None, "disagrees": None})
             return built(Round, {
-                "round": self.number, "proposal": self.proposal, "evaluation": evaluation, "tokens": spent.total,
+                "round": self.number, "proposal": self.proposal, "evaluation": evaluation, "tokens": tokens,
                 "usage": spent, "latency_ms": round(self.seconds * 1000, 3), "agent_path": paths, "complete": True,
                 "reasoning_check": self.checked, "reasoning_grade": None}, _FINISHED_ROUND)
         return Round(
@@ -96,7 +97,7 @@ class RoundUnderWay:
                 feedback=coached.value, coach_opinion=coached.opinion,
                 disagrees=_disagreement(coached.opinion, verdict),
             ),
-            tokens=spent.total,
+            tokens=tokens,
             usage=spent,
             latency_ms=round(self.seconds * 1000, 3),
             # How a model agent got its answer (forced or auto tool, repair); None for the others.
