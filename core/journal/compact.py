@@ -17,11 +17,12 @@ import zlib
 from pathlib import Path
 
 DICTIONARY_PATH = Path(__file__).with_name("store_dictionary.txt")
-_LEVEL, _RAW = 9, -15  # best compression (the blobs are small), no zlib header or trailer
+# deflate's level 6 (zlib's default), not 9: on house rounds and details, 68 us a blob, not 88, for 334 bytes, not 330
+# (9 searches far longer match chains through the dictionary for a few bytes). Inflating reads any level.
+_LEVEL, _RAW = 6, -15  # no zlib header or trailer
 # deflate's memLevel: 8 (zlib's default) spreads the dictionary and the text over 32K hash chains, not 8K at 6: a
 # round's text then walks far shorter chains, ~13% less time a blob, more than the larger state it copies
-# (256 KB, not 160 KB) costs. A blob under ~12 KB of text (every house round and detail) is the same bytes at 6
-# and 8; a longer one differs by a few bytes either way. Inflating never depends on it: every reader reads both.
+# (256 KB, not 160 KB) costs. Inflating never depends on it: every reader reads both.
 _MEMORY = 8
 
 
