@@ -19,14 +19,14 @@ from pathlib import Path
 import sqlite_utils
 
 from core.exchange.errors import StoreError
-from core.journal import compact
+from core.journal import checkpoints, compact
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "player_coach.db"
 BUSY_TIMEOUT_MS = 30_000
-# Pages the write-ahead log grows to before a commit copies it back into the file (SQLite's default: 1,000). Each
-# checkpoint syncs the disk twice, and a house exchange writes ~33 pages: at 1,000 one exchange in ~30 waited on the
-# disk (~0.4 ms an exchange with the store). A killed process still loses no commit; a power cut may lose the
-# commits since the last checkpoint, as before, now up to ~16 MB of them.
+# Pages the write-ahead log grows to before a commit copies it back into the file (SQLite's default: 1,000): the
+# backstop, should the checkpoint thread (core.journal.checkpoints) fall behind. Each checkpoint syncs the disk
+# twice, and a house exchange writes ~33 pages: at 1,000 one exchange in ~30 would wait on the disk. A killed
+# process loses no commit; a power cut may lose the commits since the last checkpoint.
 WAL_CHECKPOINT_PAGES = 4_000
 
 
@@ -64,6 +64,7 @@ class StoreFile:
         self._local = threading.local()
         self.problem: str | None = None  # why this file opened for listing only (see _load_dictionaries)
         self.note: str | None = None  # what a reader should know about what it sees (see _db)
+        self._commits = 0  # since the last checkpoint request (threads may race on it: it only paces them)
         if not create and (not self.path.is_file() or self.path.stat().st_size == 0):
             what = "no such file" if not self.path.exists() else "not a database file" if not self.path.is_file() \
                 else "an empty file, not a database"
@@ -81,6 +82,7 @@ class StoreFile:
                 raise StoreError(f"database {self.path}: read-only and from another version of the app; "
                                  "open it once where it can be written to")
             self._load_dictionaries()
+            self._commits = 0  # the migrations' commits ask for no checkpoint
         except (OSError, sqlite3.DatabaseError) as error:
             raise StoreError(f"database {self.path}: {error}") from None
 
@@ -143,6 +145,10 @@ class StoreFile:
             db.rollback()
             raise
         db.commit()
+        self._commits += 1
+        if self._commits >= checkpoints.EVERY:
+            self._commits = 0
+            checkpoints.request(self.path.resolve())
 
     def _migrate(self) -> None:
         """Run the pending migrations, each in its own write transaction (a crash keeps every finished one).
@@ -166,7 +172,8 @@ class StoreFile:
     @named_errors
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file and truncate it (size_bytes then counts data only)."""
-        self._db.execute("pragma wal_checkpoint(truncate)")
+        with checkpoints.alone():
+            self._db.execute("pragma wal_checkpoint(truncate)")
 
     @named_errors
     def copy_bytes(self) -> bytes:
