@@ -454,7 +454,7 @@ def test_every_artifact_round_trips_byte_for_byte_through_the_packed_store(store
             yield text
             return core.Turn(core.Proposal(reasoning=text, actions=[
                 {"action_type": "enter_long", "symbol": "AMZN", "size_pct": 0.1 + 0.2, "entry_price": 185.123456789,
-                 "stop_loss": 1e-3, "take_profit": 1e9}, {"action_type": "hold", "symbol": "MSFT"}]))
+                 "stop_loss": 1e-5, "take_profit": 1e16}, {"action_type": "hold", "symbol": "MSFT"}]))  # JSON exponents
 
     artifacts = fill(store, 12) + fill(store, 3, preset="strict", start=datetime(2025, 4, 1, tzinfo=timezone.utc))
     artifacts.append(core.run_exchange_sync(odd, core.load_preset("moderate"), core.Portfolio(), Talker(),

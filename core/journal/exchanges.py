@@ -36,15 +36,31 @@ DAMAGE = (zlib.error, KeyError, IndexError, ValueError, TypeError, AttributeErro
 
 
 def round_columns(run_id: str, record: dict, packer: compact.Packer) -> dict:
-    """A round (its JSON form) as its row. `body` packs one line of what was said, [reasoning, critique],
-    then one line of the rest: a text search unpacks only as far as the first line's end."""
+    """A round's JSON form (a migration reads rounds back as such) as its row: see _round_row."""
     evaluation = record["evaluation"]
     rest = {**record, "proposal": {k: v for k, v in record["proposal"].items() if k != "reasoning"},
             "evaluation": {k: v for k, v in evaluation.items() if k != "feedback"}}
-    said = compact_json([record["proposal"]["reasoning"], evaluation["feedback"]])  # JSON: no line break inside
-    return {"run_id": run_id, "round": record["round"], "decision": evaluation["decision"],
-            "violations": json.dumps(evaluation["violations"]),
-            "body": packer.pack(f"{said}\n{compact_json(rest)}")}
+    return _round_row(run_id, record["round"], evaluation["decision"], evaluation["violations"],
+                      [record["proposal"]["reasoning"], evaluation["feedback"]], compact_json(rest), packer)
+
+
+def _round_columns(run_id: str, record: Round, packer: compact.Packer) -> dict:
+    """A round as its row, its rest written as JSON by the model itself (pydantic's serializer, not a dict's dump
+    through json: the same text but for a small float, 1e-05 written 0.00001, which reads back the same float)."""
+    evaluation = record.evaluation
+    return _round_row(run_id, record.round, evaluation.decision, evaluation.violations,
+                      [record.proposal.reasoning, evaluation.feedback], record.model_dump_json(exclude=_SAID), packer)
+
+
+_SAID = {"proposal": {"reasoning"}, "evaluation": {"feedback"}}  # what a round's body holds on its first line
+
+
+def _round_row(run_id: str, number: int, decision: str, violations: list[str], said: list[str], rest: str,
+               packer: compact.Packer) -> dict:
+    """A round's row: `body` packs one line of what was said, [reasoning, critique], then one line of the rest
+    (JSON: no line break inside either), so a text search unpacks only as far as the first line's end."""
+    return {"run_id": run_id, "round": number, "decision": decision, "violations": json.dumps(violations),
+            "body": packer.pack(f"{compact_json(said)}\n{rest}")}
 
 
 def round_from(body: bytes, packer: compact.Packer) -> dict:
@@ -57,22 +73,37 @@ def round_from(body: bytes, packer: compact.Packer) -> dict:
 
 
 def coach_entries(run_id: str, strategy_id: str | None, record: dict) -> list[dict]:
-    """One coach memory row per checked action; a proposal-wide check counts for every entry action."""
-    actions = record["proposal"]["actions"]
+    """A round's coach memory rows from its JSON form (a migration's): see _coach_rows."""
     evaluation = record["evaluation"]
-    entries = [i for i, a in enumerate(actions) if a["action_type"] in ENTRY_TYPES]
-    checks: dict[int, list] = {}
-    rr: dict[int, float] = {}
-    for check in evaluation["checks"]:
-        for index in ([check["action"]] if check["action"] is not None else entries):
-            checks.setdefault(index, []).append(
-                [check["constraint"], int(check["passed"]), check.get("value"), check.get("threshold")])
-        if check["constraint"] == "min_risk_reward":
-            rr[check["action"]] = check.get("value")
-    return [{"run_id": run_id, "round": record["round"], "action": index, "strategy_id": strategy_id,
-             "symbol": actions[index]["symbol"], "action_type": actions[index]["action_type"],
-             "outcome": evaluation["decision"], "rr": rr.get(index), "checks": compact_json(rows)}
-            for index, rows in sorted(checks.items())]
+    return _coach_rows(run_id, strategy_id, record["round"], evaluation["decision"],
+                       [(a["action_type"], a["symbol"]) for a in record["proposal"]["actions"]],
+                       [(c["constraint"], c["action"], c["passed"], c.get("value"), c.get("threshold"))
+                        for c in evaluation["checks"]])
+
+
+def _coach_entries(run_id: str, strategy_id: str | None, record: Round) -> list[dict]:
+    evaluation = record.evaluation
+    return _coach_rows(run_id, strategy_id, record.round, evaluation.decision,
+                       [(a.action_type, a.symbol) for a in record.proposal.actions],
+                       [(c.constraint, c.action, c.passed, c.value, c.threshold) for c in evaluation.checks])
+
+
+def _coach_rows(run_id: str, strategy_id: str | None, number: int, decision: str, actions: list[tuple[str, str]],
+                checks: list[tuple]) -> list[dict]:
+    """One coach memory row per checked action; a proposal-wide check counts for every entry action. `actions`:
+    (action_type, symbol) each; `checks`: (constraint, action, passed, value, threshold) each."""
+    entries = [i for i, (action_type, _) in enumerate(actions) if action_type in ENTRY_TYPES]
+    rows: dict[int, list] = {}
+    rr: dict[int | None, float | None] = {}
+    for constraint, action, passed, value, threshold in checks:
+        for index in ([action] if action is not None else entries):
+            rows.setdefault(index, []).append([constraint, int(passed), value, threshold])
+        if constraint == "min_risk_reward":
+            rr[action] = value
+    return [{"run_id": run_id, "round": number, "action": index, "strategy_id": strategy_id,
+             "symbol": actions[index][1], "action_type": actions[index][0], "outcome": decision, "rr": rr.get(index),
+             "checks": compact_json(checked)}
+            for index, checked in sorted(rows.items())]
 
 
 def progress(actions: list[dict], violations: list[list[str]]) -> dict:
@@ -187,10 +218,10 @@ class Exchanges(StoreFile):
                    artifact.run_id)
 
     def _round(self, db: sqlite_utils.Database, artifact: Artifact, record: Round) -> None:
-        data = record.model_dump(mode="json")
-        insert(db, "rounds", round_columns(artifact.run_id, data, self._packer), key="run_id, round")
+        insert(db, "rounds", _round_columns(artifact.run_id, record, self._packer), key="run_id, round")
         if record.complete:  # the coach memory learns from verdicts given, not from a round cut short
-            insert_many(db, "coach_entries", coach_entries(artifact.run_id, artifact.strategy_id, data), replace=True)
+            insert_many(db, "coach_entries", _coach_entries(artifact.run_id, artifact.strategy_id, record),
+                        replace=True)
 
     @named_errors
     def finish_exchange(self, artifact: Artifact, last_round: Round | None = None) -> None:
