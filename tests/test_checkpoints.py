@@ -33,20 +33,18 @@ def folded(monkeypatch):
     return lambda path: events.setdefault(path.resolve(), threading.Event())
 
 
-def opened(path: Path) -> core.Store:
-    """A new store, its tables in the file itself, that asks for a checkpoint every 3 commits from now on (its
-    migrations' commits ask for none)."""
-    checkpoints.EVERY = 100
-    store = core.Store(path)
-    store.checkpoint()
-    checkpoints.EVERY = 3
-    return store
+@pytest.fixture
+def opened(monkeypatch):
+    """`opened(path)`: a new store, its tables in the file itself, that asks for a checkpoint every 3 commits from
+    then on (its migrations' commits ask for none)."""
+    def open_store(path: Path) -> core.Store:
+        monkeypatch.setattr(checkpoints, "EVERY", 100)
+        store = core.Store(path)
+        store.checkpoint()
+        monkeypatch.setattr(checkpoints, "EVERY", 3)
+        return store
 
-
-@pytest.fixture(autouse=True)
-def every_as_it_was():
-    yield
-    checkpoints.EVERY = 100
+    return open_store
 
 
 def exchanges_in_the_file_alone(path: Path) -> int:
@@ -66,7 +64,7 @@ def record(store: core.Store, n: int, first: int = 0) -> None:
                                             core.HouseCoach(), run_id=f"r{i}"))
 
 
-def test_every_third_commit_has_the_thread_fold_the_log_into_the_file(tmp_path, folded):
+def test_every_third_commit_has_the_thread_fold_the_log_into_the_file(tmp_path, folded, opened):
     path = tmp_path / "journal.db"
     store = opened(path)
     done = folded(path)
@@ -78,7 +76,7 @@ def test_every_third_commit_has_the_thread_fold_the_log_into_the_file(tmp_path, 
     assert len(store.list_exchanges()) == 3
 
 
-def test_a_forked_child_gets_a_checkpoint_thread_of_its_own(tmp_path, folded):
+def test_a_forked_child_gets_a_checkpoint_thread_of_its_own(tmp_path, folded, opened):
     parent = tmp_path / "parent" / "journal.db"
     done = folded(parent)
     record(opened(parent), 3)
