@@ -74,7 +74,7 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
     gates: list[tuple[int, str]] = []
     keyword: _Keyword | None = None  # the last keyword so far
     size = len(text)
-    for m in (rx.scan if "_" in low else rx.scan_nameless).finditer(low):
+    for m in rx.scan.finditer(low):
         group = m.lastgroup
         unit = _FIGURE_UNITS.get(group)
         if unit is not None:

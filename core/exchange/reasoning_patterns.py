@@ -77,16 +77,13 @@ _NUMBER_LETTERS = "".join(sorted({w[0] for w in (*_SMALL, *_TENS)} | {"a", "h"})
 # word; letters and digits are taken for good (++, *+), as giving one back would put a letter or digit where it needs _.
 # The figures come from the same scan: a figure starts with no letter and a word with no digit or $, so neither hides
 # the other's start (but for "R/R" after a figure, see _FIGURE, and "in X at", see reasoning._scan).
-_NAME = r"(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)|"
 _WORDS = re.compile(  # every alternative starts a word: one \b up front keeps the scan fast
-    rf"\b(?:{_NAME}{_by_first_letter([*_KEYWORD_WORDS, *((f'gate_{kind}', words) for kind, words in _GATE_WORDS)])}"
+    r"\b(?:(?P<name>[a-z]++[0-9]*+(?:_[a-z0-9]+)+)"
+    f"|{_by_first_letter([*_KEYWORD_WORDS, *((f'gate_{kind}', words) for kind, words in _GATE_WORDS)])}"
     rf"|(?=[{_NUMBER_LETTERS}])(?P<number>(?P<whole>{_CARDINAL})(?P<half>\s+and\s+a\s+half)?"
     rf"(?P<point>\s+point(?:\s+(?:{_DIGIT_WORD}))+)?|(?P<onlyhalf>a\s+half|half\s+a)))\b",
     re.IGNORECASE,
 )
-# The same words without the constraint names, for a text with no "_" (most of them), where no name can match: the
-# name is tried first at every word start, and skipping it saves about a tenth of the scan.
-_WORDS_NAMELESS = re.compile(_WORDS.pattern.replace(_NAME, "", 1), re.IGNORECASE)
 
 
 def _one_scan(figure: str, words: str) -> str:
@@ -98,7 +95,6 @@ def _one_scan(figure: str, words: str) -> str:
 
 
 _SCAN = re.compile(_one_scan(_FIGURE.pattern, _WORDS.pattern), re.IGNORECASE)
-_SCAN_NAMELESS = re.compile(_one_scan(_FIGURE.pattern, _WORDS_NAMELESS.pattern), re.IGNORECASE)
 # A word's group: (the keyword it is, the gate it is), either None.
 _TOKEN_KINDS = {"name": ("name", None)} | {
     group: (None, kind.removeprefix("gate_")) if kind.startswith("gate_") else (kind, "side" if kind == "side" else None)
@@ -141,9 +137,9 @@ _EXIT_AFTER = re.compile(r"\s*(?:[.!;:\n]|$|(?:the\s+)?(?:long|short|position))"
 
 # The patterns a text is read with: case-blind over the text as written (`_ANY_TEXT`), or case-sensitive over
 # the text lowered (`_LOWERED`, when lowering is exact: see _read); the others always run over the text as written.
-_Rx = namedtuple("_Rx", "scan scan_nameless multiple unit of_equity limit_after ratio_after ratio_word named_after "
+_Rx = namedtuple("_Rx", "scan multiple unit of_equity limit_after ratio_after ratio_word named_after "
                         "times_risk at side side_before exit exit_after hold")
-_ANY_TEXT = _Rx(_SCAN, _SCAN_NAMELESS, _MULTIPLE, _UNIT, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
+_ANY_TEXT = _Rx(_SCAN, _MULTIPLE, _UNIT, _OF_EQUITY, _LIMIT_AFTER, _RATIO_AFTER, _RATIO_WORD,
                 _NAMED_AFTER, _TIMES_RISK, _AT, _SIDE, _SIDE_BEFORE, _EXIT, _EXIT_AFTER, _HOLD)
 
 
@@ -157,10 +153,9 @@ def _lowered(rx: re.Pattern, word_start: bool = False) -> re.Pattern:
     return re.compile(source, rx.flags & ~re.IGNORECASE)
 
 
-_LOWERED = _Rx(*(re.compile(_one_scan(_lowered(_FIGURE).pattern, _lowered(words, word_start=True).pattern))
-                 if words else _lowered(rx, word_start=name == "multiple")
-                 for name, rx in zip(_Rx._fields, _ANY_TEXT)
-                 for words in [{"scan": _WORDS, "scan_nameless": _WORDS_NAMELESS}.get(name)]))
+_LOWERED = _Rx(*(re.compile(_one_scan(_lowered(_FIGURE).pattern, _lowered(_WORDS, word_start=True).pattern))
+                 if name == "scan" else _lowered(rx, word_start=name == "multiple")
+                 for name, rx in zip(_Rx._fields, _ANY_TEXT)))
 
 
 _Text = namedtuple("_Text", "text low rx")  # as written; lowered when that is exact; the patterns for it
