@@ -148,6 +148,8 @@ def run_exchange(
     book): the loop does not run them again. The exchange's own symbol is still checked against the allowed.
 
     It stores nothing: wrap it in `core.journal.record(events, store)` to keep it on record.
+    `decide_exchange` walks the same rounds without events or artifact (an unrecorded backtest): a change to the
+    rounds here is made there too; tests/test_loop_decide.py holds the two equal.
     Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
     ERROR. Either way every finished round stays in the artifact, and what the
     unfinished round was already billed still counts in the exchange's usage. The unfinished
