@@ -4,6 +4,10 @@ It is installed into a virtual environment of its own (never the project's), kep
 PLAYER_COACH_REFERENCE_VENV (default: the temp folder). Its `CoachLoop` runs the rounds our house
 Player played, proposal for proposal, with a Coach that defers to its mechanical checks, so both
 sides do the same work: the rounds, the rules, the artifact, and the store when there is one.
+
+Its trading-cutoff breaker reads the wall clock in New York, where ours reads the world's `as_of`: run
+after the cutoff (16:20 ET by default), it ended every exchange before round 1, and the ratios compared
+our rounds with its aborts. It is given the world's time instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 from player_coach.artifacts.writer import ArtifactWriter
 from player_coach.constraints.schema import ConstraintSchema
 from player_coach.database.store import DatabaseStore
+from player_coach.loop.breaker_registry import BreakerRegistry, CircuitBreaker, default_breakers
+from player_coach.loop.circuit_breakers import is_trading_cutoff_reached
 from player_coach.loop.coach_loop import CoachLoop
 from player_coach.portfolio.state import PortfolioState
 
@@ -41,23 +47,29 @@ class Coach:  # approves; the loop's mechanical checks reject what breaks a limi
     def evaluate(self, proposal, constraints, world_state):
         return {"verdict": "APPROVE", "violations": [], "critique": "", "tokens_used": {"coach": 0}}
 
-prepared = [(c["world"], ConstraintSchema.from_dict(c["constraints"]), c["rounds"]) for c in cases]
+def breakers(clock):  # its own breakers, the cutoff read at the world's time rather than now in New York
+    return BreakerRegistry([*(b for b in default_breakers() if b.name != "trading_cutoff"),
+                            CircuitBreaker("trading_cutoff", 4, lambda p, c: is_trading_cutoff_reached(c, clock))])
+
 with tempfile.TemporaryDirectory() as tmp:
     player, writer = Player(), ArtifactWriter(Path(tmp) / "artifacts")
-    loop = CoachLoop(player, Coach(), writer)
+    loops = {clock: CoachLoop(player, Coach(), writer, breakers=breakers(clock)) for clock in {c["clock"] for c in cases}}
+    prepared = [(c["world"], ConstraintSchema.from_dict(c["constraints"]), c["rounds"], loops[c["clock"]]) for c in cases]
     store = DatabaseStore(Path(tmp) / "reference.db") if with_db else None
-    rounds, best = 0, float("inf")
+    rounds, unplayed, best = 0, 0, float("inf")
     for batch in range(batches + 1):  # the first batch warms up
         start = time.perf_counter()
         for i in range(n):
-            world, schema, player.rounds = prepared[i % len(prepared)]
+            world, schema, player.rounds, loop = prepared[i % len(prepared)]
             book = PortfolioState(capital=100_000.0, daily_starting_balance=100_000.0, peak_capital=100_000.0,
                                   cash_available=100_000.0)
             artifact = loop.run(world, schema, book, db_store=store, output_dir=writer.output_dir)
-            rounds += artifact["rounds_taken"] if batch == 0 else 0
+            if batch == 0:
+                rounds += artifact["rounds_taken"]
+                unplayed += bool(player.rounds) and not artifact["rounds_taken"]
         if batch:
             best = min(best, (time.perf_counter() - start) / n)
-print(json.dumps({"seconds": best, "mean_rounds": rounds / n}))
+print(json.dumps({"seconds": best, "mean_rounds": rounds / n, "unplayed": unplayed}))
 '''
 
 
@@ -80,6 +92,7 @@ def reference_case(world, constraints, artifact) -> dict:
     """One of our exchanges as the reference loop reads it: the world, the schema, our Player's proposals."""
     return {
         "world": {**world.model_dump(mode="json"), "open_positions": []},
+        "clock": f"{world.as_of:%H:%M}",  # Eastern Time, as its cutoff breaker reads the clock
         # No ATR floor is None in our schema and 0 in theirs (their checker multiplies it by the ATR)
         "constraints": {**constraints.model_dump(mode="json"),
                         "min_stop_atr_multiple": constraints.min_stop_atr_multiple or 0.0},
@@ -89,10 +102,16 @@ def reference_case(world, constraints, artifact) -> dict:
 
 
 def time_exchanges(cases: list[dict], n: int, batches: int, with_db: bool) -> dict | None:
-    """Best-batch seconds per reference exchange over `cases`, and its mean rounds; None without the package."""
+    """Best-batch seconds per reference exchange over `cases`, and its mean rounds; None without the package, or
+    when it did not play the rounds ours did."""
     exe = python()
     if exe is None:
         return None
     done = subprocess.run([str(exe), "-c", _TIMER], input=json.dumps([cases, n, batches, with_db]),
                           capture_output=True, text=True, check=True, timeout=1800)
-    return json.loads(done.stdout)
+    timed = json.loads(done.stdout)
+    if timed["unplayed"]:  # a breaker of its own ended an exchange before round 1 that ours played
+        print(f"  the reference ended {timed['unplayed']} of {n} exchanges before a round that ours played: "
+              "not the same work, no ratio", file=sys.stderr)
+        return None
+    return timed
