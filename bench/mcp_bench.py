@@ -10,6 +10,7 @@ Server start-up is not counted: each transport is connected first, then timed.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import time
@@ -63,6 +64,9 @@ async def _over_http(db: Path) -> dict:
 
 
 def run() -> dict:
+    # MCPServer sets the root logger to INFO, and httpx2 then logs every request of the bench's own client:
+    # 260 lines between the figures `make bench` prints.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as scratch:
         stdio = anyio.run(_over_stdio, Path(scratch) / "stdio.db")
         http = anyio.run(_over_http, Path(scratch) / "http.db")
