@@ -9,6 +9,7 @@ component asks the browser instead: it reruns the page after the element has bee
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import streamlit as st
@@ -58,6 +59,14 @@ def load_code(kinds: tuple[str, ...], *, key: str) -> None:
     """Have the browser load the code of these kinds of Streamlit element (its names: "Metric") now, so that the
     run that first draws one shows it without waiting for that code. A kind this Streamlit has no file for is
     left to load when drawn, as before."""
-    paths = [f"static/js/{found[0].name}" for kind in kinds if (found := sorted(_STATIC_JS.glob(f"{kind}.*.js")))]
     # this component's own code comes with it, so the run that first draws rerun_once_drawn waits for none either
-    _component(key=key, data={"paths": paths}, height=0)
+    _component(key=key, data={"paths": _code_paths(kinds)}, height=0)
+
+
+@cache
+def _code_paths(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The frontend's files of these kinds, looked up once per process (app.py asks on every run; ~2 ms of globs).
+
+    A tuple, not a list: Streamlit asks whether a list in a component's data is a data frame, which imports pandas
+    (0.7 s), and app.py sends this before anything else imports pandas."""
+    return tuple(f"static/js/{found[0].name}" for kind in kinds if (found := sorted(_STATIC_JS.glob(f"{kind}.*.js"))))
