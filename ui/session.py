@@ -13,7 +13,6 @@ import streamlit as st
 
 import core
 import core.journal.store
-import core.backtest.engine
 from core.exchange.plugins import InstalledAgent, installed_agents
 from core.prices import DEFAULT_MODEL
 from ui.text import literal
@@ -324,7 +323,7 @@ def known_symbols() -> list[str]:
 # -- the Backtest page ---------------------------------------------------------------------
 BT_JOB = "bt_job"  # the backtest being run a slice at a time: dict (symbols, dates, schemas, settings, keys)
 BT_SHOWN = "bt_shown"  # run keys of the backtest(s) on screen, one per preset
-BT_RESULTS = "bt_results"  # run_key -> core.backtest.engine.BacktestResult already built this session
+BT_RESULTS = "bt_results"  # run_key -> core.BacktestResult already built this session
 BT_DETAILS_CUE = "bt_details_cue"  # Backtest: the browser says a run's figures are drawn, so the rest may come
 BT_LOAD_CODE = "bt_load_code"  # Backtest: the component that has the browser load the figures' code early
 BT_SYMBOL = "bt_symbol"
