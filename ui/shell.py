@@ -24,7 +24,6 @@ from ui.text import literal
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 _run = threading.local()  # Streamlit runs each session's script in its own thread
-_ended = threading.Event()  # set once a run of this process has ended (app.py freezes the imports' objects after it)
 
 
 @contextmanager
@@ -42,12 +41,6 @@ def app_running() -> Iterator[None]:
                  icon=":material/database:")
     finally:
         _run.inside_app = False
-        _ended.set()
-
-
-def a_run_has_ended() -> bool:
-    """Whether a run of app.py in this process has ended (every later run starts after Streamlit collected)."""
-    return _ended.is_set()
 
 
 def require_app() -> None:
