@@ -95,7 +95,7 @@ def _scan(t: _Text) -> tuple[list[_Number], list[tuple[int, str]]]:
             if kind:
                 if kind == "entry":  # "in X at": X may be a number, a side, an exit... that this keyword's span hides
                     _inside_entry(m, t, keyword, numbers, gates)
-                keyword = (kind, *m.span())
+                keyword = (kind, m.start(), m.end())
     return numbers, gates
 
 
@@ -140,15 +140,14 @@ def _inside_entry(entry: re.Match, t: _Text, keyword: _Keyword | None, numbers: 
             _gate(m.start(), gate, low, rx, keyword, numbers, gates)
 
 
-def _quantity(keyword: str, unit: str, value: float, clause: tuple[str, int, int], rx: _Rx) -> str | None:
-    """What a number means after this keyword, given its unit; None when it is no trade claim. `clause`: the text
-    lowered, the keyword's start and the number's, read only for a side's "at"."""
+def _quantity(keyword: str, unit: str, value: float, low: str, at: int, start: int, rx: _Rx) -> str | None:
+    """What a number means after this keyword, given its unit; None when it is no trade claim. `low`, `at`, `start`:
+    the text lowered, the keyword's start and the number's, read only for a side's "at"."""
     if unit == "R":
         return "ratio" if keyword in ("ratio", "target", "reward", "") else None
     if keyword == "side":
         if unit == "%" or value < 1:
             return "size"
-        low, at, start = clause
         return "entry" if rx.at.search(low, at, start) else None
     if keyword in ("ratio", "entry") and unit == "%":
         return None
@@ -213,10 +212,13 @@ def _read_numbers(t: _Text, numbers: list[_Number]) -> list[tuple[str, float, in
             continue  # the second half of a pair already read
         kw = _keyword_before(text, kw, floor, start)
         floor = end
-        keyword, at = (kw[0], kw[1]) if kw else ("", start)
-        if keyword == "name" or keyword == "block":
-            carry = None
-            continue
+        if kw:
+            keyword, at = kw[0], kw[1]
+            if keyword == "name" or keyword == "block":
+                carry = None
+                continue
+        else:
+            keyword, at = "", start
         nxt = numbers[i + 1] if i + 1 < len(numbers) else None
         joint = text[end:nxt[0]].strip() if nxt else None  # what joins it to the next number
         if joint in _PAIR_WORDS and (pair := _pair(number, nxt, joint, keyword, low, rx)):
@@ -238,7 +240,7 @@ def _read_numbers(t: _Text, numbers: list[_Number]) -> list[tuple[str, float, in
             end, head = times_risk.end(), ""  # "" passes every look below
             quantity = "ratio"
         else:
-            quantity = _quantity(keyword, unit, value, (low, at, start), rx) if keyword or unit else None
+            quantity = _quantity(keyword, unit, value, low, at, start, rx) if keyword or unit else None
         if carry:
             quantity, at = carry
         if joint in _THEN_WORDS:
@@ -336,7 +338,7 @@ def _check(proposal: Proposal, t: _Text) -> ReasoningCheck:
         if claim in seen:
             continue
         seen.add(claim)
-        done = done or ", ".join(f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions)
+        done = done or ", ".join([f"{a.action_type.removeprefix('enter_')} {a.symbol}" for a in proposal.actions])
         ok = _does(side, symbol, proposal.actions)
         held += ok
         announced = f"{side} {symbol}" if symbol else side
