@@ -1,4 +1,4 @@
-"""Trade Review in a real browser: the characters' moods, the locked sidebar, Stop, and a phone's width.
+"""Trade Review in a real browser: the characters' moods, the locked sidebar, Stop, a phone's width, and the hidden element that loads the widgets' code.
 
 `streamlit run app.py` driven by Playwright through Debian's chromium; skipped when either is missing.
 """
@@ -64,6 +64,19 @@ def test_the_characters_wait_from_the_first_paint_and_act_out_reject_revise_appr
     assert subsequence(["thinking", "speaking", "chastened", "thinking", "speaking", "pleased"], player), moods
     assert subsequence(["thinking", "speaking", "stern", "thinking", "speaking", "pleased"], coach), moods
     assert "alarmed" not in moods and "puzzled" not in moods
+
+
+def test_the_element_that_loads_the_widgets_code_early_takes_no_room_on_any_page(app_server, page):
+    """app.py mounts it above every page, before its imports; hidden, it adds no gap above the title."""
+    base, _ = app_server
+    for path in ("", "history"):
+        page.goto(f"{base}/{path}")
+        page.locator("h1").first.wait_for()
+        wait_for_app(page)
+        loader = page.get_by_test_id("stMain").locator(".st-key-first_paint_code")
+        assert loader.count() == 1
+        assert loader.evaluate("element => getComputedStyle(element).display") == "none"
+        assert loader.bounding_box() is None  # not laid out at all
 
 
 def test_the_sidebar_is_locked_while_an_exchange_plays_and_stop_only_then(app_server, page):
