@@ -13,10 +13,11 @@ st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️",
 # the run). Asked for here, before those imports, that code loads while the server works. The element draws nothing
 # and is hidden, so it adds no gap above the page. Its key is named here, not in ui.session: importing that imports
 # core, which this must come before.
+# (rehype-raw is not an element but what the characters' HTML is parsed with.)
 FIRST_PAINT_CODE = "first_paint_code"
 st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
-after_paint.load_code(("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button", "rehype-raw"),
-                      key=FIRST_PAINT_CODE)
+after_paint.load_code(
+    ("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
 

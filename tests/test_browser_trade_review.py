@@ -1,4 +1,5 @@
-"""Trade Review in a real browser: the characters' moods, the locked sidebar, Stop, a phone's width, and the hidden element that loads the widgets' code.
+"""Trade Review in a real browser: the characters' moods, the locked sidebar, Stop, a phone's width, and the
+hidden element that loads the widgets' code.
 
 `streamlit run app.py` driven by Playwright through Debian's chromium; skipped when either is missing.
 """
