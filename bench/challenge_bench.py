@@ -43,7 +43,7 @@ def run() -> dict:
     core.pass_probability(returns, rules)
     pass_s = _timed(lambda: core.pass_probability(returns, rules, paths=10_000), 7)
 
-    members = market.universe_symbols("sp500-2009")  # read once here: forked workers inherit it
+    members = market.universe_symbols("sp500-2009")  # the file read once here: forked workers inherit its rows
     cores = sweeps.cores()
     every_core, ran = _sweep_s(None, members)  # the whole universe, one preset: the figure
     subset = members[:SUBSET]

@@ -76,6 +76,23 @@ def test_the_universes_and_their_members():
     assert market.universe_range("sp500-2009") == (date(2009, 8, 21), date(2010, 8, 20))
 
 
+def test_a_set_counts_its_members_and_days_from_the_file_as_its_frames_would(tmp_path):
+    # Symbols interleaved and a row with no symbol: each symbol's frame holds its own rows in file order, and the
+    # counts read without cutting any frame agree with the frames.
+    rows = ["Date,Symbol,Open,High,Low,Close,Volume", "20090821,BB,1,1,1,1,10", "20090821,AA,2,2,2,2,20",
+            "20090824,BB,3,3,3,3,30", "20090827,,9,9,9,9,90", "20090825,BB,4,4,4,4,40", "20090826,CC,5,5,5,5,50"]
+    with gzip.open(tmp_path / "sp500-2009.csv.gz", "wt") as f:
+        f.write("\n".join(rows) + "\n")
+    rows_of = snapshot.shipped_set("sp500-2009", tmp_path)
+    assert list(rows_of) == ["AA", "BB", "CC"] and rows_of.get("ZZ") is None
+    assert list(rows_of["BB"]["Volume"]) == [10, 30, 40] and list(rows_of["BB"].columns) == ["Open", "High", "Low",
+                                                                                          "Close", "Volume"]
+    assert [rows_of.rows(s) for s in rows_of] == [len(rows_of[s]) for s in rows_of] == [1, 3, 1]
+    assert rows_of.days == len(set().union(*(rows_of[s].index for s in rows_of))) == 4  # a row with no symbol is no day
+    assert snapshot.universe_symbols("sp500-2009", tmp_path) == ["BB"]  # on at least half of the 4 days
+    assert snapshot.universe_range("sp500-2009", tmp_path) == (date(2009, 8, 21), date(2009, 8, 26))
+
+
 def test_an_unknown_universe_names_the_shipped_ones():
     with pytest.raises(MarketDataError, match="unknown universe 'sp600'.*sp500-2009, stocks-2000-2013"):
         market.universe_symbols("sp600")
