@@ -16,8 +16,8 @@ st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️",
 # (rehype-raw is not an element but what the characters' HTML is parsed with.)
 FIRST_PAINT_CODE = "first_paint_code"
 st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
-after_paint.load_code(
-    ("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
+after_paint.load_code(("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button",
+                       "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
 

@@ -53,8 +53,10 @@ def breakers(clock):  # its own breakers, the cutoff read at the world's time ra
 
 with tempfile.TemporaryDirectory() as tmp:
     player, writer = Player(), ArtifactWriter(Path(tmp) / "artifacts")
-    loops = {clock: CoachLoop(player, Coach(), writer, breakers=breakers(clock)) for clock in {c["clock"] for c in cases}}
-    prepared = [(c["world"], ConstraintSchema.from_dict(c["constraints"]), c["rounds"], loops[c["clock"]]) for c in cases]
+    loops = {clock: CoachLoop(player, Coach(), writer, breakers=breakers(clock))
+             for clock in {c["clock"] for c in cases}}
+    prepared = [(c["world"], ConstraintSchema.from_dict(c["constraints"]), c["rounds"], loops[c["clock"]])
+                for c in cases]
     store = DatabaseStore(Path(tmp) / "reference.db") if with_db else None
     rounds, unplayed, best = 0, 0, float("inf")
     for batch in range(batches + 1):  # the first batch warms up
