@@ -1,6 +1,7 @@
 """Player–Coach Trade Review: the entry point and its navigation (`streamlit run app.py`)."""
 
 import gc
+import sys
 
 import streamlit as st
 
@@ -8,16 +9,20 @@ from ui import after_paint
 
 st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️", layout="wide")
 
-# A fresh tab's first run imports core, pandas and sqlite-utils and reads the market data (2-3 s) before it draws the
+# The process's first run imports core, pandas and sqlite-utils and reads the market data (1-2 s) before it draws the
 # sidebar; only then did the browser start loading each kind of widget's code, a kind at a time (0.3-1 s more, after
 # the run). Asked for here, before those imports, that code loads while the server works. The element draws nothing
-# and is hidden, so it adds no gap above the page. Its key is named here, not in ui.session: importing that imports
-# core, which this must come before.
+# and is hidden by a style, whose own element's code the browser loads first: mounted only in the session that pays
+# the imports (and on its every run, so that it never leaves), the style is in place long before the page comes. In
+# a later tab, whose run imports nothing, the style could come a few frames after the element, and its 16-px gap
+# would push the page down and back up; that tab's run is short, and the element would buy it little.
+# Its key is named here, not in ui.session: importing that imports core, which this must come before.
 # (rehype-raw is not an element but what the characters' HTML is parsed with.)
 FIRST_PAINT_CODE = "first_paint_code"
-st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
-after_paint.load_code(("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button",
-                       "rehype-raw"), key=FIRST_PAINT_CODE)
+if st.session_state.setdefault(f"{FIRST_PAINT_CODE}_mounted", "core" not in sys.modules):
+    st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
+    after_paint.load_code(("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button",
+                           "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
 

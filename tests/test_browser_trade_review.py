@@ -10,7 +10,8 @@ import sqlite3
 import pytest
 
 import core
-from tests.support.ui_fixtures import reject_then_approve_seed, set_speed, wait_for_app
+from tests.support.ui_fixtures import (free_port, reject_then_approve_seed, set_speed, start_app, stop_app,
+                                      wait_for_app)
 
 BANNER = re.compile("APPROVE —|REJECT-MAX —|ABORT —|ERROR —|INTERRUPTED —")
 
@@ -67,17 +68,40 @@ def test_the_characters_wait_from_the_first_paint_and_act_out_reject_revise_appr
     assert "alarmed" not in moods and "puzzled" not in moods
 
 
-def test_the_element_that_loads_the_widgets_code_early_takes_no_room_on_any_page(app_server, page):
-    """app.py mounts it above every page, before its imports; hidden, it adds no gap above the title."""
-    base, _ = app_server
-    for path in ("", "history"):
-        page.goto(f"{base}/{path}")
-        page.locator("h1").first.wait_for()
-        wait_for_app(page)
-        loader = page.get_by_test_id("stMain").locator(".st-key-first_paint_code")
-        assert loader.count() == 1
-        assert loader.evaluate("element => getComputedStyle(element).display") == "none"
-        assert loader.bounding_box() is None  # not laid out at all
+# Every frame: where the page's title stands, and whether the element that loads the widgets' code early shows.
+WATCH_TITLE = """() => {
+    window.frames_seen = [];
+    const look = () => {
+        const title = document.querySelector('h1'), loader = document.querySelector('.st-key-first_paint_code');
+        window.frames_seen.push([title ? title.getBoundingClientRect().top : null,
+                                 loader ? getComputedStyle(loader).display : null]);
+        requestAnimationFrame(look);
+    };
+    look();
+}"""
+
+
+def test_the_title_never_moves_as_a_fresh_tab_draws_the_page(browser, tmp_path):
+    """app.py mounts the hidden element that loads the widgets' code early in the tab whose run pays the process's
+    imports; neither it nor the later tabs that go without it ever push the page down, not even for a frame."""
+    server = start_app(tmp_path / "fresh.db", port := free_port())  # a process of its own: its first tab is the one
+    try:
+        for tab in ("the first", "a later"):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.add_init_script(f"({WATCH_TITLE})()")
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("h1").first.wait_for(timeout=60_000)
+            wait_for_app(page)
+            page.wait_for_timeout(500)
+            frames = page.evaluate("window.frames_seen")
+            loader = page.locator(".st-key-first_paint_code")
+            assert loader.count() == (1 if tab == "the first" else 0), tab
+            assert {top for top, _ in frames if top is not None} == {page.locator("h1").first.bounding_box()["y"]}, tab
+            assert all(shown in (None, "none") for top, shown in frames if top is not None), tab
+            context.close()
+    finally:
+        stop_app(server)
 
 
 def test_the_sidebar_is_locked_while_an_exchange_plays_and_stop_only_then(app_server, page):
