@@ -82,7 +82,9 @@ class HistoryFilter:
             params.append(self.repeat_id)
         matching = " and ".join(where) or "1 = 1"
         if self.one_per_group:  # a group's first exchange among those the other filters keep stands for it
-            return (f"{matching} and (repeat_id is null or rowid in (select min(rowid) from exchanges "
+            # "+repeat_id": no index for this test, or SQLite reads every ungrouped row through the repeat_id index
+            # and sorts them all for a page of 20 (84 ms at 100k), where walking the date index stops at 20.
+            return (f"{matching} and (+repeat_id is null or rowid in (select min(rowid) from exchanges "
                     f"where {matching} and repeat_id is not null group by repeat_id))"), params + params
         return matching, params
 
