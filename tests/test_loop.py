@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 
 import pytest
 
 import core
 from core.exchange.agent import AgentError, SpendLimitReached, Turn
-from core.exchange.loop import new_run_id
 from core.exchange.rules import CheckedActions, PlanJudge
 from tests.support.builders import entry, proposal, same_as_validated
 
@@ -56,16 +54,6 @@ def test_event_order_of_a_two_round_exchange(world, moderate):
     assert player_text == "thinking hardthinking hard"
     assert artifact.outcome == "APPROVE" and artifact.approved and artifact.rounds_taken == 2
     assert artifact.rounds[0].evaluation.violations == ["max_single_trade_pct", "max_position_pct"]
-
-
-def test_an_exchange_given_no_run_id_gets_a_random_version_4_uuid(world, moderate):
-    ids = [run(world, moderate, ScriptedPlayer(GOOD))[1].run_id for _ in range(3)]
-    assert len(set(ids)) == 3
-    for text in ids + [new_run_id() for _ in range(2000)]:
-        read = uuid.UUID(text)  # written as uuid writes it, with version 4's bits
-        assert str(read) == text and read.version == 4 and read.variant == uuid.RFC_4122
-    # every digit the variant allows turns up (its two low bits stay random)
-    assert {new_run_id()[19] for _ in range(2000)} == set("89ab")
 
 
 def test_usage_is_summed_per_round_and_exchange(world, moderate):

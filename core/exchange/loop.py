@@ -8,8 +8,8 @@ round as it ends), so an exchange that dies half-way is still on record with wha
 from __future__ import annotations
 
 import logging
-import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -82,17 +82,6 @@ def _agents(player: object, coach: object, *, kept: bool = True) -> Agents | Non
         # text as the model holds it (the classes' names are): nothing to convert
         return built(Agents, names) if kept else None
     return Agents(**names)  # an agent named otherwise is refused (or converted) as before
-
-
-def new_run_id() -> str:
-    """A random (version 4) UUID as text, as str(uuid.uuid4()) writes it: its 16 random bytes in hex with the version
-    digit 4 and the variant's two bits 10 set, without building a uuid.UUID (whose checks took ~3/4 of the time)."""
-    digits = os.urandom(16).hex()
-    return (f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{_VARIANT[int(digits[16], 16) & 3]}{digits[17:20]}-"
-            f"{digits[20:]}")
-
-
-_VARIANT = "89ab"  # the variant's digit: its two high bits 10 (RFC 4122), its two low bits random
 
 
 _STAMPED: tuple[datetime | None, str] = (None, "")  # the last clock reading and its text
@@ -174,7 +163,7 @@ def run_exchange(
     # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
     held = (constraints, portfolio, world) if decision_only else \
         (snapshot(constraints), snapshot(portfolio), snapshot(world))
-    artifact = _artifact(run_id or new_run_id(), _timestamp(stamp), held, strategy_id, _agents(player, coach))
+    artifact = _artifact(run_id or str(uuid.uuid4()), _timestamp(stamp), held, strategy_id, _agents(player, coach))
     passing_words = not (decision_only and read_failing_checks_only(player, coach))
     rounds = artifact.rounds
     finished = False
