@@ -21,8 +21,8 @@ st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️",
 FIRST_PAINT_CODE = "first_paint_code"
 if st.session_state.setdefault(f"{FIRST_PAINT_CODE}_mounted", "core" not in sys.modules):
     st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
-    after_paint.load_code(("Selectbox", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider", "Button",
-                           "rehype-raw"), key=FIRST_PAINT_CODE)
+    after_paint.load_code(("Selectbox", "DateInput", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider",
+                           "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
 

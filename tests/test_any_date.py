@@ -87,4 +87,4 @@ def test_a_past_run_turns_interrupted_once_nothing_writes_to_it(clock, store):
 def test_trade_review_opens_on_the_newest_day_of_the_data_whatever_the_date(clock, app):
     at = app("pages/trade_review.py")
     symbol = at.selectbox(key=session.TR_SYMBOL).value
-    assert at.selectbox(key=session.TR_DATE).value == market.available_dates(symbol)[-1]
+    assert at.date_input(key=session.TR_DATE).value == market.available_dates(symbol)[-1]

@@ -1,7 +1,7 @@
 """Trade Review runs a house exchange, draws it, stores it, and shows breakers, stops and text safely."""
 
 import re
-from datetime import time
+from datetime import date, time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -180,7 +180,7 @@ def test_the_page_opens_on_the_newest_day_of_a_symbol_the_preset_allows(app):
     assert "AMZN" in allowed and newest != "AMZN"  # AMZN's data ends in 2010: not the day a new user should land on
     at = app()
     assert at.selectbox(key=session.TR_SYMBOL).value == newest
-    assert at.selectbox(key=session.TR_DATE).value == market.available_dates(newest)[-1]
+    assert at.date_input(key=session.TR_DATE).value == market.available_dates(newest)[-1]
 
 
 def test_dates_are_the_days_the_market_data_has_and_fill_the_world_state(app):
@@ -189,18 +189,47 @@ def test_dates_are_the_days_the_market_data_has_and_fill_the_world_state(app):
     at = app()
     at.selectbox(key=session.TR_SYMBOL).set_value("AMZN").run()
     amzn = market.available_dates("AMZN")[market.MIN_HISTORY:]
-    day = at.selectbox(key=session.TR_DATE)
-    assert len(day.options) == len(amzn) and day.value == amzn[-1]  # offline: the last day available
+    day = at.date_input(key=session.TR_DATE)
+    assert (day.min, day.max, day.value) == (amzn[0], amzn[-1], amzn[-1])  # offline: the last day available
     expected = market.world_state("AMZN", amzn[-1], market.load_bars("AMZN", online=False))
     assert at.number_input(key=session.TR_PRICE).value == round(expected.price, 2)
     at.selectbox(key=session.TR_SYMBOL).set_value("MSFT").run()
     msft = market.available_dates("MSFT")[market.MIN_HISTORY:]
-    assert at.selectbox(key=session.TR_DATE).value == amzn[-1] and amzn[-1] in msft  # MSFT has it too: kept
+    assert at.date_input(key=session.TR_DATE).value == amzn[-1] and amzn[-1] in msft  # MSFT has it too: kept
     expected = market.world_state("MSFT", amzn[-1], market.load_bars("MSFT", "2009-01-01", amzn[-1], online=False))
     assert at.number_input(key=session.TR_PRICE).value == round(expected.price, 2)
     at.number_input(key=session.TR_PRICE).set_value(300.0).run()  # an edit survives a rerun
     at.run()
     assert at.number_input(key=session.TR_PRICE).value == 300.0
+
+
+def test_a_day_without_a_bar_uses_the_trading_day_before_it_and_says_so(app):
+    from core import market
+
+    at = app()
+    at.selectbox(key=session.TR_SYMBOL).set_value("MSFT").run()
+    at.date_input(key=session.TR_DATE).set_value(date(2020, 1, 4)).run()  # a Saturday
+    assert "No bar on Sat 04 Jan 2020: using Fri 03 Jan 2020" in texts(at, "caption")
+    assert at.session_state[session.TR_FILLED_FOR] == ("MSFT", "2020-01-03")
+    expected = market.world_state("MSFT", date(2020, 1, 3), market.load_bars("MSFT", "2019-01-01", date(2020, 1, 3),
+                                                                             online=False))
+    assert at.number_input(key=session.TR_PRICE).value == round(expected.price, 2)
+    at.date_input(key=session.TR_DATE).set_value(date(2020, 1, 3)).run()  # a trading day: used as it is, no word
+    assert at.session_state[session.TR_FILLED_FOR] == ("MSFT", "2020-01-03")
+    assert not [c for c in texts(at, "caption") if c.startswith("No bar on")]
+
+
+def test_another_symbols_day_outside_this_ones_data_moves_to_its_nearest_day_before(app):
+    from core import market
+
+    at = app()
+    at.selectbox(key=session.TR_SYMBOL).set_value("MSFT").run()
+    at.date_input(key=session.TR_DATE).set_value(date(2018, 6, 1)).run()
+    at.selectbox(key=session.TR_SYMBOL).set_value("AMZN").run()  # AMZN's data ends in 2010: its last day
+    amzn = market.available_dates("AMZN")[market.MIN_HISTORY:]
+    assert at.date_input(key=session.TR_DATE).value == amzn[-1]
+    at.selectbox(key=session.TR_SYMBOL).set_value("TSLA").run()  # before TSLA's first day: its last, as before
+    assert at.date_input(key=session.TR_DATE).value == market.available_dates("TSLA")[-1]
 
 
 def test_sidebar_values_survive_a_visit_to_another_page(app):

@@ -6,6 +6,7 @@ symbol the data does not have, a fixed AMZN-like world the user can edit.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date, timedelta
 
 import streamlit as st
@@ -48,6 +49,12 @@ def dates(symbol: str) -> list[date]:
         return market.available_dates(symbol)[market.MIN_HISTORY:]
     except (ValueError, market.MarketDataError):
         return []
+
+
+def day_on_or_before(days: list[date], wanted: date) -> date:
+    """The last of `days` (oldest first) on or before `wanted`; the last of all when none is (a day before the data)."""
+    found = bisect_right(days, wanted)
+    return days[found - 1] if found else days[-1]
 
 
 @st.cache_data(show_spinner=False)
