@@ -2,12 +2,13 @@
 
 import gc
 import sys
+from pathlib import Path
 
 import streamlit as st
 
 from ui import after_paint
 
-st.set_page_config(page_title="Player–Coach Trade Review", page_icon="⚖️", layout="wide")
+st.set_page_config(page_title="Player–Coach Trade Review", layout="wide")
 
 # The process's first run imports core, pandas and sqlite-utils and reads the market data (1-2 s) before it draws the
 # sidebar; only then did the browser start loading each kind of widget's code, a kind at a time (0.3-1 s more, after
@@ -25,6 +26,11 @@ if st.session_state.setdefault(f"{FIRST_PAINT_CODE}_mounted", "core" not in sys.
                            "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
+
+# The tab's icon, a file: Streamlit checks an emoji against its whole emoji list (~0.1 s to load), and the browser fetches
+# a Material icon from Google's fonts (none offline). A file is read as an image, which imports numpy (imported by now,
+# with core) and PIL (~0.03 s).
+st.set_page_config(page_icon=Path(__file__).parent / "static" / "scales.svg")
 
 session.init()
 

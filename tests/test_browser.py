@@ -3,8 +3,10 @@
 Skipped, with the reason, when /usr/bin/chromium or playwright is missing.
 """
 
+import base64
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +73,17 @@ def test_each_page_opens_directly_by_its_url(app_server, page):
         assert page.get_by_test_id("stSidebar").get_by_text("Agents: house").count() == 1  # app.py's sidebar, so app.py ran
         assert page.get_by_text("Page not found").count() == 0
         assert page.url.rstrip("/") == f"{base}/{path}".rstrip("/")
+
+
+def test_the_tab_shows_the_scales_icon_from_the_apps_own_file(app_server, page):
+    base, _ = app_server
+    page.goto(base)
+    page.get_by_role("button", name="Run exchange").wait_for()
+    wait_for_app(page)
+    svg = (Path(__file__).parents[1] / "static" / "scales.svg").read_bytes()
+    # the file itself, in the page: nothing to fetch, so an offline machine shows it too
+    assert page.locator("link[rel='shortcut icon']").get_attribute("href") == (
+        "data:image/svg+xml;base64," + base64.b64encode(svg).decode())
 
 
 def test_a_house_exchange_runs_and_shows_the_outcome_banner(app_server, page):
