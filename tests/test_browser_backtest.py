@@ -34,6 +34,7 @@ def seed_job(db, job_key: str, presets: list[str], stop_after: int | None = None
 
 
 def pick_past_run(page, text: str) -> None:
+    wait_for_app(page)  # a run still drawing can redraw the box and close its list before the option is clicked
     page.get_by_test_id("stSelectbox").filter(has_text="A stored backtest").click()
     page.get_by_role("option").filter(has_text=text).first.click()
     wait_for_app(page)
