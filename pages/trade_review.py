@@ -52,7 +52,7 @@ if dates:
     first, last = dates[0], dates[-1]
     wanted = st.session_state.get(session.TR_DATE, st.session_state.get(session.KEPT + session.TR_DATE))
     if wanted is not None and not first <= wanted <= last:
-        # Another symbol's day, outside this one's data: the nearest day it has on or before it (else its last).
+        # Another symbol's day, outside this one's data: the nearest day it has (its last or its first).
         st.session_state[session.TR_DATE] = market_defaults.day_on_or_before(dates, wanted)
     picked = sticky(sidebar.date_input, "Date", key=session.TR_DATE, value=last, min_value=first, max_value=last,
                     disabled=live, format="YYYY-MM-DD",

@@ -219,7 +219,7 @@ def test_a_day_without_a_bar_uses_the_trading_day_before_it_and_says_so(app):
     assert not [c for c in texts(at, "caption") if c.startswith("No bar on")]
 
 
-def test_another_symbols_day_outside_this_ones_data_moves_to_its_nearest_day_before(app):
+def test_another_symbols_day_outside_this_ones_data_moves_to_its_nearest_day(app):
     from core import market
 
     at = app()
@@ -228,8 +228,10 @@ def test_another_symbols_day_outside_this_ones_data_moves_to_its_nearest_day_bef
     at.selectbox(key=session.TR_SYMBOL).set_value("AMZN").run()  # AMZN's data ends in 2010: its last day
     amzn = market.available_dates("AMZN")[market.MIN_HISTORY:]
     assert at.date_input(key=session.TR_DATE).value == amzn[-1]
-    at.selectbox(key=session.TR_SYMBOL).set_value("TSLA").run()  # before TSLA's first day: its last, as before
-    assert at.date_input(key=session.TR_DATE).value == market.available_dates("TSLA")[-1]
+    at.selectbox(key=session.TR_SYMBOL).set_value("TSLA").run()  # before TSLA's first day: its first
+    tsla = market.available_dates("TSLA")[market.MIN_HISTORY:]
+    assert amzn[-1] < tsla[0] and at.date_input(key=session.TR_DATE).value == tsla[0]
+    assert at.session_state[session.TR_FILLED_FOR] == ("TSLA", str(tsla[0]))
 
 
 def test_sidebar_values_survive_a_visit_to_another_page(app):

@@ -52,9 +52,10 @@ def dates(symbol: str) -> list[date]:
 
 
 def day_on_or_before(days: list[date], wanted: date) -> date:
-    """The last of `days` (oldest first) on or before `wanted`; the last of all when none is (a day before the data)."""
+    """The last of `days` (oldest first) on or before `wanted`; the first of all when none is (a day before the data:
+    the nearest day it has)."""
     found = bisect_right(days, wanted)
-    return days[found - 1] if found else days[-1]
+    return days[found - 1] if found else days[0]
 
 
 @st.cache_data(show_spinner=False)
