@@ -152,6 +152,39 @@ def test_closing_the_generator_after_round_one_stores_interrupted(world, moderat
     assert stored.rounds[0].evaluation.decision == "REJECT"
 
 
+@pytest.mark.parametrize("stored", [True, False])
+def test_stop_ends_it_interrupted_saying_why_with_its_finished_rounds(world, moderate, store, stored):
+    from core.exchange.loop import stop
+
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(TOO_BIG, GOOD), core.HouseCoach(),
+                               store=store if stored else None, stream=True)
+    seen = []
+    for event in events:
+        seen.append(event)
+        if isinstance(event, core.TextFragment) and len([e for e in seen if isinstance(e, core.RoundStarted)]) == 2:
+            break  # round 2's Player is speaking
+    stop(events, "timed out: no proposal within 600 s")
+    live = seen[0].artifact
+    got = store.get_exchange(live.run_id) if stored else live
+    assert (got.outcome, got.termination_reason, got.rounds_taken) == (
+        "INTERRUPTED", "timed out: no proposal within 600 s", 1)
+    assert got.rounds[0].evaluation.decision == "REJECT"
+    stop(events, "again")  # ended already: as it ended
+    assert (store.get_exchange(live.run_id) if stored else live).termination_reason.startswith("timed out")
+
+
+def test_stop_after_the_outcome_changes_nothing(world, moderate, store):
+    from core.exchange.loop import stop
+
+    events = core.run_exchange(world, moderate, core.Portfolio(), ScriptedPlayer(GOOD), core.HouseCoach(), store=store)
+    for event in events:
+        if isinstance(event, core.VerdictReached):
+            break
+    stop(events, "too late")
+    (row,) = store.list_exchanges()
+    assert (row["outcome"], row["termination_reason"]) == ("APPROVE", None)
+
+
 def test_keyboard_interrupt_mid_round_stores_interrupted(world, moderate, store):
     class Slow:
         name = "slow"

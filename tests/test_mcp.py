@@ -247,6 +247,7 @@ async def test_a_client_that_disconnects_mid_exchange_leaves_it_interrupted_with
         await call(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=THIN)
     stored = core.Store(db).get_exchange(opened["exchange_id"])
     assert (stored.outcome, stored.rounds_taken) == ("INTERRUPTED", 1)
+    assert stored.termination_reason == "closed: the client went away or the server stopped"
     assert stored.rounds[0].evaluation.violations == ["min_risk_reward"]
 
 
@@ -259,9 +260,10 @@ async def test_an_exchange_left_open_past_the_timeout_ends_interrupted_over_http
             await call(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=THIN)
             clock.now += 601
             message = await refused(client, "submit_proposal", exchange_id=opened["exchange_id"], proposal=FIXED)
-    assert "is closed (INTERRUPTED" in message
+    assert "is closed (INTERRUPTED, timed out: no proposal within 600 s)" in message
     stored = store.get_exchange(opened["exchange_id"])
     assert (stored.outcome, stored.rounds_taken, desk.open_count()) == ("INTERRUPTED", 1, 0)
+    assert stored.termination_reason == "timed out: no proposal within 600 s"
 
 
 async def test_http_without_the_token_is_refused(tmp_path):

@@ -70,3 +70,8 @@ class SpendLimitReached(PlayerCoachError):
     def __init__(self, message: str = "", usage: Usage | None = None) -> None:
         super().__init__(message)
         self.usage = _billed(usage)
+
+
+class Interrupted(Exception):
+    """Thrown into an exchange's events to end it INTERRUPTED saying why, its message being the reason
+    (`core.exchange.loop.stop`). Not an error of the engine: whoever plays the exchange stops it."""

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from core.exchange.agent import Coach, Player, Turn
-from core.exchange.errors import AgentError, SpendLimitReached
+from core.exchange.errors import AgentError, Interrupted, SpendLimitReached
 from core.exchange.events import (  # importable from here, as before
     BreakerTripped, Event, ExchangeFinished, ExchangeStarted, ProposalMade, RoundStarted, TextFragment, VerdictReached,
 )
@@ -150,7 +150,8 @@ def run_exchange(
     It stores nothing: wrap it in `core.journal.record(events, store)` to keep it on record.
     `decide_exchange` walks the same rounds without events or artifact (an unrecorded backtest): a change to the
     rounds here is made there too; tests/test_loop_decide.py holds the two equal.
-    Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED; an agent failure ends it
+    Closing the generator (or Ctrl-C) ends the exchange INTERRUPTED (`stop(events, reason)` does so saying why,
+    the reason its termination_reason); an agent failure ends it
     ERROR. Either way every finished round stays in the artifact, and what the
     unfinished round was already billed still counts in the exchange's usage. The unfinished
     round itself is kept as it stood (`complete` false) once its proposal has been checked.
@@ -226,6 +227,10 @@ def run_exchange(
             usage = usage + unfinished
             finish("INTERRUPTED", "interrupted")
         raise
+    except Interrupted as why:  # thrown in by stop(): ended as closing it would, saying why
+        if not finished:
+            usage = usage + unfinished
+            finish("INTERRUPTED", str(why) or "interrupted")
     except SpendLimitReached as limit:
         usage = usage + unfinished + limit.usage
         finish("ABORT", "spend_guard")
@@ -304,6 +309,18 @@ def decide_exchange(world: WorldState, constraints: Constraints, portfolio: Port
         usage = usage + unfinished
         return ended("ERROR", f"{type(failure).__name__}: {failure}")
     return ended("INTERRUPTED", None)  # no round at all (max_rounds set below 1 unvalidated): as the artifact starts
+
+
+def stop(events: Iterator[Event], reason: str) -> None:
+    """End an exchange under way INTERRUPTED with `reason` as its termination reason, keeping every finished round
+    and the round under way as it stood, as closing its events does; one that has ended stays as it ended. `events`:
+    `run_exchange`'s generator, or `core.journal.record`'s around it (which writes the ending)."""
+    try:
+        events.throw(Interrupted(reason))
+    except (Interrupted, StopIteration):
+        pass  # it had ended, or never started
+    finally:
+        events.close()
 
 
 def run_exchange_sync(*args, **kwargs) -> Artifact:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from core.exchange import loop
 from core.exchange.loop import Event, ExchangeFinished, ExchangeStarted, VerdictReached
 from core.exchange.artifact import Artifact
+from core.exchange.errors import Interrupted
 
 
 def record(events: Iterable[Event], store) -> Iterator[Event]:
@@ -21,27 +22,40 @@ def record(events: Iterable[Event], store) -> Iterator[Event]:
     The exchange is written INTERRUPTED when it starts, each finished round when it ends (the last
     round together with the outcome, in one write), and the outcome when it ends otherwise (a breaker,
     an error). Closing this generator, or an exception in the loop or the consumer, closes the loop and
-    records the exchange INTERRUPTED with every finished round and the round under way as it stood.
+    records the exchange INTERRUPTED with every finished round and the round under way as it stood;
+    `core.exchange.loop.stop` does the same saying why.
     """
     live: Artifact | None = None  # the loop keeps it current; see ExchangeStarted
     written = 0  # how many of live.rounds are on record
     done = False
+
+    def write(event: Event) -> None:
+        nonlocal live, written, done
+        if isinstance(event, ExchangeStarted):
+            live = event.artifact
+            store.start_exchange(live)
+        elif isinstance(event, VerdictReached):
+            if event.last:  # the outcome is on the artifact already: the round and it in one write
+                store.finish_exchange(live, event.record)
+                done = True
+            else:
+                store.record_round(live, event.record)
+            written = len(live.rounds)
+        elif isinstance(event, ExchangeFinished) and not done:
+            store.finish_exchange(event.artifact, _unwritten(event.artifact, written))
+            done = True
+
     try:
         for event in events:
-            if isinstance(event, ExchangeStarted):
-                live = event.artifact
-                store.start_exchange(live)
-            elif isinstance(event, VerdictReached):
-                if event.last:  # the outcome is on the artifact already: the round and it in one write
-                    store.finish_exchange(live, event.record)
-                    done = True
-                else:
-                    store.record_round(live, event.record)
-                written = len(live.rounds)
-            elif isinstance(event, ExchangeFinished) and not done:
-                store.finish_exchange(event.artifact, _unwritten(event.artifact, written))
-                done = True
-            yield event
+            write(event)
+            try:
+                yield event
+            except Interrupted as why:
+                if done or not hasattr(events, "throw"):
+                    raise
+                ended = events.throw(why)  # the loop ends it INTERRUPTED saying why: its ExchangeFinished
+                write(ended)
+                yield ended
     finally:
         if live is not None and not done:
             close = getattr(events, "close", None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from core.exchange.agent import Coach, Turn
 from core.exchange.errors import InvalidInput
 from core.exchange.guard import AgentLimits
-from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached
+from core.exchange.loop import BreakerTripped, Event, ExchangeFinished, VerdictReached, stop
 from core.journal.record import run_exchange  # the loop, recorded in `store` when there is one
 from core.exchange.schema import Constraints, Portfolio, Proposal, WorldState
 from core.exchange.artifact import Artifact, Round
@@ -89,9 +89,9 @@ class OpenExchange:
                 break
         return seen
 
-    def interrupt(self) -> None:
-        """End it INTERRUPTED: closing the loop keeps every finished round, as a closed tab does."""
-        self._events.close()
+    def interrupt(self, reason: str) -> None:
+        """End it INTERRUPTED saying why, keeping every finished round, as a closed tab does."""
+        stop(self._events, reason)
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,8 @@ class Desk:
             if exchange.lock.acquire(blocking=False):  # a round under way is not waiting
                 try:
                     if exchange.last_seen < cutoff:
-                        self._interrupt(run_id, exchange)
+                        self._interrupt(run_id, exchange, f"timed out: no proposal within "
+                                                          f"{self.limits.open_timeout_s:g} s")
                 finally:
                     exchange.lock.release()
 
@@ -223,12 +224,12 @@ class Desk:
             still_open = list(self._open.items())
         for run_id, exchange in still_open:
             with exchange.lock:
-                self._interrupt(run_id, exchange)
+                self._interrupt(run_id, exchange, "closed: the client went away or the server stopped")
 
-    def _interrupt(self, run_id: str, exchange: OpenExchange) -> None:
+    def _interrupt(self, run_id: str, exchange: OpenExchange, reason: str) -> None:
         """End an exchange whose lock the caller holds, unless it has ended meanwhile."""
         if self._close(run_id) is exchange:
-            exchange.interrupt()
+            exchange.interrupt(reason)
 
     def _close(self, run_id: str) -> OpenExchange | None:
         with self._lock:
