@@ -22,6 +22,11 @@ and the violations earlier rounds had that the last one fixed (`violations` then
 DATES_BY = {"market": "market_time", "run": "timestamp"}
 """What History's dates mean: the market time the exchange decided on (ET), or when it was run (UTC)."""
 
+WALKED_PER_ROW = 50
+"""How far History walks the date index for each row a page needs (offset + limit) before it calls the filter's
+matches few and finds them through the filter's own index instead: a filter that keeps one row in 50 has filled
+its page by then; one that keeps fewer costs a sort of those few."""
+
 Bound = date | datetime | str | None
 Choice = str | Sequence[str] | None
 
@@ -54,29 +59,31 @@ class HistoryFilter:
         """The column the dates filter and order on."""
         return DATES_BY[self.dates_by]
 
-    def where(self) -> tuple[str, list]:
-        """The SQL where clause over `exchanges` and its parameters."""
+    @property
+    def walkable(self) -> bool:
+        """Whether a page may be found by walking the date index (see History.list_exchanges): the filter picks
+        by a column with an index of its own. A text search reads every round whatever the plan."""
+        return bool(self.outcome or self.symbol or self.strategy or self.unfaithful) and not (self.text or self.repeat_id)
+
+    def where(self, walk: bool = False) -> tuple[str, list]:
+        """The SQL where clause over `exchanges` and its parameters. `walk`: the columns with an index of their
+        own are written +column, so that SQLite walks the date index and tests them row by row."""
         where, params = [], []
+        plus = "+" if walk else ""
         for column, value in (("outcome", self.outcome), ("symbol", self.symbol), ("strategy_id", self.strategy)):
             if value:
                 values = [value] if isinstance(value, str) else list(value)
-                where.append(f"{column} in ({', '.join('?' * len(values))})")
+                where.append(f"{plus}{column} in ({', '.join('?' * len(values))})")
                 params.extend(values)
-        if self.since:
-            where.append(f"{self.dated} >= ?")
-            params.append(_instant(self.since, self.dates_by))
-        if self.until:
-            # A date means the whole day; a datetime is an exact bound.
-            until = self.until
-            bound = until + timedelta(days=1) if isinstance(until, date) and not isinstance(until, datetime) else until
-            where.append(f"{self.dated} < ?")
-            params.append(_instant(bound, self.dates_by))
+        dates, bounds = self.dates()
+        where += dates
+        params += bounds
         if self.text:
             # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
             where.append("run_id in (select run_id from rounds where said_contains(body, ?, run_id, round))")
             params.append(self.text.lower())
         if self.unfaithful:
-            where.append("reasoning_score < 1")
+            where.append(f"{plus}reasoning_score < 1")
         if self.repeat_id:
             where.append("repeat_id = ?")
             params.append(self.repeat_id)
@@ -87,6 +94,20 @@ class HistoryFilter:
             return (f"{matching} and (+repeat_id is null or rowid in (select min(rowid) from exchanges "
                     f"where {matching} and repeat_id is not null group by repeat_id))"), params + params
         return matching, params
+
+    def dates(self) -> tuple[list[str], list]:
+        """The where clauses of `since` and `until` over the dated column, and their parameters."""
+        where, params = [], []
+        if self.since:
+            where.append(f"{self.dated} >= ?")
+            params.append(_instant(self.since, self.dates_by))
+        if self.until:
+            # A date means the whole day; a datetime is an exact bound.
+            until = self.until
+            bound = until + timedelta(days=1) if isinstance(until, date) and not isinstance(until, datetime) else until
+            where.append(f"{self.dated} < ?")
+            params.append(_instant(bound, self.dates_by))
+        return where, params
 
 
 def _chosen(matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
@@ -123,10 +144,33 @@ class History(StoreFile):
     @named_errors
     def list_exchanges(self, matching: HistoryFilter | None = None, /, *, limit: int | None = 50,
                        offset: int | None = None, **filters) -> list[dict]:
-        """Exchanges matching the filters, newest first by the dates they filter on, as summary rows."""
+        """Exchanges matching the filters, newest first by the dates they filter on (the last stored first among
+        equal dates), as summary rows."""
         chosen = self._chosen(matching, filters)
+        order = f"{chosen.dated} desc, rowid desc"
+        if limit is not None and chosen.walkable:
+            rows = self._walked(chosen, order, limit, offset or 0)
+            if rows is not None:
+                return rows
+            order = "+" + order  # few rows match: SQLite finds them through the filter's own index and sorts them
         where, params = chosen.where()
-        order = "timestamp desc" if chosen.dates_by == "run" else "market_time desc, rowid desc"
+        return self._rows(where, params, order, limit, offset)
+
+    def _walked(self, chosen: HistoryFilter, order: str, limit: int, offset: int) -> list[dict] | None:
+        """The page found by walking the date index, newest first, no further than WALKED_PER_ROW rows for each
+        row it needs; None if those rows hold too few matches (the filter keeps few rows, or only older ones)."""
+        dates, bounds = chosen.dates()
+        oldest = next(self._db["exchanges"].rows_where(" and ".join(dates) or None, bounds, select=chosen.dated,
+                                                       order_by=f"{chosen.dated} desc", limit=1,
+                                                       offset=WALKED_PER_ROW * (offset + limit)), None)
+        where, params = chosen.where(walk=True)
+        if oldest is None:  # the dates hold no more rows than that: the walk reads them all
+            return self._rows(where, params, order, limit, offset)
+        rows = self._rows(f"{where} and {chosen.dated} >= ?", [*params, oldest[chosen.dated]], order, limit, offset)
+        # Full, the page holds the newest matches: any row the walk did not reach is older than all of them.
+        return rows if len(rows) == limit else None
+
+    def _rows(self, where: str, params: list, order: str, limit: int | None, offset: int | None) -> list[dict]:
         return list(self._db["exchanges"].rows_where(where, params, order_by=order, select=self.LIST_COLUMNS,
                                                      limit=limit, offset=offset))
 
