@@ -11,7 +11,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import core
@@ -100,6 +100,37 @@ def _copy(artifact: core.Artifact, run_id: str, when: datetime) -> core.Artifact
 def _build(path: str, n: int) -> tuple[float, int]:
     """build_exchanges in a fresh process: seconds taken and peak RSS in KiB of that process."""
     return build_exchanges(path, n), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+HISTORY_PAGE_FILTERS = {
+    "outcome APPROVE (all)": {"outcome": ["APPROVE"]}, "outcome REJECT (none)": {"outcome": ["REJECT"]},
+    "symbol AMZN (58%)": {"symbol": ["AMZN"]}, "symbol BTC-USD (8%)": {"symbol": ["BTC-USD"]},
+    "symbols MSFT TSLA": {"symbol": ["MSFT", "TSLA"]}, "strategy s3": {"strategy": ["s3"]},
+    "APPROVE BTC-USD": {"outcome": ["APPROVE"], "symbol": ["BTC-USD"]},
+    "MSFT since June": {"symbol": ["MSFT"], "since": date(2025, 6, 1)},
+    "s3 in the oldest week": {"strategy": ["s3"], "until": date(2024, 7, 25)},
+    "unfaithful (none)": {"unfaithful": True},
+}
+"""Filters History offers, alone and in pairs, over build_exchanges' database (every exchange approved, AMZN 58%,
+MSFT and TSLA 17% each, BTC-USD 8%, strategies s0-s6, July 2024 to June 2025)."""
+
+
+def _history_pages(store) -> dict:
+    """History's filtered table at 100k: a page of 20 rows, one row a group, as its page asks for pages 1 and 2,
+    with dates by market and by run. The median of five calls for each filter, page and dates."""
+    timings = {}
+    for (name, fields), dates_by, offset in itertools.product(HISTORY_PAGE_FILTERS.items(), ("market", "run"), (0, 20)):
+        matching = core.HistoryFilter(**fields, dates_by=dates_by, one_per_group=True)
+        calls = []
+        for _ in range(5):
+            start = time.perf_counter()
+            store.list_exchanges(matching, limit=20, offset=offset)
+            calls.append(time.perf_counter() - start)
+        timings[f"{name}, {dates_by}, page {offset // 20 + 1}"] = statistics.median(calls)
+    slowest = max(timings, key=timings.get)
+    return {"history_page_100k_filtered_median_ms": round(statistics.median(timings.values()) * 1e3, 3),
+            "history_page_100k_filtered_max_ms": round(timings[slowest] * 1e3, 3),
+            "history_page_100k_filtered_slowest": slowest}
 
 
 def _varied(n: int, seed: int = 14) -> list:
@@ -240,6 +271,7 @@ def run() -> dict:
             rows = store.list_exchanges(outcome=outcome, symbol=symbol, limit=50)
             timings.append(time.perf_counter() - start)
             assert len(rows) == 50
+        pages = _history_pages(store)
         store.checkpoint()
         size_mb = store.size_bytes() / 1e6
         newest = datetime(2025, 6, 30, 20, 0, tzinfo=timezone.utc)  # build_exchanges' default
@@ -260,6 +292,7 @@ def run() -> dict:
         "list_exchanges_100k_pairs_timed": [f"{o} {s}" for o, s in pairs],
         "list_exchanges_100k_p95_ms": round(sorted(timings)[int(len(timings) * 0.95)] * 1e3, 3),
         "list_exchanges_goal_ms": 20,
+        **pages,
         "reasoning_check_per_round_us_best_batch": round(_reasoning_check_us(cases), 1),
         **_hardening_figures(cases),
         "reasoning_check_goal_us": 20,
