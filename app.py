@@ -33,6 +33,7 @@ from ui import session, shell  # noqa: E402
 st.set_page_config(page_icon=Path(__file__).parent / "static" / "scales.svg")
 
 session.init()
+session.note_cut_short()
 
 PAGES = [
     st.Page("pages/trade_review.py", title="Trade Review", icon=":material/balance:", default=True),

@@ -30,13 +30,7 @@ state = st.session_state
 live = any(bool(state.get(button)) for button in (session.TR_RUN, session.TR_RETRY, session.TR_HOUSE_RUN,
                                                   session.TR_REPEAT_RUN))
 repeating = bool(state.get(session.TR_REPEAT_RUN))
-cut_short = state.pop(session.TR_LIVE, None)  # the exchange the previous run was playing, if it never ended
-if cut_short:
-    # Streamlit may start this run before the cut-short one has finished closing its exchange in
-    # another thread: wait (briefly) until the round it stopped in is on record.
-    state.get(session.TR_CLOSED, threading.Event()).wait(timeout=5)
-    state.setdefault(session.TR_CAUSES, {})[cut_short] = (
-        "stopped with the Stop button" if state.get(session.TR_STOP) else "stopped because you left Trade Review")
+cut_short = state.pop(session.TR_CUT_SHORT, None)  # the exchange the previous run was cut short in (app.py)
 
 # -- sidebar: market, portfolio, constraints, agents ---------------------------------------------
 sidebar.header("Market")
@@ -209,15 +203,15 @@ def last_result() -> None:
     if artifact is None:
         st.warning("The last exchange is no longer in the database.")
         return
-    cause = state.get(session.TR_CAUSES, {}).get(run_id)
     if cut_short == run_id:
-        st.toast(f"Exchange {cause}.", icon=":material/stop:")
+        st.toast(f"Exchange {exchange_view.literal(artifact.termination_reason or 'interrupted')}.",
+                 icon=":material/stop:")
     ran_under = state.get(session.TR_SCHEMAS, {}).get(run_id)
     if artifact.constraint_snapshot != constraints:
         st.info(f"This result came from **{exchange_view.literal(ran_under or 'the constraints of that run')}**; the "
                 f"sidebar now selects **{exchange_view.literal(schema_label)}**. Run exchange to review the trade "
                 "under it.", icon=":material/swap_horiz:")
-    exchange_view.show(artifact, key="last", schema=ran_under, cause=cause)
+    exchange_view.show(artifact, key="last", schema=ran_under)
     if artifact.outcome == "ERROR":  # a busy API, a stall, a long wait: the trader may simply try again
         st.button("Retry", key=session.TR_RETRY, icon=":material/refresh:", disabled=bool(problems),
                   help="Run the exchange again with the inputs in the sidebar (the reason above says how "

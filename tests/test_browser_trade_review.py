@@ -149,7 +149,8 @@ def test_stop_in_round_1_keeps_the_proposal_and_checks_being_read_marked_interru
     page.get_by_test_id("stTable").filter(has_text="arithmetic").first.wait_for()  # the checks being read
     store = core.Store(db)
     (newest,) = store.list_exchanges(limit=1)
-    assert (newest["outcome"], newest["rounds_taken"]) == ("INTERRUPTED", 0)
+    assert (newest["outcome"], newest["rounds_taken"], newest["termination_reason"]) == (
+        "INTERRUPTED", 0, "stopped with the Stop button")  # History says why too
     assert [(r.round, r.complete) for r in store.get_exchange(newest["run_id"]).rounds] == [(1, False)]
 
 

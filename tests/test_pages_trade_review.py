@@ -313,6 +313,34 @@ def test_an_exchange_cut_short_by_leaving_the_page_says_so(app, app_store, world
     at.run()
     banners = texts(at, "info")
     assert any(b.startswith("**INTERRUPTED** — stopped because you left Trade Review") for b in banners), banners
+    assert app_store.get_exchange("left").termination_reason == "stopped because you left Trade Review"
+
+
+def test_the_reason_is_on_record_at_once_whichever_page_comes_next(app, app_store, world):
+    at = app()
+    cut = core.run_exchange(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(),
+                            core.HouseCoach(), store=app_store, run_id="left")
+    next(cut)
+    cut.close()
+    assert app_store.get_exchange("left").termination_reason == "interrupted"
+    at.session_state[session.LAST_RUN_ID] = at.session_state[session.TR_LIVE] = "left"
+    at.switch_page("pages/history.py").run()  # the trader opened History mid-exchange
+    assert app_store.get_exchange("left").termination_reason == "stopped because you left Trade Review"
+    assert session.TR_LIVE not in at.session_state
+
+
+def test_an_interrupted_exchange_shows_the_reason_on_record(app, app_store, world):
+    from core.exchange.loop import stop
+
+    at = app()
+    events = core.run_exchange(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(),
+                               core.HouseCoach(), store=app_store, run_id="timed-out")
+    next(events)
+    stop(events, "timed out: no proposal within 1800 s")  # as the MCP server ends one
+    at.session_state[session.LAST_RUN_ID] = "timed-out"
+    at.run()
+    banners = texts(at, "info")
+    assert any(b.startswith("**INTERRUPTED** — timed out: no proposal within 1800 s;") for b in banners), banners
 
 
 def test_a_saved_preset_that_no_longer_validates_is_named_unusable_not_a_crash(app, app_store):

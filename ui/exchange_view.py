@@ -62,8 +62,8 @@ def headline(verdict: core.Verdict) -> str:
     return f"{verdict.decision}: {len(violations)} violation{plural} ({', '.join(violations)})"
 
 
-def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:
-    """APPROVE / REJECT-MAX / ABORT with its reason / ERROR with its message / INTERRUPTED with its cause."""
+def outcome_banner(artifact: core.Artifact) -> None:
+    """APPROVE / REJECT-MAX / ABORT with its reason / ERROR with its message / INTERRUPTED with why, when known."""
     outcome, reason, rounds = artifact.outcome, artifact.termination_reason, artifact.rounds_taken
     plural = "s" if rounds != 1 else ""
     if outcome == "APPROVE":
@@ -79,7 +79,10 @@ def outcome_banner(artifact: core.Artifact, cause: str | None = None) -> None:
         st.error(f"**ERROR** — {literal(reason)} (after {rounds} finished round{plural}{_as_it_stood(artifact)}).",
                  icon=":material/error:")
     else:
-        why = literal(cause) if cause else "stopped before the end (the page was left, reloaded or closed)"
+        # "interrupted": closed by whoever played it, without a word (a CLI's Ctrl-C, an older record); none: the
+        # process stopped mid-exchange
+        why = literal(reason) if reason not in (None, "interrupted") else \
+            "stopped before the end (the page was left, reloaded or closed)"
         st.info(f"**INTERRUPTED** — {why}; {rounds} finished round{plural} kept{_as_it_stood(artifact)}.",
                 icon=":material/stop_circle:")
 
@@ -118,15 +121,13 @@ def totals(artifact: core.Artifact, key: str) -> None:
 class ExchangeView:
     """Draws an exchange event by event. `speed` is seconds per streamed word (0 = instant).
 
-    `schema` names the preset or schema the exchange ran under, when the page knows it;
-    `cause` says why an INTERRUPTED exchange stopped, when the page knows it.
+    `schema` names the preset or schema the exchange ran under, when the page knows it.
     """
 
-    def __init__(self, speed: float = 0.0, key: str = "exchange", schema: str | None = None, cause: str | None = None):
+    def __init__(self, speed: float = 0.0, key: str = "exchange", schema: str | None = None):
         self.speed = speed
         self.key = key
         self.schema = schema
-        self.cause = cause
         self.text = {"player": "", "coach": ""}
         self.mood = {"player": "idle", "coach": "idle"}
         self.active: str | None = None
@@ -280,10 +281,10 @@ class ExchangeView:
         self.status = f"{outcome} after {artifact.rounds_taken} of {self.max_rounds} rounds"
         self._draw()
         with self.top.container():
-            outcome_banner(artifact, self.cause)
+            outcome_banner(artifact)
             st.caption(LEGEND)
         with self.end.container():
-            outcome_banner(artifact, self.cause)
+            outcome_banner(artifact)
             totals(artifact, self.key)
 
     def _collapse_cards(self) -> None:
@@ -313,6 +314,6 @@ def play(events: Iterator[core.Event], view: ExchangeView) -> core.Artifact | No
     return artifact
 
 
-def show(artifact: core.Artifact, key: str = "exchange", schema: str | None = None, cause: str | None = None) -> None:
+def show(artifact: core.Artifact, key: str = "exchange", schema: str | None = None) -> None:
     """A stored exchange drawn at once (no animation, no agent call)."""
-    play(core.replay_exchange(artifact), ExchangeView(0.0, key=key, schema=schema, cause=cause))
+    play(core.replay_exchange(artifact), ExchangeView(0.0, key=key, schema=schema))

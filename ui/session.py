@@ -7,6 +7,7 @@ It is never written to a file, the database, a log, a query parameter or an erro
 from __future__ import annotations
 
 import re
+import threading
 from datetime import date, datetime, timezone
 
 import streamlit as st
@@ -46,7 +47,7 @@ PUSH_PENDING = "push_pending"  # Trade Review should select the pushed schema on
 LAST_RUN_ID = "last_run_id"  # the exchange Trade Review shows (live or finished)
 TR_LIVE = "tr_live"  # run_id of the exchange Trade Review is playing; still set next run = it was cut short
 TR_CLOSED = "tr_closed"  # threading.Event set once the exchange Trade Review played is on record (even cut short)
-TR_CAUSES = "tr_causes"  # run_id -> why an exchange of this session was interrupted, in words
+TR_CUT_SHORT = "tr_cut_short"  # run_id of the exchange the last Trade Review run was cut short in, for its toast
 TR_SCHEMAS = "tr_schemas"  # run_id -> the preset or schema name the exchange ran under
 EDITOR = "constraints_editor"  # the Constraints editor's working copy (dict, maybe invalid)
 EDITOR_BASE = "constraints_base"  # name of the preset the Constraints editor loaded
@@ -159,6 +160,22 @@ def store() -> core.Store:
         if said:
             st.warning(f"Database {literal(found.path)}: {literal(said)}.", icon=":material/database:")
     return found
+
+
+def note_cut_short() -> None:
+    """At the start of every run, on every page (app.py): when Trade Review's previous run was cut short while it
+    played an exchange (Stop, or the trader opened another page), that exchange is on record INTERRUPTED; its
+    termination reason now says which, at once, and Trade Review's next run finds its id for a toast."""
+    state = st.session_state
+    run_id = state.pop(TR_LIVE, None)
+    if run_id is None:
+        return
+    # Streamlit may start this run before the cut-short one has finished closing its exchange in another thread:
+    # wait (briefly) until the round it stopped in is on record.
+    state.get(TR_CLOSED, threading.Event()).wait(timeout=5)
+    store().explain_interruption(run_id, "stopped with the Stop button" if state.get(TR_STOP)
+                                 else "stopped because you left Trade Review")
+    state[TR_CUT_SHORT] = run_id
 
 
 def sticky(widget, label: str, *, key: str, **kwargs):

@@ -233,6 +233,14 @@ class Exchanges(StoreFile):
                    "run_id", artifact.run_id)
 
     @named_errors
+    def explain_interruption(self, run_id: str, reason: str) -> None:
+        """Say why an exchange ended INTERRUPTED when its caller learns it only afterwards (a page's run cut short
+        by a click): its termination_reason becomes `reason`. Any other outcome is left as it is."""
+        with self._write() as db:
+            db.execute("update exchanges set termination_reason = ? where run_id = ? and outcome = 'INTERRUPTED'",
+                       [reason, run_id])
+
+    @named_errors
     def record(self, artifact: Artifact | dict) -> None:
         """Write a whole artifact at once (imports, tests, backfills); recording it again replaces it.
 
