@@ -80,7 +80,7 @@ class HistoryFilter:
         params += bounds
         if self.text:
             # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
-            where.append("run_id in (select run_id from rounds where said_contains(body, ?, run_id, round))")
+            where.append(f"{plus}run_id in (select run_id from rounds where said_contains(body, ?, run_id, round))")
             params.append(self.text.lower())
         if self.unfaithful:
             where.append(f"{plus}reasoning_score < 1")
@@ -176,8 +176,15 @@ class History(StoreFile):
 
     @named_errors
     def count_exchanges(self, matching: HistoryFilter | None = None, /, **filters) -> int:
-        """How many exchanges match the filters."""
-        return self._db["exchanges"].count_where(*self._chosen(matching, filters).where())
+        """How many exchanges match the filters; with one_per_group, how many rows they list (a group as one)."""
+        chosen = self._chosen(matching, filters)
+        each = dataclasses.replace(chosen, one_per_group=False)
+        count = self._db["exchanges"].count_where(*each.where())  # often from an index alone, no row read
+        if chosen.one_per_group:  # less every group's matches but one, read through the repeat_id index
+            where, params = each.where(walk=True)
+            count -= self._db.execute(f"select coalesce(sum(n - 1), 0) from (select count(*) as n from exchanges "
+                                      f"where {where} and repeat_id is not null group by repeat_id)", params).fetchone()[0]
+        return count
 
     @named_errors
     def summary(self, matching: HistoryFilter | None = None, /, **filters) -> dict:
