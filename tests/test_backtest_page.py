@@ -270,6 +270,25 @@ def test_the_challenge_panel_shows_each_presets_pass_probability_with_editable_r
     assert table().loc["moderate", "P(pass)"] == "0.0%" and table().loc["moderate", "median days to pass"] == "—"
 
 
+def test_the_challenge_odds_are_worked_out_once_not_on_every_rerun(app, monkeypatch):
+    from ui import challenge_view
+
+    worked = []
+    real = challenge_view.pass_probability
+    monkeypatch.setattr(challenge_view, "pass_probability", lambda *a, **k: worked.append(a[1]) or real(*a, **k))
+    at = choose_short_msft(app(PAGE))
+    run_to_the_end(at)
+    at.number_input(key=session.BT_CH + "max_days").set_value(0).run()  # no time limit: ~1 s a preset
+    first = len(worked)
+    shown = next(df.value for df in at.dataframe if "P(pass)" in df.value.columns)
+    at.toggle(key=session.BT_BUY_HOLD).set_value(True).run()  # a rerun that changes nothing of the odds
+    at.run()
+    assert len(worked) == first
+    assert next(df.value for df in at.dataframe if "P(pass)" in df.value.columns).equals(shown)
+    at.number_input(key=session.BT_CH + "target").set_value(0.5).run()  # new terms: worked out again
+    assert len(worked) > first
+
+
 def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bound(app, app_store):
     at = app(PAGE)
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
