@@ -64,11 +64,12 @@ def statements(monkeypatch):
     return seen
 
 
-def page_plan(path, statements: list[str]) -> list[str]:
-    """EXPLAIN QUERY PLAN of the last listing the store ran (the one whose rows came back)."""
-    listing = [s for s in statements if s.startswith("select run_id, market_time")][-1]
+def plan(path, statements: list[str], starting: str = "select run_id, market_time") -> list[str]:
+    """EXPLAIN QUERY PLAN of the last statement the store ran that starts so (by default a listing: the one whose
+    rows came back)."""
+    last = [s for s in statements if s.startswith(starting)][-1]
     with sqlite3.connect(path) as conn:
-        return [row[3] for row in conn.execute("explain query plan " + listing)]
+        return [row[3] for row in conn.execute("explain query plan " + last)]
 
 
 def newest_first(rows: list[dict], dated: str) -> bool:
@@ -104,10 +105,10 @@ def test_a_page_of_a_filter_that_keeps_many_rows_walks_the_date_index_and_sorts_
                                                                                      offset, dates_by):
     matching = dataclasses.replace(MANY[name], dates_by=dates_by, one_per_group=True)
     page = core.Store(path).list_exchanges(matching, limit=20, offset=offset)
-    plan = page_plan(path, statements)
+    steps = plan(path, statements)
     assert len(page) == 20
-    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
-    assert f"idx_exchanges_{matching.dated}" in plan[0], plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in steps, steps
+    assert f"idx_exchanges_{matching.dated}" in steps[0], steps
 
 
 @pytest.mark.parametrize("dates_by", ["market", "run"])
@@ -115,10 +116,10 @@ def test_a_page_of_a_filter_that_keeps_many_rows_walks_the_date_index_and_sorts_
 def test_a_filter_that_keeps_few_rows_finds_them_through_its_own_index(path, statements, name, dates_by):
     matching = dataclasses.replace(FEW[name], dates_by=dates_by, one_per_group=True)
     page = core.Store(path).list_exchanges(matching, limit=20)
-    plan = page_plan(path, statements)
+    steps = plan(path, statements)
     assert len(page) == (OLD_FEW if name.startswith("an old") else 0)
-    reads = [step for step in plan if step.startswith(("SCAN exchanges", "SEARCH exchanges"))]
-    assert reads and not any(step.startswith("SCAN") for step in reads), plan  # never every row
+    reads = [step for step in steps if step.startswith(("SCAN exchanges", "SEARCH exchanges"))]
+    assert reads and not any(step.startswith("SCAN") for step in reads), steps  # never every row
 
 
 @pytest.mark.parametrize("one_per_group", [False, True])
@@ -132,6 +133,17 @@ def test_pages_are_the_whole_listing_cut_in_twenties_newest_first(path, name, da
     assert [row for page in pages for row in page] == everything[:100]
     assert store.count_exchanges(matching) == len(everything)
     assert newest_first(everything, matching.dated)
+
+
+@pytest.mark.parametrize("dates_by", ["market", "run"])
+@pytest.mark.parametrize("name", ["approved", "a symbol", "a strategy", "outcome and symbol"])
+def test_a_count_within_a_few_days_reads_those_days_through_the_date_index(path, statements, name, dates_by):
+    matching = dataclasses.replace(MANY[name], dates_by=dates_by, since=date(2025, 6, 28), one_per_group=True)
+    store = core.Store(path)
+    count = store.count_exchanges(matching)
+    steps = plan(path, statements, starting='select count(*) from "exchanges"')
+    assert f"idx_exchanges_{matching.dated}" in steps[0], steps
+    assert count == len(store.list_exchanges(matching, limit=None)) > 0
 
 
 def test_a_group_is_one_row_on_a_filtered_page(path):
