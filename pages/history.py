@@ -48,9 +48,10 @@ until = sticky(row[1].date_input, "To", key=session.H_UNTIL, value=None, min_val
 dates_by = sticky(row[2].radio, "Dates are", key=session.H_DATES_BY, options=list(history_view.DATES_BY),
                   format_func=history_view.DATES_BY.get, horizontal=True,
                   help="Filter and order by the market day the exchange decided on, or by when it was run.")
-unfaithful = sticky(row[3].checkbox, "Only exchanges whose reasoning misstated its own trade", key=session.H_UNFAITHFUL,
-                    help="A round whose reasoning states a number or side its actions do not have (the reasoning "
-                         "column below 1).")
+# A label that fits its column at 1,400 px (the longer one was cut to "Only exchanges whose reasoning mi…").
+unfaithful = sticky(row[3].checkbox, "Only misstated reasoning", key=session.H_UNFAITHFUL,
+                    help="Only the exchanges whose reasoning misstated its own trade: a round whose reasoning states "
+                         "a number or side its actions do not have (the reasoning column below 1).")
 if since and until and until < since:
     st.warning(f"To ({until:%d %b %Y}) is before From ({since:%d %b %Y}): no day is in between.", icon=":material/event_busy:")
 matching = HistoryFilter(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
