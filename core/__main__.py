@@ -116,7 +116,8 @@ def cmd_history(args) -> int:
     """Stored exchanges matching History's filters: summary rows, or (--full) whole artifacts, as JSON lines."""
     store = open_store(args.db, create=False)
     matching = HistoryFilter(outcome=args.outcome, symbol=args.symbol, strategy=args.strategy, since=args.since,
-                             until=args.until, text=args.text, dates_by=args.dates_by, unfaithful=args.unfaithful)
+                             until=args.until, text=args.text, dates_by=args.dates_by, unfaithful=args.unfaithful,
+                             player=args.player)
     damaged = 0
     if args.full:
         for found in store.artifacts(matching, limit=args.limit):
@@ -195,6 +196,7 @@ def _add_history(sub) -> None:
     history.add_argument("--outcome", choices=OUTCOMES)
     history.add_argument("--symbol")
     history.add_argument("--strategy")
+    history.add_argument("--player", help="who played the Player: house-player, claude-player, 'external: <client>'...")
     history.add_argument("--since", type=_when, help="from this day (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)")
     history.add_argument("--until", type=_when, help="to this day (the whole day) or instant")
     history.add_argument("--dates-by", choices=list(DATES_BY), default="run",

@@ -28,17 +28,20 @@ st.title("History")
 
 # -- filters --------------------------------------------------------------------------------
 # Two rows, so that a chip such as REJECT-MAX is never cut to "R…" (issue 20).
-row = st.columns([3, 2, 2, 3])
+row = st.columns([3, 2, 2, 2, 3])
 # sticky(): the filters are still set after a visit to another page (a kept value a new database
 # lacks is dropped first, so the multiselects never hold an unknown option).
-symbols, strategies = store.symbols(), store.strategies()
-for key, known in ((session.H_SYMBOL, symbols), (session.H_STRATEGY, strategies)):
+symbols, strategies, players = store.symbols(), store.strategies(), store.players()
+for key, known in ((session.H_SYMBOL, symbols), (session.H_STRATEGY, strategies), (session.H_PLAYER, players)):
     if session.KEPT + key in state:
         state[session.KEPT + key] = [v for v in state[session.KEPT + key] if v in known]
 outcome = sticky(row[0].multiselect, "Outcome", key=session.H_OUTCOME, options=list(core.OUTCOMES))
 symbol = sticky(row[1].multiselect, "Symbol", key=session.H_SYMBOL, options=symbols)
 strategy = sticky(row[2].multiselect, "Strategy", key=session.H_STRATEGY, options=strategies)
-text = sticky(row[3].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
+player = sticky(row[3].multiselect, "Player", key=session.H_PLAYER, options=players,
+                help="Who played the Player: house-player, claude-player, an agent of your own, or external: <client> "
+                     "for one that played over MCP.")
+text = sticky(row[4].text_input, "Search reasoning and critiques", key=session.H_TEXT, placeholder="e.g. risk_reward")
 row = st.columns([2, 2, 3, 3], vertical_alignment="bottom")
 # Two boxes, not one range: typing the first date and pressing Tab moves on to the second.
 since = sticky(row[0].date_input, "From", key=session.H_SINCE, value=None, min_value=history_view.EARLIEST,
@@ -55,7 +58,7 @@ unfaithful = sticky(row[3].checkbox, "Only misstated reasoning", key=session.H_U
 if since and until and until < since:
     st.warning(f"To ({until:%d %b %Y}) is before From ({since:%d %b %Y}): no day is in between.", icon=":material/event_busy:")
 matching = HistoryFilter(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
-                         text=text.strip() or None, dates_by=dates_by, unfaithful=unfaithful)
+                         text=text.strip() or None, dates_by=dates_by, unfaithful=unfaithful, player=player)
 one_row_a_group = dataclasses.replace(matching, one_per_group=True)  # a group of Run k times is one row
 
 # -- summary --------------------------------------------------------------------------------

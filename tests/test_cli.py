@@ -270,6 +270,8 @@ def test_show_prints_the_whole_artifact_and_history_full_streams_them_with_histo
         == [made["r2"]]
     said = cli("history", "--full", "--db", str(db), "--text", "QQQ NOT IN [AMZN")  # the critique of AAPL's, any case
     assert [json.loads(line)["run_id"] for line in said.stdout.splitlines()] == ["r2", "r1"]
+    house = cli("history", "--db", str(db), "--player", "house-player")
+    assert [json.loads(line)["run_id"] for line in house.stdout.splitlines()] == ["r0"]
     missing = cli("show", "nope", "--db", str(db))
     assert missing.returncode == 3 and missing.stderr == "error: run_id: no exchange 'nope' in this database\n"
 

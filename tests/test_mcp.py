@@ -97,6 +97,9 @@ async def test_an_outside_player_is_rejected_revises_and_is_approved(transport, 
         listed = await call(client, "history", outcome="APPROVE", since="2025-03-04", until="2025-03-04",
                             dates_by="market")
         assert (await call(client, "history", since="2025-03-05", dates_by="market"))["exchanges"] == []
+        mine = await call(client, "history", player="external: scripted-player 1.0")
+        assert [row["run_id"] for row in mine["exchanges"]] == [opened["exchange_id"]]
+        assert (await call(client, "history", player="house-player"))["exchanges"] == []
     stored = core.Store(db).get_exchange(opened["exchange_id"])
     assert shown == stored.model_dump(mode="json")
     assert stored.agents.player == "external: scripted-player 1.0"

@@ -171,9 +171,11 @@ def test_the_date_filter_chooses_market_date_or_run_time(app, app_store):
     (session.H_OUTCOME, ["ERROR"], 1),
     (session.H_SYMBOL, ["AMZN"], 4),
     (session.H_STRATEGY, ["scalp"], 2),
+    (session.H_PLAYER, ["broken-player", "stray-player"], 2),
 ])
 def test_filters_narrow_the_rows(app, stocked, key, value, expected):
     at = app(PAGE)
+    assert at.multiselect(key=session.H_PLAYER).options == ["broken-player", "house-player", "stray-player"]
     at.multiselect(key=key).set_value(value).run()
     assert count(at) == expected
     table = next(df.value for df in at.dataframe if "run_id" in df.value.columns)

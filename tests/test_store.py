@@ -83,7 +83,9 @@ def test_store_file_is_wal_at_the_newest_version_with_its_indexes(store):
     assert [m.name for m in MIGRATIONS.applied(file)] == MIGRATIONS.names
     assert file.execute("pragma user_version").fetchone()[0] == len(MIGRATIONS.names)
     indexed = {tuple(i.columns) for i in file["exchanges"].indexes}
-    assert {("timestamp",), ("outcome", "symbol", "timestamp"), ("strategy_id", "timestamp")} <= indexed
+    assert {("timestamp",), ("outcome", "symbol", "timestamp"), ("strategy_id", "timestamp"), ("player",)} <= indexed
+    plan = " ".join(r[-1] for r in file.execute("explain query plan select distinct player from exchanges"))
+    assert "COVERING INDEX idx_exchanges_player" in plan  # History lists the Players without reading the table
     assert {"exchanges", "rounds", "strategies", "portfolio_snapshots", "coach_entries"} <= set(file.table_names())
     assert "coach_memory" in file.view_names()
 

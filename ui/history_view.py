@@ -121,7 +121,7 @@ def _slug(text: str) -> str:
 def csv_name(matching: HistoryFilter) -> str:
     """exchanges_<what the filter picks>.csv, e.g. exchanges_AMZN_APPROVE_market-2021-03-01-to-2021-03-31.csv."""
     parts = []
-    for chosen in (matching.symbol, matching.outcome, matching.strategy):
+    for chosen in (matching.symbol, matching.outcome, matching.strategy, matching.player):
         parts.extend(_slug(v) for v in ([chosen] if isinstance(chosen, str) else chosen or []))
     since, until = matching.since, matching.until
     if since:

@@ -105,6 +105,7 @@ C_DERIVED_NAME = "c_derived_name"
 H_OUTCOME = "h_outcome"
 H_SYMBOL = "h_symbol"
 H_STRATEGY = "h_strategy"
+H_PLAYER = "h_player"
 H_SINCE = "h_since"  # History: the first day of the date filter
 H_UNTIL = "h_until"  # and the last
 H_DATES_BY = "h_dates_by"

@@ -37,8 +37,9 @@ Choice = str | Sequence[str] | None
 
 @dataclasses.dataclass(frozen=True)
 class HistoryFilter:
-    """Which stored exchanges History shows. Empty fields pick everything; `outcome`, `symbol` and
-    `strategy` take one value or several; a date bound means the whole day, a datetime an exact instant;
+    """Which stored exchanges History shows. Empty fields pick everything; `outcome`, `symbol`,
+    `strategy` and `player` (who played the Player: house-player, claude-player, external: <client>...) take one
+    value or several; a date bound means the whole day, a datetime an exact instant;
     `text` matches the reasoning and critiques literally, regardless of case; `unfaithful` keeps the
     exchanges whose reasoning misstated its own trade (reasoning_score < 1); `repeat_id` keeps one group of
     core.repeat; `one_per_group` lists a group as one row (its first matching exchange)."""
@@ -53,6 +54,7 @@ class HistoryFilter:
     unfaithful: bool = False
     repeat_id: str | None = None
     one_per_group: bool = False
+    player: Choice = None  # last: the fields before it keep their places
 
     def __post_init__(self):
         if self.dates_by not in DATES_BY:
@@ -67,14 +69,16 @@ class HistoryFilter:
     def walkable(self) -> bool:
         """Whether a page may be found by walking the date index (see History.list_exchanges): the filter picks
         by a column with an index of its own. A text search reads every round whatever the plan."""
-        return bool(self.outcome or self.symbol or self.strategy or self.unfaithful) and not (self.text or self.repeat_id)
+        return bool(self.outcome or self.symbol or self.strategy or self.player or self.unfaithful) and \
+            not (self.text or self.repeat_id)
 
     def where(self, walk: bool = False) -> tuple[str, list]:
         """The SQL where clause over `exchanges` and its parameters. `walk`: the columns with an index of their
         own are written +column, so that SQLite walks the date index and tests them row by row."""
         where, params = [], []
         plus = "+" if walk else ""
-        for column, value in (("outcome", self.outcome), ("symbol", self.symbol), ("strategy_id", self.strategy)):
+        for column, value in (("outcome", self.outcome), ("symbol", self.symbol), ("strategy_id", self.strategy),
+                              ("player", self.player)):
             if value:
                 values = [value] if isinstance(value, str) else list(value)
                 where.append(f"{plus}{column} in ({', '.join('?' * len(values))})")
@@ -176,8 +180,8 @@ class History(StoreFile):
 
     def _where(self, chosen: HistoryFilter) -> tuple[str, list]:
         """chosen.where() for a count: walking the date index when the dates hold no more than
-        FEW_DAYS_ROWS rows, where SQLite would take an outcome's, symbol's or strategy's index and read every
-        row it holds to test the dates."""
+        FEW_DAYS_ROWS rows, where SQLite would take an outcome's, symbol's, strategy's or player's index and read
+        every row it holds to test the dates."""
         dates, bounds = chosen.dates()
         if not (dates and chosen.walkable):
             return chosen.where()
@@ -253,6 +257,11 @@ class History(StoreFile):
     def strategies(self) -> list[str]:
         """Every strategy that has exchanges, most recent first."""
         return [r["strategy_id"] for r in self._db["strategies"].rows_where(order_by="last_seen desc")]
+
+    @named_errors
+    def players(self) -> list[str]:
+        """Every Player that has exchanges (its name, as the artifact's agents.player), read from its index."""
+        return [r[0] for r in self._db.execute("select distinct player from exchanges order by player")]
 
     @named_errors
     def symbols(self) -> list[str]:

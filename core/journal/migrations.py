@@ -237,7 +237,12 @@ def _v12_recorded(db: sqlite_utils.Database) -> None:
     db.execute("update exchanges set recorded = timestamp")
 
 
+def _v13_player_index(db: sqlite_utils.Database) -> None:
+    """History filters by the Player (house, Claude, an agent of your own, one over MCP) and lists them: an index."""
+    db["exchanges"].create_index(["player"], if_not_exists=True)
+
+
 MIGRATIONS = Schema("player_coach", [_v1, _v2_backtests, _v3_history, _v4_agent_path, _v5_portfolio_backtests,
                                      _v6_round_complete, _v7_backtest_jobs, _v8_reasoning, _v9_lean,
-                                     _v10_repeat_groups, _v11_what_ifs, _v12_recorded])
+                                     _v10_repeat_groups, _v11_what_ifs, _v12_recorded, _v13_player_index])
 """The schema's steps in order; schema version N means the first N have run."""

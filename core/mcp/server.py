@@ -178,15 +178,17 @@ def _reading_tools(server: MCPServer, store) -> None:
     @server.tool()
     def history(outcome: str | None = None, symbol: str | None = None, strategy: str | None = None,
                 since: date | None = None, until: date | None = None, text: str | None = None,
-                dates_by: Literal["run", "market"] = "run", limit: int = 20) -> History:
+                dates_by: Literal["run", "market"] = "run", limit: int = 20, player: str | None = None) -> History:
         """Stored exchanges, newest first, filtered (the days run or the market days, `dates_by`, both ends
-        included); exchanges played over MCP name their Player `external: <client name and version>`."""
+        included); exchanges played over MCP name their Player `external: <client name and version>`, which
+        `player` filters on (as house-player or claude-player)."""
         if outcome is not None and outcome not in OUTCOMES:
             raise InvalidInput(f"outcome: {outcome[:MAX_ID]!r} is not one of {', '.join(OUTCOMES)}")
         if not 1 <= limit <= 500:
             raise InvalidInput(f"limit: {limit} is not between 1 and 500")
         rows = store.list_exchanges(outcome=outcome, symbol=symbol, strategy=strategy, since=since, until=until,
-                                    text=text, dates_by=dates_by, limit=limit) if store is not None else []
+                                    text=text, dates_by=dates_by, limit=limit, player=player) \
+            if store is not None else []
         return History(exchanges=rows)
 
 
