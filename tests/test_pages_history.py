@@ -196,6 +196,22 @@ def test_text_and_date_filters(app, stocked):
     assert count(at) == 0  # a date filter that did nothing would still show 6
 
 
+def test_a_text_search_reads_the_rounds_once_for_the_page_and_not_again_on_its_reruns(app, stocked, monkeypatch):
+    import core.journal.compact
+
+    at = app(PAGE)
+    at.session_state[session.HISTORY_CHARTS] = "drawn"  # the charts' queries in this run too
+    found, rounds = stocked.count_exchanges(text="trend up"), stocked._db.execute("select count(*) from rounds").fetchone()[0]
+    unpacked, unpack_line = [], core.journal.compact.Packer.unpack_line
+    monkeypatch.setattr(core.journal.compact.Packer, "unpack_line",
+                        lambda packer, blob: unpacked.append(blob) or unpack_line(packer, blob))
+    at.text_input(key=session.H_TEXT).input("Trend UP").run()
+    assert count(at) == found > 0 and len(unpacked) == rounds
+    at.number_input(key=session.H_PAGE).set_value(1).run()
+    at.run()
+    assert not at.exception and len(unpacked) == rounds
+
+
 def test_selecting_an_exchange_shows_its_rounds_as_cards(app, stocked):
     at = app(PAGE)
     assert at.selectbox(key=session.H_PICK).value is None

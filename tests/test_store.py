@@ -136,6 +136,60 @@ def test_text_filter_takes_percent_and_underscore_literally(store):
     assert store.count_exchanges(text="\\") == 0
 
 
+def unpacking_counted(store, monkeypatch) -> list[int]:
+    """How many round first lines `store` unpacks from now on (a text search unpacks each round's)."""
+    unpacked, unpack_line = [0], store._packer.unpack_line
+
+    def counted(blob):
+        unpacked[0] += 1
+        return unpack_line(blob)
+
+    monkeypatch.setattr(store._packer, "unpack_line", counted)
+    return unpacked
+
+
+def test_a_text_search_reads_the_rounds_once_for_every_query_that_asks_for_it(store, monkeypatch):
+    fill(store, 6)
+    rounds = store._db.execute("select count(*) from rounds").fetchone()[0]
+    unpacked = unpacking_counted(store, monkeypatch)
+    found = store.count_exchanges(text="Trend Up")
+    assert unpacked[0] == rounds
+    assert store.summary(text="trend up")["count"] == found  # the same words in other letters: the same search
+    assert len(store.list_exchanges(text="TREND UP", one_per_group=True)) == found
+    assert store.violation_counts(text="trend up") is not None and store.outcomes_by_day(text="trend up")
+    assert unpacked[0] == rounds
+    store.count_exchanges(text="trend down")  # other words: another pass
+    assert unpacked[0] == 2 * rounds
+
+
+@pytest.mark.parametrize("writer", ["this store", "another store on the file", "another thread"])
+def test_a_text_search_finds_an_exchange_recorded_after_it_ran(store, world, moderate, writer):
+    fill(store, 6)
+    before = store.count_exchanges(text="sma5 183.00")
+    assert before == 3 and store.count_exchanges(text="sma5 191.00") == 0  # half the worlds trend up
+    newer = world.model_copy(update={"sma5": 191})
+    record = lambda: core.run_exchange_sync(newer, moderate, core.Portfolio(), core.HousePlayer(seed=1),
+                                            core.HouseCoach(), store=store if writer == "this store" else
+                                            core.Store(store.path), run_id="newer")
+    if writer == "another thread":
+        thread = threading.Thread(target=lambda: core.run_exchange_sync(
+            newer, moderate, core.Portfolio(), core.HousePlayer(seed=1), core.HouseCoach(), store=store,
+            run_id="newer"))
+        thread.start()
+        thread.join()
+    else:
+        record()
+    assert [r["run_id"] for r in store.list_exchanges(text="sma5 191.00")] == ["newer"]
+    assert store.count_exchanges(text="sma5 183.00") == before
+
+
+def test_a_text_search_forgets_an_exchange_pruned_after_it_ran(store):
+    fill(store, 6)
+    assert store.count_exchanges(text="trend up") == 3
+    store.prune(None, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    assert store.count_exchanges(text="trend up") == 0 and store.list_exchanges(text="trend up") == []
+
+
 def test_summary_and_violation_counts(store):
     artifacts = fill(store, 12)
     summary = store.summary()

@@ -65,6 +65,8 @@ class StoreFile:
         self.problem: str | None = None  # why this file opened for listing only (see _load_dictionaries)
         self.note: str | None = None  # what a reader should know about what it sees (see _db)
         self._commits = 0  # since the last checkpoint request (threads may race on it: it only paces them)
+        self._watching: sqlite3.Connection | None = None  # see changes()
+        self._watching_lock = threading.Lock()
         if not create and (not self.path.is_file() or self.path.stat().st_size == 0):
             what = "no such file" if not self.path.exists() else "not a database file" if not self.path.is_file() \
                 else "an empty file, not a database"
@@ -131,6 +133,16 @@ class StoreFile:
 
     def _said_contains(self, body: bytes | None, words: str, run_id: str, number: int) -> bool:
         raise NotImplementedError  # History's
+
+    @named_errors
+    def changes(self) -> int:
+        """A number that moves whenever a commit reaches the file, from any thread or process: `pragma
+        data_version` of a connection of the store's own that never writes (it moves on every other
+        connection's commit). What is worked out from the file may be kept while it stands still."""
+        with self._watching_lock:
+            if self._watching is None:
+                self._watching = self._connect()
+            return self._watching.execute("pragma data_version").fetchone()[0]
 
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:

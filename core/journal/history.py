@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 
 from core.exchange.errors import InvalidInput, StoreError
 from core.exchange.schema import ET
 from core.exchange.artifact import Artifact
-from core.journal.db import StoreFile, named_errors
+from core.journal.db import StoreFile, compact_json, named_errors
 from core.journal.exchanges import CHILDREN, DAMAGE
 
 HISTORY_COLUMNS = {"market_time": str, "preset": str, "side": str, "size_pct": float, "entry": float, "stop": float,
@@ -26,6 +27,10 @@ WALKED_PER_ROW = 50
 """How far History walks the date index for each row a page needs (offset + limit) before it calls the filter's
 matches few and finds them through the filter's own index instead: a filter that keeps one row in 50 has filled
 its page by then; one that keeps fewer costs a sort of those few."""
+
+SEARCHES_KEPT = 8
+"""How many text searches History keeps the matching exchanges of (see History._said): the searches of a
+page run and its reruns, and a few the trader goes back to."""
 
 FEW_DAYS_ROWS = 10_000
 """A date range of at most this many rows is read through the date index to count what a filter keeps (~3 ms at
@@ -42,7 +47,8 @@ class HistoryFilter:
     value or several; a date bound means the whole day, a datetime an exact instant;
     `text` matches the reasoning and critiques literally, regardless of case; `unfaithful` keeps the
     exchanges whose reasoning misstated its own trade (reasoning_score < 1); `repeat_id` keeps one group of
-    core.repeat; `one_per_group` lists a group as one row (its first matching exchange)."""
+    core.repeat; `one_per_group` lists a group as one row (its first matching exchange). `said` is History's,
+    not the caller's: the run ids (a JSON list) of the exchanges whose rounds hold `text`."""
 
     outcome: Choice = None
     symbol: Choice = None
@@ -55,6 +61,7 @@ class HistoryFilter:
     repeat_id: str | None = None
     one_per_group: bool = False
     player: Choice = None  # last: the fields before it keep their places
+    said: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if self.dates_by not in DATES_BY:
@@ -68,9 +75,9 @@ class HistoryFilter:
     @property
     def walkable(self) -> bool:
         """Whether a page may be found by walking the date index (see History.list_exchanges): the filter picks
-        by a column with an index of its own. A text search reads every round whatever the plan."""
-        return bool(self.outcome or self.symbol or self.strategy or self.player or self.unfaithful) and \
-            not (self.text or self.repeat_id)
+        by a column with an index of its own, or keeps the exchanges a text search found (History._said)."""
+        return bool(self.outcome or self.symbol or self.strategy or self.player or self.unfaithful or self.text) and \
+            not self.repeat_id
 
     def where(self, walk: bool = False) -> tuple[str, list]:
         """The SQL where clause over `exchanges` and its parameters. `walk`: the columns with an index of their
@@ -86,10 +93,9 @@ class HistoryFilter:
         dates, bounds = self.dates()
         where += dates
         params += bounds
-        if self.text:
-            # The trader's words, matched literally and regardless of case, in the packed reasoning and critique.
-            where.append(f"{plus}run_id in (select run_id from rounds where said_contains(body, ?, run_id, round))")
-            params.append(self.text.lower())
+        if self.text:  # History looked the words up once (see History._said)
+            where.append(f"{plus}run_id in (select value from json_each(?))")
+            params.append(self.said)
         if self.unfaithful:
             where.append(f"{plus}reasoning_score < 1")
         if self.repeat_id:
@@ -143,6 +149,11 @@ def _instant(value: date | datetime | str, dates_by: str = "run") -> str:
 
 class History(StoreFile):
     """The stored exchanges as History shows them. Each query takes a HistoryFilter, or its fields as keywords."""
+
+    def __init__(self, *args, **kwargs):
+        self._searches: dict[str, tuple[int, str, frozenset]] = {}  # words: changes(), run ids, skipped (_said)
+        self._searches_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
 
     LIST_COLUMNS = ("run_id, market_time, timestamp, outcome, approved, rounds_taken, termination_reason, "
                     "total_tokens, cost_usd, symbol, strategy_id, preset, side, size_pct, entry, stop, target, "
@@ -268,6 +279,31 @@ class History(StoreFile):
         """Every symbol that has exchanges."""
         return [r[0] for r in self._db.execute("select distinct symbol from exchanges order by symbol")]
 
+    def _said(self, words: str) -> str:
+        """The run ids (a JSON list) of the exchanges with a round whose reasoning or critique holds the trader's
+        words, matched literally and regardless of case: one pass over the packed rounds a search, kept for the
+        later queries until the file changes (a new or finished exchange may match)."""
+        changes, words = self.changes(), words.lower()
+        if self._db.conn.in_transaction:  # this connection's own writes count, uncommitted: kept for nobody
+            return self._search(words)[0]
+        with self._searches_lock:
+            kept = self._searches.pop(words, None)  # back in last: the least recent search goes first
+        if kept is None or kept[0] != changes:
+            kept = (changes, *self._search(words))
+        with self._searches_lock:
+            self._searches[words] = kept
+            while len(self._searches) > SEARCHES_KEPT:
+                del self._searches[next(iter(self._searches))]
+        self._local.skipped = set(kept[2])
+        return kept[1]
+
+    def _search(self, words: str) -> tuple[str, frozenset]:
+        """One pass over the rounds for `words` (lower case): the run ids that match, and the damaged rounds."""
+        self._local.skipped = set()
+        found = self._db.execute("select distinct run_id from rounds where said_contains(body, ?, run_id, round)",
+                                 [words]).fetchall()
+        return compact_json([run_id for run_id, in found]), frozenset(self._local.skipped)
+
     def _said_contains(self, body: bytes | None, words: str, run_id: str, number: int) -> bool:
         """SQL said_contains(body, words, run_id, round): a round's reasoning or critique holds `words` (lower case).
         A damaged round matches nothing and is counted (`skipped_rounds`)."""
@@ -286,11 +322,9 @@ class History(StoreFile):
         return len(getattr(self._local, "skipped", ()))
 
     def _chosen(self, matching: HistoryFilter | None, filters: dict) -> HistoryFilter:
-        """The filter a call means (see _chosen); a text search starts counting skipped rounds afresh."""
+        """The filter a call means (see _chosen), its words looked up (see _said)."""
         chosen = _chosen(matching, filters)
-        if chosen.text:
-            self._local.skipped = set()
-        return chosen
+        return dataclasses.replace(chosen, said=self._said(chosen.text)) if chosen.text else chosen
 
     # -- pruning --------------------------------------------------------------------------------
 
