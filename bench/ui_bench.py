@@ -11,7 +11,8 @@
   within 0.5 s of Settings); beside it, the charts drawn too;
 * a picked row: from the click on a row of History's table to its rounds on screen, stamped by the page
   (goal <= 0.5 s);
-* History's page script on the server (AppTest) at 100k, caches cold and warm;
+* History's page script on the server (AppTest) at 100k, caches cold and warm; and searching reasoning and
+  critiques for words: the run that searches, then a rerun;
 * the Backtest page's four-symbol year (AAPL, IBM, MSFT, GOOG in one book, 2012, moderate with the book
   allowed, house agents, fast depth): from the click on Run backtest to the first metric on screen
   (goal <= 1.5 s), stamped by the page; beside each of these, Playwright's own wait for it; and the charts drawn
@@ -176,17 +177,23 @@ def _picked_rows(browser, db: Path, tries: int = 4) -> tuple[list[float], list[f
     return timings[1:], waited[1:]
 
 
-def _history_script(db: Path) -> tuple[float, float]:
-    """Seconds the History page's script takes on the server (AppTest): caches cold, then warm."""
+def _history_script(db: Path, text: str = "") -> tuple[float, float]:
+    """Seconds the History page's script takes on the server (AppTest): caches cold, then warm. With `text`,
+    searching for it: the run that searches first, then a rerun."""
     import os
 
     from streamlit.testing.v1 import AppTest
+
+    from ui.session import H_TEXT
 
     os.environ["PLAYER_COACH_DB"] = str(db)
     try:
         at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
         at.run()
         at.switch_page("pages/history.py")
+        if text:
+            at.run()
+            at.text_input(key=H_TEXT).input(text)
         timings = []
         for _ in range(2):
             start = time.perf_counter()
@@ -197,6 +204,9 @@ def _history_script(db: Path) -> tuple[float, float]:
         del os.environ["PLAYER_COACH_DB"]
     return timings[0], timings[1]
 
+
+SEARCHED = "trend up"
+"""History's text search in the bench: words in the rounds of three exchanges in four at 100k."""
 
 BOOK = ("AAPL", "IBM", "MSFT", "GOOG")
 
@@ -321,6 +331,9 @@ def run() -> dict:
             browser.close()
         figures["history_100k_db_size_mb"] = round(core.Store(db).size_bytes() / 1e6, 1)
         script_cold, script_warm = _history_script(db)
+        searched, searched_again = _history_script(db, SEARCHED)
     figures.update({"history_100k_page_script_s_cold_cache": round(script_cold, 2),
-                    "history_100k_page_script_s_warm_cache": round(script_warm, 2)})
+                    "history_100k_page_script_s_warm_cache": round(script_warm, 2),
+                    "history_100k_page_script_text_search_s_first_run": round(searched, 2),
+                    "history_100k_page_script_text_search_s_rerun": round(searched_again, 2)})
     return figures
