@@ -153,11 +153,13 @@ exchanges()
 def history_charts(matching: HistoryFilter, summary: dict) -> None:
     """A session's first visit: the charts come on a rerun of this fragment alone, which the browser
     asks for once the table is on screen (a timer could fire while a fresh tab still loads the
-    table's code). Every later run draws them at once."""
+    table's code); it loads plotly's code then too, while the rerun runs, not after the charts came.
+    Every later run draws them at once."""
     if state.get(session.HISTORY_CHARTS) is None:
         state[session.HISTORY_CHARTS] = "waiting"
         st.caption("The charts follow…")
-        after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE)
+        after_paint.rerun_once_drawn('[data-testid="stDataFrame"] canvas', key=session.H_CHARTS_CUE,
+                                     then_load=("PlotlyChart",))
         return
     state[session.HISTORY_CHARTS] = "drawn"
     newest = tuple((r["run_id"], r["outcome"], r["rounds_taken"]) for r in store.list_exchanges(matching, limit=5))

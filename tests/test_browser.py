@@ -265,6 +265,49 @@ def test_history_paints_the_summary_and_table_before_the_charts(app_server, page
     assert page.get_by_text("Round 1 —").count() == 0
 
 
+def hold_back_charts(page) -> list[bytes]:
+    """Route `page`'s connection to the server so that the first chart the server sends, and everything after it,
+    is held back; returns the list the held messages are put in."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    held: list[bytes] = []
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message) -> None:
+            msg = ForwardMsg.FromString(message) if isinstance(message, bytes) else ForwardMsg()
+            if held or msg.delta.new_element.WhichOneof("type") == "plotly_chart":
+                held.append(message)
+            else:
+                ws.send(message)
+
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/_stcore/stream$"), route)
+    return held
+
+
+PLOTLY_CODE = "performance.getEntriesByType('resource').some(e => /\\/PlotlyChart\\.[^/]*\\.js$/.test(e.name))"
+"""Whether the page fetched plotly's code (Streamlit's PlotlyChart.<hash>.js, 4.7 MB)."""
+
+
+def test_history_loads_plotlys_code_once_the_table_is_drawn_before_its_charts_come(app_server, page):
+    """plotly's code (4.7 MB, ~0.6 s of a core to compile and run) loads while the charts' run runs, not after it:
+    here the server's charts are held back, and the code comes all the same."""
+    base, db = app_server
+    seed(db, "plotly-code")
+    held = hold_back_charts(page)
+    page.goto(f"{base}/history")
+    page.get_by_test_id("stDataFrame").first.locator("canvas").first.wait_for(timeout=60_000)
+    page.wait_for_function(PLOTLY_CODE, timeout=30_000)
+    for _ in range(300):  # the charts' run comes (and is held back) whether the code came before or after it
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held and page.get_by_test_id("stPlotlyChart").count() == 0
+
+
 def test_a_phone_sees_history_chart_titles_clear_of_the_toolbar(app_server, browser):
     base, db = app_server
     seed(db, "phone")

@@ -19,16 +19,21 @@ _WAIT_AT_MOST_MS = 10_000
 
 _JS = """
 export default function ({ data, setTriggerValue }) {
-    // Code to load now (load_code), from the same address as the frontend's own import of it: loaded and run once.
-    for (const path of data.paths || []) import(new URL(path, document.baseURI).href).catch(() => {});
-    if (!data.selector) return;
+    // Code to load (load_code, then_load), from the address of the frontend's own import of it: loaded and run once.
+    const load = () => { for (const path of data.paths) import(new URL(path, document.baseURI).href).catch(() => {}); };
+    if (!data.selector) { load(); return; }
     const started = performance.now();
     let gone = false, timer = null;
+    const drawn = () => {
+        if (gone) return;
+        load();
+        setTriggerValue("drawn", true);
+    };
     const look = () => {
         if (gone) return;
         if (document.querySelector(data.selector) || performance.now() - started > data.wait_ms) {
             // a frame after it is in the document, so that it is on screen before the rerun starts
-            requestAnimationFrame(() => { timer = setTimeout(() => gone || setTriggerValue("drawn", true), 0); });
+            requestAnimationFrame(() => { timer = setTimeout(drawn, 0); });
         } else {
             timer = setTimeout(look, 50);
         }
@@ -42,13 +47,14 @@ export default function ({ data, setTriggerValue }) {
 _component = st.components.v2.component("player_coach.after_paint", js=_JS)
 
 
-def rerun_once_drawn(selector: str, *, key: str) -> None:
-    """Rerun the page once the browser shows an element matching the CSS `selector` (or after 10 s).
+def rerun_once_drawn(selector: str, *, key: str, then_load: tuple[str, ...] = ()) -> None:
+    """Rerun the page once the browser shows an element matching the CSS `selector` (or after 10 s), and have it
+    load the code of the kinds of element `then_load` names (see load_code) at the same moment, while the rerun runs.
 
     The rerun is the browser's doing; a script run without a browser (AppTest) never sees it.
     """
-    _component(key=key, data={"selector": selector, "wait_ms": _WAIT_AT_MOST_MS}, height=0,
-               on_drawn_change=lambda: None)
+    _component(key=key, data={"paths": _code_paths(then_load), "selector": selector, "wait_ms": _WAIT_AT_MOST_MS},
+               height=0, on_drawn_change=lambda: None)
 
 
 _STATIC_JS = Path(st.__file__).parent / "static" / "static" / "js"
