@@ -105,6 +105,13 @@ def _as_typed(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def _days(index: pd.DatetimeIndex):
+    """A day axis plotly copies in one go and writes as before. Days with a time zone (the market's) reach plotly as
+    Timestamp objects, which it deep-copies one by one on every add_trace, update and to_dict (half the time of a
+    year's chart); their text, the isoformat it writes for each, is one list of strings."""
+    return [day.isoformat() for day in index] if index.tz is not None else index
+
+
 PRESET_COLOURS = ("#2563eb", "#f97316")
 _LEGEND = {"orientation": "h", "y": -0.2, "title_text": ""}
 
@@ -114,13 +121,14 @@ def returns_curves(curves: dict[str, pd.Series], capital: float, buy_hold: pd.Se
     of the same capital, when given, dotted on a scale of its own (right), so its swings flatten nothing."""
     figure = go.Figure()
     for (name, equity), colour in zip(curves.items(), PRESET_COLOURS * 4):
-        figure.add_trace(go.Scatter(x=equity.index, y=(equity.to_numpy() / capital - 1) * 100, name=_as_typed(name),
-                                    mode="lines", line={"color": colour},
+        figure.add_trace(go.Scatter(x=_days(equity.index), y=(equity.to_numpy() / capital - 1) * 100,
+                                    name=_as_typed(name), mode="lines", line={"color": colour},
                                     hovertemplate="%{x|%d %b %Y}: %{y:+.2f} %<extra>" + _as_typed(name) + "</extra>"))
     layout = {"yaxis": {"title": "return since the start [%]", "ticksuffix": " %", "zeroline": True}}
     if buy_hold is not None:
-        figure.add_trace(go.Scatter(x=buy_hold.index, y=(buy_hold.to_numpy() / capital - 1) * 100, name="buy & hold (right scale)",
-                                    mode="lines", line={"color": "#94a3b8", "dash": "dot"}, yaxis="y2",
+        figure.add_trace(go.Scatter(x=_days(buy_hold.index), y=(buy_hold.to_numpy() / capital - 1) * 100,
+                                    name="buy & hold (right scale)", mode="lines",
+                                    line={"color": "#94a3b8", "dash": "dot"}, yaxis="y2",
                                     hovertemplate="%{x|%d %b %Y}: %{y:+.2f} %<extra>buy & hold</extra>"))
         layout["yaxis2"] = {"title": "buy & hold [%]", "ticksuffix": " %", "overlaying": "y", "side": "right",
                             "showgrid": False}
@@ -133,7 +141,7 @@ def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
     """Percent below the running peak per preset, drawn downwards."""
     figure = go.Figure()
     for (name, drawdown), colour in zip(curves.items(), PRESET_COLOURS * 4):
-        figure.add_trace(go.Scatter(x=drawdown.index, y=-drawdown.to_numpy(), name=_as_typed(name), mode="lines",
+        figure.add_trace(go.Scatter(x=_days(drawdown.index), y=-drawdown.to_numpy(), name=_as_typed(name), mode="lines",
                                     fill="tozeroy", line={"color": colour},
                                     hovertemplate="%{x|%d %b %Y}: %{y:.2f} %<extra>" + _as_typed(name) + "</extra>"))
     figure.update_layout(title=_title("Drawdown: below the running peak"), height=340, margin=_MARGIN,
@@ -144,9 +152,9 @@ def drawdowns(curves: dict[str, pd.Series]) -> go.Figure:
 
 def positions(frame: pd.DataFrame) -> go.Figure:
     """The book at each close: one line per symbol, its signed size in percent of equity (short below 0)."""
-    figure = go.Figure()
+    figure, days = go.Figure(), _days(frame.index)
     for symbol in frame.columns:
-        figure.add_trace(go.Scatter(x=frame.index, y=frame[symbol].to_numpy() * 100, name=_as_typed(symbol),
+        figure.add_trace(go.Scatter(x=days, y=frame[symbol].to_numpy() * 100, name=_as_typed(symbol),
                                     mode="lines", line={"shape": "hv"}))
     figure.update_layout(title=_title("Positions at each close (short below 0)"), height=300, margin=_MARGIN,
                          yaxis={"title": "position [% of equity]", "ticksuffix": " %"}, xaxis_title="trading day",
@@ -156,8 +164,8 @@ def positions(frame: pd.DataFrame) -> go.Figure:
 
 def price_with_trades(prices: pd.DataFrame, trades: pd.DataFrame, title: str = "Price and trades") -> go.Figure:
     """Daily candles with a marker at every entry (triangle) and exit (cross), hover naming the reason."""
-    figure = go.Figure(go.Candlestick(x=prices.index, open=prices["Open"], high=prices["High"], low=prices["Low"],
-                                      close=prices["Close"], name="price", showlegend=False))
+    figure = go.Figure(go.Candlestick(x=_days(prices.index), open=prices["Open"], high=prices["High"],
+                                      low=prices["Low"], close=prices["Close"], name="price", showlegend=False))
     if len(trades):
         long = trades["side"] == "long"
         for mask, symbol, label, colour in ((long, "triangle-up", "long entry", "#16a34a"),
