@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -159,90 +159,115 @@ def run_exchange(
     (an animation) is not counted.
     """
     stamp = (now or (lambda: datetime.now(timezone.utc)))()
-    usage = NO_USAGE
-    unfinished = NO_USAGE  # billed in the round under way, not yet in `usage`
     # Copies: a caller that changes its portfolio afterwards must not rewrite this record.
     held = (constraints, portfolio, world) if decision_only else \
         (snapshot(constraints), snapshot(portfolio), snapshot(world))
     artifact = _artifact(run_id or str(uuid.uuid4()), _timestamp(stamp), held, strategy_id, _agents(player, coach))
-    passing_words = not (decision_only and read_failing_checks_only(player, coach))
-    rounds = artifact.rounds
-    finished = False
+    exchange = _Exchange(artifact, world, constraints, portfolio, player, coach, grader, stream, decision_only)
+    try:
+        yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id, artifact)
+        breaker = (None if breakers_checked else circuit_breaker(constraints, portfolio, world.as_of)) or \
+            refused_symbol(constraints, world.symbol)
+        if breaker:
+            exchange.finish("ABORT", breaker)
+            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of, world.symbol))
+        for number in range(1, 0 if breaker else constraints.max_rounds + 1):
+            if (yield from exchange.play_round(number)):
+                break
+    except (GeneratorExit, KeyboardInterrupt):
+        # A consumer that stops listening after the outcome is on record changes nothing.
+        exchange.cut_short("interrupted")
+        raise
+    except Interrupted as why:  # thrown in by stop(): ended as closing it would, saying why
+        exchange.cut_short(str(why) or "interrupted")
+    except Exception as failure:  # an agent bug must still leave a stored, readable exchange
+        exchange.finish(*_failed(failure, artifact.run_id))
+    yield ExchangeFinished(artifact)
 
-    current: RoundUnderWay | None = None
 
-    def finish(outcome: str, reason: str | None) -> None:
-        nonlocal finished
-        if current is not None and not finished:  # cut short in a round: keep it as it stood
-            as_it_stood = current.as_it_stood(unfinished)
+class _Exchange:
+    """An exchange under way in `run_exchange`: what it plays on, its artifact, what it has spent, the round under
+    way, and how it ends wherever it stops."""
+
+    __slots__ = ("artifact", "world", "constraints", "portfolio", "player", "coach", "grader", "stream", "check",
+                 "passing_words", "usage", "unfinished", "current", "finished")
+
+    def __init__(self, artifact: Artifact, world: WorldState, constraints: Constraints, portfolio: Portfolio,
+                 player: Player, coach: Coach, grader, stream: bool, decision_only: bool):
+        self.artifact, self.world, self.constraints, self.portfolio = artifact, world, constraints, portfolio
+        self.player, self.coach, self.grader, self.stream = player, coach, grader, stream
+        self.check = not decision_only or grader is not None  # whether each round's reasoning is checked
+        self.passing_words = not (decision_only and read_failing_checks_only(player, coach))
+        self.usage = self.unfinished = NO_USAGE  # `unfinished`: billed in the round under way, not yet in `usage`
+        self.current: RoundUnderWay | None = None
+        self.finished = False
+
+    def play_round(self, number: int) -> Generator[Event, None, bool]:
+        """Play round `number`, yielding its events; whether it ended the exchange."""
+        world, constraints, portfolio, player, coach = self.world, self.constraints, self.portfolio, self.player, self.coach
+        current = self.current = RoundUnderWay(number)
+        yield RoundStarted(number)
+        said = player.propose(world, constraints, portfolio, self.artifact.rounds)
+        played = current.played = (yield from current.speak("player", player, said)) if self.stream else \
+            current.hear("player", player, said)
+        self.unfinished = played.usage
+        proposal = current.proposal = played.value
+        started = time.perf_counter()
+        checked = current.checked = reasoning_check(proposal) if self.check else None
+        grade, graded = _grade(self.grader, proposal, world, constraints, portfolio, checked)
+        self.unfinished = self.unfinished + graded
+        verdict = current.verdict = _verdict(played, constraints, portfolio, world, self.passing_words)
+        current.seconds += time.perf_counter() - started
+        # A copy without the critique, which comes with VerdictReached (what model_copy makes, at a third of its cost).
+        before = built(Verdict, verdict.__dict__.copy(), verdict.__pydantic_fields_set__)
+        yield ProposalMade(number, proposal, before)
+        said = coach.critique(proposal, verdict, constraints, world, portfolio)
+        coached = (yield from current.speak("coach", coach, said)) if self.stream else \
+            current.hear("coach", coach, said)
+        spent = played.usage + graded + coached.usage
+        self.usage, self.unfinished = self.usage + spent, NO_USAGE
+        record = current.record(coached, spent, grade)
+        self.artifact.rounds.append(record)
+        self.current = None  # finished: nothing left to keep as it stood
+        ending = _ending(verdict, number, constraints)
+        if ending:
+            self.finish(*ending)
+        yield VerdictReached(number, verdict, record, last=bool(ending))
+        return bool(ending)
+
+    def cut_short(self, reason: str) -> None:
+        """End it INTERRUPTED with `reason`, unless it had already ended."""
+        if not self.finished:
+            self.finish("INTERRUPTED", reason, NO_USAGE)
+
+    def finish(self, outcome: str, reason: str | None, billed: Usage | None = None) -> None:
+        """Write how it ended into the artifact. `billed`: when it stopped before its end (None: it ended as the
+        rules say), what a failure billed beyond what the round under way had, all of which then counts."""
+        artifact, rounds = self.artifact, self.artifact.rounds
+        if billed is not None:
+            self.usage = self.usage + self.unfinished + billed
+        if self.current is not None and not self.finished:  # cut short in a round: keep it as it stood
+            as_it_stood = self.current.as_it_stood(self.unfinished)
             if as_it_stood is not None:
                 rounds.append(as_it_stood)
         # Straight into the model's fields: each was set when the artifact was built, so pydantic's own
         # __setattr__ (a field lookup and a fields-set update per name) would change nothing else.
         artifact.__dict__.update(outcome=outcome, approved=outcome == "APPROVE",
                                  rounds_taken=sum(r.complete for r in rounds), termination_reason=reason,
-                                 total_tokens=usage.total, usage=usage)
-        finished = True
+                                 total_tokens=self.usage.total, usage=self.usage)
+        self.finished = True
 
-    try:
-        yield ExchangeStarted(artifact.run_id, world, constraints, portfolio, strategy_id, artifact)
-        breaker = (None if breakers_checked else circuit_breaker(constraints, portfolio, world.as_of)) or \
-            refused_symbol(constraints, world.symbol)
-        if breaker:
-            finish("ABORT", breaker)
-            yield BreakerTripped(breaker, breaker_detail(breaker, constraints, portfolio, world.as_of, world.symbol))
-        for number in range(1, 0 if breaker else constraints.max_rounds + 1):
-            current = RoundUnderWay(number)
-            yield RoundStarted(number)
-            said = player.propose(world, constraints, portfolio, rounds)
-            played = current.played = (yield from current.speak("player", player, said)) if stream else \
-                current.hear("player", player, said)
-            unfinished = played.usage
-            proposal = current.proposal = played.value
-            started = time.perf_counter()
-            checked = current.checked = reasoning_check(proposal) if not decision_only or grader is not None else None
-            grade, graded = _grade(grader, proposal, world, constraints, portfolio, checked)
-            unfinished = unfinished + graded
-            verdict = current.verdict = _verdict(played, constraints, portfolio, world, passing_words)
-            current.seconds += time.perf_counter() - started
-            # A copy without the critique, which comes with VerdictReached (what model_copy makes, at a third of its cost).
-            before = built(Verdict, verdict.__dict__.copy(), verdict.__pydantic_fields_set__)
-            yield ProposalMade(number, proposal, before)
-            said = coach.critique(proposal, verdict, constraints, world, portfolio)
-            coached = (yield from current.speak("coach", coach, said)) if stream else current.hear("coach", coach, said)
-            spent = played.usage + graded + coached.usage
-            usage, unfinished = usage + spent, NO_USAGE
-            record = current.record(coached, spent, grade)
-            rounds.append(record)
-            current = None  # finished: nothing left to keep as it stood
-            ending = _ending(verdict, number, constraints)
-            if ending:
-                finish(*ending)
-            yield VerdictReached(number, verdict, record, last=bool(ending))
-            if ending:
-                break
-    except (GeneratorExit, KeyboardInterrupt):
-        # A consumer that stops listening after the outcome is on record changes nothing.
-        if not finished:
-            usage = usage + unfinished
-            finish("INTERRUPTED", "interrupted")
-        raise
-    except Interrupted as why:  # thrown in by stop(): ended as closing it would, saying why
-        if not finished:
-            usage = usage + unfinished
-            finish("INTERRUPTED", str(why) or "interrupted")
-    except SpendLimitReached as limit:
-        usage = usage + unfinished + limit.usage
-        finish("ABORT", "spend_guard")
-        log.info("spend guard stopped exchange %s: %s", artifact.run_id, limit)
-    except AgentError as failure:
-        usage = usage + unfinished + failure.usage
-        finish("ERROR", str(failure) or type(failure).__name__)
-    except Exception as failure:  # an agent bug must still leave a stored, readable exchange
-        log.exception("exchange %s failed", artifact.run_id)
-        usage = usage + unfinished
-        finish("ERROR", f"{type(failure).__name__}: {failure}")
-    yield ExchangeFinished(artifact)
+
+def _failed(failure: Exception, run_id: str) -> tuple[str, str, Usage]:
+    """How an agent's failure ends exchange `run_id`: its outcome, its reason, and what the failure billed beyond
+    the round under way. Called while handling it (an unforeseen failure is logged with its traceback)."""
+    if isinstance(failure, SpendLimitReached):
+        log.info("spend guard stopped exchange %s: %s", run_id, failure)
+        return "ABORT", "spend_guard", failure.usage
+    if isinstance(failure, AgentError):
+        return "ERROR", str(failure) or type(failure).__name__, failure.usage
+    log.exception("exchange %s failed", run_id)
+    return "ERROR", f"{type(failure).__name__}: {failure}", NO_USAGE
 
 
 class Ended(NamedTuple):
@@ -297,17 +322,10 @@ def decide_exchange(world: WorldState, constraints: Constraints, portfolio: Port
             ending = _ending(verdict, number, constraints)
             if ending:
                 return ended(*ending)
-    except SpendLimitReached as limit:
-        usage = usage + unfinished + limit.usage
-        log.info("spend guard stopped exchange %s: %s", run_id, limit)
-        return ended("ABORT", "spend_guard")
-    except AgentError as failure:
-        usage = usage + unfinished + failure.usage
-        return ended("ERROR", str(failure) or type(failure).__name__)
-    except Exception as failure:  # an agent bug ends the exchange ERROR, as run_exchange's does
-        log.exception("exchange %s failed", run_id)
-        usage = usage + unfinished
-        return ended("ERROR", f"{type(failure).__name__}: {failure}")
+    except Exception as failure:  # a failure ends the exchange as it ends run_exchange's
+        outcome, reason, billed = _failed(failure, run_id)
+        usage = usage + unfinished + billed
+        return ended(outcome, reason)
     return ended("INTERRUPTED", None)  # no round at all (max_rounds set below 1 unvalidated): as the artifact starts
 
 
