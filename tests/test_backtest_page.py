@@ -289,6 +289,30 @@ def test_the_challenge_odds_are_worked_out_once_not_on_every_rerun(app, monkeypa
     assert len(worked) > first
 
 
+def test_a_rerun_that_changes_no_chart_builds_none_and_a_change_builds_only_its_chart(app, monkeypatch):
+    from ui import charts
+
+    for kept in (charts.returns_curves, charts.drawdowns, charts.price_with_trades, charts.positions):
+        kept.clear()  # charts kept from another test's run would be builds this one never sees
+    built = []
+    title = charts._title  # every chart's builder calls it once
+    monkeypatch.setattr(charts, "_title", lambda text: built.append(text) or title(text))
+    at = choose_short_msft(app(PAGE))
+    run_to_the_end(at)
+    assert sorted(built) == ["Drawdown: below the running peak", "MSFT with the trades of moderate",
+                             "MSFT with the trades of strict", "Return of each preset"]
+    drawn = [c.proto.spec for c in at.get("plotly_chart")]
+    built.clear()
+    at.run()
+    at.selectbox(key=session.BT_CH + "template").set_value("two_step").run()
+    at.button(key=session.BT_OPEN).click().run()  # the run already shown, read again from the store
+    assert built == [] and [c.proto.spec for c in at.get("plotly_chart")] == drawn
+    at.toggle(key=session.BT_BUY_HOLD).set_value(True).run()
+    assert built == ["Return of each preset"] and "buy & hold" in at.get("plotly_chart")[0].proto.spec
+    at.toggle(key=session.BT_BUY_HOLD).set_value(False).run()  # back to a chart built before
+    assert built == ["Return of each preset"] and [c.proto.spec for c in at.get("plotly_chart")] == drawn
+
+
 def test_a_portfolio_run_shows_each_symbol_the_positions_and_the_limits_that_bound(app, app_store):
     at = app(PAGE)
     at.selectbox(key=session.BT_SYMBOL).set_value("MSFT").run()
