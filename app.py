@@ -17,13 +17,16 @@ st.set_page_config(page_title="Player–Coach Trade Review", layout="wide")
 # the imports (and on its every run, so that it never leaves), the style is in place long before the page comes. In
 # a later tab, whose run imports nothing, the style could come a few frames after the element, and its 16-px gap
 # would push the page down and back up; that tab's run is short, and the element would buy it little.
-# Its key is named here, not in ui.session: importing that imports core, which this must come before.
+# Its key is named here, not in ui.session: importing that imports core, which this must come before (and a page file
+# run on its own, a fresh process's first URL, imports none of core before it runs this: ui.shell).
+# The kinds are those the first paint of Trade Review and of Backtest draw: on Backtest, a kind whose code came after the
+# run (its With box, radios, number boxes) stood as a 40-px placeholder, then grew and moved the Past runs box down.
 # (rehype-raw is not an element but what the characters' HTML is parsed with.)
 FIRST_PAINT_CODE = "first_paint_code"
 if st.session_state.setdefault(f"{FIRST_PAINT_CODE}_mounted", "core" not in sys.modules):
     st.html(f"<style>.st-key-{FIRST_PAINT_CODE} {{display: none}}</style>")
-    after_paint.load_code(("Selectbox", "DateInput", "TimeInput", "NumberInput", "TextInput", "PageLink", "Slider",
-                           "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
+    after_paint.load_code(("Selectbox", "Multiselect", "Radio", "DateInput", "TimeInput", "NumberInput", "TextInput",
+                           "PageLink", "Slider", "Button", "rehype-raw"), key=FIRST_PAINT_CODE)
 
 from ui import session, shell  # noqa: E402
 

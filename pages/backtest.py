@@ -4,13 +4,13 @@ one or two presets on the same days."""
 import uuid
 from functools import partial
 
-import pandas as pd
 import streamlit as st
 
 from ui import shell
 
 shell.require_app()
 
+import pandas as pd  # noqa: E402  after require_app: a fresh process's first URL runs this file alone, before app.py
 import core  # noqa: E402
 from core import market, prices
 from core.backtest import engine as backtest

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import streamlit as st
 
-import core
 from ui.text import literal
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -33,10 +32,14 @@ def app_running() -> Iterator[None]:
     A database that fails part-way (a corrupt page, a file made read-only) stops the page with its
     reason in words, never a traceback.
     """
+    # core is imported by now (app.py's ui.session); not when this module is: a page file run on its own imports this
+    # module before it runs app.py, which must see a process that has not imported core yet (see FIRST_PAINT_CODE)
+    from core import StoreError
+
     _run.inside_app = True
     try:
         yield
-    except core.StoreError as error:
+    except StoreError as error:
         st.error(f"{literal(error)}. Set PLAYER_COACH_DB to another file, or move this one aside.",
                  icon=":material/database:")
     finally:
