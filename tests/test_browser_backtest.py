@@ -6,7 +6,7 @@ import pytest
 
 import core
 from core import market
-from tests.support.ui_fixtures import wait_for_app
+from tests.support.ui_fixtures import wait_for_app, wait_until_drawn
 
 HOUSE = "House agents (offline, free)"  # the Backtest page's label for the house agents
 START, END = "2021-01-04", "2021-03-31"
@@ -34,7 +34,7 @@ def seed_job(db, job_key: str, presets: list[str], stop_after: int | None = None
 
 
 def pick_past_run(page, text: str) -> None:
-    wait_for_app(page)  # a run still drawing can redraw the box and close its list before the option is clicked
+    wait_until_drawn(page)  # an element drawn late above the box moves it under the click, which then opens nothing
     page.get_by_test_id("stSelectbox").filter(has_text="A stored backtest").click()
     page.get_by_role("option").filter(has_text=text).first.click()
     wait_for_app(page)

@@ -66,6 +66,16 @@ def wait_for_app(page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
 
 
+def wait_until_drawn(page) -> None:
+    """Until the app's run is over and the browser has drawn all of it, so that nothing moves under a click.
+
+    An element whose kind's code is still loading stands as a skeleton of its own height; the page below it
+    moves when the element comes (the run may be over by then: on Backtest, its radios and number boxes came
+    0.1-0.7 s after the run on a loaded machine, and took the Past runs box 33 px down under a click)."""
+    wait_for_app(page)
+    page.get_by_test_id("stSkeleton").first.wait_for(state="detached")
+
+
 def set_speed(page, label: str) -> None:
     """Move Trade Review's animation-speed slider to a speed by name (ui.session.SPEEDS, slowest first)."""
     from ui.session import SPEEDS
