@@ -86,6 +86,33 @@ def test_the_first_paint_is_the_summary_and_the_table_then_the_charts(app, stock
     assert len(titles) == 2 and "Exchanges per" in titles[0] and "Most frequent violations" in titles[1]
 
 
+def test_a_rerun_that_changes_no_chart_makes_no_figure_and_a_new_exchange_gets_new_charts(app, stocked, monkeypatch):
+    import plotly.graph_objects as go
+
+    made, init = [], go.Figure.__init__  # a build, or a copy unpickled from a cache, makes a Figure
+    monkeypatch.setattr(go.Figure, "__init__",
+                        lambda figure, *args, **kwargs: made.append(1) or init(figure, *args, **kwargs))
+    at = app(PAGE)
+    at.run()  # the charts, built
+    drawn = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(drawn) == 2 and made
+    made.clear()
+    at.run()
+    assert made == [] and [c.proto.spec for c in at.get("plotly_chart")] == drawn
+    at.multiselect(key=session.H_SYMBOL).set_value(["AMZN"]).run()
+    assert made and len(at.get("plotly_chart")) == 2  # other exchanges: other charts
+    made.clear()
+    at.multiselect(key=session.H_SYMBOL).set_value([]).run()  # back to charts made before
+    assert made == [] and [c.proto.spec for c in at.get("plotly_chart")] == drawn
+    world = core.WorldState(symbol="TSLA", as_of="2025-03-05 10:00", price=185, sma5=183, sma10=180)
+    core.run_exchange_sync(world, core.load_preset("moderate"), core.Portfolio(), core.HousePlayer(seed=9),
+                           core.HouseCoach(), store=stocked, strategy_id="swing", run_id="run-later",
+                           now=lambda: RUN_AT + timedelta(days=1))
+    at.run()  # the same filters, a new exchange in the store: the charts follow it
+    assert made and count(at) == 7 and "2025-03-05" in at.get("plotly_chart")[0].proto.spec
+    assert "2025-03-05" not in drawn[0]  # the market days by default
+
+
 def test_the_table_shows_market_and_run_time_the_preset_and_the_trade(app, stocked):
     at = app(PAGE)
     table = exchanges_table(at)

@@ -65,13 +65,15 @@ def violation_bars(counts: list[tuple[str, int]], top: int = 10) -> go.Figure:
     return figure
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)
 def history_figures(_store, path: str, matching: HistoryFilter, version: tuple) -> tuple[go.Figure, go.Figure | None]:
     """History's two charts for the filtered exchanges: outcomes over time, violations (None: none).
 
-    Cached because they count every matching exchange and round (0.1 s at 100k rows). `path` and
+    Kept because they count every matching exchange and round (0.1 s at 100k rows). `path` and
     `version` (the page's summary figures and newest rows) are the cache key: a new exchange, or
-    one that finishes, changes them, so the charts follow the database.
+    one that finishes, changes them, so the charts follow the database. cache_resource, not cache_data, as for
+    the Backtest's charts (`_kept`): cache_data hands back a copy unpickled, plotly validating both figures again
+    (9-17 ms for a year of days). So the figures are shared: nothing may change one (st.plotly_chart copies them).
     """
     violations = _store.violation_counts(matching)
     by_day = outcomes_over_time(_store.outcomes_by_day(matching), matching.dates_by)
